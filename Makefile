@@ -1,0 +1,122 @@
+# screening-gateway — see README.  `make` builds build/bin/; `make check`
+# builds with ASan+UBSan into build/check/ and runs the TAP tests in t/.
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  := 0.1.0
+
+CC       ?= cc
+PKGS     := sqlite3 openssl zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+BUILD    ?= build
+OPT      ?= -O2 -g
+SAN      ?=
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) $(SAN) \
+	     -DGW_VERSION='"$(VERSION)"' -Ilib -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) $(LDLIBS)
+
+LIB_SRC  := $(wildcard lib/*.c)
+SQL      := $(wildcard sql/*.sql)
+GEN_OBJ  := $(BUILD)/obj/gen/dicom_dict.o $(SQL:sql/%.sql=$(BUILD)/obj/gen/sql_%.o)
+LIB_OBJ  := $(LIB_SRC:lib/%.c=$(BUILD)/obj/lib/%.o) $(GEN_OBJ)
+PROGS    := $(patsubst bin/%.c,%,$(wildcard bin/*.c))
+BINS     := $(PROGS:%=$(BUILD)/bin/%)
+UNITS    := $(patsubst t/unit/%.c,%,$(wildcard t/unit/*.c))
+UNIT_BINS := $(UNITS:%=$(BUILD)/t/%)
+DICT     := /usr/share/libdcmtk17/dicom.dic
+
+CHECK_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+.PHONY: all check test run deps install bench fuzz clean units
+.SUFFIXES:
+
+all: $(BINS)
+
+units: $(UNIT_BINS)
+
+$(BUILD)/gen/dicom_dict.c: tools/gendict.awk $(DICT)
+	@mkdir -p $(@D)
+	awk -f tools/gendict.awk $(DICT) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/dicom_dict.o: $(BUILD)/gen/dicom_dict.c lib/dicom.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+# Schemas are compiled in: sql/pacs.sql becomes the string db_schema_pacs.
+$(BUILD)/gen/sql_%.c: sql/%.sql tools/embed.awk
+	@mkdir -p $(@D)
+	awk -v name=db_schema_$* -f tools/embed.awk $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/sql_%.o: $(BUILD)/gen/sql_%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/lib/libgateway.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/%: bin/%.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
+
+$(BUILD)/t/%: t/unit/%.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h) t/unit/tap.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
+
+# The test build: ASan + UBSan, its own tree, then every t/*.t under prove.
+check: deps
+	$(MAKE) BUILD=build/check OPT='-O1 -g' SAN='$(CHECK_SAN)' all units
+	GW_BUILD=$(CURDIR)/build/check GW_ROOT=$(CURDIR) \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	prove -j2 --timer t/
+
+test: check
+
+run: deps all
+	GW_BIN=$(CURDIR)/build/bin GATEWAY_DATA_DIR=$${GATEWAY_DATA_DIR:-$(CURDIR)/var} \
+	sh pipeline/gatewayd run
+
+deps:
+	@sh tools/deps
+
+bench: deps all
+	sh bench/ingest
+
+# libFuzzer targets (clang): build/fuzz/<target>; run each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(MAKE) BUILD=build/fuzz CC=clang OPT='-O1 -g' \
+	  SAN='-fsanitize=fuzzer-no-link,address,undefined' build/lib/libgateway.a
+	$(MAKE) BUILD=build/fuzz CC=clang OPT='-O1 -g' \
+	  SAN='-fsanitize=fuzzer,address,undefined' $(patsubst fuzz/%.c,build/fuzz/fuzzers/%,$(wildcard fuzz/*.c))
+	for f in build/fuzz/fuzzers/*; do \
+	  mkdir -p build/fuzz/corpus/$$(basename $$f); \
+	  $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$(basename $$f) fuzz/seeds/ || exit 1; \
+	done
+
+$(BUILD)/fuzzers/%: fuzz/%.c $(BUILD)/lib/libgateway.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/screening-gateway/sql \
+	  $(DESTDIR)$(PREFIX)/share/screening-gateway/pipeline \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	  $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 pipeline/gatewayd $(DESTDIR)$(PREFIX)/bin/gatewayd
+	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/screening-gateway/sql/
+	install -m 644 pipeline/*.service pipeline/gateway.env.example \
+	  $(DESTDIR)$(PREFIX)/share/screening-gateway/pipeline/
+	for m in man/*.[158]; do \
+	  s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+
+clean:
+	rm -rf build

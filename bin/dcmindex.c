@@ -1,0 +1,563 @@
+/*
+ * dcmindex: index stored objects into pacs.db.
+ *
+ *   dcmindex [--once] [--batch N]   drain the index spool (follow by default)
+ *   dcmindex --init                 create or migrate pacs.db, then exit
+ *   dcmindex --reindex              rebuild pacs.db from the store alone
+ *
+ * Jobs are claimed in batches; each batch is one transaction (a savepoint
+ * per job, so one bad object fails alone).  After the commit each object
+ * is fanned out to the thumb and relay spools (jobs named by the object,
+ * so a repeat replaces rather than duplicates), and only then are the
+ * claims finished: a crash repeats a batch, never loses one.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db.h"
+#include "dicom.h"
+#include "log.h"
+#include "pacs.h"
+#include "spool.h"
+#include "store.h"
+
+#define BATCH_DEFAULT	256
+#define BATCH_MAX	4096
+#define WAIT_MS		5000	/* rescan new/ at least this often */
+
+static volatile sig_atomic_t stopping;
+
+struct indexer {
+	struct config cfg;
+	struct store store;
+	struct spool index, thumb, relay;
+	sqlite3 *db;
+	struct pacs_index *ix;
+	int batch;
+	long indexed, failed;
+};
+
+struct job {
+	char name[SPOOL_NAME_MAX];
+	char hash[STORE_HASH_LEN + 1];
+	char reason[512];	/* empty: indexed */
+	struct pacs_attrs attrs;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: dcmindex [--once] [--batch N]\n"
+	    "       dcmindex --init | --reindex\n"
+	    "\n"
+	    "Indexes objects from the index spool into pacs.db and queues them\n"
+	    "for the thumbnail and relay stages.\n"
+	    "\n"
+	    "  --once       drain the spool and exit (default: follow it)\n"
+	    "  --batch N    jobs per transaction (default %d)\n"
+	    "  --init       create or migrate pacs.db and exit\n"
+	    "  --reindex    rebuild pacs.db from the object store alone\n"
+	    "  -h, --help   this help\n"
+	    "  --version    print the version\n"
+	    "\n"
+	    "Environment: GATEWAY_DATA_DIR, PACS_DB_PATH, PACS_STORAGE_PATH,\n"
+	    "GATEWAY_SPOOL_DIR, LOG_LEVEL.  See dcmindex(1).\n", BATCH_DEFAULT);
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static void
+log_err(const char *msg, const struct err *e)
+{
+	char q[600];
+
+	log_error(msg, "error=%s", log_quote(e->msg, q, sizeof q));
+}
+
+/* Index one claimed job inside the open transaction. */
+static int
+index_job(struct indexer *x, struct job *j, struct err *e)
+{
+	char *body = NULL, path[PATH_MAX], key[256], size[32];
+	char calling[64], called[64], peer[256], when[40];
+	struct pacs_receipt r;
+	struct dcm *d = NULL;
+	int rc = -1;
+
+	if (spool_read(&x->index, j->name, &body, e) == -1)
+		return -1;
+	if (spool_job_get(body, "object", j->hash, sizeof j->hash) == -1 ||
+	    !store_valid_hash(j->hash)) {
+		err_set(e, EINVAL, "job has no valid object=");
+		goto done;
+	}
+	if (spool_job_get(body, "receipt", key, sizeof key) == -1)
+		snprintf(key, sizeof key, "%s", j->name);
+	if (spool_job_get(body, "size", size, sizeof size) == -1)
+		size[0] = '\0';
+	if (spool_job_get(body, "calling_aet", calling, sizeof calling) == -1)
+		calling[0] = '\0';
+	if (spool_job_get(body, "called_aet", called, sizeof called) == -1)
+		called[0] = '\0';
+	if (spool_job_get(body, "peer", peer, sizeof peer) == -1)
+		peer[0] = '\0';
+	if (spool_job_get(body, "received_at", when, sizeof when) == -1)
+		pacs_timestamp(when);
+	if (store_path(&x->store, j->hash, path, sizeof path, e) == -1 ||
+	    dcm_open(path, DCM_STOP_AT_PIXELS, &d, e) == -1 ||
+	    pacs_extract(d, &j->attrs, e) == -1)
+		goto done;
+	r = (struct pacs_receipt){ j->hash, strtoull(size, NULL, 10), key,
+	    calling, called, peer, when };
+	rc = pacs_index_object(x->ix, &j->attrs, &r, e);
+done:
+	if (d != NULL)
+		dcm_free(d);
+	free(body);
+	return rc;
+}
+
+static int
+savepoint(struct indexer *x, const char *sql)
+{
+	struct err e = { 0 };
+
+	if (db_exec(x->db, sql, &e) == -1) {
+		log_err("savepoint failed", &e);
+		return -1;
+	}
+	return 0;
+}
+
+/* Hand an indexed object to the next stages (deferred until flush). */
+static int
+fan_out(struct indexer *x, const struct job *j, struct err *e)
+{
+	char body[1024];
+	int n = snprintf(body, sizeof body,
+	    "object=%s\nsop_instance_uid=%s\nstudy_instance_uid=%s\n"
+	    "accession_number=%s\nkind=image\n", j->hash,
+	    j->attrs.sop_instance_uid, j->attrs.study_instance_uid,
+	    j->attrs.accession_number);
+
+	if (n < 0 || (size_t)n >= sizeof body)
+		return err_set(e, EINVAL, "fan-out job too long");
+	if (spool_enqueue(&x->thumb, j->hash, body, (size_t)n, SPOOL_DEFER,
+	    e) == -1 || spool_enqueue(&x->relay, j->hash, body, (size_t)n,
+	    SPOOL_DEFER, e) == -1)
+		return -1;
+	return 0;
+}
+
+/* Commit the batch, fan out, then settle every claim.  -1: retry later. */
+static int
+settle(struct indexer *x, struct job *jobs, int n)
+{
+	struct err e = { 0 };
+
+	if (db_exec(x->db, "COMMIT", &e) == -1) {
+		log_err("commit failed", &e);
+		db_exec(x->db, "ROLLBACK", NULL);
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		if (jobs[i].reason[0] == '\0' && fan_out(x, &jobs[i], &e) == -1)
+			goto fail;
+	if (spool_flush(&x->thumb, &e) == -1 || spool_flush(&x->relay, &e) == -1)
+		goto fail;
+	for (int i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+		int r = j->reason[0] ? spool_fail(&x->index, j->name, j->reason,
+		    &e) : spool_finish(&x->index, j->name, &e);
+		if (r == -1)
+			goto fail;
+		if (j->reason[0] == '\0') {
+			x->indexed++;
+			log_debug("indexed", "sop_instance_uid=%s object=%.16s",
+			    j->attrs.sop_instance_uid, j->hash);
+		} else {
+			char q[600];
+			x->failed++;
+			log_warn("index failed", "job=%s object=%.16s reason=%s",
+			    j->name, j->hash, log_quote(j->reason, q, sizeof q));
+		}
+	}
+	return 0;
+fail:
+	log_err("fan-out failed", &e);
+	return -1;
+}
+
+static int
+run_batch(struct indexer *x, struct job *jobs, int n)
+{
+	struct err e = { 0 };
+
+	if (db_exec(x->db, "BEGIN IMMEDIATE", &e) == -1) {
+		log_err("begin failed", &e);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+
+		j->reason[0] = j->hash[0] = '\0';
+		memset(&e, 0, sizeof e);
+		if (savepoint(x, "SAVEPOINT job") == -1)
+			goto abort;
+		if (index_job(x, j, &e) == 0) {
+			if (savepoint(x, "RELEASE job") == -1)
+				goto abort;
+			continue;
+		}
+		snprintf(j->reason, sizeof j->reason, "%s",
+		    e.msg[0] ? e.msg : "unknown error");
+		if (savepoint(x, "ROLLBACK TO job") == -1 ||
+		    savepoint(x, "RELEASE job") == -1)
+			goto abort;
+	}
+	return settle(x, jobs, n);
+abort:
+	db_exec(x->db, "ROLLBACK", NULL);
+	return -1;
+}
+
+/* Drain the spool.  Returns 0 when empty (or stopping), -1 on error. */
+static int
+drain(struct indexer *x, struct job *jobs, char (*names)[SPOOL_NAME_MAX])
+{
+	struct err e = { 0 };
+	int n;
+
+	while (!stopping) {
+		if ((n = spool_claim(&x->index, names, x->batch, &e)) == -1) {
+			log_err("claim failed", &e);
+			return -1;
+		}
+		if (n == 0)
+			return 0;
+		for (int i = 0; i < n; i++)
+			memcpy(jobs[i].name, names[i], SPOOL_NAME_MAX);
+		if (run_batch(x, jobs, n) == -1) {
+			/* Put the claims back; the next pass retries them. */
+			spool_recover(&x->index, NULL);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+follow(struct indexer *x, int once)
+{
+	struct err e = { 0 };
+	struct job *jobs = calloc((size_t)x->batch, sizeof *jobs);
+	char (*names)[SPOOL_NAME_MAX] = calloc((size_t)x->batch,
+	    sizeof *names);
+	int rc = 0, recovered;
+
+	if (jobs == NULL || names == NULL) {
+		free(jobs);
+		free(names);
+		log_error("out of memory", "batch=%d", x->batch);
+		return -1;
+	}
+	if ((recovered = spool_recover(&x->index, &e)) == -1) {
+		log_err("recover failed", &e);
+		rc = -1;
+		goto out;
+	}
+	log_info("started", "recovered=%d batch=%d once=%d", recovered,
+	    x->batch, once);
+	while (!stopping) {
+		if (drain(x, jobs, names) == -1) {
+			if (once) {
+				rc = -1;
+				break;
+			}
+			sleep(1);	/* e.g. database locked: try again */
+			continue;
+		}
+		if (once)
+			break;
+		if (spool_wait(&x->index, WAIT_MS, &e) == -1) {
+			log_err("wait failed", &e);
+			rc = -1;
+			break;
+		}
+	}
+	log_info("stopped", "indexed=%ld failed=%ld", x->indexed, x->failed);
+out:
+	free(jobs);
+	free(names);
+	return rc;
+}
+
+static int
+open_db(struct indexer *x, const char *path, struct err *e)
+{
+	if (db_open(&x->db, path, e) == -1)
+		return -1;
+	if (pacs_index_open(&x->ix, x->db, e) == -1) {
+		db_close(x->db);
+		x->db = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+close_db(struct indexer *x)
+{
+	pacs_index_close(x->ix);
+	db_close(x->db);
+	x->ix = NULL;
+	x->db = NULL;
+}
+
+/* --reindex: one object file found in the store. */
+static int
+reindex_object(struct indexer *x, const char *path, const char *hash,
+    struct err *e)
+{
+	struct pacs_attrs attrs;
+	struct pacs_receipt r;
+	struct dcm *d;
+	struct stat sb;
+	char when[32], key[80];
+	struct tm tm;
+	int rc;
+
+	if (store_verify(&x->store, hash, e) == -1 || stat(path, &sb) == -1)
+		return e->msg[0] ? -1 : err_sys(e, "stat %s", path);
+	if (dcm_open(path, DCM_STOP_AT_PIXELS, &d, e) == -1)
+		return -1;
+	rc = pacs_extract(d, &attrs, e);
+	dcm_free(d);
+	if (rc == -1)
+		return -1;
+	gmtime_r(&sb.st_mtime, &tm);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+	snprintf(key, sizeof key, "reindex:%s", hash);
+	r = (struct pacs_receipt){ hash, (uint64_t)sb.st_size, key, "", "",
+	    "", when };
+	return pacs_index_object(x->ix, &attrs, &r, e);
+}
+
+/* Walk <store>/ab/cd/<hash>.dcm, calling reindex_object for each. */
+static int
+reindex_walk(struct indexer *x, const char *dir, int depth, long *count,
+    long *bad)
+{
+	char path[PATH_MAX], hash[STORE_HASH_LEN + 1], q[600];
+	struct err e = { 0 };
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (d == NULL) {
+		log_error("reindex: cannot read", "dir=%s", dir);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		if (depth < 2) {
+			if (len == 2 && reindex_walk(x, path, depth + 1, count,
+			    bad) == -1) {
+				closedir(d);
+				return -1;
+			}
+			continue;
+		}
+		if (len != STORE_HASH_LEN + 4 ||
+		    strcmp(de->d_name + STORE_HASH_LEN, ".dcm") != 0)
+			continue;
+		snprintf(hash, sizeof hash, "%.*s", STORE_HASH_LEN, de->d_name);
+		memset(&e, 0, sizeof e);
+		if (reindex_object(x, path, hash, &e) == -1) {
+			(*bad)++;
+			log_warn("reindex: object skipped", "object=%.16s "
+			    "reason=%s", hash, log_quote(e.msg, q, sizeof q));
+			continue;
+		}
+		if (++*count % 500 == 0 &&
+		    (db_exec(x->db, "COMMIT; BEGIN IMMEDIATE", &e) == -1)) {
+			log_err("reindex: commit failed", &e);
+			closedir(d);
+			return -1;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Remove a database and its WAL files (none may be in use). */
+static void
+remove_db(const char *path)
+{
+	char p[PATH_MAX + 8];
+
+	snprintf(p, sizeof p, "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof p, "%s-shm", path);
+	unlink(p);
+	unlink(path);
+}
+
+/*
+ * Build a new database beside the old one from the store alone, then put
+ * it in place.  Receipts are lost (the store does not keep them); each
+ * object's file time stands in for its reception time.
+ */
+static int
+reindex_store(struct indexer *x)
+{
+	char tmp[PATH_MAX];
+	struct err e = { 0 };
+	long count = 0, bad = 0;
+	int rc;
+
+	if (snprintf(tmp, sizeof tmp, "%s.reindex", x->cfg.pacs_db_path) >=
+	    (int)sizeof tmp)
+		return -1;
+	remove_db(tmp);
+	if (open_db(x, tmp, &e) == -1) {
+		log_err("reindex: cannot create database", &e);
+		return -1;
+	}
+	rc = db_exec(x->db, "BEGIN IMMEDIATE", &e);
+	if (rc == 0)
+		rc = reindex_walk(x, x->cfg.storage_path, 0, &count, &bad);
+	if (rc == 0 && db_exec(x->db, "COMMIT", &e) == -1) {
+		log_err("reindex: commit failed", &e);
+		rc = -1;
+	}
+	if (rc == 0)
+		db_exec(x->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
+	close_db(x);
+	if (rc == -1) {
+		remove_db(tmp);
+		return -1;
+	}
+	remove_db(x->cfg.pacs_db_path);
+	if (rename(tmp, x->cfg.pacs_db_path) == -1) {
+		log_error("reindex: cannot install database", "path=%s",
+		    x->cfg.pacs_db_path);
+		return -1;
+	}
+	remove_db(tmp);
+	log_info("reindexed", "objects=%ld skipped=%ld", count, bad);
+	return 0;
+}
+
+static int
+open_spools(struct indexer *x, struct err *e)
+{
+	char dir[PATH_MAX];
+	struct spool *sp[] = { &x->index, &x->thumb, &x->relay };
+	const char *names[] = { "index", "thumb", "relay" };
+
+	for (int i = 0; i < 3; i++)
+		if (config_spool_path(&x->cfg, names[i], dir, sizeof dir, e) ==
+		    -1 || spool_open(sp[i], dir, 1, e) == -1)
+			return -1;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "once", no_argument, NULL, 'o' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "init", no_argument, NULL, 'i' },
+		{ "reindex", no_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct indexer x = { .batch = BATCH_DEFAULT };
+	struct err e = { 0 };
+	struct sigaction sa = { 0 };
+	int c, once = 0, init = 0, reindex = 0, rc;
+	char *end;
+
+	log_init("dcmindex");
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': once = 1; break;
+		case 'i': init = 1; break;
+		case 'r': reindex = 1; break;
+		case 'b':
+			x.batch = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || x.batch < 1 || x.batch > BATCH_MAX) {
+				fprintf(stderr, "dcmindex: --batch takes 1 to %d\n",
+				    BATCH_MAX);
+				return EX_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return EX_OK;
+		case 'V':
+			printf("dcmindex %s\n", GW_VERSION);
+			return EX_OK;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc || init + reindex + once > 1) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	if (config_load(&x.cfg, &e) == -1 ||
+	    store_open(&x.store, x.cfg.storage_path, 1, &e) == -1) {
+		log_err("cannot start", &e);
+		return EX_CONFIG;
+	}
+	if (reindex)
+		return reindex_store(&x) == 0 ? EX_OK : EX_SOFTWARE;
+	if (open_db(&x, x.cfg.pacs_db_path, &e) == -1) {
+		log_err("cannot open database", &e);
+		return EX_CANTCREAT;
+	}
+	if (init) {
+		close_db(&x);
+		log_info("database ready", "path=%s", x.cfg.pacs_db_path);
+		return EX_OK;
+	}
+	if (open_spools(&x, &e) == -1) {
+		log_err("cannot open spools", &e);
+		close_db(&x);
+		return EX_CANTCREAT;
+	}
+	rc = follow(&x, once);
+	spool_close(&x.index);
+	spool_close(&x.thumb);
+	spool_close(&x.relay);
+	close_db(&x);
+	return rc == 0 ? EX_OK : EX_SOFTWARE;
+}

@@ -1,0 +1,160 @@
+/*
+ * dicom: a reader for DICOM Part 10 files and bare datasets (PS3.5, PS3.10).
+ *
+ * Contract:
+ * - Parses the 128-byte preamble and "DICM" prefix (optional), the file
+ *   meta group (explicit VR LE), then the dataset in the transfer syntax the
+ *   meta group names: implicit VR LE, explicit VR LE, explicit VR BE,
+ *   deflated explicit VR LE (inflated with zlib), and any encapsulated
+ *   syntax (JPEG, RLE, ...: the dataset itself is explicit VR LE).  A file
+ *   without preamble/meta is read as a bare dataset, its syntax guessed
+ *   from the first element.
+ * - Sequences and items of defined and undefined length, nested (depth is
+ *   bounded: DCM_MAX_DEPTH).  Encapsulated pixel data is stepped over,
+ *   fragment by fragment, without reading it.  With DCM_STOP_AT_PIXELS the
+ *   parse ends at (7FE0,0010) and never touches pixel bytes.
+ * - Every length read from the input is checked against what remains: a
+ *   malformed input ends in -1 and a message naming the tag and offset,
+ *   never in a crash or an out-of-bounds read.
+ * - Memory: a struct dcm owns its element table and, for deflated input,
+ *   the inflated bytes.  dcm_parse() borrows the caller's buffer, which must
+ *   outlive the struct dcm; dcm_open() maps the file itself and unmaps it in
+ *   dcm_free().  Values returned by pointer live as long as the struct dcm.
+ * - Text values are returned decoded from the dataset's Specific Character
+ *   Set (0008,0005) into UTF-8 with iconv, including ISO 2022 escape
+ *   sequences where iconv supports them; trailing padding is removed.
+ *
+ * Tags are uint32_t: group << 16 | element.  The data dictionary (tag -> VR,
+ * keyword) is generated at build time from dcmtk's dicom.dic.
+ */
+#ifndef GW_DICOM_H
+#define GW_DICOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define DCM_TAG(g, e)	((uint32_t)(((uint32_t)(g) << 16) | (uint16_t)(e)))
+#define DCM_GROUP(t)	((uint16_t)((t) >> 16))
+#define DCM_ELEMENT(t)	((uint16_t)((t) & 0xffff))
+
+#define DCM_MAX_DEPTH	32
+
+/* Flags for dcm_parse() / dcm_open(). */
+#define DCM_STOP_AT_PIXELS	0x01	/* end the parse at (7FE0,0010) */
+#define DCM_REQUIRE_META	0x02	/* fail unless preamble + meta group */
+
+/* Transfer syntax UIDs this reader knows by name. */
+#define DCM_TS_IMPLICIT_LE	"1.2.840.10008.1.2"
+#define DCM_TS_EXPLICIT_LE	"1.2.840.10008.1.2.1"
+#define DCM_TS_DEFLATED_LE	"1.2.840.10008.1.2.1.99"
+#define DCM_TS_EXPLICIT_BE	"1.2.840.10008.1.2.2"
+
+/* Error codes in struct err.code from this module (errno values otherwise). */
+enum {
+	DCM_E_NOT_DICOM = 1000,	/* no DICM prefix and no plausible dataset */
+	DCM_E_TRUNCATED,	/* a length runs past the end of the input */
+	DCM_E_MALFORMED,	/* bad VR, bad item delimiter, odd structure */
+	DCM_E_TOO_DEEP,		/* nesting beyond DCM_MAX_DEPTH */
+	DCM_E_DEFLATE,		/* zlib could not inflate the dataset */
+	DCM_E_CHARSET,		/* text could not be converted to UTF-8 */
+	DCM_E_NOT_FOUND,	/* asked-for element absent */
+};
+
+struct dcm;			/* a parsed file or dataset */
+struct dcm_item;		/* one item of a sequence, or the top dataset */
+
+struct dcm_elem {
+	uint32_t tag;
+	char vr[3];		/* two letters and NUL ("UN" when unknown) */
+	uint32_t length;	/* value length; 0xFFFFFFFF for undefined */
+	const uint8_t *value;	/* NULL for SQ and encapsulated pixel data */
+	size_t offset;		/* offset of the element's tag in its buffer */
+	int big_endian;		/* value bytes are big endian */
+};
+
+/* Parse len bytes at buf (borrowed).  Returns 0, or -1 with e set. */
+int dcm_parse(const uint8_t *buf, size_t len, unsigned flags,
+    struct dcm **out, struct err *e);
+
+/* Parse a bare dataset (no preamble or meta) in a known transfer syntax,
+ * as DIMSE data sets arrive on the network. */
+int dcm_parse_dataset(const uint8_t *buf, size_t len, const char *ts_uid,
+    unsigned flags, struct dcm **out, struct err *e);
+
+/* Map and parse the file at path.  Returns 0, or -1 with e set. */
+int dcm_open(const char *path, unsigned flags, struct dcm **out,
+    struct err *e);
+
+void dcm_free(struct dcm *d);
+
+/* The transfer syntax UID of the dataset (from meta, or the one guessed). */
+const char *dcm_transfer_syntax(const struct dcm *d);
+
+/* 1 when the input had a preamble, DICM prefix and meta group. */
+int dcm_has_meta(const struct dcm *d);
+
+/* The top-level dataset (the meta group's elements are found in it too). */
+const struct dcm_item *dcm_root(const struct dcm *d);
+
+/* The element with this tag directly in item (NULL = root), or NULL. */
+const struct dcm_elem *dcm_find(const struct dcm *d,
+    const struct dcm_item *item, uint32_t tag);
+
+/* Elements of an item, in file order: count and i-th. */
+size_t dcm_elem_count(const struct dcm *d, const struct dcm_item *item);
+const struct dcm_elem *dcm_elem_at(const struct dcm *d,
+    const struct dcm_item *item, size_t i);
+
+/* Items of a sequence element: count and i-th. */
+size_t dcm_item_count(const struct dcm *d, const struct dcm_elem *sq);
+const struct dcm_item *dcm_item_at(const struct dcm *d,
+    const struct dcm_elem *sq, size_t i);
+
+/*
+ * Value i (0-based, split at backslash for string VRs) of tag in item, as
+ * UTF-8 text with padding trimmed, into out (always NUL-terminated).
+ * Numeric binary VRs (US, SS, UL, SL, FL, FD) are formatted as decimal.
+ * Returns the length written, or -1 with e set (DCM_E_NOT_FOUND when the
+ * element or value i is absent).  A present but empty value returns 0.
+ */
+int dcm_get_string(const struct dcm *d, const struct dcm_item *item,
+    uint32_t tag, int i, char *out, size_t outsz, struct err *e);
+
+/* Value i of a numeric tag (binary VRs, IS or DS) as long / double. */
+int dcm_get_long(const struct dcm *d, const struct dcm_item *item,
+    uint32_t tag, int i, long *out, struct err *e);
+int dcm_get_double(const struct dcm *d, const struct dcm_item *item,
+    uint32_t tag, int i, double *out, struct err *e);
+
+/* The value multiplicity of an element (0 for empty). */
+int dcm_vm(const struct dcm *d, const struct dcm_elem *el);
+
+/*
+ * Convert len bytes of text to UTF-8 following a Specific Character Set
+ * value (charset, charsetlen bytes, the raw backslash-separated defined
+ * terms of (0008,0005); NULL or empty for the default repertoire).  With
+ * is_pn, '^' and '=' are delimiters that return ISO 2022 escapes to the
+ * initial state.  Bytes that cannot be converted become U+FFFD.  *out is
+ * malloc'd and NUL-terminated; the caller frees it.  Returns 0, or -1 with
+ * e set (DCM_E_CHARSET when iconv lacks a converter).
+ */
+int dcm_charset_to_utf8(const char *charset, size_t charsetlen,
+    const uint8_t *text, size_t len, int is_pn, char **out, size_t *outlen,
+    struct err *e);
+
+/* Data dictionary, generated from dicom.dic. */
+struct dcm_dict_entry {
+	uint32_t tag;
+	char vr[3];
+	const char *keyword;
+};
+
+/* Entry for tag (repeating groups such as (60xx,3000) resolved), or NULL. */
+const struct dcm_dict_entry *dcm_dict_lookup(uint32_t tag);
+
+/* Entry for a keyword ("PatientName"), or NULL. */
+const struct dcm_dict_entry *dcm_dict_by_keyword(const char *keyword);
+
+#endif

@@ -1,0 +1,201 @@
+-- pacs.db: what the gateway stored and indexed.
+--
+-- Normalised tables (patients, studies, series, instances, objects,
+-- receipts) and views that keep the seed's names and columns
+-- (stored_instances, study_summary, series_summary) so the seed's sqlite3
+-- one-liners still work.  Statistics are computed by views, never kept up
+-- to date by triggers.
+--
+-- Objects are the files in the content store, named by the SHA-256 of
+-- their bytes.  An instance (SOP Instance UID) points at its current
+-- object.  Policy when one SOP Instance UID arrives with different bytes:
+-- both objects are kept and recorded (objects.sop_instance_uid), and the
+-- most recently received one is current (a modality re-sends an instance
+-- to correct it); ties go to the later-indexed one.
+--
+-- Sections start with "-- version: N" and are applied once each, in order,
+-- by db_migrate(), which records the last in PRAGMA user_version.
+
+-- version: 1
+
+CREATE TABLE patients (
+	id		INTEGER PRIMARY KEY,
+	patient_id	TEXT NOT NULL DEFAULT '',
+	patient_name	TEXT NOT NULL DEFAULT '',
+	birth_date	TEXT,
+	sex		TEXT,
+	UNIQUE (patient_id, patient_name)
+);
+
+CREATE TABLE studies (
+	id			INTEGER PRIMARY KEY,
+	study_instance_uid	TEXT NOT NULL UNIQUE,
+	patient_ref		INTEGER NOT NULL REFERENCES patients(id),
+	accession_number	TEXT,
+	study_id		TEXT,
+	study_date		TEXT,
+	study_time		TEXT,
+	study_description	TEXT
+);
+CREATE INDEX studies_accession ON studies(accession_number);
+CREATE INDEX studies_patient ON studies(patient_ref);
+
+CREATE TABLE series (
+	id			INTEGER PRIMARY KEY,
+	series_instance_uid	TEXT NOT NULL UNIQUE,
+	study_ref		INTEGER NOT NULL REFERENCES studies(id),
+	modality		TEXT,
+	series_number		INTEGER,
+	series_description	TEXT,
+	body_part_examined	TEXT
+);
+CREATE INDEX series_study ON series(study_ref);
+
+-- One row per file in the store.
+CREATE TABLE objects (
+	hash			TEXT PRIMARY KEY CHECK (length(hash) = 64),
+	size			INTEGER NOT NULL,
+	storage_path		TEXT NOT NULL,	-- relative to PACS_STORAGE_PATH
+	sop_instance_uid	TEXT NOT NULL,
+	transfer_syntax_uid	TEXT,
+	first_received_at	TEXT NOT NULL
+);
+CREATE INDEX objects_sop ON objects(sop_instance_uid);
+
+CREATE TABLE instances (
+	id			INTEGER PRIMARY KEY,
+	sop_instance_uid	TEXT NOT NULL UNIQUE,
+	series_ref		INTEGER NOT NULL REFERENCES series(id),
+	object_hash		TEXT NOT NULL REFERENCES objects(hash),
+	sop_class_uid		TEXT,
+	instance_number		INTEGER,
+	image_type		TEXT,
+	presentation_intent	TEXT,
+	view_position		TEXT,
+	laterality		TEXT,
+	organ_dose		REAL,
+	entrance_dose_in_mgy	REAL,
+	kvp			REAL,
+	exposure_in_uas		INTEGER,
+	anode_target_material	TEXT,
+	filter_material		TEXT,
+	filter_thickness	REAL,
+	manufacturer		TEXT,
+	rows			INTEGER,
+	columns			INTEGER,
+	number_of_frames	INTEGER,
+	bits_allocated		INTEGER,
+	photometric_interpretation TEXT,
+	received_at		TEXT NOT NULL,	-- of the current object
+	source_aet		TEXT,
+	status			TEXT NOT NULL DEFAULT 'STORED',
+	thumbnail_status	TEXT NOT NULL DEFAULT 'PENDING',
+	indexed_at		TEXT NOT NULL
+);
+CREATE INDEX instances_series ON instances(series_ref);
+
+-- Every reception of an object: who sent it, from where, when.
+CREATE TABLE receipts (
+	id			INTEGER PRIMARY KEY,
+	receipt_key		TEXT NOT NULL UNIQUE,	-- makes re-indexing idempotent
+	object_hash		TEXT NOT NULL REFERENCES objects(hash),
+	calling_aet		TEXT,
+	called_aet		TEXT,
+	peer_address		TEXT,
+	received_at		TEXT NOT NULL
+);
+CREATE INDEX receipts_object ON receipts(object_hash);
+
+CREATE VIEW stored_instances AS
+SELECT
+	i.sop_instance_uid,
+	o.storage_path,
+	o.size			AS file_size,
+	o.hash			AS storage_hash,
+	p.patient_id,
+	p.patient_name,
+	st.study_instance_uid,
+	se.series_instance_uid,
+	st.accession_number,
+	st.study_date,
+	st.study_time,
+	st.study_description,
+	se.series_number,
+	se.series_description,
+	se.modality,
+	i.instance_number,
+	i.view_position,
+	i.laterality,
+	i.organ_dose,
+	i.entrance_dose_in_mgy,
+	i.kvp,
+	i.exposure_in_uas,
+	i.anode_target_material,
+	i.filter_material,
+	i.filter_thickness,
+	o.transfer_syntax_uid,
+	i.sop_class_uid,
+	i.rows,
+	i.columns,
+	i.received_at,
+	i.source_aet,
+	i.status,
+	i.thumbnail_status
+FROM instances i
+JOIN objects o	 ON o.hash = i.object_hash
+JOIN series se	 ON se.id = i.series_ref
+JOIN studies st	 ON st.id = se.study_ref
+JOIN patients p	 ON p.id = st.patient_ref;
+
+CREATE VIEW series_summary AS
+SELECT
+	se.series_instance_uid,
+	st.study_instance_uid,
+	se.modality,
+	se.series_number,
+	se.series_description,
+	count(i.id)		AS instance_count,
+	coalesce(sum(o.size), 0) AS total_size,
+	min(i.received_at)	AS first_received,
+	max(i.received_at)	AS last_received
+FROM series se
+JOIN studies st		ON st.id = se.study_ref
+LEFT JOIN instances i	ON i.series_ref = se.id
+LEFT JOIN objects o	ON o.hash = i.object_hash
+GROUP BY se.id;
+
+CREATE VIEW study_summary AS
+SELECT
+	st.study_instance_uid,
+	p.patient_id,
+	p.patient_name,
+	st.accession_number,
+	st.study_date,
+	st.study_time,
+	st.study_description,
+	(SELECT group_concat(DISTINCT s2.modality) FROM series s2
+	  WHERE s2.study_ref = st.id)				AS modalities,
+	(SELECT count(*) FROM series s2 WHERE s2.study_ref = st.id) AS series_count,
+	count(i.id)		AS instance_count,
+	coalesce(sum(o.size), 0) AS total_size,
+	min(i.received_at)	AS first_received,
+	max(i.received_at)	AS last_received
+FROM studies st
+JOIN patients p		ON p.id = st.patient_ref
+LEFT JOIN series se	ON se.study_ref = st.id
+LEFT JOIN instances i	ON i.series_ref = se.id
+LEFT JOIN objects o	ON o.hash = i.object_hash
+GROUP BY st.id;
+
+-- Storage statistics, computed when asked.
+CREATE VIEW storage_stats AS
+SELECT
+	(SELECT count(*) FROM patients)		AS patient_count,
+	(SELECT count(*) FROM studies)		AS study_count,
+	(SELECT count(*) FROM series)		AS series_count,
+	(SELECT count(*) FROM instances)	AS instance_count,
+	(SELECT count(*) FROM objects)		AS object_count,
+	(SELECT coalesce(sum(size), 0) FROM objects) AS total_bytes,
+	(SELECT count(*) FROM receipts)		AS receipt_count,
+	(SELECT min(first_received_at) FROM objects) AS first_received,
+	(SELECT max(received_at) FROM receipts)	AS last_received;

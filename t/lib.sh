@@ -1,0 +1,215 @@
+# t/lib.sh: the tiny TAP library every shell test sources.
+#
+#   . "${0%/*}/lib.sh"
+#   plan 3                      (or done_testing at the end)
+#   ok "title" test -f x        run a command; pass when it exits 0
+#   is "$got" "$want" "title"   compare two strings
+#   wait_for 10 "title" cmd...  run cmd until it succeeds or 10 s pass
+#   free_port                   print a TCP port nobody listens on
+#   bg NAME cmd...              start a process, remembered for cleanup
+#   $T                          this test's own temporary directory
+#
+# Every test gets a fresh $T (removed at exit unless TEST_KEEP=1) and every
+# process started with bg is killed at exit, even when the test fails.
+
+set -u
+GW_ROOT=${GW_ROOT:-$(cd "${0%/*}/.." && pwd)}
+GW_BUILD=${GW_BUILD:-$GW_ROOT/build/check}
+GW_BIN=$GW_BUILD/bin
+SHARED=${SHARED:-$GW_ROOT/../shared}
+CORPUS=$SHARED/corpus/files
+PYDICOM_FILES=/usr/lib/python3/dist-packages/pydicom/data/test_files
+PATH=$GW_BIN:$PATH
+export GW_ROOT GW_BUILD GW_BIN PATH
+export TCP_NODELAY=1
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/gwtest.XXXXXX")
+_tap_n=0
+_tap_failed=0
+_tap_planned=0
+_bg_pids=""
+
+_cleanup() {
+	for _p in $_bg_pids; do
+		kill -TERM "$_p" 2>/dev/null
+	done
+	for _p in $_bg_pids; do
+		_i=0
+		while kill -0 "$_p" 2>/dev/null && [ $_i -lt 50 ]; do
+			sleep 0.1; _i=$((_i + 1))
+		done
+		kill -KILL "$_p" 2>/dev/null
+	done
+	if [ "${TEST_KEEP:-0}" = 1 ]; then
+		echo "# kept $T" >&2
+	else
+		rm -rf "$T"
+	fi
+}
+trap '_cleanup' EXIT
+trap 'exit 130' INT TERM
+
+plan() {
+	echo "1..$1"
+	_tap_planned=1
+}
+
+done_testing() {
+	[ $_tap_planned = 1 ] || echo "1..$_tap_n"
+	[ $_tap_failed = 0 ]
+}
+
+skip_all() {
+	echo "1..0 # SKIP $*"
+	exit 0
+}
+
+diag() {
+	printf '# %s\n' "$*" | sed '2,$s/^/# /'
+}
+
+pass() {
+	_tap_n=$((_tap_n + 1))
+	echo "ok $_tap_n - $1"
+}
+
+fail() {
+	_tap_n=$((_tap_n + 1))
+	_tap_failed=$((_tap_failed + 1))
+	echo "not ok $_tap_n - $1"
+}
+
+skip() {
+	_tap_n=$((_tap_n + 1))
+	echo "ok $_tap_n - # SKIP $1"
+}
+
+# ok TITLE CMD...: pass when CMD exits 0; its output is shown on failure.
+ok() {
+	_title=$1; shift
+	if _out=$("$@" 2>&1); then
+		pass "$_title"
+	else
+		fail "$_title"
+		diag "command: $*"
+		[ -n "$_out" ] && diag "$_out"
+	fi
+	return 0
+}
+
+# not_ok TITLE CMD...: pass when CMD exits non-zero.
+not_ok() {
+	_title=$1; shift
+	if _out=$("$@" 2>&1); then
+		fail "$_title"
+		diag "command unexpectedly succeeded: $*"
+	else
+		pass "$_title"
+	fi
+	return 0
+}
+
+is() {
+	if [ "$1" = "$2" ]; then
+		pass "$3"
+	else
+		fail "$3"
+		diag "   got: '$1'"
+		diag "  want: '$2'"
+	fi
+	return 0
+}
+
+# wait_for SECONDS TITLE CMD...: poll CMD every 0.1 s until it succeeds.
+# Prints nothing and returns 1 on timeout (use it inside ok or if).
+wait_until() {
+	_secs=$1; shift
+	_end=$(( $(date +%s) + _secs ))
+	while :; do
+		"$@" >/dev/null 2>&1 && return 0
+		[ "$(date +%s)" -ge "$_end" ] && return 1
+		sleep 0.1
+	done
+}
+
+wait_for() {
+	_secs=$1; _title=$2; shift 2
+	if wait_until "$_secs" "$@"; then
+		pass "$_title"
+	else
+		fail "$_title (not within ${_secs}s)"
+		diag "condition: $*"
+	fi
+	return 0
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# bg NAME CMD...: start CMD in the background, stderr to $T/NAME.log; the
+# pid is in $BG_PID and in $T/NAME.pid, and it is killed at exit.
+bg() {
+	_name=$1; shift
+	"$@" >"$T/$_name.out" 2>"$T/$_name.log" &
+	BG_PID=$!
+	echo "$BG_PID" >"$T/$_name.pid"
+	_bg_pids="$_bg_pids $BG_PID"
+}
+
+# port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
+port_open() {
+	/usr/bin/python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),1).close()' "$1" 2>/dev/null
+}
+
+# sql DB QUERY: one sqlite3 query, list mode, no header.
+sql() {
+	sqlite3 -batch -noheader "$1" "$2"
+}
+
+# count_files DIR: regular files directly in DIR.
+count_files() {
+	find "$1" -maxdepth 1 -type f 2>/dev/null | wc -l | tr -d ' '
+}
+
+# start_gateway: run gatewayd on a free port with its data in $T/var.
+# Sets GW_PORT, GATEWAY_DATA_DIR, PACS_DB; waits until storescp answers.
+start_gateway() {
+	GW_PORT=${GW_PORT:-$(free_port)}
+	GATEWAY_DATA_DIR=$T/var
+	PACS_PORT=$GW_PORT
+	PACS_DB=$GATEWAY_DATA_DIR/pacs.db
+	GATEWAY_ENV_FILE=/dev/null
+	export GATEWAY_DATA_DIR PACS_PORT GATEWAY_ENV_FILE
+	bg gatewayd sh "$GW_ROOT/pipeline/gatewayd" run
+	GATEWAYD_PID=$BG_PID
+	wait_until 30 echoscu -to 2 -aec SCREENING_PACS 127.0.0.1 "$GW_PORT"
+}
+
+stop_gateway() {
+	kill -TERM "$GATEWAYD_PID" 2>/dev/null
+	wait_until 30 sh -c "! kill -0 $GATEWAYD_PID 2>/dev/null"
+}
+
+# spool_empty STAGE: nothing waits or is claimed in var/spool/STAGE.
+spool_empty() {
+	[ "$(count_files "$GATEWAY_DATA_DIR/spool/$1/new")" = 0 ] &&
+	[ "$(count_files "$GATEWAY_DATA_DIR/spool/$1/cur")" = 0 ]
+}
+
+# store_verified DIR: every object's SHA-256 equals its name.
+store_verified() {
+	find "$1" -name '*.dcm' -type f | while read -r f; do
+		h=$(sha256sum "$f" | cut -d' ' -f1)
+		[ "${f##*/}" = "$h.dcm" ] || { echo "bad object $f"; exit 1; }
+	done
+}
+
+# dcm_value FILE TAG: a value as dcmdump prints it (text, no brackets).
+dcm_value() {
+	dcmdump -q +U8 +P "$2" "$1" 2>/dev/null | head -n 1 |
+	sed -n 's/^([0-9a-fA-F,]*) [A-Z][A-Z] \[\(.*\)\] *#.*/\1/p; s/^([0-9a-fA-F,]*) [A-Z][A-Z] \([^[(=].*[^ ]\) *#.*/\1/p'
+}

@@ -1,0 +1,101 @@
+/* spool_test: the maildir queue's promises, on a real directory. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "spool.h"
+#include "tap.h"
+
+static int
+exists(const char *dir, const char *sub, const char *name)
+{
+	char p[4200];
+
+	snprintf(p, sizeof p, "%s/%s/%s", dir, sub, name);
+	return access(p, F_OK) == 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	char dir[4096], names[8][SPOOL_NAME_MAX], val[64], *body = NULL;
+	struct spool s, s2;
+	struct err e = { 0 };
+	int n;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: spool_test TMPDIR\n");
+		return 2;
+	}
+	snprintf(dir, sizeof dir, "%s/spool", argv[1]);
+
+	ok(spool_open(&s, dir, 0, &e) == -1, "opening a missing spool fails");
+	ok(spool_open(&s, dir, 1, &e) == 0, "create makes tmp/ new/ cur/ failed/ and wake");
+	ok(exists(dir, "failed", "") && exists(dir, "", "wake"), "failed/ and the FIFO exist");
+
+	ok(spool_enqueue(&s, "b-job", "object=bb\n", 10, 0, &e) == 0, "enqueue a named job");
+	ok(spool_enqueue(&s, "a-job", "object=aa\nsize=3\n", 17, 0, &e) == 0, "enqueue another");
+	ok(spool_enqueue(&s, "../evil", "x", 1, 0, &e) == -1, "a name with a slash is refused");
+	is_long(spool_count(&s, "new", &e), 2, "two jobs wait in new/");
+
+	n = spool_claim(&s, names, 1, &e);
+	is_long(n, 1, "claim one");
+	is_str(names[0], "a-job", "the oldest name comes first");
+	ok(exists(dir, "cur", "a-job") && !exists(dir, "new", "a-job"), "a claimed job moved to cur/");
+	ok(spool_read(&s, "a-job", &body, &e) == 0, "read the claimed job");
+	ok(spool_job_get(body, "size", val, sizeof val) == 0 && strcmp(val, "3") == 0,
+	    "key=value lines are read back");
+	ok(spool_job_get(body, "missing", val, sizeof val) == -1, "an absent key is reported");
+	ok(spool_job_get(body, "object", val, 2) == -1, "a value too long for the buffer is refused");
+	free(body);
+
+	/* A crash: a new consumer recovers cur/. */
+	ok(spool_open(&s2, dir, 0, &e) == 0, "a second consumer opens the spool");
+	is_long(spool_recover(&s2, &e), 1, "recover returns the claimed job to new/");
+	ok(exists(dir, "new", "a-job") && !exists(dir, "cur", "a-job"), "nothing is left in cur/");
+
+	n = spool_claim(&s2, names, 8, &e);
+	is_long(n, 2, "claim both");
+	ok(spool_finish(&s2, names[0], &e) == 0 && !exists(dir, "cur", names[0]), "finish removes the claim");
+	ok(spool_fail(&s2, names[1], "bad object: truncated", &e) == 0, "fail a job");
+	ok(exists(dir, "failed", "b-job") && exists(dir, "failed", "b-job.reason"), "failed/ keeps the job and its reason");
+	is_long(spool_count(&s2, "failed", &e), 1, "the count of failed jobs ignores reason files");
+	is_long(spool_retry_failed(&s2, &e), 1, "retry-failed moves it back");
+	ok(exists(dir, "new", "b-job") && !exists(dir, "failed", "b-job.reason"), "back in new/, reason gone");
+
+	/* Deferred jobs are invisible until flushed. */
+	ok(spool_enqueue(&s, NULL, "k=1\n", 4, SPOOL_DEFER, &e) == 0 &&
+	    spool_enqueue(&s, NULL, "k=2\n", 4, SPOOL_DEFER, &e) == 0, "two deferred jobs");
+	is_long(spool_count(&s, "new", &e), 1, "deferred jobs are not visible yet");
+	ok(spool_flush(&s, &e) == 0, "flush");
+	is_long(spool_count(&s, "new", &e), 3, "after flush they are");
+	n = spool_claim(&s, names, 8, &e);
+	ok(n == 3 && strcmp(names[0], names[1]) < 0 && strcmp(names[1], names[2]) < 0,
+	    "claims come in name order");
+	for (int i = 0; i < n; i++)
+		spool_finish(&s, names[i], &e);
+
+	/* Wake-up through the FIFO. */
+	is_long(spool_wait(&s, 50, &e), 0, "wait times out with nothing queued");
+	if (fork() == 0) {
+		struct spool p;
+		struct err pe;
+		usleep(100000);
+		if (spool_open(&p, dir, 0, &pe) == 0)
+			spool_enqueue(&p, NULL, "k=3\n", 4, 0, &pe);
+		spool_close(&p);
+		_exit(0);
+	}
+	is_long(spool_wait(&s, 5000, &e), 1, "an enqueue from another process wakes the consumer");
+	wait(NULL);
+	is_long(spool_count(&s, "new", &e), 1, "and its job is there");
+
+	spool_close(&s);
+	spool_close(&s2);
+	return tap_done();
+}
