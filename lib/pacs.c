@@ -145,9 +145,13 @@ pacs_timestamp(char out[32])
 		out[19] = '\0';
 }
 
-enum { S_PATIENT, S_STUDY, S_SERIES, S_OBJECT, S_RECEIPT, S_INSTANCE, S_N };
+enum { S_CURRENT, S_PATIENT, S_STUDY, S_SERIES, S_OBJECT, S_RECEIPT,
+    S_INSTANCE, S_N };
 
 static const char *const statements[S_N] = {
+	[S_CURRENT] =
+	"SELECT 1 FROM instances WHERE sop_instance_uid = ?1"
+	" AND (received_at > ?2 OR (received_at = ?2 AND object_hash = ?3))",
 	[S_PATIENT] =
 	"INSERT INTO patients (patient_id, patient_name, birth_date, sex)"
 	" VALUES (coalesce(?1, ''), coalesce(?2, ''), ?3, ?4)"
@@ -339,6 +343,29 @@ upsert_object(struct pacs_index *ix, const struct pacs_attrs *a,
 	return 0;
 }
 
+/* 1 when the instance already has this object or a newer one. */
+static int
+superseded(struct pacs_index *ix, const struct pacs_attrs *a,
+    const struct pacs_receipt *r, struct err *e)
+{
+	sqlite3_stmt *st = ix->st[S_CURRENT];
+	int rc;
+
+	db_bind_text(st, 1, a->sop_instance_uid);
+	db_bind_text(st, 2, r->received_at);
+	db_bind_text(st, 3, r->hash);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return err_set(e, EIO, "sqlite: %s", sqlite3_errmsg(ix->db));
+	return rc == SQLITE_ROW;
+}
+
+/*
+ * The object and its receipt are always recorded; the patient, study,
+ * series and instance rows only when this object becomes (or stays) the
+ * instance's current one, so a stale copy never overwrites what is shown.
+ */
 int
 pacs_index_object(struct pacs_index *ix, const struct pacs_attrs *a,
     const struct pacs_receipt *r, struct err *e)
@@ -354,8 +381,14 @@ pacs_index_object(struct pacs_index *ix, const struct pacs_attrs *a,
 	    a->number_of_frames, a->bits_allocated,
 	    a->photometric_interpretation, r->received_at, r->calling_aet };
 
-	if (upsert_hierarchy(ix, a, &series, e) == -1 ||
-	    upsert_object(ix, a, r, e) == -1)
+	int old;
+
+	if (upsert_object(ix, a, r, e) == -1 ||
+	    (old = superseded(ix, a, r, e)) == -1)
+		return -1;
+	if (old)
+		return 0;
+	if (upsert_hierarchy(ix, a, &series, e) == -1)
 		return -1;
 	pacs_timestamp(now);
 	db_bind_text(st, 1, a->sop_instance_uid);

@@ -98,6 +98,10 @@ spool_new_name(struct spool *s, char name[SPOOL_NAME_MAX])
 static int
 remember_pending(struct spool *s, const char *name, struct err *e)
 {
+	/* The same name twice in one batch is one job (rewritten in tmp/). */
+	for (size_t i = 0; i < s->npending; i++)
+		if (strcmp(s->pending[i], name) == 0)
+			return 0;
 	if (s->npending == s->cappending) {
 		size_t cap = s->cappending ? s->cappending * 2 : 64;
 		void *p = realloc(s->pending, cap * sizeof *s->pending);

@@ -74,8 +74,16 @@ main(int argc, char **argv)
 	is_long(spool_count(&s, "new", &e), 1, "deferred jobs are not visible yet");
 	ok(spool_flush(&s, &e) == 0, "flush");
 	is_long(spool_count(&s, "new", &e), 3, "after flush they are");
+	ok(spool_enqueue(&s, "same", "v=1\n", 4, SPOOL_DEFER, &e) == 0 &&
+	    spool_enqueue(&s, "same", "v=2\n", 4, SPOOL_DEFER, &e) == 0 &&
+	    spool_flush(&s, &e) == 0, "one name deferred twice in a batch flushes");
+	is_long(spool_count(&s, "new", &e), 4, "as one job");
+	ok(spool_claim(&s, names, 8, &e) == 4 && spool_read(&s, "same", &body, &e) == 0 &&
+	    strcmp(body, "v=2\n") == 0, "holding the last body written");
+	free(body);
+	spool_recover(&s, &e);
 	n = spool_claim(&s, names, 8, &e);
-	ok(n == 3 && strcmp(names[0], names[1]) < 0 && strcmp(names[1], names[2]) < 0,
+	ok(n == 4 && strcmp(names[0], names[1]) < 0 && strcmp(names[1], names[2]) < 0,
 	    "claims come in name order");
 	for (int i = 0; i < n; i++)
 		spool_finish(&s, names[i], &e);
