@@ -23,7 +23,7 @@
 #include "dicom.h"
 #include "err.h"
 
-#define PACS_UI	65	/* a UID: 64 characters + NUL */
+#define PACS_UI	256	/* a UID: 64 characters, but longer ones exist */
 #define PACS_LO	256	/* any other value, UTF-8, multi-values joined */
 
 struct pacs_attrs {
