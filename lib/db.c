@@ -26,7 +26,7 @@ db_open(sqlite3 **out, const char *path, struct err *e)
 	}
 	sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
 	if (db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-	    "PRAGMA foreign_keys=ON;", e) == -1) {
+	    "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;", e) == -1) {
 		err_wrap(e, "%s", path);
 		sqlite3_close(db);
 		return -1;
