@@ -57,7 +57,7 @@ is "$(sql "$PACS_DB" "SELECT patient_name FROM study_summary WHERE accession_num
     "Ødegård^Åse" "patient names are stored as UTF-8"
 is "$(sql "$PACS_DB" "SELECT sum(instance_count) FROM series_summary WHERE study_instance_uid IN (SELECT study_instance_uid FROM studies WHERE accession_number LIKE 'ACC007%')")" 24 \
     "series_summary adds up to the instances"
-is "$(sql "$PACS_DB" "SELECT count(*) FROM receipts r JOIN objects o ON o.hash = r.object_hash WHERE r.calling_aet = 'STORESCU' AND r.called_aet = 'SCREENING_PACS' AND r.peer_address != ''")" \
+is "$(sql "$PACS_DB" "SELECT count(*) FROM receipts r JOIN objects o ON o.hash = r.object_hash WHERE r.calling_aet IN ('STORESCU', 'DCMSEND') AND r.called_aet = 'SCREENING_PACS' AND r.peer_address != ''")" \
     "$(sql "$PACS_DB" "SELECT count(*) FROM receipts")" "every receipt records calling AE, called AE and peer"
 is "$(count_files "$GATEWAY_DATA_DIR/spool/thumb/new")" "$(sql "$PACS_DB" "SELECT count(*) FROM objects")" \
     "each object waits in the thumb spool for the preview stage"

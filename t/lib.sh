@@ -208,8 +208,8 @@ store_verified() {
 	done
 }
 
-# dcm_value FILE TAG: a value as dcmdump prints it (text, no brackets).
+# dcm_value FILE TAG: a value as dcmdump prints it (raw text, no brackets).
 dcm_value() {
-	dcmdump -q +U8 +P "$2" "$1" 2>/dev/null | head -n 1 |
+	dcmdump -q +P "$2" "$1" 2>/dev/null | head -n 1 |
 	sed -n 's/^([0-9a-fA-F,]*) [A-Z][A-Z] \[\(.*\)\] *#.*/\1/p; s/^([0-9a-fA-F,]*) [A-Z][A-Z] \([^[(=].*[^ ]\) *#.*/\1/p'
 }
