@@ -87,7 +87,7 @@ deps:
 	@sh tools/deps
 
 bench: deps all
-	sh bench/ingest
+	bench/ingest
 
 # libFuzzer targets (clang): build/fuzz/<target>; run each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
