@@ -91,11 +91,12 @@ bench: deps all
 
 # libFuzzer targets (clang): build/fuzz/<target>; run each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 fuzz:
 	$(MAKE) BUILD=build/fuzz CC=clang OPT='-O1 -g' \
-	  SAN='-fsanitize=fuzzer-no-link,address,undefined' build/lib/libgateway.a
+	  SAN='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' build/fuzz/lib/libgateway.a
 	$(MAKE) BUILD=build/fuzz CC=clang OPT='-O1 -g' \
-	  SAN='-fsanitize=fuzzer,address,undefined' $(patsubst fuzz/%.c,build/fuzz/fuzzers/%,$(wildcard fuzz/*.c))
+	  SAN='-fsanitize=fuzzer $(FUZZ_SAN)' $(patsubst fuzz/%.c,build/fuzz/fuzzers/%,$(wildcard fuzz/*.c))
 	for f in build/fuzz/fuzzers/*; do \
 	  mkdir -p build/fuzz/corpus/$$(basename $$f); \
 	  $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$(basename $$f) fuzz/seeds/ || exit 1; \

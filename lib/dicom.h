@@ -118,6 +118,10 @@ const struct dcm_item *dcm_item_at(const struct dcm *d,
  * Numeric binary VRs (US, SS, UL, SL, FL, FD) are formatted as decimal.
  * Returns the length written, or -1 with e set (DCM_E_NOT_FOUND when the
  * element or value i is absent).  A present but empty value returns 0.
+ * A value longer than outsz-1 bytes is cut at a UTF-8 character boundary
+ * (no error: compare the result with outsz-1 to detect it).  AT values
+ * read "(gggg,eeee)"; FL/FD the shortest decimal that reads back exactly.
+ * An explicit UN element is read with its dictionary VR when known.
  */
 int dcm_get_string(const struct dcm *d, const struct dcm_item *item,
     uint32_t tag, int i, char *out, size_t outsz, struct err *e);
@@ -151,7 +155,8 @@ struct dcm_dict_entry {
 	const char *keyword;
 };
 
-/* Entry for tag (repeating groups such as (60xx,3000) resolved), or NULL. */
+/* Entry for tag (repeating groups such as (60xx,3000) resolved: the entry's
+ * tag is then the first of its range), or NULL. */
 const struct dcm_dict_entry *dcm_dict_lookup(uint32_t tag);
 
 /* Entry for a keyword ("PatientName"), or NULL. */
