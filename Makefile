@@ -6,7 +6,7 @@ DESTDIR  ?=
 VERSION  := 0.1.0
 
 CC       ?= cc
-PKGS     := sqlite3 openssl zlib
+PKGS     := sqlite3 openssl zlib libpng libjpeg libopenjp2 charls jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -15,7 +15,7 @@ OPT      ?= -O2 -g
 SAN      ?=
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) $(SAN) \
 	     -DGW_VERSION='"$(VERSION)"' -Ilib -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) $(LDLIBS)
+LDLIBS_ALL = -Wl,--as-needed $(PKG_LIBS) $(LDLIBS)
 
 LIB_SRC  := $(wildcard lib/*.c)
 SQL      := $(wildcard sql/*.sql)
@@ -64,6 +64,11 @@ $(BUILD)/lib/libgateway.a: $(LIB_OBJ)
 $(BUILD)/bin/%: bin/%.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
+
+# storescp-hook runs once per image: linking libcrypto statically saves
+# the dynamic loader about 3 ms of relocations per run (bench/ingest).
+$(BUILD)/bin/storescp-hook: LDLIBS_ALL = -Wl,-Bstatic -lcrypto -Wl,-Bdynamic \
+	-Wl,--as-needed $(PKG_LIBS) $(LDLIBS)
 
 $(BUILD)/t/%: t/unit/%.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h) t/unit/tap.h
 	@mkdir -p $(@D)

@@ -205,7 +205,8 @@ ingest(struct hook *h, const struct arrival *a)
 		err_sys(&e, "unlink %s", a->path);
 		goto fail;
 	}
-	fs_sync_parent(a->path, NULL);
+	/* No fsync of incoming/ here: if the unlink is lost in a crash, the
+	 * sweep finds the file again and its receipt key makes that harmless. */
 	log_info("stored", "sop_instance_uid=%s object=%.16s size=%lld "
 	    "calling_aet=%s new_object=%d", attrs.sop_instance_uid, hash,
 	    (long long)sb.st_size, a->calling_aet, added);
