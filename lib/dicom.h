@@ -162,4 +162,63 @@ const struct dcm_dict_entry *dcm_dict_lookup(uint32_t tag);
 /* Entry for a keyword ("PatientName"), or NULL. */
 const struct dcm_dict_entry *dcm_dict_by_keyword(const char *keyword);
 
+/*
+ * Writing datasets (lib/dicom_write.c).
+ *
+ * A builder collects elements (any order; encoded in tag order, nested
+ * sequences included) and encodes them in implicit or explicit VR little
+ * endian, as a bare dataset (DIMSE) or as a Part 10 file with preamble
+ * and meta group.  Text is given in UTF-8 and converted on encoding to the
+ * character set named by the charset argument ("ISO_IR 100", "ISO_IR 192",
+ * NULL = ASCII): characters it cannot hold become '?'; the builder adds
+ * (0008,0005) itself when charset is not NULL.  Values are padded to even
+ * length as PS3.5 requires (UI with NUL, text with space, OB with NUL).
+ * The builder owns copies of everything added; dcm_build_free() releases
+ * it.  Adding an element whose tag is already present at the same level
+ * replaces it.
+ */
+struct dcm_builder;
+
+struct dcm_builder *dcm_build_new(void);
+void dcm_build_free(struct dcm_builder *b);
+
+/* Text (UTF-8, multi-values separated by '\\') or numbers as text for IS/DS.
+ * vr NULL: the dictionary's. */
+int dcm_build_string(struct dcm_builder *b, uint32_t tag, const char *vr,
+    const char *utf8, struct err *e);
+/* An empty (zero-length) element: "universal" return keys, unknown values. */
+int dcm_build_empty(struct dcm_builder *b, uint32_t tag, const char *vr,
+    struct err *e);
+int dcm_build_u16(struct dcm_builder *b, uint32_t tag, uint16_t v,
+    struct err *e);
+int dcm_build_u32(struct dcm_builder *b, uint32_t tag, uint32_t v,
+    struct err *e);
+/* Raw value bytes (OB, OW, UN, AT, ...), little endian, copied. */
+int dcm_build_bytes(struct dcm_builder *b, uint32_t tag, const char *vr,
+    const void *value, size_t len, struct err *e);
+
+/* Sequences: open one, add items with elements, close it.  Nesting is
+ * allowed; an empty sequence is open + close with no item. */
+int dcm_build_sequence_begin(struct dcm_builder *b, uint32_t tag,
+    struct err *e);
+int dcm_build_item_begin(struct dcm_builder *b, struct err *e);
+int dcm_build_item_end(struct dcm_builder *b, struct err *e);
+int dcm_build_sequence_end(struct dcm_builder *b, struct err *e);
+
+/* Copy an element (and, for SQ, everything inside it) from a parsed
+ * dataset, converting its text to UTF-8 first. */
+int dcm_build_copy(struct dcm_builder *b, const struct dcm *d,
+    const struct dcm_elem *el, struct err *e);
+
+/* Encode as a bare dataset in ts_uid (implicit or explicit VR LE).
+ * *out is malloc'd. */
+int dcm_build_encode(struct dcm_builder *b, const char *ts_uid,
+    const char *charset, uint8_t **out, size_t *outlen, struct err *e);
+
+/* Encode as a Part 10 file: preamble, "DICM", meta group with the given
+ * SOP class/instance and transfer syntax, then the dataset. */
+int dcm_build_encode_file(struct dcm_builder *b, const char *sop_class_uid,
+    const char *sop_instance_uid, const char *ts_uid, const char *charset,
+    uint8_t **out, size_t *outlen, struct err *e);
+
 #endif
