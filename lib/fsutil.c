@@ -32,20 +32,33 @@ fs_mkdirs(const char *path, struct err *e)
 	return 0;
 }
 
-int
-fs_sync_dir(const char *path, struct err *e)
+/* open + fsync + close; what names the thing in messages. */
+static int
+sync_path(const char *path, int flags, const char *what, struct err *e)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
 
 	if (fd == -1)
-		return err_sys(e, "open directory %s", path);
+		return err_sys(e, "open %s%s", what, path);
 	if (fsync(fd) == -1) {
-		err_sys(e, "fsync directory %s", path);
+		err_sys(e, "fsync %s%s", what, path);
 		close(fd);
 		return -1;
 	}
 	close(fd);
 	return 0;
+}
+
+int
+fs_sync_dir(const char *path, struct err *e)
+{
+	return sync_path(path, O_DIRECTORY, "directory ", e);
+}
+
+int
+fs_sync_file(const char *path, struct err *e)
+{
+	return sync_path(path, 0, "", e);
 }
 
 int

@@ -19,6 +19,9 @@ int fs_mkdirs(const char *path, struct err *e);
 /* fsync the directory at path. */
 int fs_sync_dir(const char *path, struct err *e);
 
+/* fsync the file at path (its data and metadata). */
+int fs_sync_file(const char *path, struct err *e);
+
 /* fsync the directory that contains path. */
 int fs_sync_parent(const char *path, struct err *e);
 

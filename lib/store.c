@@ -89,22 +89,6 @@ store_path(const struct store *st, const char *hash, char *out,
 	return 0;
 }
 
-static int
-sync_file(const char *path, struct err *e)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd == -1)
-		return err_sys(e, "open %s", path);
-	if (fsync(fd) == -1) {
-		err_sys(e, "fsync %s", path);
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
 int
 store_adopt(struct store *st, const char *src, const char *hash,
     struct err *e)
@@ -118,7 +102,7 @@ store_adopt(struct store *st, const char *src, const char *hash,
 	if (snprintf(dir, sizeof dir, "%s/%.2s/%.2s", st->root, hash,
 	    hash + 2) >= (int)sizeof dir)
 		return err_set(e, ENAMETOOLONG, "store path too long");
-	if (fs_mkdirs(dir, e) == -1 || sync_file(src, e) == -1)
+	if (fs_mkdirs(dir, e) == -1 || fs_sync_file(src, e) == -1)
 		return -1;
 	if (link(src, dst) == -1) {
 		if (errno == EEXIST)

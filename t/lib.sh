@@ -7,6 +7,7 @@
 #   wait_for 10 "title" cmd...  run cmd until it succeeds or 10 s pass
 #   free_port                   print a TCP port nobody listens on
 #   bg NAME cmd...              start a process, remembered for cleanup
+#   on_exit 'cmd'               run cmd at exit (e.g. umount)
 #   $T                          this test's own temporary directory
 #
 # Every test gets a fresh $T (removed at exit unless TEST_KEEP=1) and every
@@ -30,6 +31,13 @@ _tap_n=0
 _tap_failed=0
 _tap_planned=0
 _bg_pids=""
+_on_exit=""
+
+# on_exit CMD: run CMD (a string for sh) at exit, before $T is removed.
+on_exit() {
+	_on_exit="$_on_exit
+$1"
+}
 
 _cleanup() {
 	for _p in $_bg_pids; do
@@ -42,6 +50,7 @@ _cleanup() {
 		done
 		kill -KILL "$_p" 2>/dev/null
 	done
+	[ -n "$_on_exit" ] && eval "$_on_exit"
 	if [ "${TEST_KEEP:-0}" = 1 ]; then
 		echo "# kept $T" >&2
 	else
