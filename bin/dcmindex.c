@@ -60,7 +60,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: dcmindex [--once] [--batch N]\n"
-	    "       dcmindex --init | --reindex\n"
+	    "       dcmindex --init | --reindex | --retry-failed\n"
 	    "\n"
 	    "Indexes objects from the index spool into pacs.db and queues them\n"
 	    "for the thumbnail and relay stages.\n"
@@ -69,6 +69,7 @@ usage(FILE *f)
 	    "  --batch N    jobs per transaction (default %d)\n"
 	    "  --init       create or migrate pacs.db and exit\n"
 	    "  --reindex    rebuild pacs.db from the object store alone\n"
+	    "  --retry-failed  move failed index jobs back to the queue, exit\n"
 	    "  -h, --help   this help\n"
 	    "  --version    print the version\n"
 	    "\n"
@@ -205,6 +206,22 @@ fail:
 	return -1;
 }
 
+/*
+ * A job fails for good when the object itself is the problem (unreadable,
+ * missing UIDs, gone).  When the machine is the problem (database error,
+ * full disk, out of file descriptors) the whole batch is retried later.
+ */
+static int
+transient(int code)
+{
+	switch (code) {
+	case EIO: case ENOSPC: case EDQUOT: case EMFILE: case ENFILE:
+	case ENOMEM: case EAGAIN: case EBUSY: case EROFS:
+		return 1;
+	}
+	return 0;
+}
+
 static int
 run_batch(struct indexer *x, struct job *jobs, int n)
 {
@@ -225,6 +242,10 @@ run_batch(struct indexer *x, struct job *jobs, int n)
 			if (savepoint(x, "RELEASE job") == -1)
 				goto abort;
 			continue;
+		}
+		if (transient(e.code)) {
+			log_err("index failed, will retry", &e);
+			goto abort;
 		}
 		snprintf(j->reason, sizeof j->reason, "%s",
 		    e.msg[0] ? e.msg : "unknown error");
@@ -270,7 +291,7 @@ follow(struct indexer *x, int once)
 	struct job *jobs = calloc((size_t)x->batch, sizeof *jobs);
 	char (*names)[SPOOL_NAME_MAX] = calloc((size_t)x->batch,
 	    sizeof *names);
-	int rc = 0, recovered;
+	int rc = 0, recovered, pause = 1;
 
 	if (jobs == NULL || names == NULL) {
 		free(jobs);
@@ -291,9 +312,13 @@ follow(struct indexer *x, int once)
 				rc = -1;
 				break;
 			}
-			sleep(1);	/* e.g. database locked: try again */
+			/* e.g. database locked or disk full: try again, less
+			 * and less often, up to once a minute. */
+			sleep((unsigned)pause);
+			pause = pause < 60 ? pause * 2 : 60;
 			continue;
 		}
+		pause = 1;
 		if (once)
 			break;
 		if (spool_wait(&x->index, WAIT_MS, &e) == -1) {
@@ -491,6 +516,7 @@ main(int argc, char **argv)
 		{ "batch", required_argument, NULL, 'b' },
 		{ "init", no_argument, NULL, 'i' },
 		{ "reindex", no_argument, NULL, 'r' },
+		{ "retry-failed", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -498,7 +524,7 @@ main(int argc, char **argv)
 	struct indexer x = { .batch = BATCH_DEFAULT };
 	struct err e = { 0 };
 	struct sigaction sa = { 0 };
-	int c, once = 0, init = 0, reindex = 0, rc;
+	int c, once = 0, init = 0, reindex = 0, retry = 0, rc;
 	char *end;
 
 	log_init("dcmindex");
@@ -507,6 +533,7 @@ main(int argc, char **argv)
 		case 'o': once = 1; break;
 		case 'i': init = 1; break;
 		case 'r': reindex = 1; break;
+		case 'R': retry = 1; break;
 		case 'b':
 			x.batch = (int)strtol(optarg, &end, 10);
 			if (*end != '\0' || x.batch < 1 || x.batch > BATCH_MAX) {
@@ -526,7 +553,7 @@ main(int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind != argc || init + reindex + once > 1) {
+	if (optind != argc || init + reindex + once + retry > 1) {
 		usage(stderr);
 		return EX_USAGE;
 	}
@@ -554,7 +581,16 @@ main(int argc, char **argv)
 		close_db(&x);
 		return EX_CANTCREAT;
 	}
-	rc = follow(&x, once);
+	if (retry) {
+		rc = spool_retry_failed(&x.index, &e);
+		if (rc == -1)
+			log_err("retry failed", &e);
+		else
+			log_info("failed jobs queued again", "jobs=%d", rc);
+		rc = rc == -1 ? -1 : 0;
+	} else {
+		rc = follow(&x, once);
+	}
 	spool_close(&x.index);
 	spool_close(&x.thumb);
 	spool_close(&x.relay);

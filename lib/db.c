@@ -5,10 +5,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+int
+db_errno(sqlite3 *db)
+{
+	switch (sqlite3_errcode(db) & 0xff) {
+	case SQLITE_FULL:
+		return ENOSPC;
+	case SQLITE_BUSY: case SQLITE_LOCKED:
+		return EBUSY;
+	case SQLITE_NOMEM:
+		return ENOMEM;
+	case SQLITE_READONLY:
+		return EROFS;
+	case SQLITE_CONSTRAINT: case SQLITE_MISMATCH: case SQLITE_TOOBIG:
+	case SQLITE_RANGE:
+		return EINVAL;
+	}
+	return EIO;
+}
+
 static int
 db_err(sqlite3 *db, struct err *e, const char *what)
 {
-	return err_set(e, EIO, "sqlite: %s: %s", what, sqlite3_errmsg(db));
+	return err_set(e, db_errno(db), "sqlite: %s: %s", what,
+	    sqlite3_errmsg(db));
 }
 
 int
@@ -47,7 +67,8 @@ db_exec(sqlite3 *db, const char *sql, struct err *e)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		err_set(e, EIO, "sqlite: %s", msg ? msg : sqlite3_errmsg(db));
+		err_set(e, db_errno(db), "sqlite: %s",
+		    msg ? msg : sqlite3_errmsg(db));
 		sqlite3_free(msg);
 		return -1;
 	}

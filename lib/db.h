@@ -21,6 +21,7 @@
 #define DB_BUSY_TIMEOUT_MS 10000
 
 extern const char db_schema_pacs[];
+extern const char db_schema_worklist[];
 
 int db_open(sqlite3 **out, const char *path, struct err *e);
 void db_close(sqlite3 *db);
@@ -30,6 +31,11 @@ int db_migrate(sqlite3 *db, const char *schema, struct err *e);
 
 /* The highest "-- version: N" in a schema text. */
 int db_schema_version(const char *schema);
+
+/* The errno closest to the connection's last SQLite error: ENOSPC (full),
+ * EBUSY (locked), ENOMEM, EROFS, EINVAL (constraint: the data is wrong),
+ * else EIO.  Every db_ error carries it in struct err.code. */
+int db_errno(sqlite3 *db);
 
 int db_exec(sqlite3 *db, const char *sql, struct err *e);
 int db_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql,

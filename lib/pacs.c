@@ -137,7 +137,8 @@ step_id(struct pacs_index *ix, sqlite3_stmt *st, sqlite3_int64 *id,
 		*id = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW)
-		return err_set(e, EIO, "sqlite: %s", sqlite3_errmsg(ix->db));
+		return err_set(e, db_errno(ix->db), "sqlite: %s",
+		    sqlite3_errmsg(ix->db));
 	return 0;
 }
 
@@ -221,7 +222,8 @@ superseded(struct pacs_index *ix, const struct pacs_attrs *a,
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return err_set(e, EIO, "sqlite: %s", sqlite3_errmsg(ix->db));
+		return err_set(e, db_errno(ix->db), "sqlite: %s",
+		    sqlite3_errmsg(ix->db));
 	return rc == SQLITE_ROW;
 }
 

@@ -83,6 +83,19 @@ ok "a job without a valid object name is in failed/ with a reason" \
     grep -q 'object=' "$GATEWAY_DATA_DIR/spool/index/failed/0000000002.000000.junk.reason"
 is "$(sql "$PACS_DB" "SELECT count(*) FROM receipts")" $((nbad + 1)) "the good job after them is indexed"
 
+# A job whose object is missing fails; once the object is back (restored
+# from a backup, say), --retry-failed queues it again and it is indexed.
+"$GW_ROOT/t/tools/gen-mammo" "$T/late" 1 --size 64x48 --studies 1 --seed 22 >"$T/late.list"
+h=$(sha256sum "$T/late/mg00000.dcm" | cut -c1-64)
+obj=$GATEWAY_DATA_DIR/store/$(echo "$h" | cut -c1-2)/$(echo "$h" | cut -c3-4)/$h.dcm
+printf 'object=%s\nreceipt=late\n' "$h" >"$GATEWAY_DATA_DIR/spool/index/new/0000000003.000000.late"
+dcmindex --once 2>/dev/null
+ok "a job for an absent object is parked in failed/" test -f "$GATEWAY_DATA_DIR/spool/index/failed/0000000003.000000.late"
+mkdir -p "${obj%/*}" && cp "$T/late/mg00000.dcm" "$obj"
+ok "dcmindex --retry-failed queues failed jobs again" sh -c 'dcmindex --retry-failed 2>/dev/null'
+ok "and the next pass indexes it" sh -c 'dcmindex --once 2>/dev/null'
+is "$(sql "$PACS_DB" "SELECT count(*) FROM stored_instances WHERE storage_hash = '$h'")" 1 "the restored object is indexed"
+
 # The corpus' own broken files: each is stored or quarantined, never lost.
 if [ -d "$CORPUS" ]; then
 	grep -iE 'truncat|bogus|read error|nested|oob' "$SHARED/corpus/MANIFEST.tsv" | cut -f1 >"$T/broken"
