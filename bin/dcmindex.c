@@ -31,6 +31,7 @@
 #include "pacs.h"
 #include "spool.h"
 #include "store.h"
+#include "worklist.h"
 
 #define BATCH_DEFAULT	256
 #define BATCH_MAX	4096
@@ -44,6 +45,7 @@ struct indexer {
 	struct spool index, thumb, relay;
 	sqlite3 *db;
 	struct pacs_index *ix;
+	struct worklist *worklist;	/* NULL: no worklist to update */
 	int batch;
 	long indexed, failed;
 };
@@ -167,6 +169,39 @@ fan_out(struct indexer *x, const struct job *j, struct err *e)
 	return 0;
 }
 
+/*
+ * Some modalities send no MPPS: the first image whose accession number
+ * matches a SCHEDULED worklist item moves it to IN PROGRESS, as the
+ * production gateway does.  Done after the commit, once per accession
+ * number in the batch; it only ever moves SCHEDULED items, so a repeated
+ * batch changes nothing.  A failure is logged: the index comes first.
+ */
+static void
+start_worklist_items(struct indexer *x, const struct job *jobs, int n)
+{
+	struct err e = { 0 };
+
+	if (x->worklist == NULL)
+		return;
+	for (int i = 0; i < n; i++) {
+		const char *acc = jobs[i].attrs.accession_number;
+		int seen = 0;
+
+		if (jobs[i].reason[0] != '\0' || acc[0] == '\0')
+			continue;
+		for (int k = 0; k < i && !seen; k++)
+			seen = strcmp(jobs[k].attrs.accession_number, acc) == 0;
+		if (seen)
+			continue;
+		int r = worklist_start_by_image(x->worklist, acc, &e);
+		if (r == WL_UPDATED)
+			log_info("worklist item started by image",
+			    "accession_number=%s", acc);
+		else if (r == -1)
+			log_err("worklist update failed", &e);
+	}
+}
+
 /* Commit the batch, fan out, then settle every claim.  -1: retry later. */
 static int
 settle(struct indexer *x, struct job *jobs, int n)
@@ -178,6 +213,7 @@ settle(struct indexer *x, struct job *jobs, int n)
 		db_exec(x->db, "ROLLBACK", NULL);
 		return -1;
 	}
+	start_worklist_items(x, jobs, n);
 	for (int i = 0; i < n; i++)
 		if (jobs[i].reason[0] == '\0' && fan_out(x, &jobs[i], &e) == -1)
 			goto fail;
@@ -589,7 +625,13 @@ main(int argc, char **argv)
 			log_info("failed jobs queued again", "jobs=%d", rc);
 		rc = rc == -1 ? -1 : 0;
 	} else {
+		if (worklist_open(&x.worklist, x.cfg.worklist_db_path, &e) == -1) {
+			log_err("worklist.db unavailable: items will not be "
+			    "started by images", &e);
+			x.worklist = NULL;
+		}
 		rc = follow(&x, once);
+		worklist_close(x.worklist);
 	}
 	spool_close(&x.index);
 	spool_close(&x.thumb);
