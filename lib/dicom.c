@@ -75,6 +75,8 @@ struct dcm {
 	uint32_t *refs;
 	size_t nrefs, refcap;
 	uint8_t *inflated;
+	const uint8_t *buf;	/* the parsed input (for pixel fragments) */
+	size_t buflen;
 	void *map;
 	size_t maplen;
 	int has_meta;
@@ -928,6 +930,8 @@ parse_common(const uint8_t *buf, size_t len, unsigned flags, int detect,
 	p->flags = flags;
 	p->e = e;
 	d->has_meta = meta;
+	d->buf = buf;
+	d->buflen = len;
 	rc = parse_root(p, pos, meta, ts);
 	scratch_free(p);
 	free(p);
@@ -1052,11 +1056,12 @@ const struct dcm_elem *
 dcm_find(const struct dcm *d, const struct dcm_item *item, uint32_t tag)
 {
 	const struct dcm_item *it = item_or_root(d, item);
-	const struct dcm_elem *el = d->elems + it->first;
+	const struct dcm_elem *el;
 	size_t i;
 
 	if (it->count == 0)
-		return NULL;
+		return NULL;	/* elems may be NULL: no arithmetic on it */
+	el = d->elems + it->first;
 	if (it->sorted)
 		return bsearch(&tag, el, it->count, sizeof *el, cmp_elem_tag);
 	for (i = 0; i < it->count; i++)
@@ -1510,4 +1515,67 @@ dcm_vm(const struct dcm *d, const struct dcm_elem *el)
 			vm++;
 	free(heap);
 	return vm;
+}
+
+/* Pixel data fragments */
+
+int
+dcm_pixel_fragments(const struct dcm *d, const struct dcm_elem *el,
+    struct dcm_fragment *bot, struct dcm_fragment **frags, size_t *nfrags,
+    struct err *e)
+{
+	struct dcm_fragment *v = NULL;
+	size_t pos, n = 0, cap = 0, end = d->buflen;
+	const uint8_t *b = d->buf;
+	uint32_t t, len;
+
+	*frags = NULL;
+	*nfrags = 0;
+	memset(bot, 0, sizeof *bot);
+	if (el->value != NULL || el->length != UNDEFINED)
+		return err_set(e, DCM_E_MALFORMED, "pixel data is not "
+		    "encapsulated");
+	if (d->inflated != NULL || el->offset > end || end - el->offset < 12)
+		return err_set(e, DCM_E_MALFORMED, "encapsulated pixel data "
+		    "at offset %zu is not in the parsed input", el->offset);
+	pos = el->offset + 8;
+	if (rd32(b + pos, el->big_endian) == UNDEFINED)	/* explicit VR */
+		pos += 4;
+	for (int first = 1;; first = 0) {
+		if (end - pos < 8) {
+			free(v);
+			return err_set(e, DCM_E_TRUNCATED, "pixel data "
+			    "fragments end without a delimiter at offset %zu",
+			    pos);
+		}
+		t = DCM_TAG(rd16(b + pos, el->big_endian),
+		    rd16(b + pos + 2, el->big_endian));
+		len = rd32(b + pos + 4, el->big_endian);
+		if (t == TAG_SEQ_END)
+			break;
+		if (t != TAG_ITEM || len == UNDEFINED || len > end - pos - 8) {
+			free(v);
+			return err_set(e, DCM_E_MALFORMED, "bad pixel data "
+			    "fragment at offset %zu", pos);
+		}
+		if (first) {
+			*bot = (struct dcm_fragment){ b + pos + 8, len };
+		} else {
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 16;
+				void *nv = reallocarray(v, nc, sizeof *v);
+				if (nv == NULL) {
+					free(v);
+					return err_sys(e, "reallocarray");
+				}
+				v = nv;
+				cap = nc;
+			}
+			v[n++] = (struct dcm_fragment){ b + pos + 8, len };
+		}
+		pos += 8 + (size_t)len;
+	}
+	*frags = v;
+	*nfrags = n;
+	return 0;
 }

@@ -74,6 +74,23 @@ struct dcm_elem {
 	int big_endian;		/* value bytes are big endian */
 };
 
+/* One item of encapsulated pixel data: bytes inside the parsed input. */
+struct dcm_fragment {
+	const uint8_t *data;
+	uint32_t length;
+};
+
+/*
+ * The items of encapsulated pixel data el (value NULL, undefined length):
+ * the Basic Offset Table (the first item, possibly empty) into *bot and
+ * the fragments after it, in order, into *frags (malloc'd, the caller
+ * frees it; NULL when there are none).  Pointers live as long as d.
+ * Native pixel data needs no call: its bytes are el->value.
+ */
+int dcm_pixel_fragments(const struct dcm *d, const struct dcm_elem *el,
+    struct dcm_fragment *bot, struct dcm_fragment **frags, size_t *nfrags,
+    struct err *e);
+
 /* Parse len bytes at buf (borrowed).  Returns 0, or -1 with e set. */
 int dcm_parse(const uint8_t *buf, size_t len, unsigned flags,
     struct dcm **out, struct err *e);
@@ -178,6 +195,10 @@ const struct dcm_dict_entry *dcm_dict_by_keyword(const char *keyword);
  * replaces it.
  */
 struct dcm_builder;
+
+/* Our Implementation Class UID and Version Name (meta group, A-ASSOCIATE). */
+extern const char dcm_build_implementation_uid[];
+extern const char dcm_build_implementation_version[];
 
 struct dcm_builder *dcm_build_new(void);
 void dcm_build_free(struct dcm_builder *b);

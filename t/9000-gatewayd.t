@@ -49,6 +49,8 @@ cd "$T" || exit 1
 start_gateway || { echo "Bail out! gatewayd did not start"; cat "$T/gatewayd.log"; exit 1; }
 pass "gatewayd starts and storescp answers C-ECHO as SCREENING_PACS"
 ok "echoscu succeeds against PACS_AET" echoscu -aec SCREENING_PACS 127.0.0.1 "$GW_PORT"
+wait_for 20 "mwlscp answers C-ECHO as WORKLIST_AET on WORKLIST_PORT" \
+    echoscu -aec SCREENING_MWL 127.0.0.1 "$WORKLIST_PORT"
 is "$(cat "$T/var/run/gatewayd.pid")" "$GATEWAYD_PID" "the pid file holds the supervisor's pid"
 
 tree_ok() {
@@ -95,6 +97,7 @@ is "$?" 0 "gatewayd status exits 0 while the supervisor runs"
 ok "status shows storescp running with its pid" \
     grep -Eq "^storescp +running +$STORESCP_PID " "$T/status.out"
 ok "status shows dcmindex running" grep -Eq "^dcmindex +running +$DCMINDEX_PID " "$T/status.out"
+ok "status shows mwlscp running" grep -Eq "^mwlscp +running +[0-9]+ " "$T/status.out"
 ok "status shows the depth of every spool" \
     sh -c "grep -Eq '^index +[0-9]+ +[0-9]+ +[0-9]+$' '$T/status.out' &&
 	   grep -Eq '^thumb ' '$T/status.out' && grep -Eq '^relay ' '$T/status.out'"

@@ -71,7 +71,7 @@ import socket, sys, time
 s = socket.socket(); s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen()
 print("ready", flush=True); time.sleep(60)' "$PORT"
 wait_until 5 port_open "$PORT"
-GATEWAY_ENV_FILE=/dev/null GATEWAY_DATA_DIR=$T/busy PACS_PORT=$PORT PATH=$T/noss:$PATH \
+GATEWAY_ENV_FILE=/dev/null GATEWAY_DATA_DIR=$T/busy PACS_PORT=$PORT WORKLIST_PORT=$(free_port) PATH=$T/noss:$PATH \
     sh "$GATEWAYD" run >/dev/null 2>"$T/busy.err"
 is "$?" 69 "storescp failing to bind ends the start (EX_UNAVAILABLE)"
 ok "... saying storescp could not listen" grep -q "storescp could not listen on PACS_PORT $PORT" "$T/busy.err"

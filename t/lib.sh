@@ -27,6 +27,11 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/gwtest.XXXXXX")
+# Our servers listen on loopback only, on ports of their own, so that
+# tests run in parallel (prove -j) never meet.
+WORKLIST_BIND=127.0.0.1
+WORKLIST_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export WORKLIST_BIND WORKLIST_PORT
 _tap_n=0
 _tap_failed=0
 _tap_planned=0

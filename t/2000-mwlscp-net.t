@@ -1,0 +1,139 @@
+#!/bin/sh
+# 2000-mwlscp-net: mwlscp on the network, against dcmtk's echoscu and
+# findscu and raw bytes (t/peers/dulraw.py): negotiation, the allow-list,
+# malformed and truncated PDUs, the ARTIM and idle timers, the association
+# limit, 20 concurrent clients, and SIGTERM.
+. "${0%/*}/lib.sh"
+
+RAW="/usr/bin/python3 $GW_ROOT/t/peers/dulraw.py"
+GATEWAY_DATA_DIR=$T/var
+export GATEWAY_DATA_DIR
+mkdir -p "$GATEWAY_DATA_DIR"
+
+# start_mwlscp NAME PORT [options]: start one server, wait until it listens.
+start_mwlscp() {
+	_n=$1; _p=$2; shift 2
+	WORKLIST_PORT=$_p bg "$_n" mwlscp --bind 127.0.0.1 "$@"
+	wait_until 20 port_open "$_p"
+}
+
+echo_ok() {
+	echoscu -to 5 -aec SCREENING_MWL 127.0.0.1 "$PORT"
+}
+
+# probe KIND: the server must abort or close, within the given seconds.
+probe_ends() {
+	_out=$($RAW "$PORT" "$1") || return 1
+	case $_out in
+	closed*|abort*) return 0 ;;
+	*) echo "server answered: $_out"; return 1 ;;
+	esac
+}
+
+PORT=$(free_port)
+start_mwlscp mwlscp "$PORT" --artim-seconds 2 --idle-seconds 2 \
+    --max-associations 3
+ok "mwlscp listens on 127.0.0.1" port_open "$PORT"
+ok "C-ECHO with echoscu succeeds" echo_ok
+not_ok "a wrong called AE title is rejected" \
+    echoscu -to 5 -aec NOT_OUR_AE 127.0.0.1 "$PORT"
+ok "the rejection is logged with the called AE" \
+    grep -q 'association rejected.*called_aet=NOT_OUR_AE.*reason=7' \
+    "$T/mwlscp.log"
+
+# --- malformed input ---
+ok "garbage bytes end in abort or close" probe_ends garbage
+ok "a PDU with a huge length ends in abort or close" probe_ends hugelen
+ok "an A-ASSOCIATE-RQ with a bad item length ends in abort or close" \
+    probe_ends baditem
+ok "a P-DATA before association ends in abort or close" \
+    probe_ends pdata-first
+ok "after all that, C-ECHO still succeeds" echo_ok
+
+# --- timers ---
+out=$($RAW "$PORT" silent)
+secs=${out#* }
+case $out in
+closed*) ok "a silent peer is closed after the ARTIM timeout (${secs}s)" \
+    awk -v s="$secs" 'BEGIN { exit !(s >= 1.5 && s < 6) }' ;;
+*) fail "a silent peer is closed after the ARTIM timeout"; diag "$out" ;;
+esac
+out=$($RAW "$PORT" stall-mid-pdu)
+secs=${out#* }
+case $out in
+closed*|abort*) ok "a peer stalling mid-PDU is dropped after the idle timeout (${secs}s)" \
+    awk -v s="$secs" 'BEGIN { exit !(s >= 1.5 && s < 6) }' ;;
+*) fail "a peer stalling mid-PDU is dropped after the idle timeout"
+   diag "$out" ;;
+esac
+
+# --- the association limit ---
+ok "beyond --max-associations the extra one is rejected, the held ones work" \
+    $RAW "$PORT" hold 3 echoscu -to 5 -aec SCREENING_MWL 127.0.0.1 "$PORT"
+ok "the limit rejection says local limit exceeded" \
+    grep -q 'association rejected.*result=2 source=3 reason=2' \
+    "$T/mwlscp.log"
+ok "once they are released, C-ECHO succeeds again" wait_until 10 echo_ok
+
+# --- the allow-list ---
+PORT2=$(free_port)
+start_mwlscp mwlscp-allow "$PORT2" --allow "MAMMO1, MAMMO2"
+ok "an allowed calling AE gets C-ECHO" \
+    echoscu -to 5 -aet MAMMO2 -aec SCREENING_MWL 127.0.0.1 "$PORT2"
+not_ok "an unknown calling AE is rejected" \
+    echoscu -to 5 -aet STRANGER -aec SCREENING_MWL 127.0.0.1 "$PORT2"
+
+# --- concurrency ---
+PORT3=$(free_port)
+start_mwlscp mwlscp-many "$PORT3" --max-associations 32
+i=0
+while [ $i -lt 20 ]; do
+	( echoscu -to 10 -aec SCREENING_MWL 127.0.0.1 "$PORT3" \
+	    >"$T/echo.$i.out" 2>&1; echo $? >"$T/echo.$i.rc" ) &
+	pids="${pids:-} $!"
+	i=$((i + 1))
+done
+wait $pids
+pids=
+is "$(cat "$T"/echo.*.rc | sort | uniq -c | tr -s ' ')" " 20 0" \
+    "20 concurrent echoscu all answered"
+
+# --- C-FIND over items loaded with mwlsync ---
+if command -v mwlsync >/dev/null 2>&1; then
+	for n in 1 2 3; do
+		printf '{"schema_version":1,"action_id":"a-%s","action_type":"worklist.create_item","timestamp":"2026-11-27T10:00:00Z","source_system":"t","parameters":{"worklist_item":{"accession_number":"ACCNET%s","participant":{"nhs_number":"999000000%s","name":"TEST^PATIENT%s","birth_date":"19700101","sex":"F"},"scheduled":{"date":"20261128","time":"09%s000"},"procedure":{"modality":"MG","study_description":"Screening Mammography"}}}}\n' \
+		    "$n" "$n" "$n" "$n" "$n"
+	done | mwlsync apply >"$T/apply.out" 2>"$T/apply.err"
+	ok "mwlsync loads three items" \
+	    test "$(grep -c '"created"' "$T/apply.out")" = 3
+	findq() {
+		findscu -to 10 -W -aec SCREENING_MWL -k AccessionNumber= \
+		    -k PatientName= -k "ScheduledProcedureStepSequence[0].Modality=MG" \
+		    127.0.0.1 "$1" 2>&1 | grep -c '(0008,0050) SH \[ACCNET'
+	}
+	is "$(findq "$PORT3")" 3 "findscu -W gets the three items"
+	i=0
+	while [ $i -lt 20 ]; do
+		( findq "$PORT3" >"$T/find.$i.out" ) &
+		pids="${pids:-} $!"
+		i=$((i + 1))
+	done
+	wait $pids
+	is "$(cat "$T"/find.*.out | sort | uniq -c | tr -s ' ')" " 20 3" \
+	    "20 concurrent findscu -W all get the three items"
+else
+	skip "mwlsync not built: no C-FIND checks"
+fi
+
+ok "no patient name or ID in the logs" \
+    sh -c "! grep -q 'TEST^PATIENT\|999000000' '$T'/mwlscp*.log"
+
+# --- SIGTERM ---
+pid=$(cat "$T/mwlscp-many.pid")
+kill -TERM "$pid"
+wait "$pid"
+is "$?" 0 "SIGTERM: mwlscp exits 0"
+ok "no sanitizer report in any mwlscp log" \
+    sh -c "! grep -l 'Sanitizer\|runtime error' '$T'/mwlscp*.log"
+
+done_testing
