@@ -33,6 +33,7 @@ probe_ends() {
 PORT=$(free_port)
 start_mwlscp mwlscp "$PORT" --artim-seconds 2 --idle-seconds 2 \
     --max-associations 3
+MWLSCP_PID=$BG_PID
 ok "mwlscp listens on 127.0.0.1" port_open "$PORT"
 ok "C-ECHO with echoscu succeeds" echo_ok
 not_ok "a wrong called AE title is rejected" \
@@ -68,6 +69,10 @@ closed*|abort*) ok "a peer stalling mid-PDU is dropped after the idle timeout ($
 esac
 
 # --- the association limit ---
+# The probes' association processes must be gone (and reaped) first, or
+# they still count against the limit.
+no_children() { ! pgrep -P "$MWLSCP_PID" >/dev/null; }
+wait_until 20 no_children
 ok "beyond --max-associations the extra one is rejected, the held ones work" \
     $RAW "$PORT" hold 3 echoscu -to 5 -aec SCREENING_MWL 127.0.0.1 "$PORT"
 ok "the limit rejection says local limit exceeded" \
