@@ -91,8 +91,11 @@ run: deps all
 deps:
 	@sh tools/deps
 
+# Benchmarks print their figures (README quotes them); each compares with
+# a dcmtk reference in the same run.
 bench: deps all
 	bench/ingest
+	bench/mwl
 
 # libFuzzer targets (clang): build/fuzz/<target>; run each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
