@@ -29,7 +29,7 @@ DICT     := /usr/share/libdcmtk17/dicom.dic
 
 CHECK_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all check test run deps install bench fuzz clean units
+.PHONY: all check test run deps install bench fuzz clean units demo
 .SUFFIXES:
 
 all: $(BINS)
@@ -90,6 +90,11 @@ run: deps all
 
 deps:
 	@sh tools/deps
+
+# The whole gateway played by modality-emu: two worklist items, eight
+# images, and what arrived (tools/demo; data kept in ./var-demo).
+demo: deps all
+	sh tools/demo
 
 # Benchmarks print their figures (README quotes them); each compares with
 # a dcmtk reference in the same run.

@@ -809,12 +809,47 @@ send_rq(struct ul_assoc *a, const struct ul_proposal *ctxs, size_t n,
 	return pdu_send(a, &w, e);
 }
 
+/* connect() bounded by timeout_ms (a host that never answers would
+ * otherwise hold us for the kernel's SYN retries, about two minutes). */
 static int
-tcp_connect(const char *host, int port, struct err *e)
+connect_within(int fd, const struct sockaddr *sa, socklen_t len,
+    int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int flags, rc, soerr = 0;
+	socklen_t sl = sizeof soerr;
+
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+		return -1;
+	rc = connect(fd, sa, len);
+	if (rc == -1 && errno == EINPROGRESS) {
+		while ((rc = poll(&p, 1, timeout_ms)) == -1 && errno == EINTR)
+			;
+		if (rc == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (rc == -1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr,
+		    &sl) == -1)
+			return -1;
+		if (soerr != 0) {
+			errno = soerr;
+			return -1;
+		}
+		rc = 0;
+	}
+	if (rc == -1)
+		return -1;
+	return fcntl(fd, F_SETFL, flags);
+}
+
+static int
+tcp_connect(const char *host, int port, int timeout_ms, struct err *e)
 {
 	struct addrinfo hints = { 0 }, *res, *ai;
 	char svc[16];
-	int fd = -1, rc;
+	int fd = -1, rc, saved = EHOSTUNREACH;
 
 	hints.ai_socktype = SOCK_STREAM;
 	snprintf(svc, sizeof svc, "%d", port);
@@ -824,16 +859,22 @@ tcp_connect(const char *host, int port, struct err *e)
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
 		    ai->ai_protocol);
-		if (fd == -1)
+		if (fd == -1) {
+			saved = errno;
 			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		}
+		if (connect_within(fd, ai->ai_addr, ai->ai_addrlen,
+		    timeout_ms) == 0)
 			break;
+		saved = errno;
 		close(fd);
 		fd = -1;
 	}
 	freeaddrinfo(res);
-	if (fd == -1)
+	if (fd == -1) {
+		errno = saved;
 		return err_sys(e, "connect %s:%d", host, port);
+	}
 	return fd;
 }
 
@@ -880,7 +921,8 @@ ul_connect(struct ul_assoc **out, const char *host, int port,
 	if (nctxs == 0 || nctxs > UL_MAX_CONTEXTS || strlen(calling) > 16 ||
 	    strlen(called) > 16)
 		return err_set(e, EINVAL, "bad association parameters");
-	if ((fd = tcp_connect(host, port, e)) == -1)
+	if ((fd = tcp_connect(host, port, cfg->artim_ms > 0 ? cfg->artim_ms :
+	    30000, e)) == -1)
 		return -1;
 	if ((a = assoc_new(fd, cfg)) == NULL) {
 		close(fd);

@@ -1,0 +1,79 @@
+/*
+ * mammo: a synthetic screening mammogram, as a Digital Mammography X-Ray
+ * Image - For Presentation dataset (PS3.3 A.26), for the modality
+ * emulator and for tests.
+ *
+ * Contract:
+ * - mammo_build() fills a lib/dicom builder with everything the IOD needs
+ *   (dicom3tools' dciodvfy reports no error on a single-frame image):
+ *   the worklist's patient, accession and Study Instance UID, Image
+ *   Laterality, View Position and View Code Sequence, dose and exposure
+ *   attributes, detector attributes, a VOI window, and 16-bit MONOCHROME2
+ *   pixels (12 bits stored) showing a breast-shaped object that fades
+ *   smoothly from the chest wall, on the side the laterality says.
+ * - frames > 1 adds Number of Frames to the same MG object: a
+ *   tomosynthesis-like load for tests, not a standard IOD (dciodvfy warns).
+ * - Pixels are deterministic for a given seed: two calls give the same
+ *   bytes.  UIDs come from mammo_new_uid() (2.25 + 128 random bits).
+ * - The caller owns the builder (dcm_build_free).  Nothing here prints or
+ *   exits; there is no global state.
+ */
+#ifndef GW_MAMMO_H
+#define GW_MAMMO_H
+
+#include <stddef.h>
+
+#include "dicom.h"
+#include "err.h"
+
+#define MAMMO_SOP_CLASS		"1.2.840.10008.5.1.4.1.1.1.2"
+#define MAMMO_UID_MAX		65
+#define MAMMO_SMALL_ROWS	512
+#define MAMMO_SMALL_COLS	400
+#define MAMMO_FULL_ROWS		3328
+#define MAMMO_FULL_COLS		2560
+#define MAMMO_MAX_SIDE		8192
+#define MAMMO_MAX_FRAMES	256
+
+/* What the worklist (and the exam) give every image of one exam.  Empty
+ * strings are sent as empty (type 2) values. */
+struct mammo_exam {
+	const char *patient_name;	/* UTF-8 PN */
+	const char *patient_id, *birth_date, *sex;
+	const char *accession_number, *study_instance_uid, *study_id;
+	const char *study_description, *requested_procedure_id;
+	const char *study_date, *study_time;	/* YYYYMMDD, HHMMSS */
+	const char *series_instance_uid;
+	const char *mpps_sop_instance_uid;	/* "" when none */
+	const char *station_name;
+};
+
+/* One of the four screening views. */
+struct mammo_view {
+	char laterality[2];	/* "R" or "L" */
+	char position[4];	/* "CC" or "MLO" */
+};
+
+struct mammo_image {
+	const struct mammo_exam *exam;
+	struct mammo_view view;
+	const char *sop_instance_uid;
+	int instance_number;
+	int rows, cols, frames;
+	unsigned seed;		/* varies the texture */
+};
+
+/* "RCC", "LCC", "RMLO", "LMLO" (any case) into *v. */
+int mammo_view_parse(const char *name, struct mammo_view *v, struct err *e);
+
+/* "small", "full" or "ROWSxCOLS" into rows and cols. */
+int mammo_size_parse(const char *s, int *rows, int *cols, struct err *e);
+
+/* A new UID, 2.25.<128 random bits in decimal> (PS3.5 B.2). */
+int mammo_new_uid(char out[MAMMO_UID_MAX], struct err *e);
+
+/* A new builder holding the whole image; *out is the caller's. */
+int mammo_build(const struct mammo_image *img, struct dcm_builder **out,
+    struct err *e);
+
+#endif

@@ -1,0 +1,112 @@
+#!/bin/sh
+# 5000-modality-emu: the modality emulator against the whole gateway
+# (gatewayd: storescp + dcmindex + mwlscp).  One exam goes SCHEDULED ->
+# IN PROGRESS -> COMPLETED with its four views indexed; --discontinue,
+# a store that fails after N-CREATE, and the errors (gateway down, empty
+# worklist, association rejected) each end as documented.
+. "${0%/*}/lib.sh"
+command -v storescp >/dev/null 2>&1 || skip_all "dcmtk not installed"
+[ -x "$GW_BIN/modality-emu" ] || skip_all "modality-emu not built"
+
+start_gateway || { echo "Bail out! the gateway did not start"; exit 1; }
+wait_until 20 port_open "$WORKLIST_PORT" ||
+	{ echo "Bail out! mwlscp did not start"; exit 1; }
+WL=$GATEWAY_DATA_DIR/worklist.db
+RELAY=$GATEWAY_DATA_DIR/spool/relay
+TODAY=$(date +%Y%m%d)
+
+item() {
+	printf '{"schema_version":1,"action_id":"act-%s","action_type":"worklist.create_item","timestamp":"2026-11-27T10:00:00Z","source_system":"t","parameters":{"worklist_item":{"accession_number":"%s","participant":{"nhs_number":"99900%s","name":"M\\u00fcller^Zo\\u00eb","birth_date":"19700101","sex":"F"},"scheduled":{"date":"%s","time":"093000"},"procedure":{"modality":"MG","study_description":"Screening Mammography"}}}}\n' "$1" "$1" "$2" "$TODAY"
+}
+
+status_of() {
+	sql "$WL" "SELECT status FROM worklist_items WHERE accession_number = '$1'"
+}
+
+indexed() {
+	[ "$(sql "$PACS_DB" "SELECT count(*) FROM stored_instances WHERE accession_number = '$1'")" = "$2" ]
+}
+
+# emu NAME ARGS...: run modality-emu; stdout in $T/NAME.out, stderr in
+# $T/NAME.err, exit status in $rc.
+emu() {
+	_n=$1; shift
+	modality-emu "$@" >"$T/$_n.out" 2>"$T/$_n.err"
+	rc=$?
+}
+
+{ item ACCEMU1 11111; item ACCEMU2 22222; item ACCEMU3 33333; } |
+    mwlsync apply >"$T/apply.out" 2>"$T/apply.err"
+is "$(grep -c created "$T/apply.out")" 3 "three worklist items for today loaded"
+is "$(status_of ACCEMU1)" SCHEDULED "the first item is SCHEDULED"
+STUDY1=$(sql "$WL" "SELECT study_instance_uid FROM worklist_items WHERE accession_number = 'ACCEMU1'")
+
+emu list --list
+is "$rc" 0 "--list exits 0"
+is "$(grep -c '^accession=ACCEMU' "$T/list.out")" 3 "--list shows the three items"
+
+emu exam1 --size small --accession ACCEMU1
+is "$rc" 0 "an exam plays to the end (exit 0)"
+ok "it reports four images and COMPLETED" \
+    grep -q 'accession=ACCEMU1 .*images=4/4 mpps="COMPLETED"' "$T/exam1.out"
+MPPS1=$(sed -n 's/.*mpps_sop_instance_uid=\([0-9.]*\).*/\1/p' "$T/exam1.out")
+ok "an IN PROGRESS event for its MPPS is in the relay spool" \
+    sh -c "cat '$RELAY'/new/* | grep -q '\"status\":\"IN PROGRESS\".*$MPPS1'"
+ok "a COMPLETED event for its MPPS is in the relay spool" \
+    sh -c "cat '$RELAY'/new/* | grep -q '\"status\":\"COMPLETED\".*$MPPS1'"
+is "$(status_of ACCEMU1)" COMPLETED "the worklist item is COMPLETED"
+wait_for 30 "four instances indexed in pacs.db" indexed ACCEMU1 4
+is "$(sql "$PACS_DB" "SELECT laterality || view_position FROM stored_instances WHERE accession_number = 'ACCEMU1' ORDER BY 1" | tr '\n' ' ')" \
+    "LCC LMLO RCC RMLO " "one instance per view, laterality and view position right"
+is "$(sql "$PACS_DB" "SELECT DISTINCT study_instance_uid FROM stored_instances WHERE accession_number = 'ACCEMU1'")" \
+    "$STUDY1" "the instances carry the worklist's Study Instance UID"
+is "$(sql "$PACS_DB" "SELECT DISTINCT patient_id FROM stored_instances WHERE accession_number = 'ACCEMU1'")" \
+    9990011111 "the instances carry the worklist's patient"
+is "$(sql "$PACS_DB" "SELECT count(*) FROM stored_instances WHERE accession_number = 'ACCEMU1' AND kvp > 0 AND organ_dose > 0 AND modality = 'MG'")" \
+    4 "dose and exposure attributes are indexed"
+if [ -d "$GATEWAY_DATA_DIR/thumbs" ]; then
+	wait_for 30 "thumbnails generated" sh -c \
+	    "[ \$(find '$GATEWAY_DATA_DIR/thumbs' -type f | wc -l) -ge 4 ]"
+else
+	skip "thumbnails generated (no thumbnail stage in gatewayd yet)"
+fi
+
+emu disc --size small --views RCC --accession ACCEMU2 --discontinue
+is "$rc" 0 "--discontinue exits 0"
+is "$(status_of ACCEMU2)" DISCONTINUED "--discontinue leaves the item DISCONTINUED"
+ok "the discontinued exam stored its one image" \
+    grep -q 'images=1/1 mpps="DISCONTINUED"' "$T/disc.out"
+
+DEAD=$(free_port)
+PACS_PORT=$DEAD emu nopacs --size small --accession ACCEMU3
+is "$rc" 69 "storage refused after N-CREATE: EX_UNAVAILABLE"
+ok "it says it cannot connect to the PACS" \
+    grep -q 'cannot connect.*role=storage' "$T/nopacs.err"
+is "$(status_of ACCEMU3)" DISCONTINUED \
+    "no MPPS left IN PROGRESS: the item is DISCONTINUED"
+
+emu empty --size small
+is "$rc" 66 "nothing SCHEDULED left: exit 66 (EX_NOINPUT)"
+ok "it says the worklist is empty" grep -q 'worklist empty' "$T/empty.err"
+emu nosuch --size small --accession NOSUCH
+is "$rc" 66 "an unknown accession: exit 66"
+
+WORKLIST_AET=WRONG emu wrongaet --size small
+is "$rc" 77 "wrong called AE: exit 77 (EX_NOPERM)"
+ok "it says the association was rejected and why" \
+    grep -q 'association rejected.*called AE title not recognised' \
+    "$T/wrongaet.err"
+
+WORKLIST_PORT=$DEAD PACS_PORT=$DEAD emu down --size small
+is "$rc" 69 "gateway down: exit 69 (EX_UNAVAILABLE)"
+ok "it says it cannot connect" grep -q 'cannot connect.*role=worklist' \
+    "$T/down.err"
+
+ok "no patient name or ID in the emulator's logs" \
+    sh -c "! cat '$T'/*.err | grep -q 'ller\|99900\|19700101'"
+ok "no sanitizer report from the emulator" \
+    sh -c "! cat '$T'/*.err | grep -q 'Sanitizer\|runtime error'"
+stop_gateway
+ok "no sanitizer report in the gateway log" \
+    sh -c "! grep -q 'Sanitizer\|runtime error' '$T/gatewayd.log'"
+done_testing
