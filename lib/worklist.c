@@ -386,7 +386,7 @@ build_wl(const struct worklist_item *it, const char *spsid,
 		DCM_TAG(0x0008, 0x0060), DCM_TAG(0x0040, 0x0001),
 		DCM_TAG(0x0040, 0x0002), DCM_TAG(0x0040, 0x0003),
 		DCM_TAG(0x0040, 0x0007), DCM_TAG(0x0040, 0x0009),
-		DCM_TAG(0x0040, 0x0010),
+		DCM_TAG(0x0040, 0x0010), DCM_TAG(0x0040, 0x0020),
 	};
 
 	for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)

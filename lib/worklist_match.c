@@ -64,6 +64,7 @@ static const struct attr attrs[] = {
 	{ DCM_TAG(0x0040, 0x0009), 1, M_WILD },	/* SPS ID */
 	{ DCM_TAG(0x0040, 0x0010), 1, M_WILD },	/* ScheduledStationName */
 	{ DCM_TAG(0x0040, 0x0011), 1, M_NONE },	/* SPS Location */
+	{ DCM_TAG(0x0040, 0x0020), 1, M_EXACT },	/* SPS Status */
 };
 
 static const struct attr *
@@ -98,6 +99,10 @@ wl_item_value(const struct worklist_item *it, const char *spsid,
 		case DCM_TAG(0x0040, 0x0009):
 			return or_else(spsid ? spsid : "", it->accession_number);
 		case DCM_TAG(0x0040, 0x0010): return it->scheduled_station_name;
+		case DCM_TAG(0x0040, 0x0020):
+			/* PS3.3 defined terms: an item in progress is STARTED. */
+			return strcmp(it->status, WL_IN_PROGRESS) == 0 ?
+			    "STARTED" : it->status;
 		}
 		return find_attr(tag, 1) ? "" : NULL;
 	}

@@ -85,8 +85,17 @@ ok "it says it cannot connect to the PACS" \
 is "$(status_of ACCEMU3)" DISCONTINUED \
     "no MPPS left IN PROGRESS: the item is DISCONTINUED"
 
+# An item some other modality has started is offered with SPS Status
+# STARTED, and the emulator leaves it alone.
+item ACCEMU4 44444 | mwlsync apply >/dev/null 2>&1
+printf '{"schema_version":1,"action_id":"act-s4","action_type":"worklist.update_status","parameters":{"worklist_item":{"accession_number":"ACCEMU4","status":"IN PROGRESS"}}}\n' |
+    mwlsync apply >/dev/null 2>&1
+findscu -W -aec SCREENING_MWL -k "(0008,0050)=ACCEMU4" -k "(0040,0100)[0].(0040,0020)" \
+    127.0.0.1 "$WORKLIST_PORT" >"$T/sps.out" 2>&1
+ok "an item in progress is offered with SPS Status STARTED" grep -q 'STARTED' "$T/sps.out"
 emu empty --size small
 is "$rc" 66 "nothing SCHEDULED left: exit 66 (EX_NOINPUT)"
+is "$(status_of ACCEMU4)" "IN PROGRESS" "the started item was not played again"
 ok "it says the worklist is empty" grep -q 'worklist empty' "$T/empty.err"
 emu nosuch --size small --accession NOSUCH
 is "$rc" 66 "an unknown accession: exit 66"
