@@ -86,14 +86,6 @@ on_signal(int sig)
 	stopping = 1;
 }
 
-static void
-log_err(const char *msg, const struct err *e)
-{
-	char q[600];
-
-	log_error(msg, "error=%s", log_quote(e->msg, q, sizeof q));
-}
-
 /* Index one claimed job inside the open transaction. */
 static int
 index_job(struct indexer *x, struct job *j, struct err *e)

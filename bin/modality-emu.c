@@ -732,7 +732,7 @@ make_and_store(struct run *r, struct ul_assoc *a, const struct mammo_exam *x,
 	int rc;
 
 	img.view = o->views[n % o->nviews];
-	if (mammo_new_uid(sop, e) == -1)
+	if (dcm_uid_new(sop, e) == -1)
 		return -1;
 	img.sop_instance_uid = sop;
 	if (mammo_build(&img, &b, e) == -1)
@@ -818,8 +818,8 @@ exam_begin(const struct options *o, struct exam_state *s, struct err *e)
 	if ((s->sop_uids = calloc((size_t)s->nplanned, MAMMO_UID_MAX)) ==
 	    NULL)
 		return err_set(e, ENOMEM, "out of memory");
-	if (mammo_new_uid(s->mpps_uid, e) == -1 ||
-	    mammo_new_uid(s->series_uid, e) == -1)
+	if (dcm_uid_new(s->mpps_uid, e) == -1 ||
+	    dcm_uid_new(s->series_uid, e) == -1)
 		return -1;
 	return 0;
 }
@@ -939,20 +939,6 @@ parse_views(const char *s, struct options *o)
 }
 
 static int
-parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
-static int
 parse_ts(const char *s, enum ts_choice *ts)
 {
 	if (strcmp(s, "explicit") == 0)
@@ -1025,7 +1011,7 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'f':
 		case 'c':
-			if (parse_int(optarg, 1, c == 'f' ? MAMMO_MAX_FRAMES :
+			if (config_parse_int(optarg, 1, c == 'f' ? MAMMO_MAX_FRAMES :
 			    1000, c == 'f' ? &o->frames : &o->count) == -1) {
 				fprintf(stderr, "modality-emu: --%s wants a "
 				    "number from 1\n", c == 'f' ? "frames" :

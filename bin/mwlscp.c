@@ -104,20 +104,6 @@ on_signal(int sig)
 /* --- options --- */
 
 static int
-parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
-static int
 parse_allow(struct server *s, const char *list)
 {
 	char buf[2048], *tok, *save = NULL;
@@ -191,7 +177,7 @@ option(struct server *s, int c, const char *arg)
 		return snprintf(s->bind_addr, sizeof s->bind_addr, "%s",
 		    arg) >= (int)sizeof s->bind_addr ? -1 : 0;
 	case OPT_PORT:
-		return parse_int(arg, 1, 65535, &s->port);
+		return config_parse_int(arg, 1, 65535, &s->port);
 	case OPT_AET:
 		if (strlen(arg) == 0 || strlen(arg) > 16)
 			return -1;
@@ -205,13 +191,13 @@ option(struct server *s, int c, const char *arg)
 	case OPT_CHARSET:
 		return set_charset(s, arg);
 	case OPT_MAX:
-		return parse_int(arg, 1, 4096, &s->max_assoc);
+		return config_parse_int(arg, 1, 4096, &s->max_assoc);
 	case OPT_ARTIM:
-		return parse_int(arg, 1, 3600, &s->artim_s);
+		return config_parse_int(arg, 1, 3600, &s->artim_s);
 	case OPT_IDLE:
-		return parse_int(arg, 1, 86400, &s->idle_s);
+		return config_parse_int(arg, 1, 86400, &s->idle_s);
 	case OPT_DIMSE:
-		return parse_int(arg, 1, 86400, &s->dimse_s);
+		return config_parse_int(arg, 1, 86400, &s->dimse_s);
 	default:
 		return -1;
 	}
@@ -366,45 +352,6 @@ serve_find(struct session *x, const struct dimse_msg *m, const char *ts)
 	return respond(x, m, f.cancelled ? DIMSE_CANCEL : DIMSE_SUCCESS, NULL);
 }
 
-/* A new SOP Instance UID when the N-CREATE leaves it to us. */
-static int
-new_uid(char *out, size_t outsz)
-{
-	unsigned char r[16];
-	unsigned int digits[40] = { 0 };
-	int fd, i, k, n = 0;
-	size_t pos;
-	unsigned int carry;
-
-	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	if (read(fd, r, sizeof r) != (ssize_t)sizeof r) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	/* 128-bit big-endian number to decimal, digit by digit */
-	for (i = 0; i < 16; i++) {
-		carry = r[i];
-		for (k = 0; k < n; k++) {
-			carry += digits[k] * 256;
-			digits[k] = carry % 10;
-			carry /= 10;
-		}
-		while (carry > 0) {
-			digits[n++] = carry % 10;
-			carry /= 10;
-		}
-	}
-	pos = (size_t)snprintf(out, outsz, "2.25.");
-	if (n == 0)
-		digits[n++] = 0;
-	for (k = n - 1; k >= 0 && pos + 1 < outsz; k--)
-		out[pos++] = (char)('0' + digits[k]);
-	out[pos] = '\0';
-	return 0;
-}
-
 static void
 drain_outbox(struct session *x)
 {
@@ -432,7 +379,7 @@ serve_mpps(struct session *x, struct dimse_msg *m, const char *ts)
 	uid = m->cmd.command_field == DIMSE_N_CREATE_RQ ?
 	    m->cmd.affected_sop_instance : m->cmd.requested_sop_instance;
 	if (uid[0] == '\0' && m->cmd.command_field == DIMSE_N_CREATE_RQ &&
-	    new_uid(uid, DIMSE_UID_MAX) == -1)
+	    dcm_uid_new(uid, NULL) == -1)
 		return respond(x, m, DIMSE_PROCESSING_FAILURE,
 		    "cannot make a SOP Instance UID");
 	if (m->data == NULL || dcm_parse_dataset(m->data, m->datalen, ts, 0,

@@ -52,14 +52,6 @@ usage(FILE *f)
 	    "WORKLIST_STATION_AET (default ANY), LOG_LEVEL.  See mwlsync(1).\n");
 }
 
-static void
-log_err(const char *msg, const struct err *e)
-{
-	char q[600];
-
-	log_error(msg, "error=%s", log_quote(e->msg, q, sizeof q));
-}
-
 /* The number of UTF-8 characters in s. */
 static size_t
 chars(const char *s)

@@ -90,3 +90,17 @@ config_spool_path(const struct config *c, const char *stage, char *out,
 		return err_set(e, ENAMETOOLONG, "spool path too long");
 	return 0;
 }
+
+int
+config_parse_int(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}

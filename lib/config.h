@@ -41,6 +41,9 @@ struct config {
  * that is not a number, an AE title longer than 16 characters, ...). */
 int config_load(struct config *c, struct err *e);
 
+/* A whole decimal number in [lo, hi] (option values): 0, or -1. */
+int config_parse_int(const char *s, int lo, int hi, int *out);
+
 /* The path of one stage's spool: <spool_dir>/<stage>. */
 int config_spool_path(const struct config *c, const char *stage,
     char *out, size_t outsz, struct err *e);

@@ -196,6 +196,11 @@ const struct dcm_dict_entry *dcm_dict_by_keyword(const char *keyword);
  */
 struct dcm_builder;
 
+/* A new UID: "2.25." and 128 random bits as a version 4 UUID in decimal
+ * (PS3.5 B.2), at most 44 characters. */
+#define DCM_UID_MAX	65
+int dcm_uid_new(char out[DCM_UID_MAX], struct err *e);
+
 /* Our Implementation Class UID and Version Name (meta group, A-ASSOCIATE). */
 extern const char dcm_build_implementation_uid[];
 extern const char dcm_build_implementation_version[];

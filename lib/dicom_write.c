@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define TAG_CHARSET	DCM_TAG(0x0008, 0x0005)
 #define TAG_ITEM	DCM_TAG(0xfffe, 0xe000)
@@ -913,5 +914,36 @@ dcm_build_encode_file(struct dcm_builder *b, const char *sop_class_uid,
 	free(ds);
 	*out = f;
 	*outlen = n;
+	return 0;
+}
+
+int
+dcm_uid_new(char out[DCM_UID_MAX], struct err *e)
+{
+	uint8_t b[16];
+	char digits[48];
+	int n = 0, nonzero, i;
+
+	if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+		return err_sys(e, "getrandom");
+	b[6] = (b[6] & 0x0f) | 0x40;	/* a version 4 UUID */
+	b[8] = (b[8] & 0x3f) | 0x80;
+	do {		/* divide the 128-bit number by 10, digit by digit */
+		unsigned rem = 0;
+
+		nonzero = 0;
+		for (size_t k = 0; k < sizeof b; k++) {
+			unsigned cur = rem << 8 | b[k];
+
+			b[k] = (uint8_t)(cur / 10);
+			rem = cur % 10;
+			nonzero |= b[k];
+		}
+		digits[n++] = (char)('0' + rem);
+	} while (nonzero);
+	memcpy(out, "2.25.", 5);
+	for (i = 0; i < n; i++)
+		out[5 + i] = digits[n - 1 - i];
+	out[5 + n] = '\0';
 	return 0;
 }

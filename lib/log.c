@@ -91,3 +91,11 @@ log_msg(enum log_level level, const char *msg, const char *fmt, ...)
 	line[n++] = '\n';
 	(void)!write(STDERR_FILENO, line, n);
 }
+
+void
+log_err(const char *msg, const struct err *e)
+{
+	char q[600];
+
+	log_msg(LOG_ERROR, msg, "error=%s", log_quote(e->msg, q, sizeof q));
+}

@@ -16,6 +16,8 @@
 #ifndef GW_LOG_H
 #define GW_LOG_H
 
+#include "err.h"
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 struct log_ctx {
@@ -33,6 +35,9 @@ void log_msg(enum log_level level, const char *msg, const char *fmt, ...)
 #define log_info(msg, ...)  log_msg(LOG_INFO, msg, __VA_ARGS__)
 #define log_warn(msg, ...)  log_msg(LOG_WARN, msg, __VA_ARGS__)
 #define log_error(msg, ...) log_msg(LOG_ERROR, msg, __VA_ARGS__)
+
+/* An error line: msg and error="<e->msg>". */
+void log_err(const char *msg, const struct err *e);
 
 /* Copy s into out as a logfmt value: quoted and escaped when needed. */
 const char *log_quote(const char *s, char *out, unsigned outsz);

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #define MAX_STORED	4095u	/* BitsStored 12 */
 #define BACKGROUND	40u
@@ -82,37 +81,6 @@ mammo_size_parse(const char *s, int *rows, int *cols, struct err *e)
 	    parse_side(end + 1, &end, cols) == -1 || *end != '\0')
 		return err_set(e, EINVAL, "size \"%s\": want small, full or "
 		    "ROWSxCOLS (16 to %d each)", s, MAMMO_MAX_SIDE);
-	return 0;
-}
-
-int
-mammo_new_uid(char out[MAMMO_UID_MAX], struct err *e)
-{
-	uint8_t b[16];
-	char digits[48];
-	int n = 0, nonzero, i;
-
-	if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-		return err_sys(e, "getrandom");
-	b[6] = (b[6] & 0x0f) | 0x40;	/* a version 4 UUID */
-	b[8] = (b[8] & 0x3f) | 0x80;
-	do {		/* divide the 128-bit number by 10, digit by digit */
-		unsigned rem = 0;
-
-		nonzero = 0;
-		for (size_t k = 0; k < sizeof b; k++) {
-			unsigned cur = rem << 8 | b[k];
-
-			b[k] = (uint8_t)(cur / 10);
-			rem = cur % 10;
-			nonzero |= b[k];
-		}
-		digits[n++] = (char)('0' + rem);
-	} while (nonzero);
-	memcpy(out, "2.25.", 5);
-	for (i = 0; i < n; i++)
-		out[5 + i] = digits[n - 1 - i];
-	out[5 + n] = '\0';
 	return 0;
 }
 

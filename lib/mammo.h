@@ -14,7 +14,7 @@
  * - frames > 1 adds Number of Frames to the same MG object: a
  *   tomosynthesis-like load for tests, not a standard IOD (dciodvfy warns).
  * - Pixels are deterministic for a given seed: two calls give the same
- *   bytes.  UIDs come from mammo_new_uid() (2.25 + 128 random bits).
+ *   bytes.  UIDs come from dcm_uid_new() (2.25 + 128 random bits).
  * - The caller owns the builder (dcm_build_free).  Nothing here prints or
  *   exits; there is no global state.
  */
@@ -27,7 +27,7 @@
 #include "err.h"
 
 #define MAMMO_SOP_CLASS		"1.2.840.10008.5.1.4.1.1.1.2"
-#define MAMMO_UID_MAX		65
+#define MAMMO_UID_MAX		DCM_UID_MAX
 #define MAMMO_SMALL_ROWS	512
 #define MAMMO_SMALL_COLS	400
 #define MAMMO_FULL_ROWS		3328
@@ -68,9 +68,6 @@ int mammo_view_parse(const char *name, struct mammo_view *v, struct err *e);
 
 /* "small", "full" or "ROWSxCOLS" into rows and cols. */
 int mammo_size_parse(const char *s, int *rows, int *cols, struct err *e);
-
-/* A new UID, 2.25.<128 random bits in decimal> (PS3.5 B.2). */
-int mammo_new_uid(char out[MAMMO_UID_MAX], struct err *e);
 
 /* A new builder holding the whole image; *out is the caller's. */
 int mammo_build(const struct mammo_image *img, struct dcm_builder **out,

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/rand.h>
 
 #include "db.h"
 #include "fsutil.h"
@@ -100,38 +99,6 @@ wl_item_from_row(sqlite3_stmt *st, struct worklist_item *it, char *spsid)
 	column(st, 15, it->status);
 	if (spsid != NULL)
 		column(st, 16, spsid);
-}
-
-/* 2.25.<128 random bits, as a version 4 UUID, in decimal> (PS3.5 B.2). */
-static int
-new_uid(char out[WL_FIELD], struct err *e)
-{
-	uint8_t b[16];
-	char digits[48];
-	int n = 0, nonzero;
-
-	if (RAND_bytes(b, sizeof b) != 1)
-		return err_set(e, EIO, "RAND_bytes failed");
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	do {		/* divide the 128-bit number by 10, digit by digit */
-		unsigned rem = 0;
-
-		nonzero = 0;
-		for (size_t i = 0; i < sizeof b; i++) {
-			unsigned cur = rem << 8 | b[i];
-			b[i] = (uint8_t)(cur / 10);
-			rem = cur % 10;
-			nonzero |= b[i];
-		}
-		digits[n++] = (char)('0' + rem);
-	} while (nonzero);
-	out[0] = '\0';
-	strcpy(out, "2.25.");
-	for (int i = 0; i < n; i++)
-		out[5 + i] = digits[n - 1 - i];
-	out[5 + n] = '\0';
-	return 0;
 }
 
 static int
@@ -233,7 +200,7 @@ worklist_create(struct worklist *w, struct worklist_item *it, struct err *e)
 		rollback(w);
 		return WL_EXISTS;
 	}
-	if (new_uid(it->study_instance_uid, e) == -1 ||
+	if (dcm_uid_new(it->study_instance_uid, e) == -1 ||
 	    insert(w, it, e) == -1)
 		return rollback(w);
 	if (commit(w, e) == -1)

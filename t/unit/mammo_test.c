@@ -62,7 +62,7 @@ check_view(const char *view, int n, const char *dir)
 
 	if (!ok(mammo_view_parse(view, &img.view, &e) == 0, "%s parses", view))
 		return;
-	ok(mammo_new_uid(uid, &e) == 0 && strncmp(uid, "2.25.", 5) == 0 &&
+	ok(dcm_uid_new(uid, &e) == 0 && strncmp(uid, "2.25.", 5) == 0 &&
 	    strlen(uid) <= 64, "%s: a 2.25 UID", view);
 	img.sop_instance_uid = uid;
 	if (!ok(mammo_build(&img, &b, &e) == 0, "%s builds: %s", view, e.msg))
