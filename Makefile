@@ -15,7 +15,7 @@ OPT      ?= -O2 -g
 SAN      ?=
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) $(SAN) \
 	     -DGW_VERSION='"$(VERSION)"' -Ilib -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS_ALL = -Wl,--as-needed $(PKG_LIBS) $(LDLIBS)
+LDLIBS_ALL = -Wl,--as-needed $(PKG_LIBS) -lm $(LDLIBS)
 
 LIB_SRC  := $(wildcard lib/*.c)
 SQL      := $(wildcard sql/*.sql)
@@ -68,7 +68,7 @@ $(BUILD)/bin/%: bin/%.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h)
 # storescp-hook runs once per image: linking libcrypto statically saves
 # the dynamic loader about 3 ms of relocations per run (bench/ingest).
 $(BUILD)/bin/storescp-hook: LDLIBS_ALL = -Wl,-Bstatic -lcrypto -Wl,-Bdynamic \
-	-Wl,--as-needed $(PKG_LIBS) $(LDLIBS)
+	-Wl,--as-needed $(PKG_LIBS) -lm $(LDLIBS)
 
 $(BUILD)/t/%: t/unit/%.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h) t/unit/tap.h
 	@mkdir -p $(@D)
@@ -101,6 +101,7 @@ demo: deps all
 bench: deps all
 	bench/ingest
 	bench/mwl
+	bench/thumb
 
 # libFuzzer targets (clang): build/fuzz/<target>; run each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

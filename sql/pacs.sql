@@ -199,3 +199,14 @@ SELECT
 	(SELECT count(*) FROM receipts)		AS receipt_count,
 	(SELECT min(first_received_at) FROM objects) AS first_received,
 	(SELECT max(received_at) FROM receipts)	AS last_received;
+
+-- version: 2
+-- Previews (dcmthumb): where the PNG is, its size, and why one failed.
+-- thumbnail_status: PENDING, GENERATED, FAILED (thumbnail_error says why),
+-- SKIP (the object has no pixel data).
+ALTER TABLE instances ADD COLUMN thumbnail_path TEXT;	-- relative to the thumbs dir
+ALTER TABLE instances ADD COLUMN thumbnail_size INTEGER;
+ALTER TABLE instances ADD COLUMN thumbnail_width INTEGER;
+ALTER TABLE instances ADD COLUMN thumbnail_height INTEGER;
+ALTER TABLE instances ADD COLUMN thumbnail_error TEXT;
+ALTER TABLE instances ADD COLUMN thumbnail_at TEXT;

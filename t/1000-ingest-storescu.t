@@ -59,8 +59,13 @@ is "$(sql "$PACS_DB" "SELECT sum(instance_count) FROM series_summary WHERE study
     "series_summary adds up to the instances"
 is "$(sql "$PACS_DB" "SELECT count(*) FROM receipts r JOIN objects o ON o.hash = r.object_hash WHERE r.calling_aet IN ('STORESCU', 'DCMSEND') AND r.called_aet = 'SCREENING_PACS' AND r.peer_address != ''")" \
     "$(sql "$PACS_DB" "SELECT count(*) FROM receipts")" "every receipt records calling AE, called AE and peer"
-is "$(count_files "$GATEWAY_DATA_DIR/spool/thumb/new")" "$(sql "$PACS_DB" "SELECT count(*) FROM objects")" \
-    "each object waits in the thumb spool for the preview stage"
+previews_done() {
+	spool_empty thumb &&
+	[ "$(sql "$PACS_DB" "SELECT count(*) FROM instances WHERE thumbnail_status = 'PENDING'")" = 0 ]
+}
+wait_for 120 "the preview stage has seen every instance (none PENDING)" previews_done
+is "$(sql "$PACS_DB" "SELECT count(*) FROM instances WHERE thumbnail_status = 'GENERATED' AND sop_instance_uid IN (SELECT sop_instance_uid FROM stored_instances WHERE accession_number LIKE 'ACC007%')")" 24 \
+    "every generated mammogram has a preview"
 is "$(count_files "$GATEWAY_DATA_DIR/spool/index/failed")" 0 "no index job failed"
 
 stop_gateway
