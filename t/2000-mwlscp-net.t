@@ -126,6 +126,31 @@ if command -v mwlsync >/dev/null 2>&1; then
 	wait $pids
 	is "$(cat "$T"/find.*.out | sort | uniq -c | tr -s ' ')" " 20 3" \
 	    "20 concurrent findscu -W all get the three items"
+
+	# C-CANCEL: with 1,000 matching items the cancel sent after the first
+	# response arrives while the server is still sending; it must stop,
+	# end with status Cancel (FE00) and keep the association usable.
+	/usr/bin/python3 -c '
+import json
+for i in range(1000):
+    print(json.dumps({"schema_version": 1, "action_id": "c-%d" % i,
+        "action_type": "worklist.create_item", "parameters": {"worklist_item": {
+        "accession_number": "ACCC%05d" % i,
+        "participant": {"nhs_number": "9990%06d" % i, "name": "TEST^CANCEL",
+                        "birth_date": "19700101", "sex": "F"},
+        "scheduled": {"date": "20261129", "time": "090000"},
+        "procedure": {"modality": "MG", "study_description": "S"}}}}))' |
+	    mwlsync apply >/dev/null 2>&1
+	findscu -v -to 20 -W --cancel 1 -aec SCREENING_MWL -k AccessionNumber= \
+	    -k "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20261129" \
+	    127.0.0.1 "$PORT3" >"$T/cancel.out" 2>&1
+	got=$(grep -c 'Find Response: [0-9]* (Pending)' "$T/cancel.out")
+	ok "after C-CANCEL the server stops sending ($got of 1000 pending responses)" \
+	    test "$got" -lt 1000
+	ok "the final response has status Cancel" \
+	    grep -q 'Received Final Find Response (Cancel' "$T/cancel.out"
+	ok "the association is released normally after the cancel" \
+	    grep -q 'Releasing Association' "$T/cancel.out"
 else
 	skip "mwlsync not built: no C-FIND checks"
 fi
