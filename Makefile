@@ -31,6 +31,8 @@ CHECK_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 
 .PHONY: all check test run deps install bench fuzz clean units demo
 .SUFFIXES:
+# Keep generated sources (build/gen/*.c) instead of deleting them as intermediates.
+.SECONDARY:
 
 all: $(BINS)
 
