@@ -70,6 +70,7 @@ struct exam_state {
 	char mpps_uid[MAMMO_UID_MAX], series_uid[MAMMO_UID_MAX];
 	char date[16], time[16];
 	char (*sop_uids)[MAMMO_UID_MAX];
+	const char *sop_class;	/* MG, or BTO with --frames */
 	int nstored, nplanned;
 	char failure[256];	/* why storing stopped, "" when it did not */
 };
@@ -444,7 +445,7 @@ build_series(const struct exam_state *s, struct dcm_builder *b,
 		return -1;
 	for (i = 0; i < s->nstored; i++)
 		if (dcm_build_item_begin(b, e) == -1 ||
-		    put(b, TAG(0008, 1150), MAMMO_SOP_CLASS, e) == -1 ||
+		    put(b, TAG(0008, 1150), s->sop_class, e) == -1 ||
 		    put(b, TAG(0008, 1155), s->sop_uids[i], e) == -1 ||
 		    dcm_build_item_end(b, e) == -1)
 			return -1;
@@ -667,8 +668,8 @@ compress(const struct options *o, struct dcm_builder *b, const char *sop,
 	if ((fd = mkstemp(in)) == -1)
 		return err_sys(e, "mkstemp in %s", dir);
 	snprintf(outp, sizeof outp, "%s.out", in);
-	rc = dcm_build_encode_file(b, MAMMO_SOP_CLASS, sop, DCM_TS_EXPLICIT_LE,
-	    "ISO_IR 192", &file, &len, e);
+	rc = dcm_build_encode_file(b, mammo_sop_class(o->frames), sop,
+	    DCM_TS_EXPLICIT_LE, "ISO_IR 192", &file, &len, e);
 	if (rc == 0) {
 		rc = write_file(fd, file, len, e);
 		free(file);
@@ -703,7 +704,8 @@ store_one(struct run *r, struct ul_assoc *a, struct dcm_builder *b,
 	if (rc == -1)
 		return -1;
 	rq.command_field = DIMSE_C_STORE_RQ;
-	snprintf(rq.affected_sop_class, DIMSE_UID_MAX, MAMMO_SOP_CLASS);
+	snprintf(rq.affected_sop_class, DIMSE_UID_MAX, "%s",
+	    mammo_sop_class(r->o->frames));
 	snprintf(rq.affected_sop_instance, DIMSE_UID_MAX, "%s", sop);
 	rc = request(r, a, &rq, buf + off, len - off, &m, e);
 	free(buf);
@@ -779,7 +781,7 @@ store_images(struct run *r, const struct wl_item *w, struct exam_state *s)
 	int rc, n;
 
 	if ((rc = open_assoc(r, "storage", r->cfg.pacs_aet, r->cfg.pacs_port,
-	    MAMMO_SOP_CLASS, ts, &a)) != EX_OK) {
+	    mammo_sop_class(r->o->frames), ts, &a)) != EX_OK) {
 		snprintf(s->failure, sizeof s->failure, "cannot open an "
 		    "association with %s", r->cfg.pacs_aet);
 		return rc;
@@ -815,6 +817,7 @@ exam_begin(const struct options *o, struct exam_state *s, struct err *e)
 	strftime(s->date, sizeof s->date, "%Y%m%d", &tm);
 	strftime(s->time, sizeof s->time, "%H%M%S", &tm);
 	s->nplanned = o->nviews * o->count;
+	s->sop_class = mammo_sop_class(o->frames);
 	if ((s->sop_uids = calloc((size_t)s->nplanned, MAMMO_UID_MAX)) ==
 	    NULL)
 		return err_set(e, ENOMEM, "out of memory");

@@ -248,16 +248,18 @@ put_patient_study(struct dcm_builder *b, const struct mammo_exam *x,
 }
 
 static int
-put_series(struct dcm_builder *b, const struct mammo_exam *x,
+put_series(struct dcm_builder *b, const struct mammo_exam *x, int dx,
     struct err *e)
 {
+	if (dx && put(b, "PresentationIntentType", "FOR PRESENTATION",
+	    e) == -1)
+		return -1;
 	if (put(b, "Modality", "MG", e) == -1 ||
 	    put(b, "SeriesInstanceUID", x->series_instance_uid, e) == -1 ||
 	    put(b, "SeriesNumber", "1", e) == -1 ||
 	    put(b, "SeriesDate", x->study_date, e) == -1 ||
 	    put(b, "SeriesTime", x->study_time, e) == -1 ||
 	    put(b, "SeriesDescription", "Screening mammography", e) == -1 ||
-	    put(b, "PresentationIntentType", "FOR PRESENTATION", e) == -1 ||
 	    put(b, "PerformedProcedureStepStartDate", x->study_date,
 	    e) == -1 ||
 	    put(b, "PerformedProcedureStepStartTime", x->study_time,
@@ -349,9 +351,7 @@ static int
 put_pixel_module(struct dcm_builder *b, const struct mammo_image *img,
     struct err *e)
 {
-	char n[16];
-
-	if (put_u16(b, "SamplesPerPixel", 1, e) == -1 ||
+	return put_u16(b, "SamplesPerPixel", 1, e) == -1 ||
 	    put(b, "PhotometricInterpretation", "MONOCHROME2", e) == -1 ||
 	    put_u16(b, "Rows", (unsigned)img->rows, e) == -1 ||
 	    put_u16(b, "Columns", (unsigned)img->cols, e) == -1 ||
@@ -368,12 +368,8 @@ put_pixel_module(struct dcm_builder *b, const struct mammo_image *img,
 	    put(b, "WindowCenter", "2048", e) == -1 ||
 	    put(b, "WindowWidth", "4096", e) == -1 ||
 	    put(b, "VOILUTFunction", "LINEAR", e) == -1 ||
-	    put(b, "WindowCenterWidthExplanation", "STANDARD", e) == -1)
-		return -1;
-	if (img->frames <= 1)
-		return 0;
-	snprintf(n, sizeof n, "%d", img->frames);
-	return put(b, "NumberOfFrames", n, e);
+	    put(b, "WindowCenterWidthExplanation", "STANDARD", e) == -1 ?
+	    -1 : 0;
 }
 
 static int
@@ -429,11 +425,289 @@ put_exposure(struct dcm_builder *b, const struct mammo_image *img,
 	    put(b, "ExposureControlMode", "AUTOMATIC", e) == -1 ? -1 : 0;
 }
 
+/* --- Breast Tomosynthesis Image (PS3.3 A.55) --- */
+
+#define SLICE_MM	1	/* slice spacing and thickness */
+#define BTO_TYPE	"ORIGINAL\\PRIMARY\\TOMOSYNTHESIS\\NONE"
+
+static int
+put_ul(struct dcm_builder *b, const char *keyword, unsigned long v,
+    struct err *e)
+{
+	const struct dcm_dict_entry *d = dcm_dict_by_keyword(keyword);
+
+	if (d == NULL)
+		return err_set(e, EINVAL, "no such keyword %s", keyword);
+	return dcm_build_u32(b, d->tag, (uint32_t)v, e);
+}
+
+/* FD, little endian whatever the host. */
+static int
+put_fd(struct dcm_builder *b, const char *keyword, double v, struct err *e)
+{
+	const struct dcm_dict_entry *d = dcm_dict_by_keyword(keyword);
+	uint8_t le[8];
+	uint64_t u;
+	int i;
+
+	if (d == NULL)
+		return err_set(e, EINVAL, "no such keyword %s", keyword);
+	memcpy(&u, &v, sizeof u);
+	for (i = 0; i < 8; i++)
+		le[i] = (uint8_t)(u >> (8 * i));
+	return dcm_build_bytes(b, d->tag, "FD", le, sizeof le, e);
+}
+
+/* An AT element holding the tag of another keyword. */
+static int
+put_at(struct dcm_builder *b, const char *keyword, const char *target,
+    struct err *e)
+{
+	const struct dcm_dict_entry *d = dcm_dict_by_keyword(keyword);
+	const struct dcm_dict_entry *t = dcm_dict_by_keyword(target);
+	uint8_t v[4];
+
+	if (d == NULL || t == NULL)
+		return err_set(e, EINVAL, "no such keyword %s or %s", keyword,
+		    target);
+	v[0] = (uint8_t)(DCM_GROUP(t->tag) & 0xff);
+	v[1] = (uint8_t)(DCM_GROUP(t->tag) >> 8);
+	v[2] = (uint8_t)(t->tag & 0xff);
+	v[3] = (uint8_t)((t->tag >> 8) & 0xff);
+	return dcm_build_bytes(b, d->tag, "AT", v, sizeof v, e);
+}
+
+/* Opens a sequence and its one item; item_close() closes both. */
+static int
+item_open(struct dcm_builder *b, const char *keyword, struct err *e)
+{
+	return seq_begin(b, keyword, e) == -1 ||
+	    dcm_build_item_begin(b, e) == -1 ? -1 : 0;
+}
+
+static int
+item_close(struct dcm_builder *b, struct err *e)
+{
+	return dcm_build_item_end(b, e) == -1 ||
+	    dcm_build_sequence_end(b, e) == -1 ? -1 : 0;
+}
+
+/* Image Orientation (Patient) matching orientation() above: the unit
+ * vectors of the row and column directions (+x left, +y posterior, +z
+ * head). */
+static const char *
+orientation_vectors(const struct mammo_view *v)
+{
+	int right = v->laterality[0] == 'R', cc = v->position[0] == 'C';
+
+	if (right)
+		return cc ? "0\\1\\0\\1\\0\\0" : "0\\1\\0\\0\\0\\-1";
+	return cc ? "0\\-1\\0\\-1\\0\\0" : "0\\-1\\0\\0\\0\\-1";
+}
+
+static int
+put_bto_frame_type(struct dcm_builder *b, struct err *e)
+{
+	return put(b, "PixelPresentation", "MONOCHROME", e) == -1 ||
+	    put(b, "VolumetricProperties", "VOLUME", e) == -1 ||
+	    put(b, "VolumeBasedCalculationTechnique", "NONE", e) == -1 ?
+	    -1 : 0;
+}
+
+static int
+put_bto_shared(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	char thick[16];
+
+	snprintf(thick, sizeof thick, "%d", SLICE_MM);
+	return item_open(b, "SharedFunctionalGroupsSequence", e) == -1 ||
+	    item_open(b, "PixelMeasuresSequence", e) == -1 ||
+	    put(b, "PixelSpacing", "0.085\\0.085", e) == -1 ||
+	    put(b, "SliceThickness", thick, e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_open(b, "PlaneOrientationSequence", e) == -1 ||
+	    put(b, "ImageOrientationPatient", orientation_vectors(&img->view),
+	    e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_open(b, "FrameAnatomySequence", e) == -1 ||
+	    put(b, "FrameLaterality", img->view.laterality, e) == -1 ||
+	    put_code(b, "AnatomicRegionSequence", &code_breast, NULL,
+	    e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_open(b, "FrameVOILUTSequence", e) == -1 ||
+	    put(b, "WindowCenter", "2048", e) == -1 ||
+	    put(b, "WindowWidth", "4096", e) == -1 ||
+	    put(b, "WindowCenterWidthExplanation", "STANDARD", e) == -1 ||
+	    put(b, "VOILUTFunction", "LINEAR", e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_open(b, "PixelValueTransformationSequence", e) == -1 ||
+	    put(b, "RescaleIntercept", "0", e) == -1 ||
+	    put(b, "RescaleSlope", "1", e) == -1 ||
+	    put(b, "RescaleType", "US", e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_close(b, e) == -1 ? -1 : 0;
+}
+
+/* One frame: slice f, SLICE_MM further from the detector each, along
+ * the normal (row x column) of orientation_vectors(): -z for CC, -x for
+ * RMLO, +x for LMLO. */
+static int
+put_bto_frame(struct dcm_builder *b, const struct mammo_image *img, int f,
+    const char *when, struct err *e)
+{
+	uint8_t idx[8] = { 1, 0, 0, 0 };
+	char pos[48];
+	int d = f * SLICE_MM, x = 0, z = 0;
+
+	if (img->view.position[0] == 'C')
+		z = -d;
+	else
+		x = img->view.laterality[0] == 'R' ? -d : d;
+	snprintf(pos, sizeof pos, "%d\\0\\%d", x, z);
+	idx[4] = (uint8_t)((f + 1) & 0xff);
+	idx[5] = (uint8_t)((f + 1) >> 8);
+	return dcm_build_item_begin(b, e) == -1 ||
+	    item_open(b, "FrameContentSequence", e) == -1 ||
+	    put(b, "FrameReferenceDateTime", when, e) == -1 ||
+	    put(b, "FrameAcquisitionDateTime", when, e) == -1 ||
+	    put_fd(b, "FrameAcquisitionDuration", 1200.0, e) == -1 ||
+	    dcm_build_bytes(b, DCM_TAG(0x0020, 0x9157), "UL", idx, sizeof idx,
+	    e) == -1 ||
+	    put(b, "StackID", "1", e) == -1 ||
+	    put_ul(b, "InStackPositionNumber", (unsigned long)f + 1, e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_open(b, "PlanePositionSequence", e) == -1 ||
+	    put(b, "ImagePositionPatient", pos, e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_open(b, "XRay3DFrameTypeSequence", e) == -1 ||
+	    put(b, "FrameType", BTO_TYPE, e) == -1 ||
+	    put_bto_frame_type(b, e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    dcm_build_item_end(b, e) == -1 ? -1 : 0;
+}
+
+static int
+put_bto_frames(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	char n[16], when[32];
+	int f;
+
+	snprintf(n, sizeof n, "%d", img->frames);
+	snprintf(when, sizeof when, "%s%s", img->exam->study_date,
+	    img->exam->study_time);
+	if (put(b, "NumberOfFrames", n, e) == -1 ||
+	    put_bto_shared(b, img, e) == -1 ||
+	    seq_begin(b, "PerFrameFunctionalGroupsSequence", e) == -1)
+		return -1;
+	for (f = 0; f < img->frames; f++)
+		if (put_bto_frame(b, img, f, when, e) == -1)
+			return -1;
+	return dcm_build_sequence_end(b, e);
+}
+
+/* Multi-frame Dimension: stack, then position in the stack. */
+static int
+put_bto_dimension(struct dcm_builder *b, struct err *e)
+{
+	char uid[DCM_UID_MAX];
+
+	if (dcm_uid_new(uid, e) == -1 ||
+	    item_open(b, "DimensionOrganizationSequence", e) == -1 ||
+	    put(b, "DimensionOrganizationUID", uid, e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    put(b, "DimensionOrganizationType", "3D", e) == -1 ||
+	    seq_begin(b, "DimensionIndexSequence", e) == -1)
+		return -1;
+	return dcm_build_item_begin(b, e) == -1 ||
+	    put(b, "DimensionOrganizationUID", uid, e) == -1 ||
+	    put_at(b, "DimensionIndexPointer", "StackID", e) == -1 ||
+	    put_at(b, "FunctionalGroupPointer", "FrameContentSequence",
+	    e) == -1 ||
+	    put(b, "DimensionDescriptionLabel", "Stack", e) == -1 ||
+	    dcm_build_item_end(b, e) == -1 ||
+	    dcm_build_item_begin(b, e) == -1 ||
+	    put(b, "DimensionOrganizationUID", uid, e) == -1 ||
+	    put_at(b, "DimensionIndexPointer", "InStackPositionNumber",
+	    e) == -1 ||
+	    put_at(b, "FunctionalGroupPointer", "FrameContentSequence",
+	    e) == -1 ||
+	    put(b, "DimensionDescriptionLabel", "Slice", e) == -1 ||
+	    dcm_build_item_end(b, e) == -1 ||
+	    dcm_build_sequence_end(b, e) == -1 ? -1 : 0;
+}
+
+/* Frame of Reference, X-Ray 3D Image, Breast View. */
+static int
+put_bto_image(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	char num[16], frame_uid[DCM_UID_MAX];
+
+	snprintf(num, sizeof num, "%d", img->instance_number);
+	return dcm_uid_new(frame_uid, e) == -1 ||
+	    put(b, "FrameOfReferenceUID", frame_uid, e) == -1 ||
+	    put(b, "PositionReferenceIndicator", "", e) == -1 ||
+	    put(b, "ImageType", BTO_TYPE, e) == -1 ||
+	    put_bto_frame_type(b, e) == -1 ||
+	    put(b, "ContentQualification", "PRODUCT", e) == -1 ||
+	    put(b, "InstanceNumber", num, e) == -1 ||
+	    put(b, "ContentDate", img->exam->study_date, e) == -1 ||
+	    put(b, "ContentTime", img->exam->study_time, e) == -1 ||
+	    put(b, "BurnedInAnnotation", "NO", e) == -1 ||
+	    put(b, "LossyImageCompression", "00", e) == -1 ||
+	    put(b, "PresentationLUTShape", "IDENTITY", e) == -1 ||
+	    put(b, "BreastImplantPresent", "NO", e) == -1 ||
+	    put(b, "PartialView", "NO", e) == -1 ||
+	    seq_begin(b, "AcquisitionContextSequence", e) == -1 ||
+	    dcm_build_sequence_end(b, e) == -1 ||
+	    put_code(b, "ViewCodeSequence", img->view.position[0] == 'C' ?
+	    &code_cc : &code_mlo, "ViewModifierCodeSequence", e) == -1 ? -1 : 0;
+}
+
+static int
+build_bto(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	return put_series(b, img->exam, 0, e) == -1 ||
+	    put_bto_image(b, img, e) == -1 ||
+	    put_u16(b, "SamplesPerPixel", 1, e) == -1 ||
+	    put(b, "PhotometricInterpretation", "MONOCHROME2", e) == -1 ||
+	    put_u16(b, "Rows", (unsigned)img->rows, e) == -1 ||
+	    put_u16(b, "Columns", (unsigned)img->cols, e) == -1 ||
+	    put_u16(b, "BitsAllocated", 16, e) == -1 ||
+	    put_u16(b, "BitsStored", 12, e) == -1 ||
+	    put_u16(b, "HighBit", 11, e) == -1 ||
+	    put_u16(b, "PixelRepresentation", 0, e) == -1 ||
+	    put_bto_frames(b, img, e) == -1 ||
+	    put_bto_dimension(b, e) == -1 ? -1 : 0;
+}
+
+const char *
+mammo_sop_class(int frames)
+{
+	return frames > 1 ? MAMMO_BTO_SOP_CLASS : MAMMO_SOP_CLASS;
+}
+
+/* The single-frame Digital Mammography image (PS3.3 A.26). */
+static int
+build_dx(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	return put_series(b, img->exam, 1, e) == -1 ||
+	    put_image(b, img, e) == -1 ||
+	    put_pixel_module(b, img, e) == -1 ||
+	    put_detector(b, e) == -1 ||
+	    put_exposure(b, img, e) == -1 ? -1 : 0;
+}
+
 int
 mammo_build(const struct mammo_image *img, struct dcm_builder **out,
     struct err *e)
 {
 	struct dcm_builder *b;
+	int rc;
 
 	*out = NULL;
 	if (img->rows < 16 || img->cols < 16 || img->rows > MAMMO_MAX_SIDE ||
@@ -443,16 +717,16 @@ mammo_build(const struct mammo_image *img, struct dcm_builder **out,
 		    "of range", img->rows, img->cols, img->frames);
 	if ((b = dcm_build_new()) == NULL)
 		return err_set(e, ENOMEM, "out of memory");
-	if (put(b, "SOPClassUID", MAMMO_SOP_CLASS, e) == -1 ||
+	if (put(b, "SOPClassUID", mammo_sop_class(img->frames), e) == -1 ||
 	    put(b, "SOPInstanceUID", img->sop_instance_uid, e) == -1 ||
 	    put_patient_study(b, img->exam, e) == -1 ||
-	    put_series(b, img->exam, e) == -1 ||
-	    put_equipment(b, img->exam, e) == -1 ||
-	    put_image(b, img, e) == -1 ||
-	    put_pixel_module(b, img, e) == -1 ||
-	    put_detector(b, e) == -1 ||
-	    put_exposure(b, img, e) == -1 ||
-	    add_pixels(b, img, e) == -1) {
+	    put_equipment(b, img->exam, e) == -1)
+		rc = -1;
+	else if (img->frames > 1)
+		rc = build_bto(b, img, e);
+	else
+		rc = build_dx(b, img, e);
+	if (rc == -1 || add_pixels(b, img, e) == -1) {
 		dcm_build_free(b);
 		return -1;
 	}

@@ -11,8 +11,12 @@
  *   attributes, detector attributes, a VOI window, and 16-bit MONOCHROME2
  *   pixels (12 bits stored) showing a breast-shaped object that fades
  *   smoothly from the chest wall, on the side the laterality says.
- * - frames > 1 adds Number of Frames to the same MG object: a
- *   tomosynthesis-like load for tests, not a standard IOD (dciodvfy warns).
+ * - frames > 1 makes a Breast Tomosynthesis Image instead (PS3.3 A.55,
+ *   SOP class MAMMO_BTO_SOP_CLASS): an enhanced multi-frame object, one
+ *   reconstructed slice a frame, 1 mm apart, with the shared and
+ *   per-frame functional groups and the dimensions (stack, in-stack
+ *   position) the IOD requires; dciodvfy reports no error on it either.
+ *   mammo_sop_class() says which class an image gets.
  * - Pixels are deterministic for a given seed: two calls give the same
  *   bytes.  UIDs come from dcm_uid_new() (2.25 + 128 random bits).
  * - The caller owns the builder (dcm_build_free).  Nothing here prints or
@@ -27,6 +31,7 @@
 #include "err.h"
 
 #define MAMMO_SOP_CLASS		"1.2.840.10008.5.1.4.1.1.1.2"
+#define MAMMO_BTO_SOP_CLASS	"1.2.840.10008.5.1.4.1.1.13.1.3"
 #define MAMMO_UID_MAX		DCM_UID_MAX
 #define MAMMO_SMALL_ROWS	512
 #define MAMMO_SMALL_COLS	400
@@ -68,6 +73,9 @@ int mammo_view_parse(const char *name, struct mammo_view *v, struct err *e);
 
 /* "small", "full" or "ROWSxCOLS" into rows and cols. */
 int mammo_size_parse(const char *s, int *rows, int *cols, struct err *e);
+
+/* MAMMO_SOP_CLASS for one frame, MAMMO_BTO_SOP_CLASS for more. */
+const char *mammo_sop_class(int frames);
 
 /* A new builder holding the whole image; *out is the caller's. */
 int mammo_build(const struct mammo_image *img, struct dcm_builder **out,

@@ -92,6 +92,59 @@ get_all(const struct dcm *d, uint32_t tag, char *out, size_t outsz,
 	return 0;
 }
 
+/* The first item of sequence tag in item (NULL: root), or NULL. */
+static const struct dcm_item *
+first_item(const struct dcm *d, const struct dcm_item *item, uint32_t tag)
+{
+	const struct dcm_elem *sq = dcm_find(d, item, tag);
+
+	return sq != NULL && dcm_item_count(d, sq) > 0 ?
+	    dcm_item_at(d, sq, 0) : NULL;
+}
+
+/* Mammography view codes (SNOMED CT, and the older SNOMED RT ones). */
+static const struct {
+	const char *code, *view;
+} view_codes[] = {
+	{ "399162004", "CC" }, { "R-10242", "CC" },
+	{ "399368009", "MLO" }, { "R-10226", "MLO" },
+	{ "399260004", "ML" }, { "R-10224", "ML" },
+	{ "399352003", "LM" }, { "R-10228", "LM" },
+	{ "399099002", "XCCL" }, { "R-1024A", "XCCL" },
+	{ "399192003", "XCCM" }, { "R-1024B", "XCCM" },
+};
+
+/*
+ * Enhanced multi-frame objects (Breast Tomosynthesis) have no top-level
+ * Image Laterality or View Position: laterality is the shared Frame
+ * Anatomy's Frame Laterality, the view is the View Code Sequence's code.
+ */
+static void
+enhanced_view(const struct dcm *d, struct pacs_attrs *a)
+{
+	const struct dcm_item *it;
+	struct err ignored;
+	char code[64];
+
+	if (a->laterality[0] == '\0' &&
+	    (it = first_item(d, NULL, DCM_TAG(0x5200, 0x9229))) != NULL &&
+	    (it = first_item(d, it, DCM_TAG(0x0020, 0x9071))) != NULL &&
+	    dcm_get_string(d, it, DCM_TAG(0x0020, 0x9072), 0, a->laterality,
+	    sizeof a->laterality, &ignored) < 0)
+		a->laterality[0] = '\0';
+	if (a->view_position[0] != '\0' ||
+	    (it = first_item(d, NULL, DCM_TAG(0x0054, 0x0220))) == NULL ||
+	    dcm_get_string(d, it, DCM_TAG(0x0008, 0x0100), 0, code,
+	    sizeof code, &ignored) < 0)
+		return;
+	for (size_t i = 0; i < sizeof view_codes / sizeof view_codes[0]; i++)
+		if (strcmp(code, view_codes[i].code) == 0) {
+			snprintf(a->view_position, sizeof a->view_position,
+			    "%s", view_codes[i].view);
+			return;
+		}
+}
+
 int
 pacs_extract(const struct dcm *d, struct pacs_attrs *a, struct err *e)
 {
@@ -121,6 +174,7 @@ pacs_extract(const struct dcm *d, struct pacs_attrs *a, struct err *e)
 	    dcm_get_string(d, NULL, DCM_TAG(0x0002, 0x0002), 0,
 	    a->sop_class_uid, sizeof a->sop_class_uid, &ignored) < 0)
 		a->sop_class_uid[0] = '\0';
+	enhanced_view(d, a);
 	ts = dcm_transfer_syntax(d);
 	snprintf(a->transfer_syntax_uid, sizeof a->transfer_syntax_uid, "%s",
 	    ts ? ts : "");

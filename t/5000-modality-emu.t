@@ -77,6 +77,18 @@ is "$(status_of ACCEMU2)" DISCONTINUED "--discontinue leaves the item DISCONTINU
 ok "the discontinued exam stored its one image" \
     grep -q 'images=1/1 mpps="DISCONTINUED"' "$T/disc.out"
 
+# --frames: Breast Tomosynthesis Images, accepted and indexed.
+item ACCEMU5 55555 | mwlsync apply >/dev/null 2>&1
+emu frames --size small --views RCC,LMLO --frames 5 --accession ACCEMU5
+is "$rc" 0 "--frames 5 plays to the end (exit 0)"
+is "$(status_of ACCEMU5)" COMPLETED "the --frames item is COMPLETED"
+wait_for 30 "two tomosynthesis instances indexed" indexed ACCEMU5 2
+is "$(sql "$PACS_DB" "SELECT DISTINCT i.sop_class_uid || ' ' || i.number_of_frames || ' ' || i.rows || 'x' || i.columns FROM instances i JOIN stored_instances s USING (sop_instance_uid) WHERE s.accession_number = 'ACCEMU5'")" \
+    "1.2.840.10008.5.1.4.1.1.13.1.3 5 512x400" \
+    "indexed as Breast Tomosynthesis Images of five frames"
+is "$(sql "$PACS_DB" "SELECT group_concat(laterality || ' ' || view_position, ',') FROM (SELECT * FROM stored_instances WHERE accession_number = 'ACCEMU5' ORDER BY laterality)")" \
+    "L MLO,R CC" "laterality and view come from the tomosynthesis frame anatomy and view code"
+
 DEAD=$(free_port)
 PACS_PORT=$DEAD emu nopacs --size small --accession ACCEMU3
 is "$rc" 69 "storage refused after N-CREATE: EX_UNAVAILABLE"

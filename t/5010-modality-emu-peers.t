@@ -82,6 +82,29 @@ for ts in jpeg-lossless:1.2.840.10008.1.2.4.70 jpeg-ls:1.2.840.10008.1.2.4.80; d
 	ok "$name: dcmdump and dciodvfy are clean" clean_files "$T/in"
 done
 
+# --frames: a Breast Tomosynthesis Image, proposed and stored as such.
+BTO=1.2.840.10008.5.1.4.1.1.13.1.3
+rm -f "$T"/in/*
+emu frames --size small --views RCC,LMLO --frames 5
+is "$rc" 0 "--frames 5 exits 0"
+ok "its N-SET COMPLETED lists the two images" sh -c \
+    "tail -n 1 '$T/mpps-scp.out' | grep -q '^n-set .*status=COMPLETED images=2'"
+is "$(count_files "$T/in")" 2 "--frames: storescp wrote two files"
+ok "every file is a Breast Tomosynthesis Image of five frames" sh -c "
+    for f in '$T'/in/*; do
+	dcmdump -q -Un +P SOPClassUID +P NumberOfFrames \"\$f\" | tr '\n' ' ' |
+	    grep -q '$BTO].*\[5\]' || exit 1
+    done"
+ok "--frames: dcmdump +E and dciodvfy are clean" clean_files "$T/in"
+f=$(find "$T/in" -type f | head -n 1)
+is "$(dcmdump -q -Un +P PerFrameFunctionalGroupsSequence "$f" 2>/dev/null |
+    grep -c 'Sequence with explicit length #=5\|Sequence with undefined length #=5')" 1 \
+    "--frames: five per-frame functional group items"
+rm -f "$T"/in/*
+emu framesjls --size 64x48 --views LCC --frames 3 --transfer-syntax jpeg-ls
+is "$rc" 0 "--frames 3 --transfer-syntax jpeg-ls exits 0"
+ok "--frames, JPEG-LS: dcmdump and dciodvfy are clean" clean_files "$T/in"
+
 # wlmscpfs serving what mwlsync exports.
 export WORKLIST_DB_PATH=$T/worklist.db GATEWAY_DATA_DIR=$T/var
 printf '{"schema_version":1,"action_id":"act-1","action_type":"worklist.create_item","parameters":{"worklist_item":{"accession_number":"ACCWL1","participant":{"nhs_number":"9990007777","name":"M\\u00fcller^Zo\\u00eb","birth_date":"19700101","sex":"F"},"scheduled":{"date":"%s","time":"100000"},"procedure":{"modality":"MG","study_description":"Screening"}}}}\n' "$TODAY" |
@@ -103,7 +126,7 @@ is "$rc" 66 "a modality filter with no match: exit 66"
 
 mkdir -p "$T/unit"
 ok "lib/mammo unit tests pass (t/unit/mammo_test)" "$GW_BUILD/t/mammo_test" "$T/unit"
-ok "its four views are clean for dcmdump and dciodvfy" clean_files "$T/unit"
+ok "its four views and two tomosynthesis images are clean for dcmdump and dciodvfy" clean_files "$T/unit"
 
 ok "no sanitizer report from the emulator" \
     sh -c "! cat '$T'/*.err | grep -q 'Sanitizer\|runtime error'"

@@ -18,6 +18,11 @@
 #define T_ROWS	DCM_TAG(0x0028, 0x0010)
 #define T_PIX	DCM_TAG(0x7fe0, 0x0010)
 #define T_PN	DCM_TAG(0x0010, 0x0010)
+#define T_CLASS	DCM_TAG(0x0008, 0x0016)
+#define T_NFR	DCM_TAG(0x0028, 0x0008)
+#define T_PFG	DCM_TAG(0x5200, 0x9230)
+#define T_SFG	DCM_TAG(0x5200, 0x9229)
+#define T_DIM	DCM_TAG(0x0020, 0x9222)
 
 static const char *views[] = { "RCC", "LCC", "RMLO", "LMLO" };
 
@@ -105,6 +110,74 @@ check_view(const char *view, int n, const char *dir)
 	free(buf);
 }
 
+/* Writes buf to dir/name when dir is not NULL. */
+static void
+write_to(const char *dir, const char *name, const uint8_t *buf, size_t len)
+{
+	char path[4096];
+	FILE *f;
+
+	if (dir == NULL)
+		return;
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	ok(f != NULL && fwrite(buf, 1, len, f) == len && fclose(f) == 0,
+	    "%s written", path);
+}
+
+/* --frames: a Breast Tomosynthesis Image with one functional group item
+ * a frame. */
+static void
+check_bto(const char *view, const char *dir)
+{
+	struct mammo_image img = { .exam = &exam, .rows = 64, .cols = 48,
+	    .frames = 5, .instance_number = 9, .seed = 9 };
+	struct dcm_builder *b;
+	struct dcm *d;
+	struct err e = { 0 };
+	const struct dcm_elem *px, *pfg;
+	char uid[MAMMO_UID_MAX], cls[80], name[32];
+	uint8_t *buf;
+	size_t len;
+	long n;
+
+	ok(strcmp(mammo_sop_class(1), MAMMO_SOP_CLASS) == 0 &&
+	    strcmp(mammo_sop_class(5), MAMMO_BTO_SOP_CLASS) == 0,
+	    "mammo_sop_class: MG for one frame, BTO for more");
+	if (mammo_view_parse(view, &img.view, &e) == -1 ||
+	    dcm_uid_new(uid, &e) == -1)
+		return;
+	img.sop_instance_uid = uid;
+	if (!ok(mammo_build(&img, &b, &e) == 0, "BTO %s builds: %s", view,
+	    e.msg))
+		return;
+	ok(dcm_build_encode_file(b, MAMMO_BTO_SOP_CLASS, uid,
+	    DCM_TS_EXPLICIT_LE, "ISO_IR 192", &buf, &len, &e) == 0,
+	    "BTO %s encodes", view);
+	dcm_build_free(b);
+	if (!ok(dcm_parse(buf, len, 0, &d, &e) == 0, "BTO %s parses back",
+	    view)) {
+		free(buf);
+		return;
+	}
+	ok(dcm_get_string(d, NULL, T_CLASS, 0, cls, sizeof cls, &e) >= 0 &&
+	    strcmp(cls, MAMMO_BTO_SOP_CLASS) == 0, "BTO %s: SOP class", view);
+	ok(dcm_get_long(d, NULL, T_NFR, 0, &n, &e) == 0 && n == 5,
+	    "BTO %s: Number of Frames 5", view);
+	pfg = dcm_find(d, NULL, T_PFG);
+	ok(pfg != NULL && dcm_item_count(d, pfg) == 5,
+	    "BTO %s: five per-frame functional group items", view);
+	ok(dcm_find(d, NULL, T_SFG) != NULL && dcm_find(d, NULL, T_DIM) !=
+	    NULL, "BTO %s: shared groups and dimension index", view);
+	px = dcm_find(d, NULL, T_PIX);
+	ok(px != NULL && px->length == 5 * 64 * 48 * 2,
+	    "BTO %s: five frames of pixels", view);
+	dcm_free(d);
+	snprintf(name, sizeof name, "BTO-%s.dcm", view);
+	write_to(dir, name, buf, len);
+	free(buf);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -114,6 +187,8 @@ main(int argc, char **argv)
 
 	for (int i = 0; i < 4; i++)
 		check_view(views[i], i, argc > 1 ? argv[1] : NULL);
+	check_bto("RCC", argc > 1 ? argv[1] : NULL);
+	check_bto("LMLO", argc > 1 ? argv[1] : NULL);
 	ok(mammo_view_parse("XCC", &v, &e) == -1, "XCC is refused");
 	ok(mammo_size_parse("small", &rows, &cols, &e) == 0 && rows == 512 &&
 	    cols == 400, "small is 512x400");
