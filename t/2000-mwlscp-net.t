@@ -151,6 +151,32 @@ for i in range(1000):
 	    grep -q 'Received Final Find Response (Cancel' "$T/cancel.out"
 	ok "the association is released normally after the cancel" \
 	    grep -q 'Releasing Association' "$T/cancel.out"
+
+	# The response character set: ISO_IR 100 by default (a name outside
+	# Latin-1 loses those letters to '?'), ISO_IR 192 on request.
+	printf '%s\n' \
+	    '{"schema_version":1,"action_id":"cs-1","action_type":"worklist.create_item","parameters":{"worklist_item":{"accession_number":"ACCCS1","participant":{"nhs_number":"9990000099","name":"M\u00dcLLER^ZO\u00cb","birth_date":"19700101","sex":"F"},"scheduled":{"date":"20261130","time":"090000"},"procedure":{"modality":"MG","study_description":"S"}}}}' \
+	    '{"schema_version":1,"action_id":"cs-2","action_type":"worklist.create_item","parameters":{"worklist_item":{"accession_number":"ACCCS2","participant":{"nhs_number":"9990000098","name":"\u0141UKASZ^\u0104NNA","birth_date":"19700101","sex":"F"},"scheduled":{"date":"20261130","time":"090000"},"procedure":{"modality":"MG","study_description":"S"}}}}' |
+	    mwlsync apply >/dev/null 2>&1
+	PORT4=$(free_port)
+	start_mwlscp mwlscp-utf8 "$PORT4" --charset "ISO_IR 192"
+	# names PORT DIR: "charset|name" of each response, sorted.
+	names() {
+		mkdir -p "$2"
+		findscu -to 10 -W -X -od "$2" -aec SCREENING_MWL -k PatientName= \
+		    -k "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20261130" \
+		    127.0.0.1 "$1" >/dev/null 2>&1
+		for f in "$2"/rsp*.dcm; do
+			printf '%s|%s\n' "$(dcm_value "$f" 0008,0005)" \
+			    "$(dcmdump -q +U8 +P 0010,0010 "$f" | sed 's/.*\[\(.*\)\].*/\1/')"
+		done | sort
+	}
+	is "$(names "$PORT3" "$T/cs100" | tr '\n' ' ')" \
+	    "ISO_IR 100|?UKASZ^?NNA ISO_IR 100|MÜLLER^ZOË " \
+	    "by default names are sent in ISO_IR 100, other letters as '?'"
+	is "$(names "$PORT4" "$T/cs192" | tr '\n' ' ')" \
+	    "ISO_IR 192|MÜLLER^ZOË ISO_IR 192|ŁUKASZ^ĄNNA " \
+	    "with --charset ISO_IR 192 every name arrives whole, in UTF-8"
 else
 	skip "mwlsync not built: no C-FIND checks"
 fi
