@@ -210,3 +210,63 @@ ALTER TABLE instances ADD COLUMN thumbnail_width INTEGER;
 ALTER TABLE instances ADD COLUMN thumbnail_height INTEGER;
 ALTER TABLE instances ADD COLUMN thumbnail_error TEXT;
 ALTER TABLE instances ADD COLUMN thumbnail_at TEXT;
+
+-- version: 3
+-- Cloud delivery (relaysend): each instance's upload to the Manage API.
+-- upload_status: PENDING (not tried yet), UPLOADING (a PUT in flight; found
+-- at start, it is resumed), COMPLETE (201), FAILED (rejected for good:
+-- upload_error says why; `relaysend --retry-failed` sends it again),
+-- WAITING (retrying later: no worklist item for its accession number yet,
+-- or the last attempt failed transiently; upload_next_attempt_at says when).
+ALTER TABLE instances ADD COLUMN upload_status TEXT DEFAULT 'PENDING';
+ALTER TABLE instances ADD COLUMN upload_attempt_count INTEGER DEFAULT 0;
+ALTER TABLE instances ADD COLUMN upload_error TEXT;
+ALTER TABLE instances ADD COLUMN uploaded_at TEXT;
+ALTER TABLE instances ADD COLUMN upload_next_attempt_at TEXT;
+
+DROP VIEW stored_instances;
+CREATE VIEW stored_instances AS
+SELECT
+	i.sop_instance_uid,
+	o.storage_path,
+	o.size			AS file_size,
+	o.hash			AS storage_hash,
+	p.patient_id,
+	p.patient_name,
+	st.study_instance_uid,
+	se.series_instance_uid,
+	st.accession_number,
+	st.study_date,
+	st.study_time,
+	st.study_description,
+	se.series_number,
+	se.series_description,
+	se.modality,
+	i.instance_number,
+	i.view_position,
+	i.laterality,
+	i.organ_dose,
+	i.entrance_dose_in_mgy,
+	i.kvp,
+	i.exposure_in_uas,
+	i.anode_target_material,
+	i.filter_material,
+	i.filter_thickness,
+	o.transfer_syntax_uid,
+	i.sop_class_uid,
+	i.rows,
+	i.columns,
+	i.received_at,
+	i.source_aet,
+	i.status,
+	i.thumbnail_status,
+	i.upload_status,
+	i.upload_attempt_count,
+	i.upload_error,
+	i.uploaded_at,
+	i.upload_next_attempt_at
+FROM instances i
+JOIN objects o	 ON o.hash = i.object_hash
+JOIN series se	 ON se.id = i.series_ref
+JOIN studies st	 ON st.id = se.study_ref
+JOIN patients p	 ON p.id = st.patient_ref;
