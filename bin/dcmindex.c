@@ -394,7 +394,6 @@ reindex_object(struct indexer *x, const char *path, const char *hash,
 	struct dcm *d;
 	struct stat sb;
 	char when[32], key[80];
-	struct tm tm;
 	int rc;
 
 	if (store_verify(&x->store, hash, e) == -1 || stat(path, &sb) == -1)
@@ -405,8 +404,7 @@ reindex_object(struct indexer *x, const char *path, const char *hash,
 	dcm_free(d);
 	if (rc == -1)
 		return -1;
-	gmtime_r(&sb.st_mtime, &tm);
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+	pacs_timestamp_at(&sb.st_mtim, when);	/* as storescp-hook does */
 	snprintf(key, sizeof key, "reindex:%s", hash);
 	r = (struct pacs_receipt){ hash, (uint64_t)sb.st_size, key, "", "",
 	    "", when };

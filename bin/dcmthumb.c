@@ -27,6 +27,7 @@
 #include "dicom.h"
 #include "fsutil.h"
 #include "log.h"
+#include "pacs.h"
 #include "pixel.h"
 #include "render.h"
 #include "spool.h"
@@ -181,28 +182,15 @@ one_file(const char *in, const char *out, const struct render_opts *ro,
 
 /* Stage mode. */
 
-static void
-timestamp(char out[40])
-{
-	struct timespec ts;
-	struct tm tm;
-	char s[32];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, 40, "%.20s.%03dZ", s, (int)(ts.tv_nsec / 1000000) % 1000);
-}
-
 static int
 record(struct thumbs *t, const char *sop, const char *hash,
     const struct outcome *o, struct err *e)
 {
 	sqlite3_stmt *st = t->set_status;
-	char when[40];
+	char when[32];
 	int ok = 1;
 
-	timestamp(when);
+	pacs_timestamp(when);
 	ok &= sqlite3_bind_text(st, 1, o->status, -1, SQLITE_STATIC) ==
 	    SQLITE_OK;
 	ok &= db_bind_text(st, 2, o->relpath) == SQLITE_OK;

@@ -126,18 +126,6 @@ now_ms(void)
 	return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static void
-iso_ms(long long ms, char out[40])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	char sec[32];
-
-	gmtime_r(&t, &tm);
-	strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, 40, "%.20s.%03dZ", sec, (int)(ms % 1000));
-}
-
 /* Copy src into dst, cut to fit (error texts may be long). */
 static void
 copy_cut(char *dst, size_t dstsz, const char *src)
@@ -225,8 +213,12 @@ set_upload(struct sender *s, const struct job *j, const char *status,
 
 	if (j->sop_instance_uid[0] == '\0')
 		return 0;
-	if (next_ms > 0)
-		iso_ms(next_ms, next);
+	if (next_ms > 0) {
+		struct timespec at = { (time_t)(next_ms / 1000),
+		    (long)(next_ms % 1000) * 1000000 };
+
+		pacs_timestamp_at(&at, next);
+	}
 	pacs_timestamp(now);
 	if (db_prepare(s->db, &st, sql, &e) == -1) {
 		log_err("pacs.db update failed", &e);

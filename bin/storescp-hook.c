@@ -70,19 +70,6 @@ base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
-/* ISO 8601 UTC with milliseconds: when storescp finished writing. */
-static void
-iso_time(const struct timespec *t, char out[32])
-{
-	struct tm tm;
-
-	gmtime_r(&t->tv_sec, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (snprintf(out + 19, 32 - 19, ".%03dZ",
-	    (int)(t->tv_nsec / 1000000)) < 0)
-		out[19] = '\0';
-}
-
 /* Move path into the quarantine with a reason file beside it. */
 static int
 quarantine(struct hook *h, const struct arrival *a, const char *reason)
@@ -152,7 +139,7 @@ enqueue_index(struct hook *h, const struct arrival *a,
 	char body[2048], when[32];
 	int n;
 
-	iso_time(&sb->st_mtim, when);
+	pacs_timestamp_at(&sb->st_mtim, when);	/* when storescp wrote it */
 	n = snprintf(body, sizeof body,
 	    "object=%s\nsize=%lld\nsop_instance_uid=%s\nreceipt=%s:%s\n"
 	    "calling_aet=%s\ncalled_aet=%s\npeer=%s\nreceived_at=%s\n",

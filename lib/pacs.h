@@ -18,6 +18,7 @@
 #define GW_PACS_H
 
 #include <sqlite3.h>
+#include <time.h>
 #include <stdint.h>
 
 #include "dicom.h"
@@ -70,5 +71,6 @@ int pacs_index_object(struct pacs_index *ix, const struct pacs_attrs *a,
 
 /* ISO 8601 UTC with milliseconds for now, or for a time in seconds. */
 void pacs_timestamp(char out[32]);
+void pacs_timestamp_at(const struct timespec *t, char out[32]);
 
 #endif

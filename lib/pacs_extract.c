@@ -9,7 +9,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 /* Which attribute fills which field.  all: every value, joined by '\'. */
@@ -188,14 +187,22 @@ pacs_extract(const struct dcm *d, struct pacs_attrs *a, struct err *e)
 }
 
 void
-pacs_timestamp(char out[32])
+pacs_timestamp_at(const struct timespec *t, char out[32])
 {
-	struct timeval tv;
 	struct tm tm;
 
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
+	gmtime_r(&t->tv_sec, &tm);
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (snprintf(out + 19, 32 - 19, ".%03dZ", (int)(tv.tv_usec / 1000)) < 0)
+	if (snprintf(out + 19, 32 - 19, ".%03dZ",
+	    (int)(t->tv_nsec / 1000000)) < 0)
 		out[19] = '\0';
+}
+
+void
+pacs_timestamp(char out[32])
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	pacs_timestamp_at(&now, out);
 }
