@@ -6,7 +6,7 @@ DESTDIR  ?=
 VERSION  := 0.1.0
 
 CC       ?= cc
-PKGS     := sqlite3 openssl zlib libpng libjpeg libopenjp2 charls jansson libcurl
+PKGS     := sqlite3 openssl zlib libpng libjpeg libopenjp2 charls jansson libcurl libwebsockets
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

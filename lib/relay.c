@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/wait.h>
@@ -548,4 +549,51 @@ relay_parse_accept(const char *json, char *address, size_t addrsz, char *id,
 		    addrsz, id, idsz, e);
 	json_decref(root);
 	return rc;
+}
+
+int
+relay_auth_load(struct relay_auth *a, struct err *e)
+{
+	const char *ttl = getenv("RELAY_TOKEN_TTL_SECONDS");
+	char *end;
+
+	memset(a, 0, sizeof *a);
+	a->ns = getenv("AZURE_RELAY_NAMESPACE");
+	a->key_name = getenv("AZURE_RELAY_KEY_NAME");
+	a->key = getenv("AZURE_RELAY_SHARED_ACCESS_KEY");
+	a->token_command = getenv("AZURE_RELAY_TOKEN_COMMAND");
+	a->endpoint = getenv("AZURE_RELAY_ENDPOINT");
+	a->ttl_seconds = 3600;
+	if (ttl != NULL && *ttl != '\0') {
+		a->ttl_seconds = strtol(ttl, &end, 10);
+		if (*end != '\0' || a->ttl_seconds < 10 ||
+		    a->ttl_seconds > 86400)
+			return err_set(e, EINVAL, "RELAY_TOKEN_TTL_SECONDS "
+			    "must be 10 to 86400");
+	}
+	if (a->token_command != NULL && *a->token_command == '\0')
+		a->token_command = NULL;
+	if (a->ns == NULL || *a->ns == '\0')
+		return err_set(e, EINVAL, "AZURE_RELAY_NAMESPACE is not set");
+	if (a->token_command == NULL && (a->key_name == NULL ||
+	    *a->key_name == '\0' || a->key == NULL || *a->key == '\0'))
+		return err_set(e, EINVAL, "set AZURE_RELAY_KEY_NAME and "
+		    "AZURE_RELAY_SHARED_ACCESS_KEY, or AZURE_RELAY_TOKEN_COMMAND");
+	return 0;
+}
+
+int
+relay_auth_token(const struct relay_auth *a, const char *hc, char *out,
+    size_t outsz, int64_t *expiry, struct err *e)
+{
+	char resource[1024];
+
+	*expiry = (int64_t)time(NULL) + a->ttl_seconds;
+	if (a->token_command != NULL)
+		return relay_token_from_command(a->token_command, out, outsz,
+		    30, e);
+	if (relay_resource(a->ns, hc, resource, sizeof resource, e) == -1)
+		return -1;
+	return relay_sas_token(resource, a->key_name, a->key, *expiry, out,
+	    outsz, e);
 }

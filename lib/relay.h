@@ -91,4 +91,27 @@ int relay_uuid(char out[RELAY_UUID_LEN + 1], struct err *e);
 int relay_parse_accept(const char *json, char *address, size_t addrsz,
     char *id, size_t idsz, struct err *e);
 
+/*
+ * The relay settings from the environment: AZURE_RELAY_NAMESPACE,
+ * AZURE_RELAY_KEY_NAME + AZURE_RELAY_SHARED_ACCESS_KEY (SAS) or
+ * AZURE_RELAY_TOKEN_COMMAND (a bearer token; used when set), and
+ * AZURE_RELAY_ENDPOINT (host:port override).  Pointers into environ.
+ * -1 when the namespace or both ways of making a token are missing.
+ */
+struct relay_auth {
+	const char *ns, *key_name, *key, *token_command, *endpoint;
+	long ttl_seconds;		/* SAS lifetime (RELAY_TOKEN_TTL_SECONDS) */
+};
+
+int relay_auth_load(struct relay_auth *a, struct err *e);
+
+/*
+ * A token for hybrid connection hc: SAS valid ttl_seconds from now, or
+ * the command's output.  *expiry (Unix seconds) is when it stops being
+ * valid, for the command's tokens ttl_seconds from now (run it again by
+ * then).
+ */
+int relay_auth_token(const struct relay_auth *a, const char *hc, char *out,
+    size_t outsz, int64_t *expiry, struct err *e);
+
 #endif

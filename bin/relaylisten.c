@@ -1,0 +1,984 @@
+/*
+ * relaylisten: hold the Azure Relay listener for the cloud's actions
+ * (../shared/relay/PROTOCOL.md §2, §4).
+ *
+ *   relaylisten                       the listener (run by gatewayd)
+ *   relaylisten --health | --status   the health report: JSON, or text
+ *   relaylisten --rendezvous ADDRESS --listener-id ID
+ *                                     one accepted sender (internal)
+ *   relaylisten --probe --listener-id ID
+ *                                     one traffic proof (internal)
+ *
+ * The listener keeps one control channel open on
+ * AZURE_RELAY_HYBRID_CONNECTION.  For each "accept" it starts a child
+ * (--rendezvous) that connects to the given address, reads one action,
+ * hands it to the program that owns it and writes the reply, so a slow
+ * action never holds up the control channel.  It sends an unsolicited
+ * PONG every RELAY_PONG_SECONDS, opens a new channel with a fresh token
+ * before the old token expires (the new one is up before the old one is
+ * closed), and proves the channel by traffic: every RELAY_PROBE_SECONDS
+ * a child (--probe) connects to the same hybrid connection as a sender
+ * and sends an echo, which must come back through this listener.  When
+ * that fails the channel is dropped and opened again.  Reconnects follow
+ * the Azure SDK's back-off (0, 1, 2, 5, 10, 30 s); a 404 (no such hybrid
+ * connection) waits the longest step at once.
+ *
+ * Its state goes to $GATEWAY_DATA_DIR/run/relay.state for gatewayd status
+ * and the health report.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "health.h"
+#include "log.h"
+#include "pacs.h"
+#include "relay.h"
+#include "ws.h"
+
+#define OPEN_TIMEOUT_MS		20000
+#define CLOSE_TIMEOUT_MS	2000
+#define REPLY_DEADLINE_MS	25000	/* the cloud waits 30 s */
+#define PROBE_TIMEOUT_S		30
+#define PROBE_FIRST_S		5	/* first proof after connecting */
+#define PROBE_RETRY_S		5	/* another listener answered */
+#define EX_OTHER_LISTENER	3	/* --probe: answered, not by us */
+
+static volatile sig_atomic_t stopping;
+
+static const int backoff_steps[] = { 0, 1, 2, 5, 10, 30 };
+#define BACKOFF_LAST	(sizeof backoff_steps / sizeof backoff_steps[0] - 1)
+
+struct listener {
+	struct config cfg;
+	struct relay_auth auth;
+	const char *hc, *ca_file;
+	int token_in_header;
+	long pong_s, probe_s;
+	struct ws_ctx *ctx;
+	struct ws *ctl;
+	char id[RELAY_UUID_LEN + 1];
+	char self[PATH_MAX];		/* this program, for the children */
+	int64_t token_expiry;
+	time_t connected_at, next_pong, next_probe, last_proof;
+	pid_t probe_pid;
+	time_t probe_started;
+	int probe_off;			/* no Send right: no traffic proof */
+	unsigned fails;			/* reconnects in a row */
+	char last_error[1024];
+	const char *state;		/* in relay.state, and since when */
+	time_t state_since;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: relaylisten\n"
+	    "       relaylisten --health | --status\n"
+	    "       relaylisten --help | --version\n"
+	    "\n"
+	    "Listens on Azure Relay for the cloud's actions and answers\n"
+	    "them: worklist actions through mwlsync, health, echo, and\n"
+	    "test items played by modality-emu.\n"
+	    "\n"
+	    "  --health     print the gateway's health report (JSON)\n"
+	    "  --status     print the relay's state and queue (text)\n"
+	    "  -h, --help   this help\n"
+	    "  --version    print the version\n"
+	    "\n"
+	    "Environment: AZURE_RELAY_NAMESPACE, AZURE_RELAY_HYBRID_CONNECTION,\n"
+	    "AZURE_RELAY_KEY_NAME, AZURE_RELAY_SHARED_ACCESS_KEY or\n"
+	    "AZURE_RELAY_TOKEN_COMMAND, AZURE_RELAY_ENDPOINT, GATEWAY_CA_FILE,\n"
+	    "RELAY_TOKEN_TTL_SECONDS, RELAY_PONG_SECONDS, RELAY_PROBE_SECONDS,\n"
+	    "RELAY_TOKEN_IN_HEADER, GATEWAY_DATA_DIR, LOG_LEVEL.\n"
+	    "See relaylisten(8).\n");
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static void
+on_child(int sig)
+{
+	(void)sig;
+}
+
+static int
+install_signals(void)
+{
+	struct sigaction sa = { 0 };
+
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGINT, &sa, NULL) == -1 ||
+	    sigaction(SIGHUP, &sa, NULL) == -1)
+		return -1;
+	sa.sa_handler = on_child;	/* wakes the service loop */
+	if (sigaction(SIGCHLD, &sa, NULL) == -1)
+		return -1;
+	sa.sa_handler = SIG_IGN;
+	return sigaction(SIGPIPE, &sa, NULL);
+}
+
+static int
+env_seconds(const char *name, int lo, int hi, int def, long *out)
+{
+	const char *v = getenv(name);
+	int n;
+
+	*out = def;
+	if (v == NULL || *v == '\0')
+		return 0;
+	if (config_parse_int(v, lo, hi, &n) == -1) {
+		log_error("bad setting", "name=%s want=\"%d to %d\"", name, lo,
+		    hi);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+/* ---------------------------------------------------------- the state */
+
+static void
+iso_time(time_t t, char *out, size_t outsz)
+{
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&t, &tm) == NULL ||
+	    strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		out[0] = '\0';
+}
+
+/* run/relay.state, replaced whole by a rename (gatewayd status reads it). */
+static void
+write_state(struct listener *l, const char *connection)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8], since[32], proof[32];
+	FILE *f;
+
+	if (snprintf(path, sizeof path, "%s/run/relay.state",
+	    l->cfg.data_dir) >= (int)sizeof path)
+		return;
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	if (l->state == NULL || strcmp(l->state, connection) != 0) {
+		l->state = connection;
+		l->state_since = time(NULL);
+	}
+	iso_time(l->state_since, since, sizeof since);
+	iso_time(l->last_proof, proof, sizeof proof);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return;
+	fprintf(f, "connection=%s\nsince=%s\nlast_proof=%s\nlast_error=%s\n"
+	    "hybrid_connection=%s\npid=%ld\n", connection, since, proof,
+	    l->last_error, l->hc, (long)getpid());
+	if (fclose(f) == 0)
+		rename(tmp, path);
+	else
+		unlink(tmp);
+}
+
+/* Log a failure with its phase, and keep it for the state file. */
+static void
+failed(struct listener *l, const char *what, const struct ws_status *st,
+    const struct err *e)
+{
+	char q[400];
+
+	snprintf(l->last_error, sizeof l->last_error, "%s: %s", what, e->msg);
+	if (st != NULL && st->http_status > 0)
+		log_error(what, "phase=%s status=%d hc=%s error=%s",
+		    ws_phase_name(st->phase), st->http_status, l->hc,
+		    log_quote(e->msg, q, sizeof q));
+	else if (st != NULL && st->phase == WS_CLOSED)
+		log_error(what, "phase=closed code=%d hc=%s error=%s",
+		    st->close_code, l->hc, log_quote(e->msg, q, sizeof q));
+	else
+		log_error(what, "phase=%s hc=%s error=%s",
+		    st != NULL ? ws_phase_name(st->phase) : "token", l->hc,
+		    log_quote(e->msg, q, sizeof q));
+}
+
+/* ------------------------------------------------------------ children */
+
+/* Start this program again with args; its pid, or -1. */
+static pid_t
+spawn(struct listener *l, char *const args[])
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execv(l->self, args);
+		_exit(EX_OSERR);
+	}
+	if (pid == -1)
+		log_error("cannot fork", "error=\"%s\"", strerror(errno));
+	return pid;
+}
+
+static void
+start_rendezvous(struct listener *l, const char *address, const char *id)
+{
+	char *args[] = { l->self, "--rendezvous", (char *)address,
+	    "--listener-id", l->id, NULL };
+	pid_t pid;
+
+	if ((pid = spawn(l, args)) != -1)
+		log_debug("accept", "id=%s pid=%ld", id, (long)pid);
+}
+
+static void
+start_probe(struct listener *l)
+{
+	char *args[] = { l->self, "--probe", "--listener-id", l->id, NULL };
+
+	l->probe_pid = spawn(l, args);
+	l->probe_started = time(NULL);
+	l->next_probe = l->probe_started + l->probe_s;
+}
+
+/* The probe ended with status; 1 when the channel must be dropped. */
+static int
+probe_done(struct listener *l, int status)
+{
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE;
+
+	l->probe_pid = 0;
+	if (code == 0) {
+		l->last_proof = time(NULL);
+		log_debug("traffic proof", "hc=%s", l->hc);
+		write_state(l, "connected");
+		return 0;
+	}
+	if (code == EX_OTHER_LISTENER) {
+		log_info("traffic proof answered by another listener",
+		    "hc=%s note=\"trying again\"", l->hc);
+		l->next_probe = time(NULL) + PROBE_RETRY_S;
+		return 0;
+	}
+	if (code == EX_NOPERM) {
+		log_warn("traffic proof needs the Send right on the hybrid "
+		    "connection; proof disabled", "hc=%s", l->hc);
+		l->probe_off = 1;
+		return 0;
+	}
+	snprintf(l->last_error, sizeof l->last_error,
+	    "traffic proof failed (exit %d)", code);
+	log_error("traffic proof failed: the listener does not get traffic",
+	    "hc=%s exit=%d note=\"reconnecting\"", l->hc, code);
+	return 1;
+}
+
+/* Reap children; 1 when a failed probe says to reconnect. */
+static int
+reap(struct listener *l)
+{
+	int status, drop = 0;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == l->probe_pid)
+			drop |= probe_done(l, status);
+		else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			log_warn("rendezvous child failed", "pid=%ld status=%d",
+			    (long)pid, status);
+	}
+	if (l->probe_pid > 0 &&
+	    time(NULL) - l->probe_started > PROBE_TIMEOUT_S + 5) {
+		kill(l->probe_pid, SIGKILL);
+		log_error("traffic proof hung", "hc=%s", l->hc);
+	}
+	return drop;
+}
+
+/* ------------------------------------------------------ control channel */
+
+static int
+open_channel(struct listener *l, struct ws **out, struct ws_status *st,
+    struct err *e)
+{
+	static char token[RELAY_TOKEN_OUT], url[RELAY_URL_MAX];
+	int rc;
+
+	memset(st, 0, sizeof *st);
+	st->phase = WS_OK;
+	if (relay_uuid(l->id, e) == -1 ||
+	    relay_auth_token(&l->auth, l->hc, token, sizeof token,
+	    &l->token_expiry, e) == -1 ||
+	    relay_listen_url(l->auth.ns, l->hc, l->id,
+	    l->token_in_header ? NULL : token, l->auth.endpoint, url,
+	    sizeof url, e) == -1) {
+		st->phase = WS_OK;
+		return -1;
+	}
+	rc = ws_open(l->ctx, out, url,
+	    l->token_in_header ? "ServiceBusAuthorization" : NULL,
+	    l->token_in_header ? token : NULL, OPEN_TIMEOUT_MS, st, e);
+	explicit_bzero(token, sizeof token);
+	explicit_bzero(url, sizeof url);
+	return rc;
+}
+
+static time_t
+renew_at(const struct listener *l)
+{
+	long margin = l->auth.ttl_seconds / 4;
+
+	if (margin > 300)
+		margin = 300;
+	return (time_t)l->token_expiry - margin;
+}
+
+static void
+channel_up(struct listener *l)
+{
+	time_t now = time(NULL);
+
+	l->connected_at = now;
+	l->next_pong = now + l->pong_s;
+	l->next_probe = now + (l->probe_s < PROBE_FIRST_S ? l->probe_s :
+	    PROBE_FIRST_S);
+	l->fails = 0;
+	l->last_error[0] = '\0';
+	write_state(l, "connected");
+}
+
+/* One control message: an accept starts a child; the rest is logged. */
+static void
+control_message(struct listener *l, const char *msg, size_t len)
+{
+	char address[2048], id[128], q[100], head[64];
+	struct err e = { 0 };
+	int rc = relay_parse_accept(msg, address, sizeof address, id,
+	    sizeof id, &e);
+
+	if (rc == 1) {
+		start_rendezvous(l, address, id);
+		return;
+	}
+	snprintf(head, sizeof head, "%.*s", (int)(len < 60 ? len : 60), msg);
+	log_info(rc == 0 ? "control message ignored" :
+	    "control message not understood", "hc=%s start=%s", l->hc,
+	    log_quote(head, q, sizeof q));
+}
+
+/*
+ * Make before break: a new channel with a fresh token, then the old one
+ * closed after what it already received has been handled.
+ */
+static int
+renew(struct listener *l)
+{
+	struct ws *fresh, *old = l->ctl;
+	struct ws_status st;
+	struct err e = { 0 };
+	char *msg;
+	size_t len;
+
+	if (open_channel(l, &fresh, &st, &e) == -1) {
+		failed(l, "token renewal: cannot open a new channel", &st, &e);
+		return -1;
+	}
+	while (ws_recv(old, &msg, &len, NULL, 0, NULL, NULL) == 1) {
+		control_message(l, msg, len);
+		free(msg);
+	}
+	ws_close(old, 1000, "token renewed", CLOSE_TIMEOUT_MS);
+	l->ctl = fresh;
+	log_info("token renewed", "hc=%s listener_id=%s", l->hc, l->id);
+	channel_up(l);
+	return 0;
+}
+
+/* Timers: pong, renewal, probe.  -1 when the channel must be dropped. */
+static int
+timers(struct listener *l)
+{
+	time_t now = time(NULL);
+	struct ws_status st;
+	struct err e = { 0 };
+
+	if (now >= l->next_pong) {
+		l->next_pong = now + l->pong_s;
+		if (ws_pong(l->ctl, 5000, &st, &e) == -1) {
+			failed(l, "keep-alive pong failed", &st, &e);
+			return -1;
+		}
+	}
+	if (now >= renew_at(l) && renew(l) == -1 && now >= l->token_expiry)
+		return -1;
+	if (l->probe_s > 0 && !l->probe_off && l->probe_pid == 0 &&
+	    now >= l->next_probe)
+		start_probe(l);
+	return reap(l) ? -1 : 0;
+}
+
+/* Serve one open channel until it fails or we stop. */
+static void
+serve(struct listener *l)
+{
+	struct ws_status st;
+	struct err e = { 0 };
+	char *msg;
+	size_t len;
+	int rc;
+
+	while (!stopping) {
+		rc = ws_recv(l->ctl, &msg, &len, NULL, 1000, &st, &e);
+		if (rc == 1) {
+			control_message(l, msg, len);
+			free(msg);
+		} else if (rc == -1) {
+			if (e.code != EINTR || !stopping)
+				failed(l, st.close_code == 1008 ?
+				    "control channel closed: token expired" :
+				    "control channel lost", &st, &e);
+			return;
+		}
+		if (timers(l) == -1)
+			return;
+	}
+}
+
+/* Sleep seconds, waking for a signal; children are reaped meanwhile. */
+static void
+pause_for(struct listener *l, long seconds)
+{
+	time_t until = time(NULL) + seconds;
+	struct timespec ts = { 1, 0 };
+
+	while (!stopping && time(NULL) < until) {
+		nanosleep(&ts, NULL);
+		reap(l);
+	}
+}
+
+static long
+backoff(struct listener *l, const struct ws_status *st)
+{
+	unsigned i = l->fails < BACKOFF_LAST ? l->fails : BACKOFF_LAST;
+
+	l->fails++;
+	if (st->http_status == 404) {
+		log_error("hybrid connection not found: check "
+		    "AZURE_RELAY_HYBRID_CONNECTION", "hc=%s wait=%d", l->hc,
+		    backoff_steps[BACKOFF_LAST]);
+		return backoff_steps[BACKOFF_LAST];
+	}
+	return backoff_steps[i];
+}
+
+static int
+listen_loop(struct listener *l)
+{
+	struct ws_status st;
+	struct err e = { 0 };
+	long wait;
+
+	while (!stopping) {
+		write_state(l, "connecting");
+		if (open_channel(l, &l->ctl, &st, &e) == 0) {
+			log_info("listening", "hc=%s listener_id=%s", l->hc,
+			    l->id);
+			channel_up(l);
+			serve(l);
+			ws_close(l->ctl, 1000, "", CLOSE_TIMEOUT_MS);
+			l->ctl = NULL;
+			memset(&st, 0, sizeof st);
+			if (stopping)
+				break;
+		} else if (e.code != EINTR) {
+			failed(l, "cannot open the control channel", &st, &e);
+		}
+		wait = backoff(l, &st);
+		write_state(l, "backoff");
+		if (wait > 0)
+			log_info("reconnecting", "hc=%s wait=%ld", l->hc, wait);
+		pause_for(l, wait);
+	}
+	write_state(l, "stopped");
+	return EX_OK;
+}
+
+/* ----------------------------------------------------------- actions */
+
+static char *
+reply_json(const char *status, const char *action_id, const char *message)
+{
+	json_t *j = json_pack("{s:s}", "status", status);
+	char *out;
+
+	if (j == NULL)
+		return NULL;
+	if (action_id != NULL)
+		json_object_set_new(j, "action_id", json_string(action_id));
+	if (message != NULL)
+		json_object_set_new(j, "message", json_string(message));
+	out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	return out;
+}
+
+/*
+ * Run argv with in on its stdin, its stdout collected (at most 1 MiB),
+ * within deadline_ms.  The output, or NULL (logged).
+ */
+static char *
+run_filter(char *const argv[], const char *in, int deadline_ms)
+{
+	char tin[] = "/tmp/relaylisten-in.XXXXXX";
+	char tout[] = "/tmp/relaylisten-out.XXXXXX";
+	int fin = mkstemp(tin), fout = mkstemp(tout), status = -1;
+	size_t len = strlen(in);
+	char *out = NULL;
+	long long waited = 0;
+	pid_t pid = -1;
+	struct stat sb;
+
+	if (fin == -1 || fout == -1)
+		goto done;
+	unlink(tin);
+	unlink(tout);
+	if (write(fin, in, len) != (ssize_t)len || lseek(fin, 0, SEEK_SET))
+		goto done;
+	if ((pid = fork()) == 0) {
+		if (dup2(fin, 0) == -1 || dup2(fout, 1) == -1)
+			_exit(EX_OSERR);
+		execvp(argv[0], argv);
+		_exit(EX_UNAVAILABLE);
+	}
+	while (pid > 0 && waitpid(pid, &status, WNOHANG) == 0) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+		if ((waited += 20) > deadline_ms) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			log_error("action handler too slow", "program=%s", argv[0]);
+			status = -1;
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	if (status != -1 && fstat(fout, &sb) == 0 && sb.st_size > 0 &&
+	    sb.st_size < 1024 * 1024 && (out = calloc(1, sb.st_size + 1)) &&
+	    pread(fout, out, sb.st_size, 0) != sb.st_size) {
+		free(out);
+		out = NULL;
+	}
+	if (status != -1 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+		log_warn("action handler failed", "program=%s status=%d",
+		    argv[0], status);
+done:
+	if (fin != -1)
+		close(fin);
+	if (fout != -1)
+		close(fout);
+	return out;
+}
+
+/* A sibling program of ours: the same directory, else $PATH. */
+static void
+sibling(const char *self, const char *name, char *out, size_t outsz)
+{
+	const char *slash = strrchr(self, '/');
+
+	if (slash != NULL && snprintf(out, outsz, "%.*s/%s",
+	    (int)(slash - self), self, name) < (int)outsz &&
+	    access(out, X_OK) == 0)
+		return;
+	snprintf(out, outsz, "%s", name);
+}
+
+/* worklist.* through `mwlsync apply`; its reply, checked to be JSON. */
+static char *
+worklist_action(const char *self, const char *text, const char *action_id)
+{
+	char prog[PATH_MAX];
+	char *argv[] = { prog, "apply", NULL };
+	char *out;
+	json_t *j;
+
+	sibling(self, "mwlsync", prog, sizeof prog);
+	out = run_filter(argv, text, REPLY_DEADLINE_MS - 3000);
+	if (out != NULL && (j = json_loads(out, 0, NULL)) != NULL &&
+	    json_is_object(j)) {
+		json_decref(j);
+		out[strcspn(out, "\n")] = '\0';
+		return out;
+	}
+	free(out);
+	return reply_json("error", action_id, "worklist store failed");
+}
+
+/*
+ * worklist.create_test_item: create the item as create_item does, reply,
+ * and play the exam with modality-emu in the background.
+ */
+static char *
+test_item_action(const char *self, json_t *action, const char *action_id,
+    char *accession, size_t accsz)
+{
+	json_t *copy = json_deep_copy(action);
+	const char *acc;
+	char *text, *reply;
+
+	accession[0] = '\0';
+	if (copy == NULL)
+		return reply_json("error", action_id, "out of memory");
+	json_object_set_new(copy, "action_type",
+	    json_string("worklist.create_item"));
+	acc = json_string_value(json_object_get(json_object_get(
+	    json_object_get(action, "parameters"), "worklist_item"),
+	    "accession_number"));
+	if (acc != NULL)
+		snprintf(accession, accsz, "%s", acc);
+	text = json_dumps(copy, JSON_COMPACT);
+	json_decref(copy);
+	if (text == NULL)
+		return reply_json("error", action_id, "out of memory");
+	reply = worklist_action(self, text, action_id);
+	free(text);
+	return reply;
+}
+
+/* Play the test exam, detached: the reply does not wait for it. */
+static void
+play_test_exam(const char *self, const char *accession)
+{
+	char prog[PATH_MAX];
+	pid_t pid;
+
+	sibling(self, "modality-emu", prog, sizeof prog);
+	if ((pid = fork()) == 0) {
+		int fd = open("/dev/null", O_RDWR);
+
+		if (fd != -1)
+			dup2(fd, 0);
+		setsid();
+		if (fork() == 0) {
+			execlp(prog, prog, "--accession", accession, (char *)NULL);
+			_exit(EX_UNAVAILABLE);
+		}
+		_exit(0);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	log_info("test exam started", "accession_number=%s", accession);
+}
+
+static char *
+echo_reply(json_t *action, const char *action_id, const char *listener_id)
+{
+	json_t *payload = json_object_get(action, "payload");
+	json_t *j;
+	char *out;
+
+	if (payload == NULL)
+		payload = json_object_get(action, "parameters");
+	j = json_pack("{s:s, s:O?, s:s}", "status", "echo", "payload",
+	    payload, "listener_id", listener_id);
+	if (j == NULL)
+		return NULL;
+	if (action_id != NULL)
+		json_object_set_new(j, "action_id", json_string(action_id));
+	out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	return out;
+}
+
+static char *
+health_reply(const char *action_id)
+{
+	struct config cfg;
+	struct err e = { 0 };
+	json_t *h = NULL, *j;
+	char *out;
+
+	if (config_load(&cfg, &e) == -1 || health_report(&cfg, &h, &e) == -1)
+		return reply_json("error", action_id, e.msg);
+	j = json_pack("{s:s, s:s?, s:o}", "status", "ok", "action_id",
+	    action_id, "health", h);
+	if (j == NULL)
+		return NULL;
+	out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	return out;
+}
+
+/* The reply to one action (malloc'd JSON). */
+static char *
+answer(const char *self, const char *text, const char *listener_id,
+    char *accession, size_t accsz)
+{
+	json_t *action = json_loads(text, 0, NULL);
+	const char *type, *id;
+	char msg[300], *out;
+
+	accession[0] = '\0';
+	if (!json_is_object(action)) {
+		json_decref(action);
+		return reply_json("error", NULL, "invalid action: not a JSON "
+		    "object");
+	}
+	type = json_string_value(json_object_get(action, "action_type"));
+	id = json_string_value(json_object_get(action, "action_id"));
+	log_msg(type != NULL && strcmp(type, "echo") == 0 ? LOG_DEBUG :
+	    LOG_INFO, "action", "type=%s action_id=%s", type ? type : "-",
+	    id ? id : "-");
+	if (type == NULL)
+		out = reply_json("error", id, "missing field: action_type");
+	else if (strcmp(type, "echo") == 0)
+		out = echo_reply(action, id, listener_id);
+	else if (strcmp(type, "health") == 0)
+		out = health_reply(id);
+	else if (strcmp(type, "worklist.create_test_item") == 0)
+		out = test_item_action(self, action, id, accession, accsz);
+	else if (strncmp(type, "worklist.", 9) == 0)
+		out = worklist_action(self, text, id);
+	else {
+		snprintf(msg, sizeof msg, "Unsupported action: %.200s", type);
+		out = reply_json("error", id, msg);
+	}
+	json_decref(action);
+	return out;
+}
+
+/* --rendezvous: one sender, one action, one reply. */
+static int
+rendezvous(const char *self, const char *address, const char *listener_id)
+{
+	struct ws_ctx *ctx = NULL;
+	struct ws *w = NULL;
+	struct ws_status st;
+	struct err e = { 0 };
+	char *msg = NULL, *reply = NULL, accession[80];
+	size_t len;
+	int rc = EX_UNAVAILABLE, created;
+
+	if (ws_ctx_new(&ctx, getenv("GATEWAY_CA_FILE"), 0, &e) == -1 ||
+	    ws_open(ctx, &w, address, NULL, NULL, 10000, &st, &e) == -1) {
+		log_error("rendezvous failed", "phase=%s status=%d error=\"%s\"",
+		    ctx ? ws_phase_name(st.phase) : "tls", ctx ? st.http_status
+		    : 0, e.msg);
+		goto done;
+	}
+	if (ws_recv(w, &msg, &len, NULL, 10000, &st, &e) != 1) {
+		log_error("rendezvous: no action received", "phase=%s "
+		    "error=\"%s\"", ws_phase_name(st.phase), e.msg);
+		goto done;
+	}
+	reply = answer(self, msg, listener_id, accession, sizeof accession);
+	if (reply == NULL) {
+		log_error("reply failed", "error=\"out of memory\"");
+		goto done;
+	}
+	if (ws_send_text(w, reply, strlen(reply), 5000, &st, &e) == -1) {
+		log_error("reply failed", "phase=%s error=\"%s\"",
+		    ws_phase_name(st.phase), e.msg);
+		goto done;
+	}
+	created = strstr(reply, "\"status\":\"created\"") != NULL ||
+	    strstr(reply, "\"status\":\"exists\"") != NULL;
+	if (accession[0] != '\0' && created)
+		play_test_exam(self, accession);
+	rc = EX_OK;
+done:
+	free(msg);
+	free(reply);
+	ws_close(w, 1000, "", CLOSE_TIMEOUT_MS);
+	ws_ctx_free(ctx);
+	return rc;
+}
+
+/* --probe: an echo through the relay, as a sender on our own hc. */
+static int
+probe(struct listener *l, const char *listener_id)
+{
+	static char token[RELAY_TOKEN_OUT], url[RELAY_URL_MAX];
+	char uuid[RELAY_UUID_LEN + 1], text[200], *msg = NULL;
+	struct ws *w = NULL;
+	struct ws_status st = { 0 };
+	struct err e = { 0 };
+	json_t *j = NULL;
+	size_t len;
+	int64_t exp;
+	int rc = EX_UNAVAILABLE;
+	const char *who;
+
+	if (relay_uuid(uuid, &e) == -1 ||
+	    relay_auth_token(&l->auth, l->hc, token, sizeof token, &exp,
+	    &e) == -1 ||
+	    relay_connect_url(l->auth.ns, l->hc, l->token_in_header ? NULL :
+	    token, l->auth.endpoint, url, sizeof url, &e) == -1)
+		goto done;
+	snprintf(text, sizeof text, "{\"schema_version\":1,\"action_id\":"
+	    "\"%s\",\"action_type\":\"echo\",\"payload\":\"traffic proof\"}",
+	    uuid);
+	if (ws_open(l->ctx, &w, url, l->token_in_header ?
+	    "ServiceBusAuthorization" : NULL, l->token_in_header ? token :
+	    NULL, 15000, &st, &e) == -1) {
+		if (st.http_status == 401 || st.http_status == 403)
+			rc = EX_NOPERM;
+		goto done;
+	}
+	if (ws_send_text(w, text, strlen(text), 5000, &st, &e) == -1 ||
+	    ws_recv(w, &msg, &len, NULL, 10000, &st, &e) != 1)
+		goto done;
+	j = json_loads(msg, 0, NULL);
+	who = json_string_value(json_object_get(j, "listener_id"));
+	if (strcmp(json_string_value(json_object_get(j, "action_id")) ?
+	    json_string_value(json_object_get(j, "action_id")) : "",
+	    uuid) != 0) {
+		err_set(&e, EPROTO, "echo came back wrong");
+		goto done;
+	}
+	rc = who != NULL && strcmp(who, listener_id) == 0 ? EX_OK :
+	    EX_OTHER_LISTENER;
+done:
+	if (rc != EX_OK && rc != EX_OTHER_LISTENER)
+		log_warn("traffic proof failed", "phase=%s status=%d hc=%s "
+		    "error=\"%s\"", ws_phase_name(st.phase), st.http_status,
+		    l->hc, e.msg);
+	explicit_bzero(token, sizeof token);
+	explicit_bzero(url, sizeof url);
+	json_decref(j);
+	free(msg);
+	ws_close(w, 1000, "", CLOSE_TIMEOUT_MS);
+	return rc;
+}
+
+/* ----------------------------------------------------------- set-up */
+
+static int
+configure(struct listener *l)
+{
+	struct err e = { 0 };
+	const char *h = getenv("RELAY_TOKEN_IN_HEADER");
+
+	if (config_load(&l->cfg, &e) == -1 ||
+	    relay_auth_load(&l->auth, &e) == -1) {
+		log_err("bad configuration", &e);
+		return -1;
+	}
+	l->hc = getenv("AZURE_RELAY_HYBRID_CONNECTION");
+	if (l->hc == NULL || *l->hc == '\0') {
+		log_error("AZURE_RELAY_HYBRID_CONNECTION is not set", "%s",
+		    "note=\"the hybrid connection the cloud sends actions to\"");
+		return -1;
+	}
+	l->ca_file = getenv("GATEWAY_CA_FILE");
+	l->token_in_header = h != NULL && strcmp(h, "1") == 0;
+	if (env_seconds("RELAY_PONG_SECONDS", 1, 3600, 90, &l->pong_s) == -1 ||
+	    env_seconds("RELAY_PROBE_SECONDS", 0, 86400, 120,
+	    &l->probe_s) == -1)
+		return -1;
+	if (realpath("/proc/self/exe", l->self) == NULL) {
+		log_error("cannot find this program", "error=\"%s\"",
+		    strerror(errno));
+		return -1;
+	}
+	if (ws_ctx_new(&l->ctx, l->ca_file, 0, &e) == -1) {
+		log_err("cannot set up TLS", &e);
+		return -1;
+	}
+	ws_ctx_stop_flag(l->ctx, &stopping);
+	return 0;
+}
+
+static int
+report(int text)
+{
+	struct config cfg;
+	struct err e = { 0 };
+	json_t *j;
+
+	if (config_load(&cfg, &e) == -1) {
+		log_err("bad configuration", &e);
+		return EX_CONFIG;
+	}
+	if (text) {
+		if (health_print_status(&cfg, stdout, &e) == -1) {
+			log_err("status failed", &e);
+			return EX_SOFTWARE;
+		}
+		return EX_OK;
+	}
+	if (health_report(&cfg, &j, &e) == -1) {
+		log_err("health report failed", &e);
+		return EX_SOFTWARE;
+	}
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	putchar('\n');
+	json_decref(j);
+	return EX_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "health", no_argument, NULL, 'H' },
+		{ "status", no_argument, NULL, 'S' },
+		{ "rendezvous", required_argument, NULL, 'r' },
+		{ "probe", no_argument, NULL, 'p' },
+		{ "listener-id", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct listener l = { 0 };
+	const char *address = NULL, *lid = "";
+	int c, mode = 0, rc;
+
+	log_init("relaylisten");
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'H': case 'S': case 'p': mode = c; break;
+		case 'r': mode = c; address = optarg; break;
+		case 'i': lid = optarg; break;
+		case 'h': usage(stdout); return EX_OK;
+		case 'V': printf("relaylisten %s\n", GW_VERSION); return EX_OK;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (mode == 'H' || mode == 'S')
+		return report(mode == 'S');
+	if (install_signals() == -1) {
+		log_error("cannot install signal handlers", "error=\"%s\"",
+		    strerror(errno));
+		return EX_OSERR;
+	}
+	if (mode == 'r')
+		return rendezvous(argv[0], address, lid);
+	if (configure(&l) == -1) {
+		ws_ctx_free(l.ctx);
+		return EX_CONFIG;
+	}
+	rc = mode == 'p' ? probe(&l, lid) : listen_loop(&l);
+	ws_ctx_free(l.ctx);
+	return rc;
+}
