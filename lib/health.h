@@ -1,0 +1,92 @@
+/*
+ * health: the gateway's health report, for the cloud's "health" action
+ * and for `relaylisten --health` / `relaylisten --status`.
+ *
+ * What it looks at, all under the configuration it is given:
+ *   - run/gatewayd.pid, run/children and run/<name>.state, written by
+ *     gatewayd (a "running" child whose pid is dead counts as "exited");
+ *   - PACS_PORT and WORKLIST_PORT: a TCP connect to 127.0.0.1, 1 s at most;
+ *   - the index, thumb and relay spools (new/cur/failed; *.reason files
+ *     are not jobs), and per job kind in the relay spool the number
+ *     pending (new/ + cur/), failed and the age of the oldest (file mtime);
+ *   - the quarantine, and free disk under the data directory (statvfs):
+ *     enough is at least HEALTH_DISK_MIN_BYTES and HEALTH_DISK_MIN_PERCENT;
+ *   - run/relay.state, key=value lines written by relaylisten
+ *     (connection=, since=, last_proof=, last_error=, hybrid_connection=,
+ *     pid=).
+ *
+ * The report is healthy when gatewayd and every child it supervises run,
+ * both ports answer, the disk has room, no job has failed, and the relay
+ * listener (when run/relay.state exists) is connected.  Each reason it is
+ * not is one short line in "problems".
+ *
+ * Never: exits, logs, prints anywhere but the FILE it is given, or writes
+ * anything; it reads no patient data (job bodies only for their kind=).
+ * A missing file or directory is a finding in the report, not an error:
+ * -1 means the report could not be made at all (memory, path too long).
+ *
+ * Memory: *out is a new jansson reference owned by the caller
+ * (json_decref).
+ */
+#ifndef GW_HEALTH_H
+#define GW_HEALTH_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "err.h"
+
+#define HEALTH_DISK_MIN_BYTES	(1024LL * 1024 * 1024)	/* 1 GiB */
+#define HEALTH_DISK_MIN_PERCENT	5.0
+#define HEALTH_CONNECT_TIMEOUT_MS 1000
+
+/*
+ * The report as a JSON object:
+ *
+ *   {"version":"0.1.0", "healthy":false, "problems":["2 failed jobs"],
+ *    "gatewayd":{"running":true, "pid":812},
+ *    "ports":{"pacs":{"port":4244,"answering":true},
+ *             "worklist":{"port":4243,"answering":true}},
+ *    "children":{"storescp":{"state":"running","pid":820,"restarts":0,
+ *                "since":"…","last_exit":""}, …},
+ *    "spools":{"index":{"new":0,"cur":0,"failed":0}, "thumb":{…},
+ *              "relay":{"new":3,"cur":0,"failed":2,
+ *                       "kinds":{"image":{"pending":3,"failed":2,
+ *                                         "oldest_seconds":192}, …}}},
+ *    "failed_jobs":2, "quarantine":0,
+ *    "disk":{"path":"/var/lib/…","free_bytes":…,"total_bytes":…,
+ *            "free_percent":41.5,"ok":true},
+ *    "relay":{"connection":"connected","since":"…","last_proof":"…",
+ *             "last_error":"","hybrid_connection":"…","pid":"901",
+ *             "listener_running":true}}
+ *
+ * "kinds" always has image, image_failure, study.image_received and
+ * mpps.status_update (oldest_seconds null when none is pending), and any
+ * other kind found.  Without run/relay.state, "relay" is
+ * {"connection":"not running"}.
+ */
+int health_report(const struct config *c, json_t **out, struct err *e);
+
+/*
+ * The relay section of `gatewayd status`, as text on f: the listener's
+ * connection state and since when, the last traffic proof and how long
+ * ago, the last error, then the relay queue per job kind:
+ *
+ *   relay: connected since 2026-11-28T01:00:00Z (pid 901, hybrid connection gw)
+ *   last traffic proof: 2026-11-28T01:29:00Z (1m12s ago)
+ *   last error: -
+ *
+ *   KIND                  PENDING FAILED OLDEST
+ *   image                       3      2 3m12s
+ *   image_failure               0      0 -
+ *
+ * -1 with e set when f cannot be written.
+ */
+int health_print_status(const struct config *c, FILE *f, struct err *e);
+
+/* An age as the status shows it: "45s", "3m12s", "2h05m", "3d04h". */
+void health_format_age(long long seconds, char *out, size_t outsz);
+
+#endif
