@@ -543,7 +543,10 @@ serve_association(struct server *s, int fd, int busy)
 			    "reason=%d", x.peer, calling, called,
 			    x.a->reject.result, x.a->reject.source,
 			    x.a->reject.reason);
-		} else
+		} else if (e.code == UL_E_CLOSED)	/* port checks */
+			log_debug("closed before an association", "peer=%s "
+			    "error=\"%s\"", x.peer, e.msg);
+		else
 			log_warn("association failed", "peer=%s error=\"%s\"",
 			    x.peer, e.msg);
 		ul_free(x.a);
