@@ -1,14 +1,21 @@
 /*
- * relaysend: deliver the relay spool to the cloud.  This part: images,
- * uploaded to the Manage API over HTTPS (PROTOCOL.md §5).
+ * relaysend: deliver the relay spool to the cloud: images uploaded to the
+ * Manage API over HTTPS (PROTOCOL.md §5), events sent over Azure Relay as
+ * a WebSocket sender (§3-4).
  *
- *   relaysend [--once] [--no-match wait|report] [--max-send-rate B]
+ *   relaysend [--once] [--jobs N] [--no-match wait|report]
+ *             [--max-send-rate B]
  *   relaysend --retry-failed
  *
- * Only jobs of the kinds it handles are claimed: "image" (written by
- * dcmindex) and "image_failure" (its own failure reports); others
- * (study.image_received, mpps.status_update) stay in new/ untouched.  A
- * job is claimed by renaming new/NAME to cur/NAME after reading its body.
+ * Job kinds: "image" (written by dcmindex) and "image_failure" (its own
+ * failure reports) when CLOUD_API_ENDPOINT is set; "study.image_received"
+ * (dcmthumb) and "mpps.status_update" (mwlscp's outbox) when the events
+ * hybrid connection is configured.  Kinds that are off stay in new/
+ * untouched.  A job is claimed by renaming new/NAME to cur/NAME after
+ * reading its body.  With --jobs N, N worker processes share the spool;
+ * each job name belongs to exactly one worker (a hash of the name), so
+ * two workers never hold the same job, and the parent passes the spool's
+ * wake-ups on to every worker.
  *
  * Delivery is at least once.  A transient failure (no answer, 408, 429,
  * 5xx, and 401/403, which mean the token or the cloud's configuration is
@@ -21,20 +28,27 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "config.h"
 #include "db.h"
@@ -46,11 +60,23 @@
 #include "store.h"
 #include "upload.h"
 #include "worklist.h"
+#include "ws.h"
 
 #define WAIT_MS			5000	/* rescan new/ at least this often */
 #define RETRY_MAX_DEFAULT	600
 #define TOKEN_COMMAND_SECONDS	30
 #define TOKEN_MAX_AGE_SECONDS	300
+#define SAS_LIFETIME_SECONDS	3600
+#define EVENT_MAX		1048576	/* the cloud's events listener's cap */
+#define EVENT_REPLY_MS		10000	/* PROTOCOL.md §3: wait 10 s */
+#define EVENT_REPLY_MAX		65536
+#define THUMB_READ_MAX		(8 * 1024 * 1024)
+#define JOBS_MAX		64
+
+#define KIND_IMAGE		"image"
+#define KIND_FAILURE		"image_failure"
+#define KIND_IMAGE_EVENT	"study.image_received"
+#define KIND_MPPS_EVENT		"mpps.status_update"
 
 static volatile sig_atomic_t stopping;
 
@@ -67,9 +93,21 @@ struct sender {
 	time_t token_at;		/* 0: none yet */
 	long retry_max_seconds;
 	int no_match_report;
-	long uploaded, rejected, deferred;
+	long uploaded, rejected, deferred, events;
 	int remaining;			/* our jobs still queued (--once) */
 	long long next_due_ms;		/* earliest not-yet-due job */
+	int images_on, events_on;	/* which kinds are configured */
+	/* events over Azure Relay (PROTOCOL.md §3) */
+	const char *ns, *events_hc, *key_name, *key, *relay_command;
+	const char *relay_endpoint, *ca_file;
+	char relay_token[RELAY_TOKEN_OUT];
+	time_t relay_token_at;		/* 0: none yet */
+	long open_timeout_seconds;
+	struct ws_ctx *ws;
+	char url[RELAY_URL_MAX];
+	/* --jobs: this worker's share of the job names */
+	int worker, workers;
+	int wake_fd;			/* from the parent; -1: the spool's */
 };
 
 struct job {
@@ -79,22 +117,27 @@ struct job {
 	char sop_instance_uid[PACS_UI], study_instance_uid[PACS_UI];
 	char accession_number[PACS_LO];
 	char source_message_id[WL_FIELD];	/* image_failure */
+	char message_id[RELAY_UUID_LEN + 1];	/* study.image_received */
 	char error[512];		/* last error, or the reported one */
 	int attempts;
 	long long next_attempt_ms;
+	char *body;			/* as read: other keys are kept */
 };
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: relaysend [--once] [--no-match wait|report] "
+	    "usage: relaysend [--once] [--jobs N] [--no-match wait|report] "
 	    "[--max-send-rate BYTES]\n"
 	    "       relaysend --retry-failed\n"
 	    "\n"
-	    "Uploads stored images from the relay spool to the Manage API.\n"
+	    "Delivers the relay spool: images to the Manage API (HTTPS),\n"
+	    "study.image_received and mpps.status_update events over Azure "
+	    "Relay.\n"
 	    "\n"
 	    "  --once            send what is due and exit (default: follow)\n"
+	    "  --jobs N          N deliveries in flight (worker processes)\n"
 	    "  --no-match MODE   image without a worklist item: wait (default,\n"
 	    "                    retried later) or report (parked in failed/)\n"
 	    "  --max-send-rate B upload at most B bytes per second (0: no cap)\n"
@@ -106,7 +149,10 @@ usage(FILE *f)
 	    "CLOUD_API_TOKEN_COMMAND, GATEWAY_CA_FILE, RELAY_RETRY_MAX_SECONDS,\n"
 	    "RELAY_NO_MATCH, RELAY_MAX_SEND_BYTES_PER_SECOND,\n"
 	    "RELAY_CONNECT_TIMEOUT_SECONDS, RELAY_LOW_SPEED_SECONDS,\n"
-	    "RELAY_UPLOAD_TIMEOUT_SECONDS, GATEWAY_DATA_DIR, PACS_DB_PATH,\n"
+	    "RELAY_UPLOAD_TIMEOUT_SECONDS, RELAY_JOBS, AZURE_RELAY_NAMESPACE,\n"
+	    "AZURE_RELAY_EVENTS_HYBRID_CONNECTION, AZURE_RELAY_KEY_NAME,\n"
+	    "AZURE_RELAY_SHARED_ACCESS_KEY, AZURE_RELAY_TOKEN_COMMAND,\n"
+	    "AZURE_RELAY_ENDPOINT, GATEWAY_DATA_DIR, PACS_DB_PATH,\n"
 	    "WORKLIST_DB_PATH, GATEWAY_SPOOL_DIR, LOG_LEVEL.  See relaysend(1).\n");
 }
 
@@ -167,6 +213,7 @@ parse_job(const char *body, struct job *j)
 	    sizeof j->accession_number);
 	get(body, "source_message_id", j->source_message_id,
 	    sizeof j->source_message_id);
+	get(body, "message_id", j->message_id, sizeof j->message_id);
 	get(body, "error", j->error, sizeof j->error);
 	get(body, "attempts", n, sizeof n);
 	j->attempts = atoi(n);
@@ -175,23 +222,87 @@ parse_job(const char *body, struct job *j)
 }
 
 static int
-ours(const struct job *j)
+is_kind(const struct job *j, const char *kind)
 {
-	return strcmp(j->kind, "image") == 0 ||
-	    strcmp(j->kind, "image_failure") == 0;
+	return strcmp(j->kind, kind) == 0;
 }
 
+/* A kind this process sends (the others stay queued). */
 static int
-format_job(const struct job *j, char *out, size_t outsz)
+ours(const struct sender *s, const struct job *j)
 {
-	int n = snprintf(out, outsz,
-	    "kind=%s\nobject=%s\nsop_instance_uid=%s\nstudy_instance_uid=%s\n"
-	    "accession_number=%s\nsource_message_id=%s\nerror=%s\n"
-	    "attempts=%d\nnext_attempt_ms=%lld\n", j->kind, j->object,
-	    j->sop_instance_uid, j->study_instance_uid, j->accession_number,
-	    j->source_message_id, j->error, j->attempts, j->next_attempt_ms);
+	if (is_kind(j, KIND_IMAGE) || is_kind(j, KIND_FAILURE))
+		return s->images_on;
+	if (is_kind(j, KIND_IMAGE_EVENT) || is_kind(j, KIND_MPPS_EVENT))
+		return s->events_on;
+	return 0;
+}
 
-	return n < 0 || (size_t)n >= outsz ? -1 : n;
+/* With --jobs N, is this job name this worker's?  (FNV-1a.) */
+static int
+mine(const struct sender *s, const char *name)
+{
+	uint32_t h = 2166136261u;
+
+	if (s->workers <= 1)
+		return 1;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return (int)(h % (uint32_t)s->workers) == s->worker;
+}
+
+/* Keys format_job writes itself; any other line of the body is kept. */
+static int
+known_key(const char *line)
+{
+	static const char *const keys[] = { "kind", "object",
+	    "sop_instance_uid", "study_instance_uid", "accession_number",
+	    "source_message_id", "message_id", "error", "attempts",
+	    "next_attempt_ms" };
+	size_t n = strcspn(line, "=\n");
+
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (strlen(keys[i]) == n && strncmp(line, keys[i], n) == 0)
+			return 1;
+	return 0;
+}
+
+/* The job's body as it is now, in *out (malloc'd): its length or -1. */
+static int
+format_job(const struct job *j, char **out)
+{
+	size_t len = 0;
+	FILE *f = open_memstream(out, &len);
+	const char *p, *eol;
+
+	if (f == NULL)
+		return -1;
+	fprintf(f, "kind=%s\nobject=%s\nsop_instance_uid=%s\n"
+	    "study_instance_uid=%s\naccession_number=%s\n"
+	    "source_message_id=%s\nerror=%s\nattempts=%d\n"
+	    "next_attempt_ms=%lld\n", j->kind, j->object, j->sop_instance_uid,
+	    j->study_instance_uid, j->accession_number, j->source_message_id,
+	    j->error, j->attempts, j->next_attempt_ms);
+	if (j->message_id[0] != '\0')
+		fprintf(f, "message_id=%s\n", j->message_id);
+	for (p = j->body; p != NULL && *p != '\0'; p = eol ? eol + 1 : NULL) {
+		eol = strchr(p, '\n');
+		if (*p != '\n' && !known_key(p))
+			fprintf(f, "%.*s\n", (int)(eol ? eol - p :
+			    (ptrdiff_t)strlen(p)), p);
+	}
+	if (ferror(f)) {
+		fclose(f);
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	if (fclose(f) != 0 || len > SPOOL_JOB_MAX) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return (int)len;
 }
 
 /* Mirror a job's state in pacs.db.  A failure is returned: the caller
@@ -270,7 +381,7 @@ static void
 defer(struct sender *s, struct job *j, const char *msg, const char *why,
     long retry_after)
 {
-	char body[4096], q[600];
+	char *body, q[600];
 	struct err e = { 0 };
 	long long delay;
 	int n;
@@ -286,14 +397,19 @@ defer(struct sender *s, struct job *j, const char *msg, const char *why,
 	    "sop_instance_uid=%s attempts=%d retry_in_ms=%lld error=%s",
 	    j->name, j->kind, j->accession_number, j->sop_instance_uid,
 	    j->attempts, delay, log_quote(j->error, q, sizeof q));
-	if (strcmp(j->kind, "image") == 0)
+	if (is_kind(j, KIND_IMAGE))
 		set_upload(s, j, "WAITING", j->error, j->next_attempt_ms);
-	if ((n = format_job(j, body, sizeof body)) == -1 ||
-	    spool_enqueue(&s->relay, j->name, body, (size_t)n, 0, &e) == -1 ||
+	if ((n = format_job(j, &body)) == -1) {
+		log_error("cannot reschedule job: its body does not fit",
+		    "job=%s", j->name);
+		return;	/* the claim stays in cur/: recovered at start */
+	}
+	if (spool_enqueue(&s->relay, j->name, body, (size_t)n, 0, &e) == -1 ||
 	    spool_finish(&s->relay, j->name, &e) == -1) {
 		/* The claim stays in cur/: recovered at the next start. */
 		log_err("cannot reschedule job", &e);
 	}
+	free(body);
 }
 
 /* Park a job in failed/ with the reason. */
@@ -310,7 +426,7 @@ park(struct sender *s, struct job *j, const char *reason)
 	    "sop_instance_uid=%s reason=%s", j->name, j->kind,
 	    j->accession_number, j->sop_instance_uid,
 	    log_quote(j->error, q, sizeof q));
-	if (strcmp(j->kind, "image") == 0)
+	if (is_kind(j, KIND_IMAGE))
 		set_upload(s, j, "FAILED", j->error, 0);
 	if (spool_fail(&s->relay, j->name, j->error, &e) == -1) {
 		log_err("cannot park job", &e);
@@ -342,6 +458,22 @@ authorization(struct sender *s, struct err *e)
 	return 0;
 }
 
+/* The token for a request, or the job deferred (1) with the command's
+ * failure logged as such. */
+static int
+need_authorization(struct sender *s, struct job *j)
+{
+	struct err e = { 0 };
+	char q[600];
+
+	if (authorization(s, &e) == 0)
+		return 0;
+	log_error("CLOUD_API_TOKEN_COMMAND failed: no token for the Manage "
+	    "API", "reason=%s", log_quote(e.msg, q, sizeof q));
+	defer(s, j, "will retry", e.msg, -1);
+	return 1;
+}
+
 /* {CLOUD_API_ENDPOINT}/{source_message_id}[suffix] */
 static int
 api_url(struct sender *s, const char *id, const char *suffix, char *out,
@@ -366,11 +498,11 @@ queue_failure_report(struct sender *s, const struct job *image,
     const char *reason)
 {
 	struct job r = { 0 };
-	char body[4096];
+	char *body = NULL;
 	struct err e = { 0 };
-	int n;
+	int n, rc;
 
-	snprintf(r.kind, sizeof r.kind, "image_failure");
+	snprintf(r.kind, sizeof r.kind, KIND_FAILURE);
 	memcpy(r.sop_instance_uid, image->sop_instance_uid,
 	    sizeof r.sop_instance_uid);
 	memcpy(r.accession_number, image->accession_number,
@@ -379,8 +511,12 @@ queue_failure_report(struct sender *s, const struct job *image,
 	    sizeof r.source_message_id);
 	copy_cut(r.error, sizeof r.error, reason);
 	one_line(r.error);
-	if ((n = format_job(&r, body, sizeof body)) == -1 ||
-	    spool_enqueue(&s->relay, NULL, body, (size_t)n, 0, &e) == -1) {
+	if ((n = format_job(&r, &body)) == -1)
+		err_set(&e, ENOMEM, "failure report too long");
+	rc = n == -1 ? -1 :
+	    spool_enqueue(&s->relay, NULL, body, (size_t)n, 0, &e);
+	free(body);
+	if (rc == -1) {
 		log_err("cannot queue the failure report", &e);
 		return -1;
 	}
@@ -405,8 +541,8 @@ send_image(struct sender *s, struct job *j, const char *path)
 	snprintf(name, sizeof name, "%s.dcm", j->sop_instance_uid);
 	if (api_url(s, j->source_message_id, "", url, sizeof url, &e) == -1)
 		{ park(s, j, e.msg); return; }
-	if (authorization(s, &e) == -1)
-		{ defer(s, j, "will retry", e.msg, -1); return; }
+	if (need_authorization(s, j))
+		return;
 	if (set_upload(s, j, "UPLOADING", NULL, 0) == -1)
 		{ defer(s, j, "will retry", "pacs.db unavailable", -1); return; }
 	if (upload_put_file(s->up, url, s->authorization, path, name, &r,
@@ -443,33 +579,49 @@ send_image(struct sender *s, struct job *j, const char *path)
 	park(s, j, why);
 }
 
-static void
-do_image(struct sender *s, struct job *j)
+/*
+ * The worklist item's action_id for the job's accession number into
+ * j->source_message_id: 0, or 1 when there is none and the job was
+ * deferred or parked (RELAY_NO_MATCH), or worklist.db failed.
+ */
+static int
+find_action(struct sender *s, struct job *j)
 {
 	struct worklist_item item;
-	char path[PATH_MAX], why[600];
+	char why[600];
 	struct err e = { 0 };
-	struct stat sb;
 	int r;
 
-	j->attempts = (j->attempts < 0 ? 0 : j->attempts) + 1;
-	if (!store_valid_hash(j->object) || j->sop_instance_uid[0] == '\0')
-		{ park(s, j, "job has no valid object= or "
-		    "sop_instance_uid="); return; }
 	r = j->accession_number[0] == '\0' ? WL_NOT_FOUND :
 	    worklist_get(s->worklist, j->accession_number, &item, &e);
 	if (r == -1)
-		{ defer(s, j, "will retry", e.msg, -1); return; }
+		{ defer(s, j, "will retry", e.msg, -1); return 1; }
 	if (r == WL_NOT_FOUND || item.source_message_id[0] == '\0') {
 		snprintf(why, sizeof why, "no worklist item with a source "
 		    "message id for accession number \"%s\"",
 		    j->accession_number);
 		if (s->no_match_report)
-			{ park(s, j, why); return; }
-		{ defer(s, j, "waits for a worklist item", why, -1); return; }
+			{ park(s, j, why); return 1; }
+		{ defer(s, j, "waits for a worklist item", why, -1); return 1; }
 	}
 	memcpy(j->source_message_id, item.source_message_id,
 	    sizeof j->source_message_id);
+	return 0;
+}
+
+static void
+do_image(struct sender *s, struct job *j)
+{
+	char path[PATH_MAX], why[600];
+	struct err e = { 0 };
+	struct stat sb;
+
+	j->attempts = (j->attempts < 0 ? 0 : j->attempts) + 1;
+	if (!store_valid_hash(j->object) || j->sop_instance_uid[0] == '\0')
+		{ park(s, j, "job has no valid object= or "
+		    "sop_instance_uid="); return; }
+	if (find_action(s, j) != 0)
+		return;
 	if (store_path(&s->store, j->object, path, sizeof path, &e) == -1)
 		{ park(s, j, e.msg); return; }
 	if (stat(path, &sb) == -1) {
@@ -492,8 +644,8 @@ do_failure_report(struct sender *s, struct job *j)
 	if (api_url(s, j->source_message_id, "/failure", url, sizeof url,
 	    &e) == -1)
 		{ park(s, j, e.msg); return; }
-	if (authorization(s, &e) == -1)
-		{ defer(s, j, "will retry", e.msg, -1); return; }
+	if (need_authorization(s, j))
+		return;
 	if ((o = json_pack("{s:s}", "error", j->error)) == NULL ||
 	    (json = json_dumps(o, JSON_COMPACT)) == NULL) {
 		json_decref(o);
@@ -526,6 +678,455 @@ do_failure_report(struct sender *s, struct job *j)
 	park(s, j, why);
 }
 
+/* ---- events over Azure Relay (PROTOCOL.md §3-4) ---- */
+
+/* The relay token: the command's (fetched again every few minutes and
+ * after a 401/403) or a SAS token for the events hybrid connection. */
+static int
+relay_authorization(struct sender *s, struct err *e)
+{
+	char resource[1024];
+	time_t now = time(NULL);
+
+	if (s->relay_token_at != 0 &&
+	    now - s->relay_token_at < TOKEN_MAX_AGE_SECONDS)
+		return 0;
+	if (s->relay_command != NULL) {
+		if (relay_token_from_command(s->relay_command, s->relay_token,
+		    sizeof s->relay_token, TOKEN_COMMAND_SECONDS, e) == -1)
+			return err_wrap(e, "AZURE_RELAY_TOKEN_COMMAND");
+	} else if (relay_resource(s->ns, s->events_hc, resource,
+	    sizeof resource, e) == -1 || relay_sas_token(resource,
+	    s->key_name, s->key, (int64_t)now + SAS_LIFETIME_SECONDS,
+	    s->relay_token, sizeof s->relay_token, e) == -1)
+		return -1;
+	s->relay_token_at = now;
+	return 0;
+}
+
+/* Rewrite a claimed job in place (tmp/ then rename over cur/NAME), so
+ * what was decided before a send (its message_id) survives a crash. */
+static int
+save_claimed(struct sender *s, const struct job *j, struct err *e)
+{
+	char tmp[PATH_MAX], cur[PATH_MAX], *body;
+	int n, rc = -1;
+
+	if (snprintf(tmp, sizeof tmp, "%s/tmp/%s.claim", s->relay.dir,
+	    j->name) >= (int)sizeof tmp || job_path(s, "cur", j->name,
+	    cur) == -1)
+		return err_set(e, ENAMETOOLONG, "job path too long");
+	if ((n = format_job(j, &body)) == -1)
+		return err_set(e, ENOMEM, "job body too long");
+	if (fs_write_atomic(tmp, body, (size_t)n, e) == 0) {
+		if (rename(tmp, cur) == -1) {
+			err_sys(e, "rename %s", tmp);
+			unlink(tmp);
+		} else {
+			rc = fs_sync_parent(cur, e);
+		}
+	}
+	free(body);
+	return rc;
+}
+
+/* A pacs.db value as JSON: numbers stay numbers, NULL is null. */
+static json_t *
+column_json(sqlite3_stmt *st, int i)
+{
+	json_t *v;
+
+	switch (sqlite3_column_type(st, i)) {
+	case SQLITE_INTEGER:
+		return json_integer(sqlite3_column_int64(st, i));
+	case SQLITE_FLOAT:
+		return json_real(sqlite3_column_double(st, i));
+	case SQLITE_TEXT:
+		v = json_string((const char *)sqlite3_column_text(st, i));
+		return v ? v : json_null();	/* not UTF-8: unknown */
+	default:
+		return json_null();
+	}
+}
+
+/* Where each column of IMAGE_SQL goes in the message. */
+enum { G_PARTICIPANT, G_STUDY, G_SERIES, G_IMAGE, G_DIMENSIONS,
+    G_ACQUISITION, G_DOSE, G_RECEIVED, G_COUNT };
+
+static const struct { int group; const char *key; } image_fields[] = {
+	{ G_PARTICIPANT, "nhs_number" }, { G_PARTICIPANT, "patient_name" },
+	{ G_STUDY, "accession_number" }, { G_STUDY, "study_instance_uid" },
+	{ G_STUDY, "modality" }, { G_STUDY, "study_date" },
+	{ G_STUDY, "study_time" }, { G_STUDY, "study_description" },
+	{ G_SERIES, "series_instance_uid" }, { G_SERIES, "series_number" },
+	{ G_SERIES, "series_description" },
+	{ G_IMAGE, "sop_instance_uid" }, { G_IMAGE, "instance_number" },
+	{ G_DIMENSIONS, "rows" }, { G_DIMENSIONS, "columns" },
+	{ G_ACQUISITION, "view_position" }, { G_ACQUISITION, "laterality" },
+	{ G_DOSE, "organ_dose" }, { G_DOSE, "entrance_dose_in_mgy" },
+	{ G_DOSE, "kvp" }, { G_DOSE, "exposure_in_uas" },
+	{ G_DOSE, "anode_target_material" }, { G_DOSE, "filter_material" },
+	{ G_DOSE, "filter_thickness" },
+	{ G_RECEIVED, "received_at" },
+};
+
+static const char image_sql[] =
+    "SELECT p.patient_id, p.patient_name, st.accession_number, "
+    "st.study_instance_uid, se.modality, st.study_date, st.study_time, "
+    "st.study_description, se.series_instance_uid, se.series_number, "
+    "se.series_description, i.sop_instance_uid, i.instance_number, "
+    "i.rows, i.columns, i.view_position, i.laterality, i.organ_dose, "
+    "i.entrance_dose_in_mgy, i.kvp, i.exposure_in_uas, "
+    "i.anode_target_material, i.filter_material, i.filter_thickness, "
+    "i.received_at FROM instances i "
+    "JOIN series se ON se.id = i.series_ref "
+    "JOIN studies st ON st.id = se.study_ref "
+    "JOIN patients p ON p.id = st.patient_ref "
+    "WHERE i.sop_instance_uid = ?1";
+
+static void
+free_groups(json_t *g[G_COUNT])
+{
+	for (int i = 0; i < G_COUNT; i++)
+		json_decref(g[i]);
+}
+
+/*
+ * The instance's row as the message's groups (g[G_RECEIVED] holds
+ * received_at as {"received_at":…}).  0; 1 no such instance; -1 error.
+ */
+static int
+image_groups(struct sender *s, const char *sop, json_t *g[G_COUNT],
+    struct err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	for (int i = 0; i < G_COUNT; i++)
+		if ((g[i] = json_object()) == NULL)
+			return err_set(e, ENOMEM, "out of memory");
+	if (db_prepare(s->db, &st, image_sql, e) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, sop, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		for (int i = 0; i < (int)(sizeof image_fields /
+		    sizeof image_fields[0]); i++)
+			json_object_set_new(g[image_fields[i].group],
+			    image_fields[i].key, column_json(st, i));
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return 1;
+	if (rc != SQLITE_ROW)
+		return err_set(e, EIO, "pacs.db: %s", sqlite3_errmsg(s->db));
+	return 0;
+}
+
+/*
+ * The preview as {"data":base64,"format","width","height"}, or null
+ * when there is none (not GENERATED, no file, or too big to read).
+ */
+static json_t *
+thumbnail_json(const struct job *j)
+{
+	char path[PATH_MAX], status[32], fmt[16], w[16], h[16], *data, *b64;
+	size_t len;
+	struct err e = { 0 };
+	json_t *o;
+
+	if (spool_job_get(j->body, "thumbnail", path, sizeof path) == -1 ||
+	    spool_job_get(j->body, "thumbnail_status", status,
+	    sizeof status) == -1 || strcmp(status, "GENERATED") != 0)
+		return json_null();
+	get(j->body, "format", fmt, sizeof fmt);
+	get(j->body, "width", w, sizeof w);
+	get(j->body, "height", h, sizeof h);
+	if (fs_read_small(path, THUMB_READ_MAX, &data, &len, &e) == -1) {
+		log_warn("preview unreadable: the event goes without it",
+		    "sop_instance_uid=%s error=%s", j->sop_instance_uid,
+		    e.msg);
+		return json_null();
+	}
+	if ((b64 = malloc(4 * ((len + 2) / 3) + 1)) == NULL) {
+		free(data);
+		return NULL;
+	}
+	EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)data,
+	    (int)len);
+	free(data);
+	o = json_pack("{s:s, s:s, s:i, s:i}", "data", b64, "format", fmt,
+	    "width", atoi(w), "height", atoi(h));
+	free(b64);
+	return o;
+}
+
+/* json_dumps with its length; NULL when out of memory. */
+static char *
+dump(json_t *o, size_t *len)
+{
+	char *t = json_dumps(o, JSON_COMPACT);
+
+	*len = t ? strlen(t) : 0;
+	return t;
+}
+
+/*
+ * The study.image_received message (§4) in *msg.  Over EVENT_MAX with
+ * its preview, it goes without (thumbnail null, a warning); still too
+ * big, it is refused.  0; 1 the job was deferred or parked.
+ */
+static int
+image_message(struct sender *s, struct job *j, char **msg, size_t *len)
+{
+	json_t *g[G_COUNT] = { 0 }, *image, *o = NULL, *thumb;
+	char ts[32], why[200];
+	struct err e = { 0 };
+	int r;
+
+	if ((r = image_groups(s, j->sop_instance_uid, g, &e)) != 0) {
+		free_groups(g);
+		defer(s, j, "will retry", r == 1 ? "instance not in pacs.db "
+		    "(yet)" : e.msg, -1);
+		return 1;
+	}
+	pacs_timestamp(ts);
+	image = g[G_IMAGE];
+	json_object_set(image, "dimensions", g[G_DIMENSIONS]);
+	json_object_set(image, "acquisition", g[G_ACQUISITION]);
+	json_object_set(image, "dose", g[G_DOSE]);
+	thumb = thumbnail_json(j);
+	json_object_set_new(image, "thumbnail", thumb ? thumb : json_null());
+	json_object_update(image, g[G_RECEIVED]);
+	o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:{s:s}, s:{s:O, s:O, s:O, "
+	    "s:O}}", "schema_version", 1, "message_id", j->message_id,
+	    "message_type", KIND_IMAGE_EVENT, "timestamp", ts,
+	    "source_system", "gateway-pacs", "source_reference", "action_id",
+	    j->source_message_id, "parameters", "participant",
+	    g[G_PARTICIPANT], "study", g[G_STUDY], "series", g[G_SERIES],
+	    "image", image);
+	free_groups(g);
+	if (o == NULL || thumb == NULL || (*msg = dump(o, len)) == NULL) {
+		json_decref(o);
+		defer(s, j, "will retry", "out of memory", -1);
+		return 1;
+	}
+	if (*len > EVENT_MAX && !json_is_null(thumb)) {
+		log_warn("event over 1 MiB: its thumbnail is dropped",
+		    "sop_instance_uid=%s bytes=%zu limit=%d",
+		    j->sop_instance_uid, *len, EVENT_MAX);
+		free(*msg);
+		json_object_set_new(json_object_get(json_object_get(o,
+		    "parameters"), "image"), "thumbnail", json_null());
+		if ((*msg = dump(o, len)) == NULL) {
+			json_decref(o);
+			defer(s, j, "will retry", "out of memory", -1);
+			return 1;
+		}
+	}
+	json_decref(o);
+	if (*len > EVENT_MAX) {
+		snprintf(why, sizeof why, "event of %zu bytes is over the "
+		    "cloud's 1 MiB limit even without its thumbnail", *len);
+		free(*msg);
+		park(s, j, why);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+in_list(const char *v, const char *const *list)
+{
+	for (; v != NULL && *list != NULL; list++)
+		if (strcmp(v, *list) == 0)
+			return 1;
+	return 0;
+}
+
+/* The cloud's reply: done, parked (it will never take it) or later. */
+static void
+event_reply(struct sender *s, struct job *j, const char *reply,
+    size_t bytes)
+{
+	static const char *const done[] = { "created", "already_exists",
+	    "updated", "processed", NULL };
+	static const char *const never[] = { "action_not_found",
+	    "appointment_not_found", "unknown_status", NULL };
+	char why[600];
+	struct err e = { 0 };
+	json_t *o = json_loads(reply, 0, NULL);
+	const char *status = json_string_value(json_object_get(o, "status"));
+
+	snprintf(why, sizeof why, "reply %s", reply);
+	one_line(why);
+	if (in_list(status, done)) {
+		if (spool_finish(&s->relay, j->name, &e) == -1)
+			log_err("cannot finish job", &e);
+		s->events++;
+		log_info("event delivered", "kind=%s job=%s "
+		    "accession_number=%s sop_instance_uid=%s message_id=%s "
+		    "status=%s bytes=%zu attempts=%d", j->kind, j->name,
+		    j->accession_number, j->sop_instance_uid, j->message_id,
+		    status, bytes, j->attempts);
+	} else if (in_list(status, never)) {
+		park(s, j, why);
+	} else {
+		defer(s, j, "will retry", why, -1);
+	}
+	json_decref(o);
+}
+
+/* Why a relay call failed, for the job's error and the log. */
+static void
+ws_why(const struct ws_status *st, const struct err *e, char *out,
+    size_t outsz)
+{
+	if (st->phase == WS_HANDSHAKE && st->http_status != 0)
+		snprintf(out, outsz, "relay handshake HTTP %d%s: %s",
+		    st->http_status, st->http_status == 404 ?
+		    " (no listener on the events hybrid connection now)" : "",
+		    e->msg);
+	else if (st->phase == WS_CLOSED)
+		snprintf(out, outsz, "relay closed %d %s: %s", st->close_code,
+		    st->close_reason, e->msg);
+	else
+		snprintf(out, outsz, "relay %s: %s", ws_phase_name(st->phase),
+		    e->msg);
+	one_line(out);
+}
+
+/* A failed relay call: the job waits (a close 1009 parks it). */
+static void
+ws_failed(struct sender *s, struct job *j, const struct ws_status *st,
+    const struct err *e)
+{
+	char why[700];
+
+	ws_why(st, e, why, sizeof why);
+	if (stopping) {
+		unclaim(s, j);
+		return;
+	}
+	if (st->phase == WS_HANDSHAKE && (st->http_status == 401 ||
+	    st->http_status == 403)) {
+		log_error("the relay refuses the token: check "
+		    "AZURE_RELAY_KEY_NAME and AZURE_RELAY_SHARED_ACCESS_KEY, "
+		    "or AZURE_RELAY_TOKEN_COMMAND", "status=%d "
+		    "hybrid_connection=%s", st->http_status, s->events_hc);
+		s->relay_token_at = 0;
+	}
+	if (st->phase == WS_CLOSED && st->close_code == 1009) {
+		park(s, j, why);
+		return;
+	}
+	defer(s, j, "will retry", why, -1);
+}
+
+/* Connect as a sender, send msg, wait for the JSON reply, close. */
+static void
+send_event(struct sender *s, struct job *j, const char *msg, size_t len)
+{
+	struct ws_status st = { 0 };
+	struct err e = { 0 };
+	struct ws *w = NULL;
+	char *reply = NULL, q[600];
+	size_t rlen;
+	int bin, r = 0;
+
+	if (relay_authorization(s, &e) == -1) {
+		log_error("no token for the relay", "reason=%s",
+		    log_quote(e.msg, q, sizeof q));
+		defer(s, j, "will retry", e.msg, -1);
+		return;
+	}
+	if (relay_connect_url(s->ns, s->events_hc, s->relay_token,
+	    s->relay_endpoint, s->url, sizeof s->url, &e) == -1)
+		{ park(s, j, e.msg); return; }
+	if (ws_open(s->ws, &w, s->url, NULL, NULL,
+	    (int)s->open_timeout_seconds * 1000, &st, &e) == -1)
+		{ ws_failed(s, j, &st, &e); return; }
+	if (ws_send_text(w, msg, len, EVENT_REPLY_MS, &st, &e) == -1 ||
+	    (r = ws_recv(w, &reply, &rlen, &bin, EVENT_REPLY_MS, &st,
+	    &e)) == -1) {
+		ws_close(w, 1000, "", 1000);
+		ws_failed(s, j, &st, &e);
+		return;
+	}
+	ws_close(w, 1000, "done", 2000);
+	if (r == 0) {
+		if (stopping)
+			{ unclaim(s, j); return; }
+		defer(s, j, "will retry", "relay: no reply within 10 s", -1);
+		return;
+	}
+	event_reply(s, j, reply, len);
+	free(reply);
+}
+
+/* study.image_received: built from pacs.db, the worklist and the
+ * preview; its message_id is kept in the job from the first attempt. */
+static void
+do_image_event(struct sender *s, struct job *j)
+{
+	struct err e = { 0 };
+	char *msg;
+	size_t len;
+
+	j->attempts = (j->attempts < 0 ? 0 : j->attempts) + 1;
+	if (j->sop_instance_uid[0] == '\0')
+		{ park(s, j, "job has no sop_instance_uid="); return; }
+	if (find_action(s, j) != 0)
+		return;
+	if (j->message_id[0] == '\0') {
+		if (relay_uuid(j->message_id, &e) == -1 ||
+		    save_claimed(s, j, &e) == -1) {
+			j->message_id[0] = '\0';
+			defer(s, j, "will retry", e.msg, -1);
+			return;
+		}
+	}
+	if (image_message(s, j, &msg, &len) != 0)
+		return;
+	send_event(s, j, msg, len);
+	free(msg);
+}
+
+/* mpps.status_update: the outbox's event, sent as it is. */
+static void
+do_mpps_event(struct sender *s, struct job *j)
+{
+	size_t cap = strlen(j->body) + 1;
+	char *ev = malloc(cap), why[200];
+	const char *acc;
+	json_t *o;
+
+	j->attempts = (j->attempts < 0 ? 0 : j->attempts) + 1;
+	if (ev == NULL)
+		{ defer(s, j, "will retry", "out of memory", -1); return; }
+	if (spool_job_get(j->body, "event", ev, cap) == -1 ||
+	    (o = json_loads(ev, 0, NULL)) == NULL) {
+		free(ev);
+		park(s, j, "job has no event= with a JSON object");
+		return;
+	}
+	/* For the logs only. */
+	acc = json_string_value(json_object_get(json_object_get(o, "data"),
+	    "accession_number"));
+	if (j->accession_number[0] == '\0' && acc != NULL)
+		copy_cut(j->accession_number, sizeof j->accession_number, acc);
+	json_decref(o);
+	if (strlen(ev) > EVENT_MAX) {
+		snprintf(why, sizeof why, "event of %zu bytes is over the "
+		    "cloud's 1 MiB limit", strlen(ev));
+		free(ev);
+		park(s, j, why);
+		return;
+	}
+	send_event(s, j, ev, strlen(ev));
+	free(ev);
+}
+
 /* Read a waiting job; claim it when it is ours and due.  1 claimed. */
 static int
 claim(struct sender *s, const char *name, struct job *j)
@@ -538,21 +1139,26 @@ claim(struct sender *s, const char *name, struct job *j)
 	if (job_path(s, "new", name, from) == -1 ||
 	    job_path(s, "cur", name, to) == -1)
 		return 0;
-	if (fs_read_small(from, SPOOL_JOB_MAX, &body, NULL, &e) == -1)
+	if (!mine(s, name) ||
+	    fs_read_small(from, SPOOL_JOB_MAX, &body, NULL, &e) == -1)
 		return 0;	/* gone meanwhile, or replaced: next pass */
 	parse_job(body, j);
-	free(body);
-	if (!ours(j))
-		return 0;
+	j->body = body;
+	if (!ours(s, j))
+		goto no;
 	if (j->next_attempt_ms > now_ms()) {
 		s->remaining++;
 		if (s->next_due_ms == 0 || j->next_attempt_ms < s->next_due_ms)
 			s->next_due_ms = j->next_attempt_ms;
-		return 0;
+		goto no;
 	}
 	if (rename(from, to) == -1)
-		return 0;
+		goto no;
 	return 1;
+no:
+	free(j->body);
+	j->body = NULL;
+	return 0;
 }
 
 static int
@@ -616,10 +1222,15 @@ pass(struct sender *s)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		if (!stopping && claim(s, names[i], &j)) {
-			if (strcmp(j.kind, "image") == 0)
+			if (is_kind(&j, KIND_IMAGE))
 				do_image(s, &j);
-			else
+			else if (is_kind(&j, KIND_FAILURE))
 				do_failure_report(s, &j);
+			else if (is_kind(&j, KIND_IMAGE_EVENT))
+				do_image_event(s, &j);
+			else
+				do_mpps_event(s, &j);
+			free(j.body);
 		}
 		free(names[i]);
 	}
@@ -647,18 +1258,31 @@ log_resumed(struct sender *s, int recovered)
 	    recovered, rows);
 }
 
+/* Sleep until woken (a producer, or the parent with --jobs) or ms. */
+static int
+wait_wake(struct sender *s, int ms, struct err *e)
+{
+	struct pollfd pfd = { s->wake_fd, POLLIN, 0 };
+	char buf[64];
+	int r;
+
+	if (s->wake_fd < 0)
+		return spool_wait(&s->relay, ms, e);
+	if ((r = poll(&pfd, 1, ms)) == -1)
+		return errno == EINTR ? 0 : err_sys(e, "poll");
+	if (r == 0)
+		return 0;
+	while (read(s->wake_fd, buf, sizeof buf) > 0)
+		;
+	return 1;
+}
+
 static int
 follow(struct sender *s, int once)
 {
 	struct err e = { 0 };
-	int recovered;
 	long long wait;
 
-	if ((recovered = spool_recover(&s->relay, &e)) == -1) {
-		log_err("recover failed", &e);
-		return EX_SOFTWARE;
-	}
-	log_resumed(s, recovered);
 	while (!stopping) {
 		if (pass(s) == -1)
 			return EX_SOFTWARE;
@@ -666,13 +1290,14 @@ follow(struct sender *s, int once)
 			break;
 		wait = s->next_due_ms ? s->next_due_ms - now_ms() : WAIT_MS;
 		wait = wait < 20 ? 20 : wait > WAIT_MS ? WAIT_MS : wait;
-		if (spool_wait(&s->relay, (int)wait, &e) == -1) {
+		if (wait_wake(s, (int)wait, &e) == -1) {
 			log_err("wait failed", &e);
 			return EX_SOFTWARE;
 		}
 	}
-	log_info("stopped", "uploaded=%ld failed=%ld deferred=%ld "
-	    "queued=%d", s->uploaded, s->rejected, s->deferred, s->remaining);
+	log_info("stopped", "worker=%d uploaded=%ld events=%ld failed=%ld "
+	    "deferred=%ld queued=%d", s->worker, s->uploaded, s->events,
+	    s->rejected, s->deferred, s->remaining);
 	if (stopping)
 		return EX_OK;
 	return once && s->remaining > 0 ? EX_TEMPFAIL : EX_OK;
@@ -708,25 +1333,72 @@ no_match_mode(const char *v, int *report)
 	return 0;
 }
 
+/* A set, non-empty environment variable, else NULL. */
+static const char *
+env(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* Image uploads: on when CLOUD_API_ENDPOINT is set. */
+static int
+configure_images(struct sender *s)
+{
+	s->endpoint = env("CLOUD_API_ENDPOINT");
+	s->token = env("CLOUD_API_TOKEN");
+	s->token_command = env("CLOUD_API_TOKEN_COMMAND");
+	if (s->endpoint == NULL)
+		return 0;
+	if (strncmp(s->endpoint, "https://", 8) != 0) {
+		log_error("CLOUD_API_ENDPOINT must be an https:// URL", "%s", "");
+		return -1;
+	}
+	if (s->token == NULL && s->token_command == NULL) {
+		log_error("set CLOUD_API_TOKEN or CLOUD_API_TOKEN_COMMAND", "%s",
+		    "");
+		return -1;
+	}
+	s->images_on = 1;
+	return 0;
+}
+
+/* Events: on when the namespace and the events hybrid connection are. */
+static int
+configure_events(struct sender *s)
+{
+	s->ns = env("AZURE_RELAY_NAMESPACE");
+	s->events_hc = env("AZURE_RELAY_EVENTS_HYBRID_CONNECTION");
+	s->key_name = env("AZURE_RELAY_KEY_NAME");
+	s->key = env("AZURE_RELAY_SHARED_ACCESS_KEY");
+	s->relay_command = env("AZURE_RELAY_TOKEN_COMMAND");
+	s->relay_endpoint = env("AZURE_RELAY_ENDPOINT");
+	if (s->ns == NULL || s->events_hc == NULL)
+		return 0;
+	if (s->relay_command == NULL && (s->key_name == NULL ||
+	    s->key == NULL)) {
+		log_error("set AZURE_RELAY_KEY_NAME and "
+		    "AZURE_RELAY_SHARED_ACCESS_KEY, or AZURE_RELAY_TOKEN_COMMAND",
+		    "%s", "");
+		return -1;
+	}
+	s->events_on = 1;
+	return 0;
+}
+
 static int
 configure(struct sender *s, struct upload_opts *o)
 {
 	const char *nm = getenv("RELAY_NO_MATCH");
-	long connect, low, total, rate;
+	long connect, low, total, rate, jobs;
 
-	s->endpoint = getenv("CLOUD_API_ENDPOINT");
-	s->token = getenv("CLOUD_API_TOKEN");
-	s->token_command = getenv("CLOUD_API_TOKEN_COMMAND");
-	if (s->token != NULL && *s->token == '\0')
-		s->token = NULL;
-	if (s->endpoint == NULL || strncmp(s->endpoint, "https://", 8) != 0) {
-		log_error("CLOUD_API_ENDPOINT must be an https:// URL", "%s", "");
+	if (configure_images(s) == -1 || configure_events(s) == -1)
 		return -1;
-	}
-	if (s->token == NULL && (s->token_command == NULL ||
-	    *s->token_command == '\0')) {
-		log_error("set CLOUD_API_TOKEN or CLOUD_API_TOKEN_COMMAND", "%s",
-		    "");
+	if (!s->images_on && !s->events_on) {
+		log_error("nothing to send: set CLOUD_API_ENDPOINT, or "
+		    "AZURE_RELAY_NAMESPACE and "
+		    "AZURE_RELAY_EVENTS_HYBRID_CONNECTION", "%s", "");
 		return -1;
 	}
 	if (nm != NULL && *nm != '\0' && no_match_mode(nm,
@@ -742,11 +1414,34 @@ configure(struct sender *s, struct upload_opts *o)
 	    env_long("RELAY_UPLOAD_TIMEOUT_SECONDS", 0, 86400, 1800,
 	    &total) == -1 ||
 	    env_long("RELAY_MAX_SEND_BYTES_PER_SECOND", 0, 2000000000, 0,
-	    &rate) == -1)
+	    &rate) == -1 ||
+	    env_long("RELAY_JOBS", 1, JOBS_MAX, 1, &jobs) == -1)
 		return -1;
-	*o = (struct upload_opts){ getenv("GATEWAY_CA_FILE"), connect, low,
-	    1024, total, rate, &stopping };
+	s->ca_file = env("GATEWAY_CA_FILE");
+	s->open_timeout_seconds = connect;
+	s->workers = (int)jobs;
+	*o = (struct upload_opts){ s->ca_file, connect, low, 1024, total, rate,
+	    &stopping };
 	return 0;
+}
+
+/* Said once at start: what is sent, and what stays queued. */
+static void
+log_kinds(const struct sender *s)
+{
+	if (!s->images_on)
+		log_warn("image uploads are off (CLOUD_API_ENDPOINT is not "
+		    "set): image jobs stay queued", "%s", "");
+	if (!s->events_on)
+		log_warn("events are off (AZURE_RELAY_NAMESPACE and "
+		    "AZURE_RELAY_EVENTS_HYBRID_CONNECTION are not both set): "
+		    "study.image_received and mpps.status_update jobs stay "
+		    "queued", "%s", "");
+	if (s->events_on)
+		log_info("events go over the relay", "namespace=%s "
+		    "hybrid_connection=%s endpoint=%s auth=%s", s->ns,
+		    s->events_hc, s->relay_endpoint ? s->relay_endpoint : s->ns,
+		    s->relay_command ? "command" : "sas");
 }
 
 static int
@@ -761,21 +1456,31 @@ open_all(struct sender *s, const struct upload_opts *o)
 	    db_open(&s->db, s->cfg.pacs_db_path, &e) == -1 ||
 	    db_migrate(s->db, db_schema_pacs, &e) == -1 ||
 	    worklist_open(&s->worklist, s->cfg.worklist_db_path, &e) == -1 ||
-	    upload_open(&s->up, o, &e) == -1) {
+	    upload_open(&s->up, o, &e) == -1 ||
+	    (s->events_on && ws_ctx_new(&s->ws, s->ca_file, EVENT_REPLY_MAX,
+	    &e) == -1)) {
 		log_err("cannot start", &e);
 		return -1;
 	}
+	if (s->ws != NULL)
+		ws_ctx_stop_flag(s->ws, &stopping);
 	return 0;
 }
 
+/* Close everything (the struct may be opened again, e.g. after fork). */
 static void
 close_all(struct sender *s)
 {
+	ws_ctx_free(s->ws);
 	upload_close(s->up);
 	worklist_close(s->worklist);
 	if (s->db != NULL)
 		db_close(s->db);
 	spool_close(&s->relay);
+	s->ws = NULL;
+	s->up = NULL;
+	s->worklist = NULL;
+	s->db = NULL;
 }
 
 /* --retry-failed: failed jobs back to new/, their rows back to PENDING. */
@@ -797,8 +1502,194 @@ retry_failed(struct sender *s)
 	return EX_OK;
 }
 
+/* Claims a crash left in cur/ go back to new/ (before any worker runs). */
 static int
-run(struct sender *s, int once, int retry, long rate, int no_match)
+recover(struct sender *s)
+{
+	struct err e = { 0 };
+	int recovered;
+
+	if ((recovered = spool_recover(&s->relay, &e)) == -1) {
+		log_err("recover failed", &e);
+		return -1;
+	}
+	log_resumed(s, recovered);
+	log_kinds(s);
+	return 0;
+}
+
+/* One worker (a child): its own connections, its share of the names. */
+static int
+worker_main(struct sender *s, const struct upload_opts *o, int i, int fd,
+    int once)
+{
+	int rc;
+
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	s->worker = i;
+	s->wake_fd = fd;
+	if (open_all(s, o) == -1) {
+		close_all(s);
+		return EX_CANTCREAT;
+	}
+	rc = follow(s, once);
+	close_all(s);
+	return rc;
+}
+
+/* A worker's exit status as relaysend's (75 wins over 0). */
+static int
+merge_status(int rc, int status)
+{
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE;
+
+	if (rc != EX_OK && rc != EX_TEMPFAIL)
+		return rc;
+	return code == EX_OK ? rc : code;
+}
+
+/* Stop the workers still running and collect every status into rc. */
+static int
+reap_all(pid_t *pids, int n, int rc)
+{
+	int status;
+
+	for (int i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+	for (int i = 0; i < n; i++) {
+		if (pids[i] <= 0)
+			continue;
+		while (waitpid(pids[i], &status, 0) == -1) {
+			if (errno != EINTR) {
+				status = EX_SOFTWARE << 8;
+				break;
+			}
+		}
+		rc = merge_status(rc, status);
+		pids[i] = 0;
+	}
+	return rc;
+}
+
+/* Any worker gone?  Its status into *rc; 1 when one has stopped. */
+static int
+reap_some(pid_t *pids, int n, int *rc)
+{
+	int status, gone = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (pids[i] > 0 && waitpid(pids[i], &status, WNOHANG) ==
+		    pids[i]) {
+			*rc = merge_status(*rc, status);
+			pids[i] = 0;
+			gone = 1;
+		}
+	}
+	return gone;
+}
+
+/* --once: wait for every worker (a signal stops them all). */
+static int
+wait_workers(pid_t *pids, int n)
+{
+	int rc = EX_OK, status;
+
+	for (int i = 0; i < n; i++) {
+		while (pids[i] > 0) {
+			if (waitpid(pids[i], &status, 0) == pids[i]) {
+				rc = merge_status(rc, status);
+				pids[i] = 0;
+			} else if (errno != EINTR) {
+				pids[i] = 0;
+				rc = EX_SOFTWARE;
+			} else if (stopping) {
+				return reap_all(pids, n, rc);
+			}
+		}
+	}
+	return rc;
+}
+
+/* Following: pass the spool's wake-ups on to every worker; a worker
+ * that stops on its own stops them all (gatewayd restarts relaysend). */
+static int
+supervise(struct sender *s, pid_t *pids, const int *wake, int n)
+{
+	char dir[PATH_MAX];
+	struct err e = { 0 };
+	int rc = EX_OK, r;
+
+	if (config_spool_path(&s->cfg, "relay", dir, sizeof dir, &e) == -1 ||
+	    spool_open(&s->relay, dir, 1, &e) == -1) {
+		log_err("cannot open the spool", &e);
+		return reap_all(pids, n, EX_CANTCREAT);
+	}
+	while (!stopping) {
+		if ((r = spool_wait(&s->relay, 500, &e)) == -1) {
+			log_err("wait failed", &e);
+			rc = EX_SOFTWARE;
+			break;
+		}
+		for (int i = 0; r == 1 && i < n; i++)
+			if (write(wake[i], "w", 1) == -1 && errno != EAGAIN)
+				log_warn("cannot wake a worker", "worker=%d", i);
+		if (reap_some(pids, n, &rc)) {
+			if (!stopping) {
+				log_error("a worker stopped: stopping the others",
+				    "status=%d", rc);
+				if (rc == EX_OK)
+					rc = EX_SOFTWARE;
+			}
+			break;
+		}
+	}
+	spool_close(&s->relay);
+	return reap_all(pids, n, rc);
+}
+
+/*
+ * --jobs N: fork N workers.  Returns the parent's exit status, or in a
+ * worker (which returns through main) its own.
+ */
+static int
+run_workers(struct sender *s, const struct upload_opts *o, int once)
+{
+	pid_t pids[JOBS_MAX] = { 0 };
+	int wake[JOBS_MAX], p[2], n = s->workers, rc;
+
+	for (int i = 0; i < n; i++) {
+		if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1 ||
+		    (pids[i] = fork()) == -1) {
+			log_error("cannot start a worker", "worker=%d error=%s",
+			    i, strerror(errno));
+			pids[i] = 0;
+			rc = reap_all(pids, i, EX_OSERR);
+			for (int k = 0; k < i; k++)
+				close(wake[k]);
+			return rc;
+		}
+		if (pids[i] == 0) {
+			for (int k = 0; k < i; k++)
+				close(wake[k]);
+			close(p[1]);
+			rc = worker_main(s, o, i, p[0], once);
+			close(p[0]);
+			return rc;
+		}
+		close(p[0]);
+		wake[i] = p[1];
+	}
+	log_info("workers started", "jobs=%d", n);
+	rc = once ? wait_workers(pids, n) : supervise(s, pids, wake, n);
+	for (int i = 0; i < n; i++)
+		close(wake[i]);
+	return rc;
+}
+
+static int
+run(struct sender *s, int once, int retry, long rate, int no_match,
+    int jobs)
 {
 	struct upload_opts o;
 	struct err e = { 0 };
@@ -814,11 +1705,22 @@ run(struct sender *s, int once, int retry, long rate, int no_match)
 		o.max_send_bytes_per_second = rate;
 	if (no_match >= 0)
 		s->no_match_report = no_match;
+	if (jobs > 0)
+		s->workers = jobs;
 	if (open_all(s, &o) == -1) {
 		close_all(s);
 		return EX_CANTCREAT;
 	}
-	rc = retry ? retry_failed(s) : follow(s, once);
+	if (retry)
+		rc = retry_failed(s);
+	else if (recover(s) == -1)
+		rc = EX_SOFTWARE;
+	else if (s->workers <= 1)
+		rc = follow(s, once);
+	else {
+		close_all(s);
+		return run_workers(s, &o, once);
+	}
 	close_all(s);
 	return rc;
 }
@@ -831,13 +1733,14 @@ main(int argc, char **argv)
 		{ "retry-failed", no_argument, NULL, 'R' },
 		{ "no-match", required_argument, NULL, 'n' },
 		{ "max-send-rate", required_argument, NULL, 'r' },
+		{ "jobs", required_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sender s = { 0 };
+	struct sender s = { .wake_fd = -1 };
 	struct sigaction sa = { 0 };
-	int c, once = 0, retry = 0, no_match = -1, r, rc;
+	int c, once = 0, retry = 0, no_match = -1, jobs = 0, r, rc;
 	long rate = -1;
 
 	log_init("relaysend");
@@ -859,6 +1762,13 @@ main(int argc, char **argv)
 				return EX_USAGE;
 			}
 			rate = r;
+			break;
+		case 'j':
+			if (config_parse_int(optarg, 1, JOBS_MAX, &jobs) == -1) {
+				fprintf(stderr, "relaysend: --jobs takes 1 to "
+				    "%d\n", JOBS_MAX);
+				return EX_USAGE;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -884,7 +1794,7 @@ main(int argc, char **argv)
 		log_error("cannot initialise libcurl", "%s", "");
 		return EX_SOFTWARE;
 	}
-	rc = run(&s, once, retry, rate, no_match);
+	rc = run(&s, once, retry, rate, no_match, jobs);
 	curl_global_cleanup();
 	return rc;
 }
