@@ -104,6 +104,7 @@ bench: deps all
 	bench/ingest
 	bench/mwl
 	bench/thumb
+	bench/upload
 
 # libFuzzer targets (clang): build/fuzz/<target>; run each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

@@ -223,6 +223,17 @@ int dcm_build_u32(struct dcm_builder *b, uint32_t tag, uint32_t v,
 int dcm_build_bytes(struct dcm_builder *b, uint32_t tag, const char *vr,
     const void *value, size_t len, struct err *e);
 
+/*
+ * Encapsulated pixel data (PS3.5 A.4): one fragment per frame, each padded
+ * to even length, after a Basic Offset Table that gives every frame's
+ * offset.  The frames' bytes are copied.  Only an encapsulated transfer
+ * syntax (JPEG family 1.2.840.10008.1.2.4.*, RLE) can encode the result;
+ * such a dataset is otherwise written in explicit VR little endian.
+ * -1 with EOVERFLOW when the whole would pass 4 GiB.
+ */
+int dcm_build_encapsulated(struct dcm_builder *b, uint32_t tag,
+    const struct dcm_fragment *frames, size_t nframes, struct err *e);
+
 /* Sequences: open one, add items with elements, close it.  Nesting is
  * allowed; an empty sequence is open + close with no item. */
 int dcm_build_sequence_begin(struct dcm_builder *b, uint32_t tag,
@@ -236,7 +247,8 @@ int dcm_build_sequence_end(struct dcm_builder *b, struct err *e);
 int dcm_build_copy(struct dcm_builder *b, const struct dcm *d,
     const struct dcm_elem *el, struct err *e);
 
-/* Encode as a bare dataset in ts_uid (implicit or explicit VR LE).
+/* Encode as a bare dataset in ts_uid (implicit or explicit VR LE, or an
+ * encapsulated syntax: see dcm_build_encapsulated).
  * *out is malloc'd. */
 int dcm_build_encode(struct dcm_builder *b, const char *ts_uid,
     const char *charset, uint8_t **out, size_t *outlen, struct err *e);

@@ -44,6 +44,7 @@ struct bnode {
 	uint8_t *value;		/* NULL for SQ and empty values */
 	size_t len;
 	int is_text;		/* value is UTF-8 text to convert */
+	int encapsulated;	/* value is encoded items + delimiter */
 	struct bitem **items;	/* SQ only */
 	size_t nitems, itemcap;
 };
@@ -371,6 +372,85 @@ dcm_build_sequence_end(struct dcm_builder *b, struct err *e)
 	return 0;
 }
 
+/* --- encapsulated pixel data --- */
+
+static void
+le32_at(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint8_t *
+item_header(uint8_t *p, uint16_t element, uint32_t len)
+{
+	p[0] = 0xfe;
+	p[1] = 0xff;
+	p[2] = (uint8_t)element;
+	p[3] = (uint8_t)(element >> 8);
+	le32_at(p + 4, len);
+	return p + 8;
+}
+
+/* Bytes of the encoded items: offset table, fragments (even), delimiter.
+ * 0 when it would not fit the 32-bit lengths and offsets. */
+static size_t
+encapsulated_size(const struct dcm_fragment *frames, size_t n)
+{
+	uint64_t total = 8 + 8;
+
+	if (n > (UINT32_MAX - 16) / 4)
+		return 0;
+	total += 4 * (uint64_t)n;
+	for (size_t i = 0; i < n; i++)
+		total += 8 + (uint64_t)frames[i].length +
+		    (frames[i].length & 1);
+	return total > UINT32_MAX - 2 || total > SIZE_MAX ? 0 : total;
+}
+
+int
+dcm_build_encapsulated(struct dcm_builder *b, uint32_t tag,
+    const struct dcm_fragment *frames, size_t nframes, struct err *e)
+{
+	struct bnode *n;
+	size_t size;
+	uint8_t *p, *bot;
+	uint32_t offset = 0;
+
+	if (b == NULL || nframes == 0)
+		return err_set(e, EINVAL, "encapsulated " TAGFMT " needs a "
+		    "builder and at least one frame", TAGARG(tag));
+	if ((size = encapsulated_size(frames, nframes)) == 0)
+		return err_set(e, EOVERFLOW, "encapsulated " TAGFMT " over "
+		    "4 GiB: the offset table cannot address it", TAGARG(tag));
+	if ((n = calloc(1, sizeof(*n))) == NULL ||
+	    (n->value = malloc(size)) == NULL) {
+		free(n);
+		return nomem(e);
+	}
+	n->tag = tag;
+	memcpy(n->vr, "OB", 3);
+	n->len = size;
+	n->encapsulated = 1;
+	bot = item_header(n->value, 0xe000, (uint32_t)(4 * nframes));
+	p = bot + 4 * nframes;
+	for (size_t i = 0; i < nframes; i++) {
+		uint32_t len = frames[i].length + (frames[i].length & 1);
+
+		le32_at(bot + 4 * i, offset);
+		p = item_header(p, 0xe000, len);
+		memcpy(p, frames[i].data, frames[i].length);
+		if (frames[i].length & 1)
+			p[frames[i].length] = 0;
+		p += len;
+		offset += 8 + len;
+	}
+	item_header(p, 0xe0dd, 0);
+	return attach(b, n, e);
+}
+
 /* --- copying from a parsed dataset --- */
 
 static size_t
@@ -502,6 +582,7 @@ dcm_build_copy(struct dcm_builder *b, const struct dcm *d,
 struct enc {
 	struct buf out;
 	int explicit;
+	int encapsulated;	/* the syntax takes encapsulated pixel data */
 	iconv_t cd;		/* UTF-8 -> target, or (iconv_t)-1 */
 	int ascii;		/* no charset: non-ASCII becomes '?' */
 	struct err *e;
@@ -676,6 +757,15 @@ encode_value(struct enc *x, struct bnode *n)
 	size_t hdr, start, len;
 	uint8_t pad = pad_byte(n->vr);
 
+	if (n->encapsulated) {
+		if (!x->encapsulated)
+			return err_set(x->e, EINVAL, "encapsulated " TAGFMT
+			    " needs an encapsulated transfer syntax",
+			    TAGARG(n->tag));
+		if (put_header(x, n->tag, n->vr, 0xffffffffu) == -1)
+			return -1;
+		return put(x, n->value, n->len);
+	}
 	hdr = x->out.len;
 	/* a 2-byte-length header is patched below if need be */
 	if (put_header(x, n->tag, n->vr, 0) == -1)
@@ -757,6 +847,17 @@ iconv_name(const char *charset, const char **name, struct err *e)
 	    "cannot encode text in Specific Character Set \"%s\"", charset);
 }
 
+/* Encapsulated syntaxes (JPEG family, JPEG-LS, JPEG 2000, RLE, ...):
+ * the dataset is explicit VR little endian. */
+static int
+ts_is_encapsulated(const char *ts_uid)
+{
+	static const char jpeg[] = "1.2.840.10008.1.2.4.";
+
+	return strncmp(ts_uid, jpeg, sizeof jpeg - 1) == 0 ||
+	    strcmp(ts_uid, "1.2.840.10008.1.2.5") == 0;
+}
+
 static int
 enc_init(struct enc *x, const char *ts_uid, const char *charset,
     struct err *e)
@@ -766,7 +867,8 @@ enc_init(struct enc *x, const char *ts_uid, const char *charset,
 	memset(x, 0, sizeof *x);
 	x->cd = (iconv_t)-1;
 	x->e = e;
-	if (strcmp(ts_uid, DCM_TS_EXPLICIT_LE) == 0)
+	x->encapsulated = ts_is_encapsulated(ts_uid);
+	if (strcmp(ts_uid, DCM_TS_EXPLICIT_LE) == 0 || x->encapsulated)
 		x->explicit = 1;
 	else if (strcmp(ts_uid, DCM_TS_IMPLICIT_LE) != 0)
 		return err_set(e, EINVAL, "cannot encode in transfer syntax %s",
