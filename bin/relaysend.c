@@ -58,6 +58,7 @@
 #include "relay.h"
 #include "spool.h"
 #include "store.h"
+#include "transcode.h"
 #include "upload.h"
 #include "worklist.h"
 #include "ws.h"
@@ -97,6 +98,9 @@ struct sender {
 	int remaining;			/* our jobs still queued (--once) */
 	long long next_due_ms;		/* earliest not-yet-due job */
 	int images_on, events_on;	/* which kinds are configured */
+	enum upload_mode mode;		/* RELAY_UPLOAD_MODE */
+	int mode_forced;		/* --upload-mode given */
+	char scratch[PATH_MAX];		/* where transcoded copies are made */
 	/* events over Azure Relay (PROTOCOL.md §3) */
 	const char *ns, *events_hc, *key_name, *key, *relay_command;
 	const char *relay_endpoint, *ca_file;
@@ -130,6 +134,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: relaysend [--once] [--jobs N] [--no-match wait|report] "
 	    "[--max-send-rate BYTES]\n"
+	    "                 [--upload-mode original|lossless|reduced]\n"
 	    "       relaysend --retry-failed\n"
 	    "\n"
 	    "Delivers the relay spool: images to the Manage API (HTTPS),\n"
@@ -141,6 +146,8 @@ usage(FILE *f)
 	    "  --no-match MODE   image without a worklist item: wait (default,\n"
 	    "                    retried later) or report (parked in failed/)\n"
 	    "  --max-send-rate B upload at most B bytes per second (0: no cap)\n"
+	    "  --upload-mode M   original (default), lossless (JPEG-LS) or\n"
+	    "                    reduced (400 px, JPEG 2000 lossy)\n"
 	    "  --retry-failed    move failed jobs back to the queue and exit\n"
 	    "  -h, --help        this help\n"
 	    "  --version         print the version\n"
@@ -149,7 +156,8 @@ usage(FILE *f)
 	    "CLOUD_API_TOKEN_COMMAND, GATEWAY_CA_FILE, RELAY_RETRY_MAX_SECONDS,\n"
 	    "RELAY_NO_MATCH, RELAY_MAX_SEND_BYTES_PER_SECOND,\n"
 	    "RELAY_CONNECT_TIMEOUT_SECONDS, RELAY_LOW_SPEED_SECONDS,\n"
-	    "RELAY_UPLOAD_TIMEOUT_SECONDS, RELAY_JOBS, AZURE_RELAY_NAMESPACE,\n"
+	    "RELAY_UPLOAD_TIMEOUT_SECONDS, RELAY_JOBS, RELAY_UPLOAD_MODE,\n"
+	    "AZURE_RELAY_NAMESPACE,\n"
 	    "AZURE_RELAY_EVENTS_HYBRID_CONNECTION, AZURE_RELAY_KEY_NAME,\n"
 	    "AZURE_RELAY_SHARED_ACCESS_KEY, AZURE_RELAY_TOKEN_COMMAND,\n"
 	    "AZURE_RELAY_ENDPOINT, GATEWAY_DATA_DIR, PACS_DB_PATH,\n"
@@ -531,12 +539,54 @@ describe(const struct upload_result *r, char *out, size_t outsz)
 	one_line(out);
 }
 
+/*
+ * The file to upload in the configured mode: path itself, or a
+ * transcoded copy made in copy (the caller removes it).  An image that
+ * cannot be transcoded is sent as it is; NULL when the machine is short
+ * of something (the job is deferred).
+ */
+static const char *
+upload_copy(struct sender *s, struct job *j, const char *path, char *copy,
+    size_t copysz)
+{
+	struct transcode_result tr;
+	struct err e = { 0 };
+	int rc;
+
+	if (s->mode == UPLOAD_ORIGINAL)
+		return path;
+	if (snprintf(copy, copysz, "%s/upload-%ld-%s.dcm", s->scratch,
+	    (long)getpid(), j->object) >= (int)copysz)
+		return path;
+	rc = transcode_file(path, copy, s->mode, &tr, &e);
+	if (rc == 0) {
+		log_debug("transcoded", "sop_instance_uid=%s mode=%s "
+		    "bytes_in=%zu bytes_out=%zu seconds=%.3f", j->sop_instance_uid,
+		    upload_mode_name(s->mode), tr.in_bytes, tr.out_bytes,
+		    tr.seconds);
+		return copy;
+	}
+	unlink(copy);
+	if (rc == 1)
+		return path;
+	if (e.code == ENOMEM || e.code == ENOSPC || e.code == EIO ||
+	    e.code == EMFILE) {
+		defer(s, j, "will retry", e.msg, -1);
+		return NULL;
+	}
+	log_warn("cannot transcode: sending the original", "sop_instance_uid=%s "
+	    "mode=%s error=\"%s\"", j->sop_instance_uid,
+	    upload_mode_name(s->mode), e.msg);
+	return path;
+}
+
 static void
 send_image(struct sender *s, struct job *j, const char *path)
 {
-	char url[2048], name[PACS_UI + 8], why[700];
+	char url[2048], name[PACS_UI + 8], why[700], copy[PATH_MAX];
 	struct upload_result r;
 	struct err e = { 0 };
+	int rc;
 
 	snprintf(name, sizeof name, "%s.dcm", j->sop_instance_uid);
 	if (api_url(s, j->source_message_id, "", url, sizeof url, &e) == -1)
@@ -545,8 +595,13 @@ send_image(struct sender *s, struct job *j, const char *path)
 		return;
 	if (set_upload(s, j, "UPLOADING", NULL, 0) == -1)
 		{ defer(s, j, "will retry", "pacs.db unavailable", -1); return; }
-	if (upload_put_file(s->up, url, s->authorization, path, name, &r,
-	    &e) == -1) {
+	if ((path = upload_copy(s, j, path, copy, sizeof copy)) == NULL)
+		return;
+	rc = upload_put_file(s->up, url, s->authorization, path, name, &r,
+	    &e);
+	if (path == copy)
+		unlink(copy);
+	if (rc == -1) {
 		if (stopping)
 			{ unclaim(s, j); return; }
 		{ defer(s, j, "will retry", e.msg, -1); return; }
@@ -1387,6 +1442,29 @@ configure_events(struct sender *s)
 	return 0;
 }
 
+/* RELAY_UPLOAD_MODE, and the scratch directory for transcoded copies. */
+static int
+configure_mode(struct sender *s)
+{
+	const char *m = getenv("RELAY_UPLOAD_MODE");
+	struct err e = { 0 };
+
+	if (!s->mode_forced && m != NULL && *m != '\0' &&
+	    upload_mode_parse(m, &s->mode) == -1) {
+		log_error("RELAY_UPLOAD_MODE is original, lossless or reduced",
+		    "%s", "");
+		return -1;
+	}
+	if (snprintf(s->scratch, sizeof s->scratch, "%s/tmp",
+	    s->cfg.data_dir) >= (int)sizeof s->scratch ||
+	    (s->mode != UPLOAD_ORIGINAL && fs_mkdirs(s->scratch, &e) == -1)) {
+		log_error("cannot make the scratch directory", "dir=%s",
+		    s->scratch);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 configure(struct sender *s, struct upload_opts *o)
 {
@@ -1418,6 +1496,8 @@ configure(struct sender *s, struct upload_opts *o)
 	    env_long("RELAY_JOBS", 1, JOBS_MAX, 1, &jobs) == -1)
 		return -1;
 	s->ca_file = env("GATEWAY_CA_FILE");
+	if (configure_mode(s) == -1)
+		return -1;
 	s->open_timeout_seconds = connect;
 	s->workers = (int)jobs;
 	*o = (struct upload_opts){ s->ca_file, connect, low, 1024, total, rate,
@@ -1734,6 +1814,7 @@ main(int argc, char **argv)
 		{ "no-match", required_argument, NULL, 'n' },
 		{ "max-send-rate", required_argument, NULL, 'r' },
 		{ "jobs", required_argument, NULL, 'j' },
+		{ "upload-mode", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -1741,6 +1822,7 @@ main(int argc, char **argv)
 	struct sender s = { .wake_fd = -1 };
 	struct sigaction sa = { 0 };
 	int c, once = 0, retry = 0, no_match = -1, jobs = 0, r, rc;
+	enum upload_mode mode;
 	long rate = -1;
 
 	log_init("relaysend");
@@ -1762,6 +1844,15 @@ main(int argc, char **argv)
 				return EX_USAGE;
 			}
 			rate = r;
+			break;
+		case 'm':
+			if (upload_mode_parse(optarg, &mode) == -1) {
+				fprintf(stderr, "relaysend: --upload-mode takes "
+				    "original, lossless or reduced\n");
+				return EX_USAGE;
+			}
+			s.mode_forced = 1;
+			s.mode = mode;
 			break;
 		case 'j':
 			if (config_parse_int(optarg, 1, JOBS_MAX, &jobs) == -1) {

@@ -128,5 +128,32 @@ gone() { for p in $workers; do kill -0 "$p" 2>/dev/null && return 1; done; retur
 ok "and every worker has stopped" gone
 is "$(grep -c 'msg=stopped worker=' "$T/follower.log")" 3 "each worker said so"
 
+# 6. upload modes: the API gets a lossless or a reduced copy, same image
+item act-71 ACC071000
+ingest 71 1 720x700
+sop=$(sql "$PACS_DB" "SELECT sop_instance_uid FROM stored_instances WHERE accession_number = 'ACC071000'")
+orig=$(sql "$PACS_DB" "SELECT file_size FROM stored_instances WHERE accession_number = 'ACC071000'")
+ok "--upload-mode lossless uploads" drain 20 --upload-mode lossless
+f=$(ls "$API"/put/*-act-71.dcm)
+is "$(dcmdump -q +P 0002,0010 "$f" | awk '{ print $3 }')" =JPEGLSLossless "lossless: JPEG-LS lossless transfer syntax"
+is "$(dcm_value "$f" 0008,0018)" "$sop" "... the same SOP Instance UID"
+ok "... smaller than the original" test "$(wc -c <"$f")" -lt "$orig"
+dcmdjpls "$f" "$T/back.dcm" 2>/dev/null
+stored=$(sql "$PACS_DB" "SELECT storage_path FROM stored_instances WHERE accession_number = 'ACC071000'")
+ok "... and decodes to the original pixels (dcmdjpls, dcmicmp)" sh -c \
+	"dcmicmp '$GATEWAY_DATA_DIR/store/$stored' '$T/back.dcm' 2>&1 | grep -q 'Max Absolute Error *= 0\$'"
+item act-72 ACC072000
+ingest 72 1 720x700
+export RELAY_UPLOAD_MODE=reduced
+ok "RELAY_UPLOAD_MODE=reduced uploads" drain 20
+unset RELAY_UPLOAD_MODE
+f=$(ls "$API"/put/*-act-72.dcm)
+is "$(dcmdump -q +P 0002,0010 "$f" | awk '{ print $3 }')" =JPEG2000 "reduced: JPEG 2000 (lossy) transfer syntax"
+is "$(dcm_value "$f" 0028,0010)x$(dcm_value "$f" 0028,0011)" 400x389 "... longest side 400 px"
+is "$(dcm_value "$f" 0028,2110)" 01 "... Lossy Image Compression 01"
+RELAY_UPLOAD_MODE=bogus relaysend --once 2>"$T/mode.err"
+is "$?" 78 "an unknown RELAY_UPLOAD_MODE: EX_CONFIG"
+ok "... named in the error" grep -q 'RELAY_UPLOAD_MODE' "$T/mode.err"
+
 ok "the logs name no patient" sh -c "! cat '$T'/*.log | grep -q 'TEST^ONE\|9990001112'"
 done_testing
