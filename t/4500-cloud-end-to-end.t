@@ -1,0 +1,123 @@
+#!/bin/sh
+# 4500-cloud-end-to-end: the whole gateway under gatewayd with the cloud
+# emulated (t/relay-emulator, t/relay/cloudsim, t/relay/manage-api).  The
+# cloud creates a worklist item through the relay; findscu sees it; the
+# modality emulator plays the exam; the Manage API receives every image
+# once with the item's action_id, and the events listener gets
+# study.image_received with a decodable preview and mpps.status_update
+# for IN PROGRESS and COMPLETED.  Then a minute in which the API answers
+# 500 and the relay refuses every connection: afterwards everything is
+# delivered, nothing lost and no image stored twice.
+. "${0%/*}/lib.sh"
+. "$GW_ROOT/t/relay/lib.sh"
+$PY -c 'import websockets' 2>/dev/null || skip_all "python3-websockets not installed"
+command -v curl >/dev/null || skip_all "curl not installed"
+command -v findscu >/dev/null || skip_all "dcmtk not installed"
+
+relay_start actions events
+API=$T/api EVENTS=$T/events
+mkdir -p "$EVENTS"
+APORT=$(free_port)
+bg api $PY "$GW_ROOT/t/relay/manage-api" --cert "$T/pki/server.pem" \
+	--keyfile "$T/pki/server.key" --listen 127.0.0.1:$APORT \
+	--token sesame --dir "$API"
+wait_for 15 "the Manage API is up" grep -q '^ready' "$T/api.out"
+bg cloud $PY "$RELAY_SIM" listen \
+	--url "wss://127.0.0.1:$RELAY_CPORT/\$hc/events?sb-hc-action=listen&sb-hc-id=cloud" \
+	--ca "$RELAY_CA" --token "$(relay_token events)" --log "$T/cloud.txt" \
+	--mode events --dir "$EVENTS" --pong 30
+wait_for 15 "the cloud's events listener is up" relay_live events 1
+
+export AZURE_RELAY_HYBRID_CONNECTION=actions AZURE_RELAY_EVENTS_HYBRID_CONNECTION=events
+export CLOUD_API_ENDPOINT=https://127.0.0.1:$APORT/api/v1/dicom CLOUD_API_TOKEN=sesame
+export RELAY_PROBE_SECONDS=5 RELAY_RETRY_MAX_SECONDS=5
+start_gateway
+wait_for 20 "gatewayd starts relaylisten, which registers" relay_live actions 1
+
+api_fault() { curl -sf --cacert "$RELAY_CA" -X POST "https://127.0.0.1:$APORT/_fault$1" >/dev/null; }
+item() {	# item ACTION_ID ACCESSION
+	printf '{"schema_version":1,"action_id":"%s","action_type":"worklist.create_item","timestamp":"2026-11-28T08:00:00Z","source_system":"manage-breast-screening","source_reference":{"appointment_id":"ap-%s","participant_id":"9990001112"},"parameters":{"worklist_item":{"accession_number":"%s","participant":{"nhs_number":"9990001112","name":"CLOUD^TEST","birth_date":"19700101","sex":"F"},"scheduled":{"date":"%s","time":"093000"},"procedure":{"modality":"MG","study_description":"Screening Mammography"}}}}' \
+		"$1" "$1" "$2" "$(date -u +%Y%m%d)"
+}
+# puts ACTION_ID: distinct SOP Instance UIDs the API stored for it
+puts() {
+	for f in "$API"/put/*-"$1".dcm; do
+		[ -f "$f" ] && dcm_value "$f" 0008,0018
+	done | sort -u | wc -l | tr -d ' '
+}
+# events KIND ACCESSION [STATUS]: events of a kind the cloud received
+events() {
+	$PY - "$EVENTS" "$@" <<'EOF'
+import base64, glob, json, sys
+d, kind, acc = sys.argv[1:4]
+status = sys.argv[4] if len(sys.argv) > 4 else None
+seen = set()
+for f in glob.glob(d + "/*.json"):
+    m = json.load(open(f))
+    if kind == "study.image_received" and m.get("message_type") == kind:
+        p = m["parameters"]
+        if p["study"]["accession_number"] != acc:
+            continue
+        t = p["image"]["thumbnail"]
+        data = base64.b64decode(t["data"])
+        ok = data[:8] == b"\x89PNG\r\n\x1a\n" or data[:2] == b"\xff\xd8"
+        if ok and t["width"] > 0 and t["height"] > 0:
+            seen.add(p["image"]["sop_instance_uid"])
+    elif kind == "mpps.status_update" and m.get("event_type") == kind:
+        if m["data"]["accession_number"] == acc and m["data"]["status"] == status:
+            seen.add(m["data"]["mpps_instance_uid"])
+print(len(seen))
+EOF
+}
+
+puts_are() { [ "$(puts "$1")" = "$2" ]; }		# puts_are ACTION_ID N
+events_are() { _n=$1; shift; [ "$(events "$@")" = "$_n" ]; }	# events_are N KIND ACC [STATUS]
+past() { [ $(($(date +%s) - $1)) -ge "$2" ]; }		# past START SECONDS
+
+# 1. worklist item from the cloud, seen by the modality
+is "$(relay_send actions "$(item act-1 ACCE2E1)")" '{"status":"created","action_id":"act-1"}' \
+	"worklist.create_item through the relay: created"
+findscu -to 10 -W -aec SCREENING_MWL -k AccessionNumber= -k ScheduledProcedureStepSequence \
+	127.0.0.1 "$WORKLIST_PORT" >"$T/find.txt" 2>&1
+ok "findscu sees the item on the worklist port" grep -q 'ACCE2E1' "$T/find.txt"
+
+# 2. the exam
+modality-emu --accession ACCE2E1 >"$T/emu1.out" 2>"$T/emu1.err"
+is "$?" 0 "modality-emu plays the exam"
+wait_for 60 "the Manage API has the 4 images, under the item's action_id" puts_are act-1 4
+is "$(ls "$API"/put/ | wc -l | tr -d ' ')" 4 "... each once"
+wait_for 60 "the cloud gets study.image_received for each, with a decodable preview" \
+	events_are 4 study.image_received ACCE2E1
+wait_for 30 "... and mpps.status_update IN PROGRESS" events_are 1 mpps.status_update ACCE2E1 'IN PROGRESS'
+wait_for 30 "... and COMPLETED" events_are 1 mpps.status_update ACCE2E1 COMPLETED
+wait_for 30 "the relay spool drains" spool_empty relay
+is "$(sql "$PACS_DB" "SELECT group_concat(DISTINCT upload_status) FROM instances")" COMPLETE \
+	"pacs.db: every image COMPLETE"
+
+# 3. a minute of trouble: the API answers 500, the relay refuses everything
+is "$(relay_send actions "$(item act-2 ACCE2E2)")" '{"status":"created","action_id":"act-2"}' \
+	"a second item is created"
+api_fault '?status=500&count=-1'
+relay_admin "/fault/refuse?seconds=60&action=all"
+relay_admin "/fault/close?code=1011&hc=actions"
+start=$(date +%s)
+modality-emu --accession ACCE2E2 >"$T/emu2.out" 2>"$T/emu2.err"
+is "$?" 0 "the modality stores while the cloud is away"
+wait_for 30 "uploads are answered 500 and kept for later" grep -q '"status": 500' "$API/requests.log"
+ok "gatewayd status shows the relay queue by kind" sh -c \
+	"sh '$GW_ROOT/pipeline/gatewayd' status | grep -q 'study.image_received'"
+wait_until 70 past "$start" 60
+api_fault /clear
+wait_for 90 "afterwards all 4 images reach the API" puts_are act-2 4
+wait_for 90 "... and all their events" events_are 4 study.image_received ACCE2E2
+wait_for 60 "... and the MPPS IN PROGRESS event" events_are 1 mpps.status_update ACCE2E2 'IN PROGRESS'
+wait_for 60 "... and COMPLETED" events_are 1 mpps.status_update ACCE2E2 COMPLETED
+wait_for 60 "the listener is back" relay_live actions 1
+is "$(relay_send actions '{"action_id":"e9","action_type":"echo"}' | cut -c1-17)" '{"status":"echo",' "... and answers"
+is "$(ls "$API"/put/ | wc -l | tr -d ' ')" 8 "no image was stored twice by the API"
+wait_for 30 "the relay spool drains" spool_empty relay
+is "$(count_files "$GATEWAY_DATA_DIR/spool/relay/failed")" 0 "nothing failed"
+ok "no patient data in the logs" sh -c "! grep -Eq 'CLOUD\\^TEST|9990001112|19700101' '$T/gatewayd.log'"
+
+stop_gateway
+done_testing
