@@ -816,14 +816,12 @@ probe(struct listener *l, const char *listener_id)
 {
 	static char token[RELAY_TOKEN_OUT], url[RELAY_URL_MAX];
 	char uuid[RELAY_UUID_LEN + 1], text[200], *msg = NULL;
-	struct ws *w = NULL;
 	struct ws_status st = { 0 };
 	struct err e = { 0 };
 	json_t *j = NULL;
-	size_t len;
 	int64_t exp;
 	int rc = EX_UNAVAILABLE;
-	const char *who;
+	const char *who, *id;
 
 	if (relay_uuid(uuid, &e) == -1 ||
 	    relay_auth_token(&l->auth, l->hc, token, sizeof token, &exp,
@@ -834,21 +832,21 @@ probe(struct listener *l, const char *listener_id)
 	snprintf(text, sizeof text, "{\"schema_version\":1,\"action_id\":"
 	    "\"%s\",\"action_type\":\"echo\",\"payload\":\"traffic proof\"}",
 	    uuid);
-	if (ws_open(l->ctx, &w, url, l->token_in_header ?
+	rc = ws_request(l->ctx, url, l->token_in_header ?
 	    "ServiceBusAuthorization" : NULL, l->token_in_header ? token :
-	    NULL, 15000, &st, &e) == -1) {
-		if (st.http_status == 401 || st.http_status == 403)
-			rc = EX_NOPERM;
+	    NULL, text, strlen(text), 15000, 10000, &msg, &st, &e);
+	if (rc != 1) {
+		rc = st.http_status == 401 || st.http_status == 403 ?
+		    EX_NOPERM : EX_UNAVAILABLE;
+		if (rc == EX_UNAVAILABLE && st.phase == WS_OK)
+			err_set(&e, ETIMEDOUT, "no echo within 10 s");
 		goto done;
 	}
-	if (ws_send_text(w, text, strlen(text), 5000, &st, &e) == -1 ||
-	    ws_recv(w, &msg, &len, NULL, 10000, &st, &e) != 1)
-		goto done;
+	rc = EX_UNAVAILABLE;
 	j = json_loads(msg, 0, NULL);
 	who = json_string_value(json_object_get(j, "listener_id"));
-	if (strcmp(json_string_value(json_object_get(j, "action_id")) ?
-	    json_string_value(json_object_get(j, "action_id")) : "",
-	    uuid) != 0) {
+	id = json_string_value(json_object_get(j, "action_id"));
+	if (id == NULL || strcmp(id, uuid) != 0) {
 		err_set(&e, EPROTO, "echo came back wrong");
 		goto done;
 	}
@@ -863,7 +861,6 @@ done:
 	explicit_bzero(url, sizeof url);
 	json_decref(j);
 	free(msg);
-	ws_close(w, 1000, "", CLOSE_TIMEOUT_MS);
 	return rc;
 }
 

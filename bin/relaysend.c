@@ -67,7 +67,6 @@
 #define RETRY_MAX_DEFAULT	600
 #define TOKEN_COMMAND_SECONDS	30
 #define TOKEN_MAX_AGE_SECONDS	300
-#define SAS_LIFETIME_SECONDS	3600
 #define EVENT_MAX		1048576	/* the cloud's events listener's cap */
 #define EVENT_REPLY_MS		10000	/* PROTOCOL.md §3: wait 10 s */
 #define EVENT_REPLY_MAX		65536
@@ -102,8 +101,8 @@ struct sender {
 	int mode_forced;		/* --upload-mode given */
 	char scratch[PATH_MAX];		/* where transcoded copies are made */
 	/* events over Azure Relay (PROTOCOL.md §3) */
-	const char *ns, *events_hc, *key_name, *key, *relay_command;
-	const char *relay_endpoint, *ca_file;
+	struct relay_auth auth;
+	const char *events_hc, *ca_file;
 	char relay_token[RELAY_TOKEN_OUT];
 	time_t relay_token_at;		/* 0: none yet */
 	long open_timeout_seconds;
@@ -735,26 +734,21 @@ do_failure_report(struct sender *s, struct job *j)
 
 /* ---- events over Azure Relay (PROTOCOL.md §3-4) ---- */
 
-/* The relay token: the command's (fetched again every few minutes and
- * after a 401/403) or a SAS token for the events hybrid connection. */
+/* The relay token (lib/relay): made again every few minutes, and after
+ * a 401/403. */
 static int
 relay_authorization(struct sender *s, struct err *e)
 {
-	char resource[1024];
 	time_t now = time(NULL);
+	int64_t expiry;
 
 	if (s->relay_token_at != 0 &&
 	    now - s->relay_token_at < TOKEN_MAX_AGE_SECONDS)
 		return 0;
-	if (s->relay_command != NULL) {
-		if (relay_token_from_command(s->relay_command, s->relay_token,
-		    sizeof s->relay_token, TOKEN_COMMAND_SECONDS, e) == -1)
-			return err_wrap(e, "AZURE_RELAY_TOKEN_COMMAND");
-	} else if (relay_resource(s->ns, s->events_hc, resource,
-	    sizeof resource, e) == -1 || relay_sas_token(resource,
-	    s->key_name, s->key, (int64_t)now + SAS_LIFETIME_SECONDS,
-	    s->relay_token, sizeof s->relay_token, e) == -1)
-		return -1;
+	if (relay_auth_token(&s->auth, s->events_hc, s->relay_token,
+	    sizeof s->relay_token, &expiry, e) == -1)
+		return s->auth.token_command != NULL ?
+		    err_wrap(e, "AZURE_RELAY_TOKEN_COMMAND") : -1;
 	s->relay_token_at = now;
 	return 0;
 }
@@ -1084,10 +1078,8 @@ send_event(struct sender *s, struct job *j, const char *msg, size_t len)
 {
 	struct ws_status st = { 0 };
 	struct err e = { 0 };
-	struct ws *w = NULL;
 	char *reply = NULL, q[600];
-	size_t rlen;
-	int bin, r = 0;
+	int r;
 
 	if (relay_authorization(s, &e) == -1) {
 		log_error("no token for the relay", "reason=%s",
@@ -1095,20 +1087,14 @@ send_event(struct sender *s, struct job *j, const char *msg, size_t len)
 		defer(s, j, "will retry", e.msg, -1);
 		return;
 	}
-	if (relay_connect_url(s->ns, s->events_hc, s->relay_token,
-	    s->relay_endpoint, s->url, sizeof s->url, &e) == -1)
+	if (relay_connect_url(s->auth.ns, s->events_hc, s->relay_token,
+	    s->auth.endpoint, s->url, sizeof s->url, &e) == -1)
 		{ park(s, j, e.msg); return; }
-	if (ws_open(s->ws, &w, s->url, NULL, NULL,
-	    (int)s->open_timeout_seconds * 1000, &st, &e) == -1)
+	r = ws_request(s->ws, s->url, NULL, NULL, msg, len,
+	    (int)s->open_timeout_seconds * 1000, EVENT_REPLY_MS, &reply, &st,
+	    &e);
+	if (r == -1)
 		{ ws_failed(s, j, &st, &e); return; }
-	if (ws_send_text(w, msg, len, EVENT_REPLY_MS, &st, &e) == -1 ||
-	    (r = ws_recv(w, &reply, &rlen, &bin, EVENT_REPLY_MS, &st,
-	    &e)) == -1) {
-		ws_close(w, 1000, "", 1000);
-		ws_failed(s, j, &st, &e);
-		return;
-	}
-	ws_close(w, 1000, "done", 2000);
 	if (r == 0) {
 		if (stopping)
 			{ unclaim(s, j); return; }
@@ -1423,19 +1409,13 @@ configure_images(struct sender *s)
 static int
 configure_events(struct sender *s)
 {
-	s->ns = env("AZURE_RELAY_NAMESPACE");
+	struct err e = { 0 };
+
 	s->events_hc = env("AZURE_RELAY_EVENTS_HYBRID_CONNECTION");
-	s->key_name = env("AZURE_RELAY_KEY_NAME");
-	s->key = env("AZURE_RELAY_SHARED_ACCESS_KEY");
-	s->relay_command = env("AZURE_RELAY_TOKEN_COMMAND");
-	s->relay_endpoint = env("AZURE_RELAY_ENDPOINT");
-	if (s->ns == NULL || s->events_hc == NULL)
+	if (env("AZURE_RELAY_NAMESPACE") == NULL || s->events_hc == NULL)
 		return 0;
-	if (s->relay_command == NULL && (s->key_name == NULL ||
-	    s->key == NULL)) {
-		log_error("set AZURE_RELAY_KEY_NAME and "
-		    "AZURE_RELAY_SHARED_ACCESS_KEY, or AZURE_RELAY_TOKEN_COMMAND",
-		    "%s", "");
+	if (relay_auth_load(&s->auth, &e) == -1) {
+		log_error("bad relay configuration", "error=\"%s\"", e.msg);
 		return -1;
 	}
 	s->events_on = 1;
@@ -1519,9 +1499,9 @@ log_kinds(const struct sender *s)
 		    "queued", "%s", "");
 	if (s->events_on)
 		log_info("events go over the relay", "namespace=%s "
-		    "hybrid_connection=%s endpoint=%s auth=%s", s->ns,
-		    s->events_hc, s->relay_endpoint ? s->relay_endpoint : s->ns,
-		    s->relay_command ? "command" : "sas");
+		    "hybrid_connection=%s endpoint=%s auth=%s", s->auth.ns,
+		    s->events_hc, s->auth.endpoint ? s->auth.endpoint : s->auth.ns,
+		    s->auth.token_command ? "command" : "sas");
 }
 
 static int

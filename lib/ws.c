@@ -741,3 +741,23 @@ ws_close(struct ws *w, int code, const char *reason, int timeout_ms)
 	}
 	destroy(w);
 }
+
+int
+ws_request(struct ws_ctx *c, const char *url, const char *header_name,
+    const char *header_value, const char *msg, size_t len, int open_ms,
+    int reply_ms, char **reply, struct ws_status *st, struct err *e)
+{
+	struct ws *w;
+	size_t rlen;
+	int rc;
+
+	*reply = NULL;
+	if (ws_open(c, &w, url, header_name, header_value, open_ms, st,
+	    e) == -1)
+		return -1;
+	rc = ws_send_text(w, msg, len, reply_ms, st, e);
+	if (rc == 0)
+		rc = ws_recv(w, reply, &rlen, NULL, reply_ms, st, e);
+	ws_close(w, 1000, "", 2000);
+	return rc;
+}

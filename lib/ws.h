@@ -106,6 +106,16 @@ int ws_is_open(const struct ws *w);
  */
 void ws_close(struct ws *w, int code, const char *reason, int timeout_ms);
 
+/*
+ * A sender's round trip (the relay's connect, PROTOCOL.md §3): open url,
+ * send msg, wait up to reply_ms for one message, close.  Returns 1 with
+ * *reply (malloc'd, NUL-terminated), 0 when no reply came in time, -1 on
+ * failure with st saying the phase.
+ */
+int ws_request(struct ws_ctx *c, const char *url, const char *header_name,
+    const char *header_value, const char *msg, size_t len, int open_ms,
+    int reply_ms, char **reply, struct ws_status *st, struct err *e);
+
 /* "dns", "tcp", … for a phase. */
 const char *ws_phase_name(enum ws_phase p);
 
