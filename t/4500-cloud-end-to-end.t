@@ -5,7 +5,8 @@
 # modality emulator plays the exam; the Manage API receives every image
 # once with the item's action_id, and the events listener gets
 # study.image_received with a decodable preview and mpps.status_update
-# for IN PROGRESS and COMPLETED.  Then a minute in which the API answers
+# for IN PROGRESS and COMPLETED.  A worklist.create_test_item is played
+# by modality-emu on its own.  Then a minute in which the API answers
 # 500 and the relay refuses every connection: afterwards everything is
 # delivered, nothing lost and no image stored twice.
 . "${0%/*}/lib.sh"
@@ -94,7 +95,14 @@ wait_for 30 "the relay spool drains" spool_empty relay
 is "$(sql "$PACS_DB" "SELECT group_concat(DISTINCT upload_status) FROM instances")" COMPLETE \
 	"pacs.db: every image COMPLETE"
 
-# 3. a minute of trouble: the API answers 500, the relay refuses everything
+# 3. a test item: created, then played by modality-emu on the gateway
+test_item=$(item act-3 ACCE2E3 | sed 's/"worklist.create_item"/"worklist.create_test_item"/')
+is "$(relay_send actions "$test_item")" '{"status":"created","action_id":"act-3"}' \
+	"worklist.create_test_item: created"
+wait_for 90 "... and modality-emu plays it: the API gets its 4 images" puts_are act-3 4
+wait_for 60 "... and the cloud hears it COMPLETED" events_are 1 mpps.status_update ACCE2E3 COMPLETED
+
+# 4. a minute of trouble: the API answers 500, the relay refuses everything
 is "$(relay_send actions "$(item act-2 ACCE2E2)")" '{"status":"created","action_id":"act-2"}' \
 	"a second item is created"
 api_fault '?status=500&count=-1'
@@ -114,7 +122,7 @@ wait_for 60 "... and the MPPS IN PROGRESS event" events_are 1 mpps.status_update
 wait_for 60 "... and COMPLETED" events_are 1 mpps.status_update ACCE2E2 COMPLETED
 wait_for 60 "the listener is back" relay_live actions 1
 is "$(relay_send actions '{"action_id":"e9","action_type":"echo"}' | cut -c1-17)" '{"status":"echo",' "... and answers"
-is "$(ls "$API"/put/ | wc -l | tr -d ' ')" 8 "no image was stored twice by the API"
+is "$(ls "$API"/put/ | wc -l | tr -d ' ')" 12 "no image was stored twice by the API"
 wait_for 30 "the relay spool drains" spool_empty relay
 is "$(count_files "$GATEWAY_DATA_DIR/spool/relay/failed")" 0 "nothing failed"
 ok "no patient data in the logs" sh -c "! grep -Eq 'CLOUD\\^TEST|9990001112|19700101' '$T/gatewayd.log'"
