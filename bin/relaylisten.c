@@ -75,6 +75,7 @@ struct listener {
 	char self[PATH_MAX];		/* this program, for the children */
 	int64_t token_expiry;
 	time_t connected_at, next_pong, next_probe, last_proof;
+	time_t renew_retry;		/* after a failed renewal */
 	pid_t probe_pid;
 	time_t probe_started;
 	int probe_off;			/* no Send right: no traffic proof */
@@ -425,8 +426,11 @@ timers(struct listener *l)
 			return -1;
 		}
 	}
-	if (now >= renew_at(l) && renew(l) == -1 && now >= l->token_expiry)
-		return -1;
+	if (now >= renew_at(l) && now >= l->renew_retry && renew(l) == -1) {
+		if (now >= l->token_expiry)
+			return -1;
+		l->renew_retry = now + backoff_steps[BACKOFF_LAST];
+	}
 	if (l->probe_s > 0 && !l->probe_off && l->probe_pid == 0 &&
 	    now >= l->next_probe)
 		start_probe(l);

@@ -7,38 +7,19 @@
 # middle of an upload loses nothing; a wrong token and an unverifiable
 # certificate make jobs wait, never park them.
 . "${0%/*}/lib.sh"
-PY=/usr/bin/python3
+. "$GW_ROOT/t/relay/lib.sh"
 command -v openssl >/dev/null || skip_all "openssl not installed"
 command -v curl >/dev/null || skip_all "curl not installed"
 
-"$GW_ROOT/t/relay/mkcerts" "$T/pki" || skip_all "cannot make test certificates"
 export GATEWAY_DATA_DIR=$T/var
 PACS_DB=$GATEWAY_DATA_DIR/pacs.db
 SPOOL=$GATEWAY_DATA_DIR/spool/relay
-API=$T/api
 mkdir -p "$GATEWAY_DATA_DIR/incoming"
-APORT=$(free_port)
-bg api $PY "$GW_ROOT/t/relay/manage-api" --cert "$T/pki/server.pem" \
-	--keyfile "$T/pki/server.key" --listen 127.0.0.1:$APORT \
-	--token sesame --dir "$API"
-wait_for 15 "the Manage API test server is up" grep -q '^ready' "$T/api.out"
-
-export CLOUD_API_ENDPOINT=https://127.0.0.1:$APORT/api/v1/dicom
+api_start
 export CLOUD_API_TOKEN=sesame
-export GATEWAY_CA_FILE=$T/pki/ca.pem
 export RELAY_RETRY_MAX_SECONDS=1
 unset CLOUD_API_TOKEN_COMMAND RELAY_NO_MATCH
 
-fault() { curl -sf --cacert "$GATEWAY_CA_FILE" -X POST "https://127.0.0.1:$APORT/_fault$1" >/dev/null; }
-item() {	# item ACTION_ID ACCESSION
-	printf '{"schema_version":1,"action_id":"%s","action_type":"worklist.create_item","timestamp":"2026-11-27T08:00:00Z","source_system":"manage-breast-screening","parameters":{"worklist_item":{"accession_number":"%s","participant":{"nhs_number":"9990001112","name":"TEST^ONE","birth_date":"19700101","sex":"F"},"scheduled":{"date":"20261127","time":"093000"},"procedure":{"modality":"MG","study_description":"Screening Mammography"}}}}\n' "$1" "$2" |
-	mwlsync apply >/dev/null 2>&1
-}
-ingest() {	# ingest SEED COUNT: images of accession ACC0<SEED>000
-	"$GW_ROOT/t/tools/gen-mammo" "$T/mg$1" "$2" --size 64x48 --studies 1 --seed "$1" >/dev/null &&
-	cp "$T/mg$1"/*.dcm "$GATEWAY_DATA_DIR/incoming/" &&
-	storescp-hook --sweep 2>/dev/null && dcmindex --once 2>>"$T/index.log"
-}
 count() {	# count ACCESSION STATUS
 	sql "$PACS_DB" "SELECT count(*) FROM stored_instances WHERE accession_number = '$1' AND upload_status = '$2'"
 }
@@ -81,7 +62,7 @@ is "$(count_files "$SPOOL/new") $(count_files "$SPOOL/cur")" "0 0" "the relay sp
 # 2. 503 three times, with Retry-After: retried, then complete
 item act-42 ACC042000
 ingest 42 2
-fault "?status=503&count=3&retry_after=1"
+api_fault "?status=503&count=3&retry_after=1"
 ok "503s are retried until both images are delivered" drain 25
 is "$(count ACC042000 COMPLETE)" 2 "both are COMPLETE"
 is "$(puts act-42)" 2 "each stored once by the API"
@@ -92,14 +73,14 @@ ok "the attempt count is kept" retried
 # 3. a permanent 400: parked, reported, sent after --retry-failed
 item act-43 ACC043000
 ingest 43 1
-fault "?status=400&count=1"
+api_fault "?status=400&count=1"
 drain 10
 is "$(count_files "$SPOOL/failed")" 2 "the job is in failed/ with its reason"
 ok "the reason names the HTTP status" grep -q 'HTTP 400' "$SPOOL"/failed/*.reason
 is "$(count ACC043000 FAILED)" 1 "upload_status is FAILED"
 ok "upload_error says why" has "$(value ACC043000 upload_error)" "HTTP 400"
 ok "a PATCH …/failure reached the API" sh -c "grep -q '\"error\"' '$API'/failure/*-act-43.json"
-fault /clear
+api_fault /clear
 ok "relaysend --retry-failed" relaysend --retry-failed
 ok "the retried image is delivered" drain 10
 is "$(count ACC043000 COMPLETE)" 1 "and COMPLETE"
@@ -128,14 +109,14 @@ ok "after the item exists and --retry-failed it is delivered" drain 10
 # 5. SIGKILL in the middle of an upload
 item act-46 ACC046000
 ingest 46 2
-fault "?mode=timeout&count=1"
+api_fault "?mode=timeout&count=1"
 bg sender relaysend
 SENDER=$BG_PID
 wait_for 10 "an upload hangs in UPLOADING" uploading
 kill -KILL "$SENDER"
 wait_until 5 sh -c "! kill -0 $SENDER"
 is "$(count_files "$SPOOL/cur")" 1 "the interrupted job is still claimed in cur/"
-fault /clear
+api_fault /clear
 ok "a restart resumes and delivers everything" drain 15
 ok "the start reported the resumed upload" grep -q 'resumed_uploads=1' "$T/send.log"
 is "$(count ACC046000 COMPLETE)" 2 "both images COMPLETE"

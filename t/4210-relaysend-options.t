@@ -7,38 +7,20 @@
 # delivers 30 images each exactly once, with --once and following the
 # spool, and SIGTERM stops every worker.
 . "${0%/*}/lib.sh"
-PY=/usr/bin/python3
+. "$GW_ROOT/t/relay/lib.sh"
 command -v openssl >/dev/null || skip_all "openssl not installed"
 command -v curl >/dev/null || skip_all "curl not installed"
 
-"$GW_ROOT/t/relay/mkcerts" "$T/pki" || skip_all "cannot make test certificates"
 export GATEWAY_DATA_DIR=$T/var
 PACS_DB=$GATEWAY_DATA_DIR/pacs.db
 SPOOL=$GATEWAY_DATA_DIR/spool/relay
-API=$T/api
 mkdir -p "$GATEWAY_DATA_DIR/incoming"
-APORT=$(free_port)
-bg api $PY "$GW_ROOT/t/relay/manage-api" --cert "$T/pki/server.pem" \
-	--keyfile "$T/pki/server.key" --listen 127.0.0.1:$APORT \
-	--token sesame --dir "$API"
-wait_for 15 "the Manage API test server is up" grep -q '^ready' "$T/api.out"
-
-export CLOUD_API_ENDPOINT=https://127.0.0.1:$APORT/api/v1/dicom
-export GATEWAY_CA_FILE=$T/pki/ca.pem
+api_start
 export RELAY_RETRY_MAX_SECONDS=1
 unset CLOUD_API_TOKEN CLOUD_API_TOKEN_COMMAND RELAY_NO_MATCH RELAY_JOBS \
 	RELAY_MAX_SEND_BYTES_PER_SECOND AZURE_RELAY_NAMESPACE \
 	AZURE_RELAY_EVENTS_HYBRID_CONNECTION
 
-item() {	# item ACTION_ID ACCESSION
-	printf '{"schema_version":1,"action_id":"%s","action_type":"worklist.create_item","timestamp":"2026-11-27T08:00:00Z","source_system":"manage-breast-screening","parameters":{"worklist_item":{"accession_number":"%s","participant":{"nhs_number":"9990001112","name":"TEST^ONE","birth_date":"19700101","sex":"F"},"scheduled":{"date":"20261127","time":"093000"},"procedure":{"modality":"MG","study_description":"Screening Mammography"}}}}\n' "$1" "$2" |
-	mwlsync apply >/dev/null 2>&1
-}
-ingest() {	# ingest SEED COUNT [SIZE]: images of accession ACC0<SEED>000
-	"$GW_ROOT/t/tools/gen-mammo" "$T/mg$1" "$2" --size "${3:-64x48}" --studies 1 --seed "$1" >/dev/null &&
-	cp "$T/mg$1"/*.dcm "$GATEWAY_DATA_DIR/incoming/" &&
-	storescp-hook --sweep 2>/dev/null && dcmindex --once 2>>"$T/index.log"
-}
 count() {	# count ACCESSION STATUS
 	sql "$PACS_DB" "SELECT count(*) FROM stored_instances WHERE accession_number = '$1' AND upload_status = '$2'"
 }

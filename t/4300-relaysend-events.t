@@ -9,6 +9,7 @@
 # "action_not_found" parks; a bearer token from AZURE_RELAY_TOKEN_COMMAND
 # works; a wrong key is a 401 that is logged and waits.
 . "${0%/*}/lib.sh"
+. "$GW_ROOT/t/relay/lib.sh"
 PY=/usr/bin/python3
 $PY -c 'import websockets' 2>/dev/null || skip_all "python3-websockets not installed"
 command -v openssl >/dev/null || skip_all "openssl not installed"
@@ -58,15 +59,8 @@ listener() {	# start the cloud's events listener
 		--log "$T/cloud.txt" --mode events --dir "$EV" --reply-file "$T/reply"
 	LISTENER=$BG_PID
 }
-item() {	# item ACTION_ID ACCESSION
-	printf '{"schema_version":1,"action_id":"%s","action_type":"worklist.create_item","timestamp":"2026-11-27T08:00:00Z","source_system":"manage-breast-screening","parameters":{"worklist_item":{"accession_number":"%s","participant":{"nhs_number":"9990001112","name":"TEST^ONE","birth_date":"19700101","sex":"F"},"scheduled":{"date":"20261127","time":"093000"},"procedure":{"modality":"MG","study_description":"Screening Mammography"}}}}\n' "$1" "$2" |
-	mwlsync apply >/dev/null 2>&1
-}
-ingest() {	# ingest SEED COUNT: images of accession ACC0<SEED>000, with previews
-	"$GW_ROOT/t/tools/gen-mammo" "$T/mg$1" "$2" --size 96x64 --studies 1 --seed "$1" >/dev/null &&
-	cp "$T/mg$1"/*.dcm "$GATEWAY_DATA_DIR/incoming/" &&
-	storescp-hook --sweep 2>/dev/null && dcmindex --once 2>>"$T/index.log" &&
-	dcmthumb --once 2>>"$T/thumb.log"
+ingest_previews() {	# ingest_previews SEED COUNT: ingest, with previews
+	ingest "$1" "$2" 96x64 && dcmthumb --once 2>>"$T/thumb.log"
 }
 send() { relaysend --once 2>>"$T/send.log"; }
 drain() { wait_until "$1" send; }	# drain SECONDS: until nothing of ours is queued
@@ -127,7 +121,7 @@ ok "--help names --jobs" sh -c 'relaysend --help | grep -q -- --jobs'
 
 # 1. previews of two images of one worklist item; no listener yet
 item act-51 ACC051000
-ok "two images are ingested and previewed" ingest 51 2
+ok "two images are ingested and previewed" ingest_previews 51 2
 is "$(jobs_of study.image_received new)" 2 "two study.image_received jobs are queued"
 not_ok "without a listener relaysend --once leaves work (exit 75)" send
 is "$(jobs_of study.image_received new)" 2 "the jobs wait in new/"
@@ -183,7 +177,7 @@ fi
 
 # 4. an event over 1 MiB goes without its thumbnail
 item act-52 ACC052000
-ingest 52 1
+ingest_previews 52 1
 thumb=$(grep -h '^thumbnail=' "$SPOOL"/new/image-* | head -n 1 | cut -d= -f2-)
 head -c 900000 /dev/urandom >"$thumb"
 n0=$(events)
@@ -196,7 +190,7 @@ ok "the listener never saw a message too big" sh -c "! grep -q '^too-big' '$T/cl
 
 # 4b. still too big without the thumbnail: parked with the reason
 item act-54 ACC054000
-ingest 54 1
+ingest_previews 54 1
 sql "$PACS_DB" "UPDATE studies SET study_description = printf('%.*c', 1100000, 'x') WHERE accession_number = 'ACC054000'"
 n0=$(events)
 send
@@ -207,7 +201,7 @@ rm -f "$SPOOL"/failed/*
 
 # 5. the cloud answers action_not_found: parked with the reply
 item act-53 ACC053000
-ingest 53 1
+ingest_previews 53 1
 echo '{"status":"action_not_found"}' >"$T/reply"
 send
 is "$(jobs_of study.image_received failed)" 1 "an action_not_found reply parks the job in failed/"
@@ -219,7 +213,7 @@ is "$(tail -n 1 "$T/cloud.txt")" 'reply {"status": "already_exists"}' \
 	"with the same message_id (the cloud says already_exists)"
 
 # 6. an event without a worklist item waits (or is reported)
-ingest 56 1
+ingest_previews 56 1
 not_ok "an event without a worklist item waits (exit 75)" send
 ok "its job says why" grep -q 'no worklist item' "$SPOOL"/new/image-*
 parked() { RELAY_NO_MATCH=report relaysend --once 2>>"$T/send.log"; [ "$(jobs_of study.image_received failed)" = 1 ]; }
@@ -232,7 +226,7 @@ is "$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["source_refere
 
 # 6b. transient trouble: a 500 handshake, an "error" reply, no reply in 10 s
 item act-59 ACC059000
-ingest 59 1
+ingest_previews 59 1
 curl -sf -X POST "$ADMIN/fault/refuse?seconds=60&mode=500&action=connect" >/dev/null
 not_ok "while the relay refuses connects with 500 the event waits (exit 75)" send
 ok "the log says HTTP 500" grep -q 'error="relay handshake HTTP 500' "$T/send.log"
@@ -250,7 +244,7 @@ is "$(count_files "$SPOOL/failed")" 0 "nothing was parked"
 
 # 7. a wrong key: 401, logged as a token problem, the job waits
 item act-57 ACC057000
-ingest 57 1
+ingest_previews 57 1
 AZURE_RELAY_SHARED_ACCESS_KEY=wrong relaysend --once 2>"$T/401.log"
 is "$(jobs_of study.image_received new)" 1 "with a wrong key the event waits"
 ok "the log says the relay refuses the token, with 401" grep -q 'msg="the relay refuses the token.*status=401' "$T/401.log"
@@ -268,7 +262,7 @@ is "$(( $(events) - n0 ))" 1 "one event arrived"
 
 # 9. events off, uploads on: events stay queued, untouched
 item act-58 ACC058000
-ingest 58 1
+ingest_previews 58 1
 before=$(cat "$SPOOL"/new/image-*)
 env -u AZURE_RELAY_NAMESPACE CLOUD_API_ENDPOINT=https://127.0.0.1:1/api CLOUD_API_TOKEN=t \
 	relaysend --once 2>"$T/off.log"

@@ -1,6 +1,16 @@
-# t/relay/lib.sh: start the local relay (t/relay-emulator) for a test.
-# Source after t/lib.sh.
+# t/relay/lib.sh: the emulated cloud for a test: the local relay
+# (t/relay-emulator) and the Manage API server (t/relay/manage-api), over
+# TLS with a test CA.  Source after t/lib.sh.
 #
+#   api_start                   the Manage API (bearer token "sesame",
+#                               what it gets in $API); sets APORT and
+#                               exports CLOUD_API_ENDPOINT, GATEWAY_CA_FILE
+#   api_fault QUERY             e.g. '?status=500&count=2', '/clear'
+#   cloud_item ID ACCESSION     a worklist.create_item action (JSON) for
+#                               patient TEST^ONE 9990001112, today
+#   item ID ACCESSION           that item put into worklist.db (mwlsync)
+#   ingest SEED COUNT [SIZE]    COUNT gen-mammo images of accession
+#                               ACC0<SEED>000 received and indexed
 #   relay_start hc1 hc2 ...     emulator with these hybrid connections;
 #                               sets RELAY_CPORT, RELAY_ADMIN, RELAY_CA and
 #                               exports the AZURE_RELAY_* and
@@ -15,10 +25,32 @@ RELAY_NS=contoso.servicebus.windows.net
 RELAY_KEY=dGVzdGtleXZhbHVlMTIzNDU2Nzg5MA==
 RELAY_SIM=$GW_ROOT/t/relay/cloudsim
 
-relay_start() {
-	"$GW_ROOT/t/relay/mkcerts" "$T/pki" >/dev/null 2>&1 ||
+# relay_pki: the test CA and the servers' certificate, once per test.
+relay_pki() {
+	[ -f "$T/pki/ca.pem" ] || "$GW_ROOT/t/relay/mkcerts" "$T/pki" >/dev/null 2>&1 ||
 		skip_all "cannot make test certificates"
 	RELAY_CA=$T/pki/ca.pem
+}
+
+api_start() {
+	relay_pki
+	API=$T/api
+	APORT=$(free_port)
+	bg api $PY "$GW_ROOT/t/relay/manage-api" --cert "$T/pki/server.pem" \
+		--keyfile "$T/pki/server.key" --listen 127.0.0.1:$APORT \
+		--token sesame --dir "$API"
+	wait_for 15 "the Manage API test server is up" grep -q '^ready' "$T/api.out"
+	CLOUD_API_ENDPOINT=https://127.0.0.1:$APORT/api/v1/dicom
+	GATEWAY_CA_FILE=$RELAY_CA
+	export CLOUD_API_ENDPOINT GATEWAY_CA_FILE
+}
+
+api_fault() {
+	curl -sf --cacert "$RELAY_CA" -X POST "https://127.0.0.1:$APORT/_fault$1" >/dev/null
+}
+
+relay_start() {
+	relay_pki
 	RELAY_CPORT=$(free_port); _ap=$(free_port); _mp=$(free_port)
 	while [ "$_ap" = "$RELAY_CPORT" ]; do _ap=$(free_port); done
 	while [ "$_mp" = "$RELAY_CPORT" ] || [ "$_mp" = "$_ap" ]; do _mp=$(free_port); done
@@ -64,4 +96,19 @@ relay_admin() {
 
 relay_counter() {
 	curl -sf "$RELAY_ADMIN/status" | $PY -c 'import json,sys; print(json.load(sys.stdin)["counters"].get(sys.argv[1],0))' "$1"
+}
+
+cloud_item() {
+	printf '{"schema_version":1,"action_id":"%s","action_type":"worklist.create_item","timestamp":"2026-11-27T08:00:00Z","source_system":"manage-breast-screening","source_reference":{"appointment_id":"ap-%s","participant_id":"9990001112"},"parameters":{"worklist_item":{"accession_number":"%s","participant":{"nhs_number":"9990001112","name":"TEST^ONE","birth_date":"19700101","sex":"F"},"scheduled":{"date":"%s","time":"093000"},"procedure":{"modality":"MG","study_description":"Screening Mammography"}}}}\n' \
+		"$1" "$1" "$2" "$(date -u +%Y%m%d)"
+}
+
+item() {
+	cloud_item "$1" "$2" | mwlsync apply >/dev/null 2>&1
+}
+
+ingest() {
+	"$GW_ROOT/t/tools/gen-mammo" "$T/mg$1" "$2" --size "${3:-64x48}" --studies 1 --seed "$1" >/dev/null &&
+	cp "$T/mg$1"/*.dcm "$GATEWAY_DATA_DIR/incoming/" &&
+	storescp-hook --sweep 2>/dev/null && dcmindex --once 2>>"$T/index.log"
 }
