@@ -48,10 +48,10 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "config.h"
 #include "db.h"
+#include "event.h"
 #include "fsutil.h"
 #include "log.h"
 #include "pacs.h"
@@ -67,10 +67,8 @@
 #define RETRY_MAX_DEFAULT	600
 #define TOKEN_COMMAND_SECONDS	30
 #define TOKEN_MAX_AGE_SECONDS	300
-#define EVENT_MAX		1048576	/* the cloud's events listener's cap */
 #define EVENT_REPLY_MS		10000	/* PROTOCOL.md §3: wait 10 s */
 #define EVENT_REPLY_MAX		65536
-#define THUMB_READ_MAX		(8 * 1024 * 1024)
 #define JOBS_MAX		64
 
 #define KIND_IMAGE		"image"
@@ -779,209 +777,48 @@ save_claimed(struct sender *s, const struct job *j, struct err *e)
 	return rc;
 }
 
-/* A pacs.db value as JSON: numbers stay numbers, NULL is null. */
-static json_t *
-column_json(sqlite3_stmt *st, int i)
-{
-	json_t *v;
-
-	switch (sqlite3_column_type(st, i)) {
-	case SQLITE_INTEGER:
-		return json_integer(sqlite3_column_int64(st, i));
-	case SQLITE_FLOAT:
-		return json_real(sqlite3_column_double(st, i));
-	case SQLITE_TEXT:
-		v = json_string((const char *)sqlite3_column_text(st, i));
-		return v ? v : json_null();	/* not UTF-8: unknown */
-	default:
-		return json_null();
-	}
-}
-
-/* Where each column of IMAGE_SQL goes in the message. */
-enum { G_PARTICIPANT, G_STUDY, G_SERIES, G_IMAGE, G_DIMENSIONS,
-    G_ACQUISITION, G_DOSE, G_RECEIVED, G_COUNT };
-
-static const struct { int group; const char *key; } image_fields[] = {
-	{ G_PARTICIPANT, "nhs_number" }, { G_PARTICIPANT, "patient_name" },
-	{ G_STUDY, "accession_number" }, { G_STUDY, "study_instance_uid" },
-	{ G_STUDY, "modality" }, { G_STUDY, "study_date" },
-	{ G_STUDY, "study_time" }, { G_STUDY, "study_description" },
-	{ G_SERIES, "series_instance_uid" }, { G_SERIES, "series_number" },
-	{ G_SERIES, "series_description" },
-	{ G_IMAGE, "sop_instance_uid" }, { G_IMAGE, "instance_number" },
-	{ G_DIMENSIONS, "rows" }, { G_DIMENSIONS, "columns" },
-	{ G_ACQUISITION, "view_position" }, { G_ACQUISITION, "laterality" },
-	{ G_DOSE, "organ_dose" }, { G_DOSE, "entrance_dose_in_mgy" },
-	{ G_DOSE, "kvp" }, { G_DOSE, "exposure_in_uas" },
-	{ G_DOSE, "anode_target_material" }, { G_DOSE, "filter_material" },
-	{ G_DOSE, "filter_thickness" },
-	{ G_RECEIVED, "received_at" },
-};
-
-static const char image_sql[] =
-    "SELECT p.patient_id, p.patient_name, st.accession_number, "
-    "st.study_instance_uid, se.modality, st.study_date, st.study_time, "
-    "st.study_description, se.series_instance_uid, se.series_number, "
-    "se.series_description, i.sop_instance_uid, i.instance_number, "
-    "i.rows, i.columns, i.view_position, i.laterality, i.organ_dose, "
-    "i.entrance_dose_in_mgy, i.kvp, i.exposure_in_uas, "
-    "i.anode_target_material, i.filter_material, i.filter_thickness, "
-    "i.received_at FROM instances i "
-    "JOIN series se ON se.id = i.series_ref "
-    "JOIN studies st ON st.id = se.study_ref "
-    "JOIN patients p ON p.id = st.patient_ref "
-    "WHERE i.sop_instance_uid = ?1";
-
-static void
-free_groups(json_t *g[G_COUNT])
-{
-	for (int i = 0; i < G_COUNT; i++)
-		json_decref(g[i]);
-}
-
 /*
- * The instance's row as the message's groups (g[G_RECEIVED] holds
- * received_at as {"received_at":…}).  0; 1 no such instance; -1 error.
- */
-static int
-image_groups(struct sender *s, const char *sop, json_t *g[G_COUNT],
-    struct err *e)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	for (int i = 0; i < G_COUNT; i++)
-		if ((g[i] = json_object()) == NULL)
-			return err_set(e, ENOMEM, "out of memory");
-	if (db_prepare(s->db, &st, image_sql, e) == -1)
-		return -1;
-	sqlite3_bind_text(st, 1, sop, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		for (int i = 0; i < (int)(sizeof image_fields /
-		    sizeof image_fields[0]); i++)
-			json_object_set_new(g[image_fields[i].group],
-			    image_fields[i].key, column_json(st, i));
-	}
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
-		return 1;
-	if (rc != SQLITE_ROW)
-		return err_set(e, EIO, "pacs.db: %s", sqlite3_errmsg(s->db));
-	return 0;
-}
-
-/*
- * The preview as {"data":base64,"format","width","height"}, or null
- * when there is none (not GENERATED, no file, or too big to read).
- */
-static json_t *
-thumbnail_json(const struct job *j)
-{
-	char path[PATH_MAX], status[32], fmt[16], w[16], h[16], *data, *b64;
-	size_t len;
-	struct err e = { 0 };
-	json_t *o;
-
-	if (spool_job_get(j->body, "thumbnail", path, sizeof path) == -1 ||
-	    spool_job_get(j->body, "thumbnail_status", status,
-	    sizeof status) == -1 || strcmp(status, "GENERATED") != 0)
-		return json_null();
-	get(j->body, "format", fmt, sizeof fmt);
-	get(j->body, "width", w, sizeof w);
-	get(j->body, "height", h, sizeof h);
-	if (fs_read_small(path, THUMB_READ_MAX, &data, &len, &e) == -1) {
-		log_warn("preview unreadable: the event goes without it",
-		    "sop_instance_uid=%s error=%s", j->sop_instance_uid,
-		    e.msg);
-		return json_null();
-	}
-	if ((b64 = malloc(4 * ((len + 2) / 3) + 1)) == NULL) {
-		free(data);
-		return NULL;
-	}
-	EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)data,
-	    (int)len);
-	free(data);
-	o = json_pack("{s:s, s:s, s:i, s:i}", "data", b64, "format", fmt,
-	    "width", atoi(w), "height", atoi(h));
-	free(b64);
-	return o;
-}
-
-/* json_dumps with its length; NULL when out of memory. */
-static char *
-dump(json_t *o, size_t *len)
-{
-	char *t = json_dumps(o, JSON_COMPACT);
-
-	*len = t ? strlen(t) : 0;
-	return t;
-}
-
-/*
- * The study.image_received message (§4) in *msg.  Over EVENT_MAX with
- * its preview, it goes without (thumbnail null, a warning); still too
- * big, it is refused.  0; 1 the job was deferred or parked.
+ * The study.image_received message (lib/event) in *msg; an event over
+ * the cloud's 1 MiB goes without its preview.  0; 1 the job was deferred
+ * or parked.
  */
 static int
 image_message(struct sender *s, struct job *j, char **msg, size_t *len)
 {
-	json_t *g[G_COUNT] = { 0 }, *image, *o = NULL, *thumb;
-	char ts[32], why[200];
+	char path[PATH_MAX], status[32], fmt[16], w[16], h[16];
+	struct event_preview p = { 0 };
+	struct event_message m;
 	struct err e = { 0 };
 	int r;
 
-	if ((r = image_groups(s, j->sop_instance_uid, g, &e)) != 0) {
-		free_groups(g);
-		defer(s, j, "will retry", r == 1 ? "instance not in pacs.db "
-		    "(yet)" : e.msg, -1);
-		return 1;
+	if (spool_job_get(j->body, "thumbnail", path, sizeof path) == 0 &&
+	    spool_job_get(j->body, "thumbnail_status", status,
+	    sizeof status) == 0 && strcmp(status, "GENERATED") == 0) {
+		get(j->body, "format", fmt, sizeof fmt);
+		get(j->body, "width", w, sizeof w);
+		get(j->body, "height", h, sizeof h);
+		p = (struct event_preview){ path, fmt, atoi(w), atoi(h) };
 	}
-	pacs_timestamp(ts);
-	image = g[G_IMAGE];
-	json_object_set(image, "dimensions", g[G_DIMENSIONS]);
-	json_object_set(image, "acquisition", g[G_ACQUISITION]);
-	json_object_set(image, "dose", g[G_DOSE]);
-	thumb = thumbnail_json(j);
-	json_object_set_new(image, "thumbnail", thumb ? thumb : json_null());
-	json_object_update(image, g[G_RECEIVED]);
-	o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:{s:s}, s:{s:O, s:O, s:O, "
-	    "s:O}}", "schema_version", 1, "message_id", j->message_id,
-	    "message_type", KIND_IMAGE_EVENT, "timestamp", ts,
-	    "source_system", "gateway-pacs", "source_reference", "action_id",
-	    j->source_message_id, "parameters", "participant",
-	    g[G_PARTICIPANT], "study", g[G_STUDY], "series", g[G_SERIES],
-	    "image", image);
-	free_groups(g);
-	if (o == NULL || thumb == NULL || (*msg = dump(o, len)) == NULL) {
-		json_decref(o);
-		defer(s, j, "will retry", "out of memory", -1);
-		return 1;
-	}
-	if (*len > EVENT_MAX && !json_is_null(thumb)) {
+	r = event_image_received(s->db, j->sop_instance_uid, j->message_id,
+	    j->source_message_id, &p, &m, &e);
+	if (m.thumb == EVENT_THUMB_UNREADABLE)
+		log_warn("preview unreadable: the event goes without it",
+		    "sop_instance_uid=%s", j->sop_instance_uid);
+	else if (m.thumb == EVENT_THUMB_DROPPED)
 		log_warn("event over 1 MiB: its thumbnail is dropped",
 		    "sop_instance_uid=%s bytes=%zu limit=%d",
-		    j->sop_instance_uid, *len, EVENT_MAX);
-		free(*msg);
-		json_object_set_new(json_object_get(json_object_get(o,
-		    "parameters"), "image"), "thumbnail", json_null());
-		if ((*msg = dump(o, len)) == NULL) {
-			json_decref(o);
-			defer(s, j, "will retry", "out of memory", -1);
-			return 1;
-		}
+		    j->sop_instance_uid, m.full_len, EVENT_MAX);
+	if (r == 0) {
+		*msg = m.text;
+		*len = m.len;
+		return 0;
 	}
-	json_decref(o);
-	if (*len > EVENT_MAX) {
-		snprintf(why, sizeof why, "event of %zu bytes is over the "
-		    "cloud's 1 MiB limit even without its thumbnail", *len);
-		free(*msg);
-		park(s, j, why);
-		return 1;
-	}
-	return 0;
+	if (r == EVENT_TOO_BIG)
+		park(s, j, e.msg);
+	else
+		defer(s, j, "will retry", r == EVENT_NO_INSTANCE ?
+		    "instance not in pacs.db (yet)" : e.msg, -1);
+	return 1;
 }
 
 static int
