@@ -57,6 +57,7 @@
 #define PROBE_FIRST_S		5	/* first proof after connecting */
 #define PROBE_RETRY_S		5	/* another listener answered */
 #define EX_OTHER_LISTENER	3	/* --probe: answered, not by us */
+#define RENDEZVOUS_MAX		64	/* actions answered at once */
 
 static volatile sig_atomic_t stopping;
 
@@ -78,6 +79,7 @@ struct listener {
 	time_t renew_retry;		/* after a failed renewal */
 	pid_t probe_pid;
 	time_t probe_started;
+	int rendezvous;			/* children answering now */
 	int probe_off;			/* no Send right: no traffic proof */
 	unsigned fails;			/* reconnects in a row */
 	char last_error[1024];
@@ -244,8 +246,15 @@ start_rendezvous(struct listener *l, const char *address, const char *id)
 	    "--listener-id", l->id, NULL };
 	pid_t pid;
 
-	if ((pid = spawn(l, args)) != -1)
+	if (l->rendezvous >= RENDEZVOUS_MAX) {
+		log_warn("too many actions at once: accept ignored", "id=%s "
+		    "answering=%d", id, l->rendezvous);
+		return;
+	}
+	if ((pid = spawn(l, args)) != -1) {
+		l->rendezvous++;
 		log_debug("accept", "id=%s pid=%ld", id, (long)pid);
+	}
 }
 
 static void
@@ -298,9 +307,12 @@ reap(struct listener *l)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (pid == l->probe_pid)
+		if (pid == l->probe_pid) {
 			drop |= probe_done(l, status);
-		else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			continue;
+		}
+		l->rendezvous--;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			log_warn("rendezvous child failed", "pid=%ld status=%d",
 			    (long)pid, status);
 	}

@@ -52,6 +52,13 @@ is "$($PY -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["status"]
 	"ok h1 0.1.0 connected" "health: the report, with the relay connected"
 ok "no patient data in the log" sh -c "! grep -Eq 'RELAY|9990001112|19700101' '$T/listen.log'"
 
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+	relay_send hc1 "{\"action_id\":\"c$i\",\"action_type\":\"echo\"}" >"$T/c$i.out" &
+	senders="${senders:-} $!"
+done
+for p in $senders; do wait "$p"; done
+is "$(cat "$T"/c*.out | grep -c '"status":"echo"')" 20 "20 actions at once: all answered"
+
 # 2. traffic proof
 wait_for 15 "a traffic proof is recorded" grep -Eq '^last_proof=[0-9]' "$STATE"
 
