@@ -201,6 +201,24 @@ write_state(struct listener *l, const char *connection)
 		unlink(tmp);
 }
 
+/* What a handshake status means (PROTOCOL.md §2). */
+static const char *
+status_hint(int status)
+{
+	switch (status) {
+	case 401:
+		return "token refused: wrong key or key name, or expired "
+		    "(is the clock right?)";
+	case 403:
+		return "the key lacks the Listen right";
+	case 404:
+		return "no such hybrid connection";
+	default:
+		return status >= 500 ? "relay service error" :
+		    "unexpected answer";
+	}
+}
+
 /* Log a failure with its phase, and keep it for the state file. */
 static void
 failed(struct listener *l, const char *what, const struct ws_status *st,
@@ -210,9 +228,9 @@ failed(struct listener *l, const char *what, const struct ws_status *st,
 
 	snprintf(l->last_error, sizeof l->last_error, "%s: %s", what, e->msg);
 	if (st != NULL && st->http_status > 0)
-		log_error(what, "phase=%s status=%d hc=%s error=%s",
+		log_error(what, "phase=%s status=%d hc=%s error=%s hint=\"%s\"",
 		    ws_phase_name(st->phase), st->http_status, l->hc,
-		    log_quote(e->msg, q, sizeof q));
+		    log_quote(e->msg, q, sizeof q), status_hint(st->http_status));
 	else if (st != NULL && st->phase == WS_CLOSED)
 		log_error(what, "phase=closed code=%d hc=%s error=%s",
 		    st->close_code, l->hc, log_quote(e->msg, q, sizeof q));

@@ -108,6 +108,11 @@ kill -TERM $BG_PID
 AZURE_RELAY_HYBRID_CONNECTION=hc2 AZURE_RELAY_SHARED_ACCESS_KEY=d3Jvbmc= bg wrong relaylisten
 wait_for 15 "a wrong key: 401 in the handshake" grep -q 'phase=handshake status=401' "$T/wrong.log"
 kill -TERM $BG_PID
+expired=$($PY "$RELAY_SIM" token --ns $RELAY_NS --hc hc2 --key-name RootManageSharedAccessKey --key $RELAY_KEY --ttl -60)
+AZURE_RELAY_HYBRID_CONNECTION=hc2 AZURE_RELAY_TOKEN_COMMAND="echo '$expired'" bg expired relaylisten
+wait_for 15 "an expired token: 401, and the log says what that may mean" \
+	grep -q 'phase=handshake status=401.*hint="token refused: wrong key or key name, or expired' "$T/expired.log"
+kill -TERM $BG_PID
 AZURE_RELAY_HYBRID_CONNECTION=hc2 GATEWAY_CA_FILE= bg tls relaylisten
 wait_for 15 "an untrusted certificate: phase tls" grep -q 'phase=tls.*certificate' "$T/tls.log"
 kill -TERM $BG_PID
