@@ -368,12 +368,11 @@ job_path(const struct sender *s, const char *sub, const char *name,
 static void
 unclaim(struct sender *s, const struct job *j)
 {
-	char from[PATH_MAX], to[PATH_MAX];
+	struct err e = { 0 };
 
-	if (job_path(s, "cur", j->name, from) == -1 ||
-	    job_path(s, "new", j->name, to) == -1 || rename(from, to) == -1)
+	if (spool_unclaim(&s->relay, j->name, &e) == -1)
 		log_warn("cannot put a job back; recovered at start",
-		    "job=%s", j->name);
+		    "job=%s error=\"%s\"", j->name, e.msg);
 	s->remaining++;
 }
 
@@ -751,28 +750,17 @@ relay_authorization(struct sender *s, struct err *e)
 	return 0;
 }
 
-/* Rewrite a claimed job in place (tmp/ then rename over cur/NAME), so
- * what was decided before a send (its message_id) survives a crash. */
+/* Rewrite a claimed job in place, so what was decided before a send
+ * (its message_id) survives a crash. */
 static int
 save_claimed(struct sender *s, const struct job *j, struct err *e)
 {
-	char tmp[PATH_MAX], cur[PATH_MAX], *body;
-	int n, rc = -1;
+	char *body;
+	int n, rc;
 
-	if (snprintf(tmp, sizeof tmp, "%s/tmp/%s.claim", s->relay.dir,
-	    j->name) >= (int)sizeof tmp || job_path(s, "cur", j->name,
-	    cur) == -1)
-		return err_set(e, ENAMETOOLONG, "job path too long");
 	if ((n = format_job(j, &body)) == -1)
 		return err_set(e, ENOMEM, "job body too long");
-	if (fs_write_atomic(tmp, body, (size_t)n, e) == 0) {
-		if (rename(tmp, cur) == -1) {
-			err_sys(e, "rename %s", tmp);
-			unlink(tmp);
-		} else {
-			rc = fs_sync_parent(cur, e);
-		}
-	}
+	rc = spool_rewrite(&s->relay, j->name, body, (size_t)n, e);
 	free(body);
 	return rc;
 }
@@ -1009,13 +997,12 @@ do_mpps_event(struct sender *s, struct job *j)
 static int
 claim(struct sender *s, const char *name, struct job *j)
 {
-	char from[PATH_MAX], to[PATH_MAX], *body = NULL;
+	char from[PATH_MAX], *body = NULL;
 	struct err e = { 0 };
 
 	memset(j, 0, sizeof *j);
 	snprintf(j->name, sizeof j->name, "%s", name);
-	if (job_path(s, "new", name, from) == -1 ||
-	    job_path(s, "cur", name, to) == -1)
+	if (job_path(s, "new", name, from) == -1)
 		return 0;
 	if (!mine(s, name) ||
 	    fs_read_small(from, SPOOL_JOB_MAX, &body, NULL, &e) == -1)
@@ -1030,7 +1017,7 @@ claim(struct sender *s, const char *name, struct job *j)
 			s->next_due_ms = j->next_attempt_ms;
 		goto no;
 	}
-	if (rename(from, to) == -1)
+	if (spool_claim_name(&s->relay, name, &e) != 1)
 		goto no;
 	return 1;
 no:
@@ -1039,65 +1026,22 @@ no:
 	return 0;
 }
 
-static int
-by_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The names in new/, oldest first (malloc'd array of malloc'd names). */
-static int
-list_new(struct sender *s, char ***out, size_t *count)
-{
-	char dir[PATH_MAX], **names = NULL, **t;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	DIR *d;
-
-	if (job_path(s, "new", "", dir) == -1 || (d = opendir(dir)) == NULL) {
-		log_error("cannot read the spool", "dir=%s", dir);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			if ((t = reallocarray(names, cap, sizeof *t)) == NULL)
-				goto oom;
-			names = t;
-		}
-		if ((names[n] = strdup(de->d_name)) == NULL)
-			goto oom;
-		n++;
-	}
-	closedir(d);
-	if (n > 0)
-		qsort(names, n, sizeof *names, by_name);
-	*out = names;
-	*count = n;
-	return 0;
-oom:
-	closedir(d);
-	while (n > 0)
-		free(names[--n]);
-	free(names);
-	log_error("out of memory", "dir=%s", dir);
-	return -1;
-}
 
 /* One pass over new/: send every job of ours that is due. */
 static int
 pass(struct sender *s)
 {
-	char **names;
+	char (*names)[SPOOL_NAME_MAX];
+	struct err e = { 0 };
 	size_t n;
 	struct job j;
 
 	s->remaining = 0;
 	s->next_due_ms = 0;
-	if (list_new(s, &names, &n) == -1)
+	if (spool_list(&s->relay, &names, &n, &e) == -1) {
+		log_err("cannot read the spool", &e);
 		return -1;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (!stopping && claim(s, names[i], &j)) {
 			if (is_kind(&j, KIND_IMAGE))
@@ -1110,7 +1054,6 @@ pass(struct sender *s)
 				do_mpps_event(s, &j);
 			free(j.body);
 		}
-		free(names[i]);
 	}
 	free(names);
 	return 0;

@@ -324,6 +324,43 @@ spool_claim(struct spool *s, char (*out)[SPOOL_NAME_MAX], int max,
 }
 
 int
+spool_list(struct spool *s, char (**names)[SPOOL_NAME_MAX], size_t *n,
+    struct err *e)
+{
+	return list_dir(s, "new", names, n, e);
+}
+
+int
+spool_claim_name(struct spool *s, const char *name, struct err *e)
+{
+	return move(s, "new", "cur", name, e);
+}
+
+int
+spool_unclaim(struct spool *s, const char *name, struct err *e)
+{
+	return move(s, "cur", "new", name, e);
+}
+
+int
+spool_rewrite(struct spool *s, const char *name, const char *body,
+    size_t len, struct err *e)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	if (sub_path(s, "tmp", name, from, sizeof from, e) == -1 ||
+	    sub_path(s, "cur", name, to, sizeof to, e) == -1 ||
+	    write_tmp(s, name, body, len, 1, e) == -1)
+		return -1;
+	if (rename(from, to) == -1) {
+		err_sys(e, "spool: rename %s to cur/", from);
+		unlink(from);
+		return -1;
+	}
+	return fs_sync_parent(to, e);
+}
+
+int
 spool_read(struct spool *s, const char *name, char **body, struct err *e)
 {
 	char path[PATH_MAX];

@@ -67,6 +67,21 @@ int spool_recover(struct spool *s, struct err *e);
 int spool_claim(struct spool *s, char (*names)[SPOOL_NAME_MAX], int max,
     struct err *e);
 
+/*
+ * For a consumer that picks its jobs by name (relaysend): the names
+ * waiting in new/, oldest first (*names malloc'd; free()); claim one by
+ * name (1 claimed, 0 no longer waiting); give a claim back unchanged
+ * (1, 0 gone); and replace a claimed job's body durably (written and
+ * fsynced in tmp/, renamed over cur/NAME; not while a job of the same
+ * name is being enqueued).
+ */
+int spool_list(struct spool *s, char (**names)[SPOOL_NAME_MAX], size_t *n,
+    struct err *e);
+int spool_claim_name(struct spool *s, const char *name, struct err *e);
+int spool_unclaim(struct spool *s, const char *name, struct err *e);
+int spool_rewrite(struct spool *s, const char *name, const char *body,
+    size_t len, struct err *e);
+
 /* Read a claimed job's body (malloc'd, NUL-terminated). */
 int spool_read(struct spool *s, const char *name, char **body,
     struct err *e);

@@ -88,6 +88,34 @@ main(int argc, char **argv)
 	for (int i = 0; i < n; i++)
 		spool_finish(&s, names[i], &e);
 
+	/* Picking jobs by name, rewriting a claimed one. */
+	{
+		char (*list)[SPOOL_NAME_MAX] = NULL;
+		size_t ln = 0;
+
+		spool_enqueue(&s, "n-2", "v=2\n", 4, 0, &e);
+		spool_enqueue(&s, "n-1", "v=1\n", 4, 0, &e);
+		ok(spool_list(&s, &list, &ln, &e) == 0 && ln == 2 &&
+		    strcmp(list[0], "n-1") == 0 && strcmp(list[1], "n-2") == 0,
+		    "spool_list: the waiting names, oldest first");
+		free(list);
+		is_long(spool_claim_name(&s, "n-2", &e), 1, "claim one by name");
+		is_long(spool_claim_name(&s, "n-2", &e), 0, "claiming it again: no longer waiting");
+		ok(exists(dir, "cur", "n-2") && exists(dir, "new", "n-1"), "only that one moved");
+		ok(spool_rewrite(&s, "n-2", "v=3\nid=x\n", 9, &e) == 0 &&
+		    spool_read(&s, "n-2", &body, &e) == 0 &&
+		    strcmp(body, "v=3\nid=x\n") == 0, "a claimed job rewritten in place");
+		free(body);
+		ok(!exists(dir, "tmp", "n-2"), "leaving nothing in tmp/");
+		is_long(spool_unclaim(&s, "n-2", &e), 1, "unclaim gives it back");
+		ok(exists(dir, "new", "n-2") && !exists(dir, "cur", "n-2"), "to new/, rewritten body and all");
+		is_long(spool_unclaim(&s, "n-2", &e), 0, "unclaiming what is not claimed: 0");
+		spool_claim_name(&s, "n-1", &e);
+		spool_claim_name(&s, "n-2", &e);
+		spool_finish(&s, "n-1", &e);
+		spool_finish(&s, "n-2", &e);
+	}
+
 	/* Wake-up through the FIFO. */
 	is_long(spool_wait(&s, 50, &e), 0, "wait times out with nothing queued");
 	if (fork() == 0) {
