@@ -294,17 +294,23 @@ connect_finished(int fd, int timeout_ms)
 	return 0;
 }
 
-/* Something accepts TCP connections on 127.0.0.1:port. */
+/*
+ * Something accepts TCP connections on host:port (an IPv4 address;
+ * NULL, empty or 0.0.0.0: 127.0.0.1).
+ */
 static int
-port_answering(int port, int timeout_ms)
+port_answering(const char *host, int port, int timeout_ms)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
 	    .sin_port = htons((uint16_t)port),
 	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int answering = 0;
+	int fd, answering = 0;
 
-	if (fd == -1)
+	if (host != NULL && *host != '\0' && strcmp(host, "0.0.0.0") != 0 &&
+	    inet_pton(AF_INET, host, &a.sin_addr) != 1)
+		return 0;
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
 		return 0;
 	if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
 		answering = 1;
@@ -315,9 +321,10 @@ port_answering(int port, int timeout_ms)
 }
 
 static int
-add_port(struct report *r, json_t *ports, const char *name, int port)
+add_port(struct report *r, json_t *ports, const char *name,
+    const char *host, int port)
 {
-	int answering = port_answering(port, HEALTH_CONNECT_TIMEOUT_MS);
+	int answering = port_answering(host, port, HEALTH_CONNECT_TIMEOUT_MS);
 
 	if (put(ports, name, json_pack("{s:i, s:b}", "port", port,
 	    "answering", answering)) == -1)
@@ -332,8 +339,9 @@ add_ports(struct report *r, struct err *e)
 	json_t *ports = json_object();
 
 	if (put(r->root, "ports", ports) == -1 ||
-	    add_port(r, ports, "pacs", r->c->pacs_port) == -1 ||
-	    add_port(r, ports, "worklist", r->c->worklist_port) == -1)
+	    add_port(r, ports, "pacs", NULL, r->c->pacs_port) == -1 ||
+	    add_port(r, ports, "worklist", getenv("WORKLIST_BIND"),
+	    r->c->worklist_port) == -1)
 		return oom(e);
 	return 0;
 }

@@ -5,7 +5,8 @@
  * What it looks at, all under the configuration it is given:
  *   - run/gatewayd.pid, run/children and run/<name>.state, written by
  *     gatewayd (a "running" child whose pid is dead counts as "exited");
- *   - PACS_PORT and WORKLIST_PORT: a TCP connect to 127.0.0.1, 1 s at most;
+ *   - PACS_PORT and WORKLIST_PORT: a TCP connect to 127.0.0.1 (the worklist
+ *     port at WORKLIST_BIND when that is a specific address), 1 s at most;
  *   - the index, thumb and relay spools (new/cur/failed; *.reason files
  *     are not jobs), and per job kind in the relay spool the number
  *     pending (new/ + cur/), failed and the age of the oldest (file mtime);
