@@ -10,41 +10,21 @@
 # works; a wrong key is a 401 that is logged and waits.
 . "${0%/*}/lib.sh"
 . "$GW_ROOT/t/relay/lib.sh"
-PY=/usr/bin/python3
 $PY -c 'import websockets' 2>/dev/null || skip_all "python3-websockets not installed"
 command -v openssl >/dev/null || skip_all "openssl not installed"
 command -v curl >/dev/null || skip_all "curl not installed"
 /usr/bin/python3 -c 'import pydicom' 2>/dev/null || skip_all "no pydicom"
 
-EMU=$GW_ROOT/t/relay-emulator
-SIM=$GW_ROOT/t/relay/cloudsim
-NS=contoso.servicebus.windows.net
-KEY=dGVzdGtleXZhbHVlMTIzNDU2Nzg5MA==
-"$GW_ROOT/t/relay/mkcerts" "$T/pki" || skip_all "cannot make test certificates"
-CA=$T/pki/ca.pem
-CPORT=$(free_port); APORT=$(free_port); MPORT=$(free_port)
-while [ "$APORT" = "$CPORT" ]; do APORT=$(free_port); done
-while [ "$MPORT" = "$CPORT" ] || [ "$MPORT" = "$APORT" ]; do MPORT=$(free_port); done
-ADMIN=http://127.0.0.1:$MPORT
-
-bg relay $PY "$EMU" --cert "$T/pki/server.pem" --keyfile "$T/pki/server.key" \
-	--namespace $NS --listen 127.0.0.1:$CPORT --accept-listen 127.0.0.1:$APORT \
-	--accept-host localhost --admin 127.0.0.1:$MPORT --hc events \
-	--key "*:RootManageSharedAccessKey:Listen,Send:$KEY" \
-	--bearer "Send:static-test-bearer"
-wait_for 15 "the relay emulator is up" grep -q '^ready' "$T/relay.out"
+relay_start events
+SIM=$RELAY_SIM NS=$RELAY_NS KEY=$RELAY_KEY CA=$RELAY_CA
+CPORT=$RELAY_CPORT ADMIN=$RELAY_ADMIN
 
 export GATEWAY_DATA_DIR=$T/var
 PACS_DB=$GATEWAY_DATA_DIR/pacs.db
 SPOOL=$GATEWAY_DATA_DIR/spool/relay
 EV=$T/events
 mkdir -p "$GATEWAY_DATA_DIR/incoming" "$EV"
-export AZURE_RELAY_NAMESPACE=$NS
 export AZURE_RELAY_EVENTS_HYBRID_CONNECTION=events
-export AZURE_RELAY_KEY_NAME=RootManageSharedAccessKey
-export AZURE_RELAY_SHARED_ACCESS_KEY=$KEY
-export AZURE_RELAY_ENDPOINT=127.0.0.1:$CPORT
-export GATEWAY_CA_FILE=$CA
 export RELAY_RETRY_MAX_SECONDS=1
 unset CLOUD_API_ENDPOINT CLOUD_API_TOKEN CLOUD_API_TOKEN_COMMAND \
 	AZURE_RELAY_TOKEN_COMMAND RELAY_NO_MATCH RELAY_JOBS
