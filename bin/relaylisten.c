@@ -349,24 +349,28 @@ open_channel(struct listener *l, struct ws **out, struct ws_status *st,
     struct err *e)
 {
 	static char token[RELAY_TOKEN_OUT], url[RELAY_URL_MAX];
+	char id[RELAY_UUID_LEN + 1];
+	int64_t expiry;
 	int rc;
 
 	memset(st, 0, sizeof *st);
 	st->phase = WS_OK;
-	if (relay_uuid(l->id, e) == -1 ||
-	    relay_auth_token(&l->auth, l->hc, token, sizeof token,
-	    &l->token_expiry, e) == -1 ||
-	    relay_listen_url(l->auth.ns, l->hc, l->id,
+	if (relay_uuid(id, e) == -1 ||
+	    relay_auth_token(&l->auth, l->hc, token, sizeof token, &expiry,
+	    e) == -1 ||
+	    relay_listen_url(l->auth.ns, l->hc, id,
 	    l->token_in_header ? NULL : token, l->auth.endpoint, url,
-	    sizeof url, e) == -1) {
-		st->phase = WS_OK;
+	    sizeof url, e) == -1)
 		return -1;
-	}
 	rc = ws_open(l->ctx, out, url,
 	    l->token_in_header ? "ServiceBusAuthorization" : NULL,
 	    l->token_in_header ? token : NULL, OPEN_TIMEOUT_MS, st, e);
 	explicit_bzero(token, sizeof token);
 	explicit_bzero(url, sizeof url);
+	if (rc == 0) {		/* the channel's id and token, once it is up */
+		memcpy(l->id, id, sizeof id);
+		l->token_expiry = expiry;
+	}
 	return rc;
 }
 

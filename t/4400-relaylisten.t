@@ -50,14 +50,14 @@ is "$(relay_send hc1 '{"schema_version":1,"action_id":"s1","action_type":"workli
 relay_send hc1 '{"schema_version":1,"action_id":"h1","action_type":"health"}' >"$T/health.json"
 is "$($PY -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["status"], r["action_id"], r["health"]["version"], r["health"]["relay"]["connection"])' "$T/health.json")" \
 	"ok h1 0.1.0 connected" "health: the report, with the relay connected"
-ok "no patient data in the log" sh -c "! grep -Eq 'RELAY|9990001112|19700101' '$T/listen.log'"
+ok "no patient data in the log" sh -c "! grep -Eq 'RELAY\\^TEST|9990001112|19700101' '$T/listen.log'"
 
-for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
 	relay_send hc1 "{\"action_id\":\"c$i\",\"action_type\":\"echo\"}" >"$T/c$i.out" &
 	senders="${senders:-} $!"
 done
 for p in $senders; do wait "$p"; done
-is "$(cat "$T"/c*.out | grep -c '"status":"echo"')" 20 "20 actions at once: all answered"
+is "$(cat "$T"/c*.out | grep -c '"status":"echo"')" 12 "12 actions at once: all answered"
 
 # 2. traffic proof
 wait_for 15 "a traffic proof is recorded" grep -Eq '^last_proof=[0-9]' "$STATE"
