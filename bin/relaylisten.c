@@ -143,24 +143,6 @@ install_signals(void)
 	return sigaction(SIGPIPE, &sa, NULL);
 }
 
-static int
-env_seconds(const char *name, int lo, int hi, int def, long *out)
-{
-	const char *v = getenv(name);
-	int n;
-
-	*out = def;
-	if (v == NULL || *v == '\0')
-		return 0;
-	if (config_parse_int(v, lo, hi, &n) == -1) {
-		log_error("bad setting", "name=%s want=\"%d to %d\"", name, lo,
-		    hi);
-		return -1;
-	}
-	*out = n;
-	return 0;
-}
-
 /* ---------------------------------------------------------- the state */
 
 static void
@@ -923,10 +905,12 @@ configure(struct listener *l)
 	}
 	l->ca_file = getenv("GATEWAY_CA_FILE");
 	l->token_in_header = h != NULL && strcmp(h, "1") == 0;
-	if (env_seconds("RELAY_PONG_SECONDS", 1, 3600, 90, &l->pong_s) == -1 ||
-	    env_seconds("RELAY_PROBE_SECONDS", 0, 86400, 120,
-	    &l->probe_s) == -1)
+	if (config_env_long("RELAY_PONG_SECONDS", 1, 3600, 90, &l->pong_s,
+	    &e) == -1 || config_env_long("RELAY_PROBE_SECONDS", 0, 86400, 120,
+	    &l->probe_s, &e) == -1) {
+		log_err("bad setting", &e);
 		return -1;
+	}
 	if (realpath("/proc/self/exe", l->self) == NULL) {
 		log_error("cannot find this program", "error=\"%s\"",
 		    strerror(errno));

@@ -1126,23 +1126,6 @@ follow(struct sender *s, int once)
 
 /* A whole number from the environment, or def when unset. */
 static int
-env_long(const char *name, long lo, long hi, long def, long *out)
-{
-	const char *v = getenv(name);
-	int n;
-
-	*out = def;
-	if (v == NULL || *v == '\0')
-		return 0;
-	if (config_parse_int(v, (int)lo, (int)hi, &n) == -1) {
-		log_error("bad setting", "name=%s want=%ld..%ld", name, lo, hi);
-		return -1;
-	}
-	*out = n;
-	return 0;
-}
-
-static int
 no_match_mode(const char *v, int *report)
 {
 	if (strcmp(v, "wait") == 0)
@@ -1230,6 +1213,7 @@ configure(struct sender *s, struct upload_opts *o)
 {
 	const char *nm = getenv("RELAY_NO_MATCH");
 	long connect, low, total, rate, jobs;
+	struct err e = { 0 };
 
 	if (configure_images(s) == -1 || configure_events(s) == -1)
 		return -1;
@@ -1244,17 +1228,20 @@ configure(struct sender *s, struct upload_opts *o)
 		log_error("RELAY_NO_MATCH is wait or report", "%s", "");
 		return -1;
 	}
-	if (env_long("RELAY_RETRY_MAX_SECONDS", 1, 86400, RETRY_MAX_DEFAULT,
-	    &s->retry_max_seconds) == -1 ||
-	    env_long("RELAY_CONNECT_TIMEOUT_SECONDS", 1, 3600, 15,
-	    &connect) == -1 ||
-	    env_long("RELAY_LOW_SPEED_SECONDS", 1, 3600, 60, &low) == -1 ||
-	    env_long("RELAY_UPLOAD_TIMEOUT_SECONDS", 0, 86400, 1800,
-	    &total) == -1 ||
-	    env_long("RELAY_MAX_SEND_BYTES_PER_SECOND", 0, 2000000000, 0,
-	    &rate) == -1 ||
-	    env_long("RELAY_JOBS", 1, JOBS_MAX, 1, &jobs) == -1)
+	if (config_env_long("RELAY_RETRY_MAX_SECONDS", 1, 86400,
+	    RETRY_MAX_DEFAULT, &s->retry_max_seconds, &e) == -1 ||
+	    config_env_long("RELAY_CONNECT_TIMEOUT_SECONDS", 1, 3600, 15,
+	    &connect, &e) == -1 ||
+	    config_env_long("RELAY_LOW_SPEED_SECONDS", 1, 3600, 60, &low,
+	    &e) == -1 ||
+	    config_env_long("RELAY_UPLOAD_TIMEOUT_SECONDS", 0, 86400, 1800,
+	    &total, &e) == -1 ||
+	    config_env_long("RELAY_MAX_SEND_BYTES_PER_SECOND", 0, 2000000000,
+	    0, &rate, &e) == -1 ||
+	    config_env_long("RELAY_JOBS", 1, JOBS_MAX, 1, &jobs, &e) == -1) {
+		log_err("bad setting", &e);
 		return -1;
+	}
 	s->ca_file = env("GATEWAY_CA_FILE");
 	if (configure_mode(s) == -1)
 		return -1;

@@ -104,3 +104,23 @@ config_parse_int(const char *s, int lo, int hi, int *out)
 	*out = (int)v;
 	return 0;
 }
+
+int
+config_env_long(const char *name, long lo, long hi, long def, long *out,
+    struct err *e)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n;
+
+	*out = def;
+	if (v == NULL || *v == '\0')
+		return 0;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
+		return err_set(e, EINVAL, "%s: \"%s\" is not a whole number "
+		    "from %ld to %ld", name, v, lo, hi);
+	*out = n;
+	return 0;
+}

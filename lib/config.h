@@ -44,6 +44,13 @@ int config_load(struct config *c, struct err *e);
 /* A whole decimal number in [lo, hi] (option values): 0, or -1. */
 int config_parse_int(const char *s, int lo, int hi, int *out);
 
+/*
+ * A whole-number setting from the environment: def when name is unset or
+ * empty; -1 with e naming the variable when it is not in [lo, hi].
+ */
+int config_env_long(const char *name, long lo, long hi, long def, long *out,
+    struct err *e);
+
 /* The path of one stage's spool: <spool_dir>/<stage>. */
 int config_spool_path(const struct config *c, const char *stage,
     char *out, size_t outsz, struct err *e);

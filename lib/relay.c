@@ -1,4 +1,5 @@
 #include "relay.h"
+#include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -554,23 +555,15 @@ relay_parse_accept(const char *json, char *address, size_t addrsz, char *id,
 int
 relay_auth_load(struct relay_auth *a, struct err *e)
 {
-	const char *ttl = getenv("RELAY_TOKEN_TTL_SECONDS");
-	char *end;
-
 	memset(a, 0, sizeof *a);
 	a->ns = getenv("AZURE_RELAY_NAMESPACE");
 	a->key_name = getenv("AZURE_RELAY_KEY_NAME");
 	a->key = getenv("AZURE_RELAY_SHARED_ACCESS_KEY");
 	a->token_command = getenv("AZURE_RELAY_TOKEN_COMMAND");
 	a->endpoint = getenv("AZURE_RELAY_ENDPOINT");
-	a->ttl_seconds = 3600;
-	if (ttl != NULL && *ttl != '\0') {
-		a->ttl_seconds = strtol(ttl, &end, 10);
-		if (*end != '\0' || a->ttl_seconds < 10 ||
-		    a->ttl_seconds > 86400)
-			return err_set(e, EINVAL, "RELAY_TOKEN_TTL_SECONDS "
-			    "must be 10 to 86400");
-	}
+	if (config_env_long("RELAY_TOKEN_TTL_SECONDS", 10, 86400, 3600,
+	    &a->ttl_seconds, e) == -1)
+		return -1;
 	if (a->token_command != NULL && *a->token_command == '\0')
 		a->token_command = NULL;
 	if (a->ns == NULL || *a->ns == '\0')
