@@ -543,7 +543,7 @@ serve_association(struct server *s, int fd, int busy)
 			    "reason=%d", x.peer, calling, called,
 			    x.a->reject.result, x.a->reject.source,
 			    x.a->reject.reason);
-		} else if (e.code == UL_E_CLOSED)	/* port checks */
+		} else if (e.code == UL_E_CLOSED)	/* no byte: a port check */
 			log_debug("closed before an association", "peer=%s "
 			    "error=\"%s\"", x.peer, e.msg);
 		else

@@ -334,10 +334,22 @@ valid_type(uint8_t t)
 	return t >= PDU_ASSOC_RQ && t <= PDU_ABORT;
 }
 
+/* A close after a PDU's first byte is a truncated PDU, not an ending. */
+static int
+cut_short(struct err *e)
+{
+	if (e != NULL && e->code == UL_E_CLOSED)
+		return err_set(e, UL_E_PROTOCOL, "peer closed the connection "
+		    "inside a PDU");
+	return -1;
+}
+
 /*
  * Read one PDU's header and body into a->pdu.  The header must start by
  * first_deadline; the rest follows within idle.  Returns the type, or -1
- * (aborted on protocol errors, e set).
+ * (aborted on protocol errors, e set).  e->code is UL_E_CLOSED only when
+ * the peer closed before the PDU's first byte (a clean end, or a port
+ * check that never spoke).
  */
 static int
 read_pdu(struct ul_assoc *a, long long first_deadline, struct err *e)
@@ -351,7 +363,7 @@ read_pdu(struct ul_assoc *a, long long first_deadline, struct err *e)
 		return -1;
 	dl = now_ms() + a->idle_ms;
 	if (read_full(a->fd, h + 1, 5, dl, e) == -1)
-		return -1;
+		return cut_short(e);
 	if (!valid_type(h[0]))
 		return protocol_abort(a, AB_UNRECOGNIZED_PDU, e,
 		    "unrecognised PDU type");
@@ -372,7 +384,7 @@ read_pdu(struct ul_assoc *a, long long first_deadline, struct err *e)
 		a->pducap = len;
 	}
 	if (len > 0 && read_full(a->fd, a->pdu, len, dl, e) == -1)
-		return -1;
+		return cut_short(e);
 	a->pdulen = len;
 	a->pdupos = 0;
 	return h[0];
