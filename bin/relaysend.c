@@ -94,6 +94,8 @@ struct sender {
 	long uploaded, rejected, deferred, events;
 	int remaining;			/* our jobs still queued (--once) */
 	long long next_due_ms;		/* earliest not-yet-due job */
+	struct waiting *waiting;	/* jobs read and left, by name */
+	size_t nwaiting;
 	int images_on, events_on;	/* which kinds are configured */
 	enum upload_mode mode;		/* RELAY_UPLOAD_MODE */
 	int mode_forced;		/* --upload-mode given */
@@ -109,6 +111,17 @@ struct sender {
 	/* --jobs: this worker's share of the job names */
 	int worker, workers;
 	int wake_fd;			/* from the parent; -1: the spool's */
+};
+
+/*
+ * A job read and left in new/ (not due yet, or of a kind switched off),
+ * so that a pass does not read it again before it is due: waiting jobs
+ * cost no I/O while new ones arrive.  A job replaced under the same name
+ * meanwhile is read when the old one would have been due.
+ */
+struct waiting {
+	char name[SPOOL_NAME_MAX];
+	long long due_ms;		/* LLONG_MAX: not ours */
 };
 
 struct job {
@@ -993,13 +1006,51 @@ do_mpps_event(struct sender *s, struct job *j)
 	free(ev);
 }
 
-/* Read a waiting job; claim it when it is ours and due.  1 claimed. */
 static int
-claim(struct sender *s, const char *name, struct job *j)
+by_waiting_name(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct waiting *)elem)->name);
+}
+
+/* A job left waiting: counted, and kept for the next pass. */
+static void
+remember(struct sender *s, struct waiting *w, const char *name, long long due)
+{
+	snprintf(w->name, sizeof w->name, "%s", name);
+	w->due_ms = due;
+	if (due == LLONG_MAX)
+		return;
+	s->remaining++;
+	if (s->next_due_ms == 0 || due < s->next_due_ms)
+		s->next_due_ms = due;
+}
+
+/* Deliver a claimed job by its kind. */
+static void
+deliver(struct sender *s, struct job *j)
+{
+	if (is_kind(j, KIND_IMAGE))
+		do_image(s, j);
+	else if (is_kind(j, KIND_FAILURE))
+		do_failure_report(s, j);
+	else if (is_kind(j, KIND_IMAGE_EVENT))
+		do_image_event(s, j);
+	else
+		do_mpps_event(s, j);
+	free(j->body);
+}
+
+/*
+ * Read a waiting job; claim it when it is ours and due.  1 claimed;
+ * 0 left, with *due_ms when it is to be remembered (else 0).
+ */
+static int
+claim(struct sender *s, const char *name, struct job *j, long long *due_ms)
 {
 	char from[PATH_MAX], *body = NULL;
 	struct err e = { 0 };
 
+	*due_ms = 0;
 	memset(j, 0, sizeof *j);
 	snprintf(j->name, sizeof j->name, "%s", name);
 	if (job_path(s, "new", name, from) == -1)
@@ -1009,12 +1060,12 @@ claim(struct sender *s, const char *name, struct job *j)
 		return 0;	/* gone meanwhile, or replaced: next pass */
 	parse_job(body, j);
 	j->body = body;
-	if (!ours(s, j))
+	if (!ours(s, j)) {
+		*due_ms = LLONG_MAX;
 		goto no;
+	}
 	if (j->next_attempt_ms > now_ms()) {
-		s->remaining++;
-		if (s->next_due_ms == 0 || j->next_attempt_ms < s->next_due_ms)
-			s->next_due_ms = j->next_attempt_ms;
+		*due_ms = j->next_attempt_ms;
 		goto no;
 	}
 	if (spool_claim_name(&s->relay, name, &e) != 1)
@@ -1032,8 +1083,10 @@ static int
 pass(struct sender *s)
 {
 	char (*names)[SPOOL_NAME_MAX];
+	struct waiting *next, *w;
 	struct err e = { 0 };
-	size_t n;
+	size_t n, nnext = 0;
+	long long due;
 	struct job j;
 
 	s->remaining = 0;
@@ -1042,20 +1095,28 @@ pass(struct sender *s)
 		log_err("cannot read the spool", &e);
 		return -1;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (!stopping && claim(s, names[i], &j)) {
-			if (is_kind(&j, KIND_IMAGE))
-				do_image(s, &j);
-			else if (is_kind(&j, KIND_FAILURE))
-				do_failure_report(s, &j);
-			else if (is_kind(&j, KIND_IMAGE_EVENT))
-				do_image_event(s, &j);
-			else
-				do_mpps_event(s, &j);
-			free(j.body);
+	if ((next = calloc(n ? n : 1, sizeof *next)) == NULL) {
+		free(names);
+		log_error("out of memory", "jobs=%zu", n);
+		return -1;
+	}
+	for (size_t i = 0; i < n && !stopping; i++) {
+		w = s->nwaiting == 0 ? NULL : bsearch(names[i], s->waiting,
+		    s->nwaiting, sizeof *w, by_waiting_name);
+		if (w != NULL && w->due_ms > now_ms())
+			due = w->due_ms;
+		else if (claim(s, names[i], &j, &due)) {
+			deliver(s, &j);
+			continue;
 		}
+		if (due == 0)
+			continue;
+		remember(s, &next[nnext++], names[i], due);
 	}
 	free(names);
+	free(s->waiting);
+	s->waiting = next;
+	s->nwaiting = nnext;
 	return 0;
 }
 
@@ -1298,6 +1359,9 @@ open_all(struct sender *s, const struct upload_opts *o)
 static void
 close_all(struct sender *s)
 {
+	free(s->waiting);
+	s->waiting = NULL;
+	s->nwaiting = 0;
 	ws_ctx_free(s->ws);
 	upload_close(s->up);
 	worklist_close(s->worklist);
