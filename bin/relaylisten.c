@@ -47,6 +47,7 @@
 #include "health.h"
 #include "log.h"
 #include "pacs.h"
+#include "proc.h"
 #include "relay.h"
 #include "ws.h"
 
@@ -560,59 +561,29 @@ reply_json(const char *status, const char *action_id, const char *message)
 }
 
 /*
- * Run argv with in on its stdin, its stdout collected (at most 1 MiB),
- * within deadline_ms.  The output, or NULL (logged).
+ * Run argv with in on its stdin and its stdout collected (less than
+ * 64 KiB), within deadline_ms.  The output (malloc'd), or NULL (logged).
  */
 static char *
 run_filter(char *const argv[], const char *in, int deadline_ms)
 {
-	char tin[] = "/tmp/relaylisten-in.XXXXXX";
-	char tout[] = "/tmp/relaylisten-out.XXXXXX";
-	int fin = mkstemp(tin), fout = mkstemp(tout), status = -1;
-	size_t len = strlen(in);
-	char *out = NULL;
-	long long waited = 0;
-	pid_t pid = -1;
-	struct stat sb;
+	size_t cap = 64 * 1024;
+	struct err e = { 0 };
+	char *out = malloc(cap);
+	int status;
 
-	if (fin == -1 || fout == -1)
-		goto done;
-	unlink(tin);
-	unlink(tout);
-	if (write(fin, in, len) != (ssize_t)len || lseek(fin, 0, SEEK_SET))
-		goto done;
-	if ((pid = fork()) == 0) {
-		if (dup2(fin, 0) == -1 || dup2(fout, 1) == -1)
-			_exit(EX_OSERR);
-		execvp(argv[0], argv);
-		_exit(EX_UNAVAILABLE);
-	}
-	while (pid > 0 && waitpid(pid, &status, WNOHANG) == 0) {
-		struct timespec ts = { 0, 20 * 1000 * 1000 };
-
-		if ((waited += 20) > deadline_ms) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			log_error("action handler too slow", "program=%s", argv[0]);
-			status = -1;
-			break;
-		}
-		nanosleep(&ts, NULL);
-	}
-	if (status != -1 && fstat(fout, &sb) == 0 && sb.st_size > 0 &&
-	    sb.st_size < 1024 * 1024 && (out = calloc(1, sb.st_size + 1)) &&
-	    pread(fout, out, sb.st_size, 0) != sb.st_size) {
+	if (out == NULL)
+		return NULL;
+	if (proc_run(argv, in, strlen(in), out, cap, deadline_ms, &status,
+	    &e) == -1) {
+		log_error("action handler failed", "program=%s error=\"%s\"",
+		    argv[0], e.msg);
 		free(out);
-		out = NULL;
+		return NULL;
 	}
-	if (status != -1 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
-		log_warn("action handler failed", "program=%s status=%d",
-		    argv[0], status);
-done:
-	if (fin != -1)
-		close(fin);
-	if (fout != -1)
-		close(fout);
+	if (proc_exit_ok(status, &e) == -1)	/* its reply may say why */
+		log_warn("action handler failed", "program=%s error=\"%s\"",
+		    argv[0], e.msg);
 	return out;
 }
 

@@ -1,18 +1,14 @@
 #include "relay.h"
 #include "config.h"
+#include "proc.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -229,159 +225,6 @@ relay_connect_url(const char *ns, const char *hc, const char *token,
 
 /* --- the token command ------------------------------------------------ */
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The child: its own process group (so a timeout kills all of it). */
-static void __attribute__((noreturn))
-exec_child(const char *command, int pipefd[2])
-{
-	int null;
-
-	(void)setpgid(0, 0);
-	if (pipefd[1] == STDOUT_FILENO) {
-		if (fcntl(STDOUT_FILENO, F_SETFD, 0) == -1)
-			_exit(127);
-	} else if (dup2(pipefd[1], STDOUT_FILENO) == -1)
-		_exit(127);
-	if (pipefd[0] != STDOUT_FILENO)
-		(void)close(pipefd[0]);
-	if (pipefd[1] != STDOUT_FILENO)
-		(void)close(pipefd[1]);
-	null = open("/dev/null", O_RDONLY);
-	if (null == -1 || dup2(null, STDIN_FILENO) == -1)
-		_exit(127);
-	if (null != STDIN_FILENO)
-		(void)close(null);
-	execl("/bin/sh", "sh", "-c", command, (char *)NULL);
-	_exit(127);
-}
-
-/*
- * Read the child's stdout into buf until EOF, deadline or a full buffer.
- * Returns the length, or -1 (timeout, oversize, read error) with e set.
- */
-static ssize_t
-read_output(int fd, char *buf, size_t bufsz, int64_t deadline, struct err *e)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	size_t len = 0;
-	ssize_t r;
-	int64_t left;
-	int n;
-
-	for (;;) {
-		left = deadline - now_ms();
-		if (left <= 0)
-			return err_set(e, ETIMEDOUT, "timed out");
-		n = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return err_sys(e, "poll");
-		if (n == 0)
-			continue;
-		r = read(fd, buf + len, bufsz - len);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1)
-			return err_sys(e, "read");
-		if (r == 0)
-			return (ssize_t)len;
-		len += (size_t)r;
-		if (len == bufsz)
-			return err_set(e, EMSGSIZE, "printed %zu bytes or more "
-			    "(the limit)", bufsz);
-	}
-}
-
-/* Wait for the child until deadline; 0 with *status, or -1 (timeout). */
-static int
-wait_child(pid_t pid, int *status, int64_t deadline, struct err *e)
-{
-	const struct timespec tick = { 0, 10 * 1000 * 1000 };
-	pid_t r;
-
-	for (;;) {
-		r = waitpid(pid, status, WNOHANG);
-		if (r == pid)
-			return 0;
-		if (r == -1 && errno != EINTR)
-			return err_sys(e, "waitpid");
-		if (now_ms() >= deadline)
-			return err_set(e, ETIMEDOUT, "timed out");
-		(void)nanosleep(&tick, NULL);
-	}
-}
-
-/* Kill the child's process group and reap the child. */
-static void
-kill_child(pid_t pid)
-{
-	int status;
-
-	(void)kill(-pid, SIGKILL);
-	(void)kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
-}
-
-static int
-exit_ok(int status, struct err *e)
-{
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	if (WIFEXITED(status))
-		return err_set(e, EIO, "exited with status %d",
-		    WEXITSTATUS(status));
-	if (WIFSIGNALED(status))
-		return err_set(e, EIO, "killed by signal %d", WTERMSIG(status));
-	return err_set(e, EIO, "ended with wait status %d", status);
-}
-
-/* Run command; its stdout (NUL-terminated) in buf.  -1 with e set. */
-static int
-run_capture(const char *command, char *buf, size_t bufsz, int timeout_seconds,
-    struct err *e)
-{
-	int64_t deadline = now_ms() + (int64_t)timeout_seconds * 1000;
-	int pipefd[2], status;
-	ssize_t len;
-	pid_t pid;
-
-	if (pipe2(pipefd, O_CLOEXEC) == -1)
-		return err_sys(e, "pipe");
-	pid = fork();
-	if (pid == -1) {
-		err_sys(e, "fork");
-		(void)close(pipefd[0]);
-		(void)close(pipefd[1]);
-		return -1;
-	}
-	if (pid == 0)
-		exec_child(command, pipefd);
-	(void)setpgid(pid, pid);	/* no race with the child's own call */
-	(void)close(pipefd[1]);
-	len = read_output(pipefd[0], buf, bufsz - 1, deadline, e);
-	(void)close(pipefd[0]);
-	if (len == -1) {
-		kill_child(pid);
-		return -1;
-	}
-	buf[len] = '\0';
-	if (wait_child(pid, &status, deadline, e) == -1) {
-		kill_child(pid);
-		return -1;
-	}
-	return exit_ok(status, e);
-}
-
 static int
 is_space(char c)
 {
@@ -436,7 +279,8 @@ relay_token_from_command(const char *command, char *out, size_t outsz,
     int timeout_seconds, struct err *e)
 {
 	char buf[RELAY_TOKEN_MAX + 1], *token;
-	int rc;
+	char *const argv[] = { "/bin/sh", "-c", (char *)command, NULL };
+	int rc, status;
 
 	if (command == NULL || *command == '\0')
 		return err_set(e, EINVAL, "token command is empty");
@@ -444,7 +288,10 @@ relay_token_from_command(const char *command, char *out, size_t outsz,
 		return err_set(e, EINVAL, "token command: timeout must be "
 		    "positive");
 	memset(buf, 0, sizeof buf);
-	rc = run_capture(command, buf, sizeof buf, timeout_seconds, e);
+	rc = proc_run(argv, NULL, 0, buf, sizeof buf, timeout_seconds * 1000,
+	    &status, e);
+	if (rc == 0)
+		rc = proc_exit_ok(status, e);
 	if (rc == 0) {
 		token = trim(buf);
 		rc = token_text_ok(token, strlen(token), e);
