@@ -94,7 +94,8 @@ deps:
 	@sh tools/deps
 
 # The whole gateway played by modality-emu: two worklist items, eight
-# images, and what arrived (tools/demo; data kept in ./var-demo).
+# images, and what arrived (tools/demo; data in a new directory under
+# $TMPDIR, never GATEWAY_DATA_DIR).
 demo: deps all
 	sh tools/demo
 
