@@ -75,7 +75,9 @@ config_load(struct config *c, struct err *e)
 	if (set_aet(c->pacs_aet, "PACS_AET", "SCREENING_PACS", e) ||
 	    set_aet(c->worklist_aet, "WORKLIST_AET", "SCREENING_MWL", e) ||
 	    set_port(&c->pacs_port, "PACS_PORT", 4244, e) ||
-	    set_port(&c->worklist_port, "WORKLIST_PORT", 4243, e))
+	    set_port(&c->worklist_port, "WORKLIST_PORT", 4243, e) ||
+	    set_aet(c->qr_aet, "QR_AET", "SCREENING_QR", e) ||
+	    set_port(&c->qr_port, "QR_PORT", 4246, e))
 		return -1;
 	return 0;
 }

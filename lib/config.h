@@ -12,7 +12,8 @@
  *   GATEWAY_QUARANTINE_DIR $GATEWAY_DATA_DIR/quarantine
  *
  * and PACS_AET (SCREENING_PACS), PACS_PORT (4244), WORKLIST_AET
- * (SCREENING_MWL), WORKLIST_PORT (4243).  config_load() only reads the
+ * (SCREENING_MWL), WORKLIST_PORT (4243), QR_AET (SCREENING_QR), QR_PORT
+ * (4246).  config_load() only reads the
  * environment: it creates nothing.  Programs override single fields from
  * their options after loading.
  */
@@ -35,6 +36,8 @@ struct config {
 	int pacs_port;
 	char worklist_aet[17];
 	int worklist_port;
+	char qr_aet[17];
+	int qr_port;
 };
 
 /* Fill c from the environment.  -1 with e set on a bad value (a port

@@ -1,0 +1,166 @@
+/*
+ * qr: Query/Retrieve and Storage Commitment over pacs.db and the store,
+ * the services qrscp(8) offers (PS3.4 annexes C and J).
+ *
+ * Modules:
+ * - qr_find.c: C-FIND matching (PS3.4 C.2.2.2) for the Patient Root and
+ *   Study Root models, levels PATIENT / STUDY / SERIES / IMAGE, as SQL over
+ *   pacs.db; and the instances a C-MOVE / C-GET identifier names.
+ * - qr_move.c: C-MOVE (a sub-association to a destination from
+ *   QR_DESTINATIONS) and C-GET (C-STORE on the same association).
+ * - qr_commit.c: Storage Commitment Push Model (N-ACTION, N-EVENT-REPORT),
+ *   requests persisted in pacs.db before they are answered.
+ * - qr_dest.c: the QR_DESTINATIONS file ("AE host port [tls]" lines).
+ *
+ * pacs.db is read only, except for qrscp's own commitment table.  Nothing
+ * here logs patient data: UIDs, accession numbers, AE titles and counts.
+ */
+#ifndef GW_QR_H
+#define GW_QR_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "dicom.h"
+#include "dimse.h"
+#include "err.h"
+#include "pacs.h"
+#include "store.h"
+
+#define QR_SOP_PATIENT_FIND	"1.2.840.10008.5.1.4.1.2.1.1"
+#define QR_SOP_PATIENT_MOVE	"1.2.840.10008.5.1.4.1.2.1.2"
+#define QR_SOP_PATIENT_GET	"1.2.840.10008.5.1.4.1.2.1.3"
+#define QR_SOP_STUDY_FIND	"1.2.840.10008.5.1.4.1.2.2.1"
+#define QR_SOP_STUDY_MOVE	"1.2.840.10008.5.1.4.1.2.2.2"
+#define QR_SOP_STUDY_GET	"1.2.840.10008.5.1.4.1.2.2.3"
+#define QR_SOP_COMMITMENT	"1.2.840.10008.1.20.1"
+#define QR_COMMITMENT_INSTANCE	"1.2.840.10008.1.20.1.1"	/* well-known */
+
+enum qr_root {
+	QR_ROOT_PATIENT,
+	QR_ROOT_STUDY,
+};
+
+/* Error codes in struct err.code (errno values otherwise). */
+enum {
+	QR_E_IDENTIFIER = 3000,	/* the identifier is wrong (status A900) */
+	QR_E_LEVEL,		/* no or unknown Query/Retrieve Level (C000 family) */
+};
+
+/* --- qr_find.c --- */
+
+/*
+ * One match: the response identifier, and the Specific Character Set its
+ * text is in (the index keeps UTF-8, so "ISO_IR 192", or NULL when every
+ * value is ASCII).  Return non-zero to stop (cancel, send failure).
+ */
+typedef int (*qr_match_fn)(void *arg, struct dcm_builder *response,
+    const char *charset);
+
+/*
+ * C-FIND: match identifier (the request's data set, parsed) against
+ * pacs.db at its (0008,0052) level for the given information model, and
+ * call fn once per match with the return keys filled.  Returns the number
+ * of matches (>= 0; fewer when fn stopped it), or -1 with e set
+ * (QR_E_IDENTIFIER / QR_E_LEVEL for a bad request, else a database error).
+ */
+int qr_find(sqlite3 *db, enum qr_root root, const struct dcm *identifier,
+    qr_match_fn fn, void *arg, struct err *e);
+
+/* One stored instance, as a retrieval needs it. */
+struct qr_instance {
+	char sop_instance_uid[PACS_UI];
+	char sop_class_uid[PACS_UI];
+	char transfer_syntax_uid[PACS_UI];
+	char study_instance_uid[PACS_UI];
+	char series_instance_uid[PACS_UI];
+	char hash[65];			/* object name: SHA-256 hex */
+	long long size;
+};
+
+typedef int (*qr_instance_fn)(void *arg, const struct qr_instance *in);
+
+/*
+ * C-MOVE / C-GET: the instances a retrieve identifier names (its level and
+ * the unique keys at and above it, PS3.4 C.4.2.2.1; a list of UIDs is
+ * allowed), in study, series, instance-number order.  fn is called once
+ * per instance; non-zero stops.  Returns the number of instances, or -1
+ * with e set as for qr_find.
+ */
+int qr_instances(sqlite3 *db, enum qr_root root, const struct dcm *identifier,
+    qr_instance_fn fn, void *arg, struct err *e);
+
+/* --- qr_dest.c --- */
+
+#define QR_MAX_DESTINATIONS	256
+
+struct qr_destination {
+	char aet[17];
+	char host[256];
+	int port;
+	int tls;		/* the line said "tls" */
+};
+
+struct qr_destinations {
+	struct qr_destination d[QR_MAX_DESTINATIONS];
+	int n;
+};
+
+/*
+ * Read a QR_DESTINATIONS file: one "AE host port [tls]" per line, '#'
+ * comments and blank lines allowed.  A missing file (path NULL or "") is
+ * an empty list.  -1 with e naming the line on a bad one.
+ */
+int qr_destinations_load(struct qr_destinations *ds, const char *path,
+    struct err *e);
+
+/* The destination with this AE title, or NULL. */
+const struct qr_destination *qr_destination_find(
+    const struct qr_destinations *ds, const char *aet);
+
+/* --- serving (bin/qrscp.c calls these in the association's process) --- */
+
+/* What qrscp was told, shared by its association processes. */
+struct qr_settings {
+	struct config cfg;		/* paths, AE titles */
+	struct qr_destinations dests;
+	const char *destinations_path;
+};
+
+struct scp_session;		/* lib/scp.h */
+
+/* One association being served. */
+struct qr_session {
+	struct scp_session *s;		/* the association, its peer */
+	const struct qr_settings *set;
+	sqlite3 *db;			/* pacs.db, opened on first use */
+	struct store store;
+	int store_open;
+};
+
+/* Open pacs.db and the store for x if not yet done (0, or -1 with e). */
+int qr_session_open(struct qr_session *x, struct err *e);
+void qr_session_close(struct qr_session *x);
+
+/* Each serves one request message to its final response.  0 to go on
+ * with the association, -1 when it is gone (the caller stops). */
+int qr_serve_find(struct qr_session *x, const struct dimse_msg *m,
+    enum qr_root root);
+int qr_serve_move(struct qr_session *x, const struct dimse_msg *m,
+    enum qr_root root);
+int qr_serve_get(struct qr_session *x, const struct dimse_msg *m,
+    enum qr_root root);
+int qr_serve_commit(struct qr_session *x, const struct dimse_msg *m);
+
+/*
+ * Commitment requests left unanswered (qrscp was killed between N-ACTION
+ * and N-EVENT-REPORT, or the requester was unreachable): answer them on
+ * a new association to the requester (its address from QR_DESTINATIONS).
+ * Called by qrscp's parent at start and then periodically, in a child
+ * process of its own.  Returns the number answered, or -1 with e set.
+ */
+int qr_commit_resume(const struct qr_settings *set, struct err *e);
+
+#endif
