@@ -270,3 +270,10 @@ JOIN objects o	 ON o.hash = i.object_hash
 JOIN series se	 ON se.id = i.series_ref
 JOIN studies st	 ON st.id = se.study_ref
 JOIN patients p	 ON p.id = st.patient_ref;
+
+-- version: 4
+-- Retention (dcmpurge(1)): the store file of an instance the cloud
+-- confirmed may be removed; the row stays, with purged_at set (ISO 8601
+-- UTC) before the file is unlinked, so no row points at a missing file
+-- unknowingly.  NULL: the file is held.
+ALTER TABLE instances ADD COLUMN purged_at TEXT;
