@@ -17,12 +17,14 @@
  * at start and every QR_COMMIT_RETRY_SECONDS, in a child of its own.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
@@ -45,7 +47,7 @@ struct server {
 	int last_assoc;		/* as last written to run/qr.state */
 };
 
-enum { OPT_DESTINATIONS = 256, OPT_VERSION };
+enum { OPT_DESTINATIONS = 256, OPT_VERSION, OPT_STATUS };
 
 static void
 usage(FILE *f)
@@ -57,7 +59,7 @@ usage(FILE *f)
 	    "             [--max-associations N] [--artim-seconds N] "
 	    "[--idle-seconds N]\n"
 	    "             [--dimse-seconds N]\n"
-	    "       qrscp --help | --version\n"
+	    "       qrscp --status | --help | --version\n"
 	    "Serves Query/Retrieve (C-FIND, C-MOVE, C-GET), Storage "
 	    "Commitment and C-ECHO\nover pacs.db and the store "
 	    "(see qrscp(8)).\n\n%s"
@@ -92,6 +94,35 @@ is_one_of(const char *as, const char *a, const char *b)
 	return strcmp(as, a) == 0 || strcmp(as, b) == 0;
 }
 
+/*
+ * A retrieval holds a shared lock on run/store.lock while it reads store
+ * files; dcmpurge takes it exclusively around its unlinks, so no file is
+ * removed under a C-MOVE or C-GET (dcmpurge(1)).
+ */
+static int
+retrieve(struct qr_session *x, const struct dimse_msg *m, enum qr_root root,
+    int (*serve)(struct qr_session *, const struct dimse_msg *,
+    enum qr_root))
+{
+	char path[PATH_MAX];
+	int fd = -1, rc;
+
+	if (snprintf(path, sizeof path, "%s/run/store.lock",
+	    x->set->cfg.data_dir) >= (int)sizeof path ||
+	    (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) == -1 ||
+	    flock(fd, LOCK_SH) == -1) {
+		if (fd != -1)
+			close(fd);
+		log_error("cannot lock the store for a retrieval", "path=%s "
+		    "error=\"%s\"", path, strerror(errno));
+		return scp_respond(x->s, m, DIMSE_UNABLE_TO_PROCESS,
+		    "store unavailable");
+	}
+	rc = serve(x, m, root);
+	close(fd);
+	return rc;
+}
+
 static int
 dispatch(struct scp_session *s, struct dimse_msg *m)
 {
@@ -113,11 +144,11 @@ dispatch(struct scp_session *s, struct dimse_msg *m)
 	case DIMSE_C_MOVE_RQ:
 		if (!is_one_of(as, QR_SOP_PATIENT_MOVE, QR_SOP_STUDY_MOVE))
 			break;
-		return qr_serve_move(x, m, root);
+		return retrieve(x, m, root, qr_serve_move);
 	case DIMSE_C_GET_RQ:
 		if (!is_one_of(as, QR_SOP_PATIENT_GET, QR_SOP_STUDY_GET))
 			break;
-		return qr_serve_get(x, m, root);
+		return retrieve(x, m, root, qr_serve_get);
 	case DIMSE_N_ACTION_RQ:
 		if (strcmp(as, QR_SOP_COMMITMENT) != 0)
 			break;
@@ -151,6 +182,36 @@ serve_association(struct scp_session *s)
 	s->arg = &x;
 	scp_serve_loop(s, dispatch);
 	qr_session_close(&x);
+	return EX_OK;
+}
+
+/* --- qrscp --status: one line for gatewayd status --- */
+
+static int
+print_status(const struct server *s)
+{
+	struct qr_status st;
+	struct err e = { 0 };
+	char pending[32];
+
+	if (qr_status_read(&s->set.cfg, &st, &e) == -1) {
+		fprintf(stderr, "qrscp: %s\n", e.msg);
+		return EX_SOFTWARE;
+	}
+	if (!st.running) {
+		printf("qrscp: %s (AE %s, port %d)\n", st.present ?
+		    "not running" : "not started", st.aet, st.port);
+		return EX_OK;
+	}
+	if (st.pending_commitments < 0)
+		snprintf(pending, sizeof pending, "unknown");
+	else
+		snprintf(pending, sizeof pending, "%ld",
+		    st.pending_commitments);
+	printf("qrscp: running (pid %ld) AE %s port %d, %d association%s, "
+	    "%d retrieval%s in progress, commitments pending: %s\n", st.pid,
+	    st.aet, st.port, st.associations, st.associations == 1 ? "" : "s",
+	    st.moves, st.moves == 1 ? "" : "s", pending);
 	return EX_OK;
 }
 
@@ -258,6 +319,7 @@ main(int argc, char **argv)
 		{ "destinations", required_argument, NULL, OPT_DESTINATIONS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "status", no_argument, NULL, OPT_STATUS },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct server s;
@@ -279,6 +341,8 @@ main(int argc, char **argv)
 			printf("qrscp %s\n", GW_VERSION);
 			return EX_OK;
 		}
+		if (c == OPT_STATUS)
+			return print_status(&s);
 		if (c == OPT_DESTINATIONS)
 			r = snprintf(s.destinations, sizeof s.destinations,
 			    "%s", optarg) < (int)sizeof s.destinations ? 1 : -1;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "qr.h"
 #include "spool.h"
 
 #define STATE_FILE_MAX	65536	/* run/NAME.state, run/children */
@@ -734,6 +735,39 @@ add_relay(struct report *r, struct err *e)
 	return rc == -1 ? oom(e) : 0;
 }
 
+/* -------------------------------------------------------------- qrscp */
+
+/* qrscp: its port, open associations, retrievals in progress and pending
+ * commitments (lib/qr_status.c).  Not started (no run/qr.state): shown,
+ * not a problem; started but dead or not answering: a problem. */
+static int
+add_qr(struct report *r, struct err *e)
+{
+	struct qr_status st;
+	const char *bind = getenv("QR_BIND");
+	json_t *o;
+	int answering = 0, rc = 0;
+
+	if (qr_status_read(r->c, &st, e) == -1)
+		return -1;
+	if (st.running)
+		answering = port_answering(bind != NULL && *bind != '\0' &&
+		    strcmp(bind, "0.0.0.0") != 0 ? bind : NULL, st.port,
+		    HEALTH_CONNECT_TIMEOUT_MS);
+	o = json_pack("{s:b, s:s, s:i, s:b, s:i, s:i, s:o}", "running",
+	    st.running, "aet", st.aet, "port", st.port, "answering", answering,
+	    "associations", st.associations, "moves_in_progress", st.moves,
+	    "pending_commitments", st.pending_commitments >= 0 ?
+	    json_integer(st.pending_commitments) : json_null());
+	if (put(r->root, "qr", o) == -1)
+		return oom(e);
+	if (st.present && !st.running)
+		rc = problem(r, "qrscp (pid %ld) not running", st.pid);
+	else if (st.running && !answering)
+		rc = problem(r, "qr port %d not answering", st.port);
+	return rc == -1 ? oom(e) : 0;
+}
+
 /* ------------------------------------------------------------- report */
 
 typedef int (*report_step)(struct report *, struct err *);
@@ -743,7 +777,7 @@ health_report(const struct config *c, json_t **out, struct err *e)
 {
 	static const report_step steps[] = { add_gatewayd, add_ports,
 	    add_children, add_spools, add_failed_jobs, add_quarantine,
-	    add_disk, add_relay };
+	    add_disk, add_relay, add_qr };
 	struct report r = { .c = c, .root = json_object(),
 	    .problems = json_array(), .now = time(NULL) };
 

@@ -176,4 +176,24 @@ int qr_serve_commit(struct qr_session *x, const struct dimse_msg *m);
  */
 int qr_commit_resume(const struct qr_settings *set, struct err *e);
 
+/* The number of commitment requests not yet reported, into *pending. */
+int qr_commit_pending(sqlite3 *db, long *pending, struct err *e);
+
+/* --- qr_status.c: what gatewayd status and the health report show --- */
+
+struct qr_status {
+	int present;		/* run/qr.state exists: qrscp was started */
+	int running;		/* ... and its pid is alive */
+	long pid;
+	char aet[17];
+	int port;
+	int associations;	/* open now */
+	int moves;		/* C-MOVE/C-GET in progress (run/qr-move.PID) */
+	long pending_commitments;	/* -1: unknown (no pacs.db) */
+};
+
+/* Read run/qr.state, run/qr-move.* and pacs.db's commitment table. */
+int qr_status_read(const struct config *c, struct qr_status *st,
+    struct err *e);
+
 #endif

@@ -98,6 +98,9 @@ ok "status shows storescp running with its pid" \
     grep -Eq "^storescp +running +$STORESCP_PID " "$T/status.out"
 ok "status shows dcmindex running" grep -Eq "^dcmindex +running +$DCMINDEX_PID " "$T/status.out"
 ok "status shows mwlscp running" grep -Eq "^mwlscp +running +[0-9]+ " "$T/status.out"
+ok "status shows qrscp running" grep -Eq "^qrscp +running +[0-9]+ " "$T/status.out"
+ok "... and its port line" grep -q "^qrscp: running (pid [0-9]*) AE SCREENING_QR port $QR_PORT, " "$T/status.out"
+ok "qrscp answers C-ECHO on QR_PORT" echoscu -aec SCREENING_QR 127.0.0.1 "$QR_PORT"
 ok "status shows the depth of every spool" \
     sh -c "grep -Eq '^index +[0-9]+ +[0-9]+ +[0-9]+$' '$T/status.out' &&
 	   grep -Eq '^thumb ' '$T/status.out' && grep -Eq '^relay ' '$T/status.out'"

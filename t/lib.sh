@@ -31,7 +31,9 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/gwtest.XXXXXX")
 # tests run in parallel (prove -j) never meet.
 WORKLIST_BIND=127.0.0.1
 WORKLIST_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export WORKLIST_BIND WORKLIST_PORT
+QR_BIND=127.0.0.1
+QR_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export WORKLIST_BIND WORKLIST_PORT QR_BIND QR_PORT
 _tap_n=0
 _tap_failed=0
 _tap_planned=0
