@@ -82,9 +82,8 @@ defaults(struct server *s, struct err *e)
 	const char *v;
 
 	if (config_load(&s->cfg, e) == -1 ||
-	    scp_defaults(&s->scp, "mwlscp", "WORKLIST_BIND",
-	    s->cfg.worklist_port, s->cfg.worklist_aet,
-	    "WORKLIST_ALLOWED_AETS", e) == -1)
+	    scp_defaults(&s->scp, "mwlscp", "WORKLIST",
+	    s->cfg.worklist_port, s->cfg.worklist_aet, e) == -1)
 		return -1;
 	snprintf(s->charset, sizeof s->charset, "ISO_IR 100");
 	if ((v = getenv("WORKLIST_CHARSET")) != NULL && *v != '\0' &&
@@ -398,10 +397,12 @@ main(int argc, char **argv)
 	s.scp.arg = &s;
 	if (scp_listen(&s.scp, &e) == -1) {
 		log_error("cannot listen", "error=\"%s\"", e.msg);
-		return EX_UNAVAILABLE;
+		return e.code == EINVAL ? EX_CONFIG : EX_UNAVAILABLE;
 	}
-	log_info("listening", "bind=%s port=%d aet=%s max_associations=%d "
-	    "charset=\"%s\"", log_quote(s.scp.bind_addr, bindq, sizeof bindq),
-	    s.scp.port, s.scp.aet, s.scp.max_assoc, s.charset);
+	log_info("listening", "bind=%s port=%d tls_port=%d client_certs=%s "
+	    "aet=%s max_associations=%d charset=\"%s\"", log_quote(s.scp.bind_addr,
+	    bindq, sizeof bindq), s.scp.port, s.scp.tls_port,
+	    s.scp.tls_ca[0] != '\0' ? "required" : "no", s.scp.aet,
+	    s.scp.max_assoc, s.charset);
 	return scp_run(&s.scp);
 }

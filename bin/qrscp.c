@@ -75,8 +75,8 @@ defaults(struct server *s, struct err *e)
 	const char *v;
 
 	if (config_load(&s->set.cfg, e) == -1 ||
-	    scp_defaults(&s->scp, "qrscp", "QR_BIND", s->set.cfg.qr_port,
-	    s->set.cfg.qr_aet, "QR_ALLOWED_AETS", e) == -1 ||
+	    scp_defaults(&s->scp, "qrscp", "QR", s->set.cfg.qr_port,
+	    s->set.cfg.qr_aet, e) == -1 ||
 	    config_env_long("QR_COMMIT_RETRY_SECONDS", 1, 86400, 30,
 	    &s->commit_retry_s, e) == -1)
 		return -1;
@@ -367,11 +367,13 @@ main(int argc, char **argv)
 	scp_signals();
 	if (scp_listen(&s.scp, &e) == -1) {
 		log_error("cannot listen", "error=\"%s\"", e.msg);
-		return EX_UNAVAILABLE;
+		return e.code == EINVAL ? EX_CONFIG : EX_UNAVAILABLE;
 	}
-	log_info("listening", "bind=%s port=%d aet=%s max_associations=%d "
-	    "destinations=%d", log_quote(s.scp.bind_addr, bindq, sizeof bindq),
-	    s.scp.port, s.scp.aet, s.scp.max_assoc, s.set.dests.n);
+	log_info("listening", "bind=%s port=%d tls_port=%d client_certs=%s "
+	    "aet=%s max_associations=%d destinations=%d", log_quote(s.scp.bind_addr,
+	    bindq, sizeof bindq), s.scp.port, s.scp.tls_port,
+	    s.scp.tls_ca[0] != '\0' ? "required" : "no", s.scp.aet,
+	    s.scp.max_assoc, s.set.dests.n);
 	rc = scp_run(&s.scp);
 	if (s.resumer > 0) {
 		kill(s.resumer, SIGTERM);

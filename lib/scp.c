@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "tls.h"
 
 static volatile sig_atomic_t stopping;
 
@@ -28,7 +29,12 @@ const char scp_options_help[] =
     "  --max-associations N    served at once (16); more are rejected\n"
     "  --artim-seconds N       wait for an association request (30)\n"
     "  --idle-seconds N        wait for the next request (300)\n"
-    "  --dimse-seconds N       for one message to arrive whole (600)\n";
+    "  --dimse-seconds N       for one message to arrive whole (600)\n"
+    "  --tls-port N            DICOM TLS on this port too\n"
+    "  --tls-cert FILE         our certificate (GATEWAY_TLS_CERT)\n"
+    "  --tls-key FILE          its key (GATEWAY_TLS_KEY)\n"
+    "  --tls-ca FILE           verify client certificates against it "
+    "(GATEWAY_TLS_CA)\n";
 
 static void
 on_signal(int sig)
@@ -82,27 +88,49 @@ scp_parse_allow(struct scp_server *s, const char *list)
 	return 0;
 }
 
-int
-scp_defaults(struct scp_server *s, const char *prog, const char *bind_env,
-    int port, const char *aet, const char *allow_env, struct err *e)
+static int
+env_path(char *out, const char *name)
 {
-	const char *v = getenv(bind_env);
+	const char *v = getenv(name);
+
+	return snprintf(out, PATH_MAX, "%s", v != NULL ? v : "") >= PATH_MAX ?
+	    -1 : 0;
+}
+
+int
+scp_defaults(struct scp_server *s, const char *prog, const char *env,
+    int port, const char *aet, struct err *e)
+{
+	char name[64];
+	const char *v;
+	long tls_port;
 
 	s->prog = prog;
+	snprintf(name, sizeof name, "%s_BIND", env);
+	v = getenv(name);
 	snprintf(s->bind_addr, sizeof s->bind_addr, "%s",
 	    v != NULL && *v != '\0' ? v : "0.0.0.0");
 	s->port = port;
 	snprintf(s->aet, sizeof s->aet, "%s", aet);
-	if ((v = getenv(allow_env)) != NULL && *v != '\0' &&
+	snprintf(name, sizeof name, "%s_ALLOWED_AETS", env);
+	if ((v = getenv(name)) != NULL && *v != '\0' &&
 	    scp_parse_allow(s, v) == -1)
 		return err_set(e, EINVAL, "bad %s: comma-separated AE titles "
-		    "of at most 16 characters, at most %d", allow_env,
+		    "of at most 16 characters, at most %d", name,
 		    SCP_MAX_ALLOWED);
+	snprintf(name, sizeof name, "%s_TLS_PORT", env);
+	if (config_env_long(name, 0, 65535, 0, &tls_port, e) == -1)
+		return -1;
+	s->tls_port = (int)tls_port;
+	if (env_path(s->tls_cert, "GATEWAY_TLS_CERT") == -1 ||
+	    env_path(s->tls_key, "GATEWAY_TLS_KEY") == -1 ||
+	    env_path(s->tls_ca, "GATEWAY_TLS_CA") == -1)
+		return err_set(e, ENAMETOOLONG, "GATEWAY_TLS_*: path too long");
 	s->max_assoc = 16;
 	s->artim_s = 30;
 	s->idle_s = 300;
 	s->dimse_s = 600;
-	s->lfd = -1;
+	s->lfd = s->lfd_tls = -1;
 	return 0;
 }
 
@@ -143,6 +171,16 @@ scp_option(struct scp_server *s, int c, const char *arg)
 		break;
 	case SCP_OPT_DIMSE:
 		rc = config_parse_int(arg, 1, 86400, &s->dimse_s);
+		break;
+	case SCP_OPT_TLS_PORT:
+		rc = config_parse_int(arg, 1, 65535, &s->tls_port);
+		break;
+	case SCP_OPT_TLS_CERT:
+	case SCP_OPT_TLS_KEY:
+	case SCP_OPT_TLS_CA:
+		rc = snprintf(c == SCP_OPT_TLS_CERT ? s->tls_cert :
+		    c == SCP_OPT_TLS_KEY ? s->tls_key : s->tls_ca, PATH_MAX,
+		    "%s", arg) >= PATH_MAX ? -1 : 0;
 		break;
 	default:
 		return 0;
@@ -285,8 +323,34 @@ log_refusal(struct scp_session *x, const struct err *e)
 		    x->peer, e->msg);
 }
 
+/* The TLS handshake of a connection on the TLS port: 0, or -1 (logged;
+ * a plain client on the TLS port, a wrong or expired certificate). */
 static int
-serve_association(struct scp_server *s, int fd, int busy)
+tls_handshake(struct scp_server *s, struct scp_session *x, int fd,
+    struct tls_conn **out)
+{
+	struct err e = { 0 };
+	char how[128], subject[300];
+
+	if (tls_accept(out, s->tls, fd, s->artim_s * 1000, &e) == -1) {
+		if (e.code == TLS_E_CLOSED)
+			log_debug("closed before a TLS handshake", "peer=%s",
+			    x->peer);
+		else
+			log_warn("TLS handshake failed", "peer=%s error=\"%s\"%s",
+			    x->peer, e.msg, strstr(e.msg, "wrong version") ?
+			    " hint=\"not TLS: a plain DICOM client on the TLS "
+			    "port?\"" : "");
+		return -1;
+	}
+	log_info("TLS connection", "peer=%s tls=\"%s\" client=%s", x->peer,
+	    tls_describe(*out, how, sizeof how), log_quote(
+	    tls_peer_subject(*out), subject, sizeof subject));
+	return 0;
+}
+
+static int
+serve_association(struct scp_server *s, int fd, int busy, int tls)
 {
 	struct ul_config uc = { 0 };
 	struct scp_session x = { 0 };
@@ -296,6 +360,10 @@ serve_association(struct scp_server *s, int fd, int busy)
 	x.srv = s;
 	x.arg = s->arg;
 	scp_peer_name(fd, x.peer, sizeof x.peer);
+	if (tls && tls_handshake(s, &x, fd, &uc.tls) == -1) {
+		close(fd);
+		return EX_OK;
+	}
 	uc.ae_title = s->aet;
 	uc.any_called_aet = s->any_called_aet;
 	uc.allowed_calling = s->nallowed > 0 ? s->allowed_ptr : NULL;
@@ -319,32 +387,53 @@ serve_association(struct scp_server *s, int fd, int busy)
 
 /* --- the accepting parent --- */
 
-int
-scp_listen(struct scp_server *s, struct err *e)
+static int
+listen_port(const char *bind_addr, int port, struct err *e)
 {
 	struct addrinfo hints = { 0 }, *res;
-	char port[16];
+	char ports[16];
 	int fd, one = 1, rc;
 
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	snprintf(port, sizeof port, "%d", s->port);
-	if ((rc = getaddrinfo(s->bind_addr, port, &hints, &res)) != 0)
-		return err_set(e, EINVAL, "bind address %s: %s", s->bind_addr,
+	snprintf(ports, sizeof ports, "%d", port);
+	if ((rc = getaddrinfo(bind_addr, ports, &hints, &res)) != 0)
+		return err_set(e, EINVAL, "bind address %s: %s", bind_addr,
 		    gai_strerror(rc));
 	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
 	if (fd == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
 	    listen(fd, 128) == -1) {
-		err_sys(e, "listen on %s:%d", s->bind_addr, s->port);
+		err_sys(e, "listen on %s:%d", bind_addr, port);
 		if (fd != -1)
 			close(fd);
 		freeaddrinfo(res);
 		return -1;
 	}
 	freeaddrinfo(res);
-	s->lfd = fd;
+	return fd;
+}
+
+int
+scp_listen(struct scp_server *s, struct err *e)
+{
+	if (s->tls_port != 0) {
+		if (s->tls_port == s->port)
+			return err_set(e, EINVAL, "the TLS port must differ "
+			    "from the plain one (%d)", s->port);
+		if (tls_server_ctx(&s->tls, s->tls_cert, s->tls_key,
+		    s->tls_ca, e) == -1)
+			return -1;
+	}
+	if ((s->lfd = listen_port(s->bind_addr, s->port, e)) == -1)
+		return -1;
+	if (s->tls_port != 0 &&
+	    (s->lfd_tls = listen_port(s->bind_addr, s->tls_port, e)) == -1) {
+		close(s->lfd);
+		s->lfd = -1;
+		return err_wrap(e, "TLS port");
+	}
 	return 0;
 }
 
@@ -402,6 +491,8 @@ in_child(struct scp_server *s)
 	struct sigaction sa = { 0 };
 
 	close(s->lfd);
+	if (s->lfd_tls != -1)
+		close(s->lfd_tls);
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
@@ -426,12 +517,12 @@ scp_fork(struct scp_server *s)
 }
 
 static void
-accept_one(struct scp_server *s)
+accept_one(struct scp_server *s, int lfd)
 {
 	int fd, busy, rc;
 	pid_t pid;
 
-	if ((fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
+	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
 		if (errno != EINTR && errno != EAGAIN &&
 		    errno != ECONNABORTED)
 			log_warn("accept failed", "error=\"%s\"",
@@ -452,7 +543,7 @@ accept_one(struct scp_server *s)
 	}
 	if (pid == 0) {
 		in_child(s);
-		rc = serve_association(s, fd, busy);
+		rc = serve_association(s, fd, busy, lfd == s->lfd_tls);
 		exit(rc);
 	}
 	close(fd);
@@ -480,8 +571,12 @@ shutdown_children(struct scp_server *s)
 int
 scp_run(struct scp_server *s)
 {
-	struct pollfd p = { .fd = s->lfd, .events = POLLIN };
+	struct pollfd p[2] = {
+		{ .fd = s->lfd, .events = POLLIN },
+		{ .fd = s->lfd_tls, .events = POLLIN },
+	};
 	time_t last_tick = 0;
+	int i;
 
 	s->nslots = 2 * s->max_assoc;
 	s->children = calloc((size_t)s->nslots, sizeof(*s->children));
@@ -496,10 +591,16 @@ scp_run(struct scp_server *s)
 			last_tick = time(NULL);
 			s->tick(s);
 		}
-		if (poll(&p, 1, 1000) > 0 && !stopping)
-			accept_one(s);
+		if (poll(p, s->lfd_tls != -1 ? 2 : 1, 1000) <= 0 || stopping)
+			continue;
+		for (i = 0; i < 2; i++)
+			if (p[i].fd != -1 && (p[i].revents & POLLIN))
+				accept_one(s, p[i].fd);
 	}
 	close(s->lfd);
+	if (s->lfd_tls != -1)
+		close(s->lfd_tls);
+	tls_ctx_free(s->tls);
 	log_info("stopping", "associations=%d", s->nchildren);
 	shutdown_children(s);
 	free(s->children);

@@ -23,6 +23,7 @@
 #define GW_SCP_H
 
 #include <getopt.h>
+#include <limits.h>
 #include <sys/types.h>
 
 #include "dimse.h"
@@ -53,6 +54,9 @@ struct scp_server {
 	int nallowed;
 	int max_assoc;
 	int artim_s, idle_s, dimse_s;
+	/* DICOM TLS beside the plain port (0: none), lib/tls. */
+	int tls_port;
+	char tls_cert[PATH_MAX], tls_key[PATH_MAX], tls_ca[PATH_MAX];
 
 	/* Set by the program before scp_run(). */
 	const char *const *abstract_syntaxes;	/* NULL-ended */
@@ -73,22 +77,25 @@ struct scp_server {
 	pid_t *children;	/* pids, 0 for free slots */
 	char *is_rejecter;
 	int nslots;
-	int lfd;
+	int lfd, lfd_tls;
+	struct tls_ctx *tls;
 };
 
-/* Defaults: bind (from bind_env, else 0.0.0.0), port, AE title, the
- * allowed calling AE titles from allow_env (comma-separated), limit 16,
- * timers 30/300/600 s.  -1 with e set on a bad allow list. */
-int scp_defaults(struct scp_server *s, const char *prog,
-    const char *bind_env, int port, const char *aet, const char *allow_env,
-    struct err *e);
+/* Defaults: bind (from <env>_BIND, else 0.0.0.0), port, AE title, the
+ * allowed calling AE titles from <env>_ALLOWED_AETS (comma-separated),
+ * the TLS port from <env>_TLS_PORT with GATEWAY_TLS_CERT, _KEY and _CA,
+ * limit 16, timers 30/300/600 s.  env is "WORKLIST" or "QR".  -1 with e
+ * set on a bad value. */
+int scp_defaults(struct scp_server *s, const char *prog, const char *env,
+    int port, const char *aet, struct err *e);
 
 /* The options every server takes, for getopt_long (SCP_OPTIONS inside
  * the program's struct option array) and their handler. */
 enum {
 	SCP_OPT_BIND = 200, SCP_OPT_PORT, SCP_OPT_AET, SCP_OPT_ANY,
 	SCP_OPT_ALLOW, SCP_OPT_MAX, SCP_OPT_ARTIM, SCP_OPT_IDLE,
-	SCP_OPT_DIMSE,
+	SCP_OPT_DIMSE, SCP_OPT_TLS_PORT, SCP_OPT_TLS_CERT, SCP_OPT_TLS_KEY,
+	SCP_OPT_TLS_CA,
 };
 #define SCP_OPTIONS \
 	{ "bind", required_argument, NULL, SCP_OPT_BIND }, \
@@ -99,7 +106,11 @@ enum {
 	{ "max-associations", required_argument, NULL, SCP_OPT_MAX }, \
 	{ "artim-seconds", required_argument, NULL, SCP_OPT_ARTIM }, \
 	{ "idle-seconds", required_argument, NULL, SCP_OPT_IDLE }, \
-	{ "dimse-seconds", required_argument, NULL, SCP_OPT_DIMSE }
+	{ "dimse-seconds", required_argument, NULL, SCP_OPT_DIMSE }, \
+	{ "tls-port", required_argument, NULL, SCP_OPT_TLS_PORT }, \
+	{ "tls-cert", required_argument, NULL, SCP_OPT_TLS_CERT }, \
+	{ "tls-key", required_argument, NULL, SCP_OPT_TLS_KEY }, \
+	{ "tls-ca", required_argument, NULL, SCP_OPT_TLS_CA }
 
 /* The options' lines for --help. */
 extern const char scp_options_help[];
@@ -117,7 +128,8 @@ void scp_signals(void);
 /* 1 once SIGTERM or SIGINT arrived. */
 int scp_stopping(void);
 
-/* Listen on s->bind_addr:s->port (0, or -1 with e set). */
+/* Listen on s->bind_addr:s->port, and on tls_port with TLS when set
+ * (0, or -1 with e set: EINVAL for a bad TLS setting). */
 int scp_listen(struct scp_server *s, struct err *e);
 
 /* Accept and serve until stopped; an exit code (sysexits). */

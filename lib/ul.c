@@ -12,6 +12,7 @@
  * until the last-fragment bit, then handed to the caller.
  */
 #include "ul.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -90,6 +91,18 @@ ul_socket_setup(int fd, struct err *e)
 	return 0;
 }
 
+/* A TLS failure as the upper layer's: timeouts and closes keep their
+ * meaning (a close before any byte is a port check, not an error). */
+static int
+tls_error(struct err *e)
+{
+	if (e->code == TLS_E_TIMEOUT)
+		e->code = UL_E_TIMEOUT;
+	else if (e->code == TLS_E_CLOSED)
+		e->code = UL_E_CLOSED;
+	return -1;
+}
+
 /* Wait until fd is readable or the deadline passes: 1, 0 timeout, -1. */
 static int
 wait_readable(int fd, long long deadline, struct err *e)
@@ -115,19 +128,27 @@ wait_readable(int fd, long long deadline, struct err *e)
 /* Read exactly n bytes by the deadline.  0; -1 with e (UL_E_TIMEOUT,
  * UL_E_CLOSED, or errno). */
 static int
-read_full(int fd, void *buf, size_t n, long long deadline, struct err *e)
+read_full(struct ul_assoc *a, void *buf, size_t n, long long deadline,
+    struct err *e)
 {
 	uint8_t *p = buf;
 	ssize_t r;
 	int w;
 
 	while (n > 0) {
-		if ((w = wait_readable(fd, deadline, e)) == -1)
+		if (a->tls != NULL) {
+			if ((r = tls_read(a->tls, p, n, deadline, e)) == -1)
+				return tls_error(e);
+			p += r;
+			n -= (size_t)r;
+			continue;
+		}
+		if ((w = wait_readable(a->fd, deadline, e)) == -1)
 			return -1;
 		if (w == 0)
 			return err_set(e, UL_E_TIMEOUT, "timed out waiting "
 			    "for the peer");
-		r = read(fd, p, n);
+		r = read(a->fd, p, n);
 		if (r == 0)
 			return err_set(e, UL_E_CLOSED, "peer closed the "
 			    "connection");
@@ -145,14 +166,21 @@ read_full(int fd, void *buf, size_t n, long long deadline, struct err *e)
 	return 0;
 }
 
+/* Write all n bytes (over TLS: within the idle time). */
 static int
-write_full(int fd, const void *buf, size_t n, struct err *e)
+write_full(struct ul_assoc *a, const void *buf, size_t n, struct err *e)
 {
 	const uint8_t *p = buf;
+	struct err scratch = { 0 };
 	ssize_t r;
 
+	if (e == NULL)
+		e = &scratch;
+	if (a->tls != NULL)
+		return tls_write(a->tls, buf, n, now_ms() + a->idle_ms, e) ==
+		    -1 ? tls_error(e) : 0;
 	while (n > 0) {
-		r = send(fd, p, n, MSG_NOSIGNAL);
+		r = send(a->fd, p, n, MSG_NOSIGNAL);
 		if (r == -1) {
 			if (errno == EINTR)
 				continue;
@@ -280,7 +308,7 @@ pdu_send(struct ul_assoc *a, struct wbuf *w, struct err *e)
 	w->p[3] = (uint8_t)(n >> 16);
 	w->p[4] = (uint8_t)(n >> 8);
 	w->p[5] = (uint8_t)n;
-	rc = write_full(a->fd, w->p, w->len, e);
+	rc = write_full(a, w->p, w->len, e);
 	free(w->p);
 	return rc;
 }
@@ -291,7 +319,15 @@ send_short(struct ul_assoc *a, uint8_t type, uint8_t b2, uint8_t b3,
 {
 	uint8_t p[10] = { type, 0, 0, 0, 0, 4, 0, 0, b2, b3 };
 
-	return write_full(a->fd, p, sizeof p, e);
+	return write_full(a, p, sizeof p, e);
+}
+
+/* Say close_notify and drop TLS: what follows is the TCP close. */
+static void
+end_tls(struct ul_assoc *a)
+{
+	tls_close(a->tls);
+	a->tls = NULL;
 }
 
 void
@@ -300,6 +336,7 @@ ul_abort(struct ul_assoc *a, int source, int reason)
 	if (a == NULL || a->fd < 0)
 		return;
 	send_short(a, PDU_ABORT, (uint8_t)source, (uint8_t)reason, NULL);
+	end_tls(a);
 	shutdown(a->fd, SHUT_WR);
 }
 
@@ -359,14 +396,15 @@ read_pdu(struct ul_assoc *a, long long first_deadline, struct err *e)
 	long long dl;
 	uint8_t *np;
 
-	if (read_full(a->fd, h, 1, first_deadline, e) == -1)
+	if (read_full(a, h, 1, first_deadline, e) == -1)
 		return -1;
 	dl = now_ms() + a->idle_ms;
-	if (read_full(a->fd, h + 1, 5, dl, e) == -1)
+	if (read_full(a, h + 1, 5, dl, e) == -1)
 		return cut_short(e);
 	if (!valid_type(h[0]))
-		return protocol_abort(a, AB_UNRECOGNIZED_PDU, e,
-		    "unrecognised PDU type");
+		return protocol_abort(a, AB_UNRECOGNIZED_PDU, e, h[0] == 0x16 &&
+		    a->tls == NULL ? "a TLS handshake on the plain DICOM port "
+		    "(the peer wants the TLS port)" : "unrecognised PDU type");
 	len = be32(h + 2);
 	max = h[0] == PDU_DATA ? a->our_max_pdu : ASSOC_PDU_MAX;
 	if (h[0] == PDU_DATA && max == 0)
@@ -383,7 +421,7 @@ read_pdu(struct ul_assoc *a, long long first_deadline, struct err *e)
 		a->pdu = np;
 		a->pducap = len;
 	}
-	if (len > 0 && read_full(a->fd, a->pdu, len, dl, e) == -1)
+	if (len > 0 && read_full(a, a->pdu, len, dl, e) == -1)
 		return cut_short(e);
 	a->pdulen = len;
 	a->pdupos = 0;
@@ -740,6 +778,7 @@ assoc_new(int fd, const struct ul_config *cfg)
 	if (a == NULL)
 		return NULL;
 	a->fd = fd;
+	a->tls = cfg->tls;
 	a->our_max_pdu = cfg->max_pdu ? cfg->max_pdu : UL_DEFAULT_MAX_PDU;
 	if (a->our_max_pdu < MIN_PDU)
 		a->our_max_pdu = MIN_PDU;
@@ -757,7 +796,8 @@ send_rj(struct ul_assoc *a, struct err *e)
 	uint8_t p[10] = { PDU_ASSOC_RJ, 0, 0, 0, 0, 4, 0, (uint8_t)r->result,
 	    (uint8_t)r->source, (uint8_t)r->reason };
 
-	write_full(a->fd, p, sizeof p, NULL);
+	write_full(a, p, sizeof p, NULL);
+	end_tls(a);
 	shutdown(a->fd, SHUT_WR);
 	return err_set(e, UL_E_REJECTED, "association rejected "
 	    "(result %d, source %d, reason %d)", r->result, r->source,
@@ -998,7 +1038,12 @@ ul_connect(struct ul_assoc **out, const char *host, int port,
 		}
 	}
 	a->nctx = (int)nctxs;
-	if (ul_socket_setup(fd, e) == -1 || send_rq(a, ctxs, nctxs, e) == -1)
+	if (ul_socket_setup(fd, e) == -1)
+		return -1;
+	if (cfg->tls_client != NULL && tls_connect(&a->tls, cfg->tls_client,
+	    fd, host, a->artim_ms, e) == -1)
+		return -1;
+	if (send_rq(a, ctxs, nctxs, e) == -1)
 		return -1;
 	return read_answer(a, e);
 }
@@ -1044,8 +1089,8 @@ ul_send(struct ul_assoc *a, uint8_t ctx_id, int is_command,
 		h[9] = (uint8_t)(n + 2);
 		h[10] = ctx_id;
 		h[11] = (uint8_t)((is_command ? 1 : 0) | (last ? 2 : 0));
-		if (write_full(a->fd, h, sizeof h, e) == -1 ||
-		    (n > 0 && write_full(a->fd, buf + off, n, e) == -1))
+		if (write_full(a, h, sizeof h, e) == -1 ||
+		    (n > 0 && write_full(a, buf + off, n, e) == -1))
 			return -1;
 		off += n;
 	} while (!last);
@@ -1057,7 +1102,7 @@ ul_pending(struct ul_assoc *a)
 {
 	struct pollfd p = { .fd = a->fd, .events = POLLIN };
 
-	if (a->pdupos < a->pdulen)
+	if (a->pdupos < a->pdulen || (a->tls != NULL && tls_pending(a->tls)))
 		return 1;
 	return poll(&p, 1, 0) > 0;
 }
@@ -1230,6 +1275,7 @@ ul_free(struct ul_assoc *a)
 {
 	if (a == NULL)
 		return;
+	end_tls(a);
 	if (a->fd >= 0)
 		close(a->fd);
 	free(a->pdu);

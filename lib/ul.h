@@ -17,6 +17,10 @@
  *   once started); dimse bounds the time one message takes to arrive
  *   whole.  A timeout aborts the association.
  * - TCP_NODELAY is set on every socket.
+ * - TLS (lib/tls) is below the association when the config gives it:
+ *   an acceptor is handed a connection whose handshake is done; a
+ *   requestor makes one before its A-ASSOCIATE-RQ.  Everything above
+ *   the bytes is the same.
  * - ul_recv() hands back one message part at a time: a command or a data
  *   set, reassembled from its PDV fragments; the caller owns its bytes.
  *   Decoding DIMSE is lib/dimse's job.
@@ -76,6 +80,9 @@ struct ul_context {
 	int peer_is_scp;	/* acceptor: we granted the requestor SCP */
 };
 
+struct tls_conn;		/* lib/tls.h */
+struct tls_ctx;
+
 /* What an acceptor serves and how long it waits. */
 struct ul_config {
 	const char *ae_title;		/* ours */
@@ -93,6 +100,11 @@ struct ul_config {
 	uint32_t max_pdu;		/* we receive; 0: UL_DEFAULT_MAX_PDU */
 	int artim_ms, idle_ms, dimse_ms;	/* 0: 30 s, 300 s, 600 s */
 	int busy;			/* reject: local limit exceeded */
+	/* Acceptor: the TLS connection already made on fd (lib/tls), or
+	 * NULL; the association owns it from ul_accept on, as it owns fd. */
+	struct tls_conn *tls;
+	/* Requestor: make TLS to the peer with this context first. */
+	struct tls_ctx *tls_client;
 };
 
 /* Why an association request was rejected (PS3.8 9.3.4). */
@@ -102,6 +114,7 @@ struct ul_reject {
 
 struct ul_assoc {
 	int fd;
+	struct tls_conn *tls;		/* NULL: plain TCP */
 	char calling_aet[UL_AE_MAX], called_aet[UL_AE_MAX];
 	char peer_impl_uid[UL_UID_MAX], peer_impl_version[UL_AE_MAX];
 	uint32_t our_max_pdu, peer_max_pdu;
