@@ -52,6 +52,12 @@ struct scp_server {
 	char allowed[SCP_MAX_ALLOWED][UL_AE_MAX];
 	const char *allowed_ptr[SCP_MAX_ALLOWED + 1];
 	int nallowed;
+	struct scp_net {		/* allowed peer networks */
+		int family;		/* AF_INET or AF_INET6 */
+		unsigned char addr[16];
+		int prefix;		/* bits */
+	} hosts[SCP_MAX_ALLOWED];
+	int nhosts;		/* 0: any address */
 	int max_assoc;
 	int artim_s, idle_s, dimse_s;
 	/* DICOM TLS beside the plain port (0: none), lib/tls. */
@@ -83,6 +89,8 @@ struct scp_server {
 
 /* Defaults: bind (from <env>_BIND, else 0.0.0.0), port, AE title, the
  * allowed calling AE titles from <env>_ALLOWED_AETS (comma-separated),
+ * the allowed peer addresses from <env>_ALLOWED_HOSTS (addresses or
+ * networks in CIDR notation, comma-separated),
  * the TLS port from <env>_TLS_PORT with GATEWAY_TLS_CERT, _KEY and _CA,
  * limit 16, timers 30/300/600 s.  env is "WORKLIST" or "QR".  -1 with e
  * set on a bad value. */
@@ -95,7 +103,7 @@ enum {
 	SCP_OPT_BIND = 200, SCP_OPT_PORT, SCP_OPT_AET, SCP_OPT_ANY,
 	SCP_OPT_ALLOW, SCP_OPT_MAX, SCP_OPT_ARTIM, SCP_OPT_IDLE,
 	SCP_OPT_DIMSE, SCP_OPT_TLS_PORT, SCP_OPT_TLS_CERT, SCP_OPT_TLS_KEY,
-	SCP_OPT_TLS_CA,
+	SCP_OPT_TLS_CA, SCP_OPT_ALLOW_HOSTS,
 };
 #define SCP_OPTIONS \
 	{ "bind", required_argument, NULL, SCP_OPT_BIND }, \
@@ -103,6 +111,7 @@ enum {
 	{ "aet", required_argument, NULL, SCP_OPT_AET }, \
 	{ "any-called-aet", no_argument, NULL, SCP_OPT_ANY }, \
 	{ "allow", required_argument, NULL, SCP_OPT_ALLOW }, \
+	{ "allow-hosts", required_argument, NULL, SCP_OPT_ALLOW_HOSTS }, \
 	{ "max-associations", required_argument, NULL, SCP_OPT_MAX }, \
 	{ "artim-seconds", required_argument, NULL, SCP_OPT_ARTIM }, \
 	{ "idle-seconds", required_argument, NULL, SCP_OPT_IDLE }, \
@@ -120,6 +129,13 @@ int scp_option(struct scp_server *s, int c, const char *arg);
 
 /* Parse a comma-separated list of AE titles into s->allowed. */
 int scp_parse_allow(struct scp_server *s, const char *list);
+
+/* Parse a comma-separated list of addresses and CIDR networks
+ * ("10.1.2.3", "10.1.0.0/16", "fd00::/8") into s->hosts. */
+int scp_parse_hosts(struct scp_server *s, const char *list);
+
+/* 1 when the connected socket's peer is allowed (always, when no list). */
+int scp_host_allowed(const struct scp_server *s, int fd);
 
 /* Install the signal handlers (SIGTERM/SIGINT stop, SIGCHLD wakes,
  * SIGPIPE ignored). */

@@ -91,6 +91,22 @@ wait_for 10 "--status: running, AE and port" \
     status_has "qrscp: running (pid $QRSCP_PID) AE SCREENING_QR port $PORT, 0 associations"
 ok "run/qr.state names the port" grep -qx "port=$PORT" "$GATEWAY_DATA_DIR/run/qr.state"
 
+# --- who may connect, by address ---
+QR_ALLOWED_HOSTS=10.0.0.0/8,nonsense qrscp 2>"$T/hosts.err"
+is "$?" 78 "a bad QR_ALLOWED_HOSTS exits EX_CONFIG"
+ok "... naming the variable" grep -q 'bad QR_ALLOWED_HOSTS' "$T/hosts.err"
+P2=$(free_port)
+mkdir -p "$T/far/run" "$T/near/run"
+GATEWAY_DATA_DIR=$T/far QR_ALLOWED_HOSTS="10.0.0.0/8, fd00::/8" bg qrscp-far qrscp --bind 127.0.0.1 --port "$P2"
+wait_for 20 "a qrscp for other networks listens" port_open "$P2"
+not_ok "a peer outside QR_ALLOWED_HOSTS is refused" echoscu -to 5 -aec SCREENING_QR 127.0.0.1 "$P2"
+ok "... logged with its address" \
+    grep -q 'msg="connection refused" peer=127.0.0.1:[0-9]* reason="address not allowed"' "$T/qrscp-far.log"
+P3=$(free_port)
+GATEWAY_DATA_DIR=$T/near bg qrscp-near qrscp --bind 127.0.0.1 --port "$P3" --allow-hosts 10.1.2.3,127.0.0.0/30
+wait_for 20 "a qrscp for loopback listens" port_open "$P3"
+ok "a peer inside --allow-hosts gets C-ECHO" echoscu -to 5 -aec SCREENING_QR 127.0.0.1 "$P3"
+
 kill -TERM "$QRSCP_PID"
 stopped() { ! kill -0 "$QRSCP_PID" 2>/dev/null; }
 wait_for 15 "SIGTERM stops it" stopped
