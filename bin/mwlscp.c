@@ -121,62 +121,24 @@ respond(struct session *x, const struct dimse_msg *m, uint16_t status,
 	return scp_respond(x->s, m, status, comment);
 }
 
-/* State of one C-FIND while it sends its pending responses. */
-struct find_state {
-	struct session *x;
-	const struct dimse_msg *rq;
-	const char *ts;
-	int cancelled, failed;
-	long sent;
-};
-
-/* A C-CANCEL may arrive while we send: look before each response. */
-static int
-check_cancel(struct find_state *f)
-{
-	if (scp_check_cancel(f->x->s, f->rq, &f->cancelled) == -1)
-		f->failed = 1;
-	return f->failed || f->cancelled;
-}
-
 static int
 send_match(void *arg, struct dcm_builder *response)
 {
-	struct find_state *f = arg;
-	struct dimse_cmd rsp;
-	struct err e = { 0 };
-	uint8_t *buf;
-	size_t len;
-	int rc;
+	struct scp_pending *p = arg;
+	struct session *x = p->x->arg;
 
-	if (check_cancel(f))
-		return 1;
-	if (dcm_build_encode(response, f->ts, f->x->srv->charset, &buf, &len,
-	    &e) == -1) {
-		log_error("cannot encode a c-find response", "error=\"%s\"",
-		    e.msg);
-		f->failed = 1;
-		return 1;
-	}
-	dimse_response(&f->rq->cmd, DIMSE_PENDING, &rsp);
-	rc = dimse_send(f->x->a, f->rq->ctx_id, &rsp, buf, len, &e);
-	free(buf);
-	if (rc == -1) {
-		f->failed = 1;
-		return 1;
-	}
-	f->sent++;
-	return 0;
+	return scp_pending_send(p, response, x->srv->charset);
 }
 
 static int
 serve_find(struct session *x, const struct dimse_msg *m, const char *ts)
 {
-	struct find_state f = { x, m, ts, 0, 0, 0 };
+	struct scp_pending f;
 	struct dcm *query = NULL;
 	struct err e = { 0 };
 	int n;
 
+	scp_pending_init(&f, x->s, m);
 	if (m->data == NULL || dcm_parse_dataset(m->data, m->datalen, ts, 0,
 	    &query, &e) == -1) {
 		log_warn("bad c-find identifier", "peer=%s error=\"%s\"",
@@ -288,19 +250,9 @@ dispatch(struct scp_session *s, struct dimse_msg *m)
 	case DIMSE_C_CANCEL_RQ:
 		return 0;	/* late: the find is over */
 	default:
-		if (m->cmd.command_field & 0x8000)
-			break;
-		log_warn("unsupported operation", "peer=%s command=0x%04X",
-		    x->peer, m->cmd.command_field);
-		return respond(x, m, DIMSE_UNRECOGNIZED_OPERATION,
-		    "operation not supported");
+		return scp_refuse(s, m, 0);
 	}
-	log_warn("operation not on its SOP class", "peer=%s command=%s "
-	    "abstract_syntax=%s", x->peer,
-	    dimse_command_name(m->cmd.command_field), as);
-	if (m->cmd.command_field & 0x8000)
-		return 0;
-	return respond(x, m, 0x0122, "SOP class not supported");
+	return scp_refuse(s, m, 1);
 }
 
 static int

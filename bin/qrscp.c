@@ -156,19 +156,9 @@ dispatch(struct scp_session *s, struct dimse_msg *m)
 	case DIMSE_C_CANCEL_RQ:
 		return 0;	/* late: the operation is over */
 	default:
-		if (m->cmd.command_field & 0x8000)
-			break;
-		log_warn("unsupported operation", "peer=%s command=0x%04X",
-		    s->peer, m->cmd.command_field);
-		return scp_respond(s, m, DIMSE_UNRECOGNIZED_OPERATION,
-		    "operation not supported");
+		return scp_refuse(s, m, 0);
 	}
-	log_warn("operation not on its SOP class", "peer=%s command=%s "
-	    "abstract_syntax=%s", s->peer,
-	    dimse_command_name(m->cmd.command_field), as);
-	if (m->cmd.command_field & 0x8000)
-		return 0;	/* a response we did not ask for: ignore */
-	return scp_respond(s, m, 0x0122, "SOP class not supported");
+	return scp_refuse(s, m, 1);
 }
 
 static int

@@ -92,45 +92,10 @@ qr_session_close(struct qr_session *x)
 
 /* --- C-FIND --- */
 
-struct find_state {
-	struct qr_session *x;
-	const struct dimse_msg *rq;
-	const char *ts;
-	int cancelled, failed;
-	long sent;
-};
-
 static int
 send_match(void *arg, struct dcm_builder *response, const char *charset)
 {
-	struct find_state *f = arg;
-	struct dimse_cmd rsp;
-	struct err e = { 0 };
-	uint8_t *buf;
-	size_t len;
-	int rc;
-
-	if (scp_check_cancel(f->x->s, f->rq, &f->cancelled) == -1)
-		f->failed = 1;
-	if (f->failed || f->cancelled)
-		return 1;
-	if (dcm_build_encode(response, f->ts, charset, &buf, &len, &e) == -1) {
-		log_error("cannot encode a c-find response", "error=\"%s\"",
-		    e.msg);
-		f->failed = 1;
-		return 1;
-	}
-	dimse_response(&f->rq->cmd, DIMSE_PENDING, &rsp);
-	rc = dimse_send(f->x->s->a, f->rq->ctx_id, &rsp, buf, len, &e);
-	free(buf);
-	if (rc == -1) {
-		log_warn("send failed", "peer=%s error=\"%s\"", f->x->s->peer,
-		    e.msg);
-		f->failed = 1;
-		return 1;
-	}
-	f->sent++;
-	return 0;
+	return scp_pending_send(arg, response, charset);
 }
 
 /* The status for a request qr_find or qr_instances refused. */
@@ -166,13 +131,12 @@ int
 qr_serve_find(struct qr_session *x, const struct dimse_msg *m,
     enum qr_root root)
 {
-	const struct ul_context *c = ul_context(x->s->a, m->ctx_id);
-	struct find_state f = { x, m, NULL, 0, 0, 0 };
+	struct scp_pending f;
 	struct dcm *query;
 	struct err e = { 0 };
 	int n;
 
-	f.ts = c != NULL ? c->transfer_syntax : DCM_TS_IMPLICIT_LE;
+	scp_pending_init(&f, x->s, m);
 	if (qr_parse_identifier(x, m, &query) == -1)
 		return scp_respond(x->s, m, DIMSE_IDENTIFIER_MISMATCH,
 		    "cannot parse the identifier");

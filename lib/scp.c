@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dicom.h"
 #include "log.h"
 #include "tls.h"
 
@@ -329,6 +330,72 @@ scp_check_cancel(struct scp_session *x, const struct dimse_msg *rq,
 	}
 	dimse_msg_free(&m);
 	return r;
+}
+
+int
+scp_refuse(struct scp_session *x, const struct dimse_msg *m,
+    int known_operation)
+{
+	const struct ul_context *c = ul_context(x->a, m->ctx_id);
+
+	if (m->cmd.command_field & 0x8000)
+		return 0;	/* a response we did not ask for: ignore */
+	if (!known_operation) {
+		log_warn("unsupported operation", "peer=%s command=0x%04X",
+		    x->peer, m->cmd.command_field);
+		return scp_respond(x, m, DIMSE_UNRECOGNIZED_OPERATION,
+		    "operation not supported");
+	}
+	log_warn("operation not on its SOP class", "peer=%s command=%s "
+	    "abstract_syntax=%s", x->peer,
+	    dimse_command_name(m->cmd.command_field),
+	    c != NULL ? c->abstract_syntax : "");
+	return scp_respond(x, m, 0x0122, "SOP class not supported");
+}
+
+void
+scp_pending_init(struct scp_pending *p, struct scp_session *x,
+    const struct dimse_msg *rq)
+{
+	const struct ul_context *c = ul_context(x->a, rq->ctx_id);
+
+	memset(p, 0, sizeof *p);
+	p->x = x;
+	p->rq = rq;
+	p->ts = c != NULL ? c->transfer_syntax : DCM_TS_IMPLICIT_LE;
+}
+
+int
+scp_pending_send(struct scp_pending *p, struct dcm_builder *b,
+    const char *charset)
+{
+	struct dimse_cmd rsp;
+	struct err e = { 0 };
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	if (scp_check_cancel(p->x, p->rq, &p->cancelled) == -1)
+		p->failed = 1;
+	if (p->failed || p->cancelled)
+		return 1;
+	if (dcm_build_encode(b, p->ts, charset, &buf, &len, &e) == -1) {
+		log_error("cannot encode a c-find response", "error=\"%s\"",
+		    e.msg);
+		p->failed = 1;
+		return 1;
+	}
+	dimse_response(&p->rq->cmd, DIMSE_PENDING, &rsp);
+	rc = dimse_send(p->x->a, p->rq->ctx_id, &rsp, buf, len, &e);
+	free(buf);
+	if (rc == -1) {
+		log_warn("send failed", "peer=%s error=\"%s\"", p->x->peer,
+		    e.msg);
+		p->failed = 1;
+		return 1;
+	}
+	p->sent++;
+	return 0;
 }
 
 void

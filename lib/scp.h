@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <sys/types.h>
 
+#include "dicom.h"
 #include "dimse.h"
 #include "err.h"
 #include "ul.h"
@@ -169,6 +170,32 @@ int scp_respond(struct scp_session *x, const struct dimse_msg *m,
  */
 int scp_check_cancel(struct scp_session *x, const struct dimse_msg *m,
     int *cancelled);
+
+/*
+ * A request this server does not serve, answered: an operation it does
+ * not know (0211), or a known one on a SOP class it does not serve it
+ * for (0122); both logged.  A response nobody asked for is ignored.
+ */
+int scp_refuse(struct scp_session *x, const struct dimse_msg *m,
+    int known_operation);
+
+/* A C-FIND's pending responses: each one sent after a look for a
+ * C-CANCEL. */
+struct scp_pending {
+	struct scp_session *x;
+	const struct dimse_msg *rq;
+	const char *ts;		/* the request's context's */
+	int cancelled, failed;	/* failed: the association is gone */
+	long sent;
+};
+
+void scp_pending_init(struct scp_pending *p, struct scp_session *x,
+    const struct dimse_msg *rq);
+
+/* Encode b in charset and send it as a pending response; non-zero when
+ * the find must stop (cancelled, or failed). */
+int scp_pending_send(struct scp_pending *p, struct dcm_builder *b,
+    const char *charset);
 
 /* Read and dispatch requests until the association ends; dispatch
  * returns -1 when the association is gone. */

@@ -33,17 +33,17 @@ bg qrscp qrscp --bind 127.0.0.1 --port "$PORT" --destinations "$T/dests" \
     --artim-seconds 2 --idle-seconds 2
 QRSCP_PID=$BG_PID
 wait_for 20 "qrscp listens on 127.0.0.1" port_open "$PORT"
-ok "it read both destinations" grep -q 'msg=listening.*destinations=2' "$T/qrscp.log"
+wait_for 10 "it read both destinations" grep -q 'msg=listening.*destinations=2' "$T/qrscp.log"
 
 echo_ok() { echoscu -to 5 -aec SCREENING_QR 127.0.0.1 "$PORT"; }
 ok "C-ECHO succeeds" echo_ok
 not_ok "a wrong called AE title is rejected" \
     echoscu -to 5 -aec NOT_OUR_AE 127.0.0.1 "$PORT"
-ok "... logged with the called AE and reason 7" \
+wait_for 10 "... logged with the called AE and reason 7" \
     grep -q 'association rejected.*called_aet=NOT_OUR_AE.*reason=7' "$T/qrscp.log"
 not_ok "a calling AE not on the allow-list is rejected" \
     echoscu -to 5 -aet STRANGER -aec SCREENING_QR 127.0.0.1 "$PORT"
-ok "... logged with the calling AE, the peer and reason 3" \
+wait_for 10 "... logged with the calling AE, the peer and reason 3" \
     grep -q 'association rejected" peer=127.0.0.1:[0-9]* calling_aet=STRANGER.*reason=3' \
     "$T/qrscp.log"
 
@@ -58,7 +58,7 @@ findscu -v -to 5 -S -aec SCREENING_QR 127.0.0.1 "$PORT" \
     -k QueryRetrieveLevel=STUDY -k StudyInstanceUID >"$T/nodb.out" 2>&1
 ok "a C-FIND with no pacs.db is refused (C000 family)" \
     grep -qa "Final Find Response (Failed: UnableToProcess)" "$T/nodb.out"
-ok "... with the reason logged" grep -q 'cannot open the index.*no pacs.db at' "$T/qrscp.log"
+wait_for 10 "... with the reason logged" grep -q 'cannot open the index.*no pacs.db at' "$T/qrscp.log"
 ok "... and pacs.db was not created" test ! -e "$GATEWAY_DATA_DIR/pacs.db"
 
 # --- malformed input ---
@@ -82,7 +82,7 @@ wait_for 20 "the probes' processes are gone" no_children
 ok "beyond --max-associations the extra one is rejected, the held ones work" \
     env DULRAW_CALLED=SCREENING_QR $RAW "$PORT" hold 2 \
     echoscu -to 5 -aec SCREENING_QR 127.0.0.1 "$PORT"
-ok "... said as local limit exceeded" \
+wait_for 10 "... said as local limit exceeded" \
     grep -q 'association rejected.*result=2 source=3 reason=2' "$T/qrscp.log"
 
 # --- status ---
@@ -100,7 +100,7 @@ mkdir -p "$T/far/run" "$T/near/run"
 GATEWAY_DATA_DIR=$T/far QR_ALLOWED_HOSTS="10.0.0.0/8, fd00::/8" bg qrscp-far qrscp --bind 127.0.0.1 --port "$P2"
 wait_for 20 "a qrscp for other networks listens" port_open "$P2"
 not_ok "a peer outside QR_ALLOWED_HOSTS is refused" echoscu -to 5 -aec SCREENING_QR 127.0.0.1 "$P2"
-ok "... logged with its address" \
+wait_for 10 "... logged with its address" \
     grep -q 'msg="connection refused" peer=127.0.0.1:[0-9]* reason="address not allowed"' "$T/qrscp-far.log"
 P3=$(free_port)
 GATEWAY_DATA_DIR=$T/near bg qrscp-near qrscp --bind 127.0.0.1 --port "$P3" --allow-hosts 10.1.2.3,127.0.0.0/30
@@ -110,7 +110,7 @@ ok "a peer inside --allow-hosts gets C-ECHO" echoscu -to 5 -aec SCREENING_QR 127
 kill -TERM "$QRSCP_PID"
 stopped() { ! kill -0 "$QRSCP_PID" 2>/dev/null; }
 wait_for 15 "SIGTERM stops it" stopped
-ok "... cleanly" grep -q 'msg=stopping' "$T/qrscp.log"
+wait_for 10 "... cleanly" grep -q 'msg=stopping' "$T/qrscp.log"
 ok "--status then says not running" sh -c "qrscp --status | grep -q 'qrscp: not running (AE SCREENING_QR, port $PORT)'"
 ok "no patient data and no sanitizer report in the log" \
     sh -c "! grep -q -e 'ERROR: AddressSanitizer' -e 'runtime error' '$T/qrscp.log'"

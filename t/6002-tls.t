@@ -34,14 +34,14 @@ bg qrscp qrscp --bind 127.0.0.1 --port "$QRP" --tls-port "$QRT" \
 QR_PID=$BG_PID
 wait_for 20 "qrscp listens on its TLS port" port_open "$QRT"
 ok "... and on its plain port" port_open "$QRP"
-ok "it says so" grep -q "msg=listening bind=127.0.0.1 port=$QRP tls_port=$QRT client_certs=no" "$T/qrscp.log"
+wait_for 10 "it says so" grep -q "msg=listening bind=127.0.0.1 port=$QRP tls_port=$QRT client_certs=no" "$T/qrscp.log"
 ok "C-ECHO over TLS (anonymous client)" echo_tls "$QRT" +tla
-ok "... logged with the protocol" grep -q 'msg="TLS connection" peer=127.0.0.1:[0-9]* tls="TLSv1.[23] ' "$T/qrscp.log"
+wait_for 10 "... logged with the protocol" grep -q 'msg="TLS connection" peer=127.0.0.1:[0-9]* tls="TLSv1.[23] ' "$T/qrscp.log"
 ok "C-ECHO on the plain port beside it" echo_plain
 not_ok "a plain client on the TLS port is refused" echoscu -to 5 -aec SCREENING_QR 127.0.0.1 "$QRT"
-ok "... logged as not TLS" grep -q 'msg="TLS handshake failed".*hint="not TLS' "$T/qrscp.log"
+wait_for 10 "... logged as not TLS" grep -q 'msg="TLS handshake failed".*hint="not TLS' "$T/qrscp.log"
 not_ok "a TLS client on the plain port is refused" echo_tls "$QRP" +tla
-ok "... logged as a TLS handshake on the plain port" \
+wait_for 10 "... logged as a TLS handshake on the plain port" \
     grep -q 'a TLS handshake on the plain DICOM port' "$T/qrscp.log"
 not_ok "a client trusting another CA refuses our server" \
     echoscu -to 5 +tla +cf "$P/rogue-ca.pem" -aec SCREENING_QR 127.0.0.1 "$QRT"
@@ -58,18 +58,18 @@ GATEWAY_TLS_CERT=$P/server.pem GATEWAY_TLS_KEY=$P/server.key GATEWAY_TLS_CA=$P/c
 WORKLIST_TLS_PORT=$WLT WORKLIST_DB_PATH=$T/wl/worklist.db \
     bg mwlscp mwlscp --bind 127.0.0.1 --port "$WLP" --artim-seconds 3
 wait_for 20 "mwlscp listens on WORKLIST_TLS_PORT" port_open "$WLT"
-ok "... requiring client certificates" grep -q "tls_port=$WLT client_certs=required" "$T/mwlscp.log"
+wait_for 10 "... requiring client certificates" grep -q "tls_port=$WLT client_certs=required" "$T/mwlscp.log"
 wl_tls() { echoscu -to 5 "$@" +cf "$P/ca.pem" -aec SCREENING_MWL 127.0.0.1 "$WLT"; }
 ok "a client with a certificate from the CA gets C-ECHO" wl_tls +tls "$P/client.key" "$P/client.pem"
-ok "... its subject is logged" grep -q 'client="/CN=MODALITY_TLS"' "$T/mwlscp.log"
+wait_for 10 "... its subject is logged" grep -q 'client="/CN=MODALITY_TLS"' "$T/mwlscp.log"
 ok "... and a worklist C-FIND over TLS" \
     findscu -to 5 -W +tls "$P/client.key" "$P/client.pem" +cf "$P/ca.pem" \
     -aec SCREENING_MWL 127.0.0.1 "$WLT" -k PatientName
 not_ok "a client without a certificate is refused" wl_tls +tla
 not_ok "a certificate from another CA is refused" wl_tls +tls "$P/rogue-client.key" "$P/rogue-client.pem"
-ok "... logged with the reason" grep -q 'TLS handshake failed.*certificate\|TLS handshake failed.*unknown ca\|TLS handshake failed.*verify failed' "$T/mwlscp.log"
+wait_for 10 "... logged with the reason" grep -q 'TLS handshake failed.*certificate\|TLS handshake failed.*unknown ca\|TLS handshake failed.*verify failed' "$T/mwlscp.log"
 not_ok "an expired certificate is refused" wl_tls +tls "$P/expired-client.key" "$P/expired-client.pem"
-ok "... logged as expired" grep -q 'TLS handshake failed.*expired' "$T/mwlscp.log"
+wait_for 10 "... logged as expired" grep -q 'TLS handshake failed.*expired' "$T/mwlscp.log"
 ok "the plain worklist port still answers" echoscu -to 5 -aec SCREENING_MWL 127.0.0.1 "$WLP"
 ok "... and so does the TLS one" wl_tls +tls "$P/client.key" "$P/client.pem"
 
