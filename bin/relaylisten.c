@@ -44,11 +44,14 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "db.h"
 #include "health.h"
 #include "log.h"
 #include "pacs.h"
 #include "proc.h"
 #include "relay.h"
+#include "request.h"
+#include "spool.h"
 #include "ws.h"
 
 #define OPEN_TIMEOUT_MS		20000
@@ -716,6 +719,43 @@ health_reply(const char *action_id)
 	return out;
 }
 
+/*
+ * images.request (lib/request): jobs in the relay spool for the images
+ * asked for, durable before the reply says queued.
+ */
+static char *
+images_request(const json_t *action, const char *action_id)
+{
+	struct request_outcome o;
+	struct config cfg;
+	struct spool relay = { .wake_fd = -1, .wake_keep = -1 };
+	char dir[PATH_MAX], *out;
+	struct err e = { 0 };
+	sqlite3 *db = NULL;
+
+	if (config_load(&cfg, &e) == -1 ||
+	    config_spool_path(&cfg, "relay", dir, sizeof dir, &e) == -1 ||
+	    spool_open(&relay, dir, 1, &e) == -1 ||
+	    db_open(&db, cfg.pacs_db_path, &e) == -1 ||
+	    db_migrate(db, db_schema_pacs, &e) == -1) {
+		log_err("images.request: cannot open pacs.db or the relay spool",
+		    &e);
+		out = reply_json("error", action_id, "the gateway cannot read "
+		    "its index or queue now");
+	} else {
+		out = request_images(db, &relay, action, &o);
+		log_msg(strcmp(o.status, "error") == 0 ? LOG_WARN : LOG_INFO,
+		    "images requested", "action_id=%s by=%s priority=%s "
+		    "status=%s count=%ld", action_id ? action_id : "-",
+		    o.by ? o.by : "-", o.high ? "high" : "normal", o.status,
+		    o.count);
+	}
+	if (db != NULL)
+		db_close(db);
+	spool_close(&relay);
+	return out;
+}
+
 /* The reply to one action (malloc'd JSON). */
 static char *
 answer(const char *self, const char *text, const char *listener_id,
@@ -742,6 +782,8 @@ answer(const char *self, const char *text, const char *listener_id,
 		out = echo_reply(action, id, listener_id);
 	else if (strcmp(type, "health") == 0)
 		out = health_reply(id);
+	else if (strcmp(type, "images.request") == 0)
+		out = images_request(action, id);
 	else if (strcmp(type, "worklist.create_test_item") == 0)
 		out = test_item_action(self, action, id, accession, accsz);
 	else if (strncmp(type, "worklist.", 9) == 0)

@@ -270,3 +270,10 @@ JOIN objects o	 ON o.hash = i.object_hash
 JOIN series se	 ON se.id = i.series_ref
 JOIN studies st	 ON st.id = se.study_ref
 JOIN patients p	 ON p.id = st.patient_ref;
+
+-- version: 4
+-- Retention (dcmpurge) and images on request (relaylisten, images.request):
+-- purged_at is set when retention removes an instance's store file (set
+-- before the unlink).  The row stays, so a request for it answers
+-- "purged" rather than "not_found"; a purged instance is never queued.
+ALTER TABLE instances ADD COLUMN purged_at TEXT;
