@@ -12,8 +12,9 @@
  * The listener keeps one control channel open on
  * AZURE_RELAY_HYBRID_CONNECTION.  For each "accept" it starts a child
  * (--rendezvous) that connects to the given address, reads one action,
- * hands it to the program that owns it and writes the reply, so a slow
- * action never holds up the control channel.  It sends an unsolicited
+ * hands it to the program that owns it (images.request: lib/request)
+ * and writes the reply, so a slow action never holds up the control
+ * channel.  It sends an unsolicited
  * PONG every RELAY_PONG_SECONDS, opens a new channel with a fresh token
  * before the old token expires (the new one is up before the old one is
  * closed), and proves the channel by traffic: every RELAY_PROBE_SECONDS
@@ -100,8 +101,9 @@ usage(FILE *f)
 	    "       relaylisten --help | --version\n"
 	    "\n"
 	    "Listens on Azure Relay for the cloud's actions and answers\n"
-	    "them: worklist actions through mwlsync, health, echo, and\n"
-	    "test items played by modality-emu.\n"
+	    "them: worklist actions through mwlsync, health, echo, test\n"
+	    "items played by modality-emu, and images.request (uploads\n"
+	    "queued for relaysend).\n"
 	    "\n"
 	    "  --health     print the gateway's health report (JSON)\n"
 	    "  --status     print the relay's state and queue (text)\n"
@@ -112,7 +114,8 @@ usage(FILE *f)
 	    "AZURE_RELAY_KEY_NAME, AZURE_RELAY_SHARED_ACCESS_KEY or\n"
 	    "AZURE_RELAY_TOKEN_COMMAND, AZURE_RELAY_ENDPOINT, GATEWAY_CA_FILE,\n"
 	    "RELAY_TOKEN_TTL_SECONDS, RELAY_PONG_SECONDS, RELAY_PROBE_SECONDS,\n"
-	    "RELAY_TOKEN_IN_HEADER, GATEWAY_DATA_DIR, LOG_LEVEL.\n"
+	    "RELAY_TOKEN_IN_HEADER, GATEWAY_DATA_DIR, PACS_DB_PATH,\n"
+	    "GATEWAY_SPOOL_DIR, LOG_LEVEL.\n"
 	    "See relaylisten(8).\n");
 }
 

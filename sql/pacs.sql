@@ -272,8 +272,8 @@ JOIN studies st	 ON st.id = se.study_ref
 JOIN patients p	 ON p.id = st.patient_ref;
 
 -- version: 4
--- Retention (dcmpurge) and images on request (relaylisten, images.request):
--- purged_at is set when retention removes an instance's store file (set
--- before the unlink).  The row stays, so a request for it answers
--- "purged" rather than "not_found"; a purged instance is never queued.
+-- Retention (dcmpurge(1)): the store file of an instance the cloud
+-- confirmed may be removed; the row stays, with purged_at set (ISO 8601
+-- UTC) before the file is unlinked, so no row points at a missing file
+-- unknowingly.  NULL: the file is held.
 ALTER TABLE instances ADD COLUMN purged_at TEXT;
