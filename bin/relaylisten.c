@@ -14,12 +14,12 @@
  * (--rendezvous) that connects to the given address, reads one action,
  * hands it to the program that owns it (images.request: lib/request)
  * and writes the reply, so a slow action never holds up the control
- * channel.  It sends an unsolicited
- * PONG every RELAY_PONG_SECONDS, opens a new channel with a fresh token
- * before the old token expires (the new one is up before the old one is
- * closed), and proves the channel by traffic: every RELAY_PROBE_SECONDS
- * a child (--probe) connects to the same hybrid connection as a sender
- * and sends an echo, which must come back through this listener.  When
+ * channel.  It sends an unsolicited PONG every RELAY_PONG_SECONDS,
+ * opens a new channel with a fresh token before the old token expires
+ * (the new one is up before the old one is closed), and proves the
+ * channel by traffic: every RELAY_PROBE_SECONDS a child (--probe)
+ * connects to the same hybrid connection as a sender and sends an
+ * echo, which must come back through this listener.  When
  * that fails the channel is dropped and opened again.  Reconnects follow
  * the Azure SDK's back-off (0, 1, 2, 5, 10, 30 s); a 404 (no such hybrid
  * connection) waits the longest step at once.
