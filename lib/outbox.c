@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "log.h"
@@ -183,10 +184,22 @@ outbox_unclaim(struct outbox *o, const struct outbox_job *j)
 	o->remaining++;
 }
 
+/* Did a producer queue a job of this name while we held the claim? */
+static int
+replaced(const struct outbox *o, const char *name)
+{
+	char path[PATH_MAX];
+
+	return snprintf(path, sizeof path, "%s/new/%s", o->spool->dir,
+	    name) < (int)sizeof path && access(path, F_OK) == 0;
+}
+
 /*
  * Try again later (the attempt is already counted): the new state, with
  * the next attempt time, goes into the job (re-enqueued under its name,
- * then the claim is dropped), so a restart keeps the schedule.
+ * then the claim is dropped), so a restart keeps the schedule.  A job a
+ * producer queued under the same name meanwhile (an images.request for
+ * the same object) is newer: it stands, and the claim is dropped.
  */
 void
 outbox_defer(struct outbox *o, struct outbox_job *j, const char *msg,
@@ -209,6 +222,12 @@ outbox_defer(struct outbox *o, struct outbox_job *j, const char *msg,
 	    j->attempts, delay, log_quote(j->error, q, sizeof q));
 	if (outbox_is(j, OUTBOX_IMAGE))
 		outbox_set_upload(o, j, "WAITING", j->error, j->next_attempt_ms);
+	if (replaced(o, j->name)) {
+		log_info("a newer job of the same name waits: it stands",
+		    "job=%s", j->name);
+		outbox_done(o, j);
+		return;
+	}
 	if ((n = outbox_format(j, &body)) == -1) {
 		log_error("cannot reschedule job: its body does not fit",
 		    "job=%s", j->name);

@@ -13,7 +13,9 @@
  * Settling: outbox_defer() re-enqueues the job under its own name with
  * attempts= and next_attempt_ms= (exponential back-off with jitter,
  * capped at retry_max_seconds, never sooner than Retry-After), so the
- * schedule survives a restart; outbox_park() moves it to failed/ with the
+ * schedule survives a restart (unless a producer queued a newer job of
+ * the same name meanwhile: that one stands); outbox_park() moves it to
+ * failed/ with the
  * reason; outbox_done() removes the claim; outbox_unclaim() puts it back
  * unchanged.  Each logs what it did (UIDs and accession numbers only).
  *

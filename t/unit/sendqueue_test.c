@@ -132,6 +132,27 @@ main(int argc, char **argv)
 	is_long(sendqueue_pass(&q, &ob, &ops), 0, "the next pass");
 	is_str(order, "e2 e3", "... sends them");
 
+	/* A request arrives while the routine job is claimed and deferred. */
+	kind_job("study.image_received", "90-f1", "1.7", "");
+	ok(spool_claim_name(&sp, "90-f1", &e) == 1, "a job is claimed");
+	kind_job("study.image_received", "90-f1", "1.7", "priority=high\n");
+	{
+		struct outbox_job f = { 0 };
+		char *body = NULL;
+
+		snprintf(f.name, sizeof f.name, "90-f1");
+		snprintf(f.kind, sizeof f.kind, "study.image_received");
+		f.attempts = 1;
+		outbox_defer(&ob, &f, "will retry", "test", -1);
+		ok(spool_claim_name(&sp, "90-f1", &e) == 1 &&
+		    spool_read(&sp, "90-f1", &body, &e) == 0 &&
+		    strstr(body, "priority=high\n") != NULL &&
+		    strstr(body, "attempts=") == NULL,
+		    "deferred meanwhile, the newer job of the same name stands");
+		free(body);
+		spool_finish(&sp, "90-f1", &e);
+	}
+
 	for (int i = 0; i < 200; i++) {
 		char name[32];
 		int n = 0;
