@@ -13,6 +13,10 @@ $PY -c 'import websockets' 2>/dev/null || skip_all "python3-websockets not insta
 command -v curl >/dev/null || skip_all "curl not installed"
 command -v storescu >/dev/null || skip_all "dcmtk not installed"
 
+GATEWAY_DATA_DIR=$T/bad RELAY_UPLOAD_POLICY=sometimes dcmindex --once 2>"$T/policy.log"
+is "$?" 78 "dcmindex refuses an unknown RELAY_UPLOAD_POLICY (EX_CONFIG)"
+ok "... naming it" grep -q 'RELAY_UPLOAD_POLICY is all or on_request' "$T/policy.log"
+
 relay_start actions events
 api_start
 cloud_listen events
