@@ -9,7 +9,10 @@
  * per job, so one bad object fails alone).  After the commit each object
  * is fanned out to the thumb and relay spools (jobs named by the object,
  * so a repeat replaces rather than duplicates), and only then are the
- * claims finished: a crash repeats a batch, never loses one.
+ * claims finished: a crash repeats a batch, never loses one.  With
+ * RELAY_UPLOAD_POLICY=on_request no image upload job is written: the
+ * cloud asks for the images it wants (images.request, lib/request),
+ * while the previews and their events still flow through dcmthumb.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,6 +32,7 @@
 #include "dicom.h"
 #include "log.h"
 #include "pacs.h"
+#include "request.h"
 #include "spool.h"
 #include "store.h"
 #include "worklist.h"
@@ -46,6 +50,7 @@ struct indexer {
 	sqlite3 *db;
 	struct pacs_index *ix;
 	struct worklist *worklist;	/* NULL: no worklist to update */
+	enum request_policy policy;	/* RELAY_UPLOAD_POLICY */
 	int batch;
 	long indexed, failed;
 };
@@ -76,7 +81,8 @@ usage(FILE *f)
 	    "  --version    print the version\n"
 	    "\n"
 	    "Environment: GATEWAY_DATA_DIR, PACS_DB_PATH, PACS_STORAGE_PATH,\n"
-	    "GATEWAY_SPOOL_DIR, LOG_LEVEL.  See dcmindex(1).\n", BATCH_DEFAULT);
+	    "GATEWAY_SPOOL_DIR, RELAY_UPLOAD_POLICY, LOG_LEVEL.  See "
+	    "dcmindex(1).\n", BATCH_DEFAULT);
 }
 
 static void
@@ -155,10 +161,12 @@ fan_out(struct indexer *x, const struct job *j, struct err *e)
 	if (n < 0 || (size_t)n >= sizeof body)
 		return err_set(e, EINVAL, "fan-out job too long");
 	if (spool_enqueue(&x->thumb, j->hash, body, (size_t)n, SPOOL_DEFER,
-	    e) == -1 || spool_enqueue(&x->relay, j->hash, body, (size_t)n,
-	    SPOOL_DEFER, e) == -1)
+	    e) == -1)
 		return -1;
-	return 0;
+	if (x->policy == REQUEST_POLICY_ON_REQUEST)
+		return 0;
+	return spool_enqueue(&x->relay, j->hash, body, (size_t)n, SPOOL_DEFER,
+	    e);
 }
 
 /*
@@ -332,8 +340,8 @@ follow(struct indexer *x, int once)
 		rc = -1;
 		goto out;
 	}
-	log_info("started", "recovered=%d batch=%d once=%d", recovered,
-	    x->batch, once);
+	log_info("started", "recovered=%d batch=%d once=%d upload_policy=%s",
+	    recovered, x->batch, once, request_policy_name(x->policy));
 	while (!stopping) {
 		if (drain(x, jobs, names) == -1) {
 			if (once) {
@@ -587,6 +595,7 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	if (config_load(&x.cfg, &e) == -1 ||
+	    request_upload_policy(&x.policy, &e) == -1 ||
 	    store_open(&x.store, x.cfg.storage_path, 1, &e) == -1) {
 		log_err("cannot start", &e);
 		return EX_CONFIG;

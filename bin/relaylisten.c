@@ -12,13 +12,14 @@
  * The listener keeps one control channel open on
  * AZURE_RELAY_HYBRID_CONNECTION.  For each "accept" it starts a child
  * (--rendezvous) that connects to the given address, reads one action,
- * hands it to the program that owns it and writes the reply, so a slow
- * action never holds up the control channel.  It sends an unsolicited
- * PONG every RELAY_PONG_SECONDS, opens a new channel with a fresh token
- * before the old token expires (the new one is up before the old one is
- * closed), and proves the channel by traffic: every RELAY_PROBE_SECONDS
- * a child (--probe) connects to the same hybrid connection as a sender
- * and sends an echo, which must come back through this listener.  When
+ * hands it to the program that owns it (images.request: lib/request)
+ * and writes the reply, so a slow action never holds up the control
+ * channel.  It sends an unsolicited PONG every RELAY_PONG_SECONDS,
+ * opens a new channel with a fresh token before the old token expires
+ * (the new one is up before the old one is closed), and proves the
+ * channel by traffic: every RELAY_PROBE_SECONDS a child (--probe)
+ * connects to the same hybrid connection as a sender and sends an
+ * echo, which must come back through this listener.  When
  * that fails the channel is dropped and opened again.  Reconnects follow
  * the Azure SDK's back-off (0, 1, 2, 5, 10, 30 s); a 404 (no such hybrid
  * connection) waits the longest step at once.
@@ -44,11 +45,14 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "db.h"
 #include "health.h"
 #include "log.h"
 #include "pacs.h"
 #include "proc.h"
 #include "relay.h"
+#include "request.h"
+#include "spool.h"
 #include "ws.h"
 
 #define OPEN_TIMEOUT_MS		20000
@@ -97,8 +101,9 @@ usage(FILE *f)
 	    "       relaylisten --help | --version\n"
 	    "\n"
 	    "Listens on Azure Relay for the cloud's actions and answers\n"
-	    "them: worklist actions through mwlsync, health, echo, and\n"
-	    "test items played by modality-emu.\n"
+	    "them: worklist actions through mwlsync, health, echo, test\n"
+	    "items played by modality-emu, and images.request (uploads\n"
+	    "queued for relaysend).\n"
 	    "\n"
 	    "  --health     print the gateway's health report (JSON)\n"
 	    "  --status     print the relay's state and queue (text)\n"
@@ -109,7 +114,8 @@ usage(FILE *f)
 	    "AZURE_RELAY_KEY_NAME, AZURE_RELAY_SHARED_ACCESS_KEY or\n"
 	    "AZURE_RELAY_TOKEN_COMMAND, AZURE_RELAY_ENDPOINT, GATEWAY_CA_FILE,\n"
 	    "RELAY_TOKEN_TTL_SECONDS, RELAY_PONG_SECONDS, RELAY_PROBE_SECONDS,\n"
-	    "RELAY_TOKEN_IN_HEADER, GATEWAY_DATA_DIR, LOG_LEVEL.\n"
+	    "RELAY_TOKEN_IN_HEADER, GATEWAY_DATA_DIR, PACS_DB_PATH,\n"
+	    "GATEWAY_SPOOL_DIR, LOG_LEVEL.\n"
 	    "See relaylisten(8).\n");
 }
 
@@ -716,6 +722,43 @@ health_reply(const char *action_id)
 	return out;
 }
 
+/*
+ * images.request (lib/request): jobs in the relay spool for the images
+ * asked for, durable before the reply says queued.
+ */
+static char *
+images_request(const json_t *action, const char *action_id)
+{
+	struct request_outcome o;
+	struct config cfg;
+	struct spool relay = { .wake_fd = -1, .wake_keep = -1 };
+	char dir[PATH_MAX], *out;
+	struct err e = { 0 };
+	sqlite3 *db = NULL;
+
+	if (config_load(&cfg, &e) == -1 ||
+	    config_spool_path(&cfg, "relay", dir, sizeof dir, &e) == -1 ||
+	    spool_open(&relay, dir, 1, &e) == -1 ||
+	    db_open(&db, cfg.pacs_db_path, &e) == -1 ||
+	    db_migrate(db, db_schema_pacs, &e) == -1) {
+		log_err("images.request: cannot open pacs.db or the relay spool",
+		    &e);
+		out = reply_json("error", action_id, "the gateway cannot read "
+		    "its index or queue now");
+	} else {
+		out = request_images(db, &relay, action, &o);
+		log_msg(strcmp(o.status, "error") == 0 ? LOG_WARN : LOG_INFO,
+		    "images requested", "action_id=%s by=%s priority=%s "
+		    "status=%s count=%ld", action_id ? action_id : "-",
+		    o.by ? o.by : "-", o.high ? "high" : "normal", o.status,
+		    o.count);
+	}
+	if (db != NULL)
+		db_close(db);
+	spool_close(&relay);
+	return out;
+}
+
 /* The reply to one action (malloc'd JSON). */
 static char *
 answer(const char *self, const char *text, const char *listener_id,
@@ -742,6 +785,8 @@ answer(const char *self, const char *text, const char *listener_id,
 		out = echo_reply(action, id, listener_id);
 	else if (strcmp(type, "health") == 0)
 		out = health_reply(id);
+	else if (strcmp(type, "images.request") == 0)
+		out = images_request(action, id);
 	else if (strcmp(type, "worklist.create_test_item") == 0)
 		out = test_item_action(self, action, id, accession, accsz);
 	else if (strncmp(type, "worklist.", 9) == 0)

@@ -17,13 +17,7 @@ command -v findscu >/dev/null || skip_all "dcmtk not installed"
 
 relay_start actions events
 api_start
-EVENTS=$T/events
-mkdir -p "$EVENTS"
-bg cloud $PY "$RELAY_SIM" listen \
-	--url "wss://127.0.0.1:$RELAY_CPORT/\$hc/events?sb-hc-action=listen&sb-hc-id=cloud" \
-	--ca "$RELAY_CA" --token "$(relay_token events)" --log "$T/cloud.txt" \
-	--mode events --dir "$EVENTS" --pong 30
-wait_for 15 "the cloud's events listener is up" relay_live events 1
+cloud_listen events
 
 export AZURE_RELAY_HYBRID_CONNECTION=actions AZURE_RELAY_EVENTS_HYBRID_CONNECTION=events
 export CLOUD_API_TOKEN=sesame

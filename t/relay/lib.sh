@@ -15,6 +15,8 @@
 #                               sets RELAY_CPORT, RELAY_ADMIN, RELAY_CA and
 #                               exports the AZURE_RELAY_* and
 #                               GATEWAY_CA_FILE the gateway's programs read
+#   cloud_listen HC             the cloud's events listener on HC, each
+#                               message in $EVENTS/*.json (cloudsim listen)
 #   relay_token HC              a SAS token for HC (cloudsim token)
 #   relay_send HC MESSAGE       the cloud sends an action on HC; prints the reply
 #   relay_live HC N             N listeners on HC are usable now
@@ -74,6 +76,16 @@ relay_start() {
 	export AZURE_RELAY_NAMESPACE AZURE_RELAY_KEY_NAME \
 		AZURE_RELAY_SHARED_ACCESS_KEY AZURE_RELAY_ENDPOINT GATEWAY_CA_FILE
 	unset AZURE_RELAY_TOKEN_COMMAND
+}
+
+cloud_listen() {
+	EVENTS=$T/events
+	mkdir -p "$EVENTS"
+	bg cloud $PY "$RELAY_SIM" listen \
+		--url "wss://127.0.0.1:$RELAY_CPORT/\$hc/$1?sb-hc-action=listen&sb-hc-id=cloud" \
+		--ca "$RELAY_CA" --token "$(relay_token "$1")" --log "$T/cloud.txt" \
+		--mode events --dir "$EVENTS" --pong 30
+	wait_for 15 "the cloud's events listener is up" relay_live "$1" 1
 }
 
 relay_token() {
