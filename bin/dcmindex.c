@@ -362,10 +362,13 @@ out:
 	return rc;
 }
 
+/* Only --init and the pipeline stage may create pacs.db: a hand-run
+ * --retry-failed in the wrong place must not make an empty one. */
 static int
-open_db(struct indexer *x, const char *path, struct err *e)
+open_db(struct indexer *x, const char *path, int create, struct err *e)
 {
-	if (db_open(&x->db, path, e) == -1)
+	if ((create ? db_open(&x->db, path, e) :
+	    db_open_existing(&x->db, path, e)) == -1)
 		return -1;
 	if (pacs_index_open(&x->ix, x->db, e) == -1) {
 		db_close(x->db);
@@ -491,7 +494,7 @@ reindex_store(struct indexer *x)
 	    (int)sizeof tmp)
 		return -1;
 	remove_db(tmp);
-	if (open_db(x, tmp, &e) == -1) {
+	if (open_db(x, tmp, 1, &e) == -1) {
 		log_err("reindex: cannot create database", &e);
 		return -1;
 	}
@@ -586,17 +589,21 @@ main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	if (config_load(&x.cfg, &e) == -1 ||
-	    store_open(&x.store, x.cfg.storage_path, 1, &e) == -1) {
+	if (config_load(&x.cfg, &e) == -1) {
 		log_err("cannot start", &e);
+		return EX_CONFIG;
+	}
+	if (!reindex && open_db(&x, x.cfg.pacs_db_path, !retry, &e) == -1) {
+		log_err("cannot open database", &e);
+		return e.code == ENOENT ? EX_NOINPUT : EX_CANTCREAT;
+	}
+	if (store_open(&x.store, x.cfg.storage_path, 1, &e) == -1) {
+		log_err("cannot start", &e);
+		close_db(&x);
 		return EX_CONFIG;
 	}
 	if (reindex)
 		return reindex_store(&x) == 0 ? EX_OK : EX_SOFTWARE;
-	if (open_db(&x, x.cfg.pacs_db_path, &e) == -1) {
-		log_err("cannot open database", &e);
-		return EX_CANTCREAT;
-	}
 	if (init) {
 		close_db(&x);
 		log_info("database ready", "path=%s", x.cfg.pacs_db_path);
