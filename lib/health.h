@@ -9,7 +9,11 @@
  *     port at WORKLIST_BIND when that is a specific address), 1 s at most;
  *   - the index, thumb and relay spools (new/cur/failed; *.reason files
  *     are not jobs), and per job kind in the relay spool the number
- *     pending (new/ + cur/), failed and the age of the oldest (file mtime);
+ *     pending (new/ + cur/), failed and the age of the oldest, with its
+ *     attempts= and error=; a job's age runs from when it was first
+ *     queued: the time a generated job name starts with, or its stored
+ *     object's arrival (object=), whichever is older than the file's
+ *     mtime (a retry rewrites the file);
  *   - the quarantine, and free disk under the data directory (statvfs):
  *     enough is at least HEALTH_DISK_MIN_BYTES and HEALTH_DISK_MIN_PERCENT;
  *   - run/relay.state, key=value lines written by relaylisten
@@ -42,6 +46,7 @@
 #define HEALTH_DISK_MIN_BYTES	(1024LL * 1024 * 1024)	/* 1 GiB */
 #define HEALTH_DISK_MIN_PERCENT	5.0
 #define HEALTH_CONNECT_TIMEOUT_MS 1000
+#define HEALTH_ERROR_MAX	512	/* a job's error= as shown */
 
 /*
  * The report as a JSON object:
@@ -55,7 +60,10 @@
  *    "spools":{"index":{"new":0,"cur":0,"failed":0}, "thumb":{…},
  *              "relay":{"new":3,"cur":0,"failed":2,
  *                       "kinds":{"image":{"pending":3,"failed":2,
- *                                         "oldest_seconds":192}, …}}},
+ *                                         "oldest_seconds":192,
+ *                                         "oldest_attempts":4,
+ *                                         "oldest_error":"HTTP 503"},
+ *                                …}}},
  *    "failed_jobs":2, "quarantine":0,
  *    "disk":{"path":"/var/lib/…","free_bytes":…,"total_bytes":…,
  *            "free_percent":41.5,"ok":true},
