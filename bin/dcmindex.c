@@ -593,7 +593,8 @@ main(int argc, char **argv)
 		log_err("cannot start", &e);
 		return EX_CONFIG;
 	}
-	if (!reindex && open_db(&x, x.cfg.pacs_db_path, !retry, &e) == -1) {
+	/* --retry-failed looks for pacs.db before it creates anything. */
+	if (retry && open_db(&x, x.cfg.pacs_db_path, 0, &e) == -1) {
 		log_err("cannot open database", &e);
 		return e.code == ENOENT ? EX_NOINPUT : EX_CANTCREAT;
 	}
@@ -604,6 +605,10 @@ main(int argc, char **argv)
 	}
 	if (reindex)
 		return reindex_store(&x) == 0 ? EX_OK : EX_SOFTWARE;
+	if (!retry && open_db(&x, x.cfg.pacs_db_path, 1, &e) == -1) {
+		log_err("cannot open database", &e);
+		return EX_CANTCREAT;
+	}
 	if (init) {
 		close_db(&x);
 		log_info("database ready", "path=%s", x.cfg.pacs_db_path);
