@@ -44,7 +44,6 @@ ok "... and one under a file" grep -q "cannot create data directory $T/a-file/va
 
 # --help describes each option; man pages show --help and --version.
 ok "modality-emu --help describes its options" sh -c 'modality-emu --help | grep -q "^  --transfer-syntax T  explicit"'
-ok "mwlscp --help describes its options" sh -c 'mwlscp --help | grep -q "^  --idle-seconds N"'
 ok "dcmthumb --help offers --retry-failed" sh -c 'dcmthumb --help | grep -q "^  --retry-failed"'
 ok "storescp-hook --help offers --take" sh -c 'storescp-hook --help | grep -q "^  --take"'
 for m in mwlsync.1 modality-emu.1 storescp-hook.1 dcmthumb.1 gatewayctl.8; do
