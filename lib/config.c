@@ -1,16 +1,16 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
+
+#include "fsutil.h"
 
 #define ENV_FILE_DEFAULT	"/etc/screening-gateway/gateway.env"
 #define ENV_FILE_LOCAL		"./gateway.env"
-#define ENV_FILE_MAX		(1024 * 1024 + 1)
+#define ENV_FILE_MAX		(1024 * 1024)
 
 static int
 set_path(char *out, const char *env, const char *data_dir,
@@ -183,45 +183,6 @@ env_set_missing(const char *key, const char *value, void *arg)
 	return setenv(key, value, 0) == -1 ? -1 : 0;
 }
 
-/* The whole file in *out (malloc'd, NUL-terminated), its length in *len. */
-static int
-read_env_file(const char *path, char **out, size_t *len, struct err *e)
-{
-	char *buf;
-	ssize_t n;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd == -1)
-		return err_sys(e, "cannot read configuration file %s", path);
-	if ((buf = malloc(ENV_FILE_MAX + 1)) == NULL) {
-		close(fd);
-		return err_sys(e, "malloc");
-	}
-	while (got < ENV_FILE_MAX && (n = read(fd, buf + got,
-	    ENV_FILE_MAX - got)) != 0) {
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			err_sys(e, "cannot read configuration file %s", path);
-			close(fd);
-			free(buf);
-			return -1;
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	if (got == ENV_FILE_MAX) {
-		free(buf);
-		return err_set(e, EFBIG, "configuration file %s is larger "
-		    "than %d bytes", path, ENV_FILE_MAX - 1);
-	}
-	buf[got] = '\0';
-	*out = buf;
-	*len = got;
-	return 0;
-}
-
 int
 config_env_load(struct err *e)
 {
@@ -231,8 +192,8 @@ config_env_load(struct err *e)
 
 	if (config_env_file(path, sizeof path) == 1)
 		return 0;
-	if (read_env_file(path, &text, &len, e) == -1)
-		return -1;
+	if (fs_read_small(path, ENV_FILE_MAX, &text, &len, e) == -1)
+		return err_wrap(e, "cannot read configuration file");
 	rc = config_env_parse(text, len, env_set_missing, NULL, NULL);
 	free(text);
 	if (rc != 0)

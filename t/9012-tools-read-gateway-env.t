@@ -75,7 +75,7 @@ is "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ports"]["
 
 GATEWAY_ENV_FILE=$T/etc/missing.env dcmindex --once 2>"$T/missing.err"
 is "$?" 78 "a named configuration file that is missing is refused (EX_CONFIG)"
-ok "... saying which" grep -q "cannot read configuration file $T/etc/missing.env" "$T/missing.err"
+ok "... saying which" grep -q "cannot read configuration file: open $T/etc/missing.env" "$T/missing.err"
 GATEWAY_ENV_FILE=$T/etc/missing.env relaysend --once 2>/dev/null
 is "$?" 78 "... by relaysend too"
 
