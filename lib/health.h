@@ -18,7 +18,12 @@
  *     enough is at least HEALTH_DISK_MIN_BYTES and HEALTH_DISK_MIN_PERCENT;
  *   - run/relay.state, key=value lines written by relaylisten
  *     (connection=, since=, last_proof=, last_error=, hybrid_connection=,
- *     pid=).
+ *     pid=);
+ *   - the cloud: CLOUD_API_ENDPOINT's host and port (a TCP connect, 1 s at
+ *     most), run/relaysend.state when relaysend writes one (last_upload=,
+ *     last_event=, last_error=: ISO 8601 times and one line of text), else
+ *     the newest uploaded_at and upload_error in pacs.db (opened
+ *     read-only, never created), and the oldest pending relay job.
  *
  * The report is healthy when gatewayd and every child it supervises run,
  * both ports answer, the disk has room, no job has failed, and the relay
@@ -26,7 +31,10 @@
  * not is one short line in "problems".
  *
  * Never: exits, logs, prints anywhere but the FILE it is given, or writes
- * anything; it reads no patient data (job bodies only for their kind=).
+ * anything; it reads no patient data (job bodies only for their kind=,
+ * object=, attempts= and error=; pacs.db only for upload times and
+ * errors).  The cloud section adds no problem: an unreachable Manage API
+ * shows in "cloud", the jobs it holds up in the queue.
  * A missing file or directory is a finding in the report, not an error:
  * -1 means the report could not be made at all (memory, path too long).
  *
@@ -69,7 +77,11 @@
  *            "free_percent":41.5,"ok":true},
  *    "relay":{"connection":"connected","since":"…","last_proof":"…",
  *             "last_error":"","hybrid_connection":"…","pid":"901",
- *             "listener_running":true}}
+ *             "listener_running":true},
+ *    "cloud":{"api":{"host":"…","port":443,"reachable":true} or null,
+ *             "last_upload":"…","last_event":"","last_error":"…",
+ *             "oldest_job":{"kind":"image","age_seconds":192,
+ *                           "attempts":4,"error":"HTTP 503"} or null}}
  *
  * "kinds" always has image, image_failure, study.image_received and
  * mpps.status_update (oldest_seconds null when none is pending), and any
