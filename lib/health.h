@@ -102,6 +102,12 @@ int health_report(const struct config *c, json_t **out, struct err *e);
  *   KIND                  PENDING FAILED OLDEST
  *   image                       3      2 3m12s
  *   image_failure               0      0 -
+ * * then the cloud (see health_report's "cloud"):
+ *
+ *   cloud: Manage API gw.example:443 reachable
+ *   last upload: 2026-11-28T01:29:00Z (1m12s ago); last event: none
+ *   cloud last error: -
+ *   oldest job: image, queued 3m12s ago, 4 attempts, last error: HTTP 503
  *
  * -1 with e set when f cannot be written.
  */
