@@ -44,6 +44,13 @@ is "$?" 3 "status --check as nobody on a closed data directory: UNKNOWN (3)"
 ok "... in one Nagios line" grep -q '^GATEWAY UNKNOWN - cannot read ' "$T/check.out"
 chmod 755 "$T/var"
 
+printf 'GATEWAY_DATA_DIR=%s/var\n' "$T" >"$T/gateway.env"
+chmod 600 "$T/gateway.env"
+runuser -u nobody -- env GATEWAY_ENV_FILE="$T/gateway.env" GW_BIN="$GW_BIN" PATH="$PATH" \
+    sh "$GATEWAYD" status >"$T/status.out" 2>"$T/status.err"
+is "$?" 4 "a configuration file closed to nobody: status exits 4 (cannot tell), not 78"
+ok "... saying which file" grep -q "configuration file $T/gateway.env is not readable by user nobody" "$T/status.err"
+
 stop_gateway
 GATEWAY_DATA_DIR=$T/var GW_BIN=$GW_BIN sh "$GATEWAYD" status >"$T/status.out" 2>&1
 is "$?" 3 "once stopped, status exits 3 (not running)"
