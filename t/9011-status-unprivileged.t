@@ -50,6 +50,10 @@ runuser -u nobody -- env GATEWAY_ENV_FILE="$T/gateway.env" GW_BIN="$GW_BIN" PATH
     sh "$GATEWAYD" status >"$T/status.out" 2>"$T/status.err"
 is "$?" 4 "a configuration file closed to nobody: status exits 4 (cannot tell), not 78"
 ok "... saying which file" grep -q "configuration file $T/gateway.env is not readable by user nobody" "$T/status.err"
+runuser -u nobody -- env GATEWAY_ENV_FILE="$T/gateway.env" GW_BIN="$GW_BIN" PATH="$PATH" \
+    sh "$GATEWAYD" status --check >"$T/check.out" 2>&1
+is "$?" 3 "... and status --check says UNKNOWN (3)"
+ok "... in its one line" grep -q "^GATEWAY UNKNOWN - configuration file $T/gateway.env is not readable by user nobody" "$T/check.out"
 
 stop_gateway
 GATEWAY_DATA_DIR=$T/var GW_BIN=$GW_BIN sh "$GATEWAYD" status >"$T/status.out" 2>&1
