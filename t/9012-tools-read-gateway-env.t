@@ -33,6 +33,10 @@ is "$?" 78 "dcmthumb --retry-failed without pacs.db refuses (EX_CONFIG)"
 ok "... and creates no database" test ! -e "$DATA/pacs.db"
 gatewayctl studies >/dev/null 2>"$T/studies.err"
 is "$?" 66 "gatewayctl studies without pacs.db exits EX_NOINPUT"
+mwlsync backup "$T/wl.bak" 2>"$T/backup.err"
+is "$?" 66 "mwlsync backup with no worklist.db refuses (EX_NOINPUT)"
+ok "... naming the file's worklist.db" grep -q "no worklist.db at $DATA/worklist.db" "$T/backup.err"
+ok "... and creates none" test ! -e "$DATA/worklist.db"
 
 # ------------------------------------------- the file's data directory
 ok "dcmindex --init creates pacs.db where the file says" sh -c 'dcmindex --init 2>/dev/null'
@@ -58,8 +62,8 @@ relaylisten --health >"$T/health.json" 2>/dev/null
 is "$(python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); print(h["ports"]["pacs"]["port"], h["ports"]["worklist"]["port"])' "$T/health.json")" \
     "$PACS $MWL" "relaylisten --health checks the file's ports, not the defaults"
 
-ok "mwlsync writes the file's worklist.db" sh -c 'mwlsync backup "$0/wl.bak" 2>/dev/null' "$T"
-ok "... which is under the file's data directory" test -e "$DATA/worklist.db"
+ok "mwlsync apply starts the file's worklist.db" sh -c 'echo "{}" | mwlsync apply >/dev/null 2>&1; test -e "$0/worklist.db"' "$DATA"
+ok "... and backup then works on it" sh -c 'mwlsync backup "$0/wl.bak" 2>/dev/null' "$T"
 gatewayctl studies >"$T/studies.out" 2>/dev/null
 ok "gatewayctl studies lists the file's study" grep -q '^1 study$' "$T/studies.out"
 is "$(sh "$GW_ROOT/pipeline/gatewayd" exec dcmindex --retry-failed 2>&1 | grep -c 'jobs=0')" 1 \
