@@ -593,6 +593,7 @@ main(int argc, char **argv)
 		log_err("cannot start", &e);
 		return EX_CONFIG;
 	}
+	log_init("dcmindex");	/* LOG_LEVEL may come from gateway.env */
 	/* --retry-failed looks for pacs.db before it creates anything. */
 	if (retry && open_db(&x, x.cfg.pacs_db_path, 0, &e) == -1) {
 		log_err("cannot open database", &e);

@@ -414,7 +414,7 @@ follow(struct thumbs *t, int once)
 static int
 open_stage(struct thumbs *t, struct err *e)
 {
-	const char *env = getenv("GATEWAY_THUMBS_DIR");
+	const char *env;
 	char dir[PATH_MAX];
 
 	/* pacs.db first: a run in the wrong place creates nothing. */
@@ -422,6 +422,8 @@ open_stage(struct thumbs *t, struct err *e)
 	    db_open_existing(&t->db, t->cfg.pacs_db_path, e) == -1 ||
 	    store_open(&t->store, t->cfg.storage_path, 1, e) == -1)
 		return -1;
+	log_init("dcmthumb");	/* LOG_LEVEL may come from gateway.env */
+	env = getenv("GATEWAY_THUMBS_DIR");	/* after gateway.env */
 	if (snprintf(t->dir, sizeof t->dir, "%s", env && *env ? env : "") >=
 	    (int)sizeof t->dir || (t->dir[0] == '\0' && snprintf(t->dir,
 	    sizeof t->dir, "%s/thumbs", t->cfg.data_dir) >=

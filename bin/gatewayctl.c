@@ -691,6 +691,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "gatewayctl: %s\n", e.msg);
 		return EX_CONFIG;
 	}
+	log_init("gatewayctl");	/* LOG_LEVEL may come from gateway.env */
 	return run(&x, argv[optind], argc - optind - 1, argv + optind + 1,
 	    date);
 }

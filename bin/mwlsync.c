@@ -501,6 +501,7 @@ main(int argc, char **argv)
 		log_err("bad configuration", &e);
 		return EX_CONFIG;
 	}
+	log_init("mwlsync");	/* LOG_LEVEL may come from gateway.env */
 	if (db == NULL)
 		db = cfg.worklist_db_path;
 	/* Only apply may start a worklist (mwlscp, under gatewayd, creates

@@ -337,6 +337,7 @@ main(int argc, char **argv)
 		    log_quote(e.msg, q, sizeof q));
 		return EX_CONFIG;
 	}
+	log_init("storescp-hook");	/* LOG_LEVEL may come from gateway.env */
 	if (!do_sweep && !take && !in_incoming(&h, argv[0])) {
 		log_error("refused: not in the incoming directory (the hook "
 		    "moves the file it takes; use --take to give it anyway)",

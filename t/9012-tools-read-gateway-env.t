@@ -17,6 +17,7 @@ export PACS_PORT=$PACS
 WORKLIST_PORT="$MWL"
 CLOUD_API_ENDPOINT=https://127.0.0.1:9/api/v1/dicom
 CLOUD_API_TOKEN=not-a-real-token
+GATEWAY_THUMBS_DIR=$T/previews
 CONF
 export GATEWAY_ENV_FILE=$T/etc/gateway.env
 cd "$T/elsewhere" || exit 1
@@ -51,7 +52,7 @@ dcmindex --retry-failed 2>"$T/retry.err"
 is "$?" 0 "dcmindex --retry-failed works from another directory"
 ok "... on the real spool" grep -q 'failed jobs queued again.*jobs=0' "$T/retry.err"
 ok "dcmthumb --once renders into the file's data directory" sh -c 'dcmthumb --once 2>/dev/null'
-is "$(find "$DATA/thumbs" -name '*.png' | wc -l | tr -d ' ')" 2 "... both previews"
+is "$(find "$T/previews" -name '*.png' | wc -l | tr -d ' ')" 2 "... both previews, in the file's GATEWAY_THUMBS_DIR"
 ok "dcmthumb --retry-failed works" sh -c 'dcmthumb --retry-failed 2>/dev/null'
 
 relaysend --retry-failed 2>"$T/relaysend.err"
@@ -76,6 +77,10 @@ other=$(free_port)
 PACS_PORT=$other relaylisten --health >"$T/health.json" 2>/dev/null
 is "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ports"]["pacs"]["port"])' "$T/health.json")" \
     "$other" "a variable set in the environment wins over the file"
+
+printf 'GATEWAY_DATA_DIR=%s\nLOG_LEVEL=error\n' "$DATA" >"$T/etc/quiet.env"
+GATEWAY_ENV_FILE=$T/etc/quiet.env dcmindex --retry-failed 2>"$T/quiet.err"
+is "$(cat "$T/quiet.err")" "" "LOG_LEVEL from the file applies to a hand-run tool"
 
 GATEWAY_ENV_FILE=$T/etc/missing.env dcmindex --once 2>"$T/missing.err"
 is "$?" 78 "a named configuration file that is missing is refused (EX_CONFIG)"
