@@ -3,6 +3,12 @@
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
+# Where the unit goes (systemd also searches /usr/local/lib/systemd/system),
+# the configuration, the data directory and the service's user.
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+CONFDIR  ?= /etc/screening-gateway
+STATEDIR ?= /var/lib/screening-gateway
+GW_USER  ?= screening-gateway
 VERSION  := 0.1.0
 
 CC       ?= cc
@@ -29,7 +35,8 @@ DICT     := /usr/share/libdcmtk17/dicom.dic
 
 CHECK_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all check test run deps install bench fuzz clean units demo
+.PHONY: all check test run deps deps-run install install-user uninstall bench \
+	fuzz clean units demo
 .SUFFIXES:
 # Keep generated sources (build/gen/*.c) instead of deleting them as intermediates.
 .SECONDARY:
@@ -86,12 +93,20 @@ check: deps
 
 test: check
 
-run: deps all
-	GW_BIN=$(CURDIR)/build/bin GATEWAY_DATA_DIR=$${GATEWAY_DATA_DIR:-$(CURDIR)/var} \
-	sh pipeline/gatewayd run
+# Debian packages only (no npm: a hospital box has no registry).  The log
+# goes to the terminal and to gatewayd.log in the data directory.
+run: deps-run all
+	@d=$${GATEWAY_DATA_DIR:-$(CURDIR)/var}; mkdir -p "$$d" && \
+	echo "make run: logging to $$d/gatewayd.log too" >&2 && \
+	GW_BIN=$(CURDIR)/build/bin GATEWAY_DATA_DIR="$$d" \
+	sh pipeline/gatewayd run 2>&1 | tee -i -a "$$d/gatewayd.log" >&2
 
+# Everything to build, run and test (CI, make check).
 deps:
-	@sh tools/deps
+	@sh tools/deps all
+
+deps-run:
+	@sh tools/deps run
 
 # The whole gateway played by modality-emu: two worklist items, eight
 # images, and what arrived (tools/demo; data in a new directory under
@@ -124,18 +139,52 @@ $(BUILD)/fuzzers/%: fuzz/%.c $(BUILD)/lib/libgateway.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
 
+# DESTDIR-aware.  Without DESTDIR, as root, also creates the service's
+# user (install-user); the configuration and data are never overwritten.
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/screening-gateway/sql \
 	  $(DESTDIR)$(PREFIX)/share/screening-gateway/pipeline \
 	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
-	  $(DESTDIR)$(PREFIX)/share/man/man8
+	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(UNITDIR)
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 pipeline/gatewayd $(DESTDIR)$(PREFIX)/bin/gatewayd
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/screening-gateway/sql/
 	install -m 644 pipeline/*.service pipeline/gateway.env.example \
 	  $(DESTDIR)$(PREFIX)/share/screening-gateway/pipeline/
+	sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' \
+	  -e 's|/var/lib/screening-gateway|$(STATEDIR)|g' \
+	  -e 's|^User=.*|User=$(GW_USER)|' -e 's|^Group=.*|Group=$(GW_USER)|' \
+	  pipeline/gatewayd.service > $(DESTDIR)$(UNITDIR)/gatewayd.service.tmp
+	chmod 644 $(DESTDIR)$(UNITDIR)/gatewayd.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/gatewayd.service.tmp $(DESTDIR)$(UNITDIR)/gatewayd.service
 	for m in man/*.[158]; do \
 	  s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory install-user; \
+	else echo "install: user $(GW_USER) not created (DESTDIR set or not root): make install-user on the server"; fi
+	install -d -m 750 $(DESTDIR)$(CONFDIR) $(DESTDIR)$(STATEDIR)
+	[ -e $(DESTDIR)$(CONFDIR)/gateway.env ] || \
+	  sed 's|^GATEWAY_DATA_DIR=.*|GATEWAY_DATA_DIR=$(STATEDIR)|' pipeline/gateway.env.example \
+	  > $(DESTDIR)$(CONFDIR)/gateway.env
+	chmod 640 $(DESTDIR)$(CONFDIR)/gateway.env
+	@if getent passwd $(GW_USER) >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  chgrp $(GW_USER) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(CONFDIR)/gateway.env && \
+	  chown $(GW_USER):$(GW_USER) $(DESTDIR)$(STATEDIR); fi
+
+# The service's system user and group (no login, home = the data).
+install-user:
+	getent group $(GW_USER) >/dev/null || groupadd --system $(GW_USER)
+	getent passwd $(GW_USER) >/dev/null || useradd --system --gid $(GW_USER) \
+	  --home-dir $(STATEDIR) --no-create-home --shell /usr/sbin/nologin $(GW_USER)
+
+# Removes what install put under PREFIX and the unit; keeps the
+# configuration, the data directory and the user (remove those by hand).
+uninstall:
+	rm -f $(PROGS:%=$(DESTDIR)$(PREFIX)/bin/%) $(DESTDIR)$(PREFIX)/bin/gatewayd \
+	  $(DESTDIR)$(UNITDIR)/gatewayd.service
+	for m in man/*.[158]; do \
+	  s=$${m##*.}; rm -f $(DESTDIR)$(PREFIX)/share/man/man$$s/$${m##*/}; done
+	rm -rf $(DESTDIR)$(PREFIX)/share/screening-gateway
+	@echo "uninstall: kept $(CONFDIR), $(STATEDIR) and user $(GW_USER)"
 
 clean:
 	rm -rf build

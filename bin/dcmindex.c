@@ -370,10 +370,13 @@ out:
 	return rc;
 }
 
+/* Only --init and the pipeline stage may create pacs.db: a hand-run
+ * --retry-failed in the wrong place must not make an empty one. */
 static int
-open_db(struct indexer *x, const char *path, struct err *e)
+open_db(struct indexer *x, const char *path, int create, struct err *e)
 {
-	if (db_open(&x->db, path, e) == -1)
+	if ((create ? db_open(&x->db, path, e) :
+	    db_open_existing(&x->db, path, e)) == -1)
 		return -1;
 	if (pacs_index_open(&x->ix, x->db, e) == -1) {
 		db_close(x->db);
@@ -499,7 +502,7 @@ reindex_store(struct indexer *x)
 	    (int)sizeof tmp)
 		return -1;
 	remove_db(tmp);
-	if (open_db(x, tmp, &e) == -1) {
+	if (open_db(x, tmp, 1, &e) == -1) {
 		log_err("reindex: cannot create database", &e);
 		return -1;
 	}
@@ -595,14 +598,24 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	if (config_load(&x.cfg, &e) == -1 ||
-	    request_upload_policy(&x.policy, &e) == -1 ||
-	    store_open(&x.store, x.cfg.storage_path, 1, &e) == -1) {
+	    request_upload_policy(&x.policy, &e) == -1) {
 		log_err("cannot start", &e);
+		return EX_CONFIG;
+	}
+	log_init("dcmindex");	/* LOG_LEVEL may come from gateway.env */
+	/* --retry-failed looks for pacs.db before it creates anything. */
+	if (retry && open_db(&x, x.cfg.pacs_db_path, 0, &e) == -1) {
+		log_err("cannot open database", &e);
+		return e.code == ENOENT ? EX_NOINPUT : EX_CANTCREAT;
+	}
+	if (store_open(&x.store, x.cfg.storage_path, 1, &e) == -1) {
+		log_err("cannot start", &e);
+		close_db(&x);
 		return EX_CONFIG;
 	}
 	if (reindex)
 		return reindex_store(&x) == 0 ? EX_OK : EX_SOFTWARE;
-	if (open_db(&x, x.cfg.pacs_db_path, &e) == -1) {
+	if (!retry && open_db(&x, x.cfg.pacs_db_path, 1, &e) == -1) {
 		log_err("cannot open database", &e);
 		return EX_CANTCREAT;
 	}

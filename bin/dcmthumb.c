@@ -67,6 +67,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: dcmthumb [options] IN.dcm OUT [IN.dcm OUT ...]\n"
 	    "       dcmthumb [--once] [options]\n"
+	    "       dcmthumb --retry-failed\n"
 	    "\n"
 	    "Renders a windowed, downscaled preview of a DICOM image; with no\n"
 	    "file arguments, consumes the thumb spool as a pipeline stage.\n"
@@ -79,6 +80,7 @@ usage(FILE *f)
 	    "  --format F      png (default), jpeg or pnm (PGM/PPM); for OUT,\n"
 	    "                  .jpg/.jpeg/.pgm/.ppm/.pnm also choose it\n"
 	    "  --once          drain the spool and exit (default: follow it)\n"
+	    "  --retry-failed  queue the failed previews again and exit\n"
 	    "  -h, --help      this help\n"
 	    "  --version       print the version\n"
 	    "\n"
@@ -412,12 +414,16 @@ follow(struct thumbs *t, int once)
 static int
 open_stage(struct thumbs *t, struct err *e)
 {
-	const char *env = getenv("GATEWAY_THUMBS_DIR");
+	const char *env;
 	char dir[PATH_MAX];
 
+	/* pacs.db first: a run in the wrong place creates nothing. */
 	if (config_load(&t->cfg, e) == -1 ||
+	    db_open_existing(&t->db, t->cfg.pacs_db_path, e) == -1 ||
 	    store_open(&t->store, t->cfg.storage_path, 1, e) == -1)
 		return -1;
+	log_init("dcmthumb");	/* LOG_LEVEL may come from gateway.env */
+	env = getenv("GATEWAY_THUMBS_DIR");	/* after gateway.env */
 	if (snprintf(t->dir, sizeof t->dir, "%s", env && *env ? env : "") >=
 	    (int)sizeof t->dir || (t->dir[0] == '\0' && snprintf(t->dir,
 	    sizeof t->dir, "%s/thumbs", t->cfg.data_dir) >=
@@ -428,8 +434,6 @@ open_stage(struct thumbs *t, struct err *e)
 	    spool_open(&t->thumb, dir, 1, e) == -1 ||
 	    config_spool_path(&t->cfg, "relay", dir, sizeof dir, e) == -1 ||
 	    spool_open(&t->relay, dir, 1, e) == -1)
-		return -1;
-	if (db_open(&t->db, t->cfg.pacs_db_path, e) == -1)
 		return -1;
 	if (db_migrate(t->db, db_schema_pacs, e) == -1)
 		return -1;
@@ -450,8 +454,23 @@ close_stage(struct thumbs *t)
 	spool_close(&t->relay);
 }
 
+/* --retry-failed: the failed previews go back to the spool. */
 static int
-stage(struct thumbs *t, int once)
+retry_failed(struct thumbs *t)
+{
+	struct err e = { 0 };
+	int n = spool_retry_failed(&t->thumb, &e);
+
+	if (n == -1) {
+		log_err("retry failed", &e);
+		return -1;
+	}
+	log_info("failed jobs queued again", "jobs=%d", n);
+	return 0;
+}
+
+static int
+stage(struct thumbs *t, int once, int retry)
 {
 	struct sigaction sa = { 0 };
 	struct err e = { 0 };
@@ -465,7 +484,7 @@ stage(struct thumbs *t, int once)
 		close_stage(t);
 		return EX_CONFIG;
 	}
-	rc = follow(t, once);
+	rc = retry ? retry_failed(t) : follow(t, once);
 	close_stage(t);
 	return rc == 0 ? EX_OK : EX_SOFTWARE;
 }
@@ -492,12 +511,13 @@ main(int argc, char **argv)
 		{ "square-pixels", no_argument, NULL, 'q' },
 		{ "format", required_argument, NULL, 'F' },
 		{ "once", no_argument, NULL, 'o' },
+		{ "retry-failed", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct thumbs t = { .ro = { .frame = -1 }, .fmt = FMT_PNG };
-	int c, once = 0, fmt_given = 0;
+	int c, once = 0, retry = 0, fmt_given = 0;
 	long v;
 
 	log_init("dcmthumb");
@@ -521,6 +541,7 @@ main(int argc, char **argv)
 		case 'm': t.ro.min_max = 1; break;
 		case 'q': t.ro.square_pixels = 1; break;
 		case 'o': once = 1; break;
+		case 'R': retry = 1; break;
 		case 'F':
 			fmt_given = 1;
 			if (strcmp(optarg, "png") == 0)
@@ -543,7 +564,8 @@ main(int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (argc - optind >= 2 && (argc - optind) % 2 == 0 && !once) {
+	if (argc - optind >= 2 && (argc - optind) % 2 == 0 && !once &&
+	    !retry) {
 		int rc = EX_OK, r;
 		for (int i = optind; i < argc; i += 2)
 			if ((r = one_file(argv[i], argv[i + 1], &t.ro,
@@ -551,11 +573,11 @@ main(int argc, char **argv)
 				rc = r;
 		return rc;
 	}
-	if (argc != optind) {
+	if (argc != optind || once + retry > 1) {
 		usage(stderr);
 		return EX_USAGE;
 	}
-	return stage(&t, once);
+	return stage(&t, once, retry);
 bad:
 	fprintf(stderr, "dcmthumb: bad value for an option: %s\n", optarg);
 	return EX_USAGE;

@@ -90,7 +90,32 @@ usage(FILE *f)
 	    "           [--count n] [--transfer-syntax "
 	    "explicit|jpeg-lossless|jpeg-ls]\n"
 	    "           [--discontinue | --list]\n"
-	    "       modality-emu --help | --version\n");
+	    "       modality-emu --help | --version\n"
+	    "\n"
+	    "Plays a mammography modality against the gateway: queries the\n"
+	    "worklist, then per item MPPS IN PROGRESS, the images (C-STORE) and\n"
+	    "MPPS COMPLETED.\n"
+	    "\n"
+	    "  --host host          where the gateway runs (default 127.0.0.1)\n"
+	    "  --aet title          our calling AE title (default MODALITY_EMU)\n"
+	    "  --patient-name pat   match Patient Name (wildcards * and ?)\n"
+	    "  --accession number   match Accession Number (any status)\n"
+	    "  --date YYYYMMDD      match the scheduled date (default today)\n"
+	    "  --modality MG        match Modality (default MG)\n"
+	    "  --views list         comma-separated from RCC, LCC, RMLO, LMLO\n"
+	    "                       (default all four)\n"
+	    "  --size S             small (512x400), full (3328x2560, default)\n"
+	    "                       or ROWSxCOLS (16 to 8192 each)\n"
+	    "  --frames n           above 1: tomosynthesis objects of n slices\n"
+	    "  --count n            images of each view per exam (default 1)\n"
+	    "  --transfer-syntax T  explicit (default), jpeg-lossless or jpeg-ls\n"
+	    "  --discontinue        end each exam with MPPS DISCONTINUED\n"
+	    "  --list               print the items that would be played, no more\n"
+	    "  -h, --help           this help\n"
+	    "  --version            print the version\n"
+	    "\n"
+	    "Environment: GATEWAY_ENV_FILE, WORKLIST_AET, WORKLIST_PORT, "
+	    "PACS_AET,\nPACS_PORT, TMPDIR, LOG_LEVEL.  See modality-emu(1).\n");
 }
 
 static const char *

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -500,8 +501,19 @@ main(int argc, char **argv)
 		log_err("bad configuration", &e);
 		return EX_CONFIG;
 	}
+	log_init("mwlsync");	/* LOG_LEVEL may come from gateway.env */
 	if (db == NULL)
 		db = cfg.worklist_db_path;
+	/* Only apply may start a worklist (mwlscp, under gatewayd, creates
+	 * it too): a backup, export or reset run by hand in the wrong place
+	 * must not make an empty one. */
+	if (strcmp(cmd, "apply") != 0 && access(db, F_OK) == -1 &&
+	    errno == ENOENT) {
+		log_error("cannot open worklist.db", "error=\"no worklist.db at "
+		    "%s: run gatewayd (mwlscp creates it) or mwlsync apply\"",
+		    db);
+		return EX_NOINPUT;
+	}
 	if (worklist_open(&w, db, &e) == -1) {
 		log_err("cannot open worklist.db", &e);
 		return EX_IOERR;

@@ -1,7 +1,7 @@
 /*
  * storescp-hook: take one file that dcmtk's storescp received, keep it.
  *
- *   storescp-hook FILE [CALLING_AET [CALLED_AET [PEER]]]
+ *   storescp-hook [--take] FILE [CALLING_AET [CALLED_AET [PEER]]]
  *   storescp-hook --sweep [--min-age SECONDS]
  *
  * The file is parsed (enough to know it is DICOM we can index), hashed,
@@ -46,7 +46,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: storescp-hook FILE [CALLING_AET [CALLED_AET [PEER]]]\n"
+	    "usage: storescp-hook [--take] FILE [CALLING_AET [CALLED_AET [PEER]]]\n"
 	    "       storescp-hook --sweep [--min-age SECONDS]\n"
 	    "\n"
 	    "Moves a file received by storescp into the content store and\n"
@@ -54,6 +54,8 @@ usage(FILE *f)
 	    "\n"
 	    "  --sweep          process every file left in the incoming directory\n"
 	    "  --min-age SECS   with --sweep, skip files younger than SECS (default 0)\n"
+	    "  --take           take FILE even outside the incoming directory\n"
+	    "                   (it is moved into the store or the quarantine)\n"
 	    "  -h, --help       this help\n"
 	    "  --version        print the version\n"
 	    "\n"
@@ -241,14 +243,35 @@ sweep(struct hook *h, long min_age)
 	return failed ? -1 : 0;
 }
 
+/*
+ * The hook removes the file it takes (into the store or the quarantine):
+ * a file elsewhere than the incoming directory is somebody's own, taken
+ * only with --take.
+ */
+static int
+in_incoming(const struct hook *h, const char *path)
+{
+	char dir[PATH_MAX], real_dir[PATH_MAX], real_in[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(dir, sizeof dir, ".");
+	else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path) + 
+	    (slash == path), path) >= (int)sizeof dir)
+		return 0;
+	if (realpath(dir, real_dir) == NULL ||
+	    realpath(h->cfg.incoming_dir, real_in) == NULL)
+		return 0;
+	return strcmp(real_dir, real_in) == 0;
+}
+
 static int
 hook_open(struct hook *h)
 {
 	char dir[PATH_MAX], q[600];
 	struct err e = { 0 };
 
-	if (config_load(&h->cfg, &e) == -1 ||
-	    store_open(&h->store, h->cfg.storage_path, 1, &e) == -1 ||
+	if (store_open(&h->store, h->cfg.storage_path, 1, &e) == -1 ||
 	    config_spool_path(&h->cfg, "index", dir, sizeof dir, &e) == -1 ||
 	    spool_open(&h->index, dir, 1, &e) == -1) {
 		log_error("cannot start", "error=%s",
@@ -264,13 +287,16 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "sweep", no_argument, NULL, 's' },
 		{ "min-age", required_argument, NULL, 'm' },
+		{ "take", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hook h;
+	struct err e = { 0 };
+	char q[600];
 	long min_age = 0;
-	int c, do_sweep = 0, rc;
+	int c, do_sweep = 0, take = 0, rc;
 	char *end;
 
 	log_init("storescp-hook");
@@ -278,6 +304,9 @@ main(int argc, char **argv)
 		switch (c) {
 		case 's':
 			do_sweep = 1;
+			break;
+		case 't':
+			take = 1;
 			break;
 		case 'm':
 			min_age = strtol(optarg, &end, 10);
@@ -299,9 +328,22 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (do_sweep ? argc != 0 : (argc < 1 || argc > 4)) {
+	if (do_sweep ? argc != 0 || take : (argc < 1 || argc > 4)) {
 		usage(stderr);
 		return EX_USAGE;
+	}
+	if (config_load(&h.cfg, &e) == -1) {
+		log_error("bad configuration", "error=%s",
+		    log_quote(e.msg, q, sizeof q));
+		return EX_CONFIG;
+	}
+	log_init("storescp-hook");	/* LOG_LEVEL may come from gateway.env */
+	if (!do_sweep && !take && !in_incoming(&h, argv[0])) {
+		log_error("refused: not in the incoming directory (the hook "
+		    "moves the file it takes; use --take to give it anyway)",
+		    "file=%s incoming=%s", base_name(argv[0]),
+		    h.cfg.incoming_dir);
+		return EX_NOPERM;
 	}
 	if (hook_open(&h) == -1)
 		return EX_CANTCREAT;

@@ -13,9 +13,17 @@
  *
  * and PACS_AET (SCREENING_PACS), PACS_PORT (4244), WORKLIST_AET
  * (SCREENING_MWL), WORKLIST_PORT (4243), QR_AET (SCREENING_QR), QR_PORT
- * (4246).  config_load() only reads the
- * environment: it creates nothing.  Programs override single fields from
- * their options after loading.
+ * (4246).  Programs override single fields from their options after
+ * loading.
+ *
+ * gateway.env: config_load() first reads the configuration file gatewayd
+ * reads: $GATEWAY_ENV_FILE, else /etc/screening-gateway/gateway.env, else
+ * ./gateway.env (a missing default file is fine; a named file that cannot
+ * be read is an error).  Each KEY=VALUE of the file whose KEY is not in
+ * the environment is put there with setenv(), so that every getenv() of
+ * the program sees it too: the environment wins, the first line of a key
+ * wins over later ones, and values are taken literally, never evaluated
+ * (config_env_parse).  config_load() creates nothing.
  */
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
@@ -43,6 +51,37 @@ struct config {
 /* Fill c from the environment.  -1 with e set on a bad value (a port
  * that is not a number, an AE title longer than 16 characters, ...). */
 int config_load(struct config *c, struct err *e);
+
+/*
+ * The configuration file: the path config_load() reads, in out; 0, or 1
+ * when there is none (no GATEWAY_ENV_FILE and no default file).
+ */
+int config_env_file(char *out, size_t outsz);
+
+/*
+ * gateway.env, parsed exactly as gatewayd(8) parses it, from a buffer
+ * (it need not end in NUL or a newline; NUL bytes make a line bad).  Per
+ * line: a trailing CR is dropped; leading blanks and tabs and then one
+ * "export " are skipped; empty lines and lines starting with # are
+ * comments; the name is everything before the first '=' and must match
+ * [A-Z_][A-Z0-9_]*; the value is everything after it, without one pair
+ * of enclosing double or single quotes.  Nothing is expanded.
+ *
+ * on_value(key, value, arg) for each setting (both NUL-terminated,
+ * valid during the call only); on_bad(line_number, why, arg) for each
+ * bad line ("without =", "bad name"), when not NULL.  A non-zero return
+ * of a callback stops the parse and is returned; else 0.
+ */
+int config_env_parse(const char *text, size_t len,
+    int (*on_value)(const char *key, const char *value, void *arg),
+    void (*on_bad)(int line, const char *why, void *arg), void *arg);
+
+/*
+ * Read the file config_env_file() names and setenv() each of its values
+ * not already set.  0 when done or there is no file; -1 with e set when a
+ * named file cannot be read.
+ */
+int config_env_load(struct err *e);
 
 /* A whole decimal number in [lo, hi] (option values): 0, or -1. */
 int config_parse_int(const char *s, int lo, int hi, int *out);

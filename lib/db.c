@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int
 db_errno(sqlite3 *db)
@@ -31,14 +32,14 @@ db_err(sqlite3 *db, struct err *e, const char *what)
 	    sqlite3_errmsg(db));
 }
 
-int
-db_open(sqlite3 **out, const char *path, struct err *e)
+static int
+open_flags(sqlite3 **out, const char *path, int flags, struct err *e)
 {
 	sqlite3 *db = NULL;
 
 	*out = NULL;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | flags |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		err_set(e, EIO, "sqlite: open %s: %s", path,
 		    db ? sqlite3_errmsg(db) : "out of memory");
 		sqlite3_close(db);
@@ -53,6 +54,30 @@ db_open(sqlite3 **out, const char *path, struct err *e)
 	}
 	*out = db;
 	return 0;
+}
+
+int
+db_open(sqlite3 **out, const char *path, struct err *e)
+{
+	return open_flags(out, path, SQLITE_OPEN_CREATE, e);
+}
+
+int
+db_open_existing(sqlite3 **out, const char *path, struct err *e)
+{
+	const char *base = strrchr(path, '/');
+	struct stat st;
+
+	*out = NULL;
+	if (stat(path, &st) == -1) {
+		if (errno == ENOENT)
+			return err_set(e, ENOENT, "no %s at %s: run gatewayd "
+			    "or dcmindex --init", base ? base + 1 : path, path);
+		return err_sys(e, "%s", path);
+	}
+	if (!S_ISREG(st.st_mode))
+		return err_set(e, EINVAL, "%s is not a database file", path);
+	return open_flags(out, path, 0, e);
 }
 
 void

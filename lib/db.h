@@ -24,6 +24,14 @@ extern const char db_schema_pacs[];
 extern const char db_schema_worklist[];
 
 int db_open(sqlite3 **out, const char *path, struct err *e);
+
+/*
+ * As db_open(), for a database that must already exist (hand-run tools,
+ * servers that only read it): never creates one.  -1 with e saying
+ * "no pacs.db at PATH: run gatewayd or dcmindex --init" (the file's own
+ * name) when path does not exist, or why it cannot be opened.
+ */
+int db_open_existing(sqlite3 **out, const char *path, struct err *e);
 void db_close(sqlite3 *db);
 
 /* Apply the schema's missing versions.  Returns the version now. */

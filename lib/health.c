@@ -2,9 +2,11 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,9 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "db.h"
 #include "fsutil.h"
 #include "qr.h"
 #include "spool.h"
+#include "store.h"
 
 #define STATE_FILE_MAX	65536	/* run/NAME.state, run/children */
 #define KIND_PEEK	4096	/* the kind= line is near a job's start */
@@ -482,15 +486,25 @@ kind_entry(void)
 	    "oldest_seconds");
 }
 
-/* The kind= of the job at path, or "unknown". */
+/* What the queue shows of one job (never its patient data). */
+struct job_peek {
+	char kind[KIND_MAX];
+	char object[80];
+	char attempts[16];
+	char error[HEALTH_ERROR_MAX];
+};
+
+/* The kind=, object=, attempts= and error= of the job at path; kind is
+ * "unknown" when the job has none. */
 static void
-job_kind(const char *path, char *out, size_t outsz)
+job_peek(const char *path, struct job_peek *j)
 {
 	char buf[KIND_PEEK], *eol;
 	ssize_t n = -1;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
-	snprintf(out, outsz, "unknown");
+	memset(j, 0, sizeof *j);
+	snprintf(j->kind, sizeof j->kind, "unknown");
 	if (fd != -1) {
 		n = read(fd, buf, sizeof buf - 1);
 		close(fd);
@@ -501,9 +515,43 @@ job_kind(const char *path, char *out, size_t outsz)
 	/* A line cut at the end of what was read is not a whole value. */
 	if ((size_t)n == sizeof buf - 1 && (eol = strrchr(buf, '\n')) != NULL)
 		eol[1] = '\0';
-	if (spool_job_get(buf, "kind", out, outsz) == -1 ||
-	    !valid_child_name(out, strlen(out)))
-		snprintf(out, outsz, "unknown");
+	if (spool_job_get(buf, "kind", j->kind, sizeof j->kind) == -1 ||
+	    !valid_child_name(j->kind, strlen(j->kind)))
+		snprintf(j->kind, sizeof j->kind, "unknown");
+	if (spool_job_get(buf, "object", j->object, sizeof j->object) == -1)
+		j->object[0] = '\0';
+	if (spool_job_get(buf, "attempts", j->attempts,
+	    sizeof j->attempts) == -1)
+		j->attempts[0] = '\0';
+	if (spool_job_get(buf, "error", j->error, sizeof j->error) == -1)
+		j->error[0] = '\0';
+}
+
+/*
+ * When a job was first queued.  A retry rewrites the job file (a new
+ * mtime), so the file's age restarts; the time at the start of a
+ * generated name and the stored object's own mtime (its arrival) do not.
+ */
+static time_t
+job_queued_at(const struct config *c, const char *name,
+    const struct job_peek *j, time_t mtime)
+{
+	char path[PATH_MAX], rel[STORE_RELPATH_MAX], *end;
+	struct stat st;
+	time_t t = mtime;
+	long long v;
+
+	errno = 0;
+	v = strtoll(name, &end, 10);
+	if (errno == 0 && end - name == 10 && *end == '.' && v > 0 && v < t)
+		t = (time_t)v;
+	if (store_valid_hash(j->object)) {
+		store_relpath(j->object, rel);
+		if (snprintf(path, sizeof path, "%s/%s", c->storage_path, rel) <
+		    (int)sizeof path && stat(path, &st) == 0 && st.st_mtime < t)
+			t = st.st_mtime;
+	}
+	return t;
 }
 
 static int
@@ -514,11 +562,12 @@ bump(json_t *o, const char *k)
 }
 
 static int
-tally_job(json_t *kinds, const char *kind, int failed, long long age)
+tally_job(json_t *kinds, const struct job_peek *j, int failed,
+    long long age)
 {
-	json_t *k = json_object_get(kinds, kind), *oldest;
+	json_t *k = json_object_get(kinds, j->kind), *oldest;
 
-	if (k == NULL && put(kinds, kind, k = kind_entry()) == -1)
+	if (k == NULL && put(kinds, j->kind, k = kind_entry()) == -1)
 		return -1;
 	if (failed)
 		return bump(k, "failed");
@@ -527,15 +576,19 @@ tally_job(json_t *kinds, const char *kind, int failed, long long age)
 	oldest = json_object_get(k, "oldest_seconds");
 	if (json_is_integer(oldest) && json_integer_value(oldest) >= age)
 		return 0;
+	if (put(k, "oldest_attempts", json_integer(atoi(j->attempts))) == -1 ||
+	    put(k, "oldest_error", jstr(j->error)) == -1)
+		return -1;
 	return put(k, "oldest_seconds", json_integer(age < 0 ? 0 : age));
 }
 
 /* Count the jobs in one of the relay spool's directories by kind. */
 static int
-tally_dir(json_t *kinds, const char *dir, int failed, time_t now,
-    struct err *e)
+tally_dir(const struct config *c, json_t *kinds, const char *dir, int failed,
+    time_t now, struct err *e)
 {
-	char path[PATH_MAX], kind[KIND_MAX];
+	char path[PATH_MAX];
+	struct job_peek j;
 	struct dirent *de;
 	struct stat st;
 	DIR *d = opendir(dir);
@@ -550,9 +603,9 @@ tally_dir(json_t *kinds, const char *dir, int failed, time_t now,
 		    de->d_name) == -1)
 			rc = -1;
 		else if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-			job_kind(path, kind, sizeof kind);
-			if (tally_job(kinds, kind, failed,
-			    (long long)(now - st.st_mtime)) == -1)
+			job_peek(path, &j);
+			if (tally_job(kinds, &j, failed, (long long)(now -
+			    job_queued_at(c, de->d_name, &j, st.st_mtime))) == -1)
 				rc = oom(e);
 		}
 	}
@@ -582,7 +635,7 @@ relay_kinds(const struct config *c, time_t now, json_t **out,
 	}
 	for (size_t i = 0; i < 3; i++)
 		if (make_path(dir, sizeof dir, e, "%s/%s", spool, subs[i]) == -1 ||
-		    tally_dir(kinds, dir, i == 2, now, e) == -1) {
+		    tally_dir(c, kinds, dir, i == 2, now, e) == -1) {
 			json_decref(kinds);
 			return -1;
 		}
@@ -768,6 +821,152 @@ add_qr(struct report *r, struct err *e)
 	return rc == -1 ? oom(e) : 0;
 }
 
+/* -------------------------------------------------------------- cloud */
+
+/* host:port takes TCP connections (any of its addresses), within
+ * timeout_ms each. */
+static int
+host_answering(const char *host, const char *port, int timeout_ms)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *a;
+	int fd, answering = 0;
+
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return 0;
+	for (a = res; a != NULL && !answering; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, a->ai_protocol);
+		if (fd == -1)
+			continue;
+		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+			answering = 1;
+		else if (errno == EINPROGRESS)
+			answering = connect_finished(fd, timeout_ms);
+		close(fd);
+	}
+	freeaddrinfo(res);
+	return answering;
+}
+
+/* The Manage API (CLOUD_API_ENDPOINT): its host and port, and whether a
+ * TCP connection to it succeeds; JSON null when it is not configured. */
+static json_t *
+cloud_api(void)
+{
+	const char *url = getenv("CLOUD_API_ENDPOINT");
+	char *host = NULL, *port = NULL;
+	CURLU *u;
+	json_t *o = NULL;
+
+	if (url == NULL || *url == '\0')
+		return json_null();
+	if ((u = curl_url()) == NULL)
+		return NULL;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
+	    CURLUE_OK)
+		o = json_pack("{s:n, s:n, s:b, s:s}", "host", "port",
+		    "reachable", 0, "error", "CLOUD_API_ENDPOINT is not a URL");
+	else
+		o = json_pack("{s:o, s:i, s:b}", "host", jstr(host), "port",
+		    atoi(port), "reachable", host_answering(host, port,
+		    HEALTH_CONNECT_TIMEOUT_MS));
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return o;
+}
+
+/* One text value from pacs.db (opened read-only, never created), or "". */
+static void
+pacs_text(const struct config *c, const char *sql, char *out, size_t outsz)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	const unsigned char *v;
+
+	snprintf(out, outsz, "%s", "");
+	if (sqlite3_open_v2(c->pacs_db_path, &db, SQLITE_OPEN_READONLY,
+	    NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return;
+	}
+	sqlite3_busy_timeout(db, 1000);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW &&
+	    (v = sqlite3_column_text(st, 0)) != NULL)
+		snprintf(out, outsz, "%s", (const char *)v);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* The oldest pending relay job over every kind, or JSON null. */
+static json_t *
+oldest_job(json_t *kinds)
+{
+	const char *kind, *best = NULL;
+	json_t *k, *b = NULL;
+	json_int_t age = -1;
+
+	json_object_foreach(kinds, kind, k) {
+		json_t *o = json_object_get(k, "oldest_seconds");
+		if (json_is_integer(o) && json_integer_value(o) > age) {
+			age = json_integer_value(o);
+			best = kind;
+			b = k;
+		}
+	}
+	if (best == NULL)
+		return json_null();
+	return json_pack("{s:s, s:I, s:O?, s:O?}", "kind", best, "age_seconds",
+	    age, "attempts", json_object_get(b, "oldest_attempts"), "error",
+	    json_object_get(b, "oldest_error"));
+}
+
+/*
+ * The cloud: the Manage API, run/relaysend.state (last_upload=,
+ * last_event=, last_error=, when relaysend writes it), else the last
+ * upload and upload error pacs.db records, and the oldest job.
+ */
+static int
+cloud_section(const struct config *c, json_t *kinds, json_t **out,
+    struct err *e)
+{
+	char path[PATH_MAX], upload[64], error[HEALTH_ERROR_MAX];
+	json_t *st = NULL;
+
+	*out = NULL;
+	if (make_path(path, sizeof path, e, "%s/run/relaysend.state",
+	    c->data_dir) == -1 || read_state(path, &st, e) == -1)
+		return -1;
+	pacs_text(c, "SELECT max(uploaded_at) FROM instances", upload,
+	    sizeof upload);
+	pacs_text(c, "SELECT upload_error FROM instances WHERE "
+	    "upload_status IN ('FAILED', 'WAITING') AND upload_error IS NOT "
+	    "NULL ORDER BY id DESC LIMIT 1", error, sizeof error);
+	*out = json_pack("{s:o, s:o, s:o, s:o, s:o}", "api", cloud_api(),
+	    "last_upload", jstr(*sget(st, "last_upload") ?
+	    sget(st, "last_upload") : upload),
+	    "last_event", jstr(sget(st, "last_event")),
+	    "last_error", jstr(*sget(st, "last_error") ?
+	    sget(st, "last_error") : error),
+	    "oldest_job", oldest_job(kinds));
+	json_decref(st);
+	return *out ? 0 : oom(e);
+}
+
+static int
+add_cloud(struct report *r, struct err *e)
+{
+	json_t *cloud, *kinds = json_object_get(json_object_get(
+	    json_object_get(r->root, "spools"), "relay"), "kinds");
+
+	if (cloud_section(r->c, kinds, &cloud, e) == -1)
+		return -1;
+	return put(r->root, "cloud", cloud) == -1 ? oom(e) : 0;
+}
+
 /* ------------------------------------------------------------- report */
 
 typedef int (*report_step)(struct report *, struct err *);
@@ -777,7 +976,7 @@ health_report(const struct config *c, json_t **out, struct err *e)
 {
 	static const report_step steps[] = { add_gatewayd, add_ports,
 	    add_children, add_spools, add_failed_jobs, add_quarantine,
-	    add_disk, add_relay, add_qr };
+	    add_disk, add_relay, add_cloud, add_qr };
 	struct report r = { .c = c, .root = json_object(),
 	    .problems = json_array(), .now = time(NULL) };
 
@@ -895,21 +1094,75 @@ print_kinds(FILE *f, json_t *kinds)
 	}
 }
 
+/* "last upload: 2026-…Z (3m12s ago)", or "none". */
+static void
+print_when(FILE *f, const char *what, const char *when, time_t now)
+{
+	char age[32];
+	time_t t;
+
+	if (*when == '\0')
+		fprintf(f, "%s: none", what);
+	else if (parse_iso8601(when, &t) == -1)
+		fprintf(f, "%s: %s", what, when);
+	else {
+		health_format_age((long long)(now - t), age, sizeof age);
+		fprintf(f, "%s: %s (%s ago)", what, when, age);
+	}
+}
+
+static void
+print_cloud(FILE *f, const json_t *cloud, time_t now)
+{
+	const json_t *api = json_object_get(cloud, "api");
+	const json_t *old = json_object_get(cloud, "oldest_job");
+	const char *error = sget(cloud, "last_error");
+	char age[32];
+
+	if (json_is_object(api))
+		fprintf(f, "\ncloud: Manage API %s:%lld %s\n", sget(api, "host"),
+		    (long long)json_integer_value(json_object_get(api, "port")),
+		    json_is_true(json_object_get(api, "reachable")) ?
+		    "reachable" : "NOT reachable");
+	else
+		fprintf(f, "\ncloud: no Manage API configured "
+		    "(CLOUD_API_ENDPOINT)\n");
+	print_when(f, "last upload", sget(cloud, "last_upload"), now);
+	fprintf(f, "; ");
+	print_when(f, "last event", sget(cloud, "last_event"), now);
+	fprintf(f, "\ncloud last error: %s\n", *error ? error : "-");
+	if (!json_is_object(old)) {
+		fprintf(f, "oldest job: none waiting\n");
+		return;
+	}
+	health_format_age(json_integer_value(json_object_get(old,
+	    "age_seconds")), age, sizeof age);
+	fprintf(f, "oldest job: %s, queued %s ago, %lld attempt%s%s%s\n",
+	    sget(old, "kind"), age,
+	    (long long)json_integer_value(json_object_get(old, "attempts")),
+	    json_integer_value(json_object_get(old, "attempts")) == 1 ? "" :
+	    "s", *sget(old, "error") ? ", last error: " : "",
+	    sget(old, "error"));
+}
+
 int
 health_print_status(const struct config *c, FILE *f, struct err *e)
 {
-	json_t *relay = NULL, *kinds = NULL;
+	json_t *relay = NULL, *kinds = NULL, *cloud = NULL;
 	time_t now = time(NULL);
 	int rc = -1;
 
 	if (relay_state(c, &relay, e) == 0 &&
-	    relay_kinds(c, now, &kinds, e) == 0) {
+	    relay_kinds(c, now, &kinds, e) == 0 &&
+	    cloud_section(c, kinds, &cloud, e) == 0) {
 		print_relay(f, relay, now);
 		print_kinds(f, kinds);
+		print_cloud(f, cloud, now);
 		rc = fflush(f) == EOF || ferror(f) ?
 		    err_sys(e, "writing the relay status") : 0;
 	}
 	json_decref(relay);
 	json_decref(kinds);
+	json_decref(cloud);
 	return rc;
 }

@@ -9,12 +9,21 @@
  *     port at WORKLIST_BIND when that is a specific address), 1 s at most;
  *   - the index, thumb and relay spools (new/cur/failed; *.reason files
  *     are not jobs), and per job kind in the relay spool the number
- *     pending (new/ + cur/), failed and the age of the oldest (file mtime);
+ *     pending (new/ + cur/), failed and the age of the oldest, with its
+ *     attempts= and error=; a job's age runs from when it was first
+ *     queued: the time a generated job name starts with, or its stored
+ *     object's arrival (object=), whichever is older than the file's
+ *     mtime (a retry rewrites the file);
  *   - the quarantine, and free disk under the data directory (statvfs):
  *     enough is at least HEALTH_DISK_MIN_BYTES and HEALTH_DISK_MIN_PERCENT;
  *   - run/relay.state, key=value lines written by relaylisten
  *     (connection=, since=, last_proof=, last_error=, hybrid_connection=,
- *     pid=).
+ *     pid=);
+ *   - the cloud: CLOUD_API_ENDPOINT's host and port (a TCP connect, 1 s at
+ *     most), run/relaysend.state when relaysend writes one (last_upload=,
+ *     last_event=, last_error=: ISO 8601 times and one line of text), else
+ *     the newest uploaded_at and upload_error in pacs.db (opened
+ *     read-only, never created), and the oldest pending relay job.
  *
  * The report is healthy when gatewayd and every child it supervises run,
  * both ports answer, the disk has room, no job has failed, and the relay
@@ -22,7 +31,10 @@
  * not is one short line in "problems".
  *
  * Never: exits, logs, prints anywhere but the FILE it is given, or writes
- * anything; it reads no patient data (job bodies only for their kind=).
+ * anything; it reads no patient data (job bodies only for their kind=,
+ * object=, attempts= and error=; pacs.db only for upload times and
+ * errors).  The cloud section adds no problem: an unreachable Manage API
+ * shows in "cloud", the jobs it holds up in the queue.
  * A missing file or directory is a finding in the report, not an error:
  * -1 means the report could not be made at all (memory, path too long).
  *
@@ -42,6 +54,7 @@
 #define HEALTH_DISK_MIN_BYTES	(1024LL * 1024 * 1024)	/* 1 GiB */
 #define HEALTH_DISK_MIN_PERCENT	5.0
 #define HEALTH_CONNECT_TIMEOUT_MS 1000
+#define HEALTH_ERROR_MAX	512	/* a job's error= as shown */
 
 /*
  * The report as a JSON object:
@@ -55,13 +68,20 @@
  *    "spools":{"index":{"new":0,"cur":0,"failed":0}, "thumb":{…},
  *              "relay":{"new":3,"cur":0,"failed":2,
  *                       "kinds":{"image":{"pending":3,"failed":2,
- *                                         "oldest_seconds":192}, …}}},
+ *                                         "oldest_seconds":192,
+ *                                         "oldest_attempts":4,
+ *                                         "oldest_error":"HTTP 503"},
+ *                                …}}},
  *    "failed_jobs":2, "quarantine":0,
  *    "disk":{"path":"/var/lib/…","free_bytes":…,"total_bytes":…,
  *            "free_percent":41.5,"ok":true},
  *    "relay":{"connection":"connected","since":"…","last_proof":"…",
  *             "last_error":"","hybrid_connection":"…","pid":"901",
- *             "listener_running":true}}
+ *             "listener_running":true},
+ *    "cloud":{"api":{"host":"…","port":443,"reachable":true} or null,
+ *             "last_upload":"…","last_event":"","last_error":"…",
+ *             "oldest_job":{"kind":"image","age_seconds":192,
+ *                           "attempts":4,"error":"HTTP 503"} or null}}
  *
  * "kinds" always has image, image_failure, study.image_received and
  * mpps.status_update (oldest_seconds null when none is pending), and any
@@ -82,6 +102,12 @@ int health_report(const struct config *c, json_t **out, struct err *e);
  *   KIND                  PENDING FAILED OLDEST
  *   image                       3      2 3m12s
  *   image_failure               0      0 -
+ * * then the cloud (see health_report's "cloud"):
+ *
+ *   cloud: Manage API gw.example:443 reachable
+ *   last upload: 2026-11-28T01:29:00Z (1m12s ago); last event: none
+ *   cloud last error: -
+ *   oldest job: image, queued 3m12s ago, 4 attempts, last error: HTTP 503
  *
  * -1 with e set when f cannot be written.
  */

@@ -20,10 +20,17 @@ static const char *const level_names[] = { "debug", "info", "warn", "error" };
 void
 log_init(const char *prog)
 {
-	const char *lv = getenv("LOG_LEVEL");
 	const char *slash = strrchr(prog, '/');
 
 	log_ctx.prog = slash ? slash + 1 : prog;
+	log_level_from_env();
+}
+
+void
+log_level_from_env(void)
+{
+	const char *lv = getenv("LOG_LEVEL");
+
 	if (lv == NULL)
 		return;
 	for (int i = 0; i < 4; i++)

@@ -28,6 +28,9 @@ struct log_ctx {
 /* Set the program name and read LOG_LEVEL. */
 void log_init(const char *prog);
 
+/* Take LOG_LEVEL again (config_load() may have set it from gateway.env). */
+void log_level_from_env(void);
+
 void log_msg(enum log_level level, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

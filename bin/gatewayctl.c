@@ -1,0 +1,697 @@
+/*
+ * gatewayctl: what an operator asks of the gateway, without sqlite3.
+ *
+ *   gatewayctl studies [--date YYYY-MM-DD] [--names]
+ *   gatewayctl show [--names] ACCESSION|STUDY_UID
+ *   gatewayctl resend ACCESSION|STUDY_UID
+ *   gatewayctl check
+ *   gatewayctl alerts
+ *
+ * gatewayd(8) runs it for `gatewayd today|studies|show|resend|status
+ * --check`, and every GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
+ * It reads the configuration every program reads (lib/config) and never
+ * creates pacs.db.  Patient names go to standard output only, and only
+ * when it is a terminal (or with --names); logs never carry them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "db.h"
+#include "fsutil.h"
+#include "health.h"
+#include "log.h"
+#include "pacs.h"
+#include "relay.h"
+#include "spool.h"
+
+/* Nagios plugin exit codes. */
+#define NAGIOS_OK	0
+#define NAGIOS_WARNING	1
+#define NAGIOS_CRITICAL	2
+#define NAGIOS_UNKNOWN	3
+
+struct ctl {
+	struct config cfg;
+	sqlite3 *db;
+	int names;		/* patient names may be shown */
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: gatewayctl studies [--date YYYY-MM-DD] [--names]\n"
+	    "       gatewayctl show [--names] ACCESSION|STUDY_UID\n"
+	    "       gatewayctl resend ACCESSION|STUDY_UID\n"
+	    "       gatewayctl check | alerts | --help | --version\n"
+	    "\n"
+	    "  studies   what arrived on a day (default today, local time), per\n"
+	    "            study: time, accession, patient, images, views, size,\n"
+	    "            previews and uploads to the cloud\n"
+	    "  show      one study: each instance and where it went (store,\n"
+	    "            preview, cloud)\n"
+	    "  resend    queue the study's uploads to the cloud again\n"
+	    "  check     one line for monitoring; exit 0 OK, 1 WARNING,\n"
+	    "            2 CRITICAL, 3 UNKNOWN (Nagios plugin codes)\n"
+	    "  alerts    queue a gateway.alert event for each condition that\n"
+	    "            started or ended: quarantine, failed jobs, low disk\n"
+	    "\n"
+	    "  --date D  the day to list (YYYY-MM-DD)\n"
+	    "  --names   show patient names even when output is not a terminal\n"
+	    "  -h, --help     this help\n"
+	    "  --version      print the version\n"
+	    "\n"
+	    "Environment: GATEWAY_ENV_FILE, GATEWAY_DATA_DIR, PACS_DB_PATH,\n"
+	    "PACS_STORAGE_PATH, GATEWAY_SPOOL_DIR, LOG_LEVEL.  See "
+	    "gatewayctl(8).\n");
+}
+
+/* ---------------------------------------------------------- helpers */
+
+static const char *
+col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *v = sqlite3_column_text(st, i);
+
+	return v ? (const char *)v : "";
+}
+
+static void
+human_size(long long bytes, char *out, size_t outsz)
+{
+	static const char units[] = "BKMGT";
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, outsz, u == 0 ? "%.0f%c" : v < 10 ? "%.1f%c" :
+	    "%.0f%c", v, units[u]);
+}
+
+static int
+open_db(struct ctl *x)
+{
+	struct err e = { 0 };
+
+	if (db_open_existing(&x->db, x->cfg.pacs_db_path, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return e.code == ENOENT ? EX_NOINPUT : EX_UNAVAILABLE;
+	}
+	return 0;
+}
+
+static int
+prepare(struct ctl *x, sqlite3_stmt **st, const char *sql)
+{
+	struct err e = { 0 };
+
+	if (db_prepare(x->db, st, sql, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+step_failed(struct ctl *x, int rc)
+{
+	if (rc == SQLITE_DONE)
+		return 0;
+	fprintf(stderr, "gatewayctl: sqlite: %s\n", sqlite3_errmsg(x->db));
+	return -1;
+}
+
+/* ---------------------------------------------------------- studies */
+
+#define STUDIES_SQL \
+	"SELECT st.accession_number, p.patient_name, " \
+	"strftime('%H:%M:%S', min(i.received_at), 'localtime'), count(*), " \
+	"sum(o.size), " \
+	"group_concat(DISTINCT nullif(trim(coalesce(i.laterality, '') || " \
+	"coalesce(i.view_position, '')), '')), " \
+	"sum(i.thumbnail_status = 'GENERATED'), " \
+	"sum(i.thumbnail_status = 'FAILED'), " \
+	"sum(i.upload_status = 'COMPLETE'), sum(i.upload_status = 'FAILED'), " \
+	"sum(i.upload_status = 'WAITING'), st.study_instance_uid " \
+	"FROM instances i JOIN objects o ON o.hash = i.object_hash " \
+	"JOIN series se ON se.id = i.series_ref " \
+	"JOIN studies st ON st.id = se.study_ref " \
+	"JOIN patients p ON p.id = st.patient_ref " \
+	"WHERE date(i.received_at, 'localtime') = ?1 " \
+	"GROUP BY st.id ORDER BY min(i.received_at)"
+
+/* "4/4 sent", "2/4 sent, 1 failed, 1 waiting" */
+static void
+upload_text(int n, int sent, int failed, int waiting, char *out,
+    size_t outsz)
+{
+	int len = snprintf(out, outsz, "%d/%d sent", sent, n);
+
+	if (failed > 0 && len > 0 && (size_t)len < outsz)
+		len += snprintf(out + len, outsz - (size_t)len,
+		    ", %d failed", failed);
+	if (waiting > 0 && len > 0 && (size_t)len < outsz)
+		snprintf(out + len, outsz - (size_t)len, ", %d waiting",
+		    waiting);
+}
+
+static void
+print_study_row(const struct ctl *x, sqlite3_stmt *st)
+{
+	char size[16], previews[32], upload[64], views[64];
+	int n = sqlite3_column_int(st, 3);
+
+	human_size(sqlite3_column_int64(st, 4), size, sizeof size);
+	snprintf(previews, sizeof previews, "%d/%d%s",
+	    sqlite3_column_int(st, 6), n, sqlite3_column_int(st, 7) > 0 ?
+	    " (failed)" : "");
+	upload_text(n, sqlite3_column_int(st, 8), sqlite3_column_int(st, 9),
+	    sqlite3_column_int(st, 10), upload, sizeof upload);
+	snprintf(views, sizeof views, "%s", *col(st, 5) ? col(st, 5) : "-");
+	for (char *p = views; *p; p++)
+		if (*p == ',')
+			*p = ' ';
+	printf("%-8s  %-16s  %-24s %6d  %-20s %7s  %-13s %s\n", col(st, 2),
+	    *col(st, 0) ? col(st, 0) : "-",
+	    x->names && *col(st, 1) ? col(st, 1) : "-", n, views, size,
+	    previews, upload);
+}
+
+static int
+cmd_studies(struct ctl *x, const char *date)
+{
+	sqlite3_stmt *st;
+	char today[16];
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc, count = 0;
+
+	if (date == NULL) {
+		localtime_r(&now, &tm);
+		strftime(today, sizeof today, "%Y-%m-%d", &tm);
+		date = today;
+	}
+	if (prepare(x, &st, STUDIES_SQL) == -1)
+		return EX_SOFTWARE;
+	sqlite3_bind_text(st, 1, date, -1, SQLITE_TRANSIENT);
+	printf("studies received on %s (local time)\n\n", date);
+	printf("%-8s  %-16s  %-24s %6s  %-20s %7s  %-13s %s\n", "TIME",
+	    "ACCESSION", "PATIENT", "IMAGES", "VIEWS", "SIZE", "PREVIEWS",
+	    "UPLOAD");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		print_study_row(x, st);
+		count++;
+	}
+	sqlite3_finalize(st);
+	if (step_failed(x, rc) == -1)
+		return EX_SOFTWARE;
+	printf("\n%d stud%s\n", count, count == 1 ? "y" : "ies");
+	return EX_OK;
+}
+
+/* ------------------------------------------------------------- show */
+
+#define STUDY_KEY_SQL \
+	"SELECT st.id, st.study_instance_uid, st.accession_number, " \
+	"p.patient_name, st.study_date, st.study_time, " \
+	"st.study_description FROM studies st " \
+	"JOIN patients p ON p.id = st.patient_ref " \
+	"WHERE st.accession_number = ?1 OR st.study_instance_uid = ?1 " \
+	"ORDER BY st.id"
+
+#define INSTANCES_SQL \
+	"SELECT i.sop_instance_uid, se.series_number, i.instance_number, " \
+	"trim(coalesce(i.laterality, '') || ' ' || " \
+	"coalesce(i.view_position, '')), o.size, i.received_at, " \
+	"i.source_aet, o.storage_path, i.thumbnail_status, " \
+	"i.thumbnail_path, i.upload_status, i.upload_attempt_count, " \
+	"i.uploaded_at, i.upload_error, i.upload_next_attempt_at " \
+	"FROM instances i JOIN objects o ON o.hash = i.object_hash " \
+	"JOIN series se ON se.id = i.series_ref " \
+	"WHERE se.study_ref = ?1 " \
+	"ORDER BY se.series_number + 0, i.instance_number + 0, " \
+	"i.sop_instance_uid"
+
+static void
+print_instance(const struct ctl *x, sqlite3_stmt *st)
+{
+	const char *thumbs = getenv("GATEWAY_THUMBS_DIR");
+	char size[16];
+
+	human_size(sqlite3_column_int64(st, 4), size, sizeof size);
+	printf("\n  instance %s\n", col(st, 0));
+	printf("    series %s, number %s, view %s, %s, received %s from %s\n",
+	    *col(st, 1) ? col(st, 1) : "-", *col(st, 2) ? col(st, 2) : "-",
+	    *col(st, 3) ? col(st, 3) : "-", size, col(st, 5),
+	    *col(st, 6) ? col(st, 6) : "-");
+	printf("    store:   %s/%s\n", x->cfg.storage_path, col(st, 7));
+	printf("    preview: %s", col(st, 8));
+	if (*col(st, 9) && thumbs != NULL && *thumbs != '\0')
+		printf(" %s/%s", thumbs, col(st, 9));
+	else if (*col(st, 9))
+		printf(" %s/thumbs/%s", x->cfg.data_dir, col(st, 9));
+	printf("\n");
+	printf("    cloud:   %s, %d attempt%s", *col(st, 10) ? col(st, 10) :
+	    "PENDING", sqlite3_column_int(st, 11),
+	    sqlite3_column_int(st, 11) == 1 ? "" : "s");
+	if (*col(st, 12))
+		printf(", uploaded %s", col(st, 12));
+	if (*col(st, 14))
+		printf(", next attempt %s", col(st, 14));
+	if (*col(st, 13))
+		printf(", error: %s", col(st, 13));
+	printf("\n");
+}
+
+static int
+show_study(struct ctl *x, sqlite3_stmt *study)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	printf("study %s\n", col(study, 1));
+	printf("  accession %s, patient %s, date %s %s, %s\n",
+	    *col(study, 2) ? col(study, 2) : "-",
+	    x->names && *col(study, 3) ? col(study, 3) : "-",
+	    *col(study, 4) ? col(study, 4) : "-", col(study, 5),
+	    *col(study, 6) ? col(study, 6) : "-");
+	if (prepare(x, &st, INSTANCES_SQL) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, sqlite3_column_int64(study, 0));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		print_instance(x, st);
+	sqlite3_finalize(st);
+	return step_failed(x, rc);
+}
+
+static int
+cmd_show(struct ctl *x, const char *key)
+{
+	sqlite3_stmt *st;
+	int rc, found = 0, bad = 0;
+
+	if (prepare(x, &st, STUDY_KEY_SQL) == -1)
+		return EX_SOFTWARE;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (found++)
+			printf("\n");
+		if (show_study(x, st) == -1)
+			bad = 1;
+	}
+	sqlite3_finalize(st);
+	if (step_failed(x, rc) == -1 || bad)
+		return EX_SOFTWARE;
+	if (!found) {
+		fprintf(stderr, "gatewayctl: no study with accession number "
+		    "or Study Instance UID %s\n", key);
+		return EX_NOINPUT;
+	}
+	return EX_OK;
+}
+
+/* ----------------------------------------------------------- resend */
+
+#define RESEND_SQL \
+	"SELECT i.object_hash, i.sop_instance_uid, st.study_instance_uid, " \
+	"coalesce(st.accession_number, '') FROM instances i " \
+	"JOIN series se ON se.id = i.series_ref " \
+	"JOIN studies st ON st.id = se.study_ref " \
+	"WHERE st.accession_number = ?1 OR st.study_instance_uid = ?1"
+
+#define RESET_SQL \
+	"UPDATE instances SET upload_status = 'PENDING', " \
+	"upload_error = NULL, upload_next_attempt_at = NULL, " \
+	"upload_attempt_count = 0 WHERE series_ref IN (SELECT se.id " \
+	"FROM series se JOIN studies st ON st.id = se.study_ref " \
+	"WHERE st.accession_number = ?1 OR st.study_instance_uid = ?1)"
+
+/* One image job, as dcmindex fans them out: named by the object. */
+static int
+queue_upload(struct spool *relay, sqlite3_stmt *st, struct err *e)
+{
+	char body[1024];
+	int n = snprintf(body, sizeof body, "object=%s\nsop_instance_uid=%s\n"
+	    "study_instance_uid=%s\naccession_number=%s\nkind=image\n",
+	    col(st, 0), col(st, 1), col(st, 2), col(st, 3));
+
+	if (n < 0 || (size_t)n >= sizeof body)
+		return err_set(e, EINVAL, "job for %s too long", col(st, 1));
+	return spool_enqueue(relay, col(st, 0), body, (size_t)n, SPOOL_DEFER,
+	    e);
+}
+
+static int
+reset_uploads(struct ctl *x, const char *key, struct err *e)
+{
+	sqlite3_stmt *st;
+
+	if (db_prepare(x->db, &st, RESET_SQL, e) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	if (db_step_done(x->db, st, e) == -1) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int
+queue_study(struct ctl *x, struct spool *relay, const char *key,
+    struct err *e)
+{
+	sqlite3_stmt *st;
+	int rc, n = 0;
+
+	if (db_prepare(x->db, &st, RESEND_SQL, e) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n >= 0)
+		n = queue_upload(relay, st, e) == -1 ? -1 : n + 1;
+	if (n >= 0 && rc != SQLITE_DONE)
+		n = err_set(e, db_errno(x->db), "sqlite: %s",
+		    sqlite3_errmsg(x->db));
+	sqlite3_finalize(st);
+	return n;
+}
+
+static int
+cmd_resend(struct ctl *x, const char *key)
+{
+	char dir[PATH_MAX], q[600];
+	struct spool relay;
+	struct err e = { 0 };
+	int n;
+
+	if (config_spool_path(&x->cfg, "relay", dir, sizeof dir, &e) == -1 ||
+	    spool_open(&relay, dir, 0, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return EX_UNAVAILABLE;
+	}
+	if ((n = queue_study(x, &relay, key, &e)) > 0 &&
+	    (reset_uploads(x, key, &e) == -1 || spool_flush(&relay, &e) == -1))
+		n = -1;
+	spool_close(&relay);
+	if (n == -1) {
+		log_error("resend failed", "key=%s error=%s",
+		    log_quote(key, q, 128), log_quote(e.msg, q + 128, 472));
+		return EX_SOFTWARE;
+	}
+	if (n == 0) {
+		fprintf(stderr, "gatewayctl: no study with accession number "
+		    "or Study Instance UID %s\n", key);
+		return EX_NOINPUT;
+	}
+	log_info("uploads queued again", "key=%s instances=%d",
+	    log_quote(key, q, sizeof q), n);
+	printf("%d upload%s queued again for %s\n", n, n == 1 ? "" : "s", key);
+	return EX_OK;
+}
+
+/* ------------------------------------------------------------ check */
+
+/* Problems that mean the gateway is not doing its job now. */
+static int
+is_critical(const char *problem)
+{
+	return strstr(problem, "not running") != NULL ||
+	    strstr(problem, "not answering") != NULL ||
+	    strncmp(problem, "disk:", 5) == 0;
+}
+
+static int
+cmd_check(struct ctl *x)
+{
+	static const char *const names[] = { "OK", "WARNING", "CRITICAL",
+	    "UNKNOWN" };
+	json_t *r, *p;
+	struct err e = { 0 };
+	size_t i;
+	int code = NAGIOS_OK;
+
+	if (access(x->cfg.data_dir, R_OK | X_OK) == -1) {
+		printf("GATEWAY UNKNOWN - cannot read %s: %s\n",
+		    x->cfg.data_dir, strerror(errno));
+		return NAGIOS_UNKNOWN;
+	}
+	if (health_report(&x->cfg, &r, &e) == -1) {
+		printf("GATEWAY UNKNOWN - %s\n", e.msg);
+		return NAGIOS_UNKNOWN;
+	}
+	json_array_foreach(json_object_get(r, "problems"), i, p) {
+		int c = is_critical(json_string_value(p)) ? NAGIOS_CRITICAL :
+		    NAGIOS_WARNING;
+		code = c > code ? c : code;
+	}
+	printf("GATEWAY %s - ", names[code]);
+	if (code == NAGIOS_OK)
+		printf("running");
+	json_array_foreach(json_object_get(r, "problems"), i, p)
+		printf("%s%s", i ? "; " : "", json_string_value(p));
+	printf(" | failed_jobs=%lld quarantine=%lld\n",
+	    (long long)json_integer_value(json_object_get(r, "failed_jobs")),
+	    (long long)json_integer_value(json_object_get(r, "quarantine")));
+	json_decref(r);
+	return code;
+}
+
+/* ----------------------------------------------------------- alerts */
+
+struct alert {
+	const char *name;	/* gateway.alert data.alert */
+	const char *severity;
+	int active;
+	long long value;
+	char summary[128];
+};
+
+static void
+find_alerts(json_t *r, struct alert a[3])
+{
+	long long q = json_integer_value(json_object_get(r, "quarantine"));
+	long long f = json_integer_value(json_object_get(r, "failed_jobs"));
+	json_t *disk = json_object_get(r, "disk");
+
+	a[0] = (struct alert){ "quarantine", "warning", q > 0, q, "" };
+	snprintf(a[0].summary, sizeof a[0].summary,
+	    "%lld file%s in quarantine", q, q == 1 ? "" : "s");
+	a[1] = (struct alert){ "failed_jobs", "warning", f > 0, f, "" };
+	snprintf(a[1].summary, sizeof a[1].summary, "%lld failed job%s", f,
+	    f == 1 ? "" : "s");
+	a[2] = (struct alert){ "low_disk", "critical",
+	    json_is_false(json_object_get(disk, "ok")),
+	    json_integer_value(json_object_get(disk, "free_bytes")), "" };
+	snprintf(a[2].summary, sizeof a[2].summary, "%.1f %% disk free",
+	    json_real_value(json_object_get(disk, "free_percent")));
+}
+
+/* The event, in the style of relay/PROTOCOL.md's mpps.status_update. */
+static char *
+alert_event(const struct ctl *x, const struct alert *a, struct err *e)
+{
+	char id[RELAY_UUID_LEN + 1], ts[32];
+	json_t *ev;
+	char *text;
+
+	if (relay_uuid(id, e) == -1)
+		return NULL;
+	pacs_timestamp(ts);
+	ev = json_pack("{s:i, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, "
+	    "s:I, s:s, s:i}}", "schema_version", 1, "message_id", id,
+	    "event_type", "gateway.alert", "timestamp", ts, "source_system",
+	    "gateway", "data", "alert", a->name, "state", a->active ?
+	    "raised" : "cleared", "severity", a->active ? a->severity : "ok",
+	    "summary", a->summary, "value", (json_int_t)a->value,
+	    "pacs_aet", x->cfg.pacs_aet, "pacs_port", x->cfg.pacs_port);
+	text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+	json_decref(ev);
+	if (text == NULL)
+		err_set(e, ENOMEM, "out of memory");
+	return text;
+}
+
+/* run/alert.NAME exists while the condition is raised. */
+static int
+marker_path(const struct ctl *x, const char *name, char *out, size_t outsz)
+{
+	return snprintf(out, outsz, "%s/run/alert.%s", x->cfg.data_dir, name) <
+	    (int)outsz ? 0 : -1;
+}
+
+/* Queue alert-NAME (a waiting one of the same name is replaced), then
+ * record the new state. */
+static int
+send_alert(struct ctl *x, struct spool *relay, const struct alert *a,
+    const char *marker, struct err *e)
+{
+	char name[SPOOL_NAME_MAX], *ev, *body;
+	int rc;
+
+	if ((ev = alert_event(x, a, e)) == NULL)
+		return -1;
+	rc = asprintf(&body, "kind=gateway.alert\nalert=%s\nevent=%s\n",
+	    a->name, ev);
+	free(ev);
+	if (rc == -1)
+		return err_sys(e, "malloc");
+	snprintf(name, sizeof name, "alert-%s", a->name);
+	rc = spool_enqueue(relay, name, body, strlen(body), 0, e);
+	free(body);
+	if (rc == -1)
+		return -1;
+	if (a->active ? fs_write_atomic(marker, a->summary, strlen(a->summary),
+	    e) : unlink(marker) == -1 && errno != ENOENT ?
+	    err_sys(e, "unlink %s", marker) : 0)
+		return -1;
+	log_msg(a->active ? LOG_WARN : LOG_INFO, a->active ? "alert raised" :
+	    "alert cleared", "alert=%s value=%lld", a->name, a->value);
+	return 0;
+}
+
+static int
+alerts_changed(struct ctl *x, struct spool *relay, json_t *r)
+{
+	char marker[PATH_MAX];
+	struct alert a[3];
+	struct err e = { 0 };
+	int failed = 0;
+
+	find_alerts(r, a);
+	for (int i = 0; i < 3; i++) {
+		if (marker_path(x, a[i].name, marker, sizeof marker) == -1)
+			return -1;
+		if (a[i].active == (access(marker, F_OK) == 0))
+			continue;
+		if (send_alert(x, relay, &a[i], marker, &e) == -1) {
+			log_err("alert not queued", &e);
+			failed = 1;
+		}
+	}
+	return failed ? -1 : 0;
+}
+
+static int
+cmd_alerts(struct ctl *x)
+{
+	char dir[PATH_MAX];
+	struct spool relay;
+	struct err e = { 0 };
+	json_t *r;
+	int rc;
+
+	if (config_spool_path(&x->cfg, "relay", dir, sizeof dir, &e) == -1 ||
+	    spool_open(&relay, dir, 0, &e) == -1) {
+		log_err("cannot open the relay spool", &e);
+		return EX_UNAVAILABLE;
+	}
+	if (health_report(&x->cfg, &r, &e) == -1) {
+		log_err("no health report", &e);
+		spool_close(&relay);
+		return EX_SOFTWARE;
+	}
+	rc = alerts_changed(x, &relay, r);
+	json_decref(r);
+	spool_close(&relay);
+	return rc == 0 ? EX_OK : EX_IOERR;
+}
+
+/* ------------------------------------------------------------- main */
+
+static int
+valid_date(const char *s)
+{
+	struct tm tm = { 0 };
+	const char *end = strptime(s, "%Y-%m-%d", &tm);
+
+	return end != NULL && *end == '\0' && strlen(s) == 10;
+}
+
+static int
+run(struct ctl *x, const char *cmd, int argc, char **argv,
+    const char *date)
+{
+	int rc;
+
+	if (strcmp(cmd, "check") == 0 && argc == 0)
+		return cmd_check(x);
+	if (strcmp(cmd, "alerts") == 0 && argc == 0)
+		return cmd_alerts(x);
+	if ((strcmp(cmd, "studies") == 0 && argc == 0) ||
+	    ((strcmp(cmd, "show") == 0 || strcmp(cmd, "resend") == 0) &&
+	    argc == 1)) {
+		if ((rc = open_db(x)) != 0)
+			return rc;
+		rc = cmd[1] == 't' ? cmd_studies(x, date) : cmd[1] == 'h' ?
+		    cmd_show(x, argv[0]) : cmd_resend(x, argv[0]);
+		db_close(x->db);
+		return rc;
+	}
+	usage(stderr);
+	return EX_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "date", required_argument, NULL, 'd' },
+		{ "names", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctl x = { .names = isatty(STDOUT_FILENO) };
+	struct err e = { 0 };
+	const char *date = NULL;
+	int c;
+
+	log_init("gatewayctl");
+	/* GNU getopt permutes: options may follow the command. */
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			if (!valid_date(optarg)) {
+				fprintf(stderr, "gatewayctl: --date takes "
+				    "YYYY-MM-DD, not %s\n", optarg);
+				return EX_USAGE;
+			}
+			date = optarg;
+			break;
+		case 'n': x.names = 1; break;
+		case 'h':
+			usage(stdout);
+			return EX_OK;
+		case 'V':
+			printf("gatewayctl %s\n", GW_VERSION);
+			return EX_OK;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (config_load(&x.cfg, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return EX_CONFIG;
+	}
+	log_init("gatewayctl");	/* LOG_LEVEL may come from gateway.env */
+	return run(&x, argv[optind], argc - optind - 1, argv + optind + 1,
+	    date);
+}
