@@ -126,7 +126,8 @@ ours(void *arg, const struct outbox_job *j)
 
 	if (outbox_is(j, OUTBOX_IMAGE) || outbox_is(j, OUTBOX_FAILURE))
 		return s->images_on;
-	if (outbox_is(j, OUTBOX_IMAGE_EVENT) || outbox_is(j, OUTBOX_MPPS_EVENT))
+	if (outbox_is(j, OUTBOX_IMAGE_EVENT) || outbox_is(j, OUTBOX_MPPS_EVENT) ||
+	    outbox_is(j, OUTBOX_ALERT_EVENT))
 		return s->events_on;
 	return 0;
 }
@@ -143,8 +144,8 @@ deliver(void *arg, struct outbox_job *j)
 		imagesend_failure_report(&s->img, j);
 	else if (outbox_is(j, OUTBOX_IMAGE_EVENT))
 		eventsend_image_event(&s->ev, j);
-	else
-		eventsend_mpps_event(&s->ev, j);
+	else	/* mpps.status_update, gateway.alert: the JSON is in event= */
+		eventsend_prepared_event(&s->ev, j);
 }
 
 /* Sleep until woken (a producer, or the parent with --jobs) or ms. */

@@ -237,7 +237,7 @@ eventsend_image_event(struct eventsend *s, struct outbox_job *j)
 /* The outbox's event= (malloc'd), its accession number into the job for
  * the logs; NULL with the job parked or deferred. */
 static char *
-mpps_event(struct eventsend *s, struct outbox_job *j)
+prepared_event(struct eventsend *s, struct outbox_job *j)
 {
 	size_t cap = strlen(j->body) + 1;
 	char *ev = malloc(cap);
@@ -263,12 +263,12 @@ mpps_event(struct eventsend *s, struct outbox_job *j)
 }
 
 void
-eventsend_mpps_event(struct eventsend *s, struct outbox_job *j)
+eventsend_prepared_event(struct eventsend *s, struct outbox_job *j)
 {
 	char why[200], *ev;
 
 	j->attempts = (j->attempts < 0 ? 0 : j->attempts) + 1;
-	if ((ev = mpps_event(s, j)) == NULL)
+	if ((ev = prepared_event(s, j)) == NULL)
 		return;
 	if (strlen(ev) > EVENT_MAX) {
 		snprintf(why, sizeof why, "event of %zu bytes is over the "

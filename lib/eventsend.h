@@ -39,6 +39,6 @@ struct eventsend {
 #define EVENTSEND_REPLY_MAX	65536	/* largest reply read */
 
 void eventsend_image_event(struct eventsend *s, struct outbox_job *j);
-void eventsend_mpps_event(struct eventsend *s, struct outbox_job *j);
+void eventsend_prepared_event(struct eventsend *s, struct outbox_job *j);
 
 #endif

@@ -31,6 +31,7 @@
 
 static const char *const known_kinds[] = {
 	"image", "image_failure", "study.image_received", "mpps.status_update",
+	"gateway.alert",
 };
 static const char *const stages[] = { "index", "thumb", "relay" };
 static const char *const default_children = "storescp dcmindex dcmthumb mwlscp";

@@ -39,6 +39,7 @@
 #define OUTBOX_FAILURE		"image_failure"
 #define OUTBOX_IMAGE_EVENT	"study.image_received"
 #define OUTBOX_MPPS_EVENT	"mpps.status_update"
+#define OUTBOX_ALERT_EVENT	"gateway.alert"	/* gatewayctl alerts */
 
 struct outbox {
 	struct spool *spool;		/* the relay spool */

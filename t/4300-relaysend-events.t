@@ -155,6 +155,22 @@ else
 	skip "MPPS events: node or dcmjs-dimse not installed"
 fi
 
+# 3b. gateway.alert events (gatewayctl alerts) go as written, like MPPS
+mkdir -p "$GATEWAY_DATA_DIR/quarantine" "$GATEWAY_DATA_DIR/run"
+echo "not DICOM" >"$GATEWAY_DATA_DIR/quarantine/20261202T000000-bad.dcm"
+ok "gatewayctl alerts queues an alert for the quarantined file" gatewayctl alerts
+is "$(grep -l '^alert=quarantine$' "$SPOOL"/new/* 2>/dev/null | wc -l | tr -d ' ')" 1 \
+	"one gateway.alert job for the quarantine"
+grep -h '^event=' $(grep -l '^alert=quarantine$' "$SPOOL"/new/*) | cut -d= -f2- >"$T/alert.want"
+n0=$(events)
+ok "relaysend --once sends the alerts" send
+ok "the quarantine alert arrived byte for byte" sh -c "
+	for f in \$(ls '$EV'/*.json | tail -n \$(( \$(ls '$EV' | wc -l) - $n0 ))); do
+		{ cat \"\$f\"; echo; } | cmp -s - '$T/alert.want' && exit 0
+	done; exit 1"
+is "$(jobs_of gateway.alert new)" 0 "and every alert job is done"
+rm -f "$GATEWAY_DATA_DIR/quarantine/20261202T000000-bad.dcm"
+
 # 4. an event over 1 MiB goes without its thumbnail
 item act-52 ACC052000
 ingest_previews 52 1
