@@ -28,6 +28,7 @@
 #include "dicom.h"
 #include "fsutil.h"
 #include "log.h"
+#include "netallow.h"
 #include "pacs.h"
 #include "spool.h"
 #include "store.h"
@@ -36,6 +37,8 @@ struct hook {
 	struct config cfg;
 	struct store store;
 	struct spool index;
+	const char *allowed_aets;	/* PACS_ALLOWED_AETS, or NULL */
+	struct netallow allowed_hosts;	/* PACS_ALLOWED_HOSTS */
 };
 
 struct arrival {
@@ -153,10 +156,57 @@ enqueue_index(struct hook *h, const struct arrival *a,
 	return spool_enqueue(&h->index, NULL, body, (size_t)n, 0, e);
 }
 
+/* 1 when ae is in the comma-separated list (blanks around names). */
+static int
+ae_listed(const char *list, const char *ae)
+{
+	char buf[2048], *tok, *save = NULL;
+	size_t n;
+
+	snprintf(buf, sizeof buf, "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		tok += strspn(tok, " ");
+		for (n = strlen(tok); n > 0 && tok[n - 1] == ' '; n--)
+			tok[n - 1] = '\0';
+		if (*tok != '\0' && strcmp(tok, ae) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Who may store (PACS_ALLOWED_AETS, PACS_ALLOWED_HOSTS): storescp cannot
+ * refuse by calling AE title or address, so a file from anyone else is
+ * quarantined with the reason, never indexed or sent on.  A file the
+ * sweep finds has lost its sender and is taken (see storescp-hook(1)).
+ */
+static const char *
+refusal(const struct hook *h, const struct arrival *a, char *why,
+    size_t whysz)
+{
+	if (a->calling_aet[0] == '\0' && a->peer[0] == '\0')
+		return NULL;	/* the sweep: the sender is not known */
+	if (h->allowed_aets != NULL && !ae_listed(h->allowed_aets,
+	    a->calling_aet)) {
+		snprintf(why, whysz, "calling AE title \"%s\" is not in "
+		    "PACS_ALLOWED_AETS", a->calling_aet);
+		return why;
+	}
+	if (!netallow_text(&h->allowed_hosts, a->peer)) {
+		snprintf(why, whysz, "peer address %s is not in "
+		    "PACS_ALLOWED_HOSTS", a->peer);
+		return why;
+	}
+	return NULL;
+}
+
 /* 0 stored or quarantined; -1 on a failure that leaves the file in place. */
 static int
 ingest(struct hook *h, const struct arrival *a)
 {
+	char why[200];
+	const char *refused;
 	char hash[STORE_HASH_LEN + 1], q[600];
 	struct pacs_attrs attrs;
 	struct err e = { 0 };
@@ -164,6 +214,8 @@ ingest(struct hook *h, const struct arrival *a)
 	void *map = NULL;
 	int fd, r, added;
 
+	if ((refused = refusal(h, a, why, sizeof why)) != NULL)
+		return quarantine(h, a, refused);
 	if ((fd = open(a->path, O_RDONLY | O_CLOEXEC)) == -1 ||
 	    fstat(fd, &sb) == -1) {
 		err_sys(&e, "open %s", a->path);
@@ -266,6 +318,23 @@ in_incoming(const struct hook *h, const char *path)
 }
 
 static int
+allow_lists(struct hook *h)
+{
+	const char *v = getenv("PACS_ALLOWED_AETS");
+
+	h->allowed_aets = v != NULL && *v != '\0' ? v : NULL;
+	h->allowed_hosts.n = 0;
+	if ((v = getenv("PACS_ALLOWED_HOSTS")) != NULL && *v != '\0' &&
+	    netallow_parse(&h->allowed_hosts, v) == -1) {
+		log_error("bad configuration", "error=\"bad PACS_ALLOWED_HOSTS: "
+		    "comma-separated addresses or networks (10.0.0.0/8, "
+		    "fd00::/8)\"");
+		return -1;
+	}
+	return 0;
+}
+
+static int
 hook_open(struct hook *h)
 {
 	char dir[PATH_MAX], q[600];
@@ -338,6 +407,8 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	log_init("storescp-hook");	/* LOG_LEVEL may come from gateway.env */
+	if (allow_lists(&h) == -1)
+		return EX_CONFIG;
 	if (!do_sweep && !take && !in_incoming(&h, argv[0])) {
 		log_error("refused: not in the incoming directory (the hook "
 		    "moves the file it takes; use --take to give it anyway)",

@@ -102,83 +102,17 @@ env_path(char *out, const char *name)
 	    -1 : 0;
 }
 
-static int
-parse_net(struct scp_net *n, char *tok)
-{
-	char *slash = strchr(tok, '/');
-	int max;
-
-	if (slash != NULL)
-		*slash++ = '\0';
-	if (inet_pton(AF_INET, tok, n->addr) == 1)
-		n->family = AF_INET, max = 32;
-	else if (inet_pton(AF_INET6, tok, n->addr) == 1)
-		n->family = AF_INET6, max = 128;
-	else
-		return -1;
-	n->prefix = max;
-	if (slash != NULL && config_parse_int(slash, 0, max, &n->prefix) == -1)
-		return -1;
-	return 0;
-}
-
-int
-scp_parse_hosts(struct scp_server *s, const char *list)
-{
-	char buf[4096], *tok, *save = NULL;
-	int n = 0;
-
-	if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf)
-		return -1;
-	for (tok = strtok_r(buf, ", ", &save); tok != NULL;
-	    tok = strtok_r(NULL, ", ", &save)) {
-		if (n >= SCP_MAX_ALLOWED || parse_net(&s->hosts[n], tok) == -1)
-			return -1;
-		n++;
-	}
-	s->nhosts = n;
-	return 0;
-}
-
-static int
-in_net(const struct scp_net *n, const unsigned char *a)
-{
-	int full = n->prefix / 8, rest = n->prefix % 8;
-
-	if (memcmp(n->addr, a, (size_t)full) != 0)
-		return 0;
-	return rest == 0 ||
-	    ((n->addr[full] ^ a[full]) & (0xff << (8 - rest)) & 0xff) == 0;
-}
-
 int
 scp_host_allowed(const struct scp_server *s, int fd)
 {
-	static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0,
-	    0, 0, 0xff, 0xff };
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
-	const unsigned char *a;
-	int family, i;
 
-	if (s->nhosts == 0)
+	if (s->hosts.n == 0)
 		return 1;
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == -1)
 		return 0;
-	if (ss.ss_family == AF_INET) {
-		family = AF_INET;
-		a = (const unsigned char *)&((struct sockaddr_in *)&ss)->sin_addr;
-	} else if (ss.ss_family == AF_INET6) {
-		a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
-		family = AF_INET6;
-		if (memcmp(a, v4mapped, 12) == 0)	/* ::ffff:a.b.c.d */
-			family = AF_INET, a += 12;
-	} else
-		return 0;
-	for (i = 0; i < s->nhosts; i++)
-		if (s->hosts[i].family == family && in_net(&s->hosts[i], a))
-			return 1;
-	return 0;
+	return netallow_sockaddr(&s->hosts, (struct sockaddr *)&ss);
 }
 
 int
@@ -204,10 +138,10 @@ scp_defaults(struct scp_server *s, const char *prog, const char *env,
 		    SCP_MAX_ALLOWED);
 	snprintf(name, sizeof name, "%s_ALLOWED_HOSTS", env);
 	if ((v = getenv(name)) != NULL && *v != '\0' &&
-	    scp_parse_hosts(s, v) == -1)
+	    netallow_parse(&s->hosts, v) == -1)
 		return err_set(e, EINVAL, "bad %s: comma-separated addresses "
 		    "or networks (10.0.0.0/8, fd00::/8), at most %d", name,
-		    SCP_MAX_ALLOWED);
+		    NETALLOW_MAX);
 	snprintf(name, sizeof name, "%s_TLS_PORT", env);
 	if (config_env_long(name, 0, 65535, 0, &tls_port, e) == -1)
 		return -1;
@@ -251,7 +185,7 @@ scp_option(struct scp_server *s, int c, const char *arg)
 		rc = scp_parse_allow(s, arg);
 		break;
 	case SCP_OPT_ALLOW_HOSTS:
-		rc = scp_parse_hosts(s, arg);
+		rc = netallow_parse(&s->hosts, arg);
 		break;
 	case SCP_OPT_MAX:
 		rc = config_parse_int(arg, 1, 4096, &s->max_assoc);

@@ -29,6 +29,7 @@
 #include "dicom.h"
 #include "dimse.h"
 #include "err.h"
+#include "netallow.h"
 #include "ul.h"
 
 #define SCP_MAX_ALLOWED		64
@@ -53,12 +54,7 @@ struct scp_server {
 	char allowed[SCP_MAX_ALLOWED][UL_AE_MAX];
 	const char *allowed_ptr[SCP_MAX_ALLOWED + 1];
 	int nallowed;
-	struct scp_net {		/* allowed peer networks */
-		int family;		/* AF_INET or AF_INET6 */
-		unsigned char addr[16];
-		int prefix;		/* bits */
-	} hosts[SCP_MAX_ALLOWED];
-	int nhosts;		/* 0: any address */
+	struct netallow hosts;		/* allowed peer addresses */
 	int max_assoc;
 	int artim_s, idle_s, dimse_s;
 	/* DICOM TLS beside the plain port (0: none), lib/tls. */
@@ -130,10 +126,6 @@ int scp_option(struct scp_server *s, int c, const char *arg);
 
 /* Parse a comma-separated list of AE titles into s->allowed. */
 int scp_parse_allow(struct scp_server *s, const char *list);
-
-/* Parse a comma-separated list of addresses and CIDR networks
- * ("10.1.2.3", "10.1.0.0/16", "fd00::/8") into s->hosts. */
-int scp_parse_hosts(struct scp_server *s, const char *list);
 
 /* 1 when the connected socket's peer is allowed (always, when no list). */
 int scp_host_allowed(const struct scp_server *s, int fd);
