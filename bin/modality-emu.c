@@ -123,7 +123,7 @@ static int
 open_assoc(struct run *r, const char *role, const char *called, int port,
     const char *sop_class, const char *const *ts, struct ul_assoc **out)
 {
-	struct ul_proposal p = { sop_class, ts };
+	struct ul_proposal p = { sop_class, ts, 0 };
 	struct ul_config cfg = { .artim_ms = 30000, .idle_ms = 120000 };
 	struct err e = { 0 };
 	char qe[600];

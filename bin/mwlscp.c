@@ -7,38 +7,23 @@
  *          [--max-associations N] [--artim-seconds N] [--idle-seconds N]
  *          [--dimse-seconds N]
  *
- * Concurrency: one process per association.  The parent only accepts and
- * forks; a child negotiates, serves and exits, so a crash or a stuck peer
- * costs one association and nothing else.  Beyond --max-associations a
- * child is still forked, but only to read the request and answer
- * A-ASSOCIATE-RJ (transient, local limit exceeded); past twice the limit
- * the connection is closed at once.
- *
- * SIGTERM/SIGINT: stop accepting, give running associations up to
- * GRACE_SECONDS to finish, kill what remains, exit 0.
+ * The server's frame (a process per association, the association limit,
+ * timers, a graceful stop on SIGTERM) is lib/scp's, shared with qrscp.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "dicom.h"
 #include "dimse.h"
 #include "log.h"
+#include "scp.h"
 #include "spool.h"
 #include "ul.h"
 #include "worklist.h"
@@ -46,37 +31,21 @@
 #define SOP_VERIFICATION	"1.2.840.10008.1.1"
 #define SOP_MWL_FIND		"1.2.840.10008.5.1.4.31"
 #define SOP_MPPS		"1.2.840.10008.3.1.2.3.3"
-#define MAX_ALLOWED		64
-#define GRACE_SECONDS		5
-
-static volatile sig_atomic_t stopping;
-
 struct server {
+	struct scp_server scp;
 	struct config cfg;
-	char bind_addr[256];
-	int port;
-	char aet[UL_AE_MAX];
-	int any_called_aet;
-	char allowed[MAX_ALLOWED][UL_AE_MAX];
-	const char *allowed_ptr[MAX_ALLOWED + 1];
-	int nallowed;
 	char charset[16];
-	int max_assoc;
-	int artim_s, idle_s, dimse_s;
-	int nchildren, nrejecters;
-	pid_t *children;	/* pids, 0 for free slots */
-	char *is_rejecter;
-	int nslots;
 };
 
 /* One association being served (in the child). */
 struct session {
 	struct server *srv;
+	struct scp_session *s;
 	struct ul_assoc *a;
 	struct worklist *wl;
 	struct spool relay;
 	int relay_open;
-	char peer[64];
+	const char *peer;
 };
 
 static void
@@ -91,42 +60,12 @@ usage(FILE *f)
 	    "[--dimse-seconds N]\n"
 	    "       mwlscp --help | --version\n"
 	    "Serves Modality Worklist C-FIND, MPPS N-CREATE/N-SET and "
-	    "C-ECHO over\nworklist.db (see mwlscp(8)).\n");
-}
-
-static void
-on_signal(int sig)
-{
-	if (sig == SIGTERM || sig == SIGINT)
-		stopping = 1;
+	    "C-ECHO over\nworklist.db (see mwlscp(8)).\n\n%s"
+	    "  --charset CHARSET       \"ISO_IR 100\" (default) or "
+	    "\"ISO_IR 192\" for answers\n", scp_options_help);
 }
 
 /* --- options --- */
-
-static int
-parse_allow(struct server *s, const char *list)
-{
-	char buf[2048], *tok, *save = NULL;
-	int n = 0;
-
-	if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf)
-		return -1;
-	for (tok = strtok_r(buf, ",", &save); tok != NULL;
-	    tok = strtok_r(NULL, ",", &save)) {
-		while (*tok == ' ')
-			tok++;
-		if (*tok == '\0')
-			continue;
-		if (n >= MAX_ALLOWED || strlen(tok) > 16)
-			return -1;
-		snprintf(s->allowed[n], UL_AE_MAX, "%s", tok);
-		s->allowed_ptr[n] = s->allowed[n];
-		n++;
-	}
-	s->allowed_ptr[n] = NULL;
-	s->nallowed = n;
-	return 0;
-}
 
 static int
 set_charset(struct server *s, const char *cs)
@@ -142,74 +81,22 @@ defaults(struct server *s, struct err *e)
 {
 	const char *v;
 
-	if (config_load(&s->cfg, e) == -1)
+	if (config_load(&s->cfg, e) == -1 ||
+	    scp_defaults(&s->scp, "mwlscp", "WORKLIST_BIND",
+	    s->cfg.worklist_port, s->cfg.worklist_aet,
+	    "WORKLIST_ALLOWED_AETS", e) == -1)
 		return -1;
-	v = getenv("WORKLIST_BIND");
-	snprintf(s->bind_addr, sizeof s->bind_addr, "%s",
-	    v != NULL && *v != '\0' ? v : "0.0.0.0");
-	s->port = s->cfg.worklist_port;
-	snprintf(s->aet, sizeof s->aet, "%s", s->cfg.worklist_aet);
 	snprintf(s->charset, sizeof s->charset, "ISO_IR 100");
 	if ((v = getenv("WORKLIST_CHARSET")) != NULL && *v != '\0' &&
 	    set_charset(s, v) == -1)
 		return err_set(e, EINVAL, "WORKLIST_CHARSET must be "
 		    "\"ISO_IR 100\" or \"ISO_IR 192\"");
-	if ((v = getenv("WORKLIST_ALLOWED_AETS")) != NULL && *v != '\0' &&
-	    parse_allow(s, v) == -1)
-		return err_set(e, EINVAL, "bad WORKLIST_ALLOWED_AETS");
-	s->max_assoc = 16;
-	s->artim_s = 30;
-	s->idle_s = 300;
-	s->dimse_s = 600;
 	return 0;
 }
 
-enum {
-	OPT_BIND = 256, OPT_PORT, OPT_AET, OPT_ANY, OPT_ALLOW, OPT_CHARSET,
-	OPT_MAX, OPT_ARTIM, OPT_IDLE, OPT_DIMSE, OPT_VERSION,
-};
-
-static int
-option(struct server *s, int c, const char *arg)
-{
-	switch (c) {
-	case OPT_BIND:
-		return snprintf(s->bind_addr, sizeof s->bind_addr, "%s",
-		    arg) >= (int)sizeof s->bind_addr ? -1 : 0;
-	case OPT_PORT:
-		return config_parse_int(arg, 1, 65535, &s->port);
-	case OPT_AET:
-		if (strlen(arg) == 0 || strlen(arg) > 16)
-			return -1;
-		snprintf(s->aet, sizeof s->aet, "%s", arg);
-		return 0;
-	case OPT_ANY:
-		s->any_called_aet = 1;
-		return 0;
-	case OPT_ALLOW:
-		return parse_allow(s, arg);
-	case OPT_CHARSET:
-		return set_charset(s, arg);
-	case OPT_MAX:
-		return config_parse_int(arg, 1, 4096, &s->max_assoc);
-	case OPT_ARTIM:
-		return config_parse_int(arg, 1, 3600, &s->artim_s);
-	case OPT_IDLE:
-		return config_parse_int(arg, 1, 86400, &s->idle_s);
-	case OPT_DIMSE:
-		return config_parse_int(arg, 1, 86400, &s->dimse_s);
-	default:
-		return -1;
-	}
-}
+enum { OPT_CHARSET = 256, OPT_VERSION };
 
 /* --- serving one association (child) --- */
-
-static void
-ae_quoted(const char *ae, char *out, unsigned outsz)
-{
-	log_quote(ae, out, outsz);
-}
 
 static int
 open_worklist(struct session *x, struct err *e)
@@ -232,19 +119,7 @@ static int
 respond(struct session *x, const struct dimse_msg *m, uint16_t status,
     const char *comment)
 {
-	struct dimse_cmd rsp;
-	struct err e = { 0 };
-
-	dimse_response(&m->cmd, status, &rsp);
-	if (comment != NULL && status != DIMSE_SUCCESS)
-		snprintf(rsp.error_comment, sizeof rsp.error_comment, "%.64s",
-		    comment);
-	if (dimse_send(x->a, m->ctx_id, &rsp, NULL, 0, &e) == -1) {
-		log_warn("send failed", "peer=%s error=\"%s\"", x->peer,
-		    e.msg);
-		return -1;
-	}
-	return 0;
+	return scp_respond(x->s, m, status, comment);
 }
 
 /* State of one C-FIND while it sends its pending responses. */
@@ -260,31 +135,9 @@ struct find_state {
 static int
 check_cancel(struct find_state *f)
 {
-	struct dimse_msg m;
-	struct err e = { 0 };
-	int r;
-
-	if (!ul_pending(f->x->a))
-		return 0;
-	r = dimse_recv(f->x->a, &m, &e);
-	if (r != UL_MESSAGE) {
+	if (scp_check_cancel(f->x->s, f->rq, &f->cancelled) == -1)
 		f->failed = 1;
-		return 1;
-	}
-	if (m.cmd.command_field == DIMSE_C_CANCEL_RQ &&
-	    m.cmd.message_id_responded == f->rq->cmd.message_id) {
-		f->cancelled = 1;
-		log_info("c-cancel", "peer=%s message_id=%u", f->x->peer,
-		    m.cmd.message_id_responded);
-	} else {
-		log_warn("unexpected message during c-find", "peer=%s "
-		    "command=%s", f->x->peer,
-		    dimse_command_name(m.cmd.command_field));
-		ul_abort(f->x->a, 2, 2);
-		f->failed = 1;
-	}
-	dimse_msg_free(&m);
-	return 1;
+	return f->failed || f->cancelled;
 }
 
 static int
@@ -412,8 +265,9 @@ serve_mpps(struct session *x, struct dimse_msg *m, const char *ts)
 }
 
 static int
-dispatch(struct session *x, struct dimse_msg *m)
+dispatch(struct scp_session *s, struct dimse_msg *m)
 {
+	struct session *x = s->arg;
 	const struct ul_context *c = ul_context(x->a, m->ctx_id);
 	const char *as = c != NULL ? c->abstract_syntax : "";
 	const char *ts = c != NULL ? c->transfer_syntax : DCM_TS_IMPLICIT_LE;
@@ -450,277 +304,21 @@ dispatch(struct session *x, struct dimse_msg *m)
 	return respond(x, m, 0x0122, "SOP class not supported");
 }
 
-static void
-log_accept(struct session *x)
-{
-	char calling[40], called[40];
-	int i, accepted = 0;
-
-	for (i = 0; i < x->a->nctx; i++)
-		accepted += x->a->ctx[i].result == UL_CTX_ACCEPTED;
-	ae_quoted(x->a->calling_aet, calling, sizeof calling);
-	ae_quoted(x->a->called_aet, called, sizeof called);
-	log_info("association accepted", "peer=%s calling_aet=%s "
-	    "called_aet=%s contexts=%d accepted=%d peer_max_pdu=%u", x->peer,
-	    calling, called, x->a->nctx, accepted, x->a->peer_max_pdu);
-}
-
-static void
-serve_loop(struct session *x)
-{
-	struct dimse_msg m;
-	struct err e = { 0 };
-	int r;
-
-	for (;;) {
-		r = dimse_recv(x->a, &m, &e);
-		if (r == UL_MESSAGE) {
-			r = dispatch(x, &m);
-			dimse_msg_free(&m);
-			if (r == -1)
-				return;
-			continue;
-		}
-		if (r == UL_RELEASED) {
-			log_info("association released", "peer=%s", x->peer);
-			ul_linger(x->a);
-		} else if (r == UL_ABORTED)
-			log_info("association aborted by peer", "peer=%s "
-			    "source=%d reason=%d", x->peer,
-			    x->a->abort_source, x->a->abort_reason);
-		else if (r == UL_CLOSED)
-			log_info("connection closed by peer", "peer=%s",
-			    x->peer);
-		else
-			log_warn("association aborted", "peer=%s error=\"%s\"",
-			    x->peer, e.msg);
-		return;
-	}
-}
-
-static void
-peer_name(int fd, char *out, size_t outsz)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	char host[NI_MAXHOST], port[NI_MAXSERV];
-
-	snprintf(out, outsz, "unknown");
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port,
-	    sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) == 0 &&
-	    snprintf(out, outsz, "%s:%s", host, port) >= (int)outsz)
-		snprintf(out, outsz, "unknown");
-}
-
 static int
-serve_association(struct server *s, int fd, int busy)
+serve_association(struct scp_session *s)
 {
-	static const char *const sops[] = {
-		SOP_VERIFICATION, SOP_MWL_FIND, SOP_MPPS, NULL
-	};
-	struct ul_config uc = { 0 };
 	struct session x = { 0 };
-	struct err e = { 0 };
-	char calling[40], called[40];
 
-	x.srv = s;
-	peer_name(fd, x.peer, sizeof x.peer);
-	uc.ae_title = s->aet;
-	uc.any_called_aet = s->any_called_aet;
-	uc.allowed_calling = s->nallowed > 0 ? s->allowed_ptr : NULL;
-	uc.abstract_syntaxes = sops;
-	uc.artim_ms = s->artim_s * 1000;
-	uc.idle_ms = s->idle_s * 1000;
-	uc.dimse_ms = s->dimse_s * 1000;
-	uc.busy = busy;
-	if (ul_accept(&x.a, fd, &uc, &e) == -1) {
-		if (x.a != NULL && e.code == UL_E_REJECTED) {
-			ae_quoted(x.a->calling_aet, calling, sizeof calling);
-			ae_quoted(x.a->called_aet, called, sizeof called);
-			log_warn("association rejected", "peer=%s "
-			    "calling_aet=%s called_aet=%s result=%d source=%d "
-			    "reason=%d", x.peer, calling, called,
-			    x.a->reject.result, x.a->reject.source,
-			    x.a->reject.reason);
-		} else if (e.code == UL_E_CLOSED)	/* no byte: a port check */
-			log_debug("closed before an association", "peer=%s "
-			    "error=\"%s\"", x.peer, e.msg);
-		else
-			log_warn("association failed", "peer=%s error=\"%s\"",
-			    x.peer, e.msg);
-		ul_free(x.a);
-		return EX_OK;
-	}
-	log_accept(&x);
-	serve_loop(&x);
-	ul_free(x.a);
+	x.srv = s->srv->arg;
+	x.s = s;
+	x.a = s->a;
+	x.peer = s->peer;
+	s->arg = &x;
+	scp_serve_loop(s, dispatch);
 	if (x.wl != NULL)
 		worklist_close(x.wl);
 	if (x.relay_open)
 		spool_close(&x.relay);
-	return EX_OK;
-}
-
-/* --- the accepting parent --- */
-
-static int
-listen_on(const struct server *s, struct err *e)
-{
-	struct addrinfo hints = { 0 }, *res;
-	char port[16];
-	int fd, one = 1, rc;
-
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	snprintf(port, sizeof port, "%d", s->port);
-	if ((rc = getaddrinfo(s->bind_addr, port, &hints, &res)) != 0)
-		return err_set(e, EINVAL, "bind address %s: %s", s->bind_addr,
-		    gai_strerror(rc));
-	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
-	if (fd == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1 ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, 128) == -1) {
-		err_sys(e, "listen on %s:%d", s->bind_addr, s->port);
-		if (fd != -1)
-			close(fd);
-		freeaddrinfo(res);
-		return -1;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
-static void
-reap(struct server *s)
-{
-	pid_t pid;
-	int i, status;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (i = 0; i < s->nslots; i++) {
-			if (s->children[i] != pid)
-				continue;
-			s->children[i] = 0;
-			if (s->is_rejecter[i])
-				s->nrejecters--;
-			else
-				s->nchildren--;
-		}
-		if (WIFSIGNALED(status) || (WIFEXITED(status) &&
-		    WEXITSTATUS(status) != 0))
-			log_warn("association process failed", "pid=%ld "
-			    "status=%d", (long)pid, status);
-	}
-}
-
-static void
-remember(struct server *s, pid_t pid, int busy)
-{
-	int i;
-
-	for (i = 0; i < s->nslots; i++) {
-		if (s->children[i] == 0) {
-			s->children[i] = pid;
-			s->is_rejecter[i] = (char)busy;
-			if (busy)
-				s->nrejecters++;
-			else
-				s->nchildren++;
-			return;
-		}
-	}
-}
-
-static void
-child(struct server *s, int lfd, int fd, int busy)
-{
-	struct sigaction sa = { 0 };
-	int rc;
-
-	close(lfd);
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGCHLD, &sa, NULL);
-	rc = serve_association(s, fd, busy);
-	free(s->children);
-	free(s->is_rejecter);
-	exit(rc);
-}
-
-static void
-accept_one(struct server *s, int lfd)
-{
-	int fd, busy;
-	pid_t pid;
-
-	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
-		if (errno != EINTR && errno != EAGAIN &&
-		    errno != ECONNABORTED)
-			log_warn("accept failed", "error=\"%s\"",
-			    strerror(errno));
-		return;
-	}
-	busy = s->nchildren >= s->max_assoc;
-	if (busy && s->nrejecters >= s->max_assoc) {
-		log_warn("connection refused", "reason=\"too many "
-		    "connections\" limit=%d", s->max_assoc);
-		close(fd);
-		return;
-	}
-	if ((pid = fork()) == -1) {
-		log_error("fork failed", "error=\"%s\"", strerror(errno));
-		close(fd);
-		return;
-	}
-	if (pid == 0)
-		child(s, lfd, fd, busy);
-	close(fd);
-	remember(s, pid, busy);
-}
-
-static void
-shutdown_children(struct server *s)
-{
-	time_t end = time(NULL) + GRACE_SECONDS;
-	int i;
-
-	while (s->nchildren + s->nrejecters > 0 && time(NULL) < end) {
-		reap(s);
-		if (s->nchildren + s->nrejecters > 0)
-			poll(NULL, 0, 50);
-	}
-	for (i = 0; i < s->nslots; i++)
-		if (s->children[i] != 0)
-			kill(s->children[i], SIGKILL);
-	while (s->nchildren + s->nrejecters > 0 && waitpid(-1, NULL, 0) > 0)
-		reap(s);
-}
-
-static int
-serve(struct server *s, int lfd)
-{
-	struct pollfd p = { .fd = lfd, .events = POLLIN };
-
-	s->nslots = 2 * s->max_assoc;
-	s->children = calloc((size_t)s->nslots, sizeof(*s->children));
-	s->is_rejecter = calloc((size_t)s->nslots, 1);
-	if (s->children == NULL || s->is_rejecter == NULL) {
-		log_error("out of memory", "slots=%d", s->nslots);
-		return EX_OSERR;
-	}
-	while (!stopping) {
-		reap(s);
-		if (poll(&p, 1, 1000) > 0 && !stopping)
-			accept_one(s, lfd);
-	}
-	close(lfd);
-	log_info("stopping", "associations=%d", s->nchildren);
-	shutdown_children(s);
-	free(s->children);
-	free(s->is_rejecter);
 	return EX_OK;
 }
 
@@ -747,25 +345,19 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "bind", required_argument, NULL, OPT_BIND },
-		{ "port", required_argument, NULL, OPT_PORT },
-		{ "aet", required_argument, NULL, OPT_AET },
-		{ "any-called-aet", no_argument, NULL, OPT_ANY },
-		{ "allow", required_argument, NULL, OPT_ALLOW },
+		SCP_OPTIONS,
 		{ "charset", required_argument, NULL, OPT_CHARSET },
-		{ "max-associations", required_argument, NULL, OPT_MAX },
-		{ "artim-seconds", required_argument, NULL, OPT_ARTIM },
-		{ "idle-seconds", required_argument, NULL, OPT_IDLE },
-		{ "dimse-seconds", required_argument, NULL, OPT_DIMSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const char *const sops[] = {
+		SOP_VERIFICATION, SOP_MWL_FIND, SOP_MPPS, NULL
+	};
 	static struct server s;
-	struct sigaction sa = { 0 };
 	struct err e = { 0 };
 	char bindq[300];
-	int c, lfd;
+	int c, r;
 
 	log_init("mwlscp");
 	if (defaults(&s, &e) == -1) {
@@ -781,7 +373,9 @@ main(int argc, char **argv)
 			printf("mwlscp %s\n", GW_VERSION);
 			return EX_OK;
 		}
-		if (c == '?' || option(&s, c, optarg) == -1) {
+		r = c == OPT_CHARSET ? (set_charset(&s, optarg) == -1 ? -1 : 1)
+		    : scp_option(&s.scp, c, optarg);
+		if (c == '?' || r != 1) {
 			if (c != '?')
 				fprintf(stderr, "mwlscp: bad value for an "
 				    "option: %s\n", optarg);
@@ -793,22 +387,21 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGCHLD, &sa, NULL);	/* wakes poll to reap */
-	signal(SIGPIPE, SIG_IGN);
+	scp_signals();
 	if (prepare(&s, &e) == -1) {
 		log_error("cannot prepare worklist.db or the relay spool",
 		    "error=\"%s\"", e.msg);
 		return EX_CANTCREAT;
 	}
-	if ((lfd = listen_on(&s, &e)) == -1) {
+	s.scp.abstract_syntaxes = sops;
+	s.scp.serve = serve_association;
+	s.scp.arg = &s;
+	if (scp_listen(&s.scp, &e) == -1) {
 		log_error("cannot listen", "error=\"%s\"", e.msg);
 		return EX_UNAVAILABLE;
 	}
 	log_info("listening", "bind=%s port=%d aet=%s max_associations=%d "
-	    "charset=\"%s\"", log_quote(s.bind_addr, bindq, sizeof bindq),
-	    s.port, s.aet, s.max_assoc, s.charset);
-	return serve(&s, lfd);
+	    "charset=\"%s\"", log_quote(s.scp.bind_addr, bindq, sizeof bindq),
+	    s.scp.port, s.scp.aet, s.scp.max_assoc, s.charset);
+	return scp_run(&s.scp);
 }

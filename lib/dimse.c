@@ -28,6 +28,13 @@
 #define C_REQ_INST	DCM_TAG(0x0000, 0x1001)
 #define C_MOVE_AET	DCM_TAG(0x0000, 0x1030)
 #define C_MOVE_ID	DCM_TAG(0x0000, 0x1031)
+#define C_MOVE_DEST	DCM_TAG(0x0000, 0x0600)
+#define C_EVENT_TYPE	DCM_TAG(0x0000, 0x1002)
+#define C_ACTION_TYPE	DCM_TAG(0x0000, 0x1008)
+#define C_REMAINING	DCM_TAG(0x0000, 0x1020)
+#define C_COMPLETED	DCM_TAG(0x0000, 0x1021)
+#define C_FAILED	DCM_TAG(0x0000, 0x1022)
+#define C_WARNING	DCM_TAG(0x0000, 0x1023)
 
 static int
 is_request(uint16_t field)
@@ -39,7 +46,40 @@ static int
 has_priority(uint16_t field)
 {
 	return field == DIMSE_C_STORE_RQ || field == DIMSE_C_FIND_RQ ||
-	    field == 0x0010 || field == 0x0021;	/* C-GET, C-MOVE */
+	    field == DIMSE_C_GET_RQ || field == DIMSE_C_MOVE_RQ;
+}
+
+/* Event and action type IDs travel in requests and responses alike. */
+static int
+build_type_ids(struct dcm_builder *b, const struct dimse_cmd *c,
+    struct err *e)
+{
+	uint16_t f = c->command_field & 0x7fff;
+
+	if (f == DIMSE_N_EVENT_REPORT_RQ && (c->event_type_id != 0 ||
+	    is_request(c->command_field)) &&
+	    dcm_build_u16(b, C_EVENT_TYPE, c->event_type_id, e) == -1)
+		return -1;
+	if (f == DIMSE_N_ACTION_RQ && (c->action_type_id != 0 ||
+	    is_request(c->command_field)) &&
+	    dcm_build_u16(b, C_ACTION_TYPE, c->action_type_id, e) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+build_subops(struct dcm_builder *b, const struct dimse_cmd *c,
+    struct err *e)
+{
+	if (!c->has_subops)
+		return 0;
+	if ((c->status == DIMSE_PENDING &&
+	    dcm_build_u16(b, C_REMAINING, c->remaining, e) == -1) ||
+	    dcm_build_u16(b, C_COMPLETED, c->completed, e) == -1 ||
+	    dcm_build_u16(b, C_FAILED, c->failed, e) == -1 ||
+	    dcm_build_u16(b, C_WARNING, c->warning, e) == -1)
+		return -1;
+	return 0;
 }
 
 static int
@@ -61,7 +101,8 @@ build_command(struct dcm_builder *b, const struct dimse_cmd *c,
 	    dcm_build_u16(b, C_FIELD, f, e) == -1 ||
 	    add_uid(b, C_AFF_INST, c->affected_sop_instance, e) == -1 ||
 	    add_uid(b, C_REQ_INST, c->requested_sop_instance, e) == -1 ||
-	    dcm_build_u16(b, C_DS_TYPE, c->data_set_type, e) == -1)
+	    dcm_build_u16(b, C_DS_TYPE, c->data_set_type, e) == -1 ||
+	    build_type_ids(b, c, e) == -1)
 		return -1;
 	if (is_request(f)) {
 		if (dcm_build_u16(b, C_MSG_ID, c->message_id, e) == -1)
@@ -72,6 +113,9 @@ build_command(struct dcm_builder *b, const struct dimse_cmd *c,
 		if (f == DIMSE_C_CANCEL_RQ && dcm_build_u16(b, C_MSG_ID_RSP,
 		    c->message_id_responded, e) == -1)
 			return -1;
+		if (f == DIMSE_C_MOVE_RQ && dcm_build_string(b, C_MOVE_DEST,
+		    "AE", c->move_destination, e) == -1)
+			return -1;
 		if (c->move_originator_aet[0] != '\0' &&
 		    (dcm_build_string(b, C_MOVE_AET, "AE",
 		    c->move_originator_aet, e) == -1 ||
@@ -81,7 +125,8 @@ build_command(struct dcm_builder *b, const struct dimse_cmd *c,
 		return 0;
 	}
 	if (dcm_build_u16(b, C_MSG_ID_RSP, c->message_id_responded, e) == -1 ||
-	    dcm_build_u16(b, C_STATUS, c->status, e) == -1)
+	    dcm_build_u16(b, C_STATUS, c->status, e) == -1 ||
+	    build_subops(b, c, e) == -1)
 		return -1;
 	if (c->error_comment[0] != '\0' && dcm_build_string(b, C_ERR_COMMENT,
 	    "LO", c->error_comment, e) == -1)
@@ -164,8 +209,15 @@ decode_fields(const struct dcm *d, struct dimse_cmd *c, struct err *e)
 	    get_u16(d, C_PRIORITY, 0, &c->priority, e) == -1 ||
 	    get_u16(d, C_DS_TYPE, 0, &c->data_set_type, e) == -1 ||
 	    get_u16(d, C_STATUS, 0, &c->status, e) == -1 ||
-	    get_u16(d, C_MOVE_ID, 0, &c->move_originator_id, e) == -1)
+	    get_u16(d, C_MOVE_ID, 0, &c->move_originator_id, e) == -1 ||
+	    get_u16(d, C_EVENT_TYPE, 0, &c->event_type_id, e) == -1 ||
+	    get_u16(d, C_ACTION_TYPE, 0, &c->action_type_id, e) == -1 ||
+	    get_u16(d, C_REMAINING, 0, &c->remaining, e) == -1 ||
+	    get_u16(d, C_COMPLETED, 0, &c->completed, e) == -1 ||
+	    get_u16(d, C_FAILED, 0, &c->failed, e) == -1 ||
+	    get_u16(d, C_WARNING, 0, &c->warning, e) == -1)
 		return -1;
+	c->has_subops = dcm_find(d, NULL, C_COMPLETED) != NULL;
 	if (dcm_find(d, NULL, C_DS_TYPE) == NULL)
 		c->data_set_type = DIMSE_NO_DATASET;
 	if (get_text(d, C_AFF_CLASS, c->affected_sop_class,
@@ -179,7 +231,9 @@ decode_fields(const struct dcm *d, struct dimse_cmd *c, struct err *e)
 	    get_text(d, C_ERR_COMMENT, c->error_comment,
 	    sizeof c->error_comment, e) == -1 ||
 	    get_text(d, C_MOVE_AET, c->move_originator_aet,
-	    sizeof c->move_originator_aet, e) == -1)
+	    sizeof c->move_originator_aet, e) == -1 ||
+	    get_text(d, C_MOVE_DEST, c->move_destination,
+	    sizeof c->move_destination, e) == -1)
 		return -1;
 	return 0;
 }
@@ -226,8 +280,12 @@ dimse_response(const struct dimse_cmd *rq, uint16_t status,
 	    rq->affected_sop_instance : rq->requested_sop_instance,
 	    DIMSE_UID_MAX);
 	if (rq->command_field == DIMSE_C_FIND_RQ ||
-	    rq->command_field == DIMSE_C_ECHO_RQ)
+	    rq->command_field == DIMSE_C_ECHO_RQ ||
+	    rq->command_field == DIMSE_C_MOVE_RQ ||
+	    rq->command_field == DIMSE_C_GET_RQ)
 		rsp->affected_sop_instance[0] = '\0';
+	rsp->event_type_id = rq->event_type_id;
+	rsp->action_type_id = rq->action_type_id;
 }
 
 void
@@ -324,6 +382,14 @@ dimse_command_name(uint16_t f)
 	case DIMSE_N_SET_RSP: return "N-SET-RSP";
 	case DIMSE_N_CREATE_RQ: return "N-CREATE-RQ";
 	case DIMSE_N_CREATE_RSP: return "N-CREATE-RSP";
+	case DIMSE_C_GET_RQ: return "C-GET-RQ";
+	case DIMSE_C_GET_RSP: return "C-GET-RSP";
+	case DIMSE_C_MOVE_RQ: return "C-MOVE-RQ";
+	case DIMSE_C_MOVE_RSP: return "C-MOVE-RSP";
+	case DIMSE_N_EVENT_REPORT_RQ: return "N-EVENT-REPORT-RQ";
+	case DIMSE_N_EVENT_REPORT_RSP: return "N-EVENT-REPORT-RSP";
+	case DIMSE_N_ACTION_RQ: return "N-ACTION-RQ";
+	case DIMSE_N_ACTION_RSP: return "N-ACTION-RSP";
 	default: return "unknown";
 	}
 }

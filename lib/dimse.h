@@ -6,8 +6,10 @@
  *   group length (0000,0000), encoded with lib/dicom's writer and decoded
  *   with its reader: one codec for commands and data sets.
  * - struct dimse_cmd holds the command fields the services here use
- *   (C-ECHO, C-FIND, C-CANCEL, C-STORE, N-CREATE, N-SET); absent ones are
- *   zero / empty.  Decoding checks that (0000,0100) CommandField is there
+ *   (C-ECHO, C-FIND, C-CANCEL, C-STORE, C-MOVE, C-GET, N-CREATE, N-SET,
+ *   N-ACTION, N-EVENT-REPORT); absent ones are zero / empty.  The
+ *   sub-operation counts are sent when has_subops is set (C-MOVE and
+ *   C-GET responses) and decoded when present.  Decoding checks that (0000,0100) CommandField is there
  *   and that each UID fits; anything else malformed is an error naming
  *   the element, never a crash.
  * - dimse_recv() gives a whole message: the command and, when its
@@ -31,7 +33,15 @@
 #define DIMSE_C_FIND_RSP	0x8020
 #define DIMSE_C_ECHO_RQ		0x0030
 #define DIMSE_C_ECHO_RSP	0x8030
+#define DIMSE_C_GET_RQ		0x0010
+#define DIMSE_C_GET_RSP		0x8010
+#define DIMSE_C_MOVE_RQ		0x0021
+#define DIMSE_C_MOVE_RSP	0x8021
 #define DIMSE_C_CANCEL_RQ	0x0FFF
+#define DIMSE_N_EVENT_REPORT_RQ	0x0100
+#define DIMSE_N_EVENT_REPORT_RSP 0x8100
+#define DIMSE_N_ACTION_RQ	0x0130
+#define DIMSE_N_ACTION_RSP	0x8130
 #define DIMSE_N_SET_RQ		0x0120
 #define DIMSE_N_SET_RSP		0x8120
 #define DIMSE_N_CREATE_RQ	0x0140
@@ -45,6 +55,7 @@
 #define DIMSE_PENDING			0xFF00
 #define DIMSE_PENDING_WARNING		0xFF01
 #define DIMSE_CANCEL			0xFE00
+#define DIMSE_WARNING_SUBOPS		0xB000	/* C-MOVE/C-GET: some failed */
 #define DIMSE_PROCESSING_FAILURE	0x0110
 #define DIMSE_NO_SUCH_SOP_CLASS		0x0118
 #define DIMSE_UNRECOGNIZED_OPERATION	0x0211
@@ -67,6 +78,11 @@ struct dimse_cmd {
 	char error_comment[65];		/* LO: 64 characters */
 	char move_originator_aet[17];	/* C-STORE-RQ (0000,1030), optional */
 	uint16_t move_originator_id;	/* (0000,1031) */
+	char move_destination[17];	/* C-MOVE-RQ (0000,0600) */
+	int has_subops;			/* the four counts below are there */
+	uint16_t remaining, completed, failed, warning;	/* (0000,1020-23) */
+	uint16_t event_type_id;		/* N-EVENT-REPORT (0000,1002) */
+	uint16_t action_type_id;	/* N-ACTION (0000,1008) */
 };
 
 struct dimse_msg {

@@ -171,6 +171,11 @@ const struct qr_destination *qr_destination_find(
 
 /* --- serving (bin/qrscp.c calls these in the association's process) --- */
 
+/* Storage SOP classes a C-GET requestor may take the SCP role for, and
+ * the transfer syntaxes we may send in (NULL-ended lists). */
+extern const char *const qr_storage_classes[];
+extern const char *const qr_transfer_syntaxes[];
+
 /* What qrscp was told, shared by its association processes. */
 struct qr_settings {
 	struct config cfg;		/* paths, AE titles */
@@ -192,6 +197,14 @@ struct qr_session {
 /* Open pacs.db and the store for x if not yet done (0, or -1 with e). */
 int qr_session_open(struct qr_session *x, struct err *e);
 void qr_session_close(struct qr_session *x);
+
+/* Parse a request's identifier on its context's transfer syntax; -1
+ * (logged) when it cannot be parsed. */
+int qr_parse_identifier(struct qr_session *x, const struct dimse_msg *m,
+    struct dcm **out);
+
+/* The failure status for a request qr_find/qr_instances refused. */
+uint16_t qr_refusal_status(const struct err *e);
 
 /* Each serves one request message to its final response.  0 to go on
  * with the association, -1 when it is gone (the caller stops). */

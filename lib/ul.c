@@ -555,29 +555,64 @@ in_list(const char *const *list, const char *s)
 	return 0;
 }
 
-static void
-choose_ts(struct ul_context *c, const struct ul_config *cfg)
-{
-	static const char *const prefer[] = {
-		"1.2.840.10008.1.2.1", "1.2.840.10008.1.2", NULL
-	};
-	int i, k;
+static const char *const ts_little_endian[] = {
+	"1.2.840.10008.1.2.1", "1.2.840.10008.1.2", NULL
+};
 
-	if (!in_list(cfg->abstract_syntaxes, c->abstract_syntax)) {
-		c->result = UL_CTX_ABSTRACT_NOT_SUPPORTED;
-		return;
+/* The first proposed syntax that is in list: in the peer's order. */
+static int
+choose_theirs(struct ul_context *c, const char *const *list)
+{
+	int i;
+
+	for (i = 0; i < c->nproposed; i++) {
+		if (in_list(list, c->proposed_ts[i])) {
+			memcpy(c->transfer_syntax, c->proposed_ts[i],
+			    UL_UID_MAX);
+			return 0;
+		}
 	}
-	for (k = 0; prefer[k] != NULL; k++) {
+	return -1;
+}
+
+/* The first of list that was proposed: in our order. */
+static int
+choose_ours(struct ul_context *c, const char *const *list)
+{
+	int i;
+
+	for (; *list != NULL; list++) {
 		for (i = 0; i < c->nproposed; i++) {
-			if (strcmp(c->proposed_ts[i], prefer[k]) == 0) {
+			if (strcmp(c->proposed_ts[i], *list) == 0) {
 				snprintf(c->transfer_syntax,
-				    sizeof c->transfer_syntax, "%s", prefer[k]);
-				c->result = UL_CTX_ACCEPTED;
-				return;
+				    sizeof c->transfer_syntax, "%s", *list);
+				return 0;
 			}
 		}
 	}
-	c->result = UL_CTX_TS_NOT_SUPPORTED;
+	return -1;
+}
+
+static void
+choose_ts(struct ul_context *c, const struct ul_config *cfg)
+{
+	int rc;
+
+	c->peer_is_scp = c->role_proposed && c->scp_role &&
+	    in_list(cfg->scp_role_syntaxes, c->abstract_syntax);
+	if (c->peer_is_scp && cfg->scp_role_transfer_syntaxes != NULL)
+		rc = choose_theirs(c, cfg->scp_role_transfer_syntaxes);
+	else if (c->peer_is_scp ||
+	    in_list(cfg->abstract_syntaxes, c->abstract_syntax))
+		rc = choose_ours(c, ts_little_endian);
+	else {
+		c->result = UL_CTX_ABSTRACT_NOT_SUPPORTED;
+		return;
+	}
+	c->result = rc == 0 ? UL_CTX_ACCEPTED : UL_CTX_TS_NOT_SUPPORTED;
+	/* the requestor may be SCU only of what we serve */
+	if (c->scu_role && !in_list(cfg->abstract_syntaxes, c->abstract_syntax))
+		c->scu_role = 0;
 }
 
 /* Decide on the request: 0 accept, or fill a->reject. */
@@ -624,8 +659,15 @@ ae_field(struct wbuf *w, const char *ae)
 	wput(w, f, 16);
 }
 
+/*
+ * User information: our maximum PDU, implementation, and SCP/SCU role
+ * selection (one item per SOP class).  As acceptor (answer) for each
+ * accepted context whose requestor proposed roles: the SCU role as
+ * proposed, the SCP role when we granted it.  As requestor for each
+ * context we propose roles for.
+ */
 static void
-put_user_info(struct wbuf *w, struct ul_assoc *a, int answer_roles)
+put_user_info(struct wbuf *w, struct ul_assoc *a, int answer)
 {
 	size_t at = item_begin(w, ITEM_USER), s;
 	const struct ul_context *c;
@@ -635,13 +677,14 @@ put_user_info(struct wbuf *w, struct ul_assoc *a, int answer_roles)
 	wput32(w, a->our_max_pdu);
 	item_end(w, s);
 	wstr_item(w, SUB_IMPL_UID, dcm_build_implementation_uid);
-	for (i = 0; answer_roles && i < a->nctx; i++) {
+	for (i = 0; i < a->nctx; i++) {
 		c = &a->ctx[i];
-		if (!c->role_proposed || c->result != UL_CTX_ACCEPTED)
+		if (!c->role_proposed ||
+		    (answer && c->result != UL_CTX_ACCEPTED))
 			continue;
-		for (k = 0; k < i; k++)	/* one answer per SOP class */
+		for (k = 0; k < i; k++)	/* one item per SOP class */
 			if (a->ctx[k].role_proposed &&
-			    a->ctx[k].result == UL_CTX_ACCEPTED &&
+			    (!answer || a->ctx[k].result == UL_CTX_ACCEPTED) &&
 			    strcmp(a->ctx[k].abstract_syntax,
 			    c->abstract_syntax) == 0)
 				break;
@@ -650,8 +693,8 @@ put_user_info(struct wbuf *w, struct ul_assoc *a, int answer_roles)
 		s = item_begin(w, SUB_ROLE);
 		wput16(w, (uint16_t)strlen(c->abstract_syntax));
 		wput(w, c->abstract_syntax, strlen(c->abstract_syntax));
-		wput8(w, c->scu_role ? 1 : 0);	/* the requestor may be SCU */
-		wput8(w, 0);			/* we are the SCP */
+		wput8(w, c->scu_role ? 1 : 0);
+		wput8(w, (answer ? c->peer_is_scp : c->scp_role) ? 1 : 0);
 		item_end(w, s);
 	}
 	wstr_item(w, SUB_IMPL_VER, dcm_build_implementation_version);
@@ -948,6 +991,11 @@ ul_connect(struct ul_assoc **out, const char *host, int port,
 		a->ctx[i].result = UL_CTX_NO_REASON;
 		snprintf(a->ctx[i].abstract_syntax, UL_UID_MAX, "%s",
 		    ctxs[i].abstract_syntax);
+		if (ctxs[i].scp_role) {	/* we are the SCP, not the SCU */
+			a->ctx[i].role_proposed = 1;
+			a->ctx[i].scu_role = 0;
+			a->ctx[i].scp_role = 1;
+		}
 	}
 	a->nctx = (int)nctxs;
 	if (ul_socket_setup(fd, e) == -1 || send_rq(a, ctxs, nctxs, e) == -1)

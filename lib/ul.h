@@ -72,7 +72,8 @@ struct ul_context {
 	char proposed_ts[UL_MAX_TS][UL_UID_MAX];
 	int nproposed;
 	int role_proposed;	/* a role selection item came */
-	int scu_role, scp_role;	/* its values */
+	int scu_role, scp_role;	/* its values (requestor: as accepted) */
+	int peer_is_scp;	/* acceptor: we granted the requestor SCP */
 };
 
 /* What an acceptor serves and how long it waits. */
@@ -81,6 +82,14 @@ struct ul_config {
 	int any_called_aet;		/* accept whatever called AE */
 	const char *const *allowed_calling;	/* NULL: anyone; else NULL-ended */
 	const char *const *abstract_syntaxes;	/* NULL-ended */
+	/* Contexts are taken in explicit, else implicit VR little endian.
+	 * Except: abstract syntaxes for which a requestor proposing the SCP
+	 * role (SCP/SCU role selection, PS3.7 D.3.3.4) gets it, C-GET's
+	 * storage sub-operations; their contexts take the first proposed of
+	 * scp_role_transfer_syntaxes, in the peer's order (NULL: the
+	 * little endian ones).  NULL: no such syntaxes. */
+	const char *const *scp_role_syntaxes;
+	const char *const *scp_role_transfer_syntaxes;
 	uint32_t max_pdu;		/* we receive; 0: UL_DEFAULT_MAX_PDU */
 	int artim_ms, idle_ms, dimse_ms;	/* 0: 30 s, 300 s, 600 s */
 	int busy;			/* reject: local limit exceeded */
@@ -123,6 +132,8 @@ struct ul_msg {
 struct ul_proposal {
 	const char *abstract_syntax;
 	const char *const *transfer_syntaxes;	/* NULL-ended */
+	int scp_role;		/* propose role selection: we are the SCP
+				 * (e.g. N-EVENT-REPORT of commitment) */
 };
 
 /*

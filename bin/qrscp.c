@@ -1,0 +1,317 @@
+/*
+ * qrscp: the local PACS's Query/Retrieve (C-FIND, C-MOVE, C-GET), Storage
+ * Commitment and C-ECHO, on one AE title and port, over pacs.db and the
+ * store.
+ *
+ *   qrscp [--bind ADDR] [--port N] [--aet AE] [--any-called-aet]
+ *         [--allow AE[,AE...]] [--destinations FILE]
+ *         [--max-associations N] [--artim-seconds N] [--idle-seconds N]
+ *         [--dimse-seconds N]
+ *
+ * The server's frame (a process per association, the association limit,
+ * timers, a graceful stop) is lib/scp's, as mwlscp's; the services are
+ * lib/qr_*.c.  qrscp reads pacs.db and never writes it, except for its own
+ * table of commitment requests; readers never block ingest (WAL).  The
+ * parent writes run/qr.state (port, associations) for gatewayd status and
+ * answers commitment requests left over from a crash (qr_commit_resume)
+ * at start and every QR_COMMIT_RETRY_SECONDS, in a child of its own.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "qr.h"
+#include "scp.h"
+
+#define SOP_VERIFICATION	"1.2.840.10008.1.1"
+
+struct server {
+	struct scp_server scp;
+	struct qr_settings set;
+	char destinations[PATH_MAX];
+	long commit_retry_s;
+	pid_t resumer;		/* the qr_commit_resume child, or 0 */
+	time_t next_resume;
+	int last_assoc;		/* as last written to run/qr.state */
+};
+
+enum { OPT_DESTINATIONS = 256, OPT_VERSION };
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: qrscp [--bind ADDR] [--port N] [--aet AE] "
+	    "[--any-called-aet]\n"
+	    "             [--allow AE[,AE...]] [--destinations FILE]\n"
+	    "             [--max-associations N] [--artim-seconds N] "
+	    "[--idle-seconds N]\n"
+	    "             [--dimse-seconds N]\n"
+	    "       qrscp --help | --version\n"
+	    "Serves Query/Retrieve (C-FIND, C-MOVE, C-GET), Storage "
+	    "Commitment and C-ECHO\nover pacs.db and the store "
+	    "(see qrscp(8)).\n\n%s"
+	    "  --destinations FILE     C-MOVE destinations and commitment "
+	    "requesters:\n"
+	    "                          \"AE host port [tls]\" lines "
+	    "(QR_DESTINATIONS)\n", scp_options_help);
+}
+
+static int
+defaults(struct server *s, struct err *e)
+{
+	const char *v;
+
+	if (config_load(&s->set.cfg, e) == -1 ||
+	    scp_defaults(&s->scp, "qrscp", "QR_BIND", s->set.cfg.qr_port,
+	    s->set.cfg.qr_aet, "QR_ALLOWED_AETS", e) == -1 ||
+	    config_env_long("QR_COMMIT_RETRY_SECONDS", 1, 86400, 30,
+	    &s->commit_retry_s, e) == -1)
+		return -1;
+	v = getenv("QR_DESTINATIONS");
+	snprintf(s->destinations, sizeof s->destinations, "%s",
+	    v != NULL ? v : "");
+	return 0;
+}
+
+/* --- one association (child) --- */
+
+static int
+is_one_of(const char *as, const char *a, const char *b)
+{
+	return strcmp(as, a) == 0 || strcmp(as, b) == 0;
+}
+
+static int
+dispatch(struct scp_session *s, struct dimse_msg *m)
+{
+	struct qr_session *x = s->arg;
+	const struct ul_context *c = ul_context(s->a, m->ctx_id);
+	const char *as = c != NULL ? c->abstract_syntax : "";
+	enum qr_root root = strncmp(as, "1.2.840.10008.5.1.4.1.2.1.", 26) ==
+	    0 ? QR_ROOT_PATIENT : QR_ROOT_STUDY;
+
+	switch (m->cmd.command_field) {
+	case DIMSE_C_ECHO_RQ:
+		log_debug("c-echo", "peer=%s message_id=%u", s->peer,
+		    m->cmd.message_id);
+		return scp_respond(s, m, DIMSE_SUCCESS, NULL);
+	case DIMSE_C_FIND_RQ:
+		if (!is_one_of(as, QR_SOP_PATIENT_FIND, QR_SOP_STUDY_FIND))
+			break;
+		return qr_serve_find(x, m, root);
+	case DIMSE_C_MOVE_RQ:
+		if (!is_one_of(as, QR_SOP_PATIENT_MOVE, QR_SOP_STUDY_MOVE))
+			break;
+		return qr_serve_move(x, m, root);
+	case DIMSE_C_GET_RQ:
+		if (!is_one_of(as, QR_SOP_PATIENT_GET, QR_SOP_STUDY_GET))
+			break;
+		return qr_serve_get(x, m, root);
+	case DIMSE_N_ACTION_RQ:
+		if (strcmp(as, QR_SOP_COMMITMENT) != 0)
+			break;
+		return qr_serve_commit(x, m);
+	case DIMSE_C_CANCEL_RQ:
+		return 0;	/* late: the operation is over */
+	default:
+		if (m->cmd.command_field & 0x8000)
+			break;
+		log_warn("unsupported operation", "peer=%s command=0x%04X",
+		    s->peer, m->cmd.command_field);
+		return scp_respond(s, m, DIMSE_UNRECOGNIZED_OPERATION,
+		    "operation not supported");
+	}
+	log_warn("operation not on its SOP class", "peer=%s command=%s "
+	    "abstract_syntax=%s", s->peer,
+	    dimse_command_name(m->cmd.command_field), as);
+	if (m->cmd.command_field & 0x8000)
+		return 0;	/* a response we did not ask for: ignore */
+	return scp_respond(s, m, 0x0122, "SOP class not supported");
+}
+
+static int
+serve_association(struct scp_session *s)
+{
+	struct server *srv = s->srv->arg;
+	struct qr_session x = { 0 };
+
+	x.s = s;
+	x.set = &srv->set;
+	s->arg = &x;
+	scp_serve_loop(s, dispatch);
+	qr_session_close(&x);
+	return EX_OK;
+}
+
+/* --- the parent --- */
+
+/* run/qr.state, replaced whole by a rename: what gatewayd status shows. */
+static void
+write_state(struct server *s)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	FILE *f;
+
+	if (snprintf(path, sizeof path, "%s/run/qr.state",
+	    s->set.cfg.data_dir) >= (int)sizeof path)
+		return;
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return;
+	fprintf(f, "aet=%s\nport=%d\nassociations=%d\npid=%ld\n", s->scp.aet,
+	    s->scp.port, s->scp.nchildren, (long)getpid());
+	if (fclose(f) == 0)
+		rename(tmp, path);
+	else
+		unlink(tmp);
+	s->last_assoc = s->scp.nchildren;
+}
+
+static void
+start_resumer(struct server *s)
+{
+	struct err e = { 0 };
+	pid_t pid;
+	int n;
+
+	if ((pid = scp_fork(&s->scp)) == -1)
+		return;
+	if (pid == 0) {
+		n = qr_commit_resume(&s->set, &e);
+		if (n == -1)
+			log_warn("cannot answer pending commitment requests",
+			    "error=\"%s\" note=\"tried again in %lds\"", e.msg,
+			    s->commit_retry_s);
+		else if (n > 0)
+			log_info("pending commitment requests answered",
+			    "count=%d", n);
+		_exit(n == -1 ? EX_TEMPFAIL : EX_OK);
+	}
+	s->resumer = pid;
+}
+
+static void
+tick(struct scp_server *scp)
+{
+	struct server *s = scp->arg;
+
+	if (s->scp.nchildren != s->last_assoc)
+		write_state(s);
+	if (s->resumer == 0 && time(NULL) >= s->next_resume) {
+		s->next_resume = time(NULL) + s->commit_retry_s;
+		start_resumer(s);
+	}
+}
+
+static void
+reaped(struct scp_server *scp, pid_t pid, int status)
+{
+	struct server *s = scp->arg;
+
+	if (pid == s->resumer)
+		s->resumer = 0;
+	else if (WIFSIGNALED(status))
+		log_warn("helper process died", "pid=%ld signal=%d",
+		    (long)pid, WTERMSIG(status));
+}
+
+static int
+configure(struct server *s, struct err *e)
+{
+	static const char *const sops[] = {
+		SOP_VERIFICATION,
+		QR_SOP_PATIENT_FIND, QR_SOP_PATIENT_MOVE, QR_SOP_PATIENT_GET,
+		QR_SOP_STUDY_FIND, QR_SOP_STUDY_MOVE, QR_SOP_STUDY_GET,
+		QR_SOP_COMMITMENT, NULL
+	};
+
+	if (qr_destinations_load(&s->set.dests, s->destinations, e) == -1)
+		return -1;
+	s->set.destinations_path = s->destinations;
+	s->scp.abstract_syntaxes = sops;
+	s->scp.scp_role_syntaxes = qr_storage_classes;
+	s->scp.scp_role_transfer_syntaxes = qr_transfer_syntaxes;
+	s->scp.serve = serve_association;
+	s->scp.tick = tick;
+	s->scp.reaped = reaped;
+	s->scp.arg = s;
+	s->last_assoc = -1;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		SCP_OPTIONS,
+		{ "destinations", required_argument, NULL, OPT_DESTINATIONS },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct server s;
+	struct err e = { 0 };
+	char bindq[300];
+	int c, r, rc;
+
+	log_init("qrscp");
+	if (defaults(&s, &e) == -1) {
+		log_error("bad configuration", "error=\"%s\"", e.msg);
+		return EX_CONFIG;
+	}
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			return EX_OK;
+		}
+		if (c == OPT_VERSION) {
+			printf("qrscp %s\n", GW_VERSION);
+			return EX_OK;
+		}
+		if (c == OPT_DESTINATIONS)
+			r = snprintf(s.destinations, sizeof s.destinations,
+			    "%s", optarg) < (int)sizeof s.destinations ? 1 : -1;
+		else
+			r = scp_option(&s.scp, c, optarg);
+		if (c == '?' || r != 1) {
+			if (c != '?')
+				fprintf(stderr, "qrscp: bad value for an "
+				    "option: %s\n", optarg);
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (configure(&s, &e) == -1) {
+		log_error("bad configuration", "error=\"%s\"", e.msg);
+		return EX_CONFIG;
+	}
+	scp_signals();
+	if (scp_listen(&s.scp, &e) == -1) {
+		log_error("cannot listen", "error=\"%s\"", e.msg);
+		return EX_UNAVAILABLE;
+	}
+	log_info("listening", "bind=%s port=%d aet=%s max_associations=%d "
+	    "destinations=%d", log_quote(s.scp.bind_addr, bindq, sizeof bindq),
+	    s.scp.port, s.scp.aet, s.scp.max_assoc, s.set.dests.n);
+	rc = scp_run(&s.scp);
+	if (s.resumer > 0) {
+		kill(s.resumer, SIGTERM);
+		waitpid(s.resumer, NULL, 0);
+	}
+	return rc;
+}
