@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "match.h"
 #include "worklist_int.h"
 
 #define SPS_SEQ		DCM_TAG(0x0040, 0x0100)
@@ -123,149 +124,6 @@ wl_item_value(const struct worklist_item *it, const char *spsid,
 	return find_attr(tag, 0) ? "" : NULL;
 }
 
-/* The character after the UTF-8 character at v. */
-static const char *
-next_char(const char *v)
-{
-	v++;
-	while ((*v & 0xc0) == 0x80)
-		v++;
-	return v;
-}
-
-/* Wildcard matching (C.2.2.2.4): '*' any run, '?' one character. */
-static int
-wild(const char *k, const char *v)
-{
-	const char *star = NULL, *resume = NULL;
-
-	while (*v != '\0') {
-		if (*k == '*') {
-			star = ++k;
-			resume = v;
-		} else if (*k == '?') {
-			k++;
-			v = next_char(v);
-		} else if (*k != '\0' && *k == *v) {
-			k++;
-			v++;
-		} else if (star != NULL) {
-			k = star;
-			resume = next_char(resume);
-			v = resume;
-		} else
-			return 0;
-	}
-	while (*k == '*')
-		k++;
-	return *k == '\0';
-}
-
-static int
-all_digits(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-	return 1;
-}
-
-/* A DA value (YYYYMMDD, or YYYY.MM.DD) as a number; -1 if malformed. */
-static long
-date_num(const char *s, size_t n)
-{
-	char d[9];
-
-	if (n == 10 && s[4] == '.' && s[7] == '.') {
-		memcpy(d, s, 4);
-		memcpy(d + 4, s + 5, 2);
-		memcpy(d + 6, s + 8, 2);
-	} else if (n == 8)
-		memcpy(d, s, 8);
-	else
-		return -1;
-	d[8] = '\0';
-	return all_digits(d, 8) ? strtol(d, NULL, 10) : -1;
-}
-
-/* A TM value (HH[MM[SS[.F{1,6}]]], colons allowed) in microseconds. */
-static long long
-time_num(const char *s, size_t n)
-{
-	char d[7] = "000000";
-	size_t o = 0, i = 0;
-	long long us = 0, scale = 100000;
-
-	for (; i < n && s[i] != '.'; i++) {
-		if (s[i] == ':')
-			continue;
-		if (o >= 6 || s[i] < '0' || s[i] > '9')
-			return -1;
-		d[o++] = s[i];
-	}
-	if (o < 2 || o % 2 != 0)
-		return -1;
-	if (i < n)
-		for (i++; i < n && scale > 0; i++, scale /= 10) {
-			if (s[i] < '0' || s[i] > '9')
-				return -1;
-			us += (s[i] - '0') * scale;
-		}
-	return ((long long)((d[0] - '0') * 10 + d[1] - '0') * 3600 +
-	    ((d[2] - '0') * 10 + d[3] - '0') * 60 +
-	    (d[4] - '0') * 10 + d[5] - '0') * 1000000 + us;
-}
-
-static long long
-point(int is_date, const char *s, size_t n)
-{
-	return is_date ? date_num(s, n) : time_num(s, n);
-}
-
-/* Range matching (C.2.2.2.5) of one DA or TM key against a value. */
-static int
-range(int is_date, const char *k, const char *v)
-{
-	const char *dash = strchr(k, '-');
-	long long x = point(is_date, v, strlen(v)), lo, hi;
-
-	if (x < 0)
-		return 0;
-	if (dash == NULL)
-		return point(is_date, k, strlen(k)) == x;
-	lo = dash == k ? 0 : point(is_date, k, (size_t)(dash - k));
-	hi = dash[1] == '\0' ? -2 : point(is_date, dash + 1,
-	    strlen(dash + 1));
-	if (lo < 0 || hi == -1)
-		return 0;
-	return x >= lo && (hi == -2 || x <= hi);
-}
-
-/* Combined date and time range (C.2.2.2.5.1): one datetime range. */
-static int
-datetime_range(const char *dk, const char *tk, const char *dv,
-    const char *tv)
-{
-	const char *dd = strchr(dk, '-'), *td = strchr(tk, '-');
-	long long d = date_num(dv, strlen(dv)), t = time_num(tv, strlen(tv));
-	long long dlo, dhi, tlo, thi;
-
-	if (d < 0 || t < 0 || dd == NULL || td == NULL)
-		return 0;
-	dlo = dd == dk ? 0 : date_num(dk, (size_t)(dd - dk));
-	dhi = dd[1] == '\0' ? 99999999 : date_num(dd + 1, strlen(dd + 1));
-	tlo = td == tk ? 0 : time_num(tk, (size_t)(td - tk));
-	thi = td[1] == '\0' ? 86400000000LL : time_num(td + 1,
-	    strlen(td + 1));
-	if (dlo < 0 || dhi < 0 || tlo < 0 || thi < 0)
-		return 0;
-	if (d < dlo || (d == dlo && dd != dk && t < tlo))
-		return 0;
-	if (d > dhi || (d == dhi && dd[1] != '\0' && t > thi))
-		return 0;
-	return 1;
-}
-
 struct key {
 	const struct attr *attr;
 	char *values;		/* nvalues NUL-terminated strings */
@@ -286,10 +144,7 @@ universal(const struct key *k)
 		return 1;
 	if (k->attr->m != M_WILD)
 		return 0;
-	for (const char *p = k->values; *p != '\0'; p++)
-		if (*p != '*')
-			return 0;
-	return k->nvalues == 1;
+	return k->nvalues == 1 && match_all_stars(k->values);
 }
 
 static int
@@ -297,14 +152,14 @@ match_one(enum match m, const char *k, const char *v)
 {
 	switch (m) {
 	case M_WILD:
-		return wild(k, v);
+		return match_wild(k, v);
 	case M_EXACT:
 	case M_UID:
 		return strcmp(k, v) == 0;
 	case M_DATE:
-		return range(1, k, v);
+		return match_range(MATCH_DA, k, v);
 	case M_TIME:
-		return range(0, k, v);
+		return match_range(MATCH_TM, k, v);
 	case M_NONE:
 		break;
 	}
@@ -342,7 +197,7 @@ matches(const struct query *q, const struct worklist_item *it,
 			return 0;
 	}
 	if (q->combined)
-		return datetime_range(q->date->values, q->time->values,
+		return match_datetime_range(q->date->values, q->time->values,
 		    it->scheduled_date, it->scheduled_time);
 	return 1;
 }
@@ -533,7 +388,7 @@ scan(struct worklist *w, const struct query *q, struct err *e)
 	if (q->date == NULL || q->date->nvalues != 1)
 		return w->st_offered;
 	d = q->date->values;
-	if (strlen(d) != 8 || !all_digits(d, 8))
+	if (strlen(d) != 8 || match_date(d, 8) < 0)
 		return w->st_offered;
 	if (sqlite3_bind_text(w->st_offered_date, 1, d, -1,
 	    SQLITE_TRANSIENT) != SQLITE_OK) {
