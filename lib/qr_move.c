@@ -693,6 +693,11 @@ retrieve_init(struct retrieve *r, struct qr_session *x,
 static int
 retrieve_end(struct retrieve *r, int rc)
 {
+	if (r->requester_gone)
+		log_warn("retrieve abandoned: the requester is gone", "peer=%s "
+		    "operation=%s message_id=%u dest=%s instances=%zu done=%zu "
+		    "seconds=%.3f", r->x->s->peer, r->op,
+		    r->rq->cmd.message_id, r->dest, r->n, r->next, elapsed(r));
 	progress_end(r);
 	free(r->items);
 	return r->requester_gone ? -1 : rc;

@@ -9,6 +9,7 @@
 Each probe prints what the server did: "closed" (EOF or reset),
 "abort" (an A-ABORT PDU) or "pdu-N", and the seconds it took.
 """
+import os
 import socket
 import struct
 import subprocess
@@ -20,7 +21,9 @@ def item(t, body):
     return struct.pack('>BBH', t, 0, len(body)) + body
 
 
-def assoc_rq(called=b'SCREENING_MWL', calling=b'DULRAW'):
+def assoc_rq(called=None, calling=b'DULRAW'):
+    if called is None:      # the called AE: DULRAW_CALLED, else mwlscp's
+        called = os.environ.get('DULRAW_CALLED', 'SCREENING_MWL').encode()
     pctx = item(0x20, bytes([1, 0, 0, 0]) + item(0x30, b'1.2.840.10008.1.1') +
                 item(0x40, b'1.2.840.10008.1.2'))
     user = item(0x50, item(0x51, struct.pack('>I', 16384)) +

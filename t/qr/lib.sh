@@ -1,0 +1,80 @@
+# t/qr/lib.sh: a store and pacs.db for the Query/Retrieve tests, and qrscp.
+# Source after t/lib.sh.
+#
+#   qr_data                     GATEWAY_DATA_DIR=$T/var with its tree
+#   qr_fill FILE...             the files received and indexed (as storescp
+#                               + storescp-hook + dcmindex would)
+#   qr_start NAME PORT [opt...] qrscp on 127.0.0.1:PORT (QR_PORT), waits
+#                               until it listens; $QR_PID
+#   qr_uid_copy IN OUT STUDY SERIES SOP   IN with its UIDs replaced
+#   dataset_sha FILE            SHA-256 of a Part 10 file's data set (the
+#                               bytes after the meta group)
+#   pixel_sha FILE              SHA-256 of its Pixel Data value
+#   object_of SOP_UID           the store path of an instance's object
+PY=/usr/bin/python3
+
+qr_data() {
+	GATEWAY_DATA_DIR=$T/var
+	export GATEWAY_DATA_DIR
+	mkdir -p "$GATEWAY_DATA_DIR/incoming" "$GATEWAY_DATA_DIR/run"
+	PACS_DB=$GATEWAY_DATA_DIR/pacs.db
+	dcmindex --init >>"$T/fill.log" 2>&1
+}
+
+qr_fill() {
+	_i=0
+	for _f in "$@"; do
+		_i=$((_i + 1))
+		cp "$_f" "$GATEWAY_DATA_DIR/incoming/$_i.${_f##*/}" || return 1
+	done
+	storescp-hook --sweep >>"$T/fill.log" 2>&1 &&
+	dcmindex --once >>"$T/fill.log" 2>&1
+}
+
+qr_start() {
+	_n=$1; _p=$2; shift 2
+	QR_PORT=$_p bg "$_n" qrscp --bind 127.0.0.1 "$@"
+	QR_PID=$BG_PID
+	wait_until 20 port_open "$_p"
+}
+
+qr_uid_copy() {
+	$PY - "$@" <<'PYEOF'
+import sys, pydicom
+src, dst, study, series, sop = sys.argv[1:6]
+d = pydicom.dcmread(src)
+d.StudyInstanceUID, d.SeriesInstanceUID, d.SOPInstanceUID = study, series, sop
+d.file_meta.MediaStorageSOPInstanceUID = sop
+d.save_as(dst, write_like_original=False)
+PYEOF
+}
+
+dataset_sha() {
+	$PY - "$1" <<'PYEOF'
+import hashlib, struct, sys
+b = open(sys.argv[1], 'rb').read()
+assert b[128:132] == b'DICM', 'no DICM prefix'
+p = 132
+while True:
+    group, elem = struct.unpack_from('<HH', b, p)
+    if group != 2:
+        break
+    vr = b[p + 4:p + 6]
+    if vr in (b'OB', b'OW', b'UN', b'SQ', b'UT', b'UC', b'UR'):
+        n = struct.unpack_from('<I', b, p + 8)[0]
+        p += 12 + n
+    else:
+        n = struct.unpack_from('<H', b, p + 6)[0]
+        p += 8 + n
+print(hashlib.sha256(b[p:]).hexdigest())
+PYEOF
+}
+
+pixel_sha() {
+	$PY -c 'import sys, hashlib, pydicom
+print(hashlib.sha256(pydicom.dcmread(sys.argv[1]).PixelData).hexdigest())' "$1"
+}
+
+object_of() {
+	echo "$GATEWAY_DATA_DIR/store/$(sql "$PACS_DB" "SELECT storage_path FROM stored_instances WHERE sop_instance_uid = '$1'")"
+}
