@@ -70,7 +70,6 @@ move() {
 	movescu -v -S -to 30 -aec SCREENING_QR -aem "$_dest" $_k \
 	    127.0.0.1 "$PORT" >"$T/$_out" 2>&1
 }
-ts_of() { dcmdump -q -Un +P 0002,0010 "$1" | sed 's/.*\[\(.*\)\].*/\1/'; }
 final() { grep -a 'Received Final Move Response' "$T/$1"; }
 pending() { grep -ac 'Received Move Response [0-9]* (Pending)' "$T/$1"; }
 
@@ -80,13 +79,6 @@ is "$(final a.out)" "I: Received Final Move Response (Success)" \
     "a study of 4 moves with status Success"
 is "$(pending a.out)" 3 "a pending response after each sub-operation but the last"
 is "$(count_files "$T/all")" 4 "the destination received the 4 images"
-same_as_stored() {
-	for f in "$T/$1"/*; do
-		uid=${f##*/}; uid=${uid#*.}
-		[ "$(dataset_sha "$f")" = "$(dataset_sha "$(object_of "$uid")")" ] ||
-		    { echo "$uid differs"; return 1; }
-	done
-}
 ok "each received data set is byte-equal to the stored object's" same_as_stored all
 ok "the C-STOREs name the move originator and its message ID" \
     sh -c "grep -a -c 'Move Originator AE Title *: MOVESCU\$' '$T/st-all.log' | grep -qx 4 &&

@@ -11,6 +11,10 @@
 #                               bytes after the meta group)
 #   pixel_sha FILE              SHA-256 of its Pixel Data value
 #   object_of SOP_UID           the store path of an instance's object
+#   ts_of FILE                  a Part 10 file's transfer syntax UID
+#   same_as_stored DIR          every file in $T/DIR (named [PREFIX.]UID, as
+#                               storescp and getscu name them) has the data
+#                               set of the stored object of that UID
 PY=/usr/bin/python3
 
 qr_data() {
@@ -45,6 +49,8 @@ src, dst, study, series, sop = sys.argv[1:6]
 d = pydicom.dcmread(src)
 d.StudyInstanceUID, d.SeriesInstanceUID, d.SOPInstanceUID = study, series, sop
 d.file_meta.MediaStorageSOPInstanceUID = sop
+if d.file_meta.TransferSyntaxUID.is_compressed:
+    d['PixelData'].VR = 'OB'    # pydicom may have read it as OW
 d.save_as(dst, write_like_original=False)
 PYEOF
 }
@@ -77,4 +83,17 @@ print(hashlib.sha256(pydicom.dcmread(sys.argv[1]).PixelData).hexdigest())' "$1"
 
 object_of() {
 	echo "$GATEWAY_DATA_DIR/store/$(sql "$PACS_DB" "SELECT storage_path FROM stored_instances WHERE sop_instance_uid = '$1'")"
+}
+
+ts_of() {
+	dcmdump -q -Un +P 0002,0010 "$1" | sed 's/.*\[\(.*\)\].*/\1/'
+}
+
+same_as_stored() {
+	for _f in "$T/$1"/*; do
+		_uid=${_f##*/}
+		case $_uid in [A-Z]*.*) _uid=${_uid#*.} ;; esac
+		[ "$(dataset_sha "$_f")" = "$(dataset_sha "$(object_of "$_uid")")" ] ||
+		    { echo "$_uid differs"; return 1; }
+	done
 }
