@@ -65,6 +65,7 @@ struct retrieve {
 	int requester_gone;		/* our answer cannot be sent */
 	char why[192];			/* the sub-association's failure */
 	char progress[PATH_MAX];
+	time_t progress_at;		/* last written */
 	char started[32];
 	struct timespec t0;
 };
@@ -106,14 +107,17 @@ add_item(void *arg, const struct qr_instance *in)
 
 /* --- progress: run/qr-move.<pid> --- */
 
+/* Replaced whole (rename), at most once a second. */
 static void
 progress_write(struct retrieve *r)
 {
 	char tmp[PATH_MAX + 8];
 	FILE *f;
 
-	if (r->progress[0] == '\0')
+	if (r->progress[0] == '\0' || (r->next > 0 &&
+	    time(NULL) == r->progress_at))
 		return;
+	r->progress_at = time(NULL);
 	snprintf(tmp, sizeof tmp, "%s.tmp", r->progress);
 	if ((f = fopen(tmp, "w")) == NULL)
 		return;
