@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -161,39 +160,6 @@ write_full(int fd, const void *buf, size_t n, struct err *e)
 		}
 		p += r;
 		n -= (size_t)r;
-	}
-	return 0;
-}
-
-/* A PDU header and its data in one send (one TCP segment train, not a
- * 12-byte packet of its own: every socket has TCP_NODELAY). */
-static int
-write_two(int fd, const uint8_t *h, size_t hn, const uint8_t *p, size_t n,
-    struct err *e)
-{
-	struct iovec iov[2] = { { (void *)(uintptr_t)h, hn },
-	    { (void *)(uintptr_t)p, n } };
-	struct msghdr mh = { 0 };
-	ssize_t r;
-
-	mh.msg_iov = iov;
-	mh.msg_iovlen = 2;
-	while (iov[0].iov_len + iov[1].iov_len > 0) {
-		r = sendmsg(fd, &mh, MSG_NOSIGNAL);
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			return err_sys(e, "send");
-		}
-		if ((size_t)r >= iov[0].iov_len) {
-			r -= (ssize_t)iov[0].iov_len;
-			iov[0].iov_len = 0;
-			iov[1].iov_base = (uint8_t *)iov[1].iov_base + r;
-			iov[1].iov_len -= (size_t)r;
-		} else {
-			iov[0].iov_base = (uint8_t *)iov[0].iov_base + r;
-			iov[0].iov_len -= (size_t)r;
-		}
 	}
 	return 0;
 }
@@ -1078,8 +1044,8 @@ ul_send(struct ul_assoc *a, uint8_t ctx_id, int is_command,
 		h[9] = (uint8_t)(n + 2);
 		h[10] = ctx_id;
 		h[11] = (uint8_t)((is_command ? 1 : 0) | (last ? 2 : 0));
-		if (write_two(a->fd, h, sizeof h, n > 0 ? buf + off : NULL, n,
-		    e) == -1)
+		if (write_full(a->fd, h, sizeof h, e) == -1 ||
+		    (n > 0 && write_full(a->fd, buf + off, n, e) == -1))
 			return -1;
 		off += n;
 	} while (!last);
