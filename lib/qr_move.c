@@ -239,15 +239,6 @@ respond(struct retrieve *r, uint16_t status, const char *comment)
 /* --- one sub-operation --- */
 
 static int
-is_native(const char *ts)
-{
-	return strcmp(ts, DCM_TS_EXPLICIT_LE) == 0 ||
-	    strcmp(ts, DCM_TS_IMPLICIT_LE) == 0 ||
-	    strcmp(ts, DCM_TS_EXPLICIT_BE) == 0 ||
-	    strcmp(ts, DCM_TS_DEFLATED_LE) == 0;
-}
-
-static int
 is_little_endian(const char *ts)
 {
 	return strcmp(ts, DCM_TS_EXPLICIT_LE) == 0 ||
@@ -276,7 +267,8 @@ pick_context(const struct retrieve *r, const struct item *it, int *as_stored)
 		    (r->is_get && !c->peer_is_scp))
 			continue;
 		if (strcmp(c->transfer_syntax, it->ts) == 0 &&
-		    (!is_native(it->ts) || is_little_endian(it->ts))) {
+		    (!transcode_is_native(it->ts) ||
+		    is_little_endian(it->ts))) {
 			*as_stored = 1;
 			return c;
 		}
@@ -516,8 +508,8 @@ build_proposals(const struct retrieve *r, struct proposals *ps)
 		const struct item *it = &r->items[i];
 
 		if (propose(ps, it->sop_class_uid, NULL) == -1 ||
-		    (!is_native(it->ts) && propose(ps, it->sop_class_uid,
-		    it->ts) == -1))
+		    (!transcode_is_native(it->ts) &&
+		    propose(ps, it->sop_class_uid, it->ts) == -1))
 			return -1;
 	}
 	return 0;

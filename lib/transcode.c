@@ -115,8 +115,8 @@ now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int
-is_native(const char *ts)
+int
+transcode_is_native(const char *ts)
 {
 	return strcmp(ts, DCM_TS_IMPLICIT_LE) == 0 ||
 	    strcmp(ts, DCM_TS_EXPLICIT_LE) == 0 ||
@@ -139,7 +139,7 @@ already_done(const struct job *j)
 	    j->pd.columns;
 
 	if (j->mode == UPLOAD_LOSSLESS)
-		return !is_native(ts) && strcmp(ts, TS_RLE) != 0;
+		return !transcode_is_native(ts) && strcmp(ts, TS_RLE) != 0;
 	return strcmp(ts, TS_J2K) == 0 && longest <= REDUCED_SIDE;
 }
 
@@ -1058,7 +1058,8 @@ transcode_native(const char *in, const char *ts, uint8_t **out,
 		return err_set(e, EINVAL, "native output is explicit or "
 		    "implicit VR little endian, not %s", ts);
 	if ((rc = dcm_open(in, 0, &j.d, e)) == 0) {
-		j.keep_pixels = is_native(dcm_transfer_syntax(j.d)) ||
+		j.keep_pixels =
+		    transcode_is_native(dcm_transfer_syntax(j.d)) ||
 		    dcm_find(j.d, NULL, TAG_PIXEL_DATA) == NULL;
 		if (!j.keep_pixels &&
 		    (rc = pixel_describe(j.d, &j.pd, e)) == 0)

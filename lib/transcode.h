@@ -79,6 +79,10 @@ struct transcode_result {
 int transcode_file(const char *in, const char *out, enum upload_mode m,
     struct transcode_result *r, struct err *e);
 
+/* 1 for the uncompressed transfer syntaxes (implicit and explicit VR
+ * little endian, explicit big endian, deflated), 0 for the rest. */
+int transcode_is_native(const char *ts);
+
 /*
  * For a peer that takes no compressed syntax (qrscp's C-MOVE and C-GET):
  * the image at in as a bare data set (no meta group) in ts, Explicit or

@@ -20,13 +20,7 @@ STUDY_B=$(head -n 1 "$T/b.list" | cut -d' ' -f3)
 # One study of three series: the same MR image in RLE, JPEG-LS lossless
 # and JPEG 2000 lossless.
 STUDY_C=2.25.61000
-mkdir -p "$T/mr"
-n=1
-for f in MR_small_RLE MR_small_jpeg_ls_lossless MR_small_jp2klossless; do
-	qr_uid_copy "$PYDICOM_FILES/$f.dcm" "$T/mr/$f.dcm" $STUDY_C \
-	    2.25.6100$n 2.25.6110$n
-	n=$((n + 1))
-done
+qr_mr_study "$T/mr" $STUDY_C 6100
 ok "the store is filled (4 + 12 mammograms, 3 compressed MR)" \
     qr_fill "$T"/mg/*.dcm "$T"/mgb/*.dcm "$T"/mr/*.dcm
 is "$(sql "$PACS_DB" "SELECT count(*) FROM stored_instances")" 19 \

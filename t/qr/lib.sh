@@ -7,6 +7,10 @@
 #   qr_start NAME PORT [opt...] qrscp on 127.0.0.1:PORT (QR_PORT), waits
 #                               until it listens; $QR_PID
 #   qr_uid_copy IN OUT STUDY SERIES SOP   IN with its UIDs replaced
+#   qr_mr_study DIR STUDY N     pydicom's MR_small in RLE, JPEG-LS lossless and
+#                               JPEG 2000 lossless as DIR/*.dcm, one series
+#                               each of study STUDY: series 2.25.N1..N3,
+#                               SOP Instance UIDs 2.25.(N+10)1..3
 #   dataset_sha FILE            SHA-256 of a Part 10 file's data set (the
 #                               bytes after the meta group)
 #   pixel_sha FILE              SHA-256 of its Pixel Data value
@@ -53,6 +57,16 @@ if d.file_meta.TransferSyntaxUID.is_compressed:
     d['PixelData'].VR = 'OB'    # pydicom may have read it as OW
 d.save_as(dst, write_like_original=False)
 PYEOF
+}
+
+qr_mr_study() {
+	mkdir -p "$1"
+	_n=1
+	for _f in MR_small_RLE MR_small_jpeg_ls_lossless MR_small_jp2klossless; do
+		qr_uid_copy "$PYDICOM_FILES/$_f.dcm" "$1/$_f.dcm" "$2" \
+		    "2.25.$3$_n" "2.25.$(($3 + 10))$_n" || return 1
+		_n=$((_n + 1))
+	done
 }
 
 dataset_sha() {
