@@ -443,8 +443,10 @@ send_one(struct retrieve *r, struct item *it)
 	object_close(&o);
 	free(native);
 	if (rc == -1) {
-		snprintf(r->why, sizeof r->why, "%.120s", e.msg);
-		log_failed(r, it, e.msg);
+		snprintf(r->why, sizeof r->why, "%s lost: %.120s", r->is_get ?
+		    "the association" : "the sub-association to the "
+		    "destination", e.msg);
+		log_failed(r, it, r->why);
 		return LINK_GONE;
 	}
 	if (!scu_store_ok(status)) {
