@@ -95,6 +95,15 @@ get img -S -- QueryRetrieveLevel=IMAGE StudyInstanceUID=$STUDY_C \
 is "$(counts img)" "Remaining=0 Completed=1 Failed=0 Warning=0 " \
     "an IMAGE retrieval sends that one instance"
 
+out=$(/usr/bin/python3 "$GW_ROOT/t/peers/getcancel.py" "$PORT" SCREENING_QR \
+    "$STUDY_A" 1.2.840.10008.5.1.4.1.1.1.2 1)
+ok "a C-CANCEL during a C-GET ends it with status Cancel (FE00) ($out)" \
+    sh -c "echo '$out' | grep -q 'status=FE00\$'"
+ok "... before all 4 images were sent" \
+    sh -c "echo '$out' | grep -q '^stores=[123] '"
+ok "... and qrscp logged the cancel" \
+    grep -q 'msg=c-get .*status=0xFE00' "$T/qrscp.log"
+
 ok "no patient data in qrscp's log" \
     sh -c "! grep -E 'Ødegård|Müller|Núñez|9000063|19600101' '$T/qrscp.log'"
 kill -TERM "$QR_PID"
