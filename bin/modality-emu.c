@@ -139,9 +139,9 @@ open_assoc(struct run *r, const char *role, const char *called, int port,
 		log_error("association rejected", "role=%s peer=%s:%d "
 		    "called_aet=%s calling_aet=%s why=%s result=%d source=%d "
 		    "reason=%d", role, r->o->host, port, called,
-		    r->o->calling_aet, q(scu_reject_reason(&(*out)->reject), why,
-		    sizeof why), (*out)->reject.result, (*out)->reject.source,
-		    (*out)->reject.reason);
+		    r->o->calling_aet, q(scu_reject_reason(&(*out)->reject),
+		    why, sizeof why), (*out)->reject.result,
+		    (*out)->reject.source, (*out)->reject.reason);
 		ul_free(*out);
 		*out = NULL;
 		return EX_NOPERM;
