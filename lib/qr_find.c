@@ -163,7 +163,8 @@ struct query {
 	struct key keys[MAX_KEYS];
 	int nkeys;
 	const struct key *date, *time;	/* StudyDate and StudyTime keys */
-	int combined;			/* ... matched as one date-time range */
+	int combined;			/* ... matched as one date-time range
+					 * (negotiated, both ranges) */
 	int latin1;			/* the request came in ISO_IR 100 */
 	struct bind *binds;
 	int nbinds, maxbinds;
@@ -382,7 +383,7 @@ is_latin1_request(const struct dcm *d)
 /* The matching keys of an identifier (only_unique: a retrieval's). */
 static int
 parse_query(struct query *q, enum qr_root root, const struct dcm *d,
-    int only_unique, struct err *e)
+    int only_unique, int combined, struct err *e)
 {
 	size_t n = dcm_elem_count(d, NULL);
 
@@ -405,7 +406,7 @@ parse_query(struct query *q, enum qr_root root, const struct dcm *d,
 		if (add_key(q, el, a, e) == -1)
 			return -1;
 	}
-	q->combined = q->date != NULL && q->time != NULL &&
+	q->combined = combined && q->date != NULL && q->time != NULL &&
 	    strchr(q->date->values, '-') != NULL &&
 	    strchr(q->time->values, '-') != NULL;
 	return 0;
@@ -823,7 +824,8 @@ qr_find_with(sqlite3 *db, enum qr_root root, const struct dcm *identifier,
 	sqlite3_stmt *st = NULL;
 	int n = 0, rc = 0, step;
 
-	if (parse_query(&q, root, identifier, 0, e) == 0)
+	if (parse_query(&q, root, identifier, 0, opt != NULL &&
+	    opt->combined_datetime, e) == 0)
 		st = prepare(db, &q, NULL, NULL, NULL, e);
 	q.opt = opt;
 	if (st == NULL) {
@@ -919,7 +921,7 @@ qr_instances(sqlite3 *db, enum qr_root root, const struct dcm *identifier,
 	int n = 0, rc = 0, step;
 	enum level level;
 
-	if (parse_query(&q, root, identifier, 1, e) == 0 &&
+	if (parse_query(&q, root, identifier, 1, 0, e) == 0 &&
 	    check_retrieve_keys(&q, e) == 0 && check_no_wildcards(&q, e) == 0) {
 		/* Whatever the level, a retrieval reads instances. */
 		level = q.level;

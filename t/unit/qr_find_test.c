@@ -344,7 +344,8 @@ patient_level(void)
 static void
 study_level(void)
 {
-	struct qr_find_options opt = { "GW_QR" };
+	struct qr_find_options opt = { "GW_QR", 0 };
+	struct qr_find_options combined = { NULL, 1 };
 
 	is_long(run(P, "STUDY", (struct kv[]){ { PID, "NHS001" }, { SUID, "" },
 	    { 0, 0 } }), 2, "Patient Root STUDY under one patient");
@@ -375,8 +376,13 @@ study_level(void)
 	is_long(run(S, "STUDY", (struct kv[]){ { STIME, "2359-" },
 	    { 0, 0 } }), 1, "time range A- with HHMM precision");
 	is_long(run(S, "STUDY", (struct kv[]){ { SDATE, "20240110-20240215" },
-	    { STIME, "120000-150000" }, { 0, 0 } }), 2,
-	    "StudyDate and StudyTime ranges combine into one date-time range");
+	    { STIME, "120000-150000" }, { 0, 0 } }), 1,
+	    "StudyDate and StudyTime ranges are matched separately by default");
+	ok(any(SUID, "1.2.9.2"), "... 20240215 14:00 alone");
+	is_long(run_with(S, NULL, "STUDY", (struct kv[]){
+	    { SDATE, "20240110-20240215" }, { STIME, "120000-150000" },
+	    { 0, 0 } }, &combined), 2, "negotiated combined date-time "
+	    "matching: one date-time range");
 	ok(any(SUID, "1.2.9.2") && any(SUID, "1.2.9.3") &&
 	    !any(SUID, "1.2.9.1"), "... 20240110 17:00 and 20240215 14:00 "
 	    "in, 20240110 09:30 out");
