@@ -129,6 +129,9 @@ struct qr_instance {
 	char series_instance_uid[PACS_UI];
 	char hash[65];			/* object name: SHA-256 hex */
 	long long size;
+	int purged;			/* retention removed its file
+					 * (instances.purged_at): it cannot
+					 * be sent, count it as failed */
 };
 
 typedef int (*qr_instance_fn)(void *arg, const struct qr_instance *in);

@@ -880,6 +880,7 @@ instance_from_row(sqlite3_stmt *st, struct qr_instance *in)
 	    sizeof in->series_instance_uid);
 	copy_column(st, c + 5, in->hash, sizeof in->hash);
 	in->size = sqlite3_column_int64(st, c + 6);
+	in->purged = sqlite3_column_int(st, c + 7);
 }
 
 /* A retrieval names what it wants by the unique key of its level. */
@@ -928,7 +929,8 @@ qr_instances(sqlite3 *db, enum qr_root root, const struct dcm *identifier,
 		q.level = L_IMAGE;
 		st = prepare(db, &q, ", i.sop_instance_uid, i.sop_class_uid, "
 		    "o.transfer_syntax_uid, st.study_instance_uid, "
-		    "se.series_instance_uid, o.hash, o.size",
+		    "se.series_instance_uid, o.hash, o.size, "
+		    "i.purged_at IS NOT NULL",
 		    " JOIN objects o ON o.hash = i.object_hash",
 		    "st.id, se.series_number, se.id, i.instance_number, i.id",
 		    e);

@@ -572,6 +572,14 @@ retrieval(void)
 	    strcmp(g.first.series_instance_uid, "1.2.9.1.1") == 0 &&
 	    strlen(g.first.hash) == 64 && g.first.size == 1000,
 	    "... each with class, syntax, UIDs, object hash and size");
+	ok(!g.first.purged, "... and held (not purged)");
+	if (db_exec(db, "UPDATE instances SET purged_at = '2024-06-01' WHERE "
+	    "sop_instance_uid = '1.2.9.1.1.1'", &e) == -1)
+		diag("purge: %s", e.msg);
+	is_long(retrieve(S, "STUDY", (struct kv[]){ { SUID, "1.2.9.1" },
+	    { 0, 0 } }, &g), 3, "a purged instance is still named");
+	ok(g.first.purged, "... marked purged, for the retrieval to count "
+	    "as failed");
 	is_long(retrieve(P, "PATIENT", (struct kv[]){ { PID, "NHS001" },
 	    { 0, 0 } }, &g), 5, "retrieve a patient");
 	is_long(retrieve(S, "IMAGE", (struct kv[]){ { SUID, "1.2.9.1" },
