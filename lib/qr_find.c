@@ -605,61 +605,17 @@ column(sqlite3_stmt *st, const struct attr *a)
 	return v != NULL ? (const char *)v : "";
 }
 
-/* Any component of a '\'-separated stored value matches k. */
-static int
-list_match(const char *k, const char *v)
-{
-	char part[VALUE_MAX];
-
-	while (*v != '\0') {
-		size_t n = strcspn(v, "\\");
-
-		if (n < sizeof part) {
-			memcpy(part, v, n);
-			part[n] = '\0';
-			if (match_wild(k, part))
-				return 1;
-		}
-		v += n;
-		if (*v == '\\')
-			v++;
-	}
-	return 0;
-}
-
-static int
-value_match(enum kind kind, const char *k, const char *v)
-{
-	switch (kind) {
-	case K_TEXT:
-		return match_wild(k, v);
-	case K_UID:
-		return strcmp(k, v) == 0;
-	case K_DATE:
-		return match_range(MATCH_DA, k, v);
-	case K_TIME:
-		return match_range(MATCH_TM, k, v);
-	case K_NUMBER:
-		return strtoll(k, NULL, 10) == strtoll(v, NULL, 10);
-	case K_LIST:
-		return list_match(k, v);
-	case K_COUNT:
-		break;
-	}
-	return 1;
-}
+/* How each kind of key is matched, row by row. */
+static const enum match_rule rules[] = {
+	[K_TEXT] = MATCH_WILD, [K_UID] = MATCH_EXACT, [K_DATE] = MATCH_DATE,
+	[K_TIME] = MATCH_TIME, [K_NUMBER] = MATCH_INTEGER,
+	[K_LIST] = MATCH_LIST, [K_COUNT] = MATCH_NONE,
+};
 
 static int
 key_match(const struct key *k, const char *v)
 {
-	const char *p = k->values;
-
-	if (*v == '\0')
-		return 0;
-	for (int i = 0; i < k->nvalues; i++, p += strlen(p) + 1)
-		if (value_match(k->attr->kind, p, v))
-			return 1;
-	return 0;
+	return match_any(rules[k->attr->kind], k->values, k->nvalues, v);
 }
 
 static int
@@ -815,37 +771,58 @@ step_error(sqlite3 *db, struct err *e)
 	return err_set(e, db_errno(db), "select: %s", sqlite3_errmsg(db));
 }
 
+/* What to do with each matching row: -1 error, 0 go on, 1 stop. */
+typedef int (*row_fn)(const struct query *q, sqlite3_stmt *st, void *ctx,
+    struct err *e);
+
+/* Step st (NULL: preparing failed, e is set), calling each for the rows
+ * that match q; then free both.  The number of rows handed on, or -1. */
+static int
+stream(sqlite3 *db, struct query *q, sqlite3_stmt *st, row_fn each,
+    void *ctx, struct err *e)
+{
+	int n = 0, rc = st == NULL ? -1 : 0, step = SQLITE_DONE;
+
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!row_matches(q, st))
+			continue;
+		if ((rc = each(q, st, ctx, e)) != -1)
+			n++;
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = step_error(db, e);
+	sqlite3_finalize(st);
+	query_free(q);
+	return rc == -1 ? -1 : n;
+}
+
+struct find_ctx {
+	qr_match_fn fn;
+	void *arg;
+};
+
+static int
+find_row(const struct query *q, sqlite3_stmt *st, void *ctx, struct err *e)
+{
+	const struct find_ctx *f = ctx;
+
+	return send_match(q, st, f->fn, f->arg, e);
+}
+
 int
 qr_find_with(sqlite3 *db, enum qr_root root, const struct dcm *identifier,
     const struct qr_find_options *opt, qr_match_fn fn, void *arg,
     struct err *e)
 {
+	struct find_ctx f = { fn, arg };
 	struct query q;
 	sqlite3_stmt *st = NULL;
-	int n = 0, rc = 0, step;
 
 	if (parse_query(&q, root, identifier, 0, opt != NULL &&
 	    opt->combined_datetime, e) == 0)
 		st = prepare(db, &q, NULL, NULL, NULL, e);
 	q.opt = opt;
-	if (st == NULL) {
-		query_free(&q);
-		return -1;
-	}
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!row_matches(&q, st))
-			continue;
-		if ((rc = send_match(&q, st, fn, arg, e)) == -1)
-			break;
-		n++;
-		if (rc == 1)
-			break;
-	}
-	if (rc == 0 && step != SQLITE_DONE)
-		rc = step_error(db, e);
-	sqlite3_finalize(st);
-	query_free(&q);
-	return rc == -1 ? -1 : n;
+	return stream(db, &q, st, find_row, &f, e);
 }
 
 int
@@ -912,14 +889,31 @@ check_no_wildcards(const struct query *q, struct err *e)
 	return 0;
 }
 
+struct instances_ctx {
+	qr_instance_fn fn;
+	void *arg;
+};
+
+static int
+instance_row(const struct query *q, sqlite3_stmt *st, void *ctx,
+    struct err *e)
+{
+	const struct instances_ctx *c = ctx;
+	struct qr_instance in;
+
+	(void)q;
+	(void)e;
+	instance_from_row(st, &in);
+	return c->fn(c->arg, &in) != 0;
+}
+
 int
 qr_instances(sqlite3 *db, enum qr_root root, const struct dcm *identifier,
     qr_instance_fn fn, void *arg, struct err *e)
 {
+	struct instances_ctx c = { fn, arg };
 	struct query q;
-	struct qr_instance in;
 	sqlite3_stmt *st = NULL;
-	int n = 0, rc = 0, step;
 	enum level level;
 
 	if (parse_query(&q, root, identifier, 1, 0, e) == 0 &&
@@ -936,23 +930,5 @@ qr_instances(sqlite3 *db, enum qr_root root, const struct dcm *identifier,
 		    e);
 		q.level = level;
 	}
-	if (st == NULL) {
-		query_free(&q);
-		return -1;
-	}
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!row_matches(&q, st))
-			continue;
-		instance_from_row(st, &in);
-		n++;
-		if (fn(arg, &in) != 0) {
-			rc = 1;
-			break;
-		}
-	}
-	if (rc == 0 && step != SQLITE_DONE)
-		rc = step_error(db, e);
-	sqlite3_finalize(st);
-	query_free(&q);
-	return rc == -1 ? -1 : n;
+	return stream(db, &q, st, instance_row, &c, e);
 }
