@@ -174,3 +174,60 @@ match_datetime_range(const char *dk, const char *tk, const char *dv,
 		return 0;
 	return 1;
 }
+
+/* Any component of a '\'-separated stored value matches k. */
+static int
+list_match(const char *k, const char *v)
+{
+	char part[1024];
+
+	while (*v != '\0') {
+		size_t n = strcspn(v, "\\");
+
+		if (n < sizeof part) {
+			memcpy(part, v, n);
+			part[n] = '\0';
+			if (match_wild(k, part))
+				return 1;
+		}
+		v += n;
+		if (*v == '\\')
+			v++;
+	}
+	return 0;
+}
+
+int
+match_value(enum match_rule rule, const char *k, const char *v)
+{
+	if (rule == MATCH_NONE)
+		return 1;
+	if (*v == '\0')
+		return 0;
+	switch (rule) {
+	case MATCH_WILD:
+		return match_wild(k, v);
+	case MATCH_EXACT:
+		return strcmp(k, v) == 0;
+	case MATCH_DATE:
+		return match_range(MATCH_DA, k, v);
+	case MATCH_TIME:
+		return match_range(MATCH_TM, k, v);
+	case MATCH_INTEGER:
+		return strtoll(k, NULL, 10) == strtoll(v, NULL, 10);
+	case MATCH_LIST:
+		return list_match(k, v);
+	case MATCH_NONE:
+		break;
+	}
+	return 1;
+}
+
+int
+match_any(enum match_rule rule, const char *k, int n, const char *v)
+{
+	for (int i = 0; i < n; i++, k += strlen(k) + 1)
+		if (match_value(rule, k, v))
+			return 1;
+	return 0;
+}

@@ -19,6 +19,27 @@ enum match_vr {
 	MATCH_TM,		/* HH[MM[SS[.F{1,6}]]], colons read too */
 };
 
+/* How a key's value is compared with a stored value. */
+enum match_rule {
+	MATCH_NONE,		/* not matched on: anything matches */
+	MATCH_WILD,		/* single value, or '*' / '?' wildcards */
+	MATCH_EXACT,		/* single value (UIDs, ...) */
+	MATCH_DATE,		/* DA single value or range */
+	MATCH_TIME,		/* TM single value or range */
+	MATCH_INTEGER,		/* IS / US single value, as numbers */
+	MATCH_LIST,		/* wildcard against each value of a stored
+				 * multi-value joined by '\': any matches */
+};
+
+/* One key value against one stored value (an empty stored value matches
+ * nothing but MATCH_NONE; universal keys never get here). */
+int match_value(enum match_rule rule, const char *key, const char *value);
+
+/* Any of n key values (NUL-terminated strings one after another, as a
+ * value list or a list of UIDs) against one stored value. */
+int match_any(enum match_rule rule, const char *keys, int n,
+    const char *value);
+
 /* Wildcard matching (C.2.2.2.4): '*' any run, '?' one character. */
 int match_wild(const char *key, const char *value);
 

@@ -55,8 +55,10 @@ enum {
  * Matching (PS3.4 C.2.2.2), as dcmtk's dcmqrscp does where the standard
  * leaves a choice: single value, universal (empty, or only '*'),
  * wildcard ('*', '?': one character) for text keys, range for dates and
- * times ("A-B", "-B", "A-"; StudyDate and StudyTime both ranges are one
- * date-time range, C.2.2.2.5.1), list of UIDs.  Case sensitive, Patient's
+ * times ("A-B", "-B", "A-"), list of UIDs.  StudyDate and StudyTime are
+ * matched separately, as C.2.2.2.5 asks in the absence of Extended
+ * Negotiation; as one date-time range (both ranges) only when options say
+ * the association negotiated combined date-time matching.  Case sensitive, Patient's
  * Name included.  A key with a value matches no entity whose stored value
  * is empty.
  *
@@ -95,9 +97,11 @@ enum {
 typedef int (*qr_match_fn)(void *arg, struct dcm_builder *response,
     const char *charset);
 
-/* What a C-FIND answers beyond the index. */
+/* What a C-FIND answers beyond the index, and what was negotiated. */
 struct qr_find_options {
 	const char *retrieve_aet;	/* (0008,0054) of every response */
+	int combined_datetime;		/* SOP Class Extended Negotiation,
+					 * byte 2 (PS3.4 C.5.1.1) accepted */
 };
 
 /*
@@ -125,6 +129,9 @@ struct qr_instance {
 	char series_instance_uid[PACS_UI];
 	char hash[65];			/* object name: SHA-256 hex */
 	long long size;
+	int purged;			/* retention removed its file
+					 * (instances.purged_at): it cannot
+					 * be sent, count it as failed */
 };
 
 typedef int (*qr_instance_fn)(void *arg, const struct qr_instance *in);

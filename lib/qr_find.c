@@ -163,7 +163,8 @@ struct query {
 	struct key keys[MAX_KEYS];
 	int nkeys;
 	const struct key *date, *time;	/* StudyDate and StudyTime keys */
-	int combined;			/* ... matched as one date-time range */
+	int combined;			/* ... matched as one date-time range
+					 * (negotiated, both ranges) */
 	int latin1;			/* the request came in ISO_IR 100 */
 	struct bind *binds;
 	int nbinds, maxbinds;
@@ -382,7 +383,7 @@ is_latin1_request(const struct dcm *d)
 /* The matching keys of an identifier (only_unique: a retrieval's). */
 static int
 parse_query(struct query *q, enum qr_root root, const struct dcm *d,
-    int only_unique, struct err *e)
+    int only_unique, int combined, struct err *e)
 {
 	size_t n = dcm_elem_count(d, NULL);
 
@@ -405,7 +406,7 @@ parse_query(struct query *q, enum qr_root root, const struct dcm *d,
 		if (add_key(q, el, a, e) == -1)
 			return -1;
 	}
-	q->combined = q->date != NULL && q->time != NULL &&
+	q->combined = combined && q->date != NULL && q->time != NULL &&
 	    strchr(q->date->values, '-') != NULL &&
 	    strchr(q->time->values, '-') != NULL;
 	return 0;
@@ -604,61 +605,17 @@ column(sqlite3_stmt *st, const struct attr *a)
 	return v != NULL ? (const char *)v : "";
 }
 
-/* Any component of a '\'-separated stored value matches k. */
-static int
-list_match(const char *k, const char *v)
-{
-	char part[VALUE_MAX];
-
-	while (*v != '\0') {
-		size_t n = strcspn(v, "\\");
-
-		if (n < sizeof part) {
-			memcpy(part, v, n);
-			part[n] = '\0';
-			if (match_wild(k, part))
-				return 1;
-		}
-		v += n;
-		if (*v == '\\')
-			v++;
-	}
-	return 0;
-}
-
-static int
-value_match(enum kind kind, const char *k, const char *v)
-{
-	switch (kind) {
-	case K_TEXT:
-		return match_wild(k, v);
-	case K_UID:
-		return strcmp(k, v) == 0;
-	case K_DATE:
-		return match_range(MATCH_DA, k, v);
-	case K_TIME:
-		return match_range(MATCH_TM, k, v);
-	case K_NUMBER:
-		return strtoll(k, NULL, 10) == strtoll(v, NULL, 10);
-	case K_LIST:
-		return list_match(k, v);
-	case K_COUNT:
-		break;
-	}
-	return 1;
-}
+/* How each kind of key is matched, row by row. */
+static const enum match_rule rules[] = {
+	[K_TEXT] = MATCH_WILD, [K_UID] = MATCH_EXACT, [K_DATE] = MATCH_DATE,
+	[K_TIME] = MATCH_TIME, [K_NUMBER] = MATCH_INTEGER,
+	[K_LIST] = MATCH_LIST, [K_COUNT] = MATCH_NONE,
+};
 
 static int
 key_match(const struct key *k, const char *v)
 {
-	const char *p = k->values;
-
-	if (*v == '\0')
-		return 0;
-	for (int i = 0; i < k->nvalues; i++, p += strlen(p) + 1)
-		if (value_match(k->attr->kind, p, v))
-			return 1;
-	return 0;
+	return match_any(rules[k->attr->kind], k->values, k->nvalues, v);
 }
 
 static int
@@ -814,36 +771,58 @@ step_error(sqlite3 *db, struct err *e)
 	return err_set(e, db_errno(db), "select: %s", sqlite3_errmsg(db));
 }
 
+/* What to do with each matching row: -1 error, 0 go on, 1 stop. */
+typedef int (*row_fn)(const struct query *q, sqlite3_stmt *st, void *ctx,
+    struct err *e);
+
+/* Step st (NULL: preparing failed, e is set), calling each for the rows
+ * that match q; then free both.  The number of rows handed on, or -1. */
+static int
+stream(sqlite3 *db, struct query *q, sqlite3_stmt *st, row_fn each,
+    void *ctx, struct err *e)
+{
+	int n = 0, rc = st == NULL ? -1 : 0, step = SQLITE_DONE;
+
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!row_matches(q, st))
+			continue;
+		if ((rc = each(q, st, ctx, e)) != -1)
+			n++;
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = step_error(db, e);
+	sqlite3_finalize(st);
+	query_free(q);
+	return rc == -1 ? -1 : n;
+}
+
+struct find_ctx {
+	qr_match_fn fn;
+	void *arg;
+};
+
+static int
+find_row(const struct query *q, sqlite3_stmt *st, void *ctx, struct err *e)
+{
+	const struct find_ctx *f = ctx;
+
+	return send_match(q, st, f->fn, f->arg, e);
+}
+
 int
 qr_find_with(sqlite3 *db, enum qr_root root, const struct dcm *identifier,
     const struct qr_find_options *opt, qr_match_fn fn, void *arg,
     struct err *e)
 {
+	struct find_ctx f = { fn, arg };
 	struct query q;
 	sqlite3_stmt *st = NULL;
-	int n = 0, rc = 0, step;
 
-	if (parse_query(&q, root, identifier, 0, e) == 0)
+	if (parse_query(&q, root, identifier, 0, opt != NULL &&
+	    opt->combined_datetime, e) == 0)
 		st = prepare(db, &q, NULL, NULL, NULL, e);
 	q.opt = opt;
-	if (st == NULL) {
-		query_free(&q);
-		return -1;
-	}
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!row_matches(&q, st))
-			continue;
-		if ((rc = send_match(&q, st, fn, arg, e)) == -1)
-			break;
-		n++;
-		if (rc == 1)
-			break;
-	}
-	if (rc == 0 && step != SQLITE_DONE)
-		rc = step_error(db, e);
-	sqlite3_finalize(st);
-	query_free(&q);
-	return rc == -1 ? -1 : n;
+	return stream(db, &q, st, find_row, &f, e);
 }
 
 int
@@ -878,6 +857,7 @@ instance_from_row(sqlite3_stmt *st, struct qr_instance *in)
 	    sizeof in->series_instance_uid);
 	copy_column(st, c + 5, in->hash, sizeof in->hash);
 	in->size = sqlite3_column_int64(st, c + 6);
+	in->purged = sqlite3_column_int(st, c + 7);
 }
 
 /* A retrieval names what it wants by the unique key of its level. */
@@ -909,46 +889,46 @@ check_no_wildcards(const struct query *q, struct err *e)
 	return 0;
 }
 
+struct instances_ctx {
+	qr_instance_fn fn;
+	void *arg;
+};
+
+static int
+instance_row(const struct query *q, sqlite3_stmt *st, void *ctx,
+    struct err *e)
+{
+	const struct instances_ctx *c = ctx;
+	struct qr_instance in;
+
+	(void)q;
+	(void)e;
+	instance_from_row(st, &in);
+	return c->fn(c->arg, &in) != 0;
+}
+
 int
 qr_instances(sqlite3 *db, enum qr_root root, const struct dcm *identifier,
     qr_instance_fn fn, void *arg, struct err *e)
 {
+	struct instances_ctx c = { fn, arg };
 	struct query q;
-	struct qr_instance in;
 	sqlite3_stmt *st = NULL;
-	int n = 0, rc = 0, step;
 	enum level level;
 
-	if (parse_query(&q, root, identifier, 1, e) == 0 &&
+	if (parse_query(&q, root, identifier, 1, 0, e) == 0 &&
 	    check_retrieve_keys(&q, e) == 0 && check_no_wildcards(&q, e) == 0) {
 		/* Whatever the level, a retrieval reads instances. */
 		level = q.level;
 		q.level = L_IMAGE;
 		st = prepare(db, &q, ", i.sop_instance_uid, i.sop_class_uid, "
 		    "o.transfer_syntax_uid, st.study_instance_uid, "
-		    "se.series_instance_uid, o.hash, o.size",
+		    "se.series_instance_uid, o.hash, o.size, "
+		    "i.purged_at IS NOT NULL",
 		    " JOIN objects o ON o.hash = i.object_hash",
 		    "st.id, se.series_number, se.id, i.instance_number, i.id",
 		    e);
 		q.level = level;
 	}
-	if (st == NULL) {
-		query_free(&q);
-		return -1;
-	}
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!row_matches(&q, st))
-			continue;
-		instance_from_row(st, &in);
-		n++;
-		if (fn(arg, &in) != 0) {
-			rc = 1;
-			break;
-		}
-	}
-	if (rc == 0 && step != SQLITE_DONE)
-		rc = step_error(db, e);
-	sqlite3_finalize(st);
-	query_free(&q);
-	return rc == -1 ? -1 : n;
+	return stream(db, &q, st, instance_row, &c, e);
 }

@@ -30,42 +30,40 @@
 #define MAX_KEYS	64
 #define VALUE_MAX	1024
 
-enum match { M_NONE, M_WILD, M_EXACT, M_DATE, M_TIME, M_UID };
-
 struct attr {
 	uint32_t tag;
 	int in_sps;
-	enum match m;
+	enum match_rule m;
 };
 
 /* What we can match and return; tags not here are returned empty. */
 static const struct attr attrs[] = {
-	{ DCM_TAG(0x0008, 0x0050), 0, M_WILD },	/* AccessionNumber */
-	{ DCM_TAG(0x0008, 0x0090), 0, M_WILD },	/* ReferringPhysicianName */
-	{ DCM_TAG(0x0008, 0x1030), 0, M_WILD },	/* StudyDescription */
-	{ DCM_TAG(0x0010, 0x0010), 0, M_WILD },	/* PatientName */
-	{ DCM_TAG(0x0010, 0x0020), 0, M_EXACT },	/* PatientID */
-	{ DCM_TAG(0x0010, 0x0021), 0, M_WILD },	/* IssuerOfPatientID */
-	{ DCM_TAG(0x0010, 0x0030), 0, M_DATE },	/* PatientBirthDate */
-	{ DCM_TAG(0x0010, 0x0040), 0, M_WILD },	/* PatientSex */
-	{ DCM_TAG(0x0010, 0x2297), 0, M_WILD },	/* ResponsiblePerson */
-	{ DCM_TAG(0x0010, 0x2298), 0, M_WILD },	/* ResponsiblePersonRole */
-	{ DCM_TAG(0x0020, 0x000d), 0, M_UID },	/* StudyInstanceUID */
-	{ DCM_TAG(0x0032, 0x1032), 0, M_WILD },	/* RequestingPhysician */
-	{ DCM_TAG(0x0032, 0x1060), 0, M_WILD },	/* RequestedProcedureDescr. */
-	{ DCM_TAG(0x0038, 0x0010), 0, M_WILD },	/* AdmissionID */
-	{ DCM_TAG(0x0040, 0x1001), 0, M_WILD },	/* RequestedProcedureID */
-	{ DCM_TAG(0x0040, 0x1003), 0, M_WILD },	/* RequestedProcedurePriority */
-	{ DCM_TAG(0x0008, 0x0060), 1, M_EXACT },	/* Modality */
-	{ DCM_TAG(0x0040, 0x0001), 1, M_EXACT },	/* ScheduledStationAETitle */
-	{ SPS_DATE, 1, M_DATE },		/* SPS Start Date */
-	{ SPS_TIME, 1, M_TIME },		/* SPS Start Time */
-	{ DCM_TAG(0x0040, 0x0006), 1, M_WILD },	/* ScheduledPerformingPhys. */
-	{ DCM_TAG(0x0040, 0x0007), 1, M_WILD },	/* SPS Description */
-	{ DCM_TAG(0x0040, 0x0009), 1, M_WILD },	/* SPS ID */
-	{ DCM_TAG(0x0040, 0x0010), 1, M_WILD },	/* ScheduledStationName */
-	{ DCM_TAG(0x0040, 0x0011), 1, M_NONE },	/* SPS Location */
-	{ DCM_TAG(0x0040, 0x0020), 1, M_EXACT },	/* SPS Status */
+	{ DCM_TAG(0x0008, 0x0050), 0, MATCH_WILD },	/* AccessionNumber */
+	{ DCM_TAG(0x0008, 0x0090), 0, MATCH_WILD },	/* ReferringPhysicianName */
+	{ DCM_TAG(0x0008, 0x1030), 0, MATCH_WILD },	/* StudyDescription */
+	{ DCM_TAG(0x0010, 0x0010), 0, MATCH_WILD },	/* PatientName */
+	{ DCM_TAG(0x0010, 0x0020), 0, MATCH_EXACT },	/* PatientID */
+	{ DCM_TAG(0x0010, 0x0021), 0, MATCH_WILD },	/* IssuerOfPatientID */
+	{ DCM_TAG(0x0010, 0x0030), 0, MATCH_DATE },	/* PatientBirthDate */
+	{ DCM_TAG(0x0010, 0x0040), 0, MATCH_WILD },	/* PatientSex */
+	{ DCM_TAG(0x0010, 0x2297), 0, MATCH_WILD },	/* ResponsiblePerson */
+	{ DCM_TAG(0x0010, 0x2298), 0, MATCH_WILD },	/* ResponsiblePersonRole */
+	{ DCM_TAG(0x0020, 0x000d), 0, MATCH_EXACT },	/* StudyInstanceUID */
+	{ DCM_TAG(0x0032, 0x1032), 0, MATCH_WILD },	/* RequestingPhysician */
+	{ DCM_TAG(0x0032, 0x1060), 0, MATCH_WILD },	/* RequestedProcedureDescr. */
+	{ DCM_TAG(0x0038, 0x0010), 0, MATCH_WILD },	/* AdmissionID */
+	{ DCM_TAG(0x0040, 0x1001), 0, MATCH_WILD },	/* RequestedProcedureID */
+	{ DCM_TAG(0x0040, 0x1003), 0, MATCH_WILD },	/* RequestedProcedurePriority */
+	{ DCM_TAG(0x0008, 0x0060), 1, MATCH_EXACT },	/* Modality */
+	{ DCM_TAG(0x0040, 0x0001), 1, MATCH_EXACT },	/* ScheduledStationAETitle */
+	{ SPS_DATE, 1, MATCH_DATE },		/* SPS Start Date */
+	{ SPS_TIME, 1, MATCH_TIME },		/* SPS Start Time */
+	{ DCM_TAG(0x0040, 0x0006), 1, MATCH_WILD },	/* ScheduledPerformingPhys. */
+	{ DCM_TAG(0x0040, 0x0007), 1, MATCH_WILD },	/* SPS Description */
+	{ DCM_TAG(0x0040, 0x0009), 1, MATCH_WILD },	/* SPS ID */
+	{ DCM_TAG(0x0040, 0x0010), 1, MATCH_WILD },	/* ScheduledStationName */
+	{ DCM_TAG(0x0040, 0x0011), 1, MATCH_NONE },	/* SPS Location */
+	{ DCM_TAG(0x0040, 0x0020), 1, MATCH_EXACT },	/* SPS Status */
 };
 
 static const struct attr *
@@ -142,28 +140,9 @@ universal(const struct key *k)
 {
 	if (k->nvalues == 0)
 		return 1;
-	if (k->attr->m != M_WILD)
+	if (k->attr->m != MATCH_WILD)
 		return 0;
 	return k->nvalues == 1 && match_all_stars(k->values);
-}
-
-static int
-match_one(enum match m, const char *k, const char *v)
-{
-	switch (m) {
-	case M_WILD:
-		return match_wild(k, v);
-	case M_EXACT:
-	case M_UID:
-		return strcmp(k, v) == 0;
-	case M_DATE:
-		return match_range(MATCH_DA, k, v);
-	case M_TIME:
-		return match_range(MATCH_TM, k, v);
-	case M_NONE:
-		break;
-	}
-	return 1;
 }
 
 /* A key matches when any of its values matches (value lists, UID lists). */
@@ -171,17 +150,12 @@ static int
 match_key(const struct key *k, const struct worklist_item *it,
     const char *spsid)
 {
-	const char *v, *p = k->values;
+	const char *v;
 
-	if (k->attr->m == M_NONE || universal(k))
+	if (k->attr->m == MATCH_NONE || universal(k))
 		return 1;
 	v = wl_item_value(it, spsid, k->attr->tag, k->attr->in_sps);
-	if (v == NULL || *v == '\0')
-		return 0;
-	for (int i = 0; i < k->nvalues; i++, p += strlen(p) + 1)
-		if (match_one(k->attr->m, p, v))
-			return 1;
-	return 0;
+	return v != NULL && match_any(k->attr->m, k->values, k->nvalues, v);
 }
 
 static int

@@ -278,6 +278,7 @@ JOIN patients p	 ON p.id = st.patient_ref;
 -- unknowingly.  NULL: the file is held.
 ALTER TABLE instances ADD COLUMN purged_at TEXT;
 
+-- version: 5
 -- Query/Retrieve (qrscp's C-FIND): what keyed queries look up.  Patient
 -- ID is served by the UNIQUE (patient_id, patient_name) index, UIDs by
 -- their UNIQUE columns; these add names, dates, and the instances of a

@@ -344,7 +344,8 @@ patient_level(void)
 static void
 study_level(void)
 {
-	struct qr_find_options opt = { "GW_QR" };
+	struct qr_find_options opt = { "GW_QR", 0 };
+	struct qr_find_options combined = { NULL, 1 };
 
 	is_long(run(P, "STUDY", (struct kv[]){ { PID, "NHS001" }, { SUID, "" },
 	    { 0, 0 } }), 2, "Patient Root STUDY under one patient");
@@ -375,8 +376,13 @@ study_level(void)
 	is_long(run(S, "STUDY", (struct kv[]){ { STIME, "2359-" },
 	    { 0, 0 } }), 1, "time range A- with HHMM precision");
 	is_long(run(S, "STUDY", (struct kv[]){ { SDATE, "20240110-20240215" },
-	    { STIME, "120000-150000" }, { 0, 0 } }), 2,
-	    "StudyDate and StudyTime ranges combine into one date-time range");
+	    { STIME, "120000-150000" }, { 0, 0 } }), 1,
+	    "StudyDate and StudyTime ranges are matched separately by default");
+	ok(any(SUID, "1.2.9.2"), "... 20240215 14:00 alone");
+	is_long(run_with(S, NULL, "STUDY", (struct kv[]){
+	    { SDATE, "20240110-20240215" }, { STIME, "120000-150000" },
+	    { 0, 0 } }, &combined), 2, "negotiated combined date-time "
+	    "matching: one date-time range");
 	ok(any(SUID, "1.2.9.2") && any(SUID, "1.2.9.3") &&
 	    !any(SUID, "1.2.9.1"), "... 20240110 17:00 and 20240215 14:00 "
 	    "in, 20240110 09:30 out");
@@ -566,6 +572,14 @@ retrieval(void)
 	    strcmp(g.first.series_instance_uid, "1.2.9.1.1") == 0 &&
 	    strlen(g.first.hash) == 64 && g.first.size == 1000,
 	    "... each with class, syntax, UIDs, object hash and size");
+	ok(!g.first.purged, "... and held (not purged)");
+	if (db_exec(db, "UPDATE instances SET purged_at = '2024-06-01' WHERE "
+	    "sop_instance_uid = '1.2.9.1.1.1'", &e) == -1)
+		diag("purge: %s", e.msg);
+	is_long(retrieve(S, "STUDY", (struct kv[]){ { SUID, "1.2.9.1" },
+	    { 0, 0 } }, &g), 3, "a purged instance is still named");
+	ok(g.first.purged, "... marked purged, for the retrieval to count "
+	    "as failed");
 	is_long(retrieve(P, "PATIENT", (struct kv[]){ { PID, "NHS001" },
 	    { 0, 0 } }, &g), 5, "retrieve a patient");
 	is_long(retrieve(S, "IMAGE", (struct kv[]){ { SUID, "1.2.9.1" },
