@@ -43,6 +43,7 @@ struct item {
 	char sop_class_uid[DIMSE_UID_MAX];
 	char ts[DIMSE_UID_MAX];
 	char hash[STORE_HASH_LEN + 1];
+	int purged;			/* retention removed its file */
 	int failed;
 };
 
@@ -102,6 +103,7 @@ add_item(void *arg, const struct qr_instance *in)
 	    copy_uid(it->ts, in->transfer_syntax_uid) == -1)
 		r->bad_uid = 1;
 	snprintf(it->hash, sizeof it->hash, "%s", in->hash);
+	it->purged = in->purged;
 	return 0;
 }
 
@@ -411,6 +413,10 @@ send_one(struct retrieve *r, struct item *it)
 	uint16_t status = 0;
 	int as_stored, rc;
 
+	if (it->purged) {
+		log_failed(r, it, "retention purged this object from the store");
+		return SENT_FAILED;
+	}
 	if ((c = pick_context(r, it, &as_stored)) == NULL) {
 		log_failed(r, it, r->is_get ? "the requester took neither the "
 		    "stored transfer syntax nor uncompressed for this SOP "
@@ -509,6 +515,8 @@ build_proposals(const struct retrieve *r, struct proposals *ps)
 	for (i = 0; i < r->n; i++) {
 		const struct item *it = &r->items[i];
 
+		if (it->purged)
+			continue;
 		if (propose(ps, it->sop_class_uid, NULL) == -1 ||
 		    (!transcode_is_native(it->ts) &&
 		    propose(ps, it->sop_class_uid, it->ts) == -1))
@@ -740,7 +748,7 @@ qr_serve_move(struct qr_session *x, const struct dimse_msg *m,
 	    "instances=%zu contexts=%zu", x->s->peer, m->cmd.message_id,
 	    d->aet, r.n, ps.n);
 	progress_start(&r);
-	if (r.n > 0 && open_sub(&r, d, &ps) == -1) {
+	if (ps.n > 0 && open_sub(&r, d, &ps) == -1) {
 		fail_rest(&r);
 		rc = finish(&r, 1);
 		return retrieve_end(&r, rc);

@@ -141,6 +141,17 @@ ok "... and the missing instance in the Failed SOP Instance UID List" \
 ok "the log says the object is no longer in the store" \
     grep -q "sub-operation failed.*sop_instance_uid=$victim.*no longer in the store" "$T/qrscp.log"
 mv "$T/victim.dcm" "$(object_of "$victim")"
+victim2=$(sed -n 3p "$T/a.list" | cut -d' ' -f2)
+sql "$PACS_DB" "UPDATE instances SET purged_at = '2026-12-01T00:00:00.000Z' WHERE sop_instance_uid = '$victim2'"
+movescu -d -S -to 30 -aec SCREENING_QR -aem DEST_ALL -k QueryRetrieveLevel=STUDY \
+    -k StudyInstanceUID=$STUDY_A 127.0.0.1 "$PORT" >"$T/purged2.out" 2>&1
+ok "an instance marked purged by retention fails alone (B000, 3 completed)" \
+    sh -c "grep -aq 'DIMSE Status *: 0xb000' '$T/purged2.out' &&
+	   grep -a -A8 'Final Move Response' '$T/purged2.out' | grep -q 'Completed Suboperations *: 3'"
+ok "... logged as purged by retention, listed as failed" \
+    sh -c "grep -q 'sub-operation failed.*sop_instance_uid=$victim2.*retention purged' '$T/qrscp.log' &&
+	   grep -aq '(0008,0058) UI \[$victim2\]' '$T/purged2.out'"
+sql "$PACS_DB" "UPDATE instances SET purged_at = NULL WHERE sop_instance_uid = '$victim2'"
 
 # --- C-CANCEL, between sub-operations ---
 movescu -v -S -to 30 --cancel 2 -aec SCREENING_QR -aem DEST_SLOW \
