@@ -602,8 +602,7 @@ run_subops(struct retrieve *r)
 		progress_write(r);
 		if (r->next == r->n || r->cancelled)
 			break;
-		if (scp_check_cancel(r->x->s, r->rq,
-		    &r->cancelled) == -1) {
+		if (scp_check_cancel(r->x->s, r->rq, &r->cancelled) == -1) {
 			r->requester_gone = 1;
 			return;
 		}

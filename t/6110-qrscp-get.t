@@ -18,9 +18,17 @@ qr_mr_study "$T/mr" $STUDY_C 6120
 # An RT Plan: a storage class C-GET's role selection does not offer.
 qr_uid_copy "$PYDICOM_FILES/rtplan.dcm" "$T/mr/rtplan.dcm" 2.25.61900 \
     2.25.61901 2.25.61902
-ok "the store is filled" qr_fill "$T"/mg/*.dcm "$T"/mr/*.dcm
-is "$(sql "$PACS_DB" "SELECT count(*) FROM stored_instances")" 8 \
-    "pacs.db lists the 8 instances"
+# Big endian and deflated: re-encoded little endian, no pixel work.
+mkdir -p "$T/legacy"
+qr_uid_copy "$PYDICOM_FILES/MR_small_bigendian.dcm" "$T/legacy/be.dcm" 2.25.61800 \
+    2.25.61801 2.25.61811
+qr_uid_copy "$PYDICOM_FILES/image_dfl.dcm" "$T/legacy/dfl.dcm" 2.25.61800 \
+    2.25.61802 2.25.61812
+ok "the store is filled" qr_fill "$T"/mg/*.dcm "$T"/mr/*.dcm "$T"/legacy/*.dcm
+is "$(sql "$PACS_DB" "SELECT count(*) FROM stored_instances")" 10 \
+    "pacs.db lists the 10 instances"
+is "$(sql "$PACS_DB" "SELECT group_concat(transfer_syntax_uid, ' ') FROM (SELECT transfer_syntax_uid FROM stored_instances WHERE study_instance_uid = '2.25.61800' ORDER BY 1)")" \
+    "1.2.840.10008.1.2.1.99 1.2.840.10008.1.2.2" "stored deflated and big endian"
 
 PORT=$(free_port)
 qr_start qrscp "$PORT"
@@ -66,6 +74,16 @@ is "$(for f in "$T"/c/*; do ts_of "$f"; done | sort -u)" "1.2.840.10008.1.2.1" \
 want=$(pixel_sha "$PYDICOM_FILES/MR_small.dcm")
 is "$(for f in "$T"/c/*; do pixel_sha "$f"; done | sort -u)" "$want" \
     "with exactly the original pixels"
+
+get old -S -- QueryRetrieveLevel=STUDY StudyInstanceUID=2.25.61800
+is "$(counts old)" "Remaining=0 Completed=2 Failed=0 Warning=0 " \
+    "big endian and deflated objects are retrieved"
+is "$(for f in "$T"/old/*; do ts_of "$f"; done | sort -u)" "1.2.840.10008.1.2.1" \
+    "... re-encoded in Explicit VR Little Endian"
+is "$(pixel_sha "$T"/old/*61811)" "$want" \
+    "the big endian MR has the little endian original's pixels"
+is "$(pixel_sha "$T"/old/*61812)" "$(pixel_sha "$PYDICOM_FILES/image_dfl.dcm")" \
+    "the deflated image has its inflated pixels"
 
 get jls +xt -S -- QueryRetrieveLevel=STUDY StudyInstanceUID=$STUDY_C
 ok "a getscu preferring JPEG-LS gets that object as stored" \
