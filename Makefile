@@ -121,6 +121,7 @@ bench: deps all
 	bench/mwl
 	bench/thumb
 	bench/upload
+	bench/qr
 
 # libFuzzer targets (clang): build/fuzz/<target>; run each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

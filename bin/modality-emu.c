@@ -23,6 +23,7 @@
 #include "err.h"
 #include "log.h"
 #include "mammo.h"
+#include "scu.h"
 #include "ul.h"
 
 #define MWL_FIND	"1.2.840.10008.5.1.4.31"
@@ -126,24 +127,6 @@ q(const char *s, char *buf, unsigned sz)
 
 /* --- association set-up, with the reason when it fails --- */
 
-static const char *
-reject_reason(const struct ul_reject *r)
-{
-	if (r->source == 1 && r->reason == 2)
-		return "application context name not supported";
-	if (r->source == 1 && r->reason == 3)
-		return "calling AE title not recognised";
-	if (r->source == 1 && r->reason == 7)
-		return "called AE title not recognised";
-	if (r->source == 2 && r->reason == 2)
-		return "protocol version not supported";
-	if (r->source == 3 && r->reason == 1)
-		return "temporary congestion";
-	if (r->source == 3 && r->reason == 2)
-		return "local limit exceeded (busy)";
-	return "no reason given";
-}
-
 static int
 open_assoc(struct run *r, const char *role, const char *called, int port,
     const char *sop_class, const char *const *ts, struct ul_assoc **out)
@@ -181,9 +164,9 @@ open_assoc(struct run *r, const char *role, const char *called, int port,
 		log_error("association rejected", "role=%s peer=%s:%d "
 		    "called_aet=%s calling_aet=%s why=%s result=%d source=%d "
 		    "reason=%d", role, r->o->host, port, called,
-		    r->o->calling_aet, q(reject_reason(&(*out)->reject), why,
-		    sizeof why), (*out)->reject.result, (*out)->reject.source,
-		    (*out)->reject.reason);
+		    r->o->calling_aet, q(scu_reject_reason(&(*out)->reject),
+		    why, sizeof why), (*out)->reject.result,
+		    (*out)->reject.source, (*out)->reject.reason);
 		ul_free(*out);
 		*out = NULL;
 		return EX_NOPERM;
@@ -201,9 +184,8 @@ close_assoc(struct ul_assoc *a)
 {
 	struct err e = { 0 };
 
-	if (ul_release(a, &e) == -1)
+	if (scu_close(a, &e) == -1)
 		log_warn("release failed", "error=\"%s\"", e.msg);
-	ul_free(a);
 }
 
 /* Send a request and wait for its response (C-FIND: the first one). */
@@ -211,27 +193,8 @@ static int
 request(struct run *r, struct ul_assoc *a, struct dimse_cmd *rq,
     const uint8_t *data, size_t len, struct dimse_msg *rsp, struct err *e)
 {
-	int k;
-
 	rq->message_id = ++r->message_id;
-	if (dimse_send(a, a->ctx[0].id, rq, data, len, e) == -1)
-		return -1;
-	k = dimse_recv(a, rsp, e);
-	if (k == UL_MESSAGE && rsp->cmd.command_field ==
-	    (rq->command_field | 0x8000))
-		return 0;
-	if (k == UL_MESSAGE) {
-		dimse_msg_free(rsp);
-		ul_abort(a, 0, 0);
-		return err_set(e, UL_E_PROTOCOL, "unexpected %s",
-		    dimse_command_name(rsp->cmd.command_field));
-	}
-	if (k == UL_ABORTED)
-		return err_set(e, UL_E_ABORTED, "the peer aborted");
-	if (k == UL_CLOSED || k == UL_RELEASED)
-		return err_set(e, UL_E_CLOSED, "the peer closed the "
-		    "association");
-	return -1;
+	return scu_request(a, a->ctx[0].id, rq, data, len, rsp, e);
 }
 
 /* --- the worklist query --- */
@@ -654,8 +617,7 @@ dataset_offset(const uint8_t *buf, size_t len, const char *want_ts,
     size_t *off, struct err *e)
 {
 	struct dcm *d;
-	size_t i, n;
-	int rc = -1;
+	int rc;
 
 	if (dcm_parse(buf, len, DCM_STOP_AT_PIXELS | DCM_REQUIRE_META, &d,
 	    e) == -1)
@@ -664,14 +626,7 @@ dataset_offset(const uint8_t *buf, size_t len, const char *want_ts,
 		rc = err_set(e, EINVAL, "the encoder wrote transfer syntax "
 		    "%s", dcm_transfer_syntax(d));
 	else
-		for (i = 0, n = dcm_elem_count(d, NULL); i < n; i++)
-			if (DCM_GROUP(dcm_elem_at(d, NULL, i)->tag) != 2) {
-				*off = dcm_elem_at(d, NULL, i)->offset;
-				rc = 0;
-				break;
-			}
-	if (rc == -1 && e->msg[0] == '\0')
-		err_set(e, EINVAL, "encoder output has no dataset");
+		rc = scu_dataset_offset(d, off, e);
 	dcm_free(d);
 	return rc;
 }
@@ -715,10 +670,11 @@ static int
 store_one(struct run *r, struct ul_assoc *a, struct dcm_builder *b,
     const char *sop, struct err *e)
 {
-	struct dimse_cmd rq = { 0 };
-	struct dimse_msg m;
+	struct scu_store_rq rq = { mammo_sop_class(r->o->frames), sop, 0,
+	    NULL, 0 };
 	uint8_t *buf;
 	size_t len, off = 0;
+	uint16_t status;
 	int rc;
 
 	if (r->o->ts == TS_EXPLICIT)
@@ -728,21 +684,13 @@ store_one(struct run *r, struct ul_assoc *a, struct dcm_builder *b,
 		rc = compress(r->o, b, sop, &buf, &len, &off, e);
 	if (rc == -1)
 		return -1;
-	rq.command_field = DIMSE_C_STORE_RQ;
-	snprintf(rq.affected_sop_class, DIMSE_UID_MAX, "%s",
-	    mammo_sop_class(r->o->frames));
-	snprintf(rq.affected_sop_instance, DIMSE_UID_MAX, "%s", sop);
-	rc = request(r, a, &rq, buf + off, len - off, &m, e);
+	rq.message_id = ++r->message_id;
+	rc = scu_store(a, a->ctx[0].id, &rq, buf + off, len - off, &status, e);
 	free(buf);
-	if (rc == -1)
+	if (rc == -1 || !scu_store_ok(status))
 		return -1;
-	dimse_msg_free(&m);
-	/* success, or warnings B000 (coercion), B006, B007 */
-	if (m.cmd.status != DIMSE_SUCCESS && (m.cmd.status & 0xf000) != 0xb000)
-		return err_set(e, m.cmd.status, "C-STORE refused with status "
-		    "0x%04X %s", m.cmd.status, m.cmd.error_comment);
 	log_info("image stored", "sop_instance_uid=%s bytes=%zu status=0x%04X",
-	    sop, len - off, m.cmd.status);
+	    sop, len - off, status);
 	return 0;
 }
 

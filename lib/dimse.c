@@ -73,7 +73,9 @@ build_subops(struct dcm_builder *b, const struct dimse_cmd *c,
 {
 	if (!c->has_subops)
 		return 0;
-	if ((c->status == DIMSE_PENDING &&
+	/* Remaining is for pending responses, and says what a cancel
+	 * left undone (PS3.4 C.4.2.1.6). */
+	if (((c->status == DIMSE_PENDING || c->status == DIMSE_CANCEL) &&
 	    dcm_build_u16(b, C_REMAINING, c->remaining, e) == -1) ||
 	    dcm_build_u16(b, C_COMPLETED, c->completed, e) == -1 ||
 	    dcm_build_u16(b, C_FAILED, c->failed, e) == -1 ||

@@ -52,12 +52,57 @@ enum {
 /* --- qr_find.c --- */
 
 /*
+ * Matching (PS3.4 C.2.2.2), as dcmtk's dcmqrscp does where the standard
+ * leaves a choice: single value, universal (empty, or only '*'),
+ * wildcard ('*', '?': one character) for text keys, range for dates and
+ * times ("A-B", "-B", "A-"), list of UIDs.  StudyDate and StudyTime are
+ * matched separately, as C.2.2.2.5 asks in the absence of Extended
+ * Negotiation; as one date-time range (both ranges) only when options say
+ * the association negotiated combined date-time matching.  Case sensitive, Patient's
+ * Name included.  A key with a value matches no entity whose stored value
+ * is empty.
+ *
+ * Hierarchical search (C.4.1.3.1): the keys of the query's level are
+ * matched (in the Study Root model, the patient keys at STUDY too), and
+ * of the levels above only the unique keys.  Deliberately lenient where
+ * dcmqrscp refuses: a unique key missing above the level matches any
+ * value, other keys above the level are returned filled, not matched, and
+ * a UID key of only '*' is universal.  Keys below the level are returned
+ * empty.
+ *
+ * Responses: every requested key, its value from the index or empty
+ * (attributes the index lacks are answered empty, never invented), plus
+ * (0008,0052), the unique keys of the level and the levels above, and
+ * (0008,0054) when options name a Retrieve AE Title.  Sequence keys come
+ * back as empty sequences.
+ *
+ * Character sets: the request's values arrive decoded to UTF-8 (lib/dicom)
+ * and the index is UTF-8.  Each response's charset is NULL when all its
+ * text is ASCII, "ISO_IR 100" when the request came in ISO_IR 100 and all
+ * of it fits Latin-1, "ISO_IR 192" otherwise; pass it to
+ * dcm_build_encode().
+ *
+ * Bad requests: no, or an unknown, (0008,0052), or PATIENT in the Study
+ * Root model: QR_E_LEVEL.  A malformed key value (a date that is not one,
+ * a UID with wildcards, an integer key that is not one, a value over 1024
+ * bytes, text that cannot be decoded): QR_E_IDENTIFIER naming the tag,
+ * never the value.
+ */
+
+/*
  * One match: the response identifier, and the Specific Character Set its
- * text is in (the index keeps UTF-8, so "ISO_IR 192", or NULL when every
- * value is ASCII).  Return non-zero to stop (cancel, send failure).
+ * text is to be encoded in (NULL, "ISO_IR 100" or "ISO_IR 192": see
+ * above).  Return non-zero to stop (cancel, send failure).
  */
 typedef int (*qr_match_fn)(void *arg, struct dcm_builder *response,
     const char *charset);
+
+/* What a C-FIND answers beyond the index, and what was negotiated. */
+struct qr_find_options {
+	const char *retrieve_aet;	/* (0008,0054) of every response */
+	int combined_datetime;		/* SOP Class Extended Negotiation,
+					 * byte 2 (PS3.4 C.5.1.1) accepted */
+};
 
 /*
  * C-FIND: match identifier (the request's data set, parsed) against
@@ -65,8 +110,14 @@ typedef int (*qr_match_fn)(void *arg, struct dcm_builder *response,
  * call fn once per match with the return keys filled.  Returns the number
  * of matches (>= 0; fewer when fn stopped it), or -1 with e set
  * (QR_E_IDENTIFIER / QR_E_LEVEL for a bad request, else a database error).
+ * Matches stream from SQLite in no particular order; nothing is kept.
  */
 int qr_find(sqlite3 *db, enum qr_root root, const struct dcm *identifier,
+    qr_match_fn fn, void *arg, struct err *e);
+
+/* The same with options (opt may be NULL). */
+int qr_find_with(sqlite3 *db, enum qr_root root,
+    const struct dcm *identifier, const struct qr_find_options *opt,
     qr_match_fn fn, void *arg, struct err *e);
 
 /* One stored instance, as a retrieval needs it. */
@@ -78,6 +129,9 @@ struct qr_instance {
 	char series_instance_uid[PACS_UI];
 	char hash[65];			/* object name: SHA-256 hex */
 	long long size;
+	int purged;			/* retention removed its file
+					 * (instances.purged_at): it cannot
+					 * be sent, count it as failed */
 };
 
 typedef int (*qr_instance_fn)(void *arg, const struct qr_instance *in);
@@ -85,9 +139,11 @@ typedef int (*qr_instance_fn)(void *arg, const struct qr_instance *in);
 /*
  * C-MOVE / C-GET: the instances a retrieve identifier names (its level and
  * the unique keys at and above it, PS3.4 C.4.2.2.1; a list of UIDs is
- * allowed), in study, series, instance-number order.  fn is called once
- * per instance; non-zero stops.  Returns the number of instances, or -1
- * with e set as for qr_find.
+ * allowed), in study, series, instance-number order.  The unique key of
+ * the level must have a value (QR_E_IDENTIFIER otherwise: an empty one
+ * would retrieve everything); wildcards are refused; other keys are
+ * ignored.  fn is called once per instance; non-zero stops.  Returns the
+ * number of instances, or -1 with e set as for qr_find.
  */
 int qr_instances(sqlite3 *db, enum qr_root root, const struct dcm *identifier,
     qr_instance_fn fn, void *arg, struct err *e);

@@ -87,6 +87,9 @@ struct job {
 	size_t raw_bytes;		/* uncompressed size of the output */
 	size_t coded_bytes;
 	size_t out_bytes;		/* of the file written */
+	int keep_pixels;		/* native input: copied as it is */
+	uint8_t *native;		/* transcode_native()'s pixel data */
+	size_t native_len, native_cap;
 };
 
 static void
@@ -97,6 +100,8 @@ job_free(struct job *j)
 	free(j->frames);
 	j->frames = NULL;
 	j->nframes = 0;
+	free(j->native);
+	j->native = NULL;
 	dcm_free(j->d);
 	j->d = NULL;
 }
@@ -110,8 +115,8 @@ now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int
-is_native(const char *ts)
+int
+transcode_is_native(const char *ts)
 {
 	return strcmp(ts, DCM_TS_IMPLICIT_LE) == 0 ||
 	    strcmp(ts, DCM_TS_EXPLICIT_LE) == 0 ||
@@ -134,7 +139,7 @@ already_done(const struct job *j)
 	    j->pd.columns;
 
 	if (j->mode == UPLOAD_LOSSLESS)
-		return !is_native(ts) && strcmp(ts, TS_RLE) != 0;
+		return !transcode_is_native(ts) && strcmp(ts, TS_RLE) != 0;
 	return strcmp(ts, TS_J2K) == 0 && longest <= REDUCED_SIDE;
 }
 
@@ -622,6 +627,8 @@ do_frame(struct job *j, long i, struct err *e)
 static int
 skip_element(const struct job *j, uint32_t tag)
 {
+	if (j->keep_pixels)
+		return DCM_GROUP(tag) == 0x0002 || DCM_ELEMENT(tag) == 0;
 	if (DCM_GROUP(tag) == 0x0002 || DCM_ELEMENT(tag) == 0 ||
 	    DCM_GROUP(tag) == 0x7fe0 || tag == TAG_TRAILING_PAD ||
 	    tag == TAG_PLANAR)
@@ -937,5 +944,136 @@ transcode_file(const char *in, const char *out, enum upload_mode m,
 	}
 	job_free(&j);
 	r->seconds = now() - t0;
+	return rc;
+}
+
+/* --- decompression to native pixel data (transcode_native) --- */
+
+/* Append one decoded frame to j->native, Bits Allocated wide, little
+ * endian. */
+static int
+pack_frame(struct job *j, const struct pixel_frame *f, struct err *e)
+{
+	const struct pixel_desc *fd = &f->desc;
+	size_t bytes = j->pd.bits_allocated / 8;
+	size_t n = (size_t)fd->rows * fd->columns * fd->samples;
+	uint8_t *p;
+
+	if (fd->rows != j->pd.rows || fd->columns != j->pd.columns ||
+	    fd->samples != j->pd.samples)
+		return err_set(e, PIXEL_E_CORRUPT, "a frame decodes to %ux%ux%u"
+		    " where the image says %ux%ux%u", fd->rows, fd->columns,
+		    fd->samples, j->pd.rows, j->pd.columns, j->pd.samples);
+	if (j->native_len + n * bytes > j->native_cap) {
+		size_t cap = n * bytes * (size_t)j->pd.frames;
+
+		if (cap < j->native_len + n * bytes)
+			cap = j->native_len + n * bytes;
+		if ((p = realloc(j->native, cap)) == NULL)
+			return err_set(e, ENOMEM, "out of memory for %zu bytes "
+			    "of pixel data", cap);
+		j->native = p;
+		j->native_cap = cap;
+	}
+	p = j->native + j->native_len;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v = (uint32_t)f->v[i];
+
+		for (size_t k = 0; k < bytes; k++)
+			*p++ = (uint8_t)(v >> (8 * k));
+	}
+	j->native_len += n * bytes;
+	return 0;
+}
+
+/* What native output can hold, checked before decoding. */
+static int
+check_native(const struct job *j, struct err *e)
+{
+	const struct pixel_desc *pd = &j->pd;
+	size_t frame = (size_t)pd->rows * pd->columns * pd->samples *
+	    (pd->bits_allocated / 8);
+
+	if (pd->bits_allocated != 8 && pd->bits_allocated != 16 &&
+	    pd->bits_allocated != 32)
+		return err_set(e, EINVAL, "cannot decompress to %u-bit "
+		    "native pixel data", pd->bits_allocated);
+	if (pd->frames < 1 || frame == 0 ||
+	    frame > (UINT32_MAX - 2) / (size_t)pd->frames)
+		return err_set(e, EOVERFLOW, "native pixel data would pass "
+		    "4 GiB (%ld frames of %zu bytes)", pd->frames, frame);
+	return 0;
+}
+
+static int
+decode_frames(struct job *j, struct err *e)
+{
+	struct pixel_frame f;
+	int rc;
+
+	if (check_native(j, e) == -1)
+		return -1;
+	for (long i = 0; i < j->pd.frames; i++) {
+		memset(&f, 0, sizeof f);
+		if (pixel_decode(j->d, j->path, i, 0, &f, e) == -1)
+			return err_wrap(e, "frame %ld", i + 1);
+		if (i == 0)
+			snprintf(j->photometric, sizeof j->photometric, "%s",
+			    f.desc.photometric);
+		rc = pack_frame(j, &f, e);
+		pixel_frame_free(&f);
+		if (rc == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* The pixel description of the decoded image and its native pixels. */
+static int
+put_native_pixels(const struct job *j, struct dcm_builder *b, struct err *e)
+{
+	const char *vr = j->pd.bits_allocated == 8 ? "OB" : "OW";
+
+	return dcm_build_u16(b, TAG_HIGH_BIT,
+	    (uint16_t)(j->pd.bits_stored - 1), e) == -1 ||
+	    dcm_build_string(b, TAG_PHOTOMETRIC, "CS", j->photometric,
+	    e) == -1 ||
+	    (j->pd.samples > 1 && dcm_build_u16(b, TAG_PLANAR, 0, e) == -1) ||
+	    dcm_build_bytes(b, TAG_PIXEL_DATA, vr, j->native, j->native_len,
+	    e) == -1 ? -1 : 0;
+}
+
+int
+transcode_native(const char *in, const char *ts, uint8_t **out,
+    size_t *outlen, struct err *e)
+{
+	struct dcm_builder *b = NULL;
+	struct job j;
+	int rc;
+
+	memset(&j, 0, sizeof j);
+	j.path = in;
+	if (strcmp(ts, DCM_TS_EXPLICIT_LE) != 0 &&
+	    strcmp(ts, DCM_TS_IMPLICIT_LE) != 0)
+		return err_set(e, EINVAL, "native output is explicit or "
+		    "implicit VR little endian, not %s", ts);
+	if ((rc = dcm_open(in, 0, &j.d, e)) == 0) {
+		j.keep_pixels =
+		    transcode_is_native(dcm_transfer_syntax(j.d)) ||
+		    dcm_find(j.d, NULL, TAG_PIXEL_DATA) == NULL;
+		if (!j.keep_pixels &&
+		    (rc = pixel_describe(j.d, &j.pd, e)) == 0)
+			rc = decode_frames(&j, e);
+	}
+	if (rc == 0 && (b = dcm_build_new()) == NULL)
+		rc = err_set(e, ENOMEM, "out of memory building a dataset");
+	if (rc == 0)
+		rc = copy_elements(&j, b, e);
+	if (rc == 0 && !j.keep_pixels)
+		rc = put_native_pixels(&j, b, e);
+	if (rc == 0)
+		rc = dcm_build_encode(b, ts, NULL, out, outlen, e);
+	dcm_build_free(b);
+	job_free(&j);
 	return rc;
 }

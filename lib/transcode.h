@@ -47,6 +47,7 @@
 #define GW_TRANSCODE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -77,5 +78,24 @@ struct transcode_result {
  */
 int transcode_file(const char *in, const char *out, enum upload_mode m,
     struct transcode_result *r, struct err *e);
+
+/* 1 for the uncompressed transfer syntaxes (implicit and explicit VR
+ * little endian, explicit big endian, deflated), 0 for the rest. */
+int transcode_is_native(const char *ts);
+
+/*
+ * For a peer that takes no compressed syntax (qrscp's C-MOVE and C-GET):
+ * the image at in as a bare data set (no meta group) in ts, Explicit or
+ * Implicit VR Little Endian, into *out (malloc'd).  Compressed pixel data
+ * is decoded (lib/pixel) to native samples Bits Allocated wide (8, 16 or
+ * 32), High Bit Bits Stored - 1, the Photometric Interpretation the
+ * codec gave, Planar Configuration 0; an uncompressed input (or one
+ * without pixel data) is only re-encoded, its pixels copied.  Every
+ * other element is copied as "lossless" copies them.  0, or -1 with e
+ * set (EINVAL, EOVERFLOW, PIXEL_E_*: this object cannot be sent
+ * uncompressed; ENOMEM, EIO: a bad moment).
+ */
+int transcode_native(const char *in, const char *ts, uint8_t **out,
+    size_t *outlen, struct err *e);
 
 #endif

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "match.h"
 #include "worklist_int.h"
 
 #define SPS_SEQ		DCM_TAG(0x0040, 0x0100)
@@ -29,42 +30,40 @@
 #define MAX_KEYS	64
 #define VALUE_MAX	1024
 
-enum match { M_NONE, M_WILD, M_EXACT, M_DATE, M_TIME, M_UID };
-
 struct attr {
 	uint32_t tag;
 	int in_sps;
-	enum match m;
+	enum match_rule m;
 };
 
 /* What we can match and return; tags not here are returned empty. */
 static const struct attr attrs[] = {
-	{ DCM_TAG(0x0008, 0x0050), 0, M_WILD },	/* AccessionNumber */
-	{ DCM_TAG(0x0008, 0x0090), 0, M_WILD },	/* ReferringPhysicianName */
-	{ DCM_TAG(0x0008, 0x1030), 0, M_WILD },	/* StudyDescription */
-	{ DCM_TAG(0x0010, 0x0010), 0, M_WILD },	/* PatientName */
-	{ DCM_TAG(0x0010, 0x0020), 0, M_EXACT },	/* PatientID */
-	{ DCM_TAG(0x0010, 0x0021), 0, M_WILD },	/* IssuerOfPatientID */
-	{ DCM_TAG(0x0010, 0x0030), 0, M_DATE },	/* PatientBirthDate */
-	{ DCM_TAG(0x0010, 0x0040), 0, M_WILD },	/* PatientSex */
-	{ DCM_TAG(0x0010, 0x2297), 0, M_WILD },	/* ResponsiblePerson */
-	{ DCM_TAG(0x0010, 0x2298), 0, M_WILD },	/* ResponsiblePersonRole */
-	{ DCM_TAG(0x0020, 0x000d), 0, M_UID },	/* StudyInstanceUID */
-	{ DCM_TAG(0x0032, 0x1032), 0, M_WILD },	/* RequestingPhysician */
-	{ DCM_TAG(0x0032, 0x1060), 0, M_WILD },	/* RequestedProcedureDescr. */
-	{ DCM_TAG(0x0038, 0x0010), 0, M_WILD },	/* AdmissionID */
-	{ DCM_TAG(0x0040, 0x1001), 0, M_WILD },	/* RequestedProcedureID */
-	{ DCM_TAG(0x0040, 0x1003), 0, M_WILD },	/* RequestedProcedurePriority */
-	{ DCM_TAG(0x0008, 0x0060), 1, M_EXACT },	/* Modality */
-	{ DCM_TAG(0x0040, 0x0001), 1, M_EXACT },	/* ScheduledStationAETitle */
-	{ SPS_DATE, 1, M_DATE },		/* SPS Start Date */
-	{ SPS_TIME, 1, M_TIME },		/* SPS Start Time */
-	{ DCM_TAG(0x0040, 0x0006), 1, M_WILD },	/* ScheduledPerformingPhys. */
-	{ DCM_TAG(0x0040, 0x0007), 1, M_WILD },	/* SPS Description */
-	{ DCM_TAG(0x0040, 0x0009), 1, M_WILD },	/* SPS ID */
-	{ DCM_TAG(0x0040, 0x0010), 1, M_WILD },	/* ScheduledStationName */
-	{ DCM_TAG(0x0040, 0x0011), 1, M_NONE },	/* SPS Location */
-	{ DCM_TAG(0x0040, 0x0020), 1, M_EXACT },	/* SPS Status */
+	{ DCM_TAG(0x0008, 0x0050), 0, MATCH_WILD },	/* AccessionNumber */
+	{ DCM_TAG(0x0008, 0x0090), 0, MATCH_WILD },	/* ReferringPhysicianName */
+	{ DCM_TAG(0x0008, 0x1030), 0, MATCH_WILD },	/* StudyDescription */
+	{ DCM_TAG(0x0010, 0x0010), 0, MATCH_WILD },	/* PatientName */
+	{ DCM_TAG(0x0010, 0x0020), 0, MATCH_EXACT },	/* PatientID */
+	{ DCM_TAG(0x0010, 0x0021), 0, MATCH_WILD },	/* IssuerOfPatientID */
+	{ DCM_TAG(0x0010, 0x0030), 0, MATCH_DATE },	/* PatientBirthDate */
+	{ DCM_TAG(0x0010, 0x0040), 0, MATCH_WILD },	/* PatientSex */
+	{ DCM_TAG(0x0010, 0x2297), 0, MATCH_WILD },	/* ResponsiblePerson */
+	{ DCM_TAG(0x0010, 0x2298), 0, MATCH_WILD },	/* ResponsiblePersonRole */
+	{ DCM_TAG(0x0020, 0x000d), 0, MATCH_EXACT },	/* StudyInstanceUID */
+	{ DCM_TAG(0x0032, 0x1032), 0, MATCH_WILD },	/* RequestingPhysician */
+	{ DCM_TAG(0x0032, 0x1060), 0, MATCH_WILD },	/* RequestedProcedureDescr. */
+	{ DCM_TAG(0x0038, 0x0010), 0, MATCH_WILD },	/* AdmissionID */
+	{ DCM_TAG(0x0040, 0x1001), 0, MATCH_WILD },	/* RequestedProcedureID */
+	{ DCM_TAG(0x0040, 0x1003), 0, MATCH_WILD },	/* RequestedProcedurePriority */
+	{ DCM_TAG(0x0008, 0x0060), 1, MATCH_EXACT },	/* Modality */
+	{ DCM_TAG(0x0040, 0x0001), 1, MATCH_EXACT },	/* ScheduledStationAETitle */
+	{ SPS_DATE, 1, MATCH_DATE },		/* SPS Start Date */
+	{ SPS_TIME, 1, MATCH_TIME },		/* SPS Start Time */
+	{ DCM_TAG(0x0040, 0x0006), 1, MATCH_WILD },	/* ScheduledPerformingPhys. */
+	{ DCM_TAG(0x0040, 0x0007), 1, MATCH_WILD },	/* SPS Description */
+	{ DCM_TAG(0x0040, 0x0009), 1, MATCH_WILD },	/* SPS ID */
+	{ DCM_TAG(0x0040, 0x0010), 1, MATCH_WILD },	/* ScheduledStationName */
+	{ DCM_TAG(0x0040, 0x0011), 1, MATCH_NONE },	/* SPS Location */
+	{ DCM_TAG(0x0040, 0x0020), 1, MATCH_EXACT },	/* SPS Status */
 };
 
 static const struct attr *
@@ -123,149 +122,6 @@ wl_item_value(const struct worklist_item *it, const char *spsid,
 	return find_attr(tag, 0) ? "" : NULL;
 }
 
-/* The character after the UTF-8 character at v. */
-static const char *
-next_char(const char *v)
-{
-	v++;
-	while ((*v & 0xc0) == 0x80)
-		v++;
-	return v;
-}
-
-/* Wildcard matching (C.2.2.2.4): '*' any run, '?' one character. */
-static int
-wild(const char *k, const char *v)
-{
-	const char *star = NULL, *resume = NULL;
-
-	while (*v != '\0') {
-		if (*k == '*') {
-			star = ++k;
-			resume = v;
-		} else if (*k == '?') {
-			k++;
-			v = next_char(v);
-		} else if (*k != '\0' && *k == *v) {
-			k++;
-			v++;
-		} else if (star != NULL) {
-			k = star;
-			resume = next_char(resume);
-			v = resume;
-		} else
-			return 0;
-	}
-	while (*k == '*')
-		k++;
-	return *k == '\0';
-}
-
-static int
-all_digits(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-	return 1;
-}
-
-/* A DA value (YYYYMMDD, or YYYY.MM.DD) as a number; -1 if malformed. */
-static long
-date_num(const char *s, size_t n)
-{
-	char d[9];
-
-	if (n == 10 && s[4] == '.' && s[7] == '.') {
-		memcpy(d, s, 4);
-		memcpy(d + 4, s + 5, 2);
-		memcpy(d + 6, s + 8, 2);
-	} else if (n == 8)
-		memcpy(d, s, 8);
-	else
-		return -1;
-	d[8] = '\0';
-	return all_digits(d, 8) ? strtol(d, NULL, 10) : -1;
-}
-
-/* A TM value (HH[MM[SS[.F{1,6}]]], colons allowed) in microseconds. */
-static long long
-time_num(const char *s, size_t n)
-{
-	char d[7] = "000000";
-	size_t o = 0, i = 0;
-	long long us = 0, scale = 100000;
-
-	for (; i < n && s[i] != '.'; i++) {
-		if (s[i] == ':')
-			continue;
-		if (o >= 6 || s[i] < '0' || s[i] > '9')
-			return -1;
-		d[o++] = s[i];
-	}
-	if (o < 2 || o % 2 != 0)
-		return -1;
-	if (i < n)
-		for (i++; i < n && scale > 0; i++, scale /= 10) {
-			if (s[i] < '0' || s[i] > '9')
-				return -1;
-			us += (s[i] - '0') * scale;
-		}
-	return ((long long)((d[0] - '0') * 10 + d[1] - '0') * 3600 +
-	    ((d[2] - '0') * 10 + d[3] - '0') * 60 +
-	    (d[4] - '0') * 10 + d[5] - '0') * 1000000 + us;
-}
-
-static long long
-point(int is_date, const char *s, size_t n)
-{
-	return is_date ? date_num(s, n) : time_num(s, n);
-}
-
-/* Range matching (C.2.2.2.5) of one DA or TM key against a value. */
-static int
-range(int is_date, const char *k, const char *v)
-{
-	const char *dash = strchr(k, '-');
-	long long x = point(is_date, v, strlen(v)), lo, hi;
-
-	if (x < 0)
-		return 0;
-	if (dash == NULL)
-		return point(is_date, k, strlen(k)) == x;
-	lo = dash == k ? 0 : point(is_date, k, (size_t)(dash - k));
-	hi = dash[1] == '\0' ? -2 : point(is_date, dash + 1,
-	    strlen(dash + 1));
-	if (lo < 0 || hi == -1)
-		return 0;
-	return x >= lo && (hi == -2 || x <= hi);
-}
-
-/* Combined date and time range (C.2.2.2.5.1): one datetime range. */
-static int
-datetime_range(const char *dk, const char *tk, const char *dv,
-    const char *tv)
-{
-	const char *dd = strchr(dk, '-'), *td = strchr(tk, '-');
-	long long d = date_num(dv, strlen(dv)), t = time_num(tv, strlen(tv));
-	long long dlo, dhi, tlo, thi;
-
-	if (d < 0 || t < 0 || dd == NULL || td == NULL)
-		return 0;
-	dlo = dd == dk ? 0 : date_num(dk, (size_t)(dd - dk));
-	dhi = dd[1] == '\0' ? 99999999 : date_num(dd + 1, strlen(dd + 1));
-	tlo = td == tk ? 0 : time_num(tk, (size_t)(td - tk));
-	thi = td[1] == '\0' ? 86400000000LL : time_num(td + 1,
-	    strlen(td + 1));
-	if (dlo < 0 || dhi < 0 || tlo < 0 || thi < 0)
-		return 0;
-	if (d < dlo || (d == dlo && dd != dk && t < tlo))
-		return 0;
-	if (d > dhi || (d == dhi && dd[1] != '\0' && t > thi))
-		return 0;
-	return 1;
-}
-
 struct key {
 	const struct attr *attr;
 	char *values;		/* nvalues NUL-terminated strings */
@@ -284,31 +140,9 @@ universal(const struct key *k)
 {
 	if (k->nvalues == 0)
 		return 1;
-	if (k->attr->m != M_WILD)
+	if (k->attr->m != MATCH_WILD)
 		return 0;
-	for (const char *p = k->values; *p != '\0'; p++)
-		if (*p != '*')
-			return 0;
-	return k->nvalues == 1;
-}
-
-static int
-match_one(enum match m, const char *k, const char *v)
-{
-	switch (m) {
-	case M_WILD:
-		return wild(k, v);
-	case M_EXACT:
-	case M_UID:
-		return strcmp(k, v) == 0;
-	case M_DATE:
-		return range(1, k, v);
-	case M_TIME:
-		return range(0, k, v);
-	case M_NONE:
-		break;
-	}
-	return 1;
+	return k->nvalues == 1 && match_all_stars(k->values);
 }
 
 /* A key matches when any of its values matches (value lists, UID lists). */
@@ -316,17 +150,12 @@ static int
 match_key(const struct key *k, const struct worklist_item *it,
     const char *spsid)
 {
-	const char *v, *p = k->values;
+	const char *v;
 
-	if (k->attr->m == M_NONE || universal(k))
+	if (k->attr->m == MATCH_NONE || universal(k))
 		return 1;
 	v = wl_item_value(it, spsid, k->attr->tag, k->attr->in_sps);
-	if (v == NULL || *v == '\0')
-		return 0;
-	for (int i = 0; i < k->nvalues; i++, p += strlen(p) + 1)
-		if (match_one(k->attr->m, p, v))
-			return 1;
-	return 0;
+	return v != NULL && match_any(k->attr->m, k->values, k->nvalues, v);
 }
 
 static int
@@ -342,7 +171,7 @@ matches(const struct query *q, const struct worklist_item *it,
 			return 0;
 	}
 	if (q->combined)
-		return datetime_range(q->date->values, q->time->values,
+		return match_datetime_range(q->date->values, q->time->values,
 		    it->scheduled_date, it->scheduled_time);
 	return 1;
 }
@@ -533,7 +362,7 @@ scan(struct worklist *w, const struct query *q, struct err *e)
 	if (q->date == NULL || q->date->nvalues != 1)
 		return w->st_offered;
 	d = q->date->values;
-	if (strlen(d) != 8 || !all_digits(d, 8))
+	if (strlen(d) != 8 || match_date(d, 8) < 0)
 		return w->st_offered;
 	if (sqlite3_bind_text(w->st_offered_date, 1, d, -1,
 	    SQLITE_TRANSIENT) != SQLITE_OK) {

@@ -277,3 +277,13 @@ JOIN patients p	 ON p.id = st.patient_ref;
 -- UTC) before the file is unlinked, so no row points at a missing file
 -- unknowingly.  NULL: the file is held.
 ALTER TABLE instances ADD COLUMN purged_at TEXT;
+
+-- version: 5
+-- Query/Retrieve (qrscp's C-FIND): what keyed queries look up.  Patient
+-- ID is served by the UNIQUE (patient_id, patient_name) index, UIDs by
+-- their UNIQUE columns; these add names, dates, and the instances of a
+-- series in instance-number order for C-MOVE / C-GET.
+CREATE INDEX patients_name ON patients(patient_name);
+CREATE INDEX studies_date ON studies(study_date, study_time);
+CREATE INDEX series_study_modality ON series(study_ref, modality);
+CREATE INDEX instances_series_number ON instances(series_ref, instance_number);

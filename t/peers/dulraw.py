@@ -24,7 +24,7 @@ def item(t, body):
 
 
 def assoc_rq(called=None, calling=b'DULRAW'):
-    if called is None:
+    if called is None:      # the called AE: DULRAW_CALLED, else mwlscp's
         called = os.environ.get('DULRAW_CALLED', 'SCREENING_MWL').encode()
     pctx = item(0x20, bytes([1, 0, 0, 0]) + item(0x30, b'1.2.840.10008.1.1') +
                 item(0x40, b'1.2.840.10008.1.2'))
