@@ -15,6 +15,7 @@
  * how far it got (gatewayd status counts them).
  */
 #include "qr.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -533,12 +534,25 @@ open_sub(struct retrieve *r, const struct qr_destination *d,
 	struct ul_config cfg = { 0 };
 	struct err e = { 0 };
 	char q[600];
+	int rc;
 
 	cfg.artim_ms = srv->artim_s * 1000;
 	cfg.idle_ms = srv->idle_s * 1000;
 	cfg.dimse_ms = srv->dimse_s * 1000;
-	if (ul_connect(&r->sub, d->host, d->port, srv->aet, d->aet, ps->p,
-	    ps->n, &cfg, &e) == 0)
+	/* A "tls" destination: verified against GATEWAY_TLS_CA (else the
+	 * system's CAs), our certificate offered for mutual TLS. */
+	if (d->tls && tls_client_ctx(&cfg.tls_client, srv->tls_ca,
+	    srv->tls_cert, srv->tls_key, &e) == -1) {
+		snprintf(r->why, sizeof r->why, "TLS settings: %.100s", e.msg);
+		log_error("c-move sub-association failed", "peer=%s dest=%s "
+		    "error=%s", r->x->s->peer, d->aet,
+		    log_quote(r->why, q, sizeof q));
+		return -1;
+	}
+	rc = ul_connect(&r->sub, d->host, d->port, srv->aet, d->aet, ps->p,
+	    ps->n, &cfg, &e);
+	tls_ctx_free(cfg.tls_client);	/* the connection holds its own */
+	if (rc == 0)
 		return 0;
 	if (e.code == UL_E_REJECTED && r->sub != NULL)
 		snprintf(r->why, sizeof r->why, "the destination rejected the "
@@ -726,12 +740,6 @@ qr_serve_move(struct qr_session *x, const struct dimse_msg *m,
 		    "dest=%s destinations=%d", x->s->peer, log_quote(r.dest,
 		    q, sizeof q), x->set->dests.n);
 		return scp_respond(x->s, m, 0xA801, "move destination unknown");
-	}
-	if (d->tls) {
-		log_warn("c-move refused", "peer=%s dest=%s error=\"TLS "
-		    "destinations are not supported yet\"", x->s->peer, d->aet);
-		return scp_respond(x->s, m, DIMSE_UNABLE_TO_PROCESS,
-		    "TLS destinations are not supported yet");
 	}
 	if ((rc = list_instances(&r, root)) != 0)
 		return retrieve_end(&r, rc == -1 ? -1 : 0);

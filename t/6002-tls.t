@@ -4,7 +4,7 @@
 # echoscu, findscu and storescu +tls as clients: anonymous TLS, mutual
 # TLS with a client certificate, a certificate from another CA, an
 # expired one, a plain client on the TLS port and a TLS client on the
-# plain one.  Each refusal is clean and logged; the servers keep serving.
+# plain one; a C-MOVE to a "tls" destination.  Each refusal is clean and logged; the servers keep serving.
 . "${0%/*}/lib.sh"
 
 "$GW_ROOT/t/relay/mkcerts" "$T/pki" all || { echo "1..0 # SKIP cannot make test certificates"; exit 0; }
@@ -103,5 +103,25 @@ ok "the plain storage port beside it still stores" \
 wait_for 30 "... indexed too" stored 2
 GATEWAY_ENV_FILE=$T/gateway.env sh "$GW_ROOT/pipeline/gatewayd" status >"$T/status.out" 2>&1
 ok "gatewayd status lists storescp-tls running" grep -Eq '^storescp-tls +running ' "$T/status.out"
+# --- C-MOVE to a "tls" destination (dcmtk storescp +tls), mutual TLS ---
+. "$GW_ROOT/t/qr/lib.sh"
+GATEWAY_DATA_DIR=$T/qrvar
+qr_data
+"$GW_ROOT/t/tools/gen-mammo" "$T/mg" 2 --studies 1 --seed 602 >"$T/mg.list"
+STUDY=$(head -n 1 "$T/mg.list" | cut -d' ' -f3)
+ok "two mammograms stored and indexed" qr_fill "$T"/mg/*.dcm
+PD=$(free_port) QM=$(free_port)
+mkdir -p "$T/dest"
+bg st-tls storescp +tls "$P/server.key" "$P/server.pem" -pw +cf "$P/ca.pem" -rc \
+    -aet DEST_TLS -od "$T/dest" "$PD"
+wait_for 20 "a TLS storescp destination listens" port_open "$PD"
+printf 'DEST_TLS 127.0.0.1 %s tls\n' "$PD" >"$T/qr-dests"
+GATEWAY_TLS_CERT=$P/server.pem GATEWAY_TLS_KEY=$P/server.key GATEWAY_TLS_CA=$P/ca.pem \
+    qr_start qrscp-mv "$QM" --destinations "$T/qr-dests"
+movescu -v -to 10 -S -aec SCREENING_QR -aem DEST_TLS 127.0.0.1 "$QM" \
+    -k QueryRetrieveLevel=STUDY -k StudyInstanceUID="$STUDY" >"$T/mv.out" 2>&1
+ok "C-MOVE to the TLS destination succeeds" grep -aq 'Final Move Response (Success)' "$T/mv.out"
+is "$(find "$T/dest" -type f | wc -l | tr -d ' ')" 2 "... and both images arrived over TLS"
+ok "... byte for byte as stored" same_as_stored dest
 ok "no sanitizer report in any log" sh -c "! grep -q -e 'ERROR: AddressSanitizer' -e 'runtime error' '$T'/*.log"
 done_testing
