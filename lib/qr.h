@@ -176,4 +176,8 @@ int qr_serve_commit(struct qr_session *x, const struct dimse_msg *m);
  */
 int qr_commit_resume(const struct qr_settings *set, struct err *e);
 
+/* For gatewayd status: commitment requests not yet reported (their
+ * N-EVENT-REPORT not yet answered by the requester), in *pending. */
+int qr_commit_pending(sqlite3 *db, long *pending, struct err *e);
+
 #endif
