@@ -25,6 +25,7 @@
 #include "qr.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,9 +461,16 @@ persist(sqlite3 *db, struct commit_request *r, const char *peer,
 	return rc;
 }
 
+static int
+report_event(const struct commit_request *r)
+{
+	return r->committed == r->nitems ? COMMIT_EVENT_SUCCESS :
+	    COMMIT_EVENT_FAILURES;
+}
+
 /* The report was delivered: record what it said, drop the claim. */
 static int
-mark_reported(sqlite3 *db, const struct commit_request *r, int event_type,
+mark_reported(sqlite3 *db, const struct commit_request *r, int attempted,
     struct err *e)
 {
 	sqlite3_stmt *st = NULL;
@@ -488,12 +496,13 @@ mark_reported(sqlite3 *db, const struct commit_request *r, int event_type,
 	sqlite3_finalize(st);
 	if (rc == -1 || db_prepare(db, &st, "UPDATE commitment_requests SET "
 	    "state = 'REPORTED', event_type = ?, reported_at = ?, "
-	    "claimed_by = NULL, claimed_until = NULL, last_error = NULL "
-	    "WHERE id = ?", e) == -1)
+	    "attempts = attempts + ?, claimed_by = NULL, "
+	    "claimed_until = NULL, last_error = NULL WHERE id = ?", e) == -1)
 		return rollback(db);
-	sqlite3_bind_int(st, 1, event_type);
+	sqlite3_bind_int(st, 1, report_event(r));
 	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, r->id);
+	sqlite3_bind_int(st, 3, attempted);
+	sqlite3_bind_int64(st, 4, r->id);
 	rc = db_step_done(db, st, e);
 	sqlite3_finalize(st);
 	if (rc == -1 || db_exec(db, "COMMIT", e) == -1)
@@ -675,8 +684,7 @@ send_report(struct ul_assoc *a, uint8_t ctx_id, const struct commit_request *r,
 		return -1;
 	rq.command_field = DIMSE_N_EVENT_REPORT_RQ;
 	rq.message_id = (uint16_t)(r->id % 65535 + 1);
-	rq.event_type_id = r->committed == r->nitems ? COMMIT_EVENT_SUCCESS :
-	    COMMIT_EVENT_FAILURES;
+	rq.event_type_id = (uint16_t)report_event(r);
 	snprintf(rq.affected_sop_class, DIMSE_UID_MAX, "%s",
 	    QR_SOP_COMMITMENT);
 	snprintf(rq.affected_sop_instance, DIMSE_UID_MAX, "%s",
@@ -734,13 +742,24 @@ commit_db(struct qr_session *x, struct err *e)
 	return 0;
 }
 
+/* Hold the report back up to ms (QR_COMMIT_REPORT_DELAY_MS), ending
+ * early when the requester sends something (a release, a request). */
 static void
-wait_ms(long ms)
+hold_report(struct ul_assoc *a, long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct pollfd p = { .fd = a->fd, .events = POLLIN };
+	struct timespec now, end;
 
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += ms / 1000;
+	end.tv_nsec += (ms % 1000) * 1000000L;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (end.tv_sec - now.tv_sec) * 1000 +
+		    (end.tv_nsec - now.tv_nsec) / 1000000L;
+		if (ms <= 0 || poll(&p, 1, ms > 1000 ? 1000 : (int)ms) > 0)
+			return;
+	}
 }
 
 /* After the N-ACTION-RSP: the report on the same association. */
@@ -752,7 +771,7 @@ report_here(struct qr_session *x, const struct dimse_msg *m,
 	int gone;
 
 	if (cs->delay_ms > 0)
-		wait_ms(cs->delay_ms);
+		hold_report(x->s->a, cs->delay_ms);
 	if (ul_pending(x->s->a)) {
 		/* the requester spoke first (a release, another request):
 		 * leave the report for a new association */
@@ -769,8 +788,7 @@ report_here(struct qr_session *x, const struct dimse_msg *m,
 		return 0;
 	}
 	if (send_report(x->s->a, m->ctx_id, r, &gone, &e) == 0) {
-		if (mark_reported(x->db, r, r->committed == r->nitems ?
-		    COMMIT_EVENT_SUCCESS : COMMIT_EVENT_FAILURES, &e) == -1)
+		if (mark_reported(x->db, r, 0, &e) == -1)
 			log_warn("cannot record a delivered report", "id=%lld "
 			    "error=\"%s\" note=\"it will be sent again\"",
 			    r->id, e.msg);
@@ -982,8 +1000,7 @@ resume_one(const struct qr_settings *set, sqlite3 *db,
 	if (connect_requester(set, &r, &a, &ctx, &e) == 0 &&
 	    send_report(a, ctx, &r, &gone, &e) == 0) {
 		r.attempts++;
-		if (mark_reported(db, &r, r.committed == r.nitems ?
-		    COMMIT_EVENT_SUCCESS : COMMIT_EVENT_FAILURES, &e) == -1)
+		if (mark_reported(db, &r, 1, &e) == -1)
 			log_warn("cannot record a delivered report", "id=%lld "
 			    "error=\"%s\" note=\"it will be sent again\"",
 			    id, e.msg);
