@@ -9,34 +9,25 @@
 # clear statuses and the server keeps serving; a Transaction UID sent again
 # is answered again, reused for other references fails them with 0131.
 . "${0%/*}/lib.sh"
+. "${0%/*}/qr/commit.sh"
 
 command -v node >/dev/null 2>&1 || skip_all "node not installed"
 [ -d "$GW_ROOT/node_modules/dcmjs-dimse" ] ||
     skip_all "dcmjs-dimse not installed (npm ci)"
 
-start_gateway || { echo "Bail out! gatewayd did not start"; cat "$T/gatewayd.log"; exit 1; }
-"$GW_ROOT/t/tools/gen-mammo" "$T/mg" 6 --studies 1 --seed 62 >"$T/mg.list"
-ok "storescu sends 6 mammograms to the gateway" \
-    storescu -aec SCREENING_PACS 127.0.0.1 "$GW_PORT" "$T"/mg/*.dcm
-indexed() {
-	[ "$(sql "$PACS_DB" "SELECT count(*) FROM instances")" = 6 ]
-}
-wait_for 60 "all six are indexed" indexed
+ingest_mammograms 6 62
 
 QR_PORT=$(free_port)
 export QR_PORT QR_BIND=127.0.0.1
 bg qrscp qrscp
 wait_for 20 "qrscp listens" port_open "$QR_PORT"
 
-# "CLASS:INSTANCE" of every indexed instance, in order.
-sql "$PACS_DB" "SELECT sop_class_uid || ':' || sop_instance_uid FROM instances ORDER BY sop_instance_uid" >"$T/refs"
 set -- $(cat "$T/refs")
 REF1=$1 REF2=$2 REF3=$3
 CLASS1=${REF1%%:*}
 
 commit() {
-	(cd "$GW_ROOT" && node -r ./t/peers/nodelay.js t/peers/commit.js request \
-	    "$QR_PORT" SCREENING_QR MODALITY1 "$@") 2>>"$T/commit.err"
+	commit_request MODALITY1 "$@"
 }
 
 commit 1.2.826.0.1.3680043.9.7.62.1 wait $(cat "$T/refs") >"$T/r1"

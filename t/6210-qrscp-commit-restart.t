@@ -7,21 +7,14 @@
 # from QR_DESTINATIONS is logged, kept and retried, and answered once it is
 # listed; two qrscp resuming at once never send one report twice.
 . "${0%/*}/lib.sh"
+. "${0%/*}/qr/commit.sh"
 
 command -v node >/dev/null 2>&1 || skip_all "node not installed"
 command -v setsid >/dev/null 2>&1 || skip_all "setsid not installed"
 [ -d "$GW_ROOT/node_modules/dcmjs-dimse" ] ||
     skip_all "dcmjs-dimse not installed (npm ci)"
 
-start_gateway || { echo "Bail out! gatewayd did not start"; cat "$T/gatewayd.log"; exit 1; }
-"$GW_ROOT/t/tools/gen-mammo" "$T/mg" 4 --studies 1 --seed 621 >"$T/mg.list"
-ok "storescu sends 4 mammograms to the gateway" \
-    storescu -aec SCREENING_PACS 127.0.0.1 "$GW_PORT" "$T"/mg/*.dcm
-indexed() {
-	[ "$(sql "$PACS_DB" "SELECT count(*) FROM instances")" = 4 ]
-}
-wait_for 60 "all four are indexed" indexed
-sql "$PACS_DB" "SELECT sop_class_uid || ':' || sop_instance_uid FROM instances ORDER BY 1" >"$T/refs"
+ingest_mammograms 4 621
 
 LPORT=$(free_port)
 (cd "$GW_ROOT" && exec node -r ./t/peers/nodelay.js t/peers/commit.js listen "$LPORT") \
@@ -63,11 +56,6 @@ kill_qr() {
 }
 QR_PID=
 on_exit '[ -n "$QR_PID" ] && kill -TERM "$QR_PID" 2>/dev/null'
-commit() {
-	ae=$1; shift
-	(cd "$GW_ROOT" && node -r ./t/peers/nodelay.js t/peers/commit.js request \
-	    "$QR_PORT" SCREENING_QR "$ae" "$@") 2>>"$T/commit.err"
-}
 reported() {
 	grep -q "^report event=$2 tx=$1 committed=$3 failed=0\$" "$T/reports"
 }
@@ -79,7 +67,7 @@ state() {
 export QR_COMMIT_REPORT_DELAY_MS=1000
 start_qr --destinations "$T/destinations"
 ok "qrscp listens" port_open "$QR_PORT"
-is "$(commit MODALITY1 1.2.826.0.1.3680043.9.7.621.1 release $(cat "$T/refs") | sed -n 's/^status=//p')" \
+is "$(commit_request MODALITY1 1.2.826.0.1.3680043.9.7.621.1 release $(cat "$T/refs") | sed -n 's/^status=//p')" \
     0x0000 "N-ACTION succeeds; the requester releases without waiting"
 wait_for 30 "the report arrives on a new association to the requester's SCP" \
     reported 1.2.826.0.1.3680043.9.7.621.1 1 4
@@ -94,7 +82,7 @@ export QR_COMMIT_REPORT_DELAY_MS=600000
 start_qr --destinations "$T/destinations"
 # The requester waits for the report on its association, which qrscp
 # holds back; it is killed meanwhile.
-commit MODALITY1 1.2.826.0.1.3680043.9.7.621.2 wait $(cat "$T/refs") >"$T/r2" &
+commit_request MODALITY1 1.2.826.0.1.3680043.9.7.621.2 wait $(cat "$T/refs") >"$T/r2" &
 REQ_PID=$!
 wait_for 30 "N-ACTION succeeds while the report is held back" \
     grep -q '^status=0x0000$' "$T/r2"
@@ -115,7 +103,7 @@ stop_qr
 export QR_COMMIT_REPORT_DELAY_MS=1000
 start_qr
 for n in 3 4 5 6; do
-	commit STRANGER 1.2.826.0.1.3680043.9.7.621.$n release $(cat "$T/refs") >"$T/s$n"
+	commit_request STRANGER 1.2.826.0.1.3680043.9.7.621.$n release $(cat "$T/refs") >"$T/s$n"
 done
 is "$(cat "$T/s3" "$T/s4" "$T/s5" "$T/s6" | sed -n 's/^status=//p' | sort -u)" 0x0000 \
     "four N-ACTIONs from an AE missing from QR_DESTINATIONS are accepted"

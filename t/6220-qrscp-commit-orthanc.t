@@ -6,19 +6,13 @@
 # the N-ACTION and takes the report on its own DICOM port, so qrscp sends
 # it on a new association (Orthanc is listed in QR_DESTINATIONS).
 . "${0%/*}/lib.sh"
+. "${0%/*}/qr/commit.sh"
 
 command -v Orthanc >/dev/null || skip_all "Orthanc is not installed (Debian package orthanc)"
 command -v curl >/dev/null || skip_all "curl is not installed"
 PY=/usr/bin/python3
 
-start_gateway || { echo "Bail out! gatewayd did not start"; cat "$T/gatewayd.log"; exit 1; }
-"$GW_ROOT/t/tools/gen-mammo" "$T/mg" 4 --studies 1 --seed 622 >"$T/mg.list"
-ok "storescu sends 4 mammograms to the gateway" \
-    storescu -aec SCREENING_PACS 127.0.0.1 "$GW_PORT" "$T"/mg/*.dcm
-indexed() {
-	[ "$(sql "$PACS_DB" "SELECT count(*) FROM instances")" = 4 ]
-}
-wait_for 60 "all four are indexed" indexed
+ingest_mammograms 4 622
 
 QR_PORT=$(free_port); O_DICOM=$(free_port); O_HTTP=$(free_port)
 export QR_PORT QR_BIND=127.0.0.1 QR_COMMIT_RETRY_SECONDS=1 QR_COMMIT_RETRY_MAX_SECONDS=2
@@ -45,7 +39,6 @@ printf 'ORTHANCSC 127.0.0.1 %s\n' "$O_DICOM" >"$T/destinations"
 bg qrscp qrscp --destinations "$T/destinations"
 wait_for 20 "qrscp listens" port_open "$QR_PORT"
 
-sql "$PACS_DB" "SELECT sop_class_uid || ':' || sop_instance_uid FROM instances ORDER BY 1" >"$T/refs"
 # instances_json [CLASS:INSTANCE...]: Orthanc's DicomInstances list.
 instances_json() {
 	$PY -c 'import json,sys; print(json.dumps({"DicomInstances": [dict(zip(("SOPClassUID","SOPInstanceUID"), a.split(":"))) for a in sys.argv[1:]]}))' "$@"

@@ -27,8 +27,8 @@ const dcmjsDimse = require('dcmjs-dimse');
 const { Client, Dataset, Server, Scp } = dcmjsDimse;
 const { NActionRequest } = dcmjsDimse.requests;
 const { CEchoResponse, NEventReportResponse } = dcmjsDimse.responses;
-const { Status, PresentationContextResult, TransferSyntax } =
-  dcmjsDimse.constants;
+const { Status } = dcmjsDimse.constants;
+const { acceptContexts } = require('./accept');
 dcmjsDimse.log.setLevel('error');
 
 const COMMITMENT = '1.2.840.10008.1.20.1';
@@ -116,19 +116,7 @@ function request(args) {
 
 class ReportScp extends Scp {
   associationRequested(association) {
-    association.getPresentationContexts().forEach((c) => {
-      const ctx = association.getPresentationContext(c.id);
-      const abs = ctx.getAbstractSyntaxUid();
-      if (abs !== COMMITMENT && abs !== ECHO) {
-        ctx.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
-        return;
-      }
-      const ts = ctx.getTransferSyntaxUids();
-      const pick = ts.find((t) => t === TransferSyntax.ExplicitVRLittleEndian) ||
-        ts.find((t) => t === TransferSyntax.ImplicitVRLittleEndian);
-      if (pick) ctx.setResult(PresentationContextResult.Accept, pick);
-      else ctx.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
-    });
+    acceptContexts(association, [COMMITMENT, ECHO]);
     this.sendAssociationAccept();
   }
 
