@@ -176,8 +176,7 @@ int qr_serve_commit(struct qr_session *x, const struct dimse_msg *m);
  */
 int qr_commit_resume(const struct qr_settings *set, struct err *e);
 
-/* For gatewayd status: commitment requests not yet reported (their
- * N-EVENT-REPORT not yet answered by the requester), in *pending. */
+/* The number of commitment requests not yet reported, into *pending. */
 int qr_commit_pending(sqlite3 *db, long *pending, struct err *e);
 
 #endif
