@@ -991,7 +991,7 @@ resume_one(const struct qr_settings *set, sqlite3 *db,
 	r.id = id;
 	if (load_request(db, &r, &e) == -1 || evaluate(db, store, &r, &e) ==
 	    -1) {
-		release(db, &r, 0, e.msg, cs);
+		release(db, &r, 1, e.msg, cs);	/* backs off: not this pass */
 		request_free(&r);
 		log_warn("cannot read a commitment request", "id=%lld "
 		    "error=\"%s\"", id, e.msg);
