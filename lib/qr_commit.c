@@ -40,7 +40,7 @@
 #define COMMIT_MAX_ITEMS	10000	/* references in one request */
 #define COMMIT_BATCH		16	/* requests a resumer claims at once */
 #define COMMIT_CLAIM_SECONDS	900	/* a claim's ceiling if its pid lives */
-#define COMMIT_ACTION_REQUEST	1	/* N-ACTION: Request Storage Commitment */
+#define COMMIT_ACTION_REQUEST	1	/* N-ACTION: Request Storage Commit. */
 #define COMMIT_EVENT_SUCCESS	1	/* N-EVENT-REPORT: all committed */
 #define COMMIT_EVENT_FAILURES	2	/* N-EVENT-REPORT: some failed */
 
@@ -163,7 +163,8 @@ parse_items(const struct dcm *d, struct commit_request *r, char *why,
 		return STATUS_INVALID_ARGUMENT;
 	}
 	if (n > COMMIT_MAX_ITEMS) {
-		snprintf(why, whysz, "more than %d references", COMMIT_MAX_ITEMS);
+		snprintf(why, whysz, "more than %d references",
+		    COMMIT_MAX_ITEMS);
 		return STATUS_RESOURCE_LIMIT;
 	}
 	if ((r->items = calloc(n, sizeof *r->items)) == NULL) {

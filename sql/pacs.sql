@@ -309,7 +309,8 @@ CREATE TABLE commitment_requests (
 	reported_at		TEXT
 );
 CREATE INDEX commitment_requests_uid ON commitment_requests(transaction_uid);
-CREATE INDEX commitment_requests_pending ON commitment_requests(state, next_attempt_at);
+CREATE INDEX commitment_requests_pending
+	ON commitment_requests(state, next_attempt_at);
 
 -- The (SOP class, SOP instance) pairs a request references, in its order;
 -- failure_reason is what the last report said (NULL: committed).
