@@ -986,7 +986,7 @@ resume_one(const struct qr_settings *set, sqlite3 *db,
 	struct ul_assoc *a = NULL;
 	struct err e = { 0 }, re = { 0 };
 	char quid[80], qaet[40];
-	uint8_t ctx;
+	uint8_t ctx = 0;
 	int gone = 1, rc = 0;
 
 	r.id = id;
