@@ -290,6 +290,9 @@ configure(struct server *s, struct err *e)
 	if (qr_destinations_load(&s->set.dests, s->destinations, e) == -1)
 		return -1;
 	s->set.destinations_path = s->destinations;
+	s->set.tls_ca = s->scp.tls_ca;
+	s->set.tls_cert = s->scp.tls_cert;
+	s->set.tls_key = s->scp.tls_key;
 	s->scp.abstract_syntaxes = sops;
 	s->scp.scp_role_syntaxes = qr_storage_classes;
 	s->scp.scp_role_transfer_syntaxes = qr_transfer_syntaxes;

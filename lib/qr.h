@@ -188,6 +188,9 @@ struct qr_settings {
 	struct config cfg;		/* paths, AE titles */
 	struct qr_destinations dests;
 	const char *destinations_path;
+	/* TLS to "tls" destinations: verify against tls_ca ("" the system's
+	 * CAs), offer tls_cert/tls_key (the server's, GATEWAY_TLS_*). */
+	const char *tls_ca, *tls_cert, *tls_key;
 };
 
 struct scp_session;		/* lib/scp.h */

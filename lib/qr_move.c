@@ -541,8 +541,8 @@ open_sub(struct retrieve *r, const struct qr_destination *d,
 	cfg.dimse_ms = srv->dimse_s * 1000;
 	/* A "tls" destination: verified against GATEWAY_TLS_CA (else the
 	 * system's CAs), our certificate offered for mutual TLS. */
-	if (d->tls && tls_client_ctx(&cfg.tls_client, srv->tls_ca,
-	    srv->tls_cert, srv->tls_key, &e) == -1) {
+	if (d->tls && tls_client_ctx(&cfg.tls_client, r->x->set->tls_ca,
+	    r->x->set->tls_cert, r->x->set->tls_key, &e) == -1) {
 		snprintf(r->why, sizeof r->why, "TLS settings: %.100s", e.msg);
 		log_error("c-move sub-association failed", "peer=%s dest=%s "
 		    "error=%s", r->x->s->peer, d->aet,

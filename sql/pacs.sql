@@ -287,3 +287,55 @@ CREATE INDEX patients_name ON patients(patient_name);
 CREATE INDEX studies_date ON studies(study_date, study_time);
 CREATE INDEX series_study_modality ON series(study_ref, modality);
 CREATE INDEX instances_series_number ON instances(series_ref, instance_number);
+
+-- version: 6
+-- Storage Commitment Push Model (qrscp, PS3.4 annex J): every N-ACTION
+-- request, persisted before it is answered, and its N-EVENT-REPORT's fate.
+-- These two tables are the only ones qrscp writes.
+--
+-- state: PENDING (no report delivered yet), REPORTED (the requester
+-- answered our N-EVENT-REPORT with success: event_type 1 all committed,
+-- 2 some failed; reported_at says when).  A PENDING request is claimed by
+-- one process at a time (claimed_by, a pid, until claimed_until, epoch
+-- seconds) so two never send the same report at once; a claim whose
+-- process is gone is taken over.  attempts counts reports tried on a new
+-- association; next_attempt_at (epoch seconds) is when the next may be;
+-- last_error says why the last one failed.
+--
+-- A Transaction UID seen again from the same calling AE with the same
+-- references is the same request sent again: it is answered again.  Any
+-- other reuse (another AE, other references) is recorded with duplicate_of
+-- set and its report fails every reference with 0131 (duplicate
+-- transaction UID), as PS3.4 J.3.3 forbids reusing one.
+CREATE TABLE commitment_requests (
+	id			INTEGER PRIMARY KEY,
+	transaction_uid		TEXT NOT NULL,
+	calling_aet		TEXT NOT NULL,
+	called_aet		TEXT NOT NULL,
+	peer_address		TEXT,
+	received_at		TEXT NOT NULL,
+	duplicate_of		INTEGER REFERENCES commitment_requests(id),
+	state			TEXT NOT NULL DEFAULT 'PENDING'
+				CHECK (state IN ('PENDING', 'REPORTED')),
+	attempts		INTEGER NOT NULL DEFAULT 0,
+	last_error		TEXT,
+	next_attempt_at		INTEGER NOT NULL DEFAULT 0,
+	claimed_by		INTEGER,
+	claimed_until		INTEGER,
+	event_type		INTEGER,
+	reported_at		TEXT
+);
+CREATE INDEX commitment_requests_uid ON commitment_requests(transaction_uid);
+CREATE INDEX commitment_requests_pending
+	ON commitment_requests(state, next_attempt_at);
+
+-- The (SOP class, SOP instance) pairs a request references, in its order;
+-- failure_reason is what the last report said (NULL: committed).
+CREATE TABLE commitment_items (
+	request_ref		INTEGER NOT NULL REFERENCES commitment_requests(id),
+	seq			INTEGER NOT NULL,
+	sop_class_uid		TEXT NOT NULL,
+	sop_instance_uid	TEXT NOT NULL,
+	failure_reason		INTEGER,
+	PRIMARY KEY (request_ref, seq)
+) WITHOUT ROWID;

@@ -15,8 +15,8 @@ const dcmjsDimse = require('dcmjs-dimse');
 const { Dataset, Server, Scp } = dcmjsDimse;
 const { CEchoResponse, CFindResponse, NCreateResponse, NSetResponse } =
   dcmjsDimse.responses;
-const { Status, PresentationContextResult, TransferSyntax } =
-  dcmjsDimse.constants;
+const { Status } = dcmjsDimse.constants;
+const { acceptContexts } = require('./accept');
 dcmjsDimse.log.setLevel('error');
 
 const MWL = '1.2.840.10008.5.1.4.31';
@@ -32,19 +32,7 @@ function out(line) {
 class PeerScp extends Scp {
   associationRequested(association) {
     this.association = association;
-    association.getPresentationContexts().forEach((c) => {
-      const ctx = association.getPresentationContext(c.id);
-      const abs = ctx.getAbstractSyntaxUid();
-      if (abs !== MWL && abs !== MPPS && abs !== ECHO) {
-        ctx.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
-        return;
-      }
-      const ts = ctx.getTransferSyntaxUids();
-      const pick = ts.find((t) => t === TransferSyntax.ExplicitVRLittleEndian) ||
-        ts.find((t) => t === TransferSyntax.ImplicitVRLittleEndian);
-      if (pick) ctx.setResult(PresentationContextResult.Accept, pick);
-      else ctx.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
-    });
+    acceptContexts(association, [MWL, MPPS, ECHO]);
     this.sendAssociationAccept();
   }
 
