@@ -181,7 +181,9 @@ open_all(struct config *cfg, struct store *store, sqlite3 **db,
 	    store_open(store, cfg->storage_path, 0, e) == -1 ||
 	    db_open(db, cfg->pacs_db_path, e) == -1)
 		return -1;
-	if (db_migrate(*db, db_schema_pacs, e) == -1) {
+	/* 8 MB of page cache: a round reads the instances index once. */
+	if (db_migrate(*db, db_schema_pacs, e) == -1 ||
+	    db_exec(*db, "PRAGMA cache_size = -8192", e) == -1) {
 		db_close(*db);
 		*db = NULL;
 		return -1;

@@ -377,12 +377,35 @@ sync_store(struct run *r, struct err *e)
 	return 0;
 }
 
+/* Drop hashes from purge_pending, PAGE_UNPEND to a transaction. */
+#define PAGE_UNPEND	1000
+static int
+unpend(struct run *r, char (*hashes)[STORE_HASH_LEN + 1], size_t n,
+    struct err *e)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i += PAGE_UNPEND) {
+		if (db_exec(r->c->db, "BEGIN IMMEDIATE", e) == -1)
+			return -1;
+		for (size_t k = i; k < n && k < i + PAGE_UNPEND && rc == 0; k++)
+			rc = bind_step(r, Q_UNPEND, hashes[k], e);
+		if (rc == 0)
+			rc = db_exec(r->c->db, "COMMIT", e);
+		if (rc == -1)
+			db_exec(r->c->db, "ROLLBACK", NULL);
+	}
+	return rc;
+}
+
 /*
- * Unlink the objects of sql's rows (hashes), sync, then drop them from
- * purge_pending in one transaction.  Counts go to *objects and *bytes.
+ * Unlink the objects of sql's rows (hashes).  With settle, then sync the
+ * store and drop them from purge_pending; without, they stay listed
+ * until a settling call (one sync per round, not one per batch).
+ * Counts go to *objects and *bytes.
  */
 static int
-unlink_listed(struct run *r, const char *sql, long *objects,
+unlink_listed(struct run *r, const char *sql, int settle, long *objects,
     long long *bytes, struct err *e)
 {
 	sqlite3_stmt *t = NULL;
@@ -427,19 +450,10 @@ unlink_listed(struct run *r, const char *sql, long *objects,
 		*objects += u;
 		*bytes += b;
 	}
-	if (n == 0)
+	if (n == 0 || !settle)
 		goto out;
-	if (sync_store(r, e) == -1 ||
-	    db_exec(r->c->db, "BEGIN IMMEDIATE", e) == -1) {
+	if (sync_store(r, e) == -1 || unpend(r, hashes, n, e) == -1)
 		rc = -1;
-		goto out;
-	}
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = bind_step(r, Q_UNPEND, hashes[i], e);
-	if (rc == 0)
-		rc = db_exec(r->c->db, "COMMIT", e);
-	if (rc == -1)
-		db_exec(r->c->db, "ROLLBACK", NULL);
 out:
 	sqlite3_finalize(t);
 	free(hashes);
@@ -453,7 +467,7 @@ finish_pending(struct run *r, int count_finished, struct err *e)
 	long before = r->st->objects;
 	int rc;
 
-	rc = unlink_listed(r, "SELECT object_hash FROM purge_pending",
+	rc = unlink_listed(r, "SELECT object_hash FROM purge_pending", 1,
 	    &r->st->objects, &r->st->bytes, e);
 	if (count_finished)
 		r->st->finished += r->st->objects - before;
@@ -463,7 +477,7 @@ finish_pending(struct run *r, int count_finished, struct err *e)
 /* An earlier run's half-done work, under the lock: 0 (lock_busy set
  * when the store was in use), -1 error. */
 static int
-finish_locked(struct run *r, int wait_ms, struct err *e)
+finish_locked(struct run *r, int wait_ms, int count_finished, struct err *e)
 {
 	int l, rc;
 
@@ -471,7 +485,7 @@ finish_locked(struct run *r, int wait_ms, struct err *e)
 		r->st->lock_busy = l == 0;
 		return l;
 	}
-	rc = finish_pending(r, 1, e);
+	rc = finish_pending(r, count_finished, e);
 	unlock_store(r);
 	return rc;
 }
@@ -483,7 +497,7 @@ purge_finish(struct purge_ctx *c, struct purge_stats *st, struct err *e)
 	int rc = -1;
 
 	if (prepare_all(&r, e) == 0)
-		rc = finish_locked(&r, 0, e);
+		rc = finish_locked(&r, 0, 1, e);
 	finalize_all(&r);
 	if (r.lock_fd != -1)
 		close(r.lock_fd);
@@ -496,7 +510,7 @@ purge_finish(struct purge_ctx *c, struct purge_stats *st, struct err *e)
 static long long
 still_to_free(struct run *r, long long freed_unsynced, struct err *e)
 {
-	long long avail, total;
+	long long avail = 0, total = 0;
 
 	if (purge_free_space(r->c->store->root, NULL, &avail, &total, e) == -1)
 		return -1;
@@ -617,7 +631,8 @@ purge_batch(struct run *r, char last_at[32], long long *last_id,
 		unlock_store(r);
 		return -1;
 	}
-	if (n > 0 && finish_pending(r, 0, e) == -1)
+	if (n > 0 && unlink_listed(r, "SELECT h FROM temp.purge_batch", 0,
+	    &r->st->objects, &r->st->bytes, e) == -1)
 		n = -1;
 	db_exec(r->c->db, "DELETE FROM temp.purge_batch", NULL);
 	unlock_store(r);
@@ -661,7 +676,7 @@ run_round(struct run *r, struct err *e)
 		return -1;
 	if (r->p->dry_run)
 		return dry_run(r, to_free, e);
-	if (finish_locked(r, r->p->lock_wait_ms, e) == -1)
+	if (finish_locked(r, r->p->lock_wait_ms, 1, e) == -1)
 		return -1;
 	if (r->st->lock_busy)
 		return 0;
@@ -670,7 +685,8 @@ run_round(struct run *r, struct err *e)
 		if (to_free > 0 && (to_free = still_to_free(r, 0, e)) == -1)
 			return -1;
 	}
-	if (n == -1)
+	/* One sync for the round, then purge_pending is emptied. */
+	if (n == -1 || finish_locked(r, r->p->lock_wait_ms, 0, e) == -1)
 		return -1;
 	return purge_free_space(r->c->store->root, &r->st->free_pct_after,
 	    NULL, NULL, e);

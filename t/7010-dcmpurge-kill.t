@@ -7,15 +7,34 @@
 export GATEWAY_DATA_DIR=$T/var
 PACS_DB=$GATEWAY_DATA_DIR/pacs.db
 STORE=$GATEWAY_DATA_DIR/store
-mkdir -p "$GATEWAY_DATA_DIR/incoming"
-N=400
-"$GW_ROOT/t/tools/gen-mammo" "$GATEWAY_DATA_DIR/incoming" $N --size 32x24 --studies 40 --seed 71 >/dev/null
-storescp-hook --sweep 2>/dev/null && dcmindex --once 2>/dev/null
-rm -f "$GATEWAY_DATA_DIR"/spool/relay/new/* "$GATEWAY_DATA_DIR"/spool/thumb/new/*
+N=3000
+# The index and store made directly (dcmpurge reads only rows and file
+# names): N instances, each its own small object file, received 40 days
+# ago; three in four confirmed, every fourth still PENDING.
+dcmindex --init 2>/dev/null
+/usr/bin/python3 - "$GATEWAY_DATA_DIR" $N <<'EOF'
+import hashlib, os, sqlite3, sys
+data, n = sys.argv[1], int(sys.argv[2])
+db = sqlite3.connect(os.path.join(data, "pacs.db"))
+db.execute("INSERT INTO patients (patient_id, patient_name) VALUES ('P7010', 'KILL^TEST')")
+db.execute("INSERT INTO studies (id, study_instance_uid, patient_ref) VALUES (1, '2.25.7010', 1)")
+db.execute("INSERT INTO series (id, series_instance_uid, study_ref) VALUES (1, '2.25.7010.1', 1)")
+for i in range(n):
+    body = b"object %d\n" % i
+    h = hashlib.sha256(body).hexdigest()
+    d = os.path.join(data, "store", h[:2], h[2:4])
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, h + ".dcm"), "wb") as f:
+        f.write(body)
+    when = "2026-01-01T00:%02d:%02d.000Z" % (i // 60 % 60, i % 60)
+    db.execute("INSERT INTO objects (hash, size, storage_path, sop_instance_uid, first_received_at)"
+               " VALUES (?, ?, ?, ?, ?)", (h, len(body), "%s/%s/%s.dcm" % (h[:2], h[2:4], h), "2.25.70.%d" % i, when))
+    db.execute("INSERT INTO instances (id, sop_instance_uid, series_ref, object_hash, received_at, indexed_at, upload_status)"
+               " VALUES (?, ?, 1, ?, ?, ?, ?)", (i + 1, "2.25.70.%d" % i, h, when, when,
+               "PENDING" if (i + 1) % 4 == 0 else "COMPLETE"))
+db.commit()
+EOF
 is "$(sql "$PACS_DB" 'SELECT count(*) FROM instances')" $N "$N instances are indexed"
-# Three in four confirmed and old; every fourth still PENDING.
-sql "$PACS_DB" "UPDATE instances SET received_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-40 days', '+' || id || ' seconds'),
-	upload_status = CASE WHEN id % 4 = 0 THEN 'PENDING' ELSE 'COMPLETE' END"
 sql "$PACS_DB" "SELECT hash FROM objects o WHERE EXISTS (SELECT 1 FROM instances i WHERE i.object_hash = o.hash AND upload_status = 'PENDING')" |
 	sort >"$T/pending.hashes"
 
@@ -40,7 +59,7 @@ while [ $i -lt 30 ]; do
 	i=$((i + 1))
 	left=$(sql "$PACS_DB" "SELECT count(*) FROM instances WHERE purged_at IS NULL AND upload_status = 'COMPLETE'")
 	[ "$left" = 0 ] && break
-	dcmpurge --once --batch 2 2>>"$T/purge.log" &
+	dcmpurge --once --batch 3 2>>"$T/purge.log" &
 	pid=$!
 	# A random moment within the run: 0 to 0.3 s.
 	sleep "0.$(shuf -i 0-30 -n 1 | awk '{ printf "%02d", $1 }')"
