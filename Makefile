@@ -106,6 +106,7 @@ bench: deps all
 	bench/mwl
 	bench/thumb
 	bench/upload
+	bench/purge
 
 # libFuzzer targets (clang): build/fuzz/<target>; run each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

@@ -15,10 +15,11 @@
  * Order, for crash safety: under an exclusive flock(2) on the store lock
  * (qrscp holds it shared during each C-MOVE/C-GET), one transaction sets
  * purged_at for a batch and records the objects to unlink in
- * purge_pending; after the commit the files are unlinked, the file
- * system synced, and the purge_pending rows removed.  purge_finish()
- * completes what a crash left in purge_pending.  So no held row ever
- * points at a missing file, and every store file keeps its objects row.
+ * purge_pending; after the commit the files are unlinked.  At the end
+ * of a round the file system is synced once and purge_pending emptied.
+ * Each round (and purge_finish()) first completes what purge_pending
+ * lists.  So no held row ever points at a missing file, and every store
+ * file keeps its objects row.
  *
  * Never: deletes rows, logs or prints (the caller gets each instance
  * through the report callback and the totals in struct purge_stats).
