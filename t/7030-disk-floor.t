@@ -40,7 +40,17 @@ ok "the worklist still answers C-ECHO" echoscu -to 5 -aec SCREENING_MWL 127.0.0.
 sh "$GW_ROOT/pipeline/gatewayd" status >"$T/status.out" 2>&1
 ok "gatewayd status says storage stopped for the disk floor" grep -q '^storage: .*stopped: disk_floor' "$T/status.out"
 ok "a gateway.alert relay job says disk_floor on" sh -c \
-	"grep -l '^kind=gateway.alert' '$RELAY'/new/* | xargs grep -l '^condition=disk_floor' | xargs grep -q '^state=on'"
+	"grep -q '^kind=gateway.alert' '$RELAY/new/alert-disk_floor' && grep -q '^state=on' '$RELAY/new/alert-disk_floor'"
+# event_is STATE: the job's event= is the cloud's gateway.alert JSON.
+event_is() {
+	sed -n 's/^event=//p' "$RELAY/new/alert-disk_floor" | /usr/bin/python3 -c '
+import json, sys
+e = json.load(sys.stdin)
+d = e["data"]
+sys.exit(not (e["event_type"] == "gateway.alert" and d["alert"] == "disk_floor"
+    and d["state"] == sys.argv[1] and d["value"] > 0 and len(e["message_id"]) == 36))' "$1"
+}
+ok "its event is gateway.alert JSON: disk_floor raised" event_is raised
 
 # Everything storescp acknowledged is indexed, nothing is quarantined.
 indexed() {
@@ -56,8 +66,9 @@ ok "every indexed object is intact" store_verified "$GATEWAY_DATA_DIR/store"
 rm -f "$T/var/filler"
 wait_for 20 "with space back storescp listens again, no restart by hand" \
 	echoscu -to 2 -aec SCREENING_PACS 127.0.0.1 "$GW_PORT"
-ok "a gateway.alert relay job says disk_floor off" sh -c \
-	"grep -l '^condition=disk_floor' '$RELAY'/new/* | xargs grep -q '^state=off'"
+ok "a gateway.alert relay job says disk_floor off (cleared)" sh -c \
+	"grep -q '^state=off' '$RELAY/new/alert-disk_floor'"
+ok "its event says cleared" event_is cleared
 resend=0
 while read -r f; do
 	storescu -to 5 -aec SCREENING_PACS 127.0.0.1 "$GW_PORT" "$f" 2>>"$T/storescu.log" || resend=1
