@@ -107,6 +107,7 @@ read_policy(struct purge_policy *p, struct err *e)
 	p->low_watermark_pct = (int)low;
 	p->margin_pct = PURGE_MARGIN_PERCENT;
 	p->lock_wait_ms = LOCK_WAIT_MS;
+	p->pause_pct = PURGE_PAUSE_PERCENT;
 	return 0;
 }
 
@@ -249,6 +250,10 @@ main(int argc, char **argv)
 		log_err("cannot open the store or pacs.db", &e);
 		return EX_CANTCREAT;
 	}
+	/* Background work: the ingest comes first. */
+	errno = 0;
+	if (nice(10) == -1 && errno != 0)
+		log_warn("cannot lower the priority", "errno=%d", errno);
 	ctx = (struct purge_ctx){ db, &store, cfg.spool_dir, lock,
 	    p.dry_run ? print_item : log_item, NULL };
 	if (p.dry_run || once) {

@@ -639,6 +639,24 @@ purge_batch(struct run *r, char last_at[32], long long *last_id,
 	return n;
 }
 
+/* Sleep pct % of the time since t0: a purge leaves the write lock and
+ * the file system's journal to the ingest between its batches. */
+static void
+rest_after(const struct timespec *t0, int pct)
+{
+	struct timespec now, d;
+	long long ns;
+
+	if (pct <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ns = ((long long)(now.tv_sec - t0->tv_sec) * 1000000000LL +
+	    (now.tv_nsec - t0->tv_nsec)) * pct / 100;
+	d.tv_sec = (time_t)(ns / 1000000000LL);
+	d.tv_nsec = (long)(ns % 1000000000LL);
+	nanosleep(&d, NULL);
+}
+
 /* A dry run: the same selection and marking, rolled back. */
 static int
 dry_run(struct run *r, long long to_free, struct err *e)
@@ -680,10 +698,16 @@ run_round(struct run *r, struct err *e)
 		return -1;
 	if (r->st->lock_busy)
 		return 0;
-	while ((n = purge_batch(r, last_at, &last_id, &to_free, e)) > 0) {
+	for (;;) {
+		struct timespec t0;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if ((n = purge_batch(r, last_at, &last_id, &to_free, e)) <= 0)
+			break;
 		/* Measure again: hard links elsewhere free nothing. */
 		if (to_free > 0 && (to_free = still_to_free(r, 0, e)) == -1)
 			return -1;
+		rest_after(&t0, r->p->pause_pct);
 	}
 	/* One sync for the round, then purge_pending is emptied. */
 	if (n == -1 || finish_locked(r, r->p->lock_wait_ms, 0, e) == -1)

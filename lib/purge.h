@@ -37,6 +37,7 @@
 
 #define PURGE_BATCH_DEFAULT	1000
 #define PURGE_MARGIN_PERCENT	5	/* above the watermark when it ends */
+#define PURGE_PAUSE_PERCENT	50	/* leaves the disk to ingest */
 
 struct purge_policy {
 	long retention_days;		/* past this age a confirmed file goes */
@@ -44,6 +45,7 @@ struct purge_policy {
 	int margin_pct;			/* ...until free >= watermark + margin */
 	int batch;			/* instances per transaction */
 	int lock_wait_ms;		/* for the store lock, then skip */
+	int pause_pct;			/* rest this % of each batch's time */
 	int dry_run;			/* decide and report, change nothing */
 	time_t now;
 };
