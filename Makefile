@@ -122,6 +122,7 @@ bench: deps all
 	bench/thumb
 	bench/upload
 	bench/qr
+	bench/purge
 
 # libFuzzer targets (clang): build/fuzz/<target>; run each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

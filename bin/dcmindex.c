@@ -4,6 +4,8 @@
  *   dcmindex [--once] [--batch N]   drain the index spool (follow by default)
  *   dcmindex --init                 create or migrate pacs.db, then exit
  *   dcmindex --reindex              rebuild pacs.db from the store alone
+ *   dcmindex --verify               re-hash every object (the scrub)
+ *   dcmindex --backup               online backup of pacs.db, keep N
  *
  * Jobs are claimed in batches; each batch is one transaction (a savepoint
  * per job, so one bad object fails alone).  After the commit each object
@@ -30,9 +32,11 @@
 #include "config.h"
 #include "db.h"
 #include "dicom.h"
+#include "fsutil.h"
 #include "log.h"
 #include "pacs.h"
 #include "request.h"
+#include "scrub.h"
 #include "spool.h"
 #include "store.h"
 #include "worklist.h"
@@ -67,7 +71,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: dcmindex [--once] [--batch N]\n"
-	    "       dcmindex --init | --reindex | --retry-failed\n"
+	    "       dcmindex --init | --reindex | --retry-failed | --verify |"
+	    " --backup\n"
 	    "\n"
 	    "Indexes objects from the index spool into pacs.db and queues them\n"
 	    "for the thumbnail and relay stages.\n"
@@ -77,6 +82,10 @@ usage(FILE *f)
 	    "  --init       create or migrate pacs.db and exit\n"
 	    "  --reindex    rebuild pacs.db from the object store alone\n"
 	    "  --retry-failed  move failed index jobs back to the queue, exit\n"
+	    "  --verify     re-hash every object; report missing and changed\n"
+	    "               ones (PACS_VERIFY_MAX_MB_PER_SECOND, default 50)\n"
+	    "  --backup     online backup of pacs.db into GATEWAY_DATA_DIR/backup,\n"
+	    "               keeping the newest PACS_DB_BACKUPS (default 7)\n"
 	    "  -h, --help   this help\n"
 	    "  --version    print the version\n"
 	    "\n"
@@ -531,6 +540,105 @@ reindex_store(struct indexer *x)
 	return 0;
 }
 
+/* --verify: one problem found by the scrub. */
+static void
+verify_problem(void *arg, const char *hash, const char *problem,
+    const char *detail)
+{
+	char q[600];
+
+	(void)arg;
+	log_warn("verify: object bad", "object=%s problem=%s detail=%s", hash,
+	    problem, log_quote(detail, q, sizeof q));
+}
+
+/* Re-hash every object; never changes one.  EX_DATAERR when any is bad. */
+static int
+verify_store(struct indexer *x)
+{
+	struct scrub_stats st;
+	struct err e = { 0 };
+	long rate;
+
+	if (config_env_long("PACS_VERIFY_MAX_MB_PER_SECOND", 0, 100000, 50,
+	    &rate, &e) == -1) {
+		log_err("cannot verify", &e);
+		return EX_CONFIG;
+	}
+	if (scrub_run(x->db, &x->store, rate, verify_problem, NULL, &st,
+	    &e) == -1) {
+		log_err("verify failed", &e);
+		return EX_SOFTWARE;
+	}
+	log_info("verified", "objects=%ld bytes=%lld missing=%ld mismatch=%ld "
+	    "unreadable=%ld seconds=%.1f", st.objects, st.bytes, st.missing,
+	    st.mismatch, st.unreadable, st.seconds);
+	return st.missing + st.mismatch + st.unreadable ? EX_DATAERR : EX_OK;
+}
+
+static int
+is_pacs_backup(const struct dirent *de)
+{
+	size_t n = strlen(de->d_name);
+
+	return n > 8 && strncmp(de->d_name, "pacs-", 5) == 0 &&
+	    strcmp(de->d_name + n - 3, ".db") == 0;
+}
+
+/* Remove the oldest pacs-*.db in dir beyond the newest keep. */
+static void
+prune_backups(const char *dir, long keep)
+{
+	char path[PATH_MAX];
+	struct dirent **list;
+	int n = scandir(dir, &list, is_pacs_backup, alphasort);
+
+	if (n == -1) {
+		log_error("backup: cannot list", "dir=%s", dir);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		if (i < n - keep && (size_t)snprintf(path, sizeof path, "%s/%s",
+		    dir, list[i]->d_name) < sizeof path && unlink(path) == 0)
+			log_info("backup removed", "path=%s", path);
+		free(list[i]);
+	}
+	free(list);
+}
+
+/* --backup: GATEWAY_DATA_DIR/backup/pacs-<UTC time>.db, keep the newest. */
+static int
+backup_db(struct indexer *x)
+{
+	char dir[PATH_MAX], path[PATH_MAX], when[32];
+	struct err e = { 0 };
+	struct timespec now;
+	struct tm tm;
+	long keep;
+
+	if (config_env_long("PACS_DB_BACKUPS", 1, 10000, 7, &keep, &e) == -1) {
+		log_err("cannot back up", &e);
+		return EX_CONFIG;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(when, sizeof when, "%Y%m%dT%H%M%S", &tm);
+	if ((size_t)snprintf(dir, sizeof dir, "%s/backup", x->cfg.data_dir) >=
+	    sizeof dir || (size_t)snprintf(path, sizeof path,
+	    "%s/pacs-%s.%06ldZ.db", dir, when, now.tv_nsec / 1000) >=
+	    sizeof path) {
+		log_error("backup failed", "error=%s", "path too long");
+		return EX_USAGE;
+	}
+	if (fs_mkdirs(dir, &e) == -1 || db_backup(x->db, path, &e) == -1) {
+		log_err("backup failed", &e);
+		return EX_IOERR;
+	}
+	log_info("backed up", "path=%s", path);
+	prune_backups(dir, keep);
+	return EX_OK;
+}
+
 static int
 open_spools(struct indexer *x, struct err *e)
 {
@@ -554,6 +662,8 @@ main(int argc, char **argv)
 		{ "init", no_argument, NULL, 'i' },
 		{ "reindex", no_argument, NULL, 'r' },
 		{ "retry-failed", no_argument, NULL, 'R' },
+		{ "verify", no_argument, NULL, 'v' },
+		{ "backup", no_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -561,7 +671,8 @@ main(int argc, char **argv)
 	struct indexer x = { .batch = BATCH_DEFAULT };
 	struct err e = { 0 };
 	struct sigaction sa = { 0 };
-	int c, once = 0, init = 0, reindex = 0, retry = 0, rc;
+	int c, once = 0, init = 0, reindex = 0, retry = 0, verify = 0;
+	int backup = 0, rc;
 	char *end;
 
 	log_init("dcmindex");
@@ -571,6 +682,8 @@ main(int argc, char **argv)
 		case 'i': init = 1; break;
 		case 'r': reindex = 1; break;
 		case 'R': retry = 1; break;
+		case 'v': verify = 1; break;
+		case 'B': backup = 1; break;
 		case 'b':
 			x.batch = (int)strtol(optarg, &end, 10);
 			if (*end != '\0' || x.batch < 1 || x.batch > BATCH_MAX) {
@@ -590,7 +703,8 @@ main(int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind != argc || init + reindex + once + retry > 1) {
+	if (optind != argc ||
+	    init + reindex + once + retry + verify + backup > 1) {
 		usage(stderr);
 		return EX_USAGE;
 	}
@@ -623,6 +737,11 @@ main(int argc, char **argv)
 		close_db(&x);
 		log_info("database ready", "path=%s", x.cfg.pacs_db_path);
 		return EX_OK;
+	}
+	if (verify || backup) {
+		rc = verify ? verify_store(&x) : backup_db(&x);
+		close_db(&x);
+		return rc;
 	}
 	if (open_spools(&x, &e) == -1) {
 		log_err("cannot open spools", &e);

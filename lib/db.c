@@ -1,10 +1,14 @@
 #include "db.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
 
 int
 db_errno(sqlite3 *db)
@@ -230,4 +234,51 @@ db_migrate(sqlite3 *db, const char *schema, struct err *e)
 		if (apply_version(db, schema, v, e) == -1)
 			return -1;
 	return want;
+}
+
+int
+db_backup(sqlite3 *src, const char *path, struct err *e)
+{
+	sqlite3 *dst = NULL;
+	sqlite3_backup *bk;
+	char tmp[PATH_MAX];
+	int rc;
+
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+		return err_set(e, ENAMETOOLONG, "%s: path too long", path);
+	unlink(tmp);
+	if (sqlite3_open(tmp, &dst) != SQLITE_OK) {
+		err_set(e, EIO, "sqlite: open %s: %s", tmp,
+		    dst ? sqlite3_errmsg(dst) : "out of memory");
+		sqlite3_close(dst);
+		return -1;
+	}
+	if ((bk = sqlite3_backup_init(dst, "main", src, "main")) == NULL) {
+		err_set(e, EIO, "sqlite: backup to %s: %s", tmp,
+		    sqlite3_errmsg(dst));
+		sqlite3_close(dst);
+		unlink(tmp);
+		return -1;
+	}
+	rc = sqlite3_backup_step(bk, -1);
+	sqlite3_backup_finish(bk);
+	if (rc != SQLITE_DONE) {
+		err_set(e, rc == SQLITE_FULL ? ENOSPC : EIO,
+		    "sqlite: backup to %s: %s", tmp, sqlite3_errstr(rc));
+		sqlite3_close(dst);
+		unlink(tmp);
+		return -1;
+	}
+	if (sqlite3_close(dst) != SQLITE_OK)
+		return err_set(e, EIO, "sqlite: close %s", tmp);
+	if (fs_sync_file(tmp, e) == -1) {
+		unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, path) == -1) {
+		err_sys(e, "rename %s", tmp);
+		unlink(tmp);
+		return -1;
+	}
+	return fs_sync_parent(path, e);
 }

@@ -52,6 +52,13 @@ int db_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql,
 /* Step a statement that returns no rows, then reset it. */
 int db_step_done(sqlite3 *db, sqlite3_stmt *st, struct err *e);
 
+/*
+ * SQLite online backup of src's main database to path: written beside it
+ * (path.tmp), fsynced, renamed into place, directory fsynced, so path is
+ * either the old file or a whole new copy.
+ */
+int db_backup(sqlite3 *src, const char *path, struct err *e);
+
 /* Bind text, or NULL when s is NULL or empty. */
 int db_bind_text(sqlite3_stmt *st, int i, const char *s);
 

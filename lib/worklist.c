@@ -491,48 +491,7 @@ worklist_export_wl(struct worklist *w, const char *dir, struct err *e)
 int
 worklist_backup(struct worklist *w, const char *path, struct err *e)
 {
-	sqlite3 *dst = NULL;
-	sqlite3_backup *bk;
-	char tmp[PATH_MAX];
-	int rc;
-
-	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-		return err_set(e, ENAMETOOLONG, "%s: path too long", path);
-	unlink(tmp);
-	if (sqlite3_open(tmp, &dst) != SQLITE_OK) {
-		err_set(e, EIO, "sqlite: open %s: %s", tmp,
-		    dst ? sqlite3_errmsg(dst) : "out of memory");
-		sqlite3_close(dst);
-		return -1;
-	}
-	if ((bk = sqlite3_backup_init(dst, "main", w->db, "main")) == NULL) {
-		err_set(e, EIO, "sqlite: backup to %s: %s", tmp,
-		    sqlite3_errmsg(dst));
-		sqlite3_close(dst);
-		unlink(tmp);
-		return -1;
-	}
-	rc = sqlite3_backup_step(bk, -1);
-	sqlite3_backup_finish(bk);
-	if (rc != SQLITE_DONE) {
-		err_set(e, EIO, "sqlite: backup to %s: %s", tmp,
-		    sqlite3_errstr(rc));
-		sqlite3_close(dst);
-		unlink(tmp);
-		return -1;
-	}
-	if (sqlite3_close(dst) != SQLITE_OK)
-		return err_set(e, EIO, "sqlite: close %s", tmp);
-	if (fs_sync_file(tmp, e) == -1) {
-		unlink(tmp);
-		return -1;
-	}
-	if (rename(tmp, path) == -1) {
-		err_sys(e, "rename %s", tmp);
-		unlink(tmp);
-		return -1;
-	}
-	return fs_sync_parent(path, e);
+	return db_backup(w->db, path, e);
 }
 
 int

@@ -339,3 +339,96 @@ CREATE TABLE commitment_items (
 	failure_reason		INTEGER,
 	PRIMARY KEY (request_ref, seq)
 ) WITHOUT ROWID;
+
+-- version: 7
+-- Retention and scrub (dcmpurge(1), dcmindex --verify).
+-- purge_pending: objects whose rows dcmpurge marked purged and whose file
+-- it has not unlinked yet; written in the same transaction as purged_at,
+-- emptied after the unlink, so a restart finishes exactly the half-done
+-- work.  verify_runs / verify_problems: what the last scrub found (an
+-- object that now verifies leaves verify_problems); the scrub never
+-- changes or removes an object.
+CREATE TABLE purge_pending (
+	object_hash	TEXT PRIMARY KEY,
+	marked_at	TEXT NOT NULL
+);
+CREATE INDEX instances_held_by_age ON instances(received_at, id)
+	WHERE purged_at IS NULL;
+CREATE INDEX instances_object ON instances(object_hash);
+
+CREATE TABLE verify_runs (
+	id		INTEGER PRIMARY KEY,
+	started_at	TEXT NOT NULL,
+	finished_at	TEXT,		-- NULL: interrupted or still running
+	objects		INTEGER NOT NULL DEFAULT 0,
+	bytes		INTEGER NOT NULL DEFAULT 0,
+	failures	INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE verify_problems (
+	object_hash	TEXT PRIMARY KEY,
+	problem		TEXT NOT NULL,	-- 'missing' or 'mismatch'
+	detail		TEXT,
+	found_at	TEXT NOT NULL
+);
+CREATE VIEW verify_failures AS
+SELECT
+	v.object_hash,
+	v.problem,
+	v.detail,
+	v.found_at,
+	o.storage_path,
+	o.size			AS file_size,
+	o.sop_instance_uid
+FROM verify_problems v
+LEFT JOIN objects o ON o.hash = v.object_hash;
+
+DROP VIEW stored_instances;
+CREATE VIEW stored_instances AS
+SELECT
+	i.sop_instance_uid,
+	o.storage_path,
+	o.size			AS file_size,
+	o.hash			AS storage_hash,
+	p.patient_id,
+	p.patient_name,
+	st.study_instance_uid,
+	se.series_instance_uid,
+	st.accession_number,
+	st.study_date,
+	st.study_time,
+	st.study_description,
+	se.series_number,
+	se.series_description,
+	se.modality,
+	i.instance_number,
+	i.view_position,
+	i.laterality,
+	i.organ_dose,
+	i.entrance_dose_in_mgy,
+	i.kvp,
+	i.exposure_in_uas,
+	i.anode_target_material,
+	i.filter_material,
+	i.filter_thickness,
+	o.transfer_syntax_uid,
+	i.sop_class_uid,
+	i.rows,
+	i.columns,
+	i.received_at,
+	i.source_aet,
+	i.status,
+	i.thumbnail_status,
+	i.upload_status,
+	i.upload_attempt_count,
+	i.upload_error,
+	i.uploaded_at,
+	i.upload_next_attempt_at,
+	i.purged_at,
+	CASE WHEN i.purged_at IS NULL THEN 'store'
+	     WHEN i.upload_status = 'COMPLETE' THEN 'cloud'
+	     ELSE 'purged' END	AS image_location
+FROM instances i
+JOIN objects o	 ON o.hash = i.object_hash
+JOIN series se	 ON se.id = i.series_ref
+JOIN studies st	 ON st.id = se.study_ref
+JOIN patients p	 ON p.id = st.patient_ref;
