@@ -25,6 +25,8 @@ PROGS    := $(patsubst bin/%.c,%,$(wildcard bin/*.c))
 BINS     := $(PROGS:%=$(BUILD)/bin/%)
 UNITS    := $(patsubst t/unit/%.c,%,$(wildcard t/unit/*.c))
 UNIT_BINS := $(UNITS:%=$(BUILD)/t/%)
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+REPLAY_BINS := $(FUZZ_TARGETS:%=$(BUILD)/replay/fuzz_%)
 DICT     := /usr/share/libdcmtk17/dicom.dic
 
 CHECK_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -36,7 +38,7 @@ CHECK_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 
 all: $(BINS)
 
-units: $(UNIT_BINS)
+units: $(UNIT_BINS) $(REPLAY_BINS)
 
 $(BUILD)/gen/dicom_dict.c: tools/gendict.awk $(DICT)
 	@mkdir -p $(@D)
@@ -107,22 +109,31 @@ bench: deps all
 	bench/thumb
 	bench/upload
 
-# libFuzzer targets (clang): build/fuzz/<target>; run each for FUZZ_SECONDS.
+# libFuzzer targets (clang): build/fuzz/fuzzers/fuzz_<t>, each run for
+# FUZZ_SECONDS on its own seeds, fuzz/seeds/<t>/, growing build/fuzz/corpus/<t>.
+# The same targets linked with fuzz/replay.c (a main() feeding it every file
+# of a directory) are built with the units, so make check replays each seed
+# corpus under ASan+UBSan (t/0900-fuzz-replay.t).
 FUZZ_SECONDS ?= 60
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 fuzz:
 	$(MAKE) BUILD=build/fuzz CC=clang OPT='-O1 -g' \
 	  SAN='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' build/fuzz/lib/libgateway.a
 	$(MAKE) BUILD=build/fuzz CC=clang OPT='-O1 -g' \
-	  SAN='-fsanitize=fuzzer $(FUZZ_SAN)' $(patsubst fuzz/%.c,build/fuzz/fuzzers/%,$(wildcard fuzz/*.c))
-	for f in build/fuzz/fuzzers/*; do \
-	  mkdir -p build/fuzz/corpus/$$(basename $$f); \
-	  $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$(basename $$f) fuzz/seeds/ || exit 1; \
+	  SAN='-fsanitize=fuzzer $(FUZZ_SAN)' $(FUZZ_TARGETS:%=build/fuzz/fuzzers/fuzz_%)
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  build/fuzz/fuzzers/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    build/fuzz/corpus/$$t fuzz/seeds/$$t/ || exit 1; \
 	done
 
-$(BUILD)/fuzzers/%: fuzz/%.c $(BUILD)/lib/libgateway.a
+$(BUILD)/fuzzers/%: fuzz/%.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
+
+$(BUILD)/replay/%: fuzz/%.c fuzz/replay.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< fuzz/replay.c $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/screening-gateway/sql \
