@@ -222,38 +222,57 @@ unpack16(struct pixel_frame *f, const uint8_t *b, size_t n, int be)
 	f->ranged = 1;
 }
 
-/* Native: raw bytes of one frame (len checked by the caller). */
+/*
+ * Byte k of native pixel data of len bytes.  Big endian OW is swapped in
+ * 16-bit words from the start of the value, so with swap8 the bytes of
+ * 8- and 1-bit data are read pairwise reversed, counted from the start of
+ * the value, not of the frame (a frame of odd size starts mid-word); a
+ * missing last byte of an odd-length value reads as 0.
+ */
+static uint8_t
+native_byte(const uint8_t *b, size_t len, uint64_t k, int swap8)
+{
+	if (swap8)
+		k ^= 1;
+	return k < len ? b[k] : 0;
+}
+
+/* Native: the frame starting at byte start (bit bit0 for 1-bit data) of
+ * the value b (len bytes, enough for the frame: checked by the caller). */
 static void
-native_unpack(struct pixel_frame *f, const uint8_t *b, uint64_t bit0, int be,
-    int swap8)
+native_unpack(struct pixel_frame *f, const uint8_t *b, size_t len,
+    uint64_t start, uint64_t bit0, int be, int swap8)
 {
 	const struct pixel_desc *pd = &f->desc;
 	size_t n = npixels(pd) * pd->samples;
 	uint32_t raw;
 
 	if (pd->bits_allocated == 16 && (pd->samples == 1 || !pd->planar)) {
-		unpack16(f, b, n, be);
+		unpack16(f, b + start, n, be);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
 		switch (pd->bits_allocated) {
 		case 1:
-			raw = (b[(bit0 + i) / 8] >> ((bit0 + i) % 8)) & 1;
+			raw = (native_byte(b, len, (bit0 + i) / 8, swap8) >>
+			    ((bit0 + i) % 8)) & 1;
 			break;
 		case 8:
-			raw = b[swap8 ? i ^ 1 : i];
+			raw = native_byte(b, len, start + i, swap8);
 			break;
 		case 16:
-			raw = be ? (uint32_t)b[2 * i] << 8 | b[2 * i + 1] :
-			    (uint32_t)b[2 * i + 1] << 8 | b[2 * i];
+			raw = be ? (uint32_t)b[start + 2 * i] << 8 |
+			    b[start + 2 * i + 1] :
+			    (uint32_t)b[start + 2 * i + 1] << 8 | b[start + 2 * i];
 			break;
 		default:
-			raw = be ? (uint32_t)b[4 * i] << 24 |
-			    (uint32_t)b[4 * i + 1] << 16 |
-			    (uint32_t)b[4 * i + 2] << 8 | b[4 * i + 3] :
-			    (uint32_t)b[4 * i + 3] << 24 |
-			    (uint32_t)b[4 * i + 2] << 16 |
-			    (uint32_t)b[4 * i + 1] << 8 | b[4 * i];
+			raw = be ? (uint32_t)b[start + 4 * i] << 24 |
+			    (uint32_t)b[start + 4 * i + 1] << 16 |
+			    (uint32_t)b[start + 4 * i + 2] << 8 |
+			    b[start + 4 * i + 3] :
+			    (uint32_t)b[start + 4 * i + 3] << 24 |
+			    (uint32_t)b[start + 4 * i + 2] << 16 |
+			    (uint32_t)b[start + 4 * i + 1] << 8 | b[start + 4 * i];
 			break;
 		}
 		f->v[dest_index(pd, i, pd->planar)] = stored_value(pd, raw);
@@ -317,7 +336,7 @@ decode_native_bytes(const uint8_t *b, size_t len, int be, int swap8,
 		return native_422(b + start, pd, f, e);
 	if (frame_alloc(f, pd, e) == -1)
 		return -1;
-	native_unpack(f, b + start, bit0, be, swap8);
+	native_unpack(f, b, len, start, bit0, be, swap8);
 	return 0;
 }
 
@@ -325,7 +344,7 @@ static int
 decode_native(const struct dcm_elem *px, const struct pixel_desc *pd,
     long frame, struct pixel_frame *f, struct err *e)
 {
-	int swap8 = px->big_endian && pd->bits_allocated == 8 &&
+	int swap8 = px->big_endian && pd->bits_allocated <= 8 &&
 	    strcmp(px->vr, "OW") == 0;
 
 	return decode_native_bytes(px->value, px->value ? px->length : 0,
@@ -553,7 +572,7 @@ decode_rle(const struct frame_bytes *fb, const struct pixel_desc *pd,
 		return -1;
 	}
 	if (pd->bits_allocated == 1) {
-		native_unpack(f, seg, 0, 0, 0);
+		native_unpack(f, seg, seglen, 0, 0, 0, 0);
 		free(seg);
 		return 0;
 	}
