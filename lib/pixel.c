@@ -307,12 +307,108 @@ is_native_422(const struct pixel_desc *pd)
 	    strcmp(pd->photometric, "YBR_FULL_422") == 0;
 }
 
-/* Native bytes b (len) holding frame (0-based) and maybe others. */
+/*
+ * How many times a native grey 16-bit frame may be reduced in each
+ * direction with its longest side still at least min_side (1: not at
+ * all).  The preview asks for twice its size; a full-size mammogram is
+ * then read as a quarter of its pixels in each direction instead of
+ * being held whole as int32 (34 MB to fault in and zero).
+ */
+#define NATIVE_FACTOR_MAX	128	/* 128 * 128 * 65535 < 2^31 */
+
+static unsigned
+native_factor(const struct pixel_desc *pd, unsigned min_side)
+{
+	unsigned longest = pd->rows > pd->columns ? pd->rows : pd->columns;
+	unsigned k = 1;
+
+	if (min_side == 0 || pd->samples != 1 || pd->bits_allocated != 16)
+		return 1;
+	while (k < NATIVE_FACTOR_MAX && (longest + k) / (k + 1) >= min_side)
+		k++;
+	return k;
+}
+
+/* The mean of sum over n samples, rounded to nearest. */
+static int32_t
+mean(int64_t sum, int64_t n)
+{
+	return (int32_t)(sum >= 0 ? (sum + n / 2) / n : -((-sum + n / 2) / n));
+}
+
+/* Add one row of n 16-bit stored values to col (a loop that vectorises). */
+static void
+add_row16(const uint8_t *r, size_t n, int be, const struct pixel_desc *pd,
+    int32_t *col)
+{
+	unsigned shift = pd->high_bit + 1 - pd->bits_stored;
+	uint32_t mask = (1u << pd->bits_stored) - 1;
+	uint32_t sign = pd->is_signed ? 1u << (pd->bits_stored - 1) : 0;
+
+	for (size_t x = 0; x < n; x++) {
+		uint32_t v = be ? (uint32_t)r[2 * x] << 8 | r[2 * x + 1] :
+		    (uint32_t)r[2 * x + 1] << 8 | r[2 * x];
+		col[x] += (int32_t)(((v >> shift & mask) ^ sign) - sign);
+	}
+}
+
+/*
+ * A native 16-bit grey frame at 1/k of its size: each output sample the
+ * mean of the stored values of a k x k block (partial at the right and
+ * bottom edges), as the codecs' reduced decoding averages.  Column sums
+ * of k rows fit int32: k <= NATIVE_FACTOR_MAX.
+ */
+static int
+native_reduced16(const uint8_t *b, int be, const struct pixel_desc *pd,
+    unsigned k, struct pixel_frame *f, struct err *e)
+{
+	struct pixel_desc rd = *pd;
+	int32_t lo = INT32_MAX, hi = INT32_MIN, *col;
+
+	rd.rows = (pd->rows + k - 1) / k;
+	rd.columns = (pd->columns + k - 1) / k;
+	if ((col = malloc(pd->columns * sizeof *col)) == NULL)
+		return err_sys(e, "malloc");
+	if (frame_alloc(f, &rd, e) == -1) {
+		free(col);
+		return -1;
+	}
+	for (unsigned oy = 0; oy < rd.rows; oy++) {
+		unsigned y0 = oy * k, y1 = y0 + k < pd->rows ? y0 + k :
+		    pd->rows;
+		memset(col, 0, pd->columns * sizeof *col);
+		for (unsigned y = y0; y < y1; y++)
+			add_row16(b + (size_t)y * pd->columns * 2,
+			    pd->columns, be, pd, col);
+		for (unsigned ox = 0; ox < rd.columns; ox++) {
+			unsigned x0 = ox * k, x1 = x0 + k < pd->columns ?
+			    x0 + k : pd->columns;
+			int64_t sum = 0;
+			int32_t m;
+			for (unsigned x = x0; x < x1; x++)
+				sum += col[x];
+			m = mean(sum, (int64_t)(y1 - y0) * (x1 - x0));
+			f->v[(size_t)oy * rd.columns + ox] = m;
+			lo = m < lo ? m : lo;
+			hi = m > hi ? m : hi;
+		}
+	}
+	free(col);
+	f->min = lo;
+	f->max = hi;
+	f->ranged = 1;
+	return 0;
+}
+
+/* Native bytes b (len) holding frame (0-based) and maybe others; reduced
+ * as min_side allows (see native_factor). */
 static int
 decode_native_bytes(const uint8_t *b, size_t len, int be, int swap8,
-    const struct pixel_desc *pd, long frame, struct pixel_frame *f,
-    struct err *e)
+    const struct pixel_desc *pd, long frame, unsigned min_side,
+    struct pixel_frame *f, struct err *e)
 {
+	unsigned k = native_factor(pd, min_side);
+
 	uint64_t bits = (uint64_t)npixels(pd) * pd->samples *
 	    pd->bits_allocated;
 	uint64_t start = 0, need, bit0 = 0;
@@ -334,6 +430,8 @@ decode_native_bytes(const uint8_t *b, size_t len, int be, int swap8,
 		    (unsigned long long)need);
 	if (is_native_422(pd))
 		return native_422(b + start, pd, f, e);
+	if (k > 1)
+		return native_reduced16(b + start, be, pd, k, f, e);
 	if (frame_alloc(f, pd, e) == -1)
 		return -1;
 	native_unpack(f, b, len, start, bit0, be, swap8);
@@ -342,13 +440,13 @@ decode_native_bytes(const uint8_t *b, size_t len, int be, int swap8,
 
 static int
 decode_native(const struct dcm_elem *px, const struct pixel_desc *pd,
-    long frame, struct pixel_frame *f, struct err *e)
+    long frame, unsigned min_side, struct pixel_frame *f, struct err *e)
 {
 	int swap8 = px->big_endian && pd->bits_allocated <= 8 &&
 	    strcmp(px->vr, "OW") == 0;
 
 	return decode_native_bytes(px->value, px->value ? px->length : 0,
-	    px->big_endian, swap8, pd, frame, f, e);
+	    px->big_endian, swap8, pd, frame, min_side, f, e);
 }
 
 /* Deflated Image Frame Compression (1.2.840.10008.1.2.8.1): each frame
@@ -383,7 +481,7 @@ decode_deflated_frame(const uint8_t *src, size_t len,
 		return err_set(e, PIXEL_E_CORRUPT, "deflated frame: %s",
 		    zs.msg ? zs.msg : "too short");
 	}
-	rc = decode_native_bytes(out, want, 0, 0, pd, 0, f, e);
+	rc = decode_native_bytes(out, want, 0, 0, pd, 0, 0, f, e);
 	free(out);
 	return rc;
 }
@@ -1000,7 +1098,7 @@ decode_external(const char *prog, const char *path,
 			    "data encapsulated", prog);
 		else
 			rc = decode_native(dcm_find(d2, NULL, TAG_PIXEL_DATA),
-			    &pd2, frame, f, e);
+			    &pd2, frame, 0, f, e);
 	}
 	if (d2 != NULL)
 		dcm_free(d2);
@@ -1148,7 +1246,7 @@ pixel_decode(const struct dcm *d, const char *path, long frame,
 		rc = decode_encapsulated(d, px, path, &pd, frame, min_side, f,
 		    e);
 	else
-		rc = decode_native(px, &pd, frame, f, e);
+		rc = decode_native(px, &pd, frame, min_side, f, e);
 	if (rc == 0 && !f->ranged)
 		finish_range(f);
 	return rc;

@@ -8,7 +8,8 @@
 # fragment layouts PS3.5 A.4 allows: empty and full Basic Offset Table,
 # frames split over fragments with and without one, an Extended Offset
 # Table, one frame in many fragments, a fragment holding the bytes of a
-# Sequence Delimitation Item.
+# Sequence Delimitation Item; and 16-bit frames read at a reduced size
+# for a preview (block means).
 . "${0%/*}/lib.sh"
 
 test_bin=$GW_BUILD/t/pixdump
@@ -26,8 +27,8 @@ if ! /usr/bin/python3 "$GW_ROOT/t/tools/gen-pixel-cases" "$T/cases" \
 	exit
 fi
 ok "over 600 cases are generated" test "$(wc -l <"$T/list")" -gt 600
-while read -r name frame; do
-	got=$("$test_bin" "$T/cases/$name.dcm" "$frame" 2>&1)
+while read -r name frame min_side; do
+	got=$("$test_bin" "$T/cases/$name.dcm" "$frame" "$min_side" 2>&1)
 	is "$got" "$(cat "$T/cases/$name.expect")" \
 	    "$name: frame $frame decodes to the samples written"
 done <"$T/list"
