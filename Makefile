@@ -31,7 +31,7 @@ DICT     := /usr/share/libdcmtk17/dicom.dic
 
 CHECK_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all check test run deps install bench fuzz clean units demo
+.PHONY: all check test run deps install bench fuzz fuzzers clean units demo
 .SUFFIXES:
 # Keep generated sources (build/gen/*.c) instead of deleting them as intermediates.
 .SECONDARY:
@@ -109,18 +109,21 @@ bench: deps all
 	bench/thumb
 	bench/upload
 
-# libFuzzer targets (clang): build/fuzz/fuzzers/fuzz_<t>, each run for
-# FUZZ_SECONDS on its own seeds, fuzz/seeds/<t>/, growing build/fuzz/corpus/<t>.
+# libFuzzer targets (clang): build/fuzz/fuzzers/fuzz_<t> (make fuzzers),
+# each run by make fuzz for FUZZ_SECONDS on its own seeds, fuzz/seeds/<t>/,
+# growing build/fuzz/corpus/<t>; bench/fuzz/run for the recorded runs.
 # The same targets linked with fuzz/replay.c (a main() feeding it every file
 # of a directory) are built with the units, so make check replays each seed
 # corpus under ASan+UBSan (t/0900-fuzz-replay.t).
 FUZZ_SECONDS ?= 60
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
-fuzz:
+fuzzers:
 	$(MAKE) BUILD=build/fuzz CC=clang OPT='-O1 -g' \
 	  SAN='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' build/fuzz/lib/libgateway.a
 	$(MAKE) BUILD=build/fuzz CC=clang OPT='-O1 -g' \
 	  SAN='-fsanitize=fuzzer $(FUZZ_SAN)' $(FUZZ_TARGETS:%=build/fuzz/fuzzers/fuzz_%)
+
+fuzz: fuzzers
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build/fuzz/corpus/$$t; \
 	  build/fuzz/fuzzers/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
