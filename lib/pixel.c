@@ -196,23 +196,41 @@ dest_index(const struct pixel_desc *pd, size_t i, int planar)
 	return (i % np) * pd->samples + i / np;
 }
 
+/* Bits Stored / High Bit / sign of 16-bit samples, for the loops below. */
+struct bits16 {
+	unsigned shift;
+	uint32_t mask, sign;
+};
+
+static struct bits16
+bits16(const struct pixel_desc *pd)
+{
+	return (struct bits16){ pd->high_bit + 1 - pd->bits_stored,
+	    (1u << pd->bits_stored) - 1,
+	    pd->is_signed ? 1u << (pd->bits_stored - 1) : 0 };
+}
+
+/* Sample i of 16-bit data b. */
+static inline int32_t
+sample16(const uint8_t *b, size_t i, int be, struct bits16 k)
+{
+	uint32_t x = be ? (uint32_t)b[2 * i] << 8 | b[2 * i + 1] :
+	    (uint32_t)b[2 * i + 1] << 8 | b[2 * i];
+
+	return (int32_t)(((x >> k.shift & k.mask) ^ k.sign) - k.sign);
+}
+
 /* The common case (16-bit mammograms), in a loop the compiler can
  * vectorise. */
 static void
 unpack16(struct pixel_frame *f, const uint8_t *b, size_t n, int be)
 {
-	const struct pixel_desc *pd = &f->desc;
-	unsigned shift = pd->high_bit + 1 - pd->bits_stored;
-	uint32_t mask = (1u << pd->bits_stored) - 1;
-	uint32_t sign = pd->is_signed ? 1u << (pd->bits_stored - 1) : 0;
+	struct bits16 k = bits16(&f->desc);
 	int32_t *v = f->v;
-
 	int32_t lo = INT32_MAX, hi = INT32_MIN;
 
 	for (size_t i = 0; i < n; i++) {
-		uint32_t x = be ? (uint32_t)b[2 * i] << 8 | b[2 * i + 1] :
-		    (uint32_t)b[2 * i + 1] << 8 | b[2 * i];
-		int32_t y = (int32_t)(((x >> shift & mask) ^ sign) - sign);
+		int32_t y = sample16(b, i, be, k);
 		v[i] = y;
 		lo = y < lo ? y : lo;
 		hi = y > hi ? y : hi;
@@ -341,15 +359,10 @@ static void
 add_row16(const uint8_t *r, size_t n, int be, const struct pixel_desc *pd,
     int32_t *col)
 {
-	unsigned shift = pd->high_bit + 1 - pd->bits_stored;
-	uint32_t mask = (1u << pd->bits_stored) - 1;
-	uint32_t sign = pd->is_signed ? 1u << (pd->bits_stored - 1) : 0;
+	struct bits16 k = bits16(pd);
 
-	for (size_t x = 0; x < n; x++) {
-		uint32_t v = be ? (uint32_t)r[2 * x] << 8 | r[2 * x + 1] :
-		    (uint32_t)r[2 * x + 1] << 8 | r[2 * x];
-		col[x] += (int32_t)(((v >> shift & mask) ^ sign) - sign);
-	}
+	for (size_t x = 0; x < n; x++)
+		col[x] += sample16(r, x, be, k);
 }
 
 /*
