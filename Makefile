@@ -31,19 +31,21 @@ PROGS    := $(patsubst bin/%.c,%,$(wildcard bin/*.c))
 BINS     := $(PROGS:%=$(BUILD)/bin/%)
 UNITS    := $(patsubst t/unit/%.c,%,$(wildcard t/unit/*.c))
 UNIT_BINS := $(UNITS:%=$(BUILD)/t/%)
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+REPLAY_BINS := $(FUZZ_TARGETS:%=$(BUILD)/replay/fuzz_%)
 DICT     := /usr/share/libdcmtk17/dicom.dic
 
 CHECK_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 .PHONY: all check test run deps deps-run install install-user uninstall bench \
-	fuzz clean units demo
+	fuzz fuzzers clean units demo
 .SUFFIXES:
 # Keep generated sources (build/gen/*.c) instead of deleting them as intermediates.
 .SECONDARY:
 
 all: $(BINS)
 
-units: $(UNIT_BINS)
+units: $(UNIT_BINS) $(REPLAY_BINS)
 
 $(BUILD)/gen/dicom_dict.c: tools/gendict.awk $(DICT)
 	@mkdir -p $(@D)
@@ -124,22 +126,34 @@ bench: deps all
 	bench/qr
 	bench/purge
 
-# libFuzzer targets (clang): build/fuzz/<target>; run each for FUZZ_SECONDS.
+# libFuzzer targets (clang): build/fuzz/fuzzers/fuzz_<t> (make fuzzers),
+# each run by make fuzz for FUZZ_SECONDS on its own seeds, fuzz/seeds/<t>/,
+# growing build/fuzz/corpus/<t>; bench/fuzz/run for the recorded runs.
+# The same targets linked with fuzz/replay.c (a main() feeding it every file
+# of a directory) are built with the units, so make check replays each seed
+# corpus under ASan+UBSan (t/0900-fuzz-replay.t).
 FUZZ_SECONDS ?= 60
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
-fuzz:
+fuzzers:
 	$(MAKE) BUILD=build/fuzz CC=clang OPT='-O1 -g' \
 	  SAN='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' build/fuzz/lib/libgateway.a
 	$(MAKE) BUILD=build/fuzz CC=clang OPT='-O1 -g' \
-	  SAN='-fsanitize=fuzzer $(FUZZ_SAN)' $(patsubst fuzz/%.c,build/fuzz/fuzzers/%,$(wildcard fuzz/*.c))
-	for f in build/fuzz/fuzzers/*; do \
-	  mkdir -p build/fuzz/corpus/$$(basename $$f); \
-	  $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$(basename $$f) fuzz/seeds/ || exit 1; \
+	  SAN='-fsanitize=fuzzer $(FUZZ_SAN)' $(FUZZ_TARGETS:%=build/fuzz/fuzzers/fuzz_%)
+
+fuzz: fuzzers
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  build/fuzz/fuzzers/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    build/fuzz/corpus/$$t fuzz/seeds/$$t/ || exit 1; \
 	done
 
-$(BUILD)/fuzzers/%: fuzz/%.c $(BUILD)/lib/libgateway.a
+$(BUILD)/fuzzers/%: fuzz/%.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
+
+$(BUILD)/replay/%: fuzz/%.c fuzz/replay.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< fuzz/replay.c $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
 
 # DESTDIR-aware.  Without DESTDIR, as root, also creates the service's
 # user (install-user); the configuration and data are never overwritten.

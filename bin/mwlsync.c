@@ -28,8 +28,8 @@
 #include "fsutil.h"
 #include "log.h"
 #include "worklist.h"
+#include "worklist_action.h"
 
-#define ITEM	"parameters.worklist_item."
 #define STATION_AET_DEFAULT	"ANY"
 
 static void
@@ -51,125 +51,6 @@ usage(FILE *f)
 	    "\n"
 	    "Environment: GATEWAY_DATA_DIR, WORKLIST_DB_PATH,\n"
 	    "WORKLIST_STATION_AET (default ANY), LOG_LEVEL.  See mwlsync(1).\n");
-}
-
-/* The number of UTF-8 characters in s. */
-static size_t
-chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++)
-		n += ((unsigned char)*s & 0xc0) != 0x80;
-	return n;
-}
-
-struct field {
-	const char *path;	/* below the action, dotted */
-	int required;
-	size_t max;		/* characters (per component group for PN) */
-	char kind;		/* 's' string, 'p' PN, 'd' DA, 't' TM */
-	char *out;
-};
-
-static json_t *
-walk(json_t *root, const char *path)
-{
-	char part[64];
-	const char *p = path, *dot;
-
-	while (root != NULL && (dot = strchr(p, '.')) != NULL) {
-		snprintf(part, sizeof part, "%.*s", (int)(dot - p), p);
-		root = json_object_get(root, part);
-		p = dot + 1;
-	}
-	return root != NULL ? json_object_get(root, p) : NULL;
-}
-
-static int
-valid_tm(const char *s)
-{
-	size_t n = strspn(s, "0123456789");
-
-	if (n < 2 || n > 6 || n % 2 != 0)
-		return 0;
-	if (s[n] == '\0')
-		return 1;
-	return s[n] == '.' && n == 6 && strlen(s + n + 1) >= 1 &&
-	    strlen(s + n + 1) <= 6 &&
-	    strspn(s + n + 1, "0123456789") == strlen(s + n + 1);
-}
-
-static int
-too_long(const struct field *f, const char *v)
-{
-	char buf[WL_FIELD], *p, *save = NULL;
-
-	if (f->kind != 'p')
-		return chars(v) > f->max;
-	snprintf(buf, sizeof buf, "%s", v);
-	for (p = strtok_r(buf, "=", &save); p != NULL;
-	    p = strtok_r(NULL, "=", &save))
-		if (chars(p) > f->max)
-			return 1;
-	return 0;
-}
-
-/* Check and copy one field; fills msg and returns -1 when it is bad. */
-static int
-get_field(json_t *action, const struct field *f, char *msg, size_t msgsz)
-{
-	json_t *j = walk(action, f->path);
-	const char *v;
-
-	f->out[0] = '\0';
-	if (j == NULL || json_is_null(j)) {
-		if (!f->required)
-			return 0;
-		snprintf(msg, msgsz, "missing field: %s", f->path);
-		return -1;
-	}
-	if (!json_is_string(j)) {
-		snprintf(msg, msgsz, "invalid field: %s (not a string)",
-		    f->path);
-		return -1;
-	}
-	v = json_string_value(j);
-	if (*v == '\0' && f->required) {
-		snprintf(msg, msgsz, "missing field: %s (empty)", f->path);
-		return -1;
-	}
-	if (strlen(v) >= WL_FIELD || too_long(f, v)) {
-		snprintf(msg, msgsz, "field too long: %s (at most %zu "
-		    "characters)", f->path, f->max);
-		return -1;
-	}
-	for (const char *p = v; *p != '\0'; p++)
-		if (*p == '\\' || ((unsigned char)*p < 0x20)) {
-			snprintf(msg, msgsz, "invalid field: %s (backslash or "
-			    "control character)", f->path);
-			return -1;
-		}
-	if ((f->kind == 'd' && *v != '\0' && (strlen(v) != 8 ||
-	    strspn(v, "0123456789") != 8)) ||
-	    (f->kind == 't' && *v != '\0' && !valid_tm(v))) {
-		snprintf(msg, msgsz, "invalid field: %s (%s)", f->path,
-		    f->kind == 'd' ? "a date is 8 digits, YYYYMMDD" :
-		    "a time is HHMMSS, HHMM or HH, with an optional fraction");
-		return -1;
-	}
-	snprintf(f->out, WL_FIELD, "%s", v);
-	return 0;
-}
-
-static int
-get_fields(json_t *action, const struct field *fs, size_t n, char *msg,
-    size_t msgsz)
-{
-	for (size_t i = 0; i < n; i++)
-		if (get_field(action, &fs[i], msg, msgsz) == -1)
-			return -1;
-	return 0;
 }
 
 static void
@@ -198,89 +79,41 @@ struct ctx {
 };
 
 static void
-create_item(struct ctx *c, json_t *action, const char *action_id)
+create_item(struct ctx *c, struct worklist_action *a)
 {
-	struct worklist_item it = { 0 };
+	struct worklist_item *it = &a->item;
 	struct err e = { 0 };
-	char msg[300], q[64];
+	char q[64];
 	const char *aet = getenv("WORKLIST_STATION_AET");
-	const struct field fs[] = {
-		{ ITEM "accession_number", 1, 16, 's', it.accession_number },
-		{ ITEM "participant.nhs_number", 1, 64, 's', it.patient_id },
-		{ ITEM "participant.name", 1, 64, 'p', it.patient_name },
-		{ ITEM "participant.birth_date", 0, 8, 'd', it.birth_date },
-		{ ITEM "participant.sex", 0, 16, 's', it.sex },
-		{ ITEM "scheduled.date", 1, 8, 'd', it.scheduled_date },
-		{ ITEM "scheduled.time", 1, 16, 't', it.scheduled_time },
-		{ ITEM "scheduled.station_aet", 0, 16, 's',
-		    it.scheduled_station_aet },
-		{ ITEM "scheduled.station_name", 0, 16, 's',
-		    it.scheduled_station_name },
-		{ ITEM "procedure.modality", 0, 16, 's', it.modality },
-		{ ITEM "procedure.study_description", 0, 64, 's',
-		    it.study_description },
-		{ ITEM "procedure.requested_procedure_id", 0, 16, 's',
-		    it.requested_procedure_id },
-		{ ITEM "procedure.requested_procedure_description", 0, 64, 's',
-		    it.requested_procedure_description },
-	};
 	int rc;
 
-	if (get_fields(action, fs, sizeof fs / sizeof fs[0], msg,
-	    sizeof msg) == -1) {
-		c->errors++;
-		log_warn("rejected", "action_id=%s reason=%s", action_id,
-		    log_quote(msg, (char[320]){ 0 }, 320));
-		reply("error", action_id, msg);
-		return;
-	}
-	if (it.modality[0] == '\0')
-		snprintf(it.modality, WL_FIELD, "MG");
-	if (it.scheduled_station_aet[0] == '\0')
-		snprintf(it.scheduled_station_aet, WL_FIELD, "%s",
+	if (it->scheduled_station_aet[0] == '\0')
+		snprintf(it->scheduled_station_aet, WL_FIELD, "%s",
 		    aet != NULL && *aet != '\0' ? aet : STATION_AET_DEFAULT);
-	snprintf(it.source_message_id, WL_FIELD, "%s", action_id);
-	if ((rc = worklist_create(c->w, &it, &e)) == -1) {
+	if ((rc = worklist_create(c->w, it, &e)) == -1) {
 		c->failed++;
 		log_err("create failed", &e);
-		reply("error", action_id, e.msg);
+		reply("error", a->action_id, e.msg);
 		return;
 	}
 	log_info(rc == WL_CREATED ? "created" : "exists",
-	    "action_id=%s accession_number=%s", action_id,
-	    log_quote(it.accession_number, q, sizeof q));
-	reply(rc == WL_CREATED ? "created" : "exists", action_id, NULL);
+	    "action_id=%s accession_number=%s", a->action_id,
+	    log_quote(it->accession_number, q, sizeof q));
+	reply(rc == WL_CREATED ? "created" : "exists", a->action_id, NULL);
 }
 
 static void
-update_status(struct ctx *c, json_t *action, const char *action_id)
+update_status(struct ctx *c, struct worklist_action *a)
 {
-	char acc[WL_FIELD], status[WL_FIELD], msg[300], q[64];
+	const char *acc = a->item.accession_number, *status = a->item.status;
+	char msg[300], q[64];
 	struct err e = { 0 };
-	const struct field fs[] = {
-		{ ITEM "accession_number", 1, 16, 's', acc },
-		{ ITEM "status", 1, 16, 's', status },
-	};
 	int rc;
 
-	if (get_fields(action, fs, 2, msg, sizeof msg) == -1) {
-		c->errors++;
-		reply("error", action_id, msg);
-		return;
-	}
-	if (strcmp(status, WL_SCHEDULED) != 0 &&
-	    strcmp(status, WL_IN_PROGRESS) != 0 &&
-	    strcmp(status, WL_COMPLETED) != 0 &&
-	    strcmp(status, WL_DISCONTINUED) != 0) {
-		c->errors++;
-		reply("error", action_id, "invalid field: " ITEM "status "
-		    "(SCHEDULED, IN PROGRESS, COMPLETED or DISCONTINUED)");
-		return;
-	}
 	if ((rc = worklist_set_status(c->w, acc, status, &e)) == -1) {
 		c->failed++;
 		log_err("update failed", &e);
-		reply("error", action_id, e.msg);
+		reply("error", a->action_id, e.msg);
 		return;
 	}
 	log_quote(acc, q, sizeof q);
@@ -289,45 +122,34 @@ update_status(struct ctx *c, json_t *action, const char *action_id)
 		snprintf(msg, sizeof msg, "no worklist item with "
 		    "accession_number %s", acc);
 		log_warn("not found", "action_id=%s accession_number=%s",
-		    action_id, q);
-		reply("error", action_id, msg);
+		    a->action_id, q);
+		reply("error", a->action_id, msg);
 		return;
 	}
 	log_info("updated", "action_id=%s accession_number=%s status=%s",
-	    action_id, q, log_quote(status, (char[32]){ 0 }, 32));
-	reply("updated", action_id, NULL);
+	    a->action_id, q, log_quote(status, (char[32]){ 0 }, 32));
+	reply("updated", a->action_id, NULL);
 }
 
 static void
 apply_one(struct ctx *c, json_t *action)
 {
-	json_t *id = json_object_get(action, "action_id");
-	json_t *type = json_object_get(action, "action_type");
-	const char *action_id = json_is_string(id) ? json_string_value(id) :
-	    NULL;
-	const char *t = json_is_string(type) ? json_string_value(type) : "";
+	struct worklist_action a;
 	char msg[300];
 
-	if (!json_is_object(action)) {
+	if (worklist_action_parse(action, &a, msg, sizeof msg) == -1) {
 		c->errors++;
-		reply("error", NULL, "invalid action: not a JSON object");
+		if (a.type == WL_ACTION_CREATE_ITEM)
+			log_warn("rejected", "action_id=%s reason=%s",
+			    a.action_id, log_quote(msg, (char[320]){ 0 }, 320));
+		reply("error", a.type != WL_ACTION_NONE ? a.action_id : NULL,
+		    msg);
 		return;
 	}
-	if (action_id == NULL || *action_id == '\0' ||
-	    strlen(action_id) >= WL_FIELD) {
-		c->errors++;
-		reply("error", NULL, "missing field: action_id");
-		return;
-	}
-	if (strcmp(t, "worklist.create_item") == 0)
-		create_item(c, action, action_id);
-	else if (strcmp(t, "worklist.update_status") == 0)
-		update_status(c, action, action_id);
-	else {
-		c->errors++;
-		snprintf(msg, sizeof msg, "Unsupported action: %.200s", t);
-		reply("error", NULL, msg);
-	}
+	if (a.type == WL_ACTION_CREATE_ITEM)
+		create_item(c, &a);
+	else
+		update_status(c, &a);
 }
 
 /* 1 when only whitespace is left on f. */

@@ -44,6 +44,7 @@ struct bnode {
 	uint8_t *value;		/* NULL for SQ and empty values */
 	size_t len;
 	int is_text;		/* value is UTF-8 text to convert */
+	int is_ascii;		/* default repertoire only (UI, CS, AE...) */
 	int encapsulated;	/* value is encoded items + delimiter */
 	struct bitem **items;	/* SQ only */
 	size_t nitems, itemcap;
@@ -262,6 +263,8 @@ add_value(struct dcm_builder *b, uint32_t tag, const char *vr,
 	}
 	n->len = len;
 	n->is_text = is_text && vr_is_text(n->vr);
+	/* no character set holds the others' non-ASCII characters */
+	n->is_ascii = is_text && !n->is_text;
 	return attach(b, n, e);
 }
 
@@ -773,6 +776,9 @@ encode_value(struct enc *x, struct bnode *n)
 	start = x->out.len;
 	if (n->is_text) {
 		if (put_converted(x, n->value, n->len) == -1)
+			return -1;
+	} else if (n->is_ascii) {
+		if (put_ascii(x, n->value, n->len) == -1)
 			return -1;
 	} else if (put(x, n->value, n->len) == -1)
 		return -1;

@@ -196,23 +196,41 @@ dest_index(const struct pixel_desc *pd, size_t i, int planar)
 	return (i % np) * pd->samples + i / np;
 }
 
+/* Bits Stored / High Bit / sign of 16-bit samples, for the loops below. */
+struct bits16 {
+	unsigned shift;
+	uint32_t mask, sign;
+};
+
+static struct bits16
+bits16(const struct pixel_desc *pd)
+{
+	return (struct bits16){ pd->high_bit + 1 - pd->bits_stored,
+	    (1u << pd->bits_stored) - 1,
+	    pd->is_signed ? 1u << (pd->bits_stored - 1) : 0 };
+}
+
+/* Sample i of 16-bit data b. */
+static inline int32_t
+sample16(const uint8_t *b, size_t i, int be, struct bits16 k)
+{
+	uint32_t x = be ? (uint32_t)b[2 * i] << 8 | b[2 * i + 1] :
+	    (uint32_t)b[2 * i + 1] << 8 | b[2 * i];
+
+	return (int32_t)(((x >> k.shift & k.mask) ^ k.sign) - k.sign);
+}
+
 /* The common case (16-bit mammograms), in a loop the compiler can
  * vectorise. */
 static void
 unpack16(struct pixel_frame *f, const uint8_t *b, size_t n, int be)
 {
-	const struct pixel_desc *pd = &f->desc;
-	unsigned shift = pd->high_bit + 1 - pd->bits_stored;
-	uint32_t mask = (1u << pd->bits_stored) - 1;
-	uint32_t sign = pd->is_signed ? 1u << (pd->bits_stored - 1) : 0;
+	struct bits16 k = bits16(&f->desc);
 	int32_t *v = f->v;
-
 	int32_t lo = INT32_MAX, hi = INT32_MIN;
 
 	for (size_t i = 0; i < n; i++) {
-		uint32_t x = be ? (uint32_t)b[2 * i] << 8 | b[2 * i + 1] :
-		    (uint32_t)b[2 * i + 1] << 8 | b[2 * i];
-		int32_t y = (int32_t)(((x >> shift & mask) ^ sign) - sign);
+		int32_t y = sample16(b, i, be, k);
 		v[i] = y;
 		lo = y < lo ? y : lo;
 		hi = y > hi ? y : hi;
@@ -222,38 +240,57 @@ unpack16(struct pixel_frame *f, const uint8_t *b, size_t n, int be)
 	f->ranged = 1;
 }
 
-/* Native: raw bytes of one frame (len checked by the caller). */
+/*
+ * Byte k of native pixel data of len bytes.  Big endian OW is swapped in
+ * 16-bit words from the start of the value, so with swap8 the bytes of
+ * 8- and 1-bit data are read pairwise reversed, counted from the start of
+ * the value, not of the frame (a frame of odd size starts mid-word); a
+ * missing last byte of an odd-length value reads as 0.
+ */
+static uint8_t
+native_byte(const uint8_t *b, size_t len, uint64_t k, int swap8)
+{
+	if (swap8)
+		k ^= 1;
+	return k < len ? b[k] : 0;
+}
+
+/* Native: the frame starting at byte start (bit bit0 for 1-bit data) of
+ * the value b (len bytes, enough for the frame: checked by the caller). */
 static void
-native_unpack(struct pixel_frame *f, const uint8_t *b, uint64_t bit0, int be,
-    int swap8)
+native_unpack(struct pixel_frame *f, const uint8_t *b, size_t len,
+    uint64_t start, uint64_t bit0, int be, int swap8)
 {
 	const struct pixel_desc *pd = &f->desc;
 	size_t n = npixels(pd) * pd->samples;
 	uint32_t raw;
 
 	if (pd->bits_allocated == 16 && (pd->samples == 1 || !pd->planar)) {
-		unpack16(f, b, n, be);
+		unpack16(f, b + start, n, be);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
 		switch (pd->bits_allocated) {
 		case 1:
-			raw = (b[(bit0 + i) / 8] >> ((bit0 + i) % 8)) & 1;
+			raw = (native_byte(b, len, (bit0 + i) / 8, swap8) >>
+			    ((bit0 + i) % 8)) & 1;
 			break;
 		case 8:
-			raw = b[swap8 ? i ^ 1 : i];
+			raw = native_byte(b, len, start + i, swap8);
 			break;
 		case 16:
-			raw = be ? (uint32_t)b[2 * i] << 8 | b[2 * i + 1] :
-			    (uint32_t)b[2 * i + 1] << 8 | b[2 * i];
+			raw = be ? (uint32_t)b[start + 2 * i] << 8 |
+			    b[start + 2 * i + 1] :
+			    (uint32_t)b[start + 2 * i + 1] << 8 | b[start + 2 * i];
 			break;
 		default:
-			raw = be ? (uint32_t)b[4 * i] << 24 |
-			    (uint32_t)b[4 * i + 1] << 16 |
-			    (uint32_t)b[4 * i + 2] << 8 | b[4 * i + 3] :
-			    (uint32_t)b[4 * i + 3] << 24 |
-			    (uint32_t)b[4 * i + 2] << 16 |
-			    (uint32_t)b[4 * i + 1] << 8 | b[4 * i];
+			raw = be ? (uint32_t)b[start + 4 * i] << 24 |
+			    (uint32_t)b[start + 4 * i + 1] << 16 |
+			    (uint32_t)b[start + 4 * i + 2] << 8 |
+			    b[start + 4 * i + 3] :
+			    (uint32_t)b[start + 4 * i + 3] << 24 |
+			    (uint32_t)b[start + 4 * i + 2] << 16 |
+			    (uint32_t)b[start + 4 * i + 1] << 8 | b[start + 4 * i];
 			break;
 		}
 		f->v[dest_index(pd, i, pd->planar)] = stored_value(pd, raw);
@@ -288,12 +325,103 @@ is_native_422(const struct pixel_desc *pd)
 	    strcmp(pd->photometric, "YBR_FULL_422") == 0;
 }
 
-/* Native bytes b (len) holding frame (0-based) and maybe others. */
+/*
+ * How many times a native grey 16-bit frame may be reduced in each
+ * direction with its longest side still at least min_side (1: not at
+ * all).  The preview asks for twice its size; a full-size mammogram is
+ * then read as a quarter of its pixels in each direction instead of
+ * being held whole as int32 (34 MB to fault in and zero).
+ */
+#define NATIVE_FACTOR_MAX	128	/* 128 * 128 * 65535 < 2^31 */
+
+static unsigned
+native_factor(const struct pixel_desc *pd, unsigned min_side)
+{
+	unsigned longest = pd->rows > pd->columns ? pd->rows : pd->columns;
+	unsigned k = 1;
+
+	if (min_side == 0 || pd->samples != 1 || pd->bits_allocated != 16)
+		return 1;
+	while (k < NATIVE_FACTOR_MAX && (longest + k) / (k + 1) >= min_side)
+		k++;
+	return k;
+}
+
+/* The mean of sum over n samples, rounded to nearest. */
+static int32_t
+mean(int64_t sum, int64_t n)
+{
+	return (int32_t)(sum >= 0 ? (sum + n / 2) / n : -((-sum + n / 2) / n));
+}
+
+/* Add one row of n 16-bit stored values to col (a loop that vectorises). */
+static void
+add_row16(const uint8_t *r, size_t n, int be, const struct pixel_desc *pd,
+    int32_t *col)
+{
+	struct bits16 k = bits16(pd);
+
+	for (size_t x = 0; x < n; x++)
+		col[x] += sample16(r, x, be, k);
+}
+
+/*
+ * A native 16-bit grey frame at 1/k of its size: each output sample the
+ * mean of the stored values of a k x k block (partial at the right and
+ * bottom edges), as the codecs' reduced decoding averages.  Column sums
+ * of k rows fit int32: k <= NATIVE_FACTOR_MAX.
+ */
+static int
+native_reduced16(const uint8_t *b, int be, const struct pixel_desc *pd,
+    unsigned k, struct pixel_frame *f, struct err *e)
+{
+	struct pixel_desc rd = *pd;
+	int32_t lo = INT32_MAX, hi = INT32_MIN, *col;
+
+	rd.rows = (pd->rows + k - 1) / k;
+	rd.columns = (pd->columns + k - 1) / k;
+	if ((col = malloc(pd->columns * sizeof *col)) == NULL)
+		return err_sys(e, "malloc");
+	if (frame_alloc(f, &rd, e) == -1) {
+		free(col);
+		return -1;
+	}
+	for (unsigned oy = 0; oy < rd.rows; oy++) {
+		unsigned y0 = oy * k, y1 = y0 + k < pd->rows ? y0 + k :
+		    pd->rows;
+		memset(col, 0, pd->columns * sizeof *col);
+		for (unsigned y = y0; y < y1; y++)
+			add_row16(b + (size_t)y * pd->columns * 2,
+			    pd->columns, be, pd, col);
+		for (unsigned ox = 0; ox < rd.columns; ox++) {
+			unsigned x0 = ox * k, x1 = x0 + k < pd->columns ?
+			    x0 + k : pd->columns;
+			int64_t sum = 0;
+			int32_t m;
+			for (unsigned x = x0; x < x1; x++)
+				sum += col[x];
+			m = mean(sum, (int64_t)(y1 - y0) * (x1 - x0));
+			f->v[(size_t)oy * rd.columns + ox] = m;
+			lo = m < lo ? m : lo;
+			hi = m > hi ? m : hi;
+		}
+	}
+	free(col);
+	f->min = lo;
+	f->max = hi;
+	f->ranged = 1;
+	return 0;
+}
+
+/* Native bytes b (len) holding frame (0-based) and maybe others; reduced
+ * as min_side allows (see native_factor). */
 static int
 decode_native_bytes(const uint8_t *b, size_t len, int be, int swap8,
-    const struct pixel_desc *pd, long frame, struct pixel_frame *f,
-    struct err *e)
+    const struct pixel_desc *pd, long frame, unsigned min_side,
+    struct pixel_frame *f, struct err *e)
 {
+	unsigned k = native_factor(pd, min_side);
+
 	uint64_t bits = (uint64_t)npixels(pd) * pd->samples *
 	    pd->bits_allocated;
 	uint64_t start = 0, need, bit0 = 0;
@@ -315,21 +443,23 @@ decode_native_bytes(const uint8_t *b, size_t len, int be, int swap8,
 		    (unsigned long long)need);
 	if (is_native_422(pd))
 		return native_422(b + start, pd, f, e);
+	if (k > 1)
+		return native_reduced16(b + start, be, pd, k, f, e);
 	if (frame_alloc(f, pd, e) == -1)
 		return -1;
-	native_unpack(f, b + start, bit0, be, swap8);
+	native_unpack(f, b, len, start, bit0, be, swap8);
 	return 0;
 }
 
 static int
 decode_native(const struct dcm_elem *px, const struct pixel_desc *pd,
-    long frame, struct pixel_frame *f, struct err *e)
+    long frame, unsigned min_side, struct pixel_frame *f, struct err *e)
 {
-	int swap8 = px->big_endian && pd->bits_allocated == 8 &&
+	int swap8 = px->big_endian && pd->bits_allocated <= 8 &&
 	    strcmp(px->vr, "OW") == 0;
 
 	return decode_native_bytes(px->value, px->value ? px->length : 0,
-	    px->big_endian, swap8, pd, frame, f, e);
+	    px->big_endian, swap8, pd, frame, min_side, f, e);
 }
 
 /* Deflated Image Frame Compression (1.2.840.10008.1.2.8.1): each frame
@@ -364,7 +494,7 @@ decode_deflated_frame(const uint8_t *src, size_t len,
 		return err_set(e, PIXEL_E_CORRUPT, "deflated frame: %s",
 		    zs.msg ? zs.msg : "too short");
 	}
-	rc = decode_native_bytes(out, want, 0, 0, pd, 0, f, e);
+	rc = decode_native_bytes(out, want, 0, 0, pd, 0, 0, f, e);
 	free(out);
 	return rc;
 }
@@ -553,7 +683,7 @@ decode_rle(const struct frame_bytes *fb, const struct pixel_desc *pd,
 		return -1;
 	}
 	if (pd->bits_allocated == 1) {
-		native_unpack(f, seg, 0, 0, 0);
+		native_unpack(f, seg, seglen, 0, 0, 0, 0);
 		free(seg);
 		return 0;
 	}
@@ -981,7 +1111,7 @@ decode_external(const char *prog, const char *path,
 			    "data encapsulated", prog);
 		else
 			rc = decode_native(dcm_find(d2, NULL, TAG_PIXEL_DATA),
-			    &pd2, frame, f, e);
+			    &pd2, frame, 0, f, e);
 	}
 	if (d2 != NULL)
 		dcm_free(d2);
@@ -1129,7 +1259,7 @@ pixel_decode(const struct dcm *d, const char *path, long frame,
 		rc = decode_encapsulated(d, px, path, &pd, frame, min_side, f,
 		    e);
 	else
-		rc = decode_native(px, &pd, frame, f, e);
+		rc = decode_native(px, &pd, frame, min_side, f, e);
 	if (rc == 0 && !f->ranged)
 		finish_range(f);
 	return rc;

@@ -67,7 +67,8 @@ int pixel_describe(const struct dcm *d, struct pixel_desc *pd,
 /*
  * Decode frame (0-based; -1 = the middle one).  path (may be NULL) is
  * the file d was read from, for the external decompressor.  min_side > 0
- * lets JPEG (DCT scaling) and JPEG 2000 (resolution levels) decode at a
+ * lets JPEG (DCT scaling), JPEG 2000 (resolution levels) and native
+ * 16-bit grey data (means of k x k blocks of stored values) decode at a
  * lower resolution whose longest side is still at least min_side: the
  * frame's rows/columns then say what was decoded.
  */

@@ -794,6 +794,10 @@ render_png(const struct render_image *im, uint8_t **out, size_t *len,
 	png_set_IHDR(png, info, im->width, im->height, 8, im->channels == 3 ?
 	    PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
 	    PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+	/* a preview: zlib level 3 takes a fifth of the preview's time off
+	 * on a noisy mammogram, for 6 % more bytes (27 % on a smooth one:
+	 * 12 KB instead of 9) */
+	png_set_compression_level(png, 3);
 	png_write_info(png, info);
 	for (unsigned y = 0; y < im->height; y++)
 		png_write_row(png, im->data + (size_t)y * im->width *

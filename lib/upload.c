@@ -350,6 +350,10 @@ upload_backoff_ms(int attempts, long cap_seconds, long retry_after_seconds,
 	if (d > cap)
 		d = cap;
 	d = d / 2 + (long long)(random_bits % (unsigned)(d / 2 + 1));
+	/* a server's Retry-After of years (or of 2^63 seconds: signed
+	 * overflow) is capped, so the caller's now + delay stays sane */
+	if (retry_after_seconds > UPLOAD_RETRY_AFTER_MAX_SECONDS)
+		retry_after_seconds = UPLOAD_RETRY_AFTER_MAX_SECONDS;
 	if (retry_after_seconds >= 0 && d < retry_after_seconds * 1000LL)
 		d = retry_after_seconds * 1000LL;
 	return d;

@@ -79,8 +79,10 @@ long upload_parse_retry_after(const char *value, long long now);
  * Milliseconds to wait before attempt number attempts + 1: exponential
  * from one second, capped at cap_seconds, with "equal jitter" (half the
  * delay fixed, half random from random_bits), never less than
- * retry_after_seconds (when >= 0).
+ * retry_after_seconds (when >= 0; a Retry-After beyond
+ * UPLOAD_RETRY_AFTER_MAX_SECONDS counts as that).
  */
+#define UPLOAD_RETRY_AFTER_MAX_SECONDS	(7L * 86400)
 long long upload_backoff_ms(int attempts, long cap_seconds,
     long retry_after_seconds, unsigned random_bits);
 

@@ -467,9 +467,8 @@ serve_until(struct ws *w, int (*done)(const struct ws *), long long deadline,
 
 /* ---------------------------------------------------------------- open */
 
-/* Split wss://host[:port]/path into host, port and path (with query). */
-static int
-parse_url(const char *url, char *host, size_t hostsz, int *port,
+int
+ws_parse_url(const char *url, char *host, size_t hostsz, int *port,
     const char **path, struct err *e)
 {
 	const char *p, *h, *colon, *slash;
@@ -578,7 +577,7 @@ ws_open(struct ws_ctx *c, struct ws **out, const char *url,
 
 	if (st != NULL)
 		memset(st, 0, sizeof *st);
-	if (parse_url(url, host, sizeof host, &port, &path, e) == -1)
+	if (ws_parse_url(url, host, sizeof host, &port, &path, e) == -1)
 		return -1;
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		return err_sys(e, "malloc");

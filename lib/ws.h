@@ -119,4 +119,12 @@ int ws_request(struct ws_ctx *c, const char *url, const char *header_name,
 /* "dns", "tcp", … for a phase. */
 const char *ws_phase_name(enum ws_phase p);
 
+/*
+ * Split wss://host[:port]/path (the relay's accept address, outside
+ * input) into host (hostsz), port (443 when absent) and *path (pointing
+ * into url; "/" when absent).  -1 with e set for anything else.
+ */
+int ws_parse_url(const char *url, char *host, size_t hostsz, int *port,
+    const char **path, struct err *e);
+
 #endif

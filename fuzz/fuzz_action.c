@@ -1,0 +1,51 @@
+/*
+ * fuzz_action: libFuzzer target for the cloud's worklist actions as
+ * `mwlsync apply` reads them: a stream of JSON documents (jansson, one
+ * after another as on mwlsync's stdin), each checked by
+ * worklist_action_parse().  An accepted action must have a type and an
+ * action_id; a refused one must say why.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "worklist_action.h"
+
+#define MAX_DOCUMENTS	64
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct worklist_action a;
+	json_error_t je;
+	json_t *j;
+	size_t off = 0;
+	char msg[300];
+	int n;
+
+	for (n = 0; n < MAX_DOCUMENTS && off < size; n++) {
+		j = json_loadb((const char *)data + off, size - off,
+		    JSON_DISABLE_EOF_CHECK, &je);
+		if (j == NULL)
+			return 0;	/* mwlsync stops at invalid JSON */
+		msg[0] = '\0';
+		if (worklist_action_parse(j, &a, msg, sizeof msg) == 0) {
+			if (a.type == WL_ACTION_NONE || a.action_id[0] == '\0')
+				abort();
+			if (a.type == WL_ACTION_CREATE_ITEM &&
+			    (a.item.accession_number[0] == '\0' ||
+			    a.item.modality[0] == '\0'))
+				abort();
+		} else if (msg[0] == '\0')
+			abort();
+		json_decref(j);
+		if (je.position <= 0)
+			break;
+		off += (size_t)je.position;
+	}
+	return 0;
+}
