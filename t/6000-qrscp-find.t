@@ -2,47 +2,26 @@
 # 6000-qrscp-find: qrscp's C-FIND against dcmtk's findscu, over a pacs.db
 # indexed from a small generated archive (t/tools/gen-qrdata): both
 # information models, every level, every matching rule (single value,
-# universal, wildcard, date and time ranges, list of
-# UIDs), return keys, character sets, and bad requests that end in a clear
-# status while the server keeps serving.
+# universal, wildcard, date and time ranges, list of UIDs), return keys,
+# character sets, and bad requests that end in a clear status while the
+# server keeps serving.
 . "${0%/*}/lib.sh"
 
+. "${0%/*}/qr-lib.sh"
 GATEWAY_DATA_DIR=$T/var
 export GATEWAY_DATA_DIR
-mkdir -p "$GATEWAY_DATA_DIR/incoming" "$T/r"
-ROOT=1.2.826.0.1.3680043.9.7433.1
-TOOLS=$GW_ROOT/t/tools
+ROOT=$QR_ROOT
 
-ok "the test archive is generated" sh -c \
-    '"$0/gen-qrdata" "$1/var/incoming" >"$1/files"' "$TOOLS" "$T"
-ok "the sweep takes it in" sh -c 'storescp-hook --sweep 2>"$0/hook.log"' "$T"
-ok "dcmindex indexes it" sh -c 'dcmindex --once 2>"$0/index.log"' "$T"
-is "$(sql "$GATEWAY_DATA_DIR/pacs.db" 'SELECT count(*) FROM instances')" 13 \
-    "13 instances indexed"
-
+qr_archive "$T/files"
 QRPORT=$(free_port)
 bg qrscp qrscp --bind 127.0.0.1 --port "$QRPORT" --aet GWQR
 wait_for 20 "qrscp listens on 127.0.0.1" port_open "$QRPORT"
 
-# fq NAME OPTIONS KEY...: findscu (OPTIONS: -P or -S, and more) with
-# these keys (-k each).  The responses, one line each, sorted: in
-# $T/r/NAME.txt the asked-for keys in the order asked, in NAME.all every
-# element; findscu's output in NAME.log.
+# fq NAME OPTIONS KEY...: qr_find against qrscp.
 fq() {
-	_name=$1; _model=$2; shift 2
-	_keys=
-	_n=$#
-	while [ "$_n" -gt 0 ]; do
-		_keys=${_keys:+$_keys,}${1%%=*}
-		set -- "$@" -k "$1"
-		shift
-		_n=$((_n - 1))
-	done
-	mkdir -p "$T/r/$_name"
-	findscu -v -to 10 $_model -X -od "$T/r/$_name" -aec GWQR "$@" \
-	    127.0.0.1 "$QRPORT" >"$T/r/$_name.log" 2>&1
-	"$TOOLS/qr-responses" "$T/r/$_name" --keys "$_keys" >"$T/r/$_name.txt"
-	"$TOOLS/qr-responses" "$T/r/$_name" >"$T/r/$_name.all"
+	_fq_name=$1
+	shift
+	qr_find "$_fq_name" "$QRPORT" GWQR "$@"
 }
 
 # count NAME: how many responses.
@@ -67,18 +46,12 @@ every() {
 	! grep -v '^count=' "$T/r/$1.${3:-txt}" | grep -qvF -- "$2"
 }
 
-# final NAME: the final status findscu reported.
-final() {
-	sed -n 's/.*Received Final Find Response (\(.*\))$/\1/p' \
-	    "$T/r/$1.log" | tail -1
-}
-
 # --- Patient Root, PATIENT ---
 fq pat_all -P QueryRetrieveLevel=PATIENT PatientID PatientName
 is "$(count pat_all)" 6 "PATIENT, universal: six patients"
 ok "... every response says QueryRetrieveLevel=PATIENT" \
     every pat_all "QueryRetrieveLevel=PATIENT"
-is "$(final pat_all)" Success "... and the final status is Success"
+is "$(qr_final pat_all)" Success "... and the final status is Success"
 
 fq pat_id -P QueryRetrieveLevel=PATIENT PatientID=NHS0001 PatientName \
     PatientBirthDate PatientSex NumberOfPatientRelatedStudies \
@@ -117,7 +90,7 @@ ok "... with instance numbers, SOP class and Rows" \
 fq pwrong -P QueryRetrieveLevel=SERIES PatientID=NHS0002 \
     StudyInstanceUID=$ROOT.1
 is "$(count pwrong)" 0 "a study under another patient: nothing"
-is "$(final pwrong)" Success "... and that is a successful answer"
+is "$(qr_final pwrong)" Success "... and that is a successful answer"
 
 # --- Study Root, STUDY ---
 fq s_all -S QueryRetrieveLevel=STUDY StudyInstanceUID
@@ -203,19 +176,19 @@ ok "a Latin-1 query finding a Japanese name gets it in ISO_IR 192" sh -c \
 
 # --- bad requests: a clear status, and the server keeps serving ---
 fq bad_nolevel -S PatientName
-is "$(final bad_nolevel)" "Failed: UnableToProcess" \
+is "$(qr_final bad_nolevel)" "Failed: UnableToProcess" \
     "no Query/Retrieve Level: Unable to process"
 fq bad_level -S QueryRetrieveLevel=PATIENT PatientName
-is "$(final bad_level)" "Failed: UnableToProcess" \
+is "$(qr_final bad_level)" "Failed: UnableToProcess" \
     "PATIENT level in the Study Root model: Unable to process"
 fq bad_what -P QueryRetrieveLevel=FRAME PatientName
-is "$(final bad_what)" "Failed: UnableToProcess" \
+is "$(qr_final bad_what)" "Failed: UnableToProcess" \
     "a level that does not exist: Unable to process"
 fq bad_date -S QueryRetrieveLevel=STUDY StudyDate=2024x
-is "$(final bad_date)" "Error: DataSetDoesNotMatchSOPClass" \
+is "$(qr_final bad_date)" "Error: DataSetDoesNotMatchSOPClass" \
     "a malformed date: A900 (identifier does not match)"
 fq bad_uid -S QueryRetrieveLevel=STUDY "StudyInstanceUID=1.2.*"
-is "$(final bad_uid)" "Error: DataSetDoesNotMatchSOPClass" \
+is "$(qr_final bad_uid)" "Error: DataSetDoesNotMatchSOPClass" \
     "a UID with a wildcard: A900"
 ok "the refusals are logged with their reason, without the values" sh -c \
     'grep -q "c-find refused.*is not in the Study Root" "$0" &&
@@ -228,10 +201,10 @@ is "$(count after)" 7 "after all that, C-FIND still answers every study"
 
 # --- cancel ---
 fq cancel "-S --cancel 1" QueryRetrieveLevel=IMAGE SOPInstanceUID
-case $(final cancel) in
+case $(qr_final cancel) in
 Cancel*|Success) pass "a C-CANCEL after the first response ends the find" ;;
 *) fail "a C-CANCEL after the first response ends the find"
-   diag "final status: $(final cancel)" ;;
+   diag "final status: $(qr_final cancel)" ;;
 esac
 fq after_cancel -S QueryRetrieveLevel=STUDY StudyInstanceUID
 is "$(count after_cancel)" 7 "... and the next find is answered whole"

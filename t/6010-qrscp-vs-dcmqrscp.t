@@ -15,20 +15,16 @@
 # - dcmqrscp refuses a query without the unique keys of the levels above;
 #   qrscp matches any value there (t/6000): only hierarchical queries here.
 . "${0%/*}/lib.sh"
+. "${0%/*}/qr-lib.sh"
 
 command -v dcmqrscp >/dev/null || skip_all "no dcmqrscp"
 GATEWAY_DATA_DIR=$T/var
+QR_ABSENT_EMPTY=1
 export GATEWAY_DATA_DIR
-mkdir -p "$GATEWAY_DATA_DIR/incoming" "$T/r" "$T/dqr/db" "$T/files"
-ROOT=1.2.826.0.1.3680043.9.7433.1
-TOOLS=$GW_ROOT/t/tools
+mkdir -p "$T/dqr/db"
+ROOT=$QR_ROOT
 
-ok "the test archive is generated" sh -c \
-    '"$0/gen-qrdata" "$1/files" >"$1/files.txt"' "$TOOLS" "$T"
-ok "... copied in for the gateway" sh -c 'cp "$0"/files/*.dcm "$0/var/incoming/"' "$T"
-ok "the sweep takes it in" sh -c 'storescp-hook --sweep 2>"$0/hook.log"' "$T"
-ok "dcmindex indexes it" sh -c 'dcmindex --once 2>"$0/index.log"' "$T"
-
+qr_archive "$T/files"
 QRPORT=$(free_port)
 DQPORT=$(free_port)
 cat >"$T/dqr/dcmqrscp.cfg" <<EOF
@@ -53,37 +49,8 @@ wait_for 20 "qrscp listens" port_open "$QRPORT"
 ok "storescu stores the archive into dcmqrscp" sh -c \
     'storescu -to 20 -aec DQR 127.0.0.1 "$0" "$1"/files/*.dcm' "$DQPORT" "$T"
 
-# fq NAME PORT AE OPTIONS KEY...: findscu; responses, the asked-for keys
-# in the order asked, one line each, sorted, in $T/r/NAME.txt.
-fq() {
-	_name=$1; _port=$2; _ae=$3; _model=$4; shift 4
-	_keys=
-	_n=$#
-	while [ "$_n" -gt 0 ]; do
-		case ${1%%=*} in
-		SpecificCharacterSet) ;;
-		*) _keys=${_keys:+$_keys,}${1%%=*} ;;
-		esac
-		set -- "$@" -k "$(printf '%s' "$1" | tr '~' ' ')"
-		shift
-		_n=$((_n - 1))
-	done
-	rm -rf "$T/r/$_name"
-	mkdir -p "$T/r/$_name"
-	findscu -v -to 10 $_model -X -od "$T/r/$_name" -aec "$_ae" "$@" \
-	    127.0.0.1 "$_port" >"$T/r/$_name.log" 2>&1
-	"$TOOLS/qr-responses" "$T/r/$_name" --keys "$_keys" --absent-empty \
-	    >"$T/r/$_name.txt"
-}
-
-# final NAME: the final status findscu reported; succeeded NAME: Success.
-final() {
-	sed -n 's/.*Received Final Find Response (\(.*\))$/\1/p' \
-	    "$T/r/$1.log" | tail -1
-}
-
 succeeded() {
-	[ "$(final "$1")" = Success ]
+	[ "$(qr_final "$1")" = Success ]
 }
 
 # One query a line: the model option, then the keys ('~' for a blank
@@ -143,11 +110,11 @@ while read -r line; do
 	set -- $line
 	set +f
 	model=$1; shift
-	fq "q$n.dqr" "$DQPORT" DQR "$model" "$@"
-	fq "q$n.gw" "$QRPORT" GWQR "$model" "$@"
+	qr_find "q$n.dqr" "$DQPORT" DQR "$model" "$@"
+	qr_find "q$n.gw" "$QRPORT" GWQR "$model" "$@"
 	if ! succeeded "q$n.dqr" || ! succeeded "q$n.gw"; then
 		fail "query $n: $line: both peers answer with Success"
-		diag "dcmqrscp: $(final "q$n.dqr"), qrscp: $(final "q$n.gw")"
+		diag "dcmqrscp: $(qr_final "q$n.dqr"), qrscp: $(qr_final "q$n.gw")"
 		diag "$(tail -5 "$T/r/q$n.gw.log")"
 	elif cmp -s "$T/r/q$n.dqr.txt" "$T/r/q$n.gw.txt"; then
 		pass "query $n: $line: $(tail -1 "$T/r/q$n.gw.txt"), the same"
