@@ -131,6 +131,7 @@ int
 qr_serve_find(struct qr_session *x, const struct dimse_msg *m,
     enum qr_root root)
 {
+	struct qr_find_options opt = { 0 };
 	struct scp_pending f;
 	struct dcm *query;
 	struct err e = { 0 };
@@ -146,7 +147,9 @@ qr_serve_find(struct qr_session *x, const struct dimse_msg *m,
 		return scp_respond(x->s, m, DIMSE_UNABLE_TO_PROCESS,
 		    "index unavailable");
 	}
-	n = qr_find(x->db, root, query, send_match, &f, &e);
+	/* (0008,0054): where to retrieve from, as dcmqrscp says too */
+	opt.retrieve_aet = x->s->srv->aet;
+	n = qr_find_with(x->db, root, query, &opt, send_match, &f, &e);
 	dcm_free(query);
 	if (f.failed)
 		return -1;

@@ -6,8 +6,8 @@
 # the same.
 #
 # Deliberate differences, left out of the comparison:
-# - dcmqrscp answers its own AE title in (0008,0054) unasked; qrscp's
-#   comes from the caller (the compared keys never include it).
+# - (0008,0054) Retrieve AE Title is each server's own AE title (both
+#   answer it unasked), so the compared keys never include it.
 # - dcmqrscp drops the keys it does not support (ModalitiesInStudy, the
 #   Number of ... Related counts, Rows, ViewPosition, ...) where qrscp
 #   answers them (from the index, or empty): only keys both support are
