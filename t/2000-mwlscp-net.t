@@ -38,7 +38,7 @@ ok "mwlscp listens on 127.0.0.1" port_open "$PORT"
 ok "C-ECHO with echoscu succeeds" echo_ok
 not_ok "a wrong called AE title is rejected" \
     echoscu -to 5 -aec NOT_OUR_AE 127.0.0.1 "$PORT"
-ok "the rejection is logged with the called AE" \
+wait_for 10 "the rejection is logged with the called AE" \
     grep -q 'association rejected.*called_aet=NOT_OUR_AE.*reason=7' \
     "$T/mwlscp.log"
 
@@ -75,7 +75,7 @@ no_children() { ! pgrep -P "$MWLSCP_PID" >/dev/null; }
 wait_until 20 no_children
 ok "beyond --max-associations the extra one is rejected, the held ones work" \
     $RAW "$PORT" hold 3 echoscu -to 5 -aec SCREENING_MWL 127.0.0.1 "$PORT"
-ok "the limit rejection says local limit exceeded" \
+wait_for 10 "the limit rejection says local limit exceeded" \
     grep -q 'association rejected.*result=2 source=3 reason=2' \
     "$T/mwlscp.log"
 ok "once they are released, C-ECHO succeeds again" wait_until 10 echo_ok
