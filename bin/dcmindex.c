@@ -15,6 +15,9 @@
  * RELAY_UPLOAD_POLICY=on_request no image upload job is written: the
  * cloud asks for the images it wants (images.request, lib/request),
  * while the previews and their events still flow through dcmthumb.
+ * Without CLOUD_API_ENDPOINT (the cloud off, config_cloud_images) none
+ * is written either: the instance is HELD in pacs.db, kept (dcmpurge
+ * frees only COMPLETE ones) until `gatewayctl resend --held` queues it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -55,6 +58,8 @@ struct indexer {
 	struct pacs_index *ix;
 	struct worklist *worklist;	/* NULL: no worklist to update */
 	enum request_policy policy;	/* RELAY_UPLOAD_POLICY */
+	int cloud;			/* CLOUD_API_ENDPOINT set */
+	sqlite3_stmt *hold;		/* the cloud off: upload_status HELD */
 	int batch;
 	long indexed, failed;
 };
@@ -101,6 +106,20 @@ on_signal(int sig)
 	stopping = 1;
 }
 
+/* The cloud is off: the current copy of the instance waits, HELD, for
+ * `gatewayctl resend --held` (one already COMPLETE stays so). */
+static int
+hold_upload(struct indexer *x, const struct job *j, struct err *e)
+{
+	sqlite3_stmt *st = x->hold;
+
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, j->attrs.sop_instance_uid, -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, j->hash, -1, SQLITE_STATIC);
+	return db_step_done(x->db, st, e);
+}
+
 /* Index one claimed job inside the open transaction. */
 static int
 index_job(struct indexer *x, struct job *j, struct err *e)
@@ -137,6 +156,8 @@ index_job(struct indexer *x, struct job *j, struct err *e)
 	r = (struct pacs_receipt){ j->hash, strtoull(size, NULL, 10), key,
 	    calling, called, peer, when };
 	rc = pacs_index_object(x->ix, &j->attrs, &r, e);
+	if (rc == 0 && !x->cloud)
+		rc = hold_upload(x, j, e);
 done:
 	if (d != NULL)
 		dcm_free(d);
@@ -172,7 +193,7 @@ fan_out(struct indexer *x, const struct job *j, struct err *e)
 	if (spool_enqueue(&x->thumb, j->hash, body, (size_t)n, SPOOL_DEFER,
 	    e) == -1)
 		return -1;
-	if (x->policy == REQUEST_POLICY_ON_REQUEST)
+	if (x->policy == REQUEST_POLICY_ON_REQUEST || !x->cloud)
 		return 0;
 	return spool_enqueue(&x->relay, j->hash, body, (size_t)n, SPOOL_DEFER,
 	    e);
@@ -349,8 +370,10 @@ follow(struct indexer *x, int once)
 		rc = -1;
 		goto out;
 	}
-	log_info("started", "recovered=%d batch=%d once=%d upload_policy=%s",
-	    recovered, x->batch, once, request_policy_name(x->policy));
+	log_info("started", "recovered=%d batch=%d once=%d upload_policy=%s "
+	    "cloud=%s", recovered, x->batch, once,
+	    request_policy_name(x->policy), x->cloud ? "on" :
+	    "off (images HELD)");
 	while (!stopping) {
 		if (drain(x, jobs, names) == -1) {
 			if (once) {
@@ -387,8 +410,13 @@ open_db(struct indexer *x, const char *path, int create, struct err *e)
 	if ((create ? db_open(&x->db, path, e) :
 	    db_open_existing(&x->db, path, e)) == -1)
 		return -1;
-	if (pacs_index_open(&x->ix, x->db, e) == -1) {
+	if (pacs_index_open(&x->ix, x->db, e) == -1 ||
+	    db_prepare(x->db, &x->hold, "UPDATE instances SET "
+	    "upload_status = 'HELD' WHERE sop_instance_uid = ?1 AND "
+	    "object_hash = ?2 AND upload_status <> 'COMPLETE'", e) == -1) {
+		pacs_index_close(x->ix);
 		db_close(x->db);
+		x->ix = NULL;
 		x->db = NULL;
 		return -1;
 	}
@@ -398,8 +426,10 @@ open_db(struct indexer *x, const char *path, int create, struct err *e)
 static void
 close_db(struct indexer *x)
 {
+	sqlite3_finalize(x->hold);
 	pacs_index_close(x->ix);
 	db_close(x->db);
+	x->hold = NULL;
 	x->ix = NULL;
 	x->db = NULL;
 }
@@ -717,6 +747,7 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	log_init("dcmindex");	/* LOG_LEVEL may come from gateway.env */
+	x.cloud = config_cloud_images();
 	/* --retry-failed looks for pacs.db before it creates anything. */
 	if (retry && open_db(&x, x.cfg.pacs_db_path, 0, &e) == -1) {
 		log_err("cannot open database", &e);

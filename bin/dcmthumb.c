@@ -8,7 +8,8 @@
  * <thumbs>/ab/cd/<sha256>.png, written atomically; pacs.db's instance
  * row (when the object is still the instance's current one) records
  * GENERATED, FAILED with the reason, or SKIP; and a study.image_received
- * job goes to the relay spool.  Only then is the claim finished, so a
+ * job goes to the relay spool (when events go to the cloud at all:
+ * config_cloud_events).  Only then is the claim finished, so a
  * crash repeats a job and never loses one; every step is idempotent.
  */
 #include <errno.h>
@@ -44,6 +45,7 @@ struct thumbs {
 	struct config cfg;
 	struct store store;
 	struct spool thumb, relay;
+	int events;		/* the relay's events are configured */
 	char dir[PATH_MAX];	/* where previews go */
 	sqlite3 *db;
 	sqlite3_stmt *set_status;
@@ -248,6 +250,8 @@ relay_event(struct thumbs *t, const char *body, const char *hash,
 	char path[PATH_MAX];
 	int n;
 
+	if (!t->events)
+		return 0;	/* nothing would send it */
 	if (spool_job_get(body, "study_instance_uid", study, sizeof study))
 		study[0] = '\0';
 	if (spool_job_get(body, "accession_number", acc, sizeof acc))
@@ -423,6 +427,7 @@ open_stage(struct thumbs *t, struct err *e)
 	    store_open(&t->store, t->cfg.storage_path, 1, e) == -1)
 		return -1;
 	log_init("dcmthumb");	/* LOG_LEVEL may come from gateway.env */
+	t->events = config_cloud_events();
 	env = getenv("GATEWAY_THUMBS_DIR");	/* after gateway.env */
 	if (snprintf(t->dir, sizeof t->dir, "%s", env && *env ? env : "") >=
 	    (int)sizeof t->dir || (t->dir[0] == '\0' && snprintf(t->dir,

@@ -3,14 +3,17 @@
  *
  *   gatewayctl studies [--date YYYY-MM-DD] [--names]
  *   gatewayctl show [--names] ACCESSION|STUDY_UID
- *   gatewayctl resend ACCESSION|STUDY_UID
+ *   gatewayctl resend ACCESSION|STUDY_UID | --held
+ *   gatewayctl waiting [--names]
+ *   gatewayctl assign ACCESSION|STUDY_UID WORKLIST_ACCESSION
+ *   gatewayctl release ACCESSION|STUDY_UID
  *   gatewayctl check
  *   gatewayctl alerts
  *
  * gatewayd(8) runs it for `gatewayd today|studies|show|resend|status
  * --check`, and every GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
  * It reads the configuration every program reads (lib/config) and never
- * creates pacs.db.  Patient names go to standard output only, and only
+ * creates pacs.db.  What touches uploads is lib/uploads.  Patient names go to standard output only, and only
  * when it is a terminal (or with --names); logs never carry them.
  */
 #include <errno.h>
@@ -33,6 +36,8 @@
 #include "pacs.h"
 #include "relay.h"
 #include "spool.h"
+#include "uploads.h"
+#include "worklist.h"
 
 /* Nagios plugin exit codes. */
 #define NAGIOS_OK	0
@@ -52,7 +57,10 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: gatewayctl studies [--date YYYY-MM-DD] [--names]\n"
 	    "       gatewayctl show [--names] ACCESSION|STUDY_UID\n"
-	    "       gatewayctl resend ACCESSION|STUDY_UID\n"
+	    "       gatewayctl resend ACCESSION|STUDY_UID | --held\n"
+	    "       gatewayctl waiting [--names]\n"
+	    "       gatewayctl assign ACCESSION|STUDY_UID WORKLIST_ACCESSION\n"
+	    "       gatewayctl release ACCESSION|STUDY_UID\n"
 	    "       gatewayctl check | alerts | --help | --version\n"
 	    "\n"
 	    "  studies   what arrived on a day (default today, local time), per\n"
@@ -60,7 +68,11 @@ usage(FILE *f)
 	    "            previews and uploads to the cloud\n"
 	    "  show      one study: each instance and where it went (store,\n"
 	    "            preview, cloud)\n"
-	    "  resend    queue the study's uploads to the cloud again\n"
+	    "  resend    queue the study's uploads to the cloud again;\n"
+	    "            --held: every image held while the cloud was off\n"
+	    "  waiting   the studies whose images wait for a worklist item\n"
+	    "  assign    send a study's images under another worklist item\n"
+	    "  release   stop a study's wait: not sent, kept in the store\n"
 	    "  check     one line for monitoring; exit 0 OK, 1 WARNING,\n"
 	    "            2 CRITICAL, 3 UNKNOWN (Nagios plugin codes)\n"
 	    "  alerts    queue a gateway.alert event for each condition that\n"
@@ -145,7 +157,9 @@ step_failed(struct ctl *x, int rc)
 	"sum(i.thumbnail_status = 'GENERATED'), " \
 	"sum(i.thumbnail_status = 'FAILED'), " \
 	"sum(i.upload_status = 'COMPLETE'), sum(i.upload_status = 'FAILED'), " \
-	"sum(i.upload_status = 'WAITING'), st.study_instance_uid " \
+	"sum(i.upload_status = 'WAITING'), st.study_instance_uid, " \
+	"sum(i.upload_status = 'UNMATCHED'), sum(i.upload_status = 'HELD'), " \
+	"sum(i.upload_status = 'RELEASED') " \
 	"FROM instances i JOIN objects o ON o.hash = i.object_hash " \
 	"JOIN series se ON se.id = i.series_ref " \
 	"JOIN studies st ON st.id = se.study_ref " \
@@ -153,33 +167,37 @@ step_failed(struct ctl *x, int rc)
 	"WHERE date(i.received_at, 'localtime') = ?1 " \
 	"GROUP BY st.id ORDER BY min(i.received_at)"
 
-/* "4/4 sent", "2/4 sent, 1 failed, 1 waiting" */
+/* "4/4 sent", "2/4 sent, 1 failed, 1 retrying, 1 no worklist item" */
 static void
-upload_text(int n, int sent, int failed, int waiting, char *out,
-    size_t outsz)
+upload_text(sqlite3_stmt *st, int n, char *out, size_t outsz)
 {
-	int len = snprintf(out, outsz, "%d/%d sent", sent, n);
+	static const struct { int col; const char *what; } parts[] = {
+		{ 9, "failed" }, { 10, "retrying" }, { 12, "no worklist item" },
+		{ 13, "held" }, { 14, "released" },
+	};
+	int len = snprintf(out, outsz, "%d/%d sent", sqlite3_column_int(st, 8),
+	    n);
 
-	if (failed > 0 && len > 0 && (size_t)len < outsz)
-		len += snprintf(out + len, outsz - (size_t)len,
-		    ", %d failed", failed);
-	if (waiting > 0 && len > 0 && (size_t)len < outsz)
-		snprintf(out + len, outsz - (size_t)len, ", %d waiting",
-		    waiting);
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+		int k = sqlite3_column_int(st, parts[i].col);
+
+		if (k > 0 && len > 0 && (size_t)len < outsz)
+			len += snprintf(out + len, outsz - (size_t)len,
+			    ", %d %s", k, parts[i].what);
+	}
 }
 
 static void
 print_study_row(const struct ctl *x, sqlite3_stmt *st)
 {
-	char size[16], previews[32], upload[64], views[64];
+	char size[16], previews[32], upload[128], views[64];
 	int n = sqlite3_column_int(st, 3);
 
 	human_size(sqlite3_column_int64(st, 4), size, sizeof size);
 	snprintf(previews, sizeof previews, "%d/%d%s",
 	    sqlite3_column_int(st, 6), n, sqlite3_column_int(st, 7) > 0 ?
 	    " (failed)" : "");
-	upload_text(n, sqlite3_column_int(st, 8), sqlite3_column_int(st, 9),
-	    sqlite3_column_int(st, 10), upload, sizeof upload);
+	upload_text(st, n, upload, sizeof upload);
 	snprintf(views, sizeof views, "%s", *col(st, 5) ? col(st, 5) : "-");
 	for (char *p = views; *p; p++)
 		if (*p == ',')
@@ -227,7 +245,8 @@ cmd_studies(struct ctl *x, const char *date)
 #define STUDY_KEY_SQL \
 	"SELECT st.id, st.study_instance_uid, st.accession_number, " \
 	"p.patient_name, st.study_date, st.study_time, " \
-	"st.study_description FROM studies st " \
+	"st.study_description, st.upload_accession_number, " \
+	"st.upload_released_at FROM studies st " \
 	"JOIN patients p ON p.id = st.patient_ref " \
 	"WHERE st.accession_number = ?1 OR st.study_instance_uid = ?1 " \
 	"ORDER BY st.id"
@@ -288,6 +307,11 @@ show_study(struct ctl *x, sqlite3_stmt *study)
 	    x->names && *col(study, 3) ? col(study, 3) : "-",
 	    *col(study, 4) ? col(study, 4) : "-", col(study, 5),
 	    *col(study, 6) ? col(study, 6) : "-");
+	if (*col(study, 7))
+		printf("  sent under worklist item %s (assigned by hand)\n",
+		    col(study, 7));
+	if (*col(study, 8))
+		printf("  released by hand %s: not sent\n", col(study, 8));
 	if (prepare(x, &st, INSTANCES_SQL) == -1)
 		return -1;
 	sqlite3_bind_int64(st, 1, sqlite3_column_int64(study, 0));
@@ -323,102 +347,172 @@ cmd_show(struct ctl *x, const char *key)
 	return EX_OK;
 }
 
-/* ----------------------------------------------------------- resend */
+/* ------------------------------------------ resend, assign, release */
 
-#define RESEND_SQL \
-	"SELECT i.object_hash, i.sop_instance_uid, st.study_instance_uid, " \
-	"coalesce(st.accession_number, '') FROM instances i " \
-	"JOIN series se ON se.id = i.series_ref " \
-	"JOIN studies st ON st.id = se.study_ref " \
-	"WHERE st.accession_number = ?1 OR st.study_instance_uid = ?1"
-
-#define RESET_SQL \
-	"UPDATE instances SET upload_status = 'PENDING', " \
-	"upload_error = NULL, upload_next_attempt_at = NULL, " \
-	"upload_attempt_count = 0 WHERE series_ref IN (SELECT se.id " \
-	"FROM series se JOIN studies st ON st.id = se.study_ref " \
-	"WHERE st.accession_number = ?1 OR st.study_instance_uid = ?1)"
-
-/* One image job, as dcmindex fans them out: named by the object. */
 static int
-queue_upload(struct spool *relay, sqlite3_stmt *st, struct err *e)
+no_study(const char *key)
 {
-	char body[1024];
-	int n = snprintf(body, sizeof body, "object=%s\nsop_instance_uid=%s\n"
-	    "study_instance_uid=%s\naccession_number=%s\nkind=image\n",
-	    col(st, 0), col(st, 1), col(st, 2), col(st, 3));
-
-	if (n < 0 || (size_t)n >= sizeof body)
-		return err_set(e, EINVAL, "job for %s too long", col(st, 1));
-	return spool_enqueue(relay, col(st, 0), body, (size_t)n, SPOOL_DEFER,
-	    e);
+	fprintf(stderr, "gatewayctl: no study with accession number or Study "
+	    "Instance UID %s\n", key);
+	return EX_NOINPUT;
 }
 
+/* The relay spool, for commands that queue uploads: only when the cloud
+ * takes images (else nothing would ever send them). */
 static int
-reset_uploads(struct ctl *x, const char *key, struct err *e)
+open_relay(struct ctl *x, struct spool *relay)
 {
-	sqlite3_stmt *st;
+	char dir[PATH_MAX];
+	struct err e = { 0 };
 
-	if (db_prepare(x->db, &st, RESET_SQL, e) == -1)
-		return -1;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-	if (db_step_done(x->db, st, e) == -1) {
-		sqlite3_finalize(st);
-		return -1;
+	if (!config_cloud_images()) {
+		fprintf(stderr, "gatewayctl: the cloud is not configured "
+		    "(CLOUD_API_ENDPOINT): nothing would send the images; "
+		    "they stay in the store\n");
+		return EX_CONFIG;
 	}
-	sqlite3_finalize(st);
+	if (config_spool_path(&x->cfg, "relay", dir, sizeof dir, &e) == -1 ||
+	    spool_open(relay, dir, 0, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return EX_UNAVAILABLE;
+	}
 	return 0;
 }
 
 static int
-queue_study(struct ctl *x, struct spool *relay, const char *key,
-    struct err *e)
+failed(const char *what, const char *key, const struct err *e)
 {
-	sqlite3_stmt *st;
-	int rc, n = 0;
+	char q[600];
 
-	if (db_prepare(x->db, &st, RESEND_SQL, e) == -1)
-		return -1;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n >= 0)
-		n = queue_upload(relay, st, e) == -1 ? -1 : n + 1;
-	if (n >= 0 && rc != SQLITE_DONE)
-		n = err_set(e, db_errno(x->db), "sqlite: %s",
-		    sqlite3_errmsg(x->db));
-	sqlite3_finalize(st);
-	return n;
+	log_error(what, "key=%s error=%s", log_quote(key ? key : "", q, 128),
+	    log_quote(e->msg, q + 128, 472));
+	fprintf(stderr, "gatewayctl: %s: %s\n", what, e->msg);
+	return EX_SOFTWARE;
 }
 
+/* resend KEY | --held */
 static int
 cmd_resend(struct ctl *x, const char *key)
 {
-	char dir[PATH_MAX], q[600];
 	struct spool relay;
 	struct err e = { 0 };
-	int n;
+	char q[600];
+	int n, rc;
 
-	if (config_spool_path(&x->cfg, "relay", dir, sizeof dir, &e) == -1 ||
-	    spool_open(&relay, dir, 0, &e) == -1) {
-		fprintf(stderr, "gatewayctl: %s\n", e.msg);
-		return EX_UNAVAILABLE;
-	}
-	if ((n = queue_study(x, &relay, key, &e)) > 0 &&
-	    (reset_uploads(x, key, &e) == -1 || spool_flush(&relay, &e) == -1))
-		n = -1;
+	if (key != NULL && (n = uploads_studies(x->db, key, &e)) <= 0)
+		return n == 0 ? no_study(key) : failed("resend failed", key, &e);
+	if ((rc = open_relay(x, &relay)) != 0)
+		return rc;
+	n = uploads_queue(x->db, &relay, key ? UPLOADS_STUDY_ALL :
+	    UPLOADS_HELD, key, &e);
 	spool_close(&relay);
-	if (n == -1) {
-		log_error("resend failed", "key=%s error=%s",
-		    log_quote(key, q, 128), log_quote(e.msg, q + 128, 472));
-		return EX_SOFTWARE;
+	if (n == -1)
+		return failed("resend failed", key, &e);
+	log_info("uploads queued again", "key=%s instances=%d",
+	    key ? log_quote(key, q, sizeof q) : "held", n);
+	printf("%d upload%s queued%s%s\n", n, n == 1 ? "" : "s",
+	    key ? " again for " : " (held while the cloud was off)",
+	    key ? key : "");
+	return EX_OK;
+}
+
+/* assign KEY ACCESSION: upload under that worklist item. */
+static int
+cmd_assign(struct ctl *x, const char *key, const char *accession)
+{
+	struct worklist *w;
+	struct worklist_item item;
+	struct spool relay;
+	struct err e = { 0 };
+	char q[600];
+	int n, rc;
+
+	if ((n = uploads_studies(x->db, key, &e)) <= 0)
+		return n == 0 ? no_study(key) : failed("assign failed", key, &e);
+	if (worklist_open_existing(&w, x->cfg.worklist_db_path, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return e.code == ENOENT ? EX_NOINPUT : EX_UNAVAILABLE;
 	}
-	if (n == 0) {
-		fprintf(stderr, "gatewayctl: no study with accession number "
-		    "or Study Instance UID %s\n", key);
+	rc = worklist_get(w, accession, &item, &e);
+	worklist_close(w);
+	if (rc == -1)
+		return failed("assign failed", key, &e);
+	if (rc == WL_NOT_FOUND || item.source_message_id[0] == '\0') {
+		fprintf(stderr, "gatewayctl: no worklist item with a source "
+		    "message id has accession number %s\n", accession);
 		return EX_NOINPUT;
 	}
-	log_info("uploads queued again", "key=%s instances=%d",
+	if ((rc = open_relay(x, &relay)) != 0)
+		return rc;
+	n = uploads_assign(x->db, &relay, key, accession, &e);
+	spool_close(&relay);
+	if (n == -1)
+		return failed("assign failed", key, &e);
+	log_info("study assigned to a worklist item by hand", "key=%s "
+	    "accession_number=%s instances=%d", log_quote(key, q, 300),
+	    log_quote(accession, q + 300, 300), n);
+	printf("%s goes under worklist item %s: %d upload%s queued\n", key,
+	    accession, n, n == 1 ? "" : "s");
+	return EX_OK;
+}
+
+/* release KEY: stop waiting; not sent, kept. */
+static int
+cmd_release(struct ctl *x, const char *key)
+{
+	struct err e = { 0 };
+	char q[600];
+	int n;
+
+	if ((n = uploads_studies(x->db, key, &e)) <= 0)
+		return n == 0 ? no_study(key) : failed("release failed", key,
+		    &e);
+	if ((n = uploads_release(x->db, key, &e)) == -1)
+		return failed("release failed", key, &e);
+	log_info("study released by hand: not sent", "key=%s instances=%d",
 	    log_quote(key, q, sizeof q), n);
-	printf("%d upload%s queued again for %s\n", n, n == 1 ? "" : "s", key);
+	printf("%s released: %d image%s not sent (kept in the store; "
+	    "gatewayctl resend %s sends them)\n", key, n, n == 1 ? "" : "s",
+	    key);
+	return EX_OK;
+}
+
+/* ---------------------------------------------------------- waiting */
+
+static int
+print_waiting(const struct uploads_study *s, void *arg)
+{
+	const struct ctl *x = arg;
+
+	printf("%-24s  %-16s  %-24s %6lld  %s%s%s\n", s->oldest,
+	    *s->accession_number ? s->accession_number : "-",
+	    x->names && *s->patient_name ? s->patient_name : "-", s->images,
+	    s->study_instance_uid, *s->assigned ? "  assigned " : "",
+	    s->assigned);
+	return 0;
+}
+
+static int
+cmd_waiting(struct ctl *x)
+{
+	struct uploads_count c;
+	struct err e = { 0 };
+
+	if (uploads_count(x->db, &c, &e) == -1)
+		return failed("waiting failed", NULL, &e);
+	printf("studies whose images wait for a worklist item\n\n");
+	printf("%-24s  %-16s  %-24s %6s  %s\n", "SINCE", "ACCESSION",
+	    "PATIENT", "IMAGES", "STUDY");
+	if (uploads_waiting(x->db, print_waiting, x, &e) == -1)
+		return failed("waiting failed", NULL, &e);
+	printf("\n%lld image%s in %lld stud%s\n", c.unmatched,
+	    c.unmatched == 1 ? "" : "s", c.unmatched_studies,
+	    c.unmatched_studies == 1 ? "y" : "ies");
+	if (c.unmatched > 0)
+		printf("gatewayctl assign ACCESSION|STUDY_UID "
+		    "WORKLIST_ACCESSION sends a study under that worklist "
+		    "item;\ngatewayctl release ACCESSION|STUDY_UID stops its "
+		    "wait (kept, not sent).\n");
 	return EX_OK;
 }
 
@@ -532,8 +626,8 @@ marker_path(const struct ctl *x, const char *name, char *out, size_t outsz)
 	    (int)outsz ? 0 : -1;
 }
 
-/* Queue alert-NAME (a waiting one of the same name is replaced), then
- * record the new state. */
+/* Queue alert-NAME (a waiting one of the same name is replaced; none
+ * while the cloud's events are off), then record the new state. */
 static int
 send_alert(struct ctl *x, struct spool *relay, const struct alert *a,
     const char *marker, struct err *e)
@@ -541,6 +635,8 @@ send_alert(struct ctl *x, struct spool *relay, const struct alert *a,
 	char name[SPOOL_NAME_MAX], *ev, *body;
 	int rc;
 
+	if (!config_cloud_events())
+		goto record;
 	if ((ev = alert_event(x, a, e)) == NULL)
 		return -1;
 	rc = asprintf(&body, "kind=gateway.alert\nalert=%s\nevent=%s\n",
@@ -553,6 +649,7 @@ send_alert(struct ctl *x, struct spool *relay, const struct alert *a,
 	free(body);
 	if (rc == -1)
 		return -1;
+record:
 	if (a->active ? fs_write_atomic(marker, a->summary, strlen(a->summary),
 	    e) : unlink(marker) == -1 && errno != ENOENT ?
 	    err_sys(e, "unlink %s", marker) : 0)
@@ -620,26 +717,52 @@ valid_date(const char *s)
 	return end != NULL && *end == '\0' && strlen(s) == 10;
 }
 
+/* Commands over pacs.db: the name, its arguments, the handler. */
 static int
-run(struct ctl *x, const char *cmd, int argc, char **argv,
+run_db(struct ctl *x, const char *cmd, int argc, char **argv,
     const char *date)
 {
 	int rc;
 
+	if ((rc = open_db(x)) != 0)
+		return rc;
+	if (strcmp(cmd, "studies") == 0)
+		rc = cmd_studies(x, date);
+	else if (strcmp(cmd, "show") == 0)
+		rc = cmd_show(x, argv[0]);
+	else if (strcmp(cmd, "resend") == 0)
+		rc = cmd_resend(x, argc ? argv[0] : NULL);
+	else if (strcmp(cmd, "waiting") == 0)
+		rc = cmd_waiting(x);
+	else if (strcmp(cmd, "assign") == 0)
+		rc = cmd_assign(x, argv[0], argv[1]);
+	else
+		rc = cmd_release(x, argv[0]);
+	db_close(x->db);
+	return rc;
+}
+
+static int
+run(struct ctl *x, const char *cmd, int argc, char **argv,
+    const char *date, int held)
+{
+	static const struct { const char *name; int argc; } db_cmds[] = {
+		{ "studies", 0 }, { "show", 1 }, { "resend", 1 },
+		{ "waiting", 0 }, { "assign", 2 }, { "release", 1 },
+	};
+
+	if (held && !(strcmp(cmd, "resend") == 0 && argc == 0)) {
+		fprintf(stderr, "gatewayctl: --held goes with resend alone\n");
+		return EX_USAGE;
+	}
 	if (strcmp(cmd, "check") == 0 && argc == 0)
 		return cmd_check(x);
 	if (strcmp(cmd, "alerts") == 0 && argc == 0)
 		return cmd_alerts(x);
-	if ((strcmp(cmd, "studies") == 0 && argc == 0) ||
-	    ((strcmp(cmd, "show") == 0 || strcmp(cmd, "resend") == 0) &&
-	    argc == 1)) {
-		if ((rc = open_db(x)) != 0)
-			return rc;
-		rc = cmd[1] == 't' ? cmd_studies(x, date) : cmd[1] == 'h' ?
-		    cmd_show(x, argv[0]) : cmd_resend(x, argv[0]);
-		db_close(x->db);
-		return rc;
-	}
+	for (size_t i = 0; i < sizeof db_cmds / sizeof db_cmds[0]; i++)
+		if (strcmp(cmd, db_cmds[i].name) == 0 &&
+		    argc == db_cmds[i].argc - held)
+			return run_db(x, cmd, argc, argv, date);
 	usage(stderr);
 	return EX_USAGE;
 }
@@ -650,6 +773,7 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "date", required_argument, NULL, 'd' },
 		{ "names", no_argument, NULL, 'n' },
+		{ "held", no_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -657,7 +781,7 @@ main(int argc, char **argv)
 	struct ctl x = { .names = isatty(STDOUT_FILENO) };
 	struct err e = { 0 };
 	const char *date = NULL;
-	int c;
+	int c, held = 0;
 
 	log_init("gatewayctl");
 	/* GNU getopt permutes: options may follow the command. */
@@ -672,6 +796,7 @@ main(int argc, char **argv)
 			date = optarg;
 			break;
 		case 'n': x.names = 1; break;
+		case 'H': held = 1; break;
 		case 'h':
 			usage(stdout);
 			return EX_OK;
@@ -693,5 +818,5 @@ main(int argc, char **argv)
 	}
 	log_init("gatewayctl");	/* LOG_LEVEL may come from gateway.env */
 	return run(&x, argv[optind], argc - optind - 1, argv + optind + 1,
-	    date);
+	    date, held);
 }

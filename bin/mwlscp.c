@@ -172,6 +172,10 @@ drain_outbox(struct session *x)
 	struct err e = { 0 };
 	int n;
 
+	/* The cloud's events are off: they wait in worklist.db's outbox,
+	 * sent by the first drain once they are configured. */
+	if (!config_cloud_events())
+		return;
 	if ((n = worklist_outbox_drain(x->wl, &x->relay, &e)) == -1)
 		log_error("cannot drain the mpps outbox", "error=\"%s\" "
 		    "note=\"events stay in the outbox for the next drain\"",
@@ -274,22 +278,29 @@ serve_association(struct scp_session *s)
 }
 
 /* Create or migrate the database and the relay spool once, up front,
- * so children never race on it. */
+ * so children never race on it; events held while the cloud's events
+ * were off go out now. */
 static int
 prepare(struct server *s, struct err *e)
 {
 	struct worklist *w;
 	struct spool relay;
 	char path[PATH_MAX];
+	int n = 0;
 
 	if (worklist_open(&w, s->cfg.worklist_db_path, e) == -1)
 		return -1;
-	worklist_close(w);
 	if (config_spool_path(&s->cfg, "relay", path, sizeof path, e) == -1 ||
-	    spool_open(&relay, path, 1, e) == -1)
+	    spool_open(&relay, path, 1, e) == -1) {
+		worklist_close(w);
 		return -1;
+	}
+	if (config_cloud_events() &&
+	    (n = worklist_outbox_drain(w, &relay, e)) > 0)
+		log_info("held mpps events queued", "events=%d", n);
+	worklist_close(w);
 	spool_close(&relay);
-	return 0;
+	return n == -1 ? -1 : 0;
 }
 
 int

@@ -234,6 +234,34 @@ config_load(struct config *c, struct err *e)
 	return 0;
 }
 
+static int
+is_set(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0';
+}
+
+int
+config_cloud_images(void)
+{
+	return is_set("CLOUD_API_ENDPOINT");
+}
+
+int
+config_cloud_events(void)
+{
+	return is_set("AZURE_RELAY_NAMESPACE") &&
+	    is_set("AZURE_RELAY_EVENTS_HYBRID_CONNECTION");
+}
+
+int
+config_cloud_actions(void)
+{
+	return is_set("AZURE_RELAY_NAMESPACE") &&
+	    is_set("AZURE_RELAY_HYBRID_CONNECTION");
+}
+
 int
 config_spool_path(const struct config *c, const char *stage, char *out,
     size_t outsz, struct err *e)

@@ -93,6 +93,23 @@ int config_parse_int(const char *s, int lo, int hi, int *out);
 int config_env_long(const char *name, long lo, long hi, long def, long *out,
     struct err *e);
 
+/*
+ * What of the cloud is configured.  Images go to the Manage API when
+ * CLOUD_API_ENDPOINT is set; events (study.image_received,
+ * mpps.status_update, gateway.alert) go over the relay when
+ * AZURE_RELAY_NAMESPACE and AZURE_RELAY_EVENTS_HYBRID_CONNECTION are.
+ * gatewayd runs relaysend when either is true (its wants_relaysend).
+ * A producer queues a job for the cloud only when the part that would
+ * send it is configured: with the cloud off, nothing accumulates that
+ * nothing will ever send (images stay HELD in pacs.db, MPPS events stay
+ * in worklist.db's outbox).  Read after config_load(), so gateway.env
+ * counts.
+ */
+int config_cloud_images(void);
+int config_cloud_events(void);
+/* The cloud's actions come in through relaylisten: AZURE_RELAY_NAMESPACE
+ * and AZURE_RELAY_HYBRID_CONNECTION (gatewayd's wants_relaylisten). */
+int config_cloud_actions(void);
 /* The path of one stage's spool: <spool_dir>/<stage>. */
 int config_spool_path(const struct config *c, const char *stage,
     char *out, size_t outsz, struct err *e);

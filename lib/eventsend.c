@@ -215,11 +215,11 @@ eventsend_image_event(struct eventsend *s, struct outbox_job *j)
 	char *msg;
 	size_t len;
 
-	j->attempts = (j->attempts < 0 ? 0 : j->attempts) + 1;
 	if (j->sop_instance_uid[0] == '\0')
 		{ outbox_park(s->ob, j, "job has no sop_instance_uid="); return; }
 	if (outbox_find_action(s->ob, j) != 0)
-		return;
+		return;		/* waiting for a worklist item is no attempt */
+	j->attempts = (j->attempts < 0 ? 0 : j->attempts) + 1;
 	if (j->message_id[0] == '\0') {
 		if (relay_uuid(j->message_id, &e) == -1 ||
 		    outbox_save_claimed(s->ob, j, &e) == -1) {

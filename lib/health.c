@@ -24,6 +24,7 @@
 #include "qr.h"
 #include "spool.h"
 #include "store.h"
+#include "uploads.h"
 
 #define STATE_FILE_MAX	65536	/* run/NAME.state, run/children */
 #define KIND_PEEK	4096	/* the kind= line is near a job's start */
@@ -47,6 +48,29 @@ struct report {
 };
 
 /* ------------------------------------------------------------ helpers */
+
+/* An ISO 8601 time (2026-11-28T01:29:00[.123](Z|+01:00)) as Unix time. */
+static int
+parse_iso8601(const char *s, time_t *out)
+{
+	struct tm tm = { 0 };
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	int sign, hh, mm;
+
+	if (p == NULL)
+		return -1;
+	if (*p == '.')
+		for (p++; isdigit((unsigned char)*p); p++)
+			;
+	*out = timegm(&tm);
+	if (*p == 'Z' || *p == '\0')
+		return p[*p == 'Z'] == '\0' ? 0 : -1;
+	if ((*p != '+' && *p != '-') || sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
+		return -1;
+	sign = *p == '+' ? 1 : -1;
+	*out -= sign * (hh * 3600 + mm * 60);
+	return 0;
+}
 
 static int
 oom(struct err *e)
@@ -756,7 +780,8 @@ relay_state(const struct config *c, json_t **out, struct err *e)
 	    c->data_dir) == -1 || read_state(path, &st, e) == -1)
 		return -1;
 	if (st == NULL)
-		st = json_pack("{s:s}", "connection", "not running");
+		st = json_pack("{s:s}", "connection", config_cloud_actions() ?
+		    "not running" : "not configured");
 	else if (put(st, "listener_running", json_boolean(pid_alive(
 	    parse_pid(sget(st, "pid"))))) == -1) {
 		json_decref(st);
@@ -879,16 +904,17 @@ cloud_api(void)
 	return o;
 }
 
-/* One text value from pacs.db (opened read-only, never created), or "". */
+/* One text value from a database (opened read-only, never created), or
+ * "". */
 static void
-pacs_text(const struct config *c, const char *sql, char *out, size_t outsz)
+db_text(const char *path, const char *sql, char *out, size_t outsz)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	const unsigned char *v;
 
 	snprintf(out, outsz, "%s", "");
-	if (sqlite3_open_v2(c->pacs_db_path, &db, SQLITE_OPEN_READONLY,
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY,
 	    NULL) != SQLITE_OK) {
 		sqlite3_close(db);
 		return;
@@ -900,6 +926,40 @@ pacs_text(const struct config *c, const char *sql, char *out, size_t outsz)
 		snprintf(out, outsz, "%s", (const char *)v);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+}
+
+/* Instances per upload state (lib/uploads) from pacs.db, opened
+ * read-only; JSON null when it cannot be read. */
+static json_t *
+uploads_section(const struct config *c, time_t now)
+{
+	struct uploads_count n;
+	struct err e = { 0 };
+	sqlite3 *db = NULL;
+	json_t *oldest = json_null();
+	time_t t;
+
+	if (sqlite3_open_v2(c->pacs_db_path, &db, SQLITE_OPEN_READONLY,
+	    NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return json_null();
+	}
+	sqlite3_busy_timeout(db, 1000);
+	if (uploads_count(db, &n, &e) == -1) {
+		sqlite3_close(db);
+		return json_null();
+	}
+	sqlite3_close(db);
+	if (parse_iso8601(n.oldest_unmatched, &t) == 0)
+		oldest = json_integer(now > t ? (json_int_t)(now - t) : 0);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:o}", "total", (json_int_t)n.total, "complete",
+	    (json_int_t)n.complete, "pending", (json_int_t)n.pending,
+	    "uploading", (json_int_t)n.uploading, "waiting",
+	    (json_int_t)n.waiting, "unmatched", (json_int_t)n.unmatched,
+	    "unmatched_studies", (json_int_t)n.unmatched_studies, "held",
+	    (json_int_t)n.held, "failed", (json_int_t)n.failed, "released",
+	    (json_int_t)n.released, "oldest_unmatched_seconds", oldest);
 }
 
 /* The oldest pending relay job over every kind, or JSON null. */
@@ -934,27 +994,65 @@ static int
 cloud_section(const struct config *c, json_t *kinds, json_t **out,
     struct err *e)
 {
-	char path[PATH_MAX], upload[64], error[HEALTH_ERROR_MAX];
+	char path[PATH_MAX], upload[64], error[HEALTH_ERROR_MAX], held[32];
 	json_t *st = NULL;
 
 	*out = NULL;
 	if (make_path(path, sizeof path, e, "%s/run/relaysend.state",
 	    c->data_dir) == -1 || read_state(path, &st, e) == -1)
 		return -1;
-	pacs_text(c, "SELECT max(uploaded_at) FROM instances", upload,
+	db_text(c->pacs_db_path, "SELECT max(uploaded_at) FROM instances",
+	    upload,
 	    sizeof upload);
-	pacs_text(c, "SELECT upload_error FROM instances WHERE "
+	db_text(c->pacs_db_path, "SELECT upload_error FROM instances WHERE "
 	    "upload_status IN ('FAILED', 'WAITING') AND upload_error IS NOT "
 	    "NULL ORDER BY id DESC LIMIT 1", error, sizeof error);
-	*out = json_pack("{s:o, s:o, s:o, s:o, s:o}", "api", cloud_api(),
+	/* MPPS events wait in worklist.db's outbox while events are off. */
+	db_text(c->worklist_db_path, "SELECT count(*) FROM outbox WHERE "
+	    "sent_at IS NULL", held, sizeof held);
+	*out = json_pack("{s:{s:b, s:b, s:b}, s:o, s:o, s:o, s:o, s:o, s:o, "
+	    "s:I}",
+	    "configured", "images", config_cloud_images(), "events",
+	    config_cloud_events(), "actions", config_cloud_actions(),
+	    "api", cloud_api(),
 	    "last_upload", jstr(*sget(st, "last_upload") ?
 	    sget(st, "last_upload") : upload),
 	    "last_event", jstr(sget(st, "last_event")),
 	    "last_error", jstr(*sget(st, "last_error") ?
 	    sget(st, "last_error") : error),
-	    "oldest_job", oldest_job(kinds));
+	    "oldest_job", oldest_job(kinds), "uploads", uploads_section(c,
+	    time(NULL)), "mpps_events_held", (json_int_t)atoll(held));
 	json_decref(st);
 	return *out ? 0 : oom(e);
+}
+
+/* The uploads' problems: a study waiting long for its worklist item;
+ * images held while the cloud was off, now that it is on. */
+static int
+upload_problems(struct report *r, const json_t *u)
+{
+	json_int_t n = json_integer_value(json_object_get(u, "unmatched"));
+	json_int_t studies = json_integer_value(json_object_get(u,
+	    "unmatched_studies"));
+	json_int_t held = json_integer_value(json_object_get(u, "held"));
+	json_t *oldest = json_object_get(u, "oldest_unmatched_seconds");
+	char age[32];
+
+	if (json_is_integer(oldest) &&
+	    json_integer_value(oldest) >= HEALTH_UNMATCHED_SECONDS) {
+		health_format_age(json_integer_value(oldest), age, sizeof age);
+		if (problem(r, "uploads: %lld image%s of %lld stud%s wait for "
+		    "a worklist item, the oldest for %s (gatewayctl waiting)",
+		    (long long)n, n == 1 ? "" : "s", (long long)studies,
+		    studies == 1 ? "y" : "ies", age) == -1)
+			return -1;
+	}
+	if (held > 0 && config_cloud_images() &&
+	    problem(r, "uploads: %lld image%s held while the cloud was off "
+	    "(gatewayctl resend --held)", (long long)held, held == 1 ? "" :
+	    "s") == -1)
+		return -1;
+	return 0;
 }
 
 static int
@@ -965,7 +1063,10 @@ add_cloud(struct report *r, struct err *e)
 
 	if (cloud_section(r->c, kinds, &cloud, e) == -1)
 		return -1;
-	return put(r->root, "cloud", cloud) == -1 ? oom(e) : 0;
+	if (put(r->root, "cloud", cloud) == -1 ||
+	    upload_problems(r, json_object_get(cloud, "uploads")) == -1)
+		return oom(e);
+	return 0;
 }
 
 /* ------------------------------------------------------------- report */
@@ -1019,28 +1120,6 @@ health_format_age(long long s, char *out, size_t outsz)
 		snprintf(out, outsz, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
 }
 
-/* An ISO 8601 time (2026-11-28T01:29:00[.123](Z|+01:00)) as Unix time. */
-static int
-parse_iso8601(const char *s, time_t *out)
-{
-	struct tm tm = { 0 };
-	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	int sign, hh, mm;
-
-	if (p == NULL)
-		return -1;
-	if (*p == '.')
-		for (p++; isdigit((unsigned char)*p); p++)
-			;
-	*out = timegm(&tm);
-	if (*p == 'Z' || *p == '\0')
-		return p[*p == 'Z'] == '\0' ? 0 : -1;
-	if ((*p != '+' && *p != '-') || sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
-		return -1;
-	sign = *p == '+' ? 1 : -1;
-	*out -= sign * (hh * 3600 + mm * 60);
-	return 0;
-}
 
 static void
 print_relay(FILE *f, const json_t *st, time_t now)
@@ -1112,6 +1191,48 @@ print_when(FILE *f, const char *what, const char *when, time_t now)
 	}
 }
 
+/* "uploads: 40 sent, 3 waiting for a worklist item (1 study, oldest
+ * 2h05m), 12 held", the states with none left out. */
+static void
+print_uploads(FILE *f, const json_t *cloud)
+{
+	static const struct { const char *key, *what; } parts[] = {
+		{ "pending", "queued" }, { "uploading", "uploading" },
+		{ "waiting", "retrying" }, { "unmatched",
+		"waiting for a worklist item" }, { "held", "held" },
+		{ "failed", "failed" }, { "released", "released" },
+	};
+	const json_t *u = json_object_get(cloud, "uploads");
+	json_t *oldest = json_object_get(u, "oldest_unmatched_seconds");
+	char age[32];
+
+	if (!json_is_object(u)) {
+		fprintf(f, "uploads: pacs.db not readable\n");
+		return;
+	}
+	fprintf(f, "uploads: %lld sent", (long long)json_integer_value(
+	    json_object_get(u, "complete")));
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+		json_int_t n = json_integer_value(json_object_get(u,
+		    parts[i].key));
+
+		if (n == 0)
+			continue;
+		fprintf(f, ", %lld %s", (long long)n, parts[i].what);
+		if (strcmp(parts[i].key, "unmatched") == 0 &&
+		    json_is_integer(oldest)) {
+			json_int_t k = json_integer_value(json_object_get(u,
+			    "unmatched_studies"));
+
+			health_format_age(json_integer_value(oldest), age,
+			    sizeof age);
+			fprintf(f, " (%lld stud%s, oldest %s: gatewayctl "
+			    "waiting)", (long long)k, k == 1 ? "y" : "ies", age);
+		}
+	}
+	fprintf(f, "\n");
+}
+
 static void
 print_cloud(FILE *f, const json_t *cloud, time_t now)
 {
@@ -1120,14 +1241,26 @@ print_cloud(FILE *f, const json_t *cloud, time_t now)
 	const char *error = sget(cloud, "last_error");
 	char age[32];
 
+	const json_t *on = json_object_get(cloud, "configured");
+
 	if (json_is_object(api))
 		fprintf(f, "\ncloud: Manage API %s:%lld %s\n", sget(api, "host"),
 		    (long long)json_integer_value(json_object_get(api, "port")),
 		    json_is_true(json_object_get(api, "reachable")) ?
 		    "reachable" : "NOT reachable");
-	else
+	else if (json_is_true(json_object_get(on, "events")))
 		fprintf(f, "\ncloud: no Manage API configured "
-		    "(CLOUD_API_ENDPOINT)\n");
+		    "(CLOUD_API_ENDPOINT): images are kept, HELD, not sent\n");
+	else
+		fprintf(f, "\ncloud: not configured (CLOUD_API_ENDPOINT, "
+		    "AZURE_RELAY_*): nothing is queued for it; images are kept, "
+		    "HELD\n");
+	print_uploads(f, cloud);
+	if (json_integer_value(json_object_get(cloud, "mpps_events_held")) > 0)
+		fprintf(f, "mpps events held: %lld (in worklist.db, sent once "
+		    "the relay's events are configured)\n", (long long)
+		    json_integer_value(json_object_get(cloud,
+		    "mpps_events_held")));
 	print_when(f, "last upload", sget(cloud, "last_upload"), now);
 	fprintf(f, "; ");
 	print_when(f, "last event", sget(cloud, "last_event"), now);

@@ -33,8 +33,11 @@
  * Never: exits, logs, prints anywhere but the FILE it is given, or writes
  * anything; it reads no patient data (job bodies only for their kind=,
  * object=, attempts= and error=; pacs.db only for upload times and
- * errors).  The cloud section adds no problem: an unreachable Manage API
- * shows in "cloud", the jobs it holds up in the queue.
+ * errors and the count per upload state).  An unreachable Manage API is
+ * no problem of its own: it shows in "cloud", the jobs it holds up in the
+ * queue.  Uploads are: a study whose images have waited for a worklist
+ * item HEALTH_UNMATCHED_SECONDS or more, and images still HELD once the
+ * cloud takes images.
  * A missing file or directory is a finding in the report, not an error:
  * -1 means the report could not be made at all (memory, path too long).
  *
@@ -55,6 +58,7 @@
 #define HEALTH_DISK_MIN_PERCENT	5.0
 #define HEALTH_CONNECT_TIMEOUT_MS 1000
 #define HEALTH_ERROR_MAX	512	/* a job's error= as shown */
+#define HEALTH_UNMATCHED_SECONDS 3600	/* a study waits for its item */
 
 /*
  * The report as a JSON object:
@@ -78,15 +82,27 @@
  *    "relay":{"connection":"connected","since":"…","last_proof":"…",
  *             "last_error":"","hybrid_connection":"…","pid":"901",
  *             "listener_running":true},
- *    "cloud":{"api":{"host":"…","port":443,"reachable":true} or null,
+ *    "cloud":{"configured":{"images":true,"events":true,"actions":true},
+ *             "api":{"host":"…","port":443,"reachable":true} or null,
  *             "last_upload":"…","last_event":"","last_error":"…",
  *             "oldest_job":{"kind":"image","age_seconds":192,
- *                           "attempts":4,"error":"HTTP 503"} or null}}
+ *                           "attempts":4,"error":"HTTP 503"} or null,
+ *             "uploads":{"total":52,"complete":40,"pending":0,
+ *                        "uploading":0,"waiting":0,"unmatched":3,
+ *                        "unmatched_studies":1,"held":9,"failed":0,
+ *                        "released":0,"oldest_unmatched_seconds":7500}
+ *                       or null (pacs.db not readable),
+ *             "mpps_events_held":0}}
  *
+ * "configured" is lib/config's config_cloud_images/events/actions;
+ * "uploads" counts instances per upload_status (lib/uploads);
+ * "mpps_events_held" the MPPS events not yet copied out of worklist.db's
+ * outbox (they wait there while the relay's events are off).
  * "kinds" always has image, image_failure, study.image_received and
  * mpps.status_update (oldest_seconds null when none is pending), and any
  * other kind found.  Without run/relay.state, "relay" is
- * {"connection":"not running"}.
+ * {"connection":"not running"}, or "not configured" when the relay's
+ * actions are not (AZURE_RELAY_NAMESPACE, AZURE_RELAY_HYBRID_CONNECTION).
  */
 int health_report(const struct config *c, json_t **out, struct err *e);
 
@@ -102,13 +118,17 @@ int health_report(const struct config *c, json_t **out, struct err *e);
  *   KIND                  PENDING FAILED OLDEST
  *   image                       3      2 3m12s
  *   image_failure               0      0 -
- * * then the cloud (see health_report's "cloud"):
+ * then the cloud (see health_report's "cloud"), with the images per
+ * upload state (the states with none left out):
  *
  *   cloud: Manage API gw.example:443 reachable
+ *   uploads: 40 sent, 3 waiting for a worklist item (1 study, oldest 2h05m: gatewayctl waiting)
  *   last upload: 2026-11-28T01:29:00Z (1m12s ago); last event: none
  *   cloud last error: -
  *   oldest job: image, queued 3m12s ago, 4 attempts, last error: HTTP 503
  *
+ * Without the cloud: "relay: not configured" and "cloud: not configured
+ * (…): nothing is queued for it; images are kept, HELD".
  * -1 with e set when f cannot be written.
  */
 int health_print_status(const struct config *c, FILE *f, struct err *e);

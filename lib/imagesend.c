@@ -228,12 +228,12 @@ imagesend_image(struct imagesend *s, struct outbox_job *j)
 	struct err e = { 0 };
 	struct stat sb;
 
-	j->attempts = (j->attempts < 0 ? 0 : j->attempts) + 1;
 	if (!store_valid_hash(j->object) || j->sop_instance_uid[0] == '\0')
 		{ outbox_park(s->ob, j, "job has no valid object= or "
 		    "sop_instance_uid="); return; }
 	if (outbox_find_action(s->ob, j) != 0)
-		return;
+		return;		/* waiting for a worklist item is no attempt */
+	j->attempts = (j->attempts < 0 ? 0 : j->attempts) + 1;
 	if (store_path(s->store, j->object, path, sizeof path, &e) == -1)
 		{ outbox_park(s->ob, j, e.msg); return; }
 	if (stat(path, &sb) == -1) {

@@ -194,34 +194,15 @@ replaced(const struct outbox *o, const char *name)
 	    name) < (int)sizeof path && access(path, F_OK) == 0;
 }
 
-/*
- * Try again later (the attempt is already counted): the new state, with
- * the next attempt time, goes into the job (re-enqueued under its name,
- * then the claim is dropped), so a restart keeps the schedule.  A job a
- * producer queued under the same name meanwhile (an images.request for
- * the same object) is newer: it stands, and the claim is dropped.
- */
-void
-outbox_defer(struct outbox *o, struct outbox_job *j, const char *msg,
-    const char *why, long retry_after)
+/* Write the job again under its name for its next attempt (see
+ * outbox_defer below), its claim dropped. */
+static void
+reschedule(struct outbox *o, struct outbox_job *j)
 {
-	char *body, q[600];
+	char *body;
 	struct err e = { 0 };
-	long long delay;
 	int n;
 
-	delay = upload_backoff_ms(j->attempts, o->retry_max_seconds,
-	    retry_after, arc4random());
-	j->next_attempt_ms = outbox_now_ms() + delay;
-	outbox_line(j->error, sizeof j->error, why);
-	o->deferred++;
-	o->remaining++;
-	log_warn(msg, "job=%s kind=%s accession_number=%s "
-	    "sop_instance_uid=%s attempts=%d retry_in_ms=%lld error=%s",
-	    j->name, j->kind, j->accession_number, j->sop_instance_uid,
-	    j->attempts, delay, log_quote(j->error, q, sizeof q));
-	if (outbox_is(j, OUTBOX_IMAGE))
-		outbox_set_upload(o, j, "WAITING", j->error, j->next_attempt_ms);
 	if (replaced(o, j->name)) {
 		log_info("a newer job of the same name waits: it stands",
 		    "job=%s", j->name);
@@ -239,6 +220,35 @@ outbox_defer(struct outbox *o, struct outbox_job *j, const char *msg,
 		log_err("cannot reschedule job", &e);
 	}
 	free(body);
+}
+
+/*
+ * Try again later (the attempt is already counted): the new state, with
+ * the next attempt time, goes into the job (re-enqueued under its name,
+ * then the claim is dropped), so a restart keeps the schedule.  A job a
+ * producer queued under the same name meanwhile (an images.request for
+ * the same object) is newer: it stands, and the claim is dropped.
+ */
+void
+outbox_defer(struct outbox *o, struct outbox_job *j, const char *msg,
+    const char *why, long retry_after)
+{
+	char q[600];
+	long long delay;
+
+	delay = upload_backoff_ms(j->attempts, o->retry_max_seconds,
+	    retry_after, arc4random());
+	j->next_attempt_ms = outbox_now_ms() + delay;
+	outbox_line(j->error, sizeof j->error, why);
+	o->deferred++;
+	o->remaining++;
+	log_warn(msg, "job=%s kind=%s accession_number=%s "
+	    "sop_instance_uid=%s attempts=%d retry_in_ms=%lld error=%s",
+	    j->name, j->kind, j->accession_number, j->sop_instance_uid,
+	    j->attempts, delay, log_quote(j->error, q, sizeof q));
+	if (outbox_is(j, OUTBOX_IMAGE))
+		outbox_set_upload(o, j, "WAITING", j->error, j->next_attempt_ms);
+	reschedule(o, j);
 }
 
 int
@@ -285,27 +295,145 @@ outbox_save_claimed(struct outbox *o, const struct outbox_job *j,
 	return rc;
 }
 
+/* The study's settings by hand (gatewayctl assign, release): the
+ * accession number to look up instead of the job's ("" for none), and
+ * whether its images were released.  -1 when pacs.db fails. */
+static int
+by_hand(struct outbox *o, const struct outbox_job *j, char *acc,
+    size_t accsz, int *released, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT coalesce(st.upload_accession_number, ''), "
+	    "st.upload_released_at IS NOT NULL FROM instances i "
+	    "JOIN series se ON se.id = i.series_ref "
+	    "JOIN studies st ON st.id = se.study_ref "
+	    "WHERE i.sop_instance_uid = ?1";
+	sqlite3_stmt *st;
+	int rc;
+
+	acc[0] = '\0';
+	*released = 0;
+	if (db_prepare(o->db, &st, sql, e) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, j->sop_instance_uid, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		snprintf(acc, accsz, "%s", (const char *)sqlite3_column_text(st,
+		    0));
+		*released = sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return err_set(e, db_errno(o->db), "pacs.db: %s",
+		    sqlite3_errmsg(o->db));
+	return 0;
+}
+
+/* Is another image of the job's study already UNMATCHED?  (The study
+ * was reported when its first image began to wait.) */
+static int
+study_reported(struct outbox *o, const struct outbox_job *j)
+{
+	static const char sql[] =
+	    "SELECT 1 FROM instances i JOIN series se ON se.id = i.series_ref "
+	    "WHERE se.study_ref = (SELECT se2.study_ref FROM instances i2 "
+	    "JOIN series se2 ON se2.id = i2.series_ref "
+	    "WHERE i2.sop_instance_uid = ?1) "
+	    "AND i.upload_status = 'UNMATCHED' LIMIT 1";
+	sqlite3_stmt *st;
+	struct err e = { 0 };
+	int rc;
+
+	if (db_prepare(o->db, &st, sql, &e) == -1)
+		return 0;
+	sqlite3_bind_text(st, 1, j->sop_instance_uid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW;
+}
+
+/*
+ * No worklist item yet: look again in about a minute (a local lookup,
+ * not an upload: no attempt is counted).  Reported once, at warn, when
+ * the first image of a study begins to wait; every later look is debug.
+ */
+static void
+wait_for_item(struct outbox *o, struct outbox_job *j, const char *acc,
+    const char *why)
+{
+	long cap = o->retry_max_seconds < OUTBOX_WORKLIST_POLL_SECONDS ?
+	    o->retry_max_seconds : OUTBOX_WORKLIST_POLL_SECONDS;
+	int image = outbox_is(j, OUTBOX_IMAGE);
+	int again = strncmp(j->error, OUTBOX_NO_ITEM,
+	    sizeof OUTBOX_NO_ITEM - 1) == 0;
+
+	j->next_attempt_ms = outbox_now_ms() + upload_backoff_ms(64, cap, -1,
+	    arc4random());
+	outbox_line(j->error, sizeof j->error, why);
+	o->deferred++;
+	o->remaining++;
+	if (image && !again && !study_reported(o, j))
+		log_warn("a study waits for a worklist item", "kind=%s "
+		    "accession_number=%s study_instance_uid=%s "
+		    "note=\"looked for again every minute; see gatewayctl "
+		    "waiting, assign, release\"", j->kind, acc,
+		    j->study_instance_uid);
+	else
+		log_debug("waits for a worklist item", "job=%s kind=%s "
+		    "accession_number=%s sop_instance_uid=%s", j->name,
+		    j->kind, acc, j->sop_instance_uid);
+	if (image)
+		outbox_set_upload(o, j, "UNMATCHED", j->error,
+		    j->next_attempt_ms);
+	reschedule(o, j);
+}
+
+/* Released by hand: not sent, the job dropped, the image kept. */
+static void
+release(struct outbox *o, struct outbox_job *j)
+{
+	outbox_line(j->error, sizeof j->error, "released by hand "
+	    "(gatewayctl release): not sent");
+	log_info("released by hand: not sent", "job=%s kind=%s "
+	    "accession_number=%s sop_instance_uid=%s", j->name, j->kind,
+	    j->accession_number, j->sop_instance_uid);
+	if (outbox_is(j, OUTBOX_IMAGE) &&
+	    outbox_set_upload(o, j, "RELEASED", j->error, 0) == -1)
+		{ outbox_defer(o, j, "will retry", "pacs.db unavailable", -1);
+		  return; }
+	outbox_done(o, j);
+}
+
 int
 outbox_find_action(struct outbox *o, struct outbox_job *j)
 {
 	struct worklist_item item;
-	char why[600];
+	char why[600], assigned[PACS_LO];
+	const char *acc;
 	struct err e = { 0 };
-	int r;
+	int r, released;
 
-	r = j->accession_number[0] == '\0' ? WL_NOT_FOUND :
-	    worklist_get(o->worklist, j->accession_number, &item, &e);
+	if (by_hand(o, j, assigned, sizeof assigned, &released, &e) == -1)
+		{ outbox_defer(o, j, "will retry", e.msg, -1); return 1; }
+	if (released)
+		{ release(o, j); return 1; }
+	acc = assigned[0] != '\0' ? assigned : j->accession_number;
+	r = acc[0] == '\0' ? WL_NOT_FOUND :
+	    worklist_get(o->worklist, acc, &item, &e);
 	if (r == -1)
 		{ outbox_defer(o, j, "will retry", e.msg, -1); return 1; }
 	if (r == WL_NOT_FOUND || item.source_message_id[0] == '\0') {
-		snprintf(why, sizeof why, "no worklist item with a source "
-		    "message id for accession number \"%s\"",
-		    j->accession_number);
+		snprintf(why, sizeof why, OUTBOX_NO_ITEM " with a source "
+		    "message id for accession number \"%s\"", acc);
 		if (o->no_match_report)
 			{ outbox_park(o, j, why); return 1; }
-		{ outbox_defer(o, j, "waits for a worklist item", why, -1);
-		  return 1; }
+		wait_for_item(o, j, acc, why);
+		return 1;
 	}
+	if (strncmp(j->error, OUTBOX_NO_ITEM, sizeof OUTBOX_NO_ITEM - 1) == 0)
+		log_info("the worklist item is there: sending", "job=%s "
+		    "kind=%s accession_number=%s sop_instance_uid=%s%s",
+		    j->name, j->kind, acc, j->sop_instance_uid,
+		    assigned[0] ? " assigned=1" : "");
 	memcpy(j->source_message_id, item.source_message_id,
 	    sizeof j->source_message_id);
 	return 0;

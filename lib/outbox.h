@@ -96,10 +96,18 @@ void outbox_unclaim(struct outbox *o, const struct outbox_job *j);
 int outbox_save_claimed(struct outbox *o, const struct outbox_job *j,
     struct err *e);
 
+/* How often a job without a worklist item looks again (capped by
+ * retry_max_seconds), and how its error begins. */
+#define OUTBOX_WORKLIST_POLL_SECONDS	60
+#define OUTBOX_NO_ITEM			"no worklist item"
+
 /*
- * The worklist item's action_id for the job's accession number into
- * j->source_message_id: 0, or 1 when there is none and the job was
- * deferred or parked (RELAY_NO_MATCH), or worklist.db failed.
+ * The worklist item's action_id into j->source_message_id: the item of
+ * the accession number an operator assigned to the study (gatewayctl
+ * assign), else of the job's own.  0, or 1 when the job was settled
+ * here: none yet (it waits, UNMATCHED, looking again every minute; or
+ * parked with RELAY_NO_MATCH=report), the study was released by hand
+ * (dropped, RELEASED), or worklist.db or pacs.db failed (deferred).
  */
 int outbox_find_action(struct outbox *o, struct outbox_job *j);
 

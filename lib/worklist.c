@@ -29,15 +29,17 @@ wl_sql_err(sqlite3 *db, struct err *e, const char *what)
 	    sqlite3_errmsg(db));
 }
 
-int
-worklist_open(struct worklist **out, const char *path, struct err *e)
+static int
+open_worklist(struct worklist **out, const char *path, int create,
+    struct err *e)
 {
 	struct worklist *w;
 
 	*out = NULL;
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		return err_sys(e, "malloc");
-	if (db_open(&w->db, path, e) == -1) {
+	if ((create ? db_open(&w->db, path, e) :
+	    db_open_existing(&w->db, path, e)) == -1) {
 		free(w);
 		return -1;
 	}
@@ -56,6 +58,19 @@ worklist_open(struct worklist **out, const char *path, struct err *e)
 	}
 	*out = w;
 	return 0;
+}
+
+int
+worklist_open(struct worklist **out, const char *path, struct err *e)
+{
+	return open_worklist(out, path, 1, e);
+}
+
+int
+worklist_open_existing(struct worklist **out, const char *path,
+    struct err *e)
+{
+	return open_worklist(out, path, 0, e);
 }
 
 void

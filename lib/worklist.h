@@ -64,6 +64,10 @@ struct worklist;
 
 /* Open (creating and migrating) the database at path. */
 int worklist_open(struct worklist **out, const char *path, struct err *e);
+/* The same, for a worklist.db that must exist already (never created):
+ * ENOENT when it does not (lib/db's db_open_existing). */
+int worklist_open_existing(struct worklist **out, const char *path,
+    struct err *e);
 void worklist_close(struct worklist *w);
 
 /* Create an item; fills item->study_instance_uid.  WL_EXISTS when the

@@ -432,3 +432,25 @@ JOIN objects o	 ON o.hash = i.object_hash
 JOIN series se	 ON se.id = i.series_ref
 JOIN studies st	 ON st.id = se.study_ref
 JOIN patients p	 ON p.id = st.patient_ref;
+
+-- version: 8
+-- Uploads an operator can see and steer (gatewayctl(8) uploads, waiting,
+-- assign, release, resend --held).  upload_status gains:
+--   HELD       not queued: the cloud was not configured (no
+--              CLOUD_API_ENDPOINT) when the image was indexed; kept until
+--              `gatewayctl resend --held` queues it;
+--   UNMATCHED  no worklist item with a source message id has its
+--              accession number (nor the one assigned by hand): relaysend
+--              looks again every minute, and sends it once there is one;
+--   RELEASED   an operator gave up the wait (`gatewayctl release`): not
+--              uploaded, kept; `gatewayctl resend` sends it again.
+-- studies.upload_accession_number: the worklist item an operator named
+-- for the study (`gatewayctl assign`): its images and their events go
+-- under that item's source message id, whatever accession number they
+-- carry.  studies.upload_released_at: when an operator released it; its
+-- waiting jobs, and any later ones, are dropped, their images RELEASED.
+-- Neither ever changes an image.  dcmpurge still frees only COMPLETE ones.
+ALTER TABLE studies ADD COLUMN upload_accession_number TEXT;
+ALTER TABLE studies ADD COLUMN upload_released_at TEXT;
+CREATE INDEX instances_unsent ON instances(upload_status)
+	WHERE upload_status <> 'COMPLETE';

@@ -16,6 +16,9 @@ DB=$GATEWAY_DATA_DIR/worklist.db
 RELAY=$GATEWAY_DATA_DIR/spool/relay
 PORT=$(free_port)
 export WORKLIST_PORT=$PORT
+# The cloud's events are configured (nothing here sends them): mwlscp
+# copies each MPPS event to the relay spool.  t/4700 has them off.
+export AZURE_RELAY_NAMESPACE=relay.test AZURE_RELAY_EVENTS_HYBRID_CONNECTION=events
 
 mpps() {
 	(cd "$GW_ROOT" && node -r ./t/peers/nodelay.js t/peers/mpps.js \

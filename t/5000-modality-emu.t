@@ -50,10 +50,12 @@ is "$rc" 0 "an exam plays to the end (exit 0)"
 ok "it reports four images and COMPLETED" \
     grep -q 'accession=ACCEMU1 .*images=4/4 mpps="COMPLETED"' "$T/exam1.out"
 MPPS1=$(sed -n 's/.*mpps_sop_instance_uid=\([0-9.]*\).*/\1/p' "$T/exam1.out")
-ok "an IN PROGRESS event for its MPPS is in the relay spool" \
-    sh -c "cat '$RELAY'/new/* | grep -q '\"status\":\"IN PROGRESS\".*$MPPS1'"
-ok "a COMPLETED event for its MPPS is in the relay spool" \
-    sh -c "cat '$RELAY'/new/* | grep -q '\"status\":\"COMPLETED\".*$MPPS1'"
+# No cloud is configured: the MPPS events wait in worklist.db's outbox.
+sql "$WL" "SELECT event FROM outbox WHERE sent_at IS NULL" >"$T/outbox"
+ok "an IN PROGRESS event for its MPPS waits in worklist.db's outbox" \
+    grep -q "\"status\":\"IN PROGRESS\".*$MPPS1" "$T/outbox"
+ok "... and a COMPLETED one" grep -q "\"status\":\"COMPLETED\".*$MPPS1" "$T/outbox"
+is "$(count_files "$RELAY/new")" 0 "... none in the relay spool, with the cloud off"
 is "$(status_of ACCEMU1)" COMPLETED "the worklist item is COMPLETED"
 wait_for 30 "four instances indexed in pacs.db" indexed ACCEMU1 4
 is "$(sql "$PACS_DB" "SELECT laterality || view_position FROM stored_instances WHERE accession_number = 'ACCEMU1' ORDER BY 1" | tr '\n' ' ')" \

@@ -1,10 +1,11 @@
 #!/bin/sh
 # The disk floor: a store that fills up during a send.  No image storescp
 # acknowledged is lost, storescp stops listening below PACS_DISK_MIN_FREE
-# (gatewayd status, run/storescp.state and a gateway.alert relay job say
-# so), the worklist still answers C-ECHO, and freeing space brings storage
-# back without a restart by hand.
+# (gatewayd status, run/storescp.state and a gateway.alert event to the
+# cloud, through the relay emulator, say so), the worklist still answers
+# C-ECHO, and freeing space brings storage back without a restart by hand.
 . "${0%/*}/lib.sh"
+. "$GW_ROOT/t/relay/lib.sh"
 
 mkdir -p "$T/var"
 mount -t tmpfs -o size=48m tmpfs "$T/var" 2>/dev/null ||
@@ -13,10 +14,12 @@ on_exit "umount -l '$T/var' 2>/dev/null"
 
 export PACS_DISK_MIN_FREE=16MiB GATEWAY_DISK_CHECK_SECONDS=1
 "$GW_ROOT/t/tools/gen-mammo" "$T/mg" 14 --size 1024x768 --studies 2 --seed 73 >"$T/mg.list"
+relay_start gw-events
+cloud_listen gw-events
+export AZURE_RELAY_EVENTS_HYBRID_CONNECTION=gw-events
 start_gateway
 ok "the gateway runs and storescp answers" echoscu -to 2 -aec SCREENING_PACS 127.0.0.1 "$GW_PORT"
 RUN=$GATEWAY_DATA_DIR/run
-RELAY=$GATEWAY_DATA_DIR/spool/relay
 
 # Leave about 26 MB free: fourteen 1.5 MB images cross the 16 MB floor.
 read -r total avail <<EOF
@@ -39,18 +42,23 @@ wait_for 10 "storescp's state says held for the disk floor" sh -c "grep -q '^sta
 ok "the worklist still answers C-ECHO" echoscu -to 5 -aec SCREENING_MWL 127.0.0.1 "$WORKLIST_PORT"
 sh "$GW_ROOT/pipeline/gatewayd" status >"$T/status.out" 2>&1
 ok "gatewayd status says storage stopped for the disk floor" grep -q '^storage: .*stopped: disk_floor' "$T/status.out"
-ok "a gateway.alert relay job says disk_floor on" sh -c \
-	"grep -q '^kind=gateway.alert' '$RELAY/new/alert-disk_floor' && grep -q '^state=on' '$RELAY/new/alert-disk_floor'"
-# event_is STATE: the job's event= is the cloud's gateway.alert JSON.
-event_is() {
-	sed -n 's/^event=//p' "$RELAY/new/alert-disk_floor" | /usr/bin/python3 -c '
-import json, sys
-e = json.load(sys.stdin)
-d = e["data"]
-sys.exit(not (e["event_type"] == "gateway.alert" and d["alert"] == "disk_floor"
-    and d["state"] == sys.argv[1] and d["value"] > 0 and len(e["message_id"]) == 36))' "$1"
+# alerted STATE: the cloud got the gateway.alert JSON for the disk floor.
+alerted() {
+	/usr/bin/python3 -c '
+import glob, json, sys
+for f in glob.glob(sys.argv[2] + "/*.json"):
+    try:
+        e = json.load(open(f))
+    except ValueError:
+        continue
+    d = e.get("data", {})
+    if (e.get("event_type") == "gateway.alert" and d.get("alert") == "disk_floor"
+            and d.get("state") == sys.argv[1] and d.get("value", 0) > 0
+            and len(e.get("message_id", "")) == 36):
+        sys.exit(0)
+sys.exit(1)' "$1" "$EVENTS"
 }
-ok "its event is gateway.alert JSON: disk_floor raised" event_is raised
+wait_for 30 "the cloud gets a gateway.alert: disk_floor raised" alerted raised
 
 # Everything storescp acknowledged is indexed, nothing is quarantined.
 indexed() {
@@ -66,9 +74,7 @@ ok "every indexed object is intact" store_verified "$GATEWAY_DATA_DIR/store"
 rm -f "$T/var/filler"
 wait_for 20 "with space back storescp listens again, no restart by hand" \
 	echoscu -to 2 -aec SCREENING_PACS 127.0.0.1 "$GW_PORT"
-ok "a gateway.alert relay job says disk_floor off (cleared)" sh -c \
-	"grep -q '^state=off' '$RELAY/new/alert-disk_floor'"
-ok "its event says cleared" event_is cleared
+wait_for 30 "... and then disk_floor cleared" alerted cleared
 resend=0
 while read -r f; do
 	storescu -to 5 -aec SCREENING_PACS 127.0.0.1 "$GW_PORT" "$f" 2>>"$T/storescu.log" || resend=1

@@ -49,14 +49,19 @@ is "$missing" 0 "... every SOP instance sent is listed"
 is "$(grep -c "store:   $T/var/store/" "$T/show.out")" 4 "... each with its file in the store"
 ok "... and those files exist" sh -c "grep 'store:' '$T/show.out' | awk '{ print \$2 }' | xargs ls >/dev/null"
 is "$(grep -c 'preview: GENERATED ' "$T/show.out")" 4 "... each with its preview"
-is "$(grep -c 'cloud:   PENDING, 0 attempts' "$T/show.out")" 4 "... and its cloud state"
+is "$(grep -c 'cloud:   HELD, 0 attempts' "$T/show.out")" 4 \
+    "... and its cloud state: HELD, for no cloud is configured"
 gw show "$STUDY" >"$T/show2.out" 2>&1
 ok "show takes the Study Instance UID too" cmp -s "$T/show.out" "$T/show2.out"
 gw show NO-SUCH-ACC >/dev/null 2>"$T/none.err"
 is "$?" 66 "an unknown study: EX_NOINPUT"
 ok "... saying so" grep -q 'no study with accession number or Study Instance UID NO-SUCH-ACC' "$T/none.err"
 
-rm -f "$T/var/spool/relay/new/"*
+is "$(count_files "$T/var/spool/relay/new")" 0 "... and nothing waits in the relay spool"
+gw resend "$ACC" >/dev/null 2>"$T/resend.err"
+is "$?" 78 "resend with no cloud configured: EX_CONFIG"
+ok "... saying why" grep -q 'the cloud is not configured (CLOUD_API_ENDPOINT)' "$T/resend.err"
+export CLOUD_API_ENDPOINT=https://127.0.0.1:9/api	# nothing sends here
 gw resend "$ACC" >"$T/resend.out" 2>"$T/resend.err"
 is "$?" 0 "gatewayd resend exits 0"
 ok "... saying how many" grep -q "^4 uploads queued again for $ACC" "$T/resend.out"

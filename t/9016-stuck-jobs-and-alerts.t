@@ -13,8 +13,9 @@ RELAY=$T/var/spool/relay
 # after its third attempt (a fresh mtime).
 "$GW_ROOT/t/tools/gen-mammo" "$T/mg" 1 --size 64x48 --studies 1 --seed 7 >/dev/null
 storescu -aec SCREENING_PACS 127.0.0.1 "$GW_PORT" "$T/mg"/*.dcm
-wait_for 20 "the image's upload job is queued" sh -c "ls '$RELAY/new' | grep -qv '^image-'"
-job=$(ls "$RELAY/new" | grep -v '^image-' | head -n 1)
+indexed() { [ "$(sql "$PACS_DB" "SELECT count(*) FROM instances")" = 1 ]; }
+wait_for 20 "the image is indexed" indexed
+job=$(sql "$PACS_DB" "SELECT object_hash FROM instances")
 obj=$(find "$T/var/store" -name "$job.dcm")
 touch -d '-5 minutes' "$obj"
 printf 'kind=image\nobject=%s\nerror=HTTP 503 from the Manage API\nattempts=3\nnext_attempt_ms=0\n' "$job" >"$RELAY/new/$job"
@@ -22,7 +23,9 @@ gw status >"$T/status.out" 2>&1
 ok "the image job's age runs from its arrival, not its last retry" grep -Eq '^image +1 +0 5m0[0-9]s$' "$T/status.out"
 ok "status shows the oldest job with its attempts and last error" \
     grep -Eq '^oldest job: image, queued 5m0[0-9]s ago, 3 attempts, last error: HTTP 503 from the Manage API$' "$T/status.out"
-ok "status has a cloud line" grep -q '^cloud: no Manage API configured' "$T/status.out"
+ok "status says the cloud is not configured" grep -q '^cloud: not configured' "$T/status.out"
+ok "... and the relay neither" grep -q '^relay: not configured$' "$T/status.out"
+ok "... and counts the image held for it" grep -q '^uploads: 0 sent, 1 held$' "$T/status.out"
 relaylisten --health >"$T/health.json" 2>/dev/null
 is "$(python3 -c 'import json,sys; o=json.load(open(sys.argv[1]))["cloud"]["oldest_job"]; print(o["kind"], o["attempts"], o["age_seconds"] >= 300)' "$T/health.json")" \
     "image 3 True" "the health report has the cloud's oldest job, its attempts and true age"
@@ -49,8 +52,14 @@ gw status --check >"$T/check.out" 2>&1
 is "$?" 1 "a failed job: WARNING (1)"
 ok "... saying so" grep -q '^GATEWAY WARNING - 1 failed job | failed_jobs=1' "$T/check.out"
 
-# Alerts (gatewayctl alerts, which gatewayd runs when it has a cloud).
+# Alerts (gatewayctl alerts, which gatewayd runs when events go to the
+# cloud).  With the cloud's events off an alert is recorded, not queued.
 : >"$T/var/quarantine/broken.dcm"
+ok "gatewayctl alerts with the cloud off" sh -c 'gatewayctl alerts 2>"$0/alerts-off.log"' "$T"
+ok "... records the alert" test -f "$T/var/run/alert.quarantine"
+is "$(ls "$RELAY/new" | grep -c '^alert-')" 0 "... and queues no job that nothing would send"
+rm -f "$T/var/run/alert."*
+export AZURE_RELAY_NAMESPACE=relay.test AZURE_RELAY_EVENTS_HYBRID_CONNECTION=events
 ok "gatewayctl alerts runs" sh -c 'gatewayctl alerts 2>"$0/alerts.log"' "$T"
 ok "a gateway.alert job for the quarantine" test -f "$RELAY/new/alert-quarantine"
 ok "... and one for the failed job" test -f "$RELAY/new/alert-failed_jobs"
@@ -74,10 +83,11 @@ gw status --check >"$T/check.out" 2>&1
 is "$?" 2 "status --check with the gateway down: CRITICAL (2)"
 ok "... saying so" grep -q '^GATEWAY CRITICAL - gatewayd not running' "$T/check.out"
 
-# gatewayd runs the alerts child when something goes to the cloud.
+# gatewayd runs the alerts child when events go to the cloud (relaysend
+# cannot reach relay.test: the job waits in the spool).
 unset GW_PORT
 rm -rf "$T/var/run"
-CLOUD_API_ENDPOINT=https://127.0.0.1:$API/api GATEWAY_ALERT_INTERVAL_SECONDS=1 start_gateway
+GATEWAY_ALERT_INTERVAL_SECONDS=1 start_gateway
 : >"$T/var/quarantine/again.dcm"
 wait_for 20 "gatewayd's alerts child queues the quarantine alert" sh -c "grep -q '\"state\":\"raised\"' '$RELAY/new/alert-quarantine'"
 stop_gateway
