@@ -86,10 +86,10 @@ ok "the retried image is delivered" drain 10
 is "$(count ACC043000 COMPLETE)" 1 "and COMPLETE"
 is "$(count_files "$SPOOL/failed")" 0 "failed/ is empty"
 
-# 4. no worklist item yet: WAITING, delivered once the item exists
+# 4. no worklist item yet: UNMATCHED, delivered once the item exists
 ingest 44 1
 not_ok "relaysend --once reports work left (exit 75)" send
-is "$(count ACC044000 WAITING)" 1 "the image is WAITING"
+is "$(count ACC044000 UNMATCHED)" 1 "the image is UNMATCHED"
 ok "its next attempt time is recorded" has "$(value ACC044000 upload_next_attempt_at)" "T"
 is "$(count_files "$SPOOL/new")" 1 "its job stays queued"
 item act-44 ACC044000

@@ -111,7 +111,9 @@ ok "the log says events go over the relay, images are off" sh -c \
 ok "each job keeps the message_id it was first built with" sh -c \
 	"[ \$(grep -l '^message_id=' '$SPOOL'/new/image-* | wc -l) = 2 ]"
 ids_before=$(grep -h '^message_id=' "$SPOOL"/new/image-* | cut -d= -f2 | sort)
-is "$(jobs_of image new)" 2 "kind=image jobs stay queued while uploads are off"
+is "$(jobs_of image new)" 0 "no kind=image job while uploads are off ..."
+is "$(sql "$PACS_DB" "SELECT count(*) FROM instances WHERE upload_status = 'HELD'")" 2 \
+	"... the images are HELD"
 
 # 2. the listener comes: the follower delivers
 bg follower relaysend
