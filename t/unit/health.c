@@ -468,15 +468,24 @@ check_not_running(void)
 	ok(has_problem(r, "gatewayd not running"), "... which is a problem");
 	is_str(jstr(r, "children/storescp/state"), "stopped", "... and its children count as stopped");
 	ok(!has_problem(r, "storescp not running"), "... without a problem each");
-	is_str(jstr(r, "relay/connection"), "not running", "no relay.state: the relay is not running");
+	is_str(jstr(r, "relay/connection"), "not configured",
+	    "no relay.state, no AZURE_RELAY_*: the relay is not configured");
 	ok(json_object_size(jget(r, "relay")) == 1, "... and nothing else is said of it");
-	ok(!has_problem(r, "relay"), "... which is no problem (the relay is not configured)");
+	ok(!has_problem(r, "relay"), "... which is no problem");
 	json_decref(r);
 	t = status_text(&c);
-	ok(t != NULL && strncmp(t, "relay: not running\n\nKIND ", 25) == 0,
-	    "status without relay.state says not running, then the queue");
+	ok(t != NULL && strncmp(t, "relay: not configured\n\nKIND ", 28) == 0,
+	    "status without relay.state says not configured, then the queue");
 	show(t);
 	free(t);
+	setenv("AZURE_RELAY_NAMESPACE", "relay.test", 1);
+	setenv("AZURE_RELAY_HYBRID_CONNECTION", "gw", 1);
+	r = report(&c);
+	is_str(jstr(r, "relay/connection"), "not running",
+	    "configured but no relay.state: the relay is not running");
+	json_decref(r);
+	unsetenv("AZURE_RELAY_NAMESPACE");
+	unsetenv("AZURE_RELAY_HYBRID_CONNECTION");
 }
 
 static void
