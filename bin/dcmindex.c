@@ -372,8 +372,7 @@ follow(struct indexer *x, int once)
 	}
 	log_info("started", "recovered=%d batch=%d once=%d upload_policy=%s "
 	    "cloud=%s", recovered, x->batch, once,
-	    request_policy_name(x->policy), x->cloud ? "on" :
-	    "off (images HELD)");
+	    request_policy_name(x->policy), x->cloud ? "on" : "off");
 	while (!stopping) {
 		if (drain(x, jobs, names) == -1) {
 			if (once) {
