@@ -178,10 +178,15 @@ open_all(struct config *cfg, struct store *store, sqlite3 **db,
 	    sizeof run || (size_t)snprintf(lock, locksz, "%s/store.lock",
 	    run) >= locksz)
 		return err_set(e, ENAMETOOLONG, "GATEWAY_DATA_DIR too long");
-	if (fs_mkdirs(run, e) == -1 ||
-	    store_open(store, cfg->storage_path, 0, e) == -1 ||
-	    db_open(db, cfg->pacs_db_path, e) == -1)
+	/* Nothing is created here but run/: never an empty pacs.db. */
+	if (store_open(store, cfg->storage_path, 0, e) == -1 ||
+	    db_open_existing(db, cfg->pacs_db_path, e) == -1)
 		return -1;
+	if (fs_mkdirs(run, e) == -1) {
+		db_close(*db);
+		*db = NULL;
+		return -1;
+	}
 	/* 8 MB of page cache: a round reads the instances index once. */
 	if (db_migrate(*db, db_schema_pacs, e) == -1 ||
 	    db_exec(*db, "PRAGMA cache_size = -8192", e) == -1) {
@@ -248,7 +253,7 @@ main(int argc, char **argv)
 	}
 	if (open_all(&cfg, &store, &db, lock, sizeof lock, &e) == -1) {
 		log_err("cannot open the store or pacs.db", &e);
-		return EX_CANTCREAT;
+		return e.code == ENOENT ? EX_NOINPUT : EX_CANTCREAT;
 	}
 	/* Background work: the ingest comes first. */
 	errno = 0;

@@ -739,7 +739,7 @@ images_request(const json_t *action, const char *action_id)
 	if (config_load(&cfg, &e) == -1 ||
 	    config_spool_path(&cfg, "relay", dir, sizeof dir, &e) == -1 ||
 	    spool_open(&relay, dir, 1, &e) == -1 ||
-	    db_open(&db, cfg.pacs_db_path, &e) == -1 ||
+	    db_open_existing(&db, cfg.pacs_db_path, &e) == -1 ||
 	    db_migrate(db, db_schema_pacs, &e) == -1) {
 		log_err("images.request: cannot open pacs.db or the relay spool",
 		    &e);

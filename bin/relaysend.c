@@ -367,10 +367,15 @@ open_all(struct sender *s)
 	s->ob.stop = &stopping;
 	s->img.ob = s->ev.ob = &s->ob;
 	s->img.store = &s->store;
+	/* pacs.db first, and never created (gatewayd's dcmindex --init
+	 * does that): run by hand in the wrong place, nothing is made. */
+	if (db_open_existing(&s->ob.db, s->cfg.pacs_db_path, &e) == -1) {
+		log_err("cannot start", &e);
+		return e.code == ENOENT ? EX_NOINPUT : EX_CANTCREAT;
+	}
 	if (config_spool_path(&s->cfg, "relay", dir, sizeof dir, &e) == -1 ||
 	    spool_open(&s->relay, dir, 1, &e) == -1 ||
 	    store_open(&s->store, s->cfg.storage_path, 1, &e) == -1 ||
-	    db_open(&s->ob.db, s->cfg.pacs_db_path, &e) == -1 ||
 	    db_migrate(s->ob.db, db_schema_pacs, &e) == -1 ||
 	    worklist_open(&s->ob.worklist, s->cfg.worklist_db_path,
 	    &e) == -1 ||
@@ -378,7 +383,7 @@ open_all(struct sender *s)
 	    (s->events_on && ws_ctx_new(&s->ev.ws, s->ca_file,
 	    EVENTSEND_REPLY_MAX, &e) == -1)) {
 		log_err("cannot start", &e);
-		return -1;
+		return EX_CANTCREAT;
 	}
 	if (s->ev.ws != NULL)
 		ws_ctx_stop_flag(s->ev.ws, &stopping);
@@ -467,9 +472,9 @@ worker_main(void *arg, int i, int fd)
 	s->queue.worker = i;
 	s->queue.workers = s->workers;
 	s->wake_fd = fd;
-	if (open_all(s) == -1) {
+	if ((rc = open_all(s)) != 0) {
 		close_all(s);
-		return EX_CANTCREAT;
+		return rc;
 	}
 	rc = follow(s);
 	close_all(s);
@@ -509,9 +514,9 @@ run(struct sender *s, int retry, long rate, int no_match, int jobs)
 		s->ob.no_match_report = no_match;
 	if (jobs > 0)
 		s->workers = jobs;
-	if (open_all(s) == -1) {
+	if ((rc = open_all(s)) != 0) {
 		close_all(s);
-		return EX_CANTCREAT;
+		return rc;
 	}
 	if (retry)
 		rc = retry_failed(s);
