@@ -68,6 +68,7 @@ static const char *const statements[S_N] = {
 	"  thumbnail_status = CASE WHEN excluded.object_hash = object_hash"
 	"   THEN thumbnail_status ELSE 'PENDING' END,"
 	"  series_ref = excluded.series_ref, object_hash = excluded.object_hash,"
+	"  purged_at = NULL,"	/* its file is in the store again */
 	"  sop_class_uid = excluded.sop_class_uid,"
 	"  instance_number = excluded.instance_number,"
 	"  image_type = excluded.image_type,"

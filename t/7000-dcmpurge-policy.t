@@ -109,4 +109,16 @@ kept=0
 for n in 4 5 6 7 9; do [ -f "$(file_of "$(sop $n)")" ] && kept=$((kept + 1)); done
 is "$kept" 5 "the watermark never takes anything unconfirmed"
 rm -f "$T/disk/filler"
+
+# A purged image the modality sends again is in the store again: its row
+# is no longer purged, and the next round keeps it while it is young.
+cp "$(grep " $(sop 1) " "$T/mg.list" | cut -d' ' -f1)" "$GATEWAY_DATA_DIR/incoming/again.dcm"
+storescp-hook --sweep 2>/dev/null && dcmindex --once 2>/dev/null
+is "$(sql "$PACS_DB" "SELECT purged_at IS NULL FROM instances WHERE sop_instance_uid = '$(sop 1)'")" 1 \
+	"a purged image received again is no longer purged"
+ok "... its file is in the store" test -f "$(file_of "$(sop 1)")"
+is "$(sql "$PACS_DB" "SELECT image_location FROM stored_instances WHERE sop_instance_uid = '$(sop 1)'")" store \
+	"... and stored_instances says so"
+dcmpurge --once 2>/dev/null
+ok "... and a round keeps it (young again)" test -f "$(file_of "$(sop 1)")"
 done_testing
