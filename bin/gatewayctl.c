@@ -10,11 +10,13 @@
  *   gatewayctl check
  *   gatewayctl alerts
  *
- * gatewayd(8) runs it for `gatewayd today|studies|show|resend|status
- * --check`, and every GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
+ * gatewayd(8) runs it for `gatewayd today|studies|show|resend|waiting|
+ * assign|release|status --check`, and every
+ * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
  * It reads the configuration every program reads (lib/config) and never
- * creates pacs.db.  What touches uploads is lib/uploads.  Patient names go to standard output only, and only
- * when it is a terminal (or with --names); logs never carry them.
+ * creates pacs.db.  What touches uploads is lib/uploads.  Patient names
+ * go to standard output only, and only when it is a terminal (or with
+ * --names); logs never carry them.
  */
 #include <errno.h>
 #include <getopt.h>
