@@ -23,7 +23,9 @@
  *     most), run/relaysend.state when relaysend writes one (last_upload=,
  *     last_event=, last_error=: ISO 8601 times and one line of text), else
  *     the newest uploaded_at and upload_error in pacs.db (opened
- *     read-only, never created), and the oldest pending relay job.
+ *     read-only, never created), the oldest pending relay job, the
+ *     instances per upload state (lib/uploads) and the MPPS events still
+ *     in worklist.db's outbox (read-only too).
  *
  * The report is healthy when gatewayd and every child it supervises run,
  * both ports answer, the disk has room, no job has failed, and the relay
