@@ -27,6 +27,20 @@ sub_path(const struct spool *s, const char *sub, const char *name,
 	return 0;
 }
 
+/* tmp/NAME.PID: two processes writing a job of the same name at once
+ * (dcmindex and gatewayctl resend, say) never write the same file. */
+static int
+tmp_path(const struct spool *s, const char *name, char *out, size_t outsz,
+    struct err *e)
+{
+	int n = snprintf(out, outsz, "%s/tmp/%s.%ld", s->dir, name,
+	    (long)getpid());
+
+	if (n < 0 || (size_t)n >= outsz)
+		return err_set(e, ENAMETOOLONG, "spool path too long");
+	return 0;
+}
+
 static int
 wake_path(const struct spool *s, char *out, size_t outsz, struct err *e)
 {
@@ -121,7 +135,7 @@ write_tmp(struct spool *s, const char *name, const char *body, size_t len,
 	char tmp[PATH_MAX];
 	int fd;
 
-	if (sub_path(s, "tmp", name, tmp, sizeof tmp, e) == -1)
+	if (tmp_path(s, name, tmp, sizeof tmp, e) == -1)
 		return -1;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd == -1)
@@ -146,7 +160,7 @@ publish(struct spool *s, const char *name, struct err *e)
 {
 	char from[PATH_MAX], to[PATH_MAX];
 
-	if (sub_path(s, "tmp", name, from, sizeof from, e) == -1 ||
+	if (tmp_path(s, name, from, sizeof from, e) == -1 ||
 	    sub_path(s, "new", name, to, sizeof to, e) == -1)
 		return -1;
 	if (rename(from, to) == -1)
@@ -348,7 +362,7 @@ spool_rewrite(struct spool *s, const char *name, const char *body,
 {
 	char from[PATH_MAX], to[PATH_MAX];
 
-	if (sub_path(s, "tmp", name, from, sizeof from, e) == -1 ||
+	if (tmp_path(s, name, from, sizeof from, e) == -1 ||
 	    sub_path(s, "cur", name, to, sizeof to, e) == -1 ||
 	    write_tmp(s, name, body, len, 1, e) == -1)
 		return -1;

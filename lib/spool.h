@@ -7,7 +7,8 @@
  *   <dir>/failed/  jobs that failed for good, each with <name>.reason
  *   <dir>/wake     a FIFO: producers write a byte after each enqueue
  *
- * Guarantees: a job in new/ is complete and on disk (written in tmp/,
+ * Guarantees: a job in new/ is complete and on disk (written in
+ * tmp/NAME.PID, so writers of one name in two processes never meet;
  * fsynced, renamed, directory fsynced).  A claimed job stays in cur/ until
  * spool_finish() or spool_fail(); spool_recover() returns cur/ to new/, so
  * a crash repeats work and never loses it: consumers must be idempotent.

@@ -1,4 +1,5 @@
 /* spool_test: the maildir queue's promises, on a real directory. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,81 @@ exists(const char *dir, const char *sub, const char *name)
 
 	snprintf(p, sizeof p, "%s/%s/%s", dir, sub, name);
 	return access(p, F_OK) == 0;
+}
+
+/* Entries in dir/sub/ other than . and .. */
+static int
+entries(const char *dir, const char *sub)
+{
+	char p[4200];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(p, sizeof p, "%s/%s", dir, sub);
+	if ((d = opendir(p)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+/* body: who=W, then W's own length of padding. */
+static size_t
+racer_body(char *buf, char who)
+{
+	size_t n = who == 'a' ? 3000 : 100;
+
+	memset(buf, who, n);
+	memcpy(buf, who == 'a' ? "who=a\n" : "who=b\n", 6);
+	buf[n - 1] = '\n';
+	return n;
+}
+
+/* Two processes enqueue jobs of one name at once, over and over: each
+ * enqueue succeeds and the job is always one whole body. */
+static void
+check_same_name_race(const char *dir)
+{
+	char buf[3000], want_a[3000], want_b[3000], path[4200], *got = NULL;
+	size_t na = racer_body(want_a, 'a'), nb = racer_body(want_b, 'b');
+	size_t len = 0;
+	struct spool s;
+	struct err e = { 0 };
+	int failures = 0, status = 0;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		size_t n = racer_body(buf, 'b');
+		int bad = 0;
+
+		if (spool_open(&s, dir, 0, &e) == -1)
+			_exit(2);
+		for (int i = 0; i < 300; i++)
+			bad += spool_enqueue(&s, "same", buf, n, 0, &e) == -1;
+		spool_close(&s);
+		_exit(bad ? 1 : 0);
+	}
+	if (spool_open(&s, dir, 0, &e) == -1) {
+		ok(0, "spool_open for the race: %s", e.msg);
+		waitpid(pid, &status, 0);
+		return;
+	}
+	for (int i = 0; i < 300; i++)
+		failures += spool_enqueue(&s, "same", want_a, na, 0, &e) == -1;
+	waitpid(pid, &status, 0);
+	ok(failures == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "two processes enqueueing one name 300 times each: no failure");
+	snprintf(path, sizeof path, "%s/new/same", dir);
+	ok(fs_read_small(path, SPOOL_JOB_MAX, &got, &len, &e) == 0 &&
+	    ((len == na && memcmp(got, want_a, na) == 0) ||
+	    (len == nb && memcmp(got, want_b, nb) == 0)),
+	    "... and the job is one whole body, never a mix");
+	free(got);
+	is_long(entries(dir, "tmp"), 0, "... leaving nothing in tmp/");
+	unlink(path);
+	spool_close(&s);
 }
 
 int
@@ -106,7 +182,7 @@ main(int argc, char **argv)
 		    spool_read(&s, "n-2", &body, &e) == 0 &&
 		    strcmp(body, "v=3\nid=x\n") == 0, "a claimed job rewritten in place");
 		free(body);
-		ok(!exists(dir, "tmp", "n-2"), "leaving nothing in tmp/");
+		is_long(entries(dir, "tmp"), 0, "leaving nothing in tmp/");
 		is_long(spool_unclaim(&s, "n-2", &e), 1, "unclaim gives it back");
 		ok(exists(dir, "new", "n-2") && !exists(dir, "cur", "n-2"), "to new/, rewritten body and all");
 		is_long(spool_unclaim(&s, "n-2", &e), 0, "unclaiming what is not claimed: 0");
@@ -131,6 +207,7 @@ main(int argc, char **argv)
 	wait(NULL);
 	is_long(spool_count(&s, "new", &e), 1, "and its job is there");
 
+	check_same_name_race(dir);
 	spool_close(&s);
 	spool_close(&s2);
 	return tap_done();
