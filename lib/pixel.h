@@ -70,7 +70,10 @@ int pixel_describe(const struct dcm *d, struct pixel_desc *pd,
  * lets JPEG (DCT scaling), JPEG 2000 (resolution levels) and native
  * 16-bit grey data (means of k x k blocks of stored values) decode at a
  * lower resolution whose longest side is still at least min_side: the
- * frame's rows/columns then say what was decoded.
+ * frame's rows/columns then say what was decoded.  JPEG 2000 is decoded
+ * in a child process (fork), so that OpenJPEG's memory errors on hostile
+ * input stay there: a decoder that dies fails the frame with
+ * PIXEL_E_CORRUPT ("the decoder died on this image").
  */
 int pixel_decode(const struct dcm *d, const char *path, long frame,
     unsigned min_side, struct pixel_frame *f, struct err *e);
