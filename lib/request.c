@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "db.h"
 #include "request.h"
 
@@ -271,6 +272,9 @@ request_images(sqlite3 *db, struct spool *relay, const json_t *action,
 		    "1 to 64 characters");
 	if (parse_ask(action, &a, msg, sizeof msg) == -1)
 		return reply("error", id, -1, msg);
+	if (!config_cloud_images())	/* nothing would send the jobs */
+		return reply("error", id, -1, "no Manage API is configured "
+		    "(CLOUD_API_ENDPOINT): images cannot be sent");
 	out->by = a.by;
 	out->high = a.high;
 	if (queue_matches(db, relay, &a, id, &queued, &purged, &e) == -1) {

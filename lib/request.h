@@ -19,8 +19,10 @@
  *   {"status":"not_found","action_id":…}           nothing held matches
  *   {"status":"purged","action_id":…,"count":N}    N matches, every one
  *       purged by retention (instances.purged_at set): only the rows are left
- *   {"status":"error","action_id":…,"message":…}   malformed, or pacs.db
- *       or the spool failed (nothing was said queued that is not)
+ *   {"status":"error","action_id":…,"message":…}   malformed, no Manage
+ *       API configured (CLOUD_API_ENDPOINT: nothing would send the jobs),
+ *       or pacs.db or the spool failed (nothing was said queued that is
+ *       not)
  * When some matches are purged and some held, the held ones are queued
  * and count says how many.  A sop_instance_uids list queues the ones the
  * gateway holds; it is not_found only when it holds none of them.

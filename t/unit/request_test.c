@@ -222,6 +222,11 @@ main(int argc, char **argv)
 
 	policy();
 	malformed();
+	unsetenv("CLOUD_API_ENDPOINT");
+	expect("{\"study_instance_uid\":\"1.2.3\"}", "error", -1,
+	    "no CLOUD_API_ENDPOINT: an error, nothing would send the images");
+	is_long(queued(), 0, "... and nothing is queued");
+	setenv("CLOUD_API_ENDPOINT", "https://127.0.0.1:9/api", 1);
 
 	expect("{\"study_instance_uid\":\"1.2.3\"}", "queued", 3,
 	    "a study: queued, one job per instance");
