@@ -1025,7 +1025,7 @@ decode_j2k_here(const struct frame_bytes *fb, const struct pixel_desc *pd,
 	opj_set_warning_handler(codec, j2k_quiet, NULL);
 	opj_set_info_handler(codec, j2k_quiet, NULL);
 	if (!opj_setup_decoder(codec, &par) ||
-	    !opj_decoder_set_strict_mode(codec, OPJ_FALSE) ||
+	    !opj_decoder_set_strict_mode(codec, OPJ_TRUE) ||
 	    !opj_read_header(st, codec, &im) ||
 	    !j2k_reduce(codec, pd, min_side) ||
 	    !opj_decode(codec, st, im) || !opj_end_decompress(codec, st)) {
@@ -1085,12 +1085,15 @@ j2k_child(const struct frame_bytes *fb, const struct pixel_desc *pd,
 
 /*
  * JPEG 2000 is decoded in a child process.  Fuzzing found memory errors
- * inside OpenJPEG 2.5.0 itself on hostile input (a heap over-read and a
- * use-after-free in opj_decode: bench/fuzz/RESULTS.md); in a child such
- * an input fails its own decode (PIXEL_E_CORRUPT, "the decoder died")
- * and can neither crash nor corrupt the program that asked (dcmthumb,
- * relaysend's and qrscp's transcoding).  The frame comes back in a
- * shared mapping, which the caller then owns (f->mapped).
+ * inside OpenJPEG 2.5.0 itself on hostile input (heap over-reads and a
+ * use-after-free in opj_decode, bench/fuzz/RESULTS.md: upstream's issue
+ * 1533, with strict mode off, fixed in 2.5.3; the decoder now runs in
+ * strict mode, so a truncated codestream fails instead).  In a child,
+ * whatever OpenJPEG has left fails that decode (PIXEL_E_CORRUPT, "the
+ * decoder died") and can neither crash nor corrupt the program that
+ * asked (dcmthumb, relaysend's and qrscp's transcoding).  The frame
+ * comes back in a shared mapping, which the caller then owns
+ * (f->mapped).
  */
 static int
 decode_j2k(const struct frame_bytes *fb, const struct pixel_desc *pd,

@@ -10,11 +10,18 @@
  * - fuzz_upload: a Retry-After of 2^63-1 seconds overflowed the backoff
  *   (seconds * 1000, signed); a Retry-After is now honoured up to
  *   UPLOAD_RETRY_AFTER_MAX_SECONDS.
+ * - fuzz_pixel (a timeout): zero-tagged elements before a byte that is
+ *   not zero made the trailing-padding check rescan the rest of the
+ *   dataset at each one, quadratic in the file's size; each byte is now
+ *   looked at once.  The check runs under an alarm: a parse that does
+ *   not end within ZERO_RUN_SECONDS fails it.
  */
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dicom.h"
 #include "dimse.h"
@@ -124,11 +131,59 @@ retry_after(void)
 	    "a Retry-After of 120 s still waits 120 s");
 }
 
+#define ZERO_RUN_BYTES		(4u << 20)
+#define ZERO_RUN_SECONDS	60
+
+static void
+zero_run_alarm(int sig)
+{
+	static const char msg[] = "not ok - a dataset of zero-tagged "
+	    "elements did not parse within the alarm (quadratic again?)\n";
+
+	(void)sig;
+	(void)!write(STDOUT_FILENO, msg, sizeof msg - 1);
+	_exit(1);
+}
+
+/* 4 MiB of zero-tagged elements, then a real one: parsed in one pass. */
+static void
+zero_run(void)
+{
+	static const uint8_t uid[] = { 0x08, 0x00, 0x18, 0x00, 4, 0, 0, 0,
+	    '1', '.', '2', 0 };	/* implicit VR: (0008,0018) "1.2" */
+	size_t len = ZERO_RUN_BYTES + sizeof uid;
+	uint8_t *buf = calloc(1, len);
+	struct dcm *d = NULL;
+	struct err e = { 0 };
+	char out[16] = "";
+	int rc;
+
+	if (buf == NULL) {
+		ok(0, "calloc %zu", len);
+		return;
+	}
+	memcpy(buf + ZERO_RUN_BYTES, uid, sizeof uid);
+	signal(SIGALRM, zero_run_alarm);
+	alarm(ZERO_RUN_SECONDS);
+	rc = dcm_parse_dataset(buf, len, DCM_TS_IMPLICIT_LE, 0, &d, &e);
+	alarm(0);
+	ok(1, "4 MiB of zero-tagged elements before a real one: the parse "
+	    "ends (%s)", rc == 0 ? "parsed" : e.msg);
+	if (rc == 0)
+		dcm_get_string(d, NULL, DCM_TAG(0x0008, 0x0018), 0, out,
+		    sizeof out, &e);
+	is_str(rc == 0 ? out : e.msg, "1.2", "... and finds the element after "
+	    "them");
+	dcm_free(d);
+	free(buf);
+}
+
 int
 main(void)
 {
 	default_repertoire();
 	dimse_uid();
 	retry_after();
+	zero_run();
 	return tap_done();
 }
