@@ -392,6 +392,16 @@ failed(const char *what, const char *key, const struct err *e)
 	return EX_SOFTWARE;
 }
 
+/* 0 when KEY names a study, else the exit status (said on stderr). */
+static int
+find_study(struct ctl *x, const char *key, const char *what)
+{
+	struct err e = { 0 };
+	int n = uploads_studies(x->db, key, &e);
+
+	return n > 0 ? 0 : n == 0 ? no_study(key) : failed(what, key, &e);
+}
+
 /* resend KEY | --held */
 static int
 cmd_resend(struct ctl *x, const char *key)
@@ -401,8 +411,8 @@ cmd_resend(struct ctl *x, const char *key)
 	char q[600];
 	int n, rc;
 
-	if (key != NULL && (n = uploads_studies(x->db, key, &e)) <= 0)
-		return n == 0 ? no_study(key) : failed("resend failed", key, &e);
+	if (key != NULL && (rc = find_study(x, key, "resend failed")) != 0)
+		return rc;
 	if ((rc = open_relay(x, &relay)) != 0)
 		return rc;
 	n = uploads_queue(x->db, &relay, key ? UPLOADS_STUDY_ALL :
@@ -429,8 +439,8 @@ cmd_assign(struct ctl *x, const char *key, const char *accession)
 	char q[600];
 	int n, rc;
 
-	if ((n = uploads_studies(x->db, key, &e)) <= 0)
-		return n == 0 ? no_study(key) : failed("assign failed", key, &e);
+	if ((rc = find_study(x, key, "assign failed")) != 0)
+		return rc;
 	if (worklist_open_existing(&w, x->cfg.worklist_db_path, &e) == -1) {
 		fprintf(stderr, "gatewayctl: %s\n", e.msg);
 		return e.code == ENOENT ? EX_NOINPUT : EX_UNAVAILABLE;
@@ -466,9 +476,8 @@ cmd_release(struct ctl *x, const char *key)
 	char q[600];
 	int n;
 
-	if ((n = uploads_studies(x->db, key, &e)) <= 0)
-		return n == 0 ? no_study(key) : failed("release failed", key,
-		    &e);
+	if ((n = find_study(x, key, "release failed")) != 0)
+		return n;
 	if ((n = uploads_release(x->db, key, &e)) == -1)
 		return failed("release failed", key, &e);
 	log_info("study released by hand: not sent", "key=%s instances=%d",
