@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -1044,6 +1045,10 @@ out:
 	return rc;
 }
 
+/* CPU seconds a JPEG 2000 decode may take: a 4096x3328 mammogram takes
+ * one or two. */
+#define J2K_CPU_SECONDS	120
+
 /* What the decoding child hands back, in a shared page. */
 struct j2k_result {
 	int rc, code;
@@ -1091,9 +1096,9 @@ j2k_child(const struct frame_bytes *fb, const struct pixel_desc *pd,
  * strict mode, so a truncated codestream fails instead).  In a child,
  * whatever OpenJPEG has left fails that decode (PIXEL_E_CORRUPT, "the
  * decoder died") and can neither crash nor corrupt the program that
- * asked (dcmthumb, relaysend's and qrscp's transcoding).  The frame
- * comes back in a shared mapping, which the caller then owns
- * (f->mapped).
+ * asked (dcmthumb, relaysend's and qrscp's transcoding); one that spins
+ * is stopped after J2K_CPU_SECONDS of CPU.  The frame comes back in a
+ * shared mapping, which the caller then owns (f->mapped).
  */
 static int
 decode_j2k(const struct frame_bytes *fb, const struct pixel_desc *pd,
@@ -1122,6 +1127,10 @@ decode_j2k(const struct frame_bytes *fb, const struct pixel_desc *pd,
 		goto out;
 	}
 	if (pid == 0) {
+		/* A decode that loops is stopped too (SIGXCPU). */
+		struct rlimit cpu = { J2K_CPU_SECONDS, J2K_CPU_SECONDS };
+
+		(void)setrlimit(RLIMIT_CPU, &cpu);
 		j2k_child(fb, pd, min_side, data, cap, res);
 		_exit(0);
 	}
