@@ -547,6 +547,13 @@ reindex_store(struct indexer *x)
 	rc = db_exec(x->db, "BEGIN IMMEDIATE", &e);
 	if (rc == 0)
 		rc = reindex_walk(x, x->cfg.storage_path, 0, &count, &bad);
+	/* What the cloud has is not known any more: every instance is
+	 * HELD, kept, until `gatewayctl resend --held` sends it again. */
+	if (rc == 0 && db_exec(x->db, "UPDATE instances SET upload_status = "
+	    "'HELD'", &e) == -1) {
+		log_err("reindex: cannot mark the uploads held", &e);
+		rc = -1;
+	}
 	if (rc == 0 && db_exec(x->db, "COMMIT", &e) == -1) {
 		log_err("reindex: commit failed", &e);
 		rc = -1;

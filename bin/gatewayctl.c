@@ -71,7 +71,8 @@ usage(FILE *f)
 	    "  show      one study: each instance and where it went (store,\n"
 	    "            preview, cloud)\n"
 	    "  resend    queue the study's uploads to the cloud again;\n"
-	    "            --held: every image held while the cloud was off\n"
+	    "            --held: every HELD image (indexed while the cloud\n"
+	    "            was off, or rebuilt by dcmindex --reindex)\n"
 	    "  waiting   the studies whose images wait for a worklist item\n"
 	    "  assign    send a study's images under another worklist item\n"
 	    "  release   stop a study's wait: not sent, kept in the store\n"
@@ -423,7 +424,7 @@ cmd_resend(struct ctl *x, const char *key)
 	log_info("uploads queued again", "key=%s instances=%d",
 	    key ? log_quote(key, q, sizeof q) : "held", n);
 	printf("%d upload%s queued%s%s\n", n, n == 1 ? "" : "s",
-	    key ? " again for " : " (held while the cloud was off)",
+	    key ? " again for " : " (every HELD image)",
 	    key ? key : "");
 	return EX_OK;
 }

@@ -1027,7 +1027,7 @@ cloud_section(const struct config *c, json_t *kinds, json_t **out,
 }
 
 /* The uploads' problems: a study waiting long for its worklist item;
- * images held while the cloud was off, now that it is on. */
+ * images still HELD (not queued) now that the cloud takes images. */
 static int
 upload_problems(struct report *r, const json_t *u)
 {
@@ -1048,7 +1048,7 @@ upload_problems(struct report *r, const json_t *u)
 			return -1;
 	}
 	if (held > 0 && config_cloud_images() &&
-	    problem(r, "uploads: %lld image%s held while the cloud was off "
+	    problem(r, "uploads: %lld image%s held, not queued for the cloud "
 	    "(gatewayctl resend --held)", (long long)held, held == 1 ? "" :
 	    "s") == -1)
 		return -1;

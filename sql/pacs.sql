@@ -437,7 +437,8 @@ JOIN patients p	 ON p.id = st.patient_ref;
 -- Uploads an operator can see and steer (gatewayctl(8) uploads, waiting,
 -- assign, release, resend --held).  upload_status gains:
 --   HELD       not queued: the cloud was not configured (no
---              CLOUD_API_ENDPOINT) when the image was indexed; kept until
+--              CLOUD_API_ENDPOINT) when the image was indexed, or
+--              `dcmindex --reindex` rebuilt it; kept until
 --              `gatewayctl resend --held` queues it;
 --   UNMATCHED  no worklist item with a source message id has its
 --              accession number (nor the one assigned by hand): relaysend

@@ -59,6 +59,8 @@ is "$(sql "$PACS_DB" "PRAGMA user_version")" \
     "$(sed -n 's/^-- version: //p' "$GW_ROOT/sql/pacs.sql" | tail -n 1)" \
     "the rebuilt database has the current schema"
 ok "no temporary database is left" sh -c "! ls '$GATEWAY_DATA_DIR' | grep -q reindex"
+is "$(sql "$PACS_DB" "SELECT count(*) FROM instances WHERE upload_status = 'HELD'")" 8 \
+    "every rebuilt instance is HELD (what the cloud has is not known): kept, resend --held sends it"
 # A damaged object is reported, not indexed.
 f=$(find "$GATEWAY_DATA_DIR/store" -name "$stale.dcm")
 chmod u+w "$f"; printf 'x' >>"$f"
