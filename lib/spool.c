@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,9 +310,39 @@ move_all(struct spool *s, const char *from_sub, const char *to_sub,
 	return moved;
 }
 
+/* tmp/NAME.PID files of writers that died before their rename: never
+ * visible, so nobody waits for them; best effort. */
+static void
+sweep_tmp(struct spool *s)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct dirent *de;
+	const char *dot;
+	char *end;
+	long pid;
+	DIR *d;
+
+	if (sub_path(s, "tmp", NULL, dir, sizeof dir, NULL) == -1 ||
+	    (d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if ((dot = strrchr(de->d_name, '.')) == NULL || dot[1] == '\0')
+			continue;
+		pid = strtol(dot + 1, &end, 10);
+		if (*end != '\0' || pid <= 0 || pid == (long)getpid() ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) <
+		    (int)sizeof path)
+			(void)unlink(path);
+	}
+	closedir(d);
+}
+
 int
 spool_recover(struct spool *s, struct err *e)
 {
+	sweep_tmp(s);
 	return move_all(s, "cur", "new", NULL, e);
 }
 

@@ -10,7 +10,8 @@
  * Guarantees: a job in new/ is complete and on disk (written in
  * tmp/NAME.PID, so writers of one name in two processes never meet;
  * fsynced, renamed, directory fsynced).  A claimed job stays in cur/ until
- * spool_finish() or spool_fail(); spool_recover() returns cur/ to new/, so
+ * spool_finish() or spool_fail(); spool_recover() returns cur/ to new/
+ * (and removes the tmp/ files of writers that died before renaming), so
  * a crash repeats work and never loses it: consumers must be idempotent.
  * Job order is the order of names; generated names start with the time.
  *

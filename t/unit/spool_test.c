@@ -96,6 +96,36 @@ check_same_name_race(const char *dir)
 	spool_close(&s);
 }
 
+/* tmp/NAME.PID of a dead writer goes at recovery; a live one's stays. */
+static void
+check_tmp_sweep(const char *dir)
+{
+	char dead[4200], live[4200];
+	struct spool s;
+	struct err e = { 0 };
+	pid_t pid = fork();
+	int fd;
+
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0);	/* its pid is free now */
+	snprintf(dead, sizeof dead, "%s/tmp/job.%ld", dir, (long)pid);
+	snprintf(live, sizeof live, "%s/tmp/job.%ld", dir, (long)getppid());
+	if ((fd = open(dead, O_WRONLY | O_CREAT, 0644)) != -1)
+		close(fd);
+	if ((fd = open(live, O_WRONLY | O_CREAT, 0644)) != -1)
+		close(fd);
+	if (spool_open(&s, dir, 0, &e) == -1) {
+		ok(0, "spool_open for the sweep: %s", e.msg);
+		return;
+	}
+	spool_recover(&s, &e);
+	ok(access(dead, F_OK) == -1, "recovery removes a dead writer's tmp/ file");
+	ok(access(live, F_OK) == 0, "... and keeps a live one's");
+	unlink(live);
+	spool_close(&s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -208,6 +238,7 @@ main(int argc, char **argv)
 	is_long(spool_count(&s, "new", &e), 1, "and its job is there");
 
 	check_same_name_race(dir);
+	check_tmp_sweep(dir);
 	spool_close(&s);
 	spool_close(&s2);
 	return tap_done();
