@@ -23,7 +23,8 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) $(SAN) \
 	     -DGW_VERSION='"$(VERSION)"' -Ilib -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = -Wl,--as-needed $(PKG_LIBS) -lm $(LDLIBS)
 
-LIB_SRC  := $(wildcard lib/*.c)
+LIB_SRC  := $(wildcard lib/*/*.c)
+LIB_HDR  := $(wildcard lib/*/*.h)
 SQL      := $(wildcard sql/*.sql)
 GEN_OBJ  := $(BUILD)/obj/gen/dicom_dict.o $(SQL:sql/%.sql=$(BUILD)/obj/gen/sql_%.o)
 LIB_OBJ  := $(LIB_SRC:lib/%.c=$(BUILD)/obj/lib/%.o) $(GEN_OBJ)
@@ -37,7 +38,7 @@ DICT     := /usr/share/libdcmtk17/dicom.dic
 
 CHECK_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all check test run deps deps-run install install-user uninstall bench \
+.PHONY: all check check-layers test run deps deps-run install install-user uninstall bench \
 	fuzz fuzzers clean units demo
 .SUFFIXES:
 # Keep generated sources (build/gen/*.c) instead of deleting them as intermediates.
@@ -51,7 +52,7 @@ $(BUILD)/gen/dicom_dict.c: tools/gendict.awk $(DICT)
 	@mkdir -p $(@D)
 	awk -f tools/gendict.awk $(DICT) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/gen/dicom_dict.o: $(BUILD)/gen/dicom_dict.c lib/dicom.h
+$(BUILD)/obj/gen/dicom_dict.o: $(BUILD)/gen/dicom_dict.c lib/dicom/dicom.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
@@ -64,7 +65,7 @@ $(BUILD)/obj/gen/sql_%.o: $(BUILD)/gen/sql_%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h)
+$(BUILD)/obj/lib/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
@@ -72,7 +73,7 @@ $(BUILD)/lib/libgateway.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/%: bin/%.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h)
+$(BUILD)/bin/%: bin/%.c $(BUILD)/lib/libgateway.a $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
 
@@ -81,12 +82,17 @@ $(BUILD)/bin/%: bin/%.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h)
 $(BUILD)/bin/storescp-hook: LDLIBS_ALL = -Wl,-Bstatic -lcrypto -Wl,-Bdynamic \
 	-Wl,--as-needed $(PKG_LIBS) -lm $(LDLIBS)
 
-$(BUILD)/t/%: t/unit/%.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h) t/unit/tap.h
+$(BUILD)/t/%: t/unit/%.c $(BUILD)/lib/libgateway.a $(LIB_HDR) t/unit/tap.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
 
+# lib/ is layered (tools/check-layers: each subsystem includes only lower
+# ones, through their one public header).
+check-layers:
+	@sh tools/check-layers
+
 # The test build: ASan + UBSan, its own tree, then every t/*.t under prove.
-check: deps
+check: deps check-layers
 	$(MAKE) BUILD=build/check OPT='-O1 -g' SAN='$(CHECK_SAN)' all units
 	GW_BUILD=$(CURDIR)/build/check GW_ROOT=$(CURDIR) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -147,11 +153,11 @@ fuzz: fuzzers
 	    build/fuzz/corpus/$$t fuzz/seeds/$$t/ || exit 1; \
 	done
 
-$(BUILD)/fuzzers/%: fuzz/%.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h)
+$(BUILD)/fuzzers/%: fuzz/%.c $(BUILD)/lib/libgateway.a $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
 
-$(BUILD)/replay/%: fuzz/%.c fuzz/replay.c $(BUILD)/lib/libgateway.a $(wildcard lib/*.h)
+$(BUILD)/replay/%: fuzz/%.c fuzz/replay.c $(BUILD)/lib/libgateway.a $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< fuzz/replay.c $(BUILD)/lib/libgateway.a $(LDLIBS_ALL)
 

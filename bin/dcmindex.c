@@ -13,7 +13,7 @@
  * so a repeat replaces rather than duplicates), and only then are the
  * claims finished: a crash repeats a batch, never loses one.  With
  * RELAY_UPLOAD_POLICY=on_request no image upload job is written: the
- * cloud asks for the images it wants (images.request, lib/request),
+ * cloud asks for the images it wants (images.request, lib/cloud/request),
  * while the previews and their events still flow through dcmthumb.
  * Without CLOUD_API_ENDPOINT (the cloud off, config_cloud_images) none
  * is written either: the instance is HELD in pacs.db, kept (dcmpurge
@@ -32,17 +32,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "db.h"
-#include "dicom.h"
-#include "fsutil.h"
-#include "log.h"
-#include "pacs.h"
-#include "request.h"
-#include "scrub.h"
-#include "spool.h"
-#include "store.h"
-#include "worklist.h"
+#include "base/base.h"
+#include "dicom/dicom.h"
+#include "archive/archive.h"
+#include "cloud/cloud.h"
+#include "queue/queue.h"
+#include "worklist/worklist.h"
 
 #define BATCH_DEFAULT	256
 #define BATCH_MAX	4096

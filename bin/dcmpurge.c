@@ -1,5 +1,5 @@
 /*
- * dcmpurge: retention of the content store (lib/purge.h).
+ * dcmpurge: retention of the content store (lib/archive/archive.h).
  *
  *   dcmpurge              a round every PACS_PURGE_INTERVAL (gatewayd)
  *   dcmpurge --once       one round, then exit
@@ -23,12 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "db.h"
-#include "fsutil.h"
-#include "log.h"
-#include "purge.h"
-#include "store.h"
+#include "base/base.h"
+#include "archive/archive.h"
 
 #define INTERVAL_DEFAULT	3600
 #define LOCK_WAIT_MS		5000

@@ -23,16 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "db.h"
-#include "dicom.h"
-#include "fsutil.h"
-#include "log.h"
-#include "pacs.h"
-#include "pixel.h"
-#include "render.h"
-#include "spool.h"
-#include "store.h"
+#include "base/base.h"
+#include "dicom/dicom.h"
+#include "archive/archive.h"
+#include "image/image.h"
+#include "queue/queue.h"
 
 #define WAIT_MS		5000	/* rescan new/ at least this often */
 #define JPEG_QUALITY	85

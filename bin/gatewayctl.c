@@ -13,8 +13,8 @@
  * gatewayd(8) runs it for `gatewayd today|studies|show|resend|waiting|
  * assign|release|status --check`, and every
  * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
- * It reads the configuration every program reads (lib/config) and never
- * creates pacs.db.  What touches uploads is lib/uploads.  Patient names
+ * It reads the configuration every program reads (lib/base/config) and never
+ * creates pacs.db.  What touches uploads is lib/archive/uploads.  Patient names
  * go to standard output only, and only when it is a terminal (or with
  * --names); logs never carry them.
  */
@@ -30,16 +30,12 @@
 
 #include <jansson.h>
 
-#include "config.h"
-#include "db.h"
-#include "fsutil.h"
-#include "health.h"
-#include "log.h"
-#include "pacs.h"
-#include "relay.h"
-#include "spool.h"
-#include "uploads.h"
-#include "worklist.h"
+#include "base/base.h"
+#include "ops/ops.h"
+#include "archive/archive.h"
+#include "cloud/cloud.h"
+#include "queue/queue.h"
+#include "worklist/worklist.h"
 
 /* Nagios plugin exit codes. */
 #define NAGIOS_OK	0

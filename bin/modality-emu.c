@@ -17,14 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "dicom.h"
-#include "dimse.h"
-#include "err.h"
-#include "log.h"
-#include "mammo.h"
-#include "scu.h"
-#include "ul.h"
+#include "base/base.h"
+#include "dicom/dicom.h"
+#include "dicomnet/dicomnet.h"
+#include "emu/emu.h"
 
 #define MWL_FIND	"1.2.840.10008.5.1.4.31"
 #define MPPS		"1.2.840.10008.3.1.2.3.3"

@@ -8,7 +8,7 @@
  *          [--dimse-seconds N]
  *
  * The server's frame (a process per association, the association limit,
- * timers, a graceful stop on SIGTERM) is lib/scp's, shared with qrscp.
+ * timers, a graceful stop on SIGTERM) is lib/dicomnet/scp's, shared with qrscp.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,14 +19,11 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "dicom.h"
-#include "dimse.h"
-#include "log.h"
-#include "scp.h"
-#include "spool.h"
-#include "ul.h"
-#include "worklist.h"
+#include "base/base.h"
+#include "dicom/dicom.h"
+#include "dicomnet/dicomnet.h"
+#include "queue/queue.h"
+#include "worklist/worklist.h"
 
 #define SOP_VERIFICATION	"1.2.840.10008.1.1"
 #define SOP_MWL_FIND		"1.2.840.10008.5.1.4.31"

@@ -24,11 +24,8 @@
 
 #include <jansson.h>
 
-#include "config.h"
-#include "fsutil.h"
-#include "log.h"
-#include "worklist.h"
-#include "worklist_action.h"
+#include "base/base.h"
+#include "worklist/worklist.h"
 
 #define STATION_AET_DEFAULT	"ANY"
 

@@ -9,7 +9,7 @@
  *         [--dimse-seconds N]
  *
  * The server's frame (a process per association, the association limit,
- * timers, a graceful stop) is lib/scp's, as mwlscp's; the services are
+ * timers, a graceful stop) is lib/dicomnet/scp's, as mwlscp's; the services are
  * lib/qr_*.c.  qrscp reads pacs.db and never writes it, except for its own
  * table of commitment requests; readers never block ingest (WAL).  The
  * parent writes run/qr.state (port, associations) for gatewayd status and
@@ -30,10 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
-#include "qr.h"
-#include "scp.h"
+#include "base/base.h"
+#include "qr/qr.h"
+#include "dicomnet/dicomnet.h"
 
 #define SOP_VERIFICATION	"1.2.840.10008.1.1"
 

@@ -12,7 +12,7 @@
  * The listener keeps one control channel open on
  * AZURE_RELAY_HYBRID_CONNECTION.  For each "accept" it starts a child
  * (--rendezvous) that connects to the given address, reads one action,
- * hands it to the program that owns it (images.request: lib/request)
+ * hands it to the program that owns it (images.request: lib/cloud/request)
  * and writes the reply, so a slow action never holds up the control
  * channel.  It sends an unsolicited PONG every RELAY_PONG_SECONDS,
  * opens a new channel with a fresh token before the old token expires
@@ -44,16 +44,11 @@
 
 #include <jansson.h>
 
-#include "config.h"
-#include "db.h"
-#include "health.h"
-#include "log.h"
-#include "pacs.h"
-#include "proc.h"
-#include "relay.h"
-#include "request.h"
-#include "spool.h"
-#include "ws.h"
+#include "base/base.h"
+#include "ops/ops.h"
+#include "archive/archive.h"
+#include "cloud/cloud.h"
+#include "queue/queue.h"
 
 #define OPEN_TIMEOUT_MS		20000
 #define CLOSE_TIMEOUT_MS	2000
@@ -723,7 +718,7 @@ health_reply(const char *action_id)
 }
 
 /*
- * images.request (lib/request): jobs in the relay spool for the images
+ * images.request (lib/cloud/request): jobs in the relay spool for the images
  * asked for, durable before the reply says queued.
  */
 static char *

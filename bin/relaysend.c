@@ -1,7 +1,7 @@
 /*
  * relaysend: deliver the relay spool to the cloud: images uploaded to the
- * Manage API over HTTPS (PROTOCOL.md §5, lib/imagesend), events sent over
- * Azure Relay as a WebSocket sender (§3-4, lib/eventsend).
+ * Manage API over HTTPS (PROTOCOL.md §5, lib/cloud/imagesend), events sent over
+ * Azure Relay as a WebSocket sender (§3-4, lib/cloud/eventsend).
  *
  *   relaysend [--once] [--jobs N] [--no-match wait|report]
  *             [--max-send-rate B] [--upload-mode M]
@@ -12,12 +12,12 @@
  * CLOUD_API_ENDPOINT is set; "study.image_received" (dcmthumb) and
  * "mpps.status_update" (mwlscp's outbox) when the events hybrid
  * connection is configured.  Kinds that are off stay in new/ untouched.
- * Which job goes next is lib/sendqueue's: priority=high first, then
+ * Which job goes next is lib/cloud/sendqueue's: priority=high first, then
  * round robin over studies.  With --jobs N, N worker processes
- * (lib/workers) share the spool; each job name belongs to exactly one
+ * (lib/queue/workers) share the spool; each job name belongs to exactly one
  * worker, so two workers never hold the same job.
  *
- * Delivery is at least once; every step is settled by lib/outbox
+ * Delivery is at least once; every step is settled by lib/cloud/outbox
  * (done, re-enqueued with back-off that survives a restart, or parked in
  * failed/ with the reason), and pacs.db mirrors the uploads in
  * instances.upload_status; the job file is what decides.
@@ -35,22 +35,12 @@
 
 #include <curl/curl.h>
 
-#include "config.h"
-#include "db.h"
-#include "eventsend.h"
-#include "fsutil.h"
-#include "imagesend.h"
-#include "log.h"
-#include "outbox.h"
-#include "relay.h"
-#include "sendqueue.h"
-#include "spool.h"
-#include "store.h"
-#include "transcode.h"
-#include "upload.h"
-#include "workers.h"
-#include "worklist.h"
-#include "ws.h"
+#include "base/base.h"
+#include "cloud/cloud.h"
+#include "queue/queue.h"
+#include "archive/archive.h"
+#include "image/image.h"
+#include "worklist/worklist.h"
 
 #define WAIT_MS			5000	/* rescan new/ at least this often */
 #define RETRY_MAX_DEFAULT	600

@@ -24,14 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "dicom.h"
-#include "fsutil.h"
-#include "log.h"
-#include "netallow.h"
-#include "pacs.h"
-#include "spool.h"
-#include "store.h"
+#include "base/base.h"
+#include "dicom/dicom.h"
+#include "dicomnet/dicomnet.h"
+#include "archive/archive.h"
+#include "queue/queue.h"
 
 struct hook {
 	struct config cfg;

@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "worklist_action.h"
+#include "worklist/worklist.h"
 
 #define MAX_DOCUMENTS	64
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dicom.h"
+#include "dicom/dicom.h"
 
 static void
 walk(const struct dcm *d, const struct dcm_item *it, int depth)

@@ -1,5 +1,5 @@
 /*
- * fuzz_dimse: libFuzzer target for DIMSE command set decoding (lib/dimse)
+ * fuzz_dimse: libFuzzer target for DIMSE command set decoding (lib/dicomnet/dimse)
  * on its own, without the upper layer in front: the input is a command
  * set as a P-DATA command fragment carries it.  A command that decodes
  * is encoded again and must decode to the same command field; encoding
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dimse.h"
+#include "dicomnet/dicomnet.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_env: libFuzzer target for the gateway.env parser every program
- * uses (config_env_parse in lib/config).  Each setting must have a name of
+ * uses (config_env_parse in lib/base/config).  Each setting must have a name of
  * the promised shape and a value without NUL; the parse is run twice and
  * must give the same settings (it keeps no state).
  */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "base/base.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -15,11 +15,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "dicom.h"
-#include "dimse.h"
-#include "ul.h"
+#include "dicom/dicom.h"
+#include "dicomnet/dicomnet.h"
 
-#define MAX_INPUT	32768
+#define PDU_INPUT_MAX	32768
 #define MAX_MESSAGES	64
 
 static const uint8_t rq_prefix[] = {
@@ -96,7 +95,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ul_assoc *a = NULL;
 	int sv[2];
 
-	if (size == 0 || size > MAX_INPUT)
+	if (size == 0 || size > PDU_INPUT_MAX)
 		return 0;
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
 		return 0;

@@ -7,9 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "dicom.h"
-#include "pixel.h"
-#include "render.h"
+#include "dicom/dicom.h"
+#include "image/image.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_qrfind: libFuzzer target for qrscp's C-FIND identifier and
- * matching (lib/qr_find: qr_find and qr_instances) as qrscp runs them.
+ * matching (lib/qr/qr_find: qr_find and qr_instances) as qrscp runs them.
  * Byte 0 chooses: bit 0 the transfer syntax the rest is read in (explicit
  * or implicit VR little endian), bit 1 the model (Patient or Study Root),
  * bit 2 a retrieval's instance list instead of a C-FIND.  The identifier
@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "db.h"
-#include "dicom.h"
-#include "qr.h"
+#include "base/base.h"
+#include "dicom/dicom.h"
+#include "qr/qr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,18 +1,17 @@
 /*
  * fuzz_relay: libFuzzer target for the relay's control channel messages
- * (lib/relay relay_parse_accept), as relaylisten reads each text message:
+ * (lib/cloud/relay relay_parse_accept), as relaylisten reads each text message:
  * the input is the message.  It is read with relaylisten's buffer sizes
  * and with tiny ones; the result must be one of the three promised, an
  * accept's address must be the wss:// one that fits, and a refusal must
- * say why.  The address is then split as lib/ws opens it (and so is the
+ * say why.  The address is then split as lib/cloud/ws opens it (and so is the
  * raw input, as a URL) and percent-encoded as a URL part would be.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "relay.h"
-#include "ws.h"
+#include "cloud/cloud.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -67,7 +66,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((msg = malloc(size + 1)) == NULL)
 		return 0;
 	memcpy(msg, data, size);
-	msg[size] = '\0';	/* lib/ws hands over NUL-terminated text */
+	msg[size] = '\0';	/* lib/cloud/ws hands over NUL-terminated text */
 	accept_with(msg, 2048, 128);
 	accept_with(msg, 12, 3);
 	accept_with(NULL, 1, 1);

@@ -1,5 +1,5 @@
 /*
- * fuzz_upload: libFuzzer target for what lib/upload reads from a Manage
+ * fuzz_upload: libFuzzer target for what lib/cloud/upload reads from a Manage
  * API reply besides its status: the Retry-After header value (delta
  * seconds or an HTTP-date, through curl_getdate) and the wait it leads
  * to.  The input is the header value as libcurl hands it over (with its
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "upload.h"
+#include "cloud/cloud.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_worklist: libFuzzer target for the Modality Worklist C-FIND
- * identifier and its matching (lib/worklist_match via worklist_find), as
+ * identifier and its matching (lib/worklist/worklist_match via worklist_find), as
  * mwlscp runs them.  Byte 0 picks the transfer syntax the rest is read in
  * (odd: explicit VR little endian, even: implicit); a query that parses
  * is matched against a worklist.db in a temporary directory ($TMPDIR)
@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dicom.h"
-#include "worklist.h"
+#include "dicom/dicom.h"
+#include "worklist/worklist.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

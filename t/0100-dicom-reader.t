@@ -1,5 +1,5 @@
 #!/bin/sh
-# 0100-dicom-reader: lib/dicom.c against hand-made datasets, pydicom's test
+# 0100-dicom-reader: lib/dicom/dicom.c against hand-made datasets, pydicom's test
 # and character-set files, the shared corpus, and dcmdump's reading of every
 # file in them (t/unit/dicom_test.c does the checking; this script asks
 # dcmdump first, two files at a time, and hands its answers over).

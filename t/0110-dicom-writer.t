@@ -1,5 +1,5 @@
 #!/bin/sh
-# 0110-dicom-writer: lib/dicom_write.c.  t/unit/dicom_write_test.c checks
+# 0110-dicom-writer: lib/dicom/dicom_write.c.  t/unit/dicom_write_test.c checks
 # round trips through our reader and writes Part 10 files; dcmdump must
 # then read each of them without a warning.
 . "${0%/*}/lib.sh"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# lib/pixel and lib/render on hand-made datasets (t/unit/render_test.c):
+# lib/image/pixel and lib/image/render on hand-made datasets (t/unit/render_test.c):
 # the VOI functions, inversion, padding, reduction, aspect, signed data,
 # bounds, and dcm_pixel_fragments.
 . "${0%/*}/lib.sh"

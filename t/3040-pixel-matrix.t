@@ -1,5 +1,5 @@
 #!/bin/sh
-# 3040-pixel-matrix: lib/pixel against known sample values, for the whole
+# 3040-pixel-matrix: lib/image/pixel against known sample values, for the whole
 # classes behind two reported wrong pictures (t/tools/gen-pixel-cases):
 # every native depth (1/8/16/32 bits, full and partial Bits Stored,
 # unsigned and signed) in implicit, explicit, deflated little endian and

@@ -1,5 +1,5 @@
 #!/bin/sh
-# 4220-transcode: lib/transcode, the upload modes.  t/unit/transcode runs
+# 4220-transcode: lib/image/transcode, the upload modes.  t/unit/transcode runs
 # the unit tests on hand-made images; here its --check driver transcodes
 # generated mammograms and public test files, and dcmtk and dicom3tools
 # judge the outputs: dcmdump reads them and names the right transfer
@@ -90,7 +90,7 @@ while [ $# -ge 3 ]; do
 	fi
 	case $modes in *lossless*)
 	out=$T/out/$name.jls.dcm
-	ok "lossless $name decodes to the input's pixels (lib/pixel)" \
+	ok "lossless $name decodes to the input's pixels (lib/image/pixel)" \
 	    "$tc" --check lossless "$in" "$out"
 	is "$(ts_of "$out")" $TS_JLS "dcmdump sees JPEG-LS lossless ($name)"
 	ok "dcmdump reads lossless $name without warnings" dump_clean "$out"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# lib/sendqueue: the order relaysend sends in: priority=high first, then
+# lib/cloud/sendqueue: the order relaysend sends in: priority=high first, then
 # round robin over studies; a pass ends early when a producer writes
 # (t/unit/sendqueue_test.c).
 . "${0%/*}/lib.sh"

@@ -125,7 +125,7 @@ WORKLIST_PORT=$WL_PORT emu wlct --list --modality CT
 is "$rc" 66 "a modality filter with no match: exit 66"
 
 mkdir -p "$T/unit"
-ok "lib/mammo unit tests pass (t/unit/mammo_test)" "$GW_BUILD/t/mammo_test" "$T/unit"
+ok "lib/emu/mammo unit tests pass (t/unit/mammo_test)" "$GW_BUILD/t/mammo_test" "$T/unit"
 ok "its four views and two tomosynthesis images are clean for dcmdump and dciodvfy" clean_files "$T/unit"
 
 ok "no sanitizer report from the emulator" \

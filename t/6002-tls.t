@@ -1,6 +1,6 @@
 #!/bin/sh
 # 6002-tls: DICOM TLS beside the plain ports (issue 12): qrscp and mwlscp
-# through lib/tls, storescp (dcmtk's TLS) under gatewayd.  dcmtk's
+# through lib/dicomnet/tls, storescp (dcmtk's TLS) under gatewayd.  dcmtk's
 # echoscu, findscu and storescu +tls as clients: anonymous TLS, mutual
 # TLS with a client certificate, a certificate from another CA, an
 # expired one, a plain client on the TLS port and a TLS client on the

@@ -132,7 +132,7 @@ END {
 	print "#include <stdlib.h>"
 	print "#include <string.h>"
 	print ""
-	print "#include \"dicom.h\""
+	print "#include \"dicom/dicom.h\""
 	print ""
 	print "static const struct dcm_dict_entry dict_exact[] = {"
 	for (i = 1; i <= nexact; i++) {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "base/base.h"
 #include "tap.h"
 
 struct seen {

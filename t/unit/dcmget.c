@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dicom.h"
+#include "dicom/dicom.h"
 
 static int
 print_tag(const struct dcm *d, const char *spec)

@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "dicom.h"
+#include "dicom/dicom.h"
 #include "tap.h"
 
 static const char *pyd_dir, *corpus_dir, *expect_path;

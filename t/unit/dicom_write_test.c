@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dicom.h"
+#include "dicom/dicom.h"
 #include "tap.h"
 
 #define T_PN	DCM_TAG(0x0010, 0x0010)

@@ -23,10 +23,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dicom.h"
-#include "dimse.h"
+#include "dicom/dicom.h"
+#include "dicomnet/dicomnet.h"
 #include "tap.h"
-#include "upload.h"
+#include "cloud/cloud.h"
 
 #define T_UID	DCM_TAG(0x0020, 0x000d)
 #define T_AET	DCM_TAG(0x0040, 0x0001)

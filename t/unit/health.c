@@ -19,9 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "fsutil.h"
-#include "health.h"
+#include "base/base.h"
+#include "ops/ops.h"
 #include "tap.h"
 
 static char root[4096];

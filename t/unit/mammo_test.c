@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dicom.h"
-#include "mammo.h"
+#include "dicom/dicom.h"
+#include "emu/emu.h"
 #include "tap.h"
 
 #define T_LAT	DCM_TAG(0x0020, 0x0062)

@@ -1,6 +1,6 @@
 /*
  * pixdump: a test helper, not a unit test.  Decodes one frame of a DICOM
- * file with lib/pixel and prints it for comparison with expected values:
+ * file with lib/image/pixel and prints it for comparison with expected values:
  *
  *	pixdump FILE [FRAME [MIN_SIDE]]
  *
@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "dicom.h"
-#include "pixel.h"
+#include "dicom/dicom.h"
+#include "image/image.h"
 
 static int
 fail(const struct err *e)

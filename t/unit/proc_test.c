@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "proc.h"
+#include "base/base.h"
 #include "tap.h"
 
 int

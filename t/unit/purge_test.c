@@ -1,4 +1,4 @@
-/* purge_test: lib/purge on a small pacs.db: one object backing two
+/* purge_test: lib/archive/purge on a small pacs.db: one object backing two
  * instance rows, and a pending commitment (qrscp's commitment tables). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,10 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "db.h"
-#include "fsutil.h"
-#include "purge.h"
-#include "store.h"
+#include "base/base.h"
+#include "archive/archive.h"
 #include "tap.h"
 
 static sqlite3 *db;

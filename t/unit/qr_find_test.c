@@ -1,14 +1,14 @@
 /*
- * qr_find_test: C-FIND matching and retrieval keys (lib/qr_find.c) over a
- * real pacs.db filled through lib/pacs.  Usage: qr_find_test DIR.
+ * qr_find_test: C-FIND matching and retrieval keys (lib/qr/qr_find.c) over a
+ * real pacs.db filled through lib/archive/pacs.  Usage: qr_find_test DIR.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "db.h"
-#include "pacs.h"
-#include "qr.h"
+#include "base/base.h"
+#include "archive/archive.h"
+#include "qr/qr.h"
 #include "tap.h"
 
 #define LEVEL	DCM_TAG(0x0008, 0x0052)

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "relay.h"
+#include "cloud/cloud.h"
 #include "tap.h"
 
 #define KEY	"dGVzdGtleXZhbHVlMTIzNDU2Nzg5MA=="

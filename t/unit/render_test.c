@@ -1,13 +1,12 @@
 /*
- * render_test: lib/pixel and lib/render on small hand-made datasets whose
+ * render_test: lib/image/pixel and lib/image/render on small hand-made datasets whose
  * right answers can be worked out on paper.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "dicom.h"
-#include "pixel.h"
-#include "render.h"
+#include "dicom/dicom.h"
+#include "image/image.h"
 #include "tap.h"
 
 #define TS_EXPLICIT	"1.2.840.10008.1.2.1"

@@ -1,5 +1,5 @@
 /*
- * request_test: images.request (lib/request) over a real pacs.db and a
+ * request_test: images.request (lib/cloud/request) over a real pacs.db and a
  * real relay spool: every reply of PROTOCOL.md §7, the jobs it leaves
  * (durable, named by the object, priority= and requested=), purged rows,
  * and every malformed request answered "error" with a message.  Also
@@ -12,9 +12,9 @@
 
 #include <jansson.h>
 
-#include "db.h"
-#include "request.h"
-#include "spool.h"
+#include "base/base.h"
+#include "cloud/cloud.h"
+#include "queue/queue.h"
 #include "tap.h"
 
 static sqlite3 *db;

@@ -1,5 +1,5 @@
 /*
- * sendqueue_test: the order relaysend sends in (lib/sendqueue), over a
+ * sendqueue_test: the order relaysend sends in (lib/cloud/sendqueue), over a
  * real spool: priority=high first, then round robin over studies, a job
  * without a study a round of its own; jobs not due or not ours stay and
  * are counted as they should; a pass ends early when woken; with --jobs
@@ -10,9 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "outbox.h"
-#include "sendqueue.h"
-#include "spool.h"
+#include "cloud/cloud.h"
+#include "queue/queue.h"
 #include "tap.h"
 
 static struct spool sp;

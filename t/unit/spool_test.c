@@ -8,8 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fsutil.h"
-#include "spool.h"
+#include "base/base.h"
+#include "queue/queue.h"
 #include "tap.h"
 
 static int

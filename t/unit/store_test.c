@@ -5,9 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "db.h"
-#include "fsutil.h"
-#include "store.h"
+#include "base/base.h"
+#include "archive/archive.h"
 #include "tap.h"
 
 int

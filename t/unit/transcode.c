@@ -1,5 +1,5 @@
 /*
- * transcode: lib/transcode on hand-made images whose right answers are
+ * transcode: lib/image/transcode on hand-made images whose right answers are
  * known, and a driver for t/4220-transcode.t and bench/upload.
  *
  *   transcode DIR                 the unit tests (TAP); outputs kept in DIR
@@ -20,9 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dicom.h"
-#include "pixel.h"
-#include "transcode.h"
+#include "dicom/dicom.h"
+#include "image/image.h"
 #include "tap.h"
 
 #define SOP_MG		"1.2.840.10008.5.1.4.1.1.1.2"

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spool.h"
+#include "queue/queue.h"
 #include "tap.h"
-#include "worklist.h"
+#include "worklist/worklist.h"
 
 #define SPS	DCM_TAG(0x0040, 0x0100)
 #define ACC	DCM_TAG(0x0008, 0x0050)

@@ -1,0 +1,318 @@
+/*
+ * base: the ground floor: errors, logs, durable file steps, child
+ * processes, SQLite, and the settings (gateway.env).
+ *
+ * Layer 0.  The one public header of lib/base/; what its modules share
+ * beyond it is static in its .c files.
+ * Modules, each with its contract below: err, log, fsutil, proc, db,
+ * config.
+ */
+#ifndef GW_BASE_H
+#define GW_BASE_H
+
+#include <limits.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * err: the error a library function hands back to its caller.
+ *
+ * Every lib/ function that can fail returns -1 (or NULL) and, when the
+ * caller passed a non-NULL struct err, fills it with one line a person can
+ * act on ("truncated element (0028,0010) at offset 812").  Library code
+ * never prints and never exits: programs decide what to do with the error.
+ */
+
+struct err {
+	int code;		/* errno, or a module's own code; 0 = none */
+	char msg[512];
+};
+
+/* Sets e (if not NULL) to the formatted message; returns -1 for tail calls. */
+int err_set(struct err *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* As err_set, with ": strerror(errno)" appended and code = errno. */
+int err_sys(struct err *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prefixes an existing message: "prefix: old message". */
+int err_wrap(struct err *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * log: one logfmt line per event on stderr.
+ *
+ *   log_info("stored", "sop_instance_uid=%s size=%zu", uid, size);
+ *   -> ts=2026-11-27T23:30:00.123Z level=info prog=storescp-hook msg=stored sop_instance_uid=1.2.3 size=812
+ *
+ * The level threshold comes from LOG_LEVEL (debug, info, warn, error;
+ * default info).  The caller formats the key=value pairs; values with
+ * spaces must be quoted by the caller (log_quote helps).  Never pass
+ * patient demographics (names, Patient ID / NHS number, birth date):
+ * UIDs, accession numbers, sizes, durations and file names are fine.
+ * A log line is written with one write(2) so concurrent processes sharing
+ * stderr do not interleave.  The only state is the program name and level,
+ * set once by log_init() from main().
+ */
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+struct log_ctx {
+	const char *prog;
+	enum log_level level;
+};
+
+/* Set the program name and read LOG_LEVEL. */
+void log_init(const char *prog);
+
+/* Take LOG_LEVEL again (config_load() may have set it from gateway.env). */
+void log_level_from_env(void);
+
+void log_msg(enum log_level level, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define log_debug(msg, ...) log_msg(LOG_DEBUG, msg, __VA_ARGS__)
+#define log_info(msg, ...)  log_msg(LOG_INFO, msg, __VA_ARGS__)
+#define log_warn(msg, ...)  log_msg(LOG_WARN, msg, __VA_ARGS__)
+#define log_error(msg, ...) log_msg(LOG_ERROR, msg, __VA_ARGS__)
+
+/* An error line: msg and error="<e->msg>". */
+void log_err(const char *msg, const struct err *e);
+
+/* Copy s into out as a logfmt value: quoted and escaped when needed. */
+const char *log_quote(const char *s, char *out, unsigned outsz);
+
+/*
+ * fsutil: the few file-system steps every durable write in the gateway is
+ * made of, done the qmail way: write to a temporary name in the same
+ * directory, fsync the file, rename it into place, fsync the directory.
+ * A reader never sees a half-written file; after a crash either the old
+ * state or the new one is on disk.
+ */
+
+/* mkdir -p with mode 0755; existing directories are fine. */
+int fs_mkdirs(const char *path, struct err *e);
+
+/* fsync the directory at path. */
+int fs_sync_dir(const char *path, struct err *e);
+
+/* fsync the file at path (its data and metadata). */
+int fs_sync_file(const char *path, struct err *e);
+
+/* fsync the directory that contains path. */
+int fs_sync_parent(const char *path, struct err *e);
+
+/* Write len bytes to fd, retrying short writes and EINTR. */
+int fs_write_all(int fd, const void *buf, size_t len, struct err *e);
+
+/* Atomically replace path with buf: tmp file beside it, fsync, rename,
+ * fsync the directory. */
+int fs_write_atomic(const char *path, const void *buf, size_t len,
+    struct err *e);
+
+/* Read a whole small file (at most maxlen bytes) into a malloc'd,
+ * NUL-terminated buffer. */
+int fs_read_small(const char *path, size_t maxlen, char **out, size_t *len,
+    struct err *e);
+
+/* Copy src to dst durably (dst written as tmp + fsync + rename). */
+int fs_copy_durable(const char *src, const char *dst, struct err *e);
+
+/*
+ * proc: run a helper program with a deadline and take what it prints
+ * (the token command, mwlsync apply for relaylisten).
+ *
+ * Guarantees: the child runs in its own process group; when it overruns
+ * the deadline or prints too much, the whole group is killed and reaped.
+ * Input is fed through a pipe and output read through another, both
+ * polled, so neither side can block the other; nothing touches the disk.
+ *
+ * Never: prints, logs, exits, or reaps children other than its own (the
+ * caller must not ignore SIGCHLD, and ignores SIGPIPE when it gives
+ * input: a child may exit without reading it).
+ */
+
+/*
+ * Run argv (argv[0] found in $PATH) with in (inlen bytes; NULL: stdin is
+ * /dev/null) on its stdin, its stdout NUL-terminated in buf (less than
+ * bufsz bytes), stderr inherited.  0 when it ended in time, with its
+ * wait status in *status; -1 with e set (cannot start, timed out, output
+ * of bufsz - 1 bytes or more).
+ */
+int proc_run(char *const argv[], const char *in, size_t inlen, char *buf,
+    size_t bufsz, int timeout_ms, int *status, struct err *e);
+
+/* 0 for a wait status of exit 0; else -1 with e saying how it ended. */
+int proc_exit_ok(int status, struct err *e);
+
+/*
+ * db: SQLite the same way everywhere.
+ *
+ * db_open() sets WAL, synchronous=FULL (a committed transaction survives a
+ * power cut: a spool job is finished only after its commit), a busy
+ * timeout, and foreign keys.  db_migrate() brings a database's schema up
+ * to date from an embedded schema text made of sections that each start
+ * with a line "-- version: N"; each section runs once, in its own
+ * transaction, and PRAGMA user_version records the last one applied.
+ * A database newer than the program is refused, never touched.
+ *
+ * Schemas (sql/NAME.sql) are compiled in as strings: db_schema_pacs.
+ */
+
+#define DB_BUSY_TIMEOUT_MS 10000
+
+extern const char db_schema_pacs[];
+extern const char db_schema_worklist[];
+
+int db_open(sqlite3 **out, const char *path, struct err *e);
+
+/*
+ * As db_open(), for a database that must already exist (hand-run tools,
+ * servers that only read it): never creates one.  -1 with e saying
+ * "no pacs.db at PATH: run gatewayd or dcmindex --init" (the file's own
+ * name) when path does not exist, or why it cannot be opened.
+ */
+int db_open_existing(sqlite3 **out, const char *path, struct err *e);
+void db_close(sqlite3 *db);
+
+/* Apply the schema's missing versions.  Returns the version now. */
+int db_migrate(sqlite3 *db, const char *schema, struct err *e);
+
+/* The highest "-- version: N" in a schema text. */
+int db_schema_version(const char *schema);
+
+/* The errno closest to the connection's last SQLite error: ENOSPC (full),
+ * EBUSY (locked), ENOMEM, EROFS, EINVAL (constraint: the data is wrong),
+ * else EIO.  Every db_ error carries it in struct err.code. */
+int db_errno(sqlite3 *db);
+
+int db_exec(sqlite3 *db, const char *sql, struct err *e);
+int db_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql,
+    struct err *e);
+
+/* Step a statement that returns no rows, then reset it. */
+int db_step_done(sqlite3 *db, sqlite3_stmt *st, struct err *e);
+
+/*
+ * SQLite online backup of src's main database to path: written beside it
+ * (path.tmp), fsynced, renamed into place, directory fsynced, so path is
+ * either the old file or a whole new copy.
+ */
+int db_backup(sqlite3 *src, const char *path, struct err *e);
+
+/* Bind text, or NULL when s is NULL or empty. */
+int db_bind_text(sqlite3_stmt *st, int i, const char *s);
+
+/*
+ * config: where things are and what the gateway is called, from the
+ * environment, with the seed's names.
+ *
+ * Every path left unset lives under GATEWAY_DATA_DIR (default ./var):
+ *
+ *   PACS_STORAGE_PATH      $GATEWAY_DATA_DIR/store
+ *   PACS_DB_PATH           $GATEWAY_DATA_DIR/pacs.db
+ *   WORKLIST_DB_PATH       $GATEWAY_DATA_DIR/worklist.db
+ *   GATEWAY_SPOOL_DIR      $GATEWAY_DATA_DIR/spool
+ *   GATEWAY_INCOMING_DIR   $GATEWAY_DATA_DIR/incoming
+ *   GATEWAY_QUARANTINE_DIR $GATEWAY_DATA_DIR/quarantine
+ *
+ * and PACS_AET (SCREENING_PACS), PACS_PORT (4244), WORKLIST_AET
+ * (SCREENING_MWL), WORKLIST_PORT (4243), QR_AET (SCREENING_QR), QR_PORT
+ * (4246).  Programs override single fields from their options after
+ * loading.
+ *
+ * gateway.env: config_load() first reads the configuration file gatewayd
+ * reads: $GATEWAY_ENV_FILE, else /etc/screening-gateway/gateway.env, else
+ * ./gateway.env (a missing default file is fine; a named file that cannot
+ * be read is an error).  Each KEY=VALUE of the file whose KEY is not in
+ * the environment is put there with setenv(), so that every getenv() of
+ * the program sees it too: the environment wins, the first line of a key
+ * wins over later ones, and values are taken literally, never evaluated
+ * (config_env_parse).  config_load() creates nothing.
+ */
+
+struct config {
+	char data_dir[PATH_MAX];
+	char storage_path[PATH_MAX];
+	char pacs_db_path[PATH_MAX];
+	char worklist_db_path[PATH_MAX];
+	char spool_dir[PATH_MAX];
+	char incoming_dir[PATH_MAX];
+	char quarantine_dir[PATH_MAX];
+	char pacs_aet[17];
+	int pacs_port;
+	char worklist_aet[17];
+	int worklist_port;
+	char qr_aet[17];
+	int qr_port;
+};
+
+/* Fill c from the environment.  -1 with e set on a bad value (a port
+ * that is not a number, an AE title longer than 16 characters, ...). */
+int config_load(struct config *c, struct err *e);
+
+/*
+ * The configuration file: the path config_load() reads, in out; 0, or 1
+ * when there is none (no GATEWAY_ENV_FILE and no default file).
+ */
+int config_env_file(char *out, size_t outsz);
+
+/*
+ * gateway.env, parsed exactly as gatewayd(8) parses it, from a buffer
+ * (it need not end in NUL or a newline; NUL bytes make a line bad).  Per
+ * line: a trailing CR is dropped; leading blanks and tabs and then one
+ * "export " are skipped; empty lines and lines starting with # are
+ * comments; the name is everything before the first '=' and must match
+ * [A-Z_][A-Z0-9_]*; the value is everything after it, without one pair
+ * of enclosing double or single quotes.  Nothing is expanded.
+ *
+ * on_value(key, value, arg) for each setting (both NUL-terminated,
+ * valid during the call only); on_bad(line_number, why, arg) for each
+ * bad line ("without =", "bad name"), when not NULL.  A non-zero return
+ * of a callback stops the parse and is returned; else 0.
+ */
+int config_env_parse(const char *text, size_t len,
+    int (*on_value)(const char *key, const char *value, void *arg),
+    void (*on_bad)(int line, const char *why, void *arg), void *arg);
+
+/*
+ * Read the file config_env_file() names and setenv() each of its values
+ * not already set.  0 when done or there is no file; -1 with e set when a
+ * named file cannot be read.
+ */
+int config_env_load(struct err *e);
+
+/* A whole decimal number in [lo, hi] (option values): 0, or -1. */
+int config_parse_int(const char *s, int lo, int hi, int *out);
+
+/*
+ * A whole-number setting from the environment: def when name is unset or
+ * empty; -1 with e naming the variable when it is not in [lo, hi].
+ */
+int config_env_long(const char *name, long lo, long hi, long def, long *out,
+    struct err *e);
+
+/*
+ * What of the cloud is configured.  Images go to the Manage API when
+ * CLOUD_API_ENDPOINT is set; events (study.image_received,
+ * mpps.status_update, gateway.alert) go over the relay when
+ * AZURE_RELAY_NAMESPACE and AZURE_RELAY_EVENTS_HYBRID_CONNECTION are.
+ * gatewayd runs relaysend when either is true (its wants_relaysend).
+ * A producer queues a job for the cloud only when the part that would
+ * send it is configured: with the cloud off, nothing accumulates that
+ * nothing will ever send (images stay HELD in pacs.db, MPPS events stay
+ * in worklist.db's outbox).  Read after config_load(), so gateway.env
+ * counts.
+ */
+int config_cloud_images(void);
+int config_cloud_events(void);
+/* The cloud's actions come in through relaylisten: AZURE_RELAY_NAMESPACE
+ * and AZURE_RELAY_HYBRID_CONNECTION (gatewayd's wants_relaylisten). */
+int config_cloud_actions(void);
+/* The path of one stage's spool: <spool_dir>/<stage>. */
+int config_spool_path(const struct config *c, const char *stage,
+    char *out, size_t outsz, struct err *e);
+
+#endif

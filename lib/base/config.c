@@ -1,0 +1,306 @@
+#include "base/base.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+
+#define ENV_FILE_DEFAULT	"/etc/screening-gateway/gateway.env"
+#define ENV_FILE_LOCAL		"./gateway.env"
+#define ENV_FILE_MAX		(1024 * 1024)
+
+static int
+set_path(char *out, const char *env, const char *data_dir,
+    const char *leaf, struct err *e)
+{
+	const char *v = getenv(env);
+	int n;
+
+	if (v != NULL && *v != '\0')
+		n = snprintf(out, PATH_MAX, "%s", v);
+	else
+		n = snprintf(out, PATH_MAX, "%s/%s", data_dir, leaf);
+	if (n < 0 || n >= PATH_MAX)
+		return err_set(e, ENAMETOOLONG, "%s: path too long", env);
+	return 0;
+}
+
+static int
+set_aet(char *out, const char *env, const char *dflt, struct err *e)
+{
+	const char *v = getenv(env);
+
+	if (v == NULL || *v == '\0')
+		v = dflt;
+	if (strlen(v) > 16)
+		return err_set(e, EINVAL,
+		    "%s: AE title \"%s\" is longer than 16 characters", env, v);
+	snprintf(out, 17, "%s", v);
+	return 0;
+}
+
+static int
+set_port(int *out, const char *env, int dflt, struct err *e)
+{
+	const char *v = getenv(env);
+	char *end;
+	long p;
+
+	if (v == NULL || *v == '\0') {
+		*out = dflt;
+		return 0;
+	}
+	errno = 0;
+	p = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || p < 1 || p > 65535)
+		return err_set(e, EINVAL, "%s: \"%s\" is not a TCP port", env, v);
+	*out = (int)p;
+	return 0;
+}
+
+static int
+is_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int
+config_env_file(char *out, size_t outsz)
+{
+	const char *named = getenv("GATEWAY_ENV_FILE");
+	const char *path;
+
+	if (named != NULL && *named != '\0')
+		path = named;
+	else if (is_file(ENV_FILE_DEFAULT))
+		path = ENV_FILE_DEFAULT;
+	else if (is_file(ENV_FILE_LOCAL))
+		path = ENV_FILE_LOCAL;
+	else {
+		snprintf(out, outsz, "%s", "");
+		return 1;
+	}
+	snprintf(out, outsz, "%s", path);
+	return 0;
+}
+
+static int
+valid_env_name(const char *s, size_t n)
+{
+	if (n == 0 || !((s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' &&
+		    s[i] <= '9') || s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+/* One line (without its newline) of gateway.env: 0, or the callback's. */
+static int
+env_line(const char *p, size_t n, int lineno,
+    int (*on_value)(const char *, const char *, void *),
+    void (*on_bad)(int, const char *, void *), void *arg)
+{
+	char key[256], *value;
+	const char *eq;
+	size_t klen, vlen;
+	int rc;
+
+	if (n > 0 && p[n - 1] == '\r')
+		n--;
+	while (n > 0 && (*p == ' ' || *p == '\t'))
+		p++, n--;
+	if (n == 0 || *p == '#')
+		return 0;
+	if (n >= 7 && memcmp(p, "export ", 7) == 0)
+		p += 7, n -= 7;
+	if (memchr(p, '\0', n) != NULL) {
+		if (on_bad)
+			on_bad(lineno, "with a NUL byte", arg);
+		return 0;
+	}
+	if ((eq = memchr(p, '=', n)) == NULL) {
+		if (on_bad)
+			on_bad(lineno, "without =", arg);
+		return 0;
+	}
+	klen = (size_t)(eq - p);
+	if (klen >= sizeof key || !valid_env_name(p, klen)) {
+		if (on_bad)
+			on_bad(lineno, "with a bad name", arg);
+		return 0;
+	}
+	memcpy(key, p, klen);
+	key[klen] = '\0';
+	eq++;
+	vlen = n - klen - 1;
+	if (vlen >= 2 && (eq[0] == '"' || eq[0] == '\'') &&
+	    eq[vlen - 1] == eq[0])
+		eq++, vlen -= 2;
+	if ((value = malloc(vlen + 1)) == NULL)
+		return -1;
+	memcpy(value, eq, vlen);
+	value[vlen] = '\0';
+	rc = on_value(key, value, arg);
+	free(value);
+	return rc;
+}
+
+int
+config_env_parse(const char *text, size_t len,
+    int (*on_value)(const char *, const char *, void *),
+    void (*on_bad)(int, const char *, void *), void *arg)
+{
+	const char *p = text, *end = text + len, *eol;
+	int lineno = 0, rc;
+
+	while (p < end) {
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (eol == NULL)
+			eol = end;
+		rc = env_line(p, (size_t)(eol - p), ++lineno, on_value, on_bad,
+		    arg);
+		if (rc != 0)
+			return rc;
+		p = eol + 1;
+	}
+	return 0;
+}
+
+/* The environment wins: a file value only fills a variable not set. */
+static int
+env_set_missing(const char *key, const char *value, void *arg)
+{
+	(void)arg;
+	if (getenv(key) != NULL)
+		return 0;
+	return setenv(key, value, 0) == -1 ? -1 : 0;
+}
+
+int
+config_env_load(struct err *e)
+{
+	char path[PATH_MAX], *text;
+	size_t len;
+	int rc;
+
+	if (config_env_file(path, sizeof path) == 1)
+		return 0;
+	if (fs_read_small(path, ENV_FILE_MAX, &text, &len, e) == -1)
+		return err_wrap(e, "cannot read configuration file");
+	rc = config_env_parse(text, len, env_set_missing, NULL, NULL);
+	free(text);
+	if (rc != 0)
+		return err_sys(e, "%s: setenv", path);
+	log_level_from_env();	/* LOG_LEVEL may come from the file */
+	return 0;
+}
+
+int
+config_load(struct config *c, struct err *e)
+{
+	const char *d;
+
+	memset(c, 0, sizeof *c);
+	if (config_env_load(e) == -1)
+		return -1;
+	d = getenv("GATEWAY_DATA_DIR");
+	if (d == NULL || *d == '\0')
+		d = "./var";
+	if (snprintf(c->data_dir, sizeof c->data_dir, "%s", d) >= PATH_MAX)
+		return err_set(e, ENAMETOOLONG, "GATEWAY_DATA_DIR: path too long");
+	if (set_path(c->storage_path, "PACS_STORAGE_PATH", d, "store", e) ||
+	    set_path(c->pacs_db_path, "PACS_DB_PATH", d, "pacs.db", e) ||
+	    set_path(c->worklist_db_path, "WORKLIST_DB_PATH", d, "worklist.db", e) ||
+	    set_path(c->spool_dir, "GATEWAY_SPOOL_DIR", d, "spool", e) ||
+	    set_path(c->incoming_dir, "GATEWAY_INCOMING_DIR", d, "incoming", e) ||
+	    set_path(c->quarantine_dir, "GATEWAY_QUARANTINE_DIR", d,
+	    "quarantine", e))
+		return -1;
+	if (set_aet(c->pacs_aet, "PACS_AET", "SCREENING_PACS", e) ||
+	    set_aet(c->worklist_aet, "WORKLIST_AET", "SCREENING_MWL", e) ||
+	    set_port(&c->pacs_port, "PACS_PORT", 4244, e) ||
+	    set_port(&c->worklist_port, "WORKLIST_PORT", 4243, e) ||
+	    set_aet(c->qr_aet, "QR_AET", "SCREENING_QR", e) ||
+	    set_port(&c->qr_port, "QR_PORT", 4246, e))
+		return -1;
+	return 0;
+}
+
+static int
+is_set(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0';
+}
+
+int
+config_cloud_images(void)
+{
+	return is_set("CLOUD_API_ENDPOINT");
+}
+
+int
+config_cloud_events(void)
+{
+	return is_set("AZURE_RELAY_NAMESPACE") &&
+	    is_set("AZURE_RELAY_EVENTS_HYBRID_CONNECTION");
+}
+
+int
+config_cloud_actions(void)
+{
+	return is_set("AZURE_RELAY_NAMESPACE") &&
+	    is_set("AZURE_RELAY_HYBRID_CONNECTION");
+}
+
+int
+config_spool_path(const struct config *c, const char *stage, char *out,
+    size_t outsz, struct err *e)
+{
+	int n = snprintf(out, outsz, "%s/%s", c->spool_dir, stage);
+
+	if (n < 0 || (size_t)n >= outsz)
+		return err_set(e, ENAMETOOLONG, "spool path too long");
+	return 0;
+}
+
+int
+config_parse_int(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+int
+config_env_long(const char *name, long lo, long hi, long def, long *out,
+    struct err *e)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n;
+
+	*out = def;
+	if (v == NULL || *v == '\0')
+		return 0;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
+		return err_set(e, EINVAL, "%s: \"%s\" is not a whole number "
+		    "from %ld to %ld", name, v, lo, hi);
+	*out = n;
+	return 0;
+}

@@ -1,0 +1,679 @@
+/*
+ * cloud: the way out to the cloud: Azure Relay (tokens, WebSocket), the
+ * Manage API, the relay spool's jobs and how relaysend sends them.
+ *
+ * Layer 4.  The one public header of lib/cloud/; what its modules share
+ * beyond it is static in its .c files.
+ * Modules, each with its contract below: relay, ws, upload, event, outbox,
+ * sendqueue, imagesend, eventsend, request.
+ */
+#ifndef GW_CLOUD_H
+#define GW_CLOUD_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "base/base.h"
+#include "queue/queue.h"
+#include "archive/archive.h"
+#include "image/image.h"
+#include "worklist/worklist.h"
+
+/*
+ * relay: the pieces of the Azure Relay Hybrid Connections protocol that
+ * need no network (../shared/relay/PROTOCOL.md §1-3): SAS tokens, the
+ * listen and connect URLs, a bearer token from a command (managed
+ * identity), sb-hc-id UUIDs and the listener's "accept" message.
+ *
+ * Guarantees: a SAS token is exactly the §1 algorithm (the key is used as
+ * the bytes it is written in, never base64-decoded), byte for byte equal
+ * to the published test vectors.  Names put into URLs are checked against
+ * the characters Azure allows, so no caller text can add a query
+ * parameter or change the host.  The endpoint override (host:port,
+ * AZURE_RELAY_ENDPOINT, for the local emulator) changes where a URL
+ * points, never the resource a token is signed for.
+ *
+ * Never: prints, exits, keeps state between calls, or logs a token (error
+ * messages name the command or field, not the secret).
+ *
+ * Memory: every result is written into a buffer the caller owns; a result
+ * that does not fit is an error, never a truncated string.
+ */
+
+#define RELAY_TOKEN_MAX		16384	/* bearer JWTs are long (§1) */
+#define RELAY_TOKEN_OUT		(RELAY_TOKEN_MAX + 8)	/* with "Bearer " */
+#define RELAY_URL_MAX		(3 * RELAY_TOKEN_MAX + 1024)
+#define RELAY_UUID_LEN		36
+
+/* Percent-encode in: all but A-Z a-z 0-9 - _ . ~ becomes %XX (uppercase). */
+int relay_percent_encode(const char *in, char *out, size_t outsz,
+    struct err *e);
+
+/* "http://{ns}/{hc}": the resource a SAS token is signed for. */
+int relay_resource(const char *ns, const char *hc, char *out, size_t outsz,
+    struct err *e);
+
+/*
+ * "SharedAccessSignature sr=…&sig=…&se=…&skn=…" for resource, valid until
+ * expiry (Unix seconds).  key is the portal's text, used as bytes.
+ */
+int relay_sas_token(const char *resource, const char *key_name,
+    const char *key, int64_t expiry, char *out, size_t outsz, struct err *e);
+
+/*
+ * The listener's control channel:
+ *   wss://{host}/$hc/{hc}?sb-hc-action=listen&sb-hc-id={id}[&sb-hc-token=T]
+ * and the sender's:
+ *   wss://{host}/$hc/{hc}?sb-hc-action=connect[&sb-hc-token=T]
+ * host is endpoint (host:port) when not NULL or empty, else ns.  token
+ * (NULL: none, e.g. sent as a header instead) is percent-encoded once more.
+ */
+int relay_listen_url(const char *ns, const char *hc, const char *id,
+    const char *token, const char *endpoint, char *out, size_t outsz,
+    struct err *e);
+int relay_connect_url(const char *ns, const char *hc, const char *token,
+    const char *endpoint, char *out, size_t outsz, struct err *e);
+
+/*
+ * Run command with /bin/sh -c (stdin /dev/null, stderr inherited) and
+ * take the token it prints on stdout.  Fails, naming the reason, when the
+ * command exits non-zero or by a signal, prints nothing but whitespace,
+ * prints RELAY_TOKEN_MAX bytes or more, prints control characters inside
+ * the token, or runs longer than timeout_seconds (its whole process group
+ * is then killed).  Leading and trailing whitespace is trimmed.
+ *
+ * The result is ready for sb-hc-token or a ServiceBusAuthorization header:
+ * output that starts with "Bearer " or "SharedAccessSignature " is kept
+ * as it is; anything else (a bare JWT) becomes "Bearer <output>".
+ * An out of RELAY_TOKEN_OUT bytes holds any token this accepts.
+ * The caller must not ignore SIGCHLD or reap children it did not start
+ * (waitpid(-1, …)): this function waits for its own child by pid.
+ */
+int relay_token_from_command(const char *command, char *out, size_t outsz,
+    int timeout_seconds, struct err *e);
+
+/* A random (version 4) UUID in lowercase text, for sb-hc-id. */
+int relay_uuid(char out[RELAY_UUID_LEN + 1], struct err *e);
+
+/*
+ * Read one control-channel text message.  Returns 1 for
+ * {"accept":{"address":"wss://…","id":"…",…}} with address (and id, ""
+ * when absent) copied out; 0 for any other JSON object (a message we do
+ * not handle: the caller logs and ignores it); -1 for text that is not a
+ * JSON object, or an accept without a usable wss:// address.
+ */
+int relay_parse_accept(const char *json, char *address, size_t addrsz,
+    char *id, size_t idsz, struct err *e);
+
+/*
+ * The relay settings from the environment: AZURE_RELAY_NAMESPACE,
+ * AZURE_RELAY_KEY_NAME + AZURE_RELAY_SHARED_ACCESS_KEY (SAS) or
+ * AZURE_RELAY_TOKEN_COMMAND (a bearer token; used when set), and
+ * AZURE_RELAY_ENDPOINT (host:port override).  Pointers into environ.
+ * -1 when the namespace or both ways of making a token are missing.
+ */
+struct relay_auth {
+	const char *ns, *key_name, *key, *token_command, *endpoint;
+	long ttl_seconds;		/* SAS lifetime (RELAY_TOKEN_TTL_SECONDS) */
+};
+
+int relay_auth_load(struct relay_auth *a, struct err *e);
+
+/*
+ * A token for hybrid connection hc: SAS valid ttl_seconds from now, or
+ * the command's output.  *expiry (Unix seconds) is when it stops being
+ * valid, for the command's tokens ttl_seconds from now (run it again by
+ * then).
+ */
+int relay_auth_token(const struct relay_auth *a, const char *hc, char *out,
+    size_t outsz, int64_t *expiry, struct err *e);
+
+/*
+ * ws: a small blocking WebSocket client (RFC 6455) over libwebsockets,
+ * for the Azure Relay (../shared/relay/PROTOCOL.md §2-3): open a wss://
+ * URL, send and receive whole messages, send unsolicited PONGs, close
+ * with a code.
+ *
+ * Guarantees: TLS is always verified (peer and host name) against the
+ * system's CAs plus an optional extra bundle; plain ws:// is refused.
+ * Every call has a deadline; nothing blocks for ever.  A failure names
+ * its phase, so logs can say where it broke:
+ *   "dns", "tcp", "tls", "handshake" (with the HTTP status when the
+ *   server answered something other than 101), "closed" (the peer closed,
+ *   with its close code), "timeout", "send", "receive".
+ * Handshake buffers hold 16 KiB headers and query strings (bearer tokens
+ * are long).  Messages are reassembled from fragments; a message longer
+ * than max_message is refused (the connection is then closed with 1009).
+ *
+ * Never: prints, exits, logs (libwebsockets' own logging is routed to
+ * lib/base/log at debug level), or puts a URL's query (it carries the token)
+ * into an error message.
+ *
+ * Threads: one struct ws_ctx per thread; its connections are served
+ * together, so a blocking call on one connection also keeps the others'
+ * TCP flowing (their messages are queued for their own ws_recv).
+ *
+ * Memory: contexts and connections are opaque, freed by ws_ctx_free and
+ * ws_close.  ws_recv hands out a malloc'd NUL-terminated copy (free()).
+ */
+
+#define WS_HEADER_MAX	(16 * 1024 + 1024)
+
+/* Phases, also in struct ws_status.phase as text (ws_phase_name). */
+enum ws_phase {
+	WS_OK = 0,
+	WS_DNS, WS_TCP, WS_TLS, WS_HANDSHAKE, WS_CLOSED, WS_TIMEOUT,
+	WS_SEND, WS_RECEIVE
+};
+
+/* What the last failing call saw, beside the struct err message. */
+struct ws_status {
+	enum ws_phase phase;
+	int http_status;	/* handshake answer when not 101, else 0 */
+	int close_code;		/* the peer's close code (1005: none given) */
+	char close_reason[124];
+};
+
+struct ws_ctx;
+struct ws;
+
+/*
+ * A context: ca_file is an extra CA bundle (NULL or "": the system's
+ * only).  max_message caps a received message (bytes; 0: 4 MiB).
+ */
+int ws_ctx_new(struct ws_ctx **out, const char *ca_file, size_t max_message,
+    struct err *e);
+void ws_ctx_free(struct ws_ctx *c);
+
+/*
+ * While *stop is non-zero every blocking call returns -1 at once with
+ * e->code EINTR (a signal handler sets it; the signal also wakes the
+ * wait).  NULL: no flag.
+ */
+void ws_ctx_stop_flag(struct ws_ctx *c, volatile sig_atomic_t *stop);
+
+/*
+ * Open url (wss://host[:port]/path?query) and wait for the 101, at most
+ * timeout_ms.  header_name/header_value (both NULL: none) add one request
+ * header, e.g. "ServiceBusAuthorization".  On failure returns -1 with *st
+ * (when not NULL) saying the phase and the HTTP status.
+ */
+int ws_open(struct ws_ctx *c, struct ws **out, const char *url,
+    const char *header_name, const char *header_value, int timeout_ms,
+    struct ws_status *st, struct err *e);
+
+/* Send one whole text message. */
+int ws_send_text(struct ws *w, const char *msg, size_t len, int timeout_ms,
+    struct ws_status *st, struct err *e);
+
+/* Send an unsolicited PONG (empty payload): the relay's keep-alive. */
+int ws_pong(struct ws *w, int timeout_ms, struct ws_status *st,
+    struct err *e);
+
+/*
+ * Wait up to timeout_ms for one whole message.  Returns 1 with *msg
+ * (malloc'd, NUL-terminated; *len without the NUL, *binary set for a
+ * binary message); 0 when nothing came in time (the connection is still
+ * good); -1 when the connection ended or failed: st->phase is WS_CLOSED
+ * with the peer's close code, or the phase that failed.
+ */
+int ws_recv(struct ws *w, char **msg, size_t *len, int *binary,
+    int timeout_ms, struct ws_status *st, struct err *e);
+
+/* Is the connection still open (no close seen, no error)? */
+int ws_is_open(const struct ws *w);
+
+/*
+ * Close: send a close frame with code and reason when still open, wait up
+ * to timeout_ms for the peer's, and free w.  Always frees; NULL is fine.
+ */
+void ws_close(struct ws *w, int code, const char *reason, int timeout_ms);
+
+/*
+ * A sender's round trip (the relay's connect, PROTOCOL.md §3): open url,
+ * send msg, wait up to reply_ms for one message, close.  Returns 1 with
+ * *reply (malloc'd, NUL-terminated), 0 when no reply came in time, -1 on
+ * failure with st saying the phase.
+ */
+int ws_request(struct ws_ctx *c, const char *url, const char *header_name,
+    const char *header_value, const char *msg, size_t len, int open_ms,
+    int reply_ms, char **reply, struct ws_status *st, struct err *e);
+
+/* "dns", "tcp", … for a phase. */
+const char *ws_phase_name(enum ws_phase p);
+
+/*
+ * Split wss://host[:port]/path (the relay's accept address, outside
+ * input) into host (hostsz), port (443 when absent) and *path (pointing
+ * into url; "/" when absent).  -1 with e set for anything else.
+ */
+int ws_parse_url(const char *url, char *host, size_t hostsz, int *port,
+    const char **path, struct err *e);
+
+/*
+ * upload: the Manage API's HTTPS requests (../shared/relay/PROTOCOL.md §5)
+ * through libcurl: a multipart PUT of one file and a JSON PATCH, each with
+ * a bearer token.
+ *
+ * Guarantees: TLS is always verified (peer and host name); an extra CA
+ * bundle (GATEWAY_CA_FILE) is added to the system's, never replaces it.
+ * Every request has a connect timeout, a low-speed limit (a stalled
+ * transfer is abandoned) and a total timeout; the send rate can be capped.
+ * A request that reached the server returns 0 with the HTTP status, even
+ * 4xx and 5xx: the caller decides.  -1 means no answer (DNS, TCP, TLS,
+ * timeout, stopped by the caller's flag); e says which phase failed, and
+ * a certificate problem says "certificate verification failed".
+ *
+ * Never: prints, exits, logs, or puts the token in an error message.
+ * The caller calls curl_global_init() once before upload_open().
+ *
+ * Memory: struct upload is opaque and owned by the caller (upload_close).
+ */
+
+#define UPLOAD_BODY_MAX	512	/* response body kept for error messages */
+
+struct upload_opts {
+	const char *ca_file;		/* extra CA bundle, NULL or "": none */
+	long connect_timeout_seconds;	/* TCP + TLS handshake */
+	long low_speed_seconds;		/* abandon below low_speed_bytes/s */
+	long low_speed_bytes;		/*   for this long */
+	long total_timeout_seconds;	/* whole request, 0: none */
+	long long max_send_bytes_per_second;	/* 0: no cap */
+	volatile sig_atomic_t *stop;	/* non-zero aborts a transfer */
+};
+
+struct upload_result {
+	long status;			/* HTTP status, 0 when none */
+	long retry_after_seconds;	/* Retry-After, -1 when absent */
+	double seconds;			/* duration of the request */
+	long long bytes_sent;
+	char body[UPLOAD_BODY_MAX];	/* start of the response body */
+};
+
+struct upload;
+
+int upload_open(struct upload **out, const struct upload_opts *o,
+    struct err *e);
+void upload_close(struct upload *u);
+
+/*
+ * PUT url, multipart/form-data with the file at path in field "file"
+ * named filename; "Authorization: <authorization>" (e.g. "Bearer …").
+ */
+int upload_put_file(struct upload *u, const char *url,
+    const char *authorization, const char *path, const char *filename,
+    struct upload_result *r, struct err *e);
+
+/* PATCH url with a JSON body. */
+int upload_patch_json(struct upload *u, const char *url,
+    const char *authorization, const char *json, struct upload_result *r,
+    struct err *e);
+
+/*
+ * Is an HTTP status worth retrying?  408, 429 and 5xx are; so are 401 and
+ * 403: they mean the gateway's token or the cloud's configuration is
+ * wrong, which a person fixes, not the image.  Any other 4xx is permanent.
+ */
+int upload_status_transient(long status);
+
+/* Retry-After: delta-seconds or an HTTP-date, as seconds from now
+ * (0 for a date in the past); -1 when value is not either. */
+long upload_parse_retry_after(const char *value, long long now);
+
+/*
+ * Milliseconds to wait before attempt number attempts + 1: exponential
+ * from one second, capped at cap_seconds, with "equal jitter" (half the
+ * delay fixed, half random from random_bits), never less than
+ * retry_after_seconds (when >= 0; a Retry-After beyond
+ * UPLOAD_RETRY_AFTER_MAX_SECONDS counts as that).
+ */
+#define UPLOAD_RETRY_AFTER_MAX_SECONDS	(7L * 86400)
+long long upload_backoff_ms(int attempts, long cap_seconds,
+    long retry_after_seconds, unsigned random_bits);
+
+/*
+ * event: the cloud's study.image_received message (PROTOCOL.md §4), one
+ * per instance, built from pacs.db and the preview dcmthumb made.
+ *
+ * Guarantees: fields come from pacs.db as stored (numbers stay numbers,
+ * what is not stored is null); the message is at most EVENT_MAX bytes,
+ * the cloud's events listener's limit: a message too big with its
+ * preview goes without it (thumbnail null), one still too big is not
+ * built at all.
+ *
+ * Never: logs (the message holds the patient's name and NHS number; the
+ * caller logs what *thumb says), prints, exits.
+ */
+
+#define EVENT_MAX	1048576		/* 1 MiB */
+
+/* The preview: path NULL when there is none. */
+struct event_preview {
+	const char *path, *format;	/* format: "png" or "jpeg" */
+	int width, height;
+};
+
+/* What became of the preview. */
+enum { EVENT_THUMB_SENT, EVENT_THUMB_NONE, EVENT_THUMB_UNREADABLE,
+    EVENT_THUMB_DROPPED };
+
+/* Results besides 0 and -1. */
+enum { EVENT_NO_INSTANCE = 1, EVENT_TOO_BIG = 2 };
+
+/* The message built. */
+struct event_message {
+	char *text;		/* malloc'd JSON, NUL-terminated */
+	size_t len;
+	int thumb;		/* EVENT_THUMB_…: what became of the preview */
+	size_t full_len;	/* with the preview, when it was dropped */
+};
+
+/*
+ * The message for the instance sop into *m, with message_id and the
+ * worklist item's action_id.  Returns 0; EVENT_NO_INSTANCE when pacs.db
+ * has no such instance (yet); EVENT_TOO_BIG (e says the size) when it is
+ * over EVENT_MAX even without its preview; -1 on error (e).
+ */
+int event_image_received(sqlite3 *db, const char *sop,
+    const char *message_id, const char *action_id,
+    const struct event_preview *p, struct event_message *m, struct err *e);
+
+/*
+ * outbox: one job of the relay spool as relaysend handles it: read,
+ * rewritten, and settled (done, tried again later, or parked for good),
+ * with pacs.db mirroring the state of image uploads.
+ *
+ * A job body is the spool's key=value text.  The keys below are parsed
+ * into struct outbox_job; any other line (a thumbnail, an event, the
+ * priority= and requested= of an images.request) is kept as it was
+ * whenever the job is written again.  priority=high makes a job go
+ * before the others (lib/cloud/sendqueue); requested=1 marks an upload the
+ * cloud asked for (images.request, lib/cloud/request).
+ *
+ * Settling: outbox_defer() re-enqueues the job under its own name with
+ * attempts= and next_attempt_ms= (exponential back-off with jitter,
+ * capped at retry_max_seconds, never sooner than Retry-After), so the
+ * schedule survives a restart (unless a producer queued a newer job of
+ * the same name meanwhile: that one stands); outbox_park() moves it to
+ * failed/ with the
+ * reason; outbox_done() removes the claim; outbox_unclaim() puts it back
+ * unchanged.  Each logs what it did (UIDs and accession numbers only).
+ *
+ * Memory: struct outbox is the caller's and points at the caller's spool,
+ * database and worklist; a job's body is malloc'd and freed by the caller.
+ */
+
+#define OUTBOX_IMAGE		"image"
+#define OUTBOX_FAILURE		"image_failure"
+#define OUTBOX_IMAGE_EVENT	"study.image_received"
+#define OUTBOX_MPPS_EVENT	"mpps.status_update"
+#define OUTBOX_ALERT_EVENT	"gateway.alert"	/* gatewayctl alerts */
+
+struct outbox {
+	struct spool *spool;		/* the relay spool */
+	sqlite3 *db;			/* pacs.db */
+	struct worklist *worklist;
+	long retry_max_seconds;
+	int no_match_report;		/* RELAY_NO_MATCH=report */
+	volatile sig_atomic_t *stop;	/* non-zero: we are stopping */
+	long uploaded, rejected, deferred, events;
+	int remaining;			/* jobs still queued (--once) */
+};
+
+struct outbox_job {
+	char name[SPOOL_NAME_MAX];
+	char kind[32];
+	char object[STORE_HASH_LEN + 1];
+	char sop_instance_uid[PACS_UI], study_instance_uid[PACS_UI];
+	char accession_number[PACS_LO];
+	char source_message_id[WL_FIELD];	/* image_failure */
+	char message_id[RELAY_UUID_LEN + 1];	/* study.image_received */
+	char error[512];		/* last error, or the reported one */
+	int attempts;
+	long long next_attempt_ms;
+	int high;			/* priority=high */
+	int requested;			/* requested=1 */
+	char *body;			/* as read: other keys are kept */
+};
+
+/* Milliseconds since the epoch. */
+long long outbox_now_ms(void);
+
+/* Copy src into dst, cut to fit, on one line without control bytes. */
+void outbox_line(char *dst, size_t dstsz, const char *src);
+
+int outbox_is(const struct outbox_job *j, const char *kind);
+
+/* Fill j from body (j->body is not set). */
+void outbox_parse(const char *body, struct outbox_job *j);
+
+/* The job's body as it is now, in *out (malloc'd): its length or -1. */
+int outbox_format(const struct outbox_job *j, char **out);
+
+/* Mirror an image job's state in pacs.db instances.upload_status. */
+int outbox_set_upload(struct outbox *o, const struct outbox_job *j,
+    const char *status, const char *error, long long next_ms);
+
+void outbox_defer(struct outbox *o, struct outbox_job *j, const char *msg,
+    const char *why, long retry_after);
+int outbox_park(struct outbox *o, struct outbox_job *j, const char *reason);
+void outbox_done(struct outbox *o, const struct outbox_job *j);
+void outbox_unclaim(struct outbox *o, const struct outbox_job *j);
+
+/* Rewrite a claimed job in place (what was decided before a send). */
+int outbox_save_claimed(struct outbox *o, const struct outbox_job *j,
+    struct err *e);
+
+/* How often a job without a worklist item looks again (capped by
+ * retry_max_seconds), and how its error begins. */
+#define OUTBOX_WORKLIST_POLL_SECONDS	60
+#define OUTBOX_NO_ITEM			"no worklist item"
+
+/*
+ * The worklist item's action_id into j->source_message_id: the item of
+ * the accession number an operator assigned to the study (gatewayctl
+ * assign), else of the job's own.  0, or 1 when the job was settled
+ * here: none yet (it waits, UNMATCHED, looking again every minute; or
+ * parked with RELAY_NO_MATCH=report), the study was released by hand
+ * (dropped, RELEASED), or worklist.db or pacs.db failed (deferred).
+ */
+int outbox_find_action(struct outbox *o, struct outbox_job *j);
+
+/*
+ * sendqueue: which relay job relaysend sends next.
+ *
+ * A pass lists new/, reads the jobs it has not seen (and those whose
+ * time has come), and sends every job that is this worker's (with
+ * --jobs N a hash of the name picks one worker), of a kind it sends, and
+ * due, in this order:
+ *
+ *   1. priority=high jobs (images the cloud asked for first), then all
+ *      others;
+ *   2. within a priority, round robin over studies (study_instance_uid):
+ *      the first job of every study, then the second of every study, and
+ *      so on, so one 200-image study cannot starve a 4-image one; a job
+ *      without a study is a round of its own;
+ *   3. within a study, the spool's order of names.
+ *
+ * Jobs read and left (not due yet, or of a kind switched off) are
+ * remembered by name with their due time, priority and study, so waiting
+ * jobs cost no I/O while new ones arrive.  A job replaced under the same
+ * name meanwhile is read again when the old one would have been due (its
+ * body is always read again just before it is claimed).
+ *
+ * When ops->woken says a producer wrote meanwhile, a pass ends after the
+ * job in hand and returns 1: the next pass sees the new jobs (a request
+ * for high-priority images does not wait behind a long pass).
+ *
+ * Memory: struct sendqueue is the caller's; sendqueue_free() releases
+ * what it remembers.
+ */
+
+struct sendqueue_ops {
+	/* Is this a kind the caller sends? */
+	int (*ours)(void *arg, const struct outbox_job *j);
+	/* Send a claimed job and settle it (lib/cloud/outbox). */
+	void (*deliver)(void *arg, struct outbox_job *j);
+	/* Did a producer write since the pass began?  NULL: never asked. */
+	int (*woken)(void *arg);
+	void *arg;
+};
+
+struct sendqueue_entry;
+
+struct sendqueue {
+	int worker, workers;		/* --jobs: this worker's share */
+	long long next_due_ms;		/* earliest job not yet due, 0: none */
+	struct sendqueue_entry *known;	/* by name */
+	size_t nknown;
+};
+
+/* With --jobs N, is this job name this worker's? */
+int sendqueue_mine(const struct sendqueue *q, const char *name);
+
+/*
+ * One pass: -1 when new/ cannot be read (logged), 0 when every due job
+ * was sent, 1 when the pass ended early (ops->woken) with jobs due now.
+ * ob->remaining counts what is still queued of ours afterwards.
+ */
+int sendqueue_pass(struct sendqueue *q, struct outbox *ob,
+    const struct sendqueue_ops *ops);
+
+void sendqueue_free(struct sendqueue *q);
+
+/*
+ * imagesend: relaysend's upload worker: an image job becomes the Manage
+ * API's PUT {CLOUD_API_ENDPOINT}/{source_message_id} (PROTOCOL.md §5) of
+ * the stored object, in the configured upload mode (lib/image/transcode); an
+ * image_failure job becomes the PATCH …/failure that reports an image the
+ * cloud rejected for good.
+ *
+ * Every job is settled through lib/cloud/outbox: done on 2xx; tried again later
+ * on no answer, 408, 429, 5xx and 401/403 (the token or the cloud's
+ * configuration is wrong: logged as such, the token made again); any
+ * other 4xx parks the image in failed/ and queues its failure report.  A
+ * request cut short by the stop flag puts the job back unchanged.  An
+ * upload asked for by images.request (requested=1) is sent even when the
+ * instance was uploaded before.
+ *
+ * Memory: struct imagesend is the caller's; it points at the caller's
+ * outbox, store and upload handle.
+ */
+
+struct imagesend {
+	struct outbox *ob;
+	struct store *store;
+	struct upload *up;
+	const char *endpoint;		/* CLOUD_API_ENDPOINT */
+	const char *token, *token_command;
+	char authorization[RELAY_TOKEN_OUT];
+	time_t token_at;		/* 0: none yet */
+	enum upload_mode mode;		/* RELAY_UPLOAD_MODE */
+	char scratch[PATH_MAX];		/* where transcoded copies are made */
+};
+
+void imagesend_image(struct imagesend *s, struct outbox_job *j);
+void imagesend_failure_report(struct imagesend *s, struct outbox_job *j);
+
+/*
+ * eventsend: relaysend's event sender: study.image_received (built from
+ * pacs.db, the worklist and the preview, lib/cloud/event) and
+ * mpps.status_update (mwlscp's outbox event, sent as it is) go to the
+ * cloud over Azure Relay as a WebSocket sender on the events hybrid
+ * connection (PROTOCOL.md §3-4): connect, one JSON message, one JSON
+ * reply within 10 s, close.
+ *
+ * The reply settles the job through lib/cloud/outbox: created, already_exists,
+ * updated or processed are done; action_not_found, appointment_not_found
+ * and unknown_status park it (the cloud will never take it), as does a
+ * close 1009 or an event over the cloud's 1 MiB; anything else (no
+ * listener, a refused token, no reply) tries again later.  A
+ * study.image_received keeps the message_id of its first attempt in the
+ * job, so the cloud can tell a repeat.
+ *
+ * Memory: struct eventsend is the caller's; ws is the caller's context.
+ */
+
+struct eventsend {
+	struct outbox *ob;
+	struct relay_auth auth;
+	const char *events_hc;		/* AZURE_RELAY_EVENTS_HYBRID_CONNECTION */
+	char relay_token[RELAY_TOKEN_OUT];
+	time_t relay_token_at;		/* 0: none yet */
+	long open_timeout_seconds;
+	struct ws_ctx *ws;
+	char url[RELAY_URL_MAX];
+};
+
+#define EVENTSEND_REPLY_MAX	65536	/* largest reply read */
+
+void eventsend_image_event(struct eventsend *s, struct outbox_job *j);
+void eventsend_prepared_event(struct eventsend *s, struct outbox_job *j);
+
+/*
+ * request: the cloud's images.request action (relay/PROTOCOL.md §7) and
+ * the upload policy that makes it matter (RELAY_UPLOAD_POLICY).
+ *
+ * request_images() answers one action: it checks the parameters (exactly
+ * one of study_instance_uid, accession_number or sop_instance_uids[],
+ * and priority "high" or "normal", default normal), finds the matching
+ * instances in pacs.db (read only), and enqueues one kind=image job per
+ * instance in the relay spool, with priority= and requested=1, named by
+ * the instance's current object as dcmindex names its jobs (so a
+ * routine job still waiting is replaced, not doubled).  The jobs are
+ * durable (written, one syncfs, renamed, directory fsynced) before the
+ * reply says "queued".  An instance uploaded before is queued again: the
+ * cloud asked.
+ *
+ * The reply (malloc'd JSON) is always one of, with the action's
+ * action_id (null when it had none):
+ *   {"status":"queued","action_id":…,"count":N}    N jobs now queued
+ *   {"status":"not_found","action_id":…}           nothing held matches
+ *   {"status":"purged","action_id":…,"count":N}    N matches, every one
+ *       purged by retention (instances.purged_at set): only the rows are left
+ *   {"status":"error","action_id":…,"message":…}   malformed, no Manage
+ *       API configured (CLOUD_API_ENDPOINT: nothing would send the jobs),
+ *       or pacs.db or the spool failed (nothing was said queued that is
+ *       not)
+ * When some matches are purged and some held, the held ones are queued
+ * and count says how many.  A sop_instance_uids list queues the ones the
+ * gateway holds; it is not_found only when it holds none of them.
+ *
+ * Never: logs, prints, exits, writes pacs.db (beyond bringing its schema
+ * up to date).  Two requests at once are serialised on the spool's tmp/
+ * (flock), so they never write the same job file together.
+ */
+
+#define REQUEST_UIDS_MAX	10000	/* sop_instance_uids[] per request */
+
+enum request_policy {
+	REQUEST_POLICY_ALL,		/* every image goes up at once */
+	REQUEST_POLICY_ON_REQUEST	/* only when the cloud asks */
+};
+
+/* RELAY_UPLOAD_POLICY (all, on_request; unset or empty: all).  -1 with
+ * e naming the variable on any other value. */
+int request_upload_policy(enum request_policy *out, struct err *e);
+const char *request_policy_name(enum request_policy p);
+
+/* What was answered, for the caller's log. */
+struct request_outcome {
+	const char *status;		/* queued, not_found, purged, error */
+	const char *by;			/* the key asked by, or NULL */
+	int high;			/* priority high */
+	long count;			/* queued or purged */
+};
+
+/*
+ * The reply to an images.request action; NULL only when out of memory.
+ * db is pacs.db; relay the relay spool.
+ */
+char *request_images(sqlite3 *db, struct spool *relay, const json_t *action,
+    struct request_outcome *out);
+
+#endif

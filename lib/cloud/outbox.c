@@ -1,0 +1,438 @@
+/*
+ * outbox: one relay-spool job as relaysend handles it (see outbox.h).
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "cloud/cloud.h"
+
+long long
+outbox_now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+void
+outbox_line(char *dst, size_t dstsz, const char *src)
+{
+	size_t n = strnlen(src, dstsz - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	for (char *s = dst; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
+int
+outbox_is(const struct outbox_job *j, const char *kind)
+{
+	return strcmp(j->kind, kind) == 0;
+}
+
+static void
+get(const char *body, const char *key, char *out, size_t outsz)
+{
+	if (spool_job_get(body, key, out, outsz) == -1)
+		out[0] = '\0';
+}
+
+void
+outbox_parse(const char *body, struct outbox_job *j)
+{
+	char n[32];
+
+	get(body, "kind", j->kind, sizeof j->kind);
+	get(body, "object", j->object, sizeof j->object);
+	get(body, "sop_instance_uid", j->sop_instance_uid,
+	    sizeof j->sop_instance_uid);
+	get(body, "study_instance_uid", j->study_instance_uid,
+	    sizeof j->study_instance_uid);
+	get(body, "accession_number", j->accession_number,
+	    sizeof j->accession_number);
+	get(body, "source_message_id", j->source_message_id,
+	    sizeof j->source_message_id);
+	get(body, "message_id", j->message_id, sizeof j->message_id);
+	get(body, "error", j->error, sizeof j->error);
+	get(body, "attempts", n, sizeof n);
+	j->attempts = atoi(n);
+	get(body, "next_attempt_ms", n, sizeof n);
+	j->next_attempt_ms = atoll(n);
+	get(body, "priority", n, sizeof n);
+	j->high = strcmp(n, "high") == 0;
+	get(body, "requested", n, sizeof n);
+	j->requested = strcmp(n, "1") == 0;
+}
+
+/* Keys outbox_format writes itself; any other line of the body is kept. */
+static int
+known_key(const char *line)
+{
+	static const char *const keys[] = { "kind", "object",
+	    "sop_instance_uid", "study_instance_uid", "accession_number",
+	    "source_message_id", "message_id", "error", "attempts",
+	    "next_attempt_ms" };
+	size_t n = strcspn(line, "=\n");
+
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (strlen(keys[i]) == n && strncmp(line, keys[i], n) == 0)
+			return 1;
+	return 0;
+}
+
+int
+outbox_format(const struct outbox_job *j, char **out)
+{
+	size_t len = 0;
+	FILE *f = open_memstream(out, &len);
+	const char *p, *eol;
+
+	if (f == NULL)
+		return -1;
+	fprintf(f, "kind=%s\nobject=%s\nsop_instance_uid=%s\n"
+	    "study_instance_uid=%s\naccession_number=%s\n"
+	    "source_message_id=%s\nerror=%s\nattempts=%d\n"
+	    "next_attempt_ms=%lld\n", j->kind, j->object, j->sop_instance_uid,
+	    j->study_instance_uid, j->accession_number, j->source_message_id,
+	    j->error, j->attempts, j->next_attempt_ms);
+	if (j->message_id[0] != '\0')
+		fprintf(f, "message_id=%s\n", j->message_id);
+	for (p = j->body; p != NULL && *p != '\0'; p = eol ? eol + 1 : NULL) {
+		eol = strchr(p, '\n');
+		if (*p != '\n' && !known_key(p))
+			fprintf(f, "%.*s\n", (int)(eol ? eol - p :
+			    (ptrdiff_t)strlen(p)), p);
+	}
+	if (ferror(f)) {
+		fclose(f);
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	if (fclose(f) != 0 || len > SPOOL_JOB_MAX) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return (int)len;
+}
+
+/* A failure is returned: the caller decides whether the step may count
+ * as done without it. */
+int
+outbox_set_upload(struct outbox *o, const struct outbox_job *j,
+    const char *status, const char *error, long long next_ms)
+{
+	static const char sql[] =
+	    "UPDATE instances SET upload_status = ?1, "
+	    "upload_attempt_count = ?2, upload_error = ?3, "
+	    "upload_next_attempt_at = ?4, "
+	    "uploaded_at = CASE WHEN ?1 = 'COMPLETE' THEN ?5 "
+	    "ELSE uploaded_at END WHERE sop_instance_uid = ?6";
+	char next[40] = "", now[32];
+	sqlite3_stmt *st;
+	struct err e = { 0 };
+	int rc;
+
+	if (j->sop_instance_uid[0] == '\0')
+		return 0;
+	if (next_ms > 0) {
+		struct timespec at = { (time_t)(next_ms / 1000),
+		    (long)(next_ms % 1000) * 1000000 };
+
+		pacs_timestamp_at(&at, next);
+	}
+	pacs_timestamp(now);
+	if (db_prepare(o->db, &st, sql, &e) == -1) {
+		log_err("pacs.db update failed", &e);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, j->attempts);
+	db_bind_text(st, 3, error);
+	db_bind_text(st, 4, next);
+	sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, j->sop_instance_uid, -1, SQLITE_STATIC);
+	rc = db_step_done(o->db, st, &e);
+	sqlite3_finalize(st);
+	if (rc == -1)
+		log_err("pacs.db update failed", &e);
+	return rc;
+}
+
+/* Put a claimed job back as it was (we are stopping mid-request). */
+void
+outbox_unclaim(struct outbox *o, const struct outbox_job *j)
+{
+	struct err e = { 0 };
+
+	if (spool_unclaim(o->spool, j->name, &e) == -1)
+		log_warn("cannot put a job back; recovered at start",
+		    "job=%s error=\"%s\"", j->name, e.msg);
+	o->remaining++;
+}
+
+/* Did a producer queue a job of this name while we held the claim? */
+static int
+replaced(const struct outbox *o, const char *name)
+{
+	char path[PATH_MAX];
+
+	return snprintf(path, sizeof path, "%s/new/%s", o->spool->dir,
+	    name) < (int)sizeof path && access(path, F_OK) == 0;
+}
+
+/* Write the job again under its name for its next attempt (see
+ * outbox_defer below), its claim dropped. */
+static void
+reschedule(struct outbox *o, struct outbox_job *j)
+{
+	char *body;
+	struct err e = { 0 };
+	int n;
+
+	if (replaced(o, j->name)) {
+		log_info("a newer job of the same name waits: it stands",
+		    "job=%s", j->name);
+		outbox_done(o, j);
+		return;
+	}
+	if ((n = outbox_format(j, &body)) == -1) {
+		log_error("cannot reschedule job: its body does not fit",
+		    "job=%s", j->name);
+		return;	/* the claim stays in cur/: recovered at start */
+	}
+	if (spool_enqueue(o->spool, j->name, body, (size_t)n, 0, &e) == -1 ||
+	    spool_finish(o->spool, j->name, &e) == -1) {
+		/* The claim stays in cur/: recovered at the next start. */
+		log_err("cannot reschedule job", &e);
+	}
+	free(body);
+}
+
+/*
+ * Try again later (the attempt is already counted): the new state, with
+ * the next attempt time, goes into the job (re-enqueued under its name,
+ * then the claim is dropped), so a restart keeps the schedule.  A job a
+ * producer queued under the same name meanwhile (an images.request for
+ * the same object) is newer: it stands, and the claim is dropped.
+ */
+void
+outbox_defer(struct outbox *o, struct outbox_job *j, const char *msg,
+    const char *why, long retry_after)
+{
+	char q[600];
+	long long delay;
+
+	delay = upload_backoff_ms(j->attempts, o->retry_max_seconds,
+	    retry_after, arc4random());
+	j->next_attempt_ms = outbox_now_ms() + delay;
+	outbox_line(j->error, sizeof j->error, why);
+	o->deferred++;
+	o->remaining++;
+	log_warn(msg, "job=%s kind=%s accession_number=%s "
+	    "sop_instance_uid=%s attempts=%d retry_in_ms=%lld error=%s",
+	    j->name, j->kind, j->accession_number, j->sop_instance_uid,
+	    j->attempts, delay, log_quote(j->error, q, sizeof q));
+	if (outbox_is(j, OUTBOX_IMAGE))
+		outbox_set_upload(o, j, "WAITING", j->error, j->next_attempt_ms);
+	reschedule(o, j);
+}
+
+int
+outbox_park(struct outbox *o, struct outbox_job *j, const char *reason)
+{
+	char q[600];
+	struct err e = { 0 };
+
+	outbox_line(j->error, sizeof j->error, reason);
+	o->rejected++;
+	log_error("job failed for good", "job=%s kind=%s accession_number=%s "
+	    "sop_instance_uid=%s reason=%s", j->name, j->kind,
+	    j->accession_number, j->sop_instance_uid,
+	    log_quote(j->error, q, sizeof q));
+	if (outbox_is(j, OUTBOX_IMAGE))
+		outbox_set_upload(o, j, "FAILED", j->error, 0);
+	if (spool_fail(o->spool, j->name, j->error, &e) == -1) {
+		log_err("cannot park job", &e);
+		return -1;
+	}
+	return 0;
+}
+
+void
+outbox_done(struct outbox *o, const struct outbox_job *j)
+{
+	struct err e = { 0 };
+
+	if (spool_finish(o->spool, j->name, &e) == -1)
+		log_err("cannot finish job", &e);
+}
+
+int
+outbox_save_claimed(struct outbox *o, const struct outbox_job *j,
+    struct err *e)
+{
+	char *body;
+	int n, rc;
+
+	if ((n = outbox_format(j, &body)) == -1)
+		return err_set(e, ENOMEM, "job body too long");
+	rc = spool_rewrite(o->spool, j->name, body, (size_t)n, e);
+	free(body);
+	return rc;
+}
+
+/* The study's settings by hand (gatewayctl assign, release): the
+ * accession number to look up instead of the job's ("" for none), and
+ * whether its images were released.  -1 when pacs.db fails. */
+static int
+by_hand(struct outbox *o, const struct outbox_job *j, char *acc,
+    size_t accsz, int *released, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT coalesce(st.upload_accession_number, ''), "
+	    "st.upload_released_at IS NOT NULL FROM instances i "
+	    "JOIN series se ON se.id = i.series_ref "
+	    "JOIN studies st ON st.id = se.study_ref "
+	    "WHERE i.sop_instance_uid = ?1";
+	sqlite3_stmt *st;
+	int rc;
+
+	acc[0] = '\0';
+	*released = 0;
+	if (db_prepare(o->db, &st, sql, e) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, j->sop_instance_uid, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		snprintf(acc, accsz, "%s", (const char *)sqlite3_column_text(st,
+		    0));
+		*released = sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return err_set(e, db_errno(o->db), "pacs.db: %s",
+		    sqlite3_errmsg(o->db));
+	return 0;
+}
+
+/* Is another image of the job's study already UNMATCHED?  (The study
+ * was reported when its first image began to wait.) */
+static int
+study_reported(struct outbox *o, const struct outbox_job *j)
+{
+	static const char sql[] =
+	    "SELECT 1 FROM instances i JOIN series se ON se.id = i.series_ref "
+	    "WHERE se.study_ref = (SELECT se2.study_ref FROM instances i2 "
+	    "JOIN series se2 ON se2.id = i2.series_ref "
+	    "WHERE i2.sop_instance_uid = ?1) "
+	    "AND i.upload_status = 'UNMATCHED' LIMIT 1";
+	sqlite3_stmt *st;
+	struct err e = { 0 };
+	int rc;
+
+	if (db_prepare(o->db, &st, sql, &e) == -1)
+		return 0;
+	sqlite3_bind_text(st, 1, j->sop_instance_uid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW;
+}
+
+/*
+ * No worklist item yet: look again in about a minute (a local lookup,
+ * not an upload: no attempt is counted).  Reported once, at warn, when
+ * the first image of a study begins to wait; every later look is debug.
+ */
+static void
+wait_for_item(struct outbox *o, struct outbox_job *j, const char *acc,
+    const char *why)
+{
+	long cap = o->retry_max_seconds < OUTBOX_WORKLIST_POLL_SECONDS ?
+	    o->retry_max_seconds : OUTBOX_WORKLIST_POLL_SECONDS;
+	int image = outbox_is(j, OUTBOX_IMAGE);
+	int again = strncmp(j->error, OUTBOX_NO_ITEM,
+	    sizeof OUTBOX_NO_ITEM - 1) == 0;
+
+	j->next_attempt_ms = outbox_now_ms() + upload_backoff_ms(64, cap, -1,
+	    arc4random());
+	outbox_line(j->error, sizeof j->error, why);
+	o->deferred++;
+	o->remaining++;
+	if (image && !again && !study_reported(o, j))
+		log_warn("a study waits for a worklist item", "kind=%s "
+		    "accession_number=%s study_instance_uid=%s "
+		    "note=\"looked for again every minute; see gatewayctl "
+		    "waiting, assign, release\"", j->kind, acc,
+		    j->study_instance_uid);
+	else
+		log_debug("waits for a worklist item", "job=%s kind=%s "
+		    "accession_number=%s sop_instance_uid=%s", j->name,
+		    j->kind, acc, j->sop_instance_uid);
+	if (image)
+		outbox_set_upload(o, j, "UNMATCHED", j->error,
+		    j->next_attempt_ms);
+	reschedule(o, j);
+}
+
+/* Released by hand: not sent, the job dropped, the image kept. */
+static void
+release(struct outbox *o, struct outbox_job *j)
+{
+	outbox_line(j->error, sizeof j->error, "released by hand "
+	    "(gatewayctl release): not sent");
+	log_info("released by hand: not sent", "job=%s kind=%s "
+	    "accession_number=%s sop_instance_uid=%s", j->name, j->kind,
+	    j->accession_number, j->sop_instance_uid);
+	if (outbox_is(j, OUTBOX_IMAGE) &&
+	    outbox_set_upload(o, j, "RELEASED", j->error, 0) == -1)
+		{ outbox_defer(o, j, "will retry", "pacs.db unavailable", -1);
+		  return; }
+	outbox_done(o, j);
+}
+
+int
+outbox_find_action(struct outbox *o, struct outbox_job *j)
+{
+	struct worklist_item item;
+	char why[600], assigned[PACS_LO];
+	const char *acc;
+	struct err e = { 0 };
+	int r, released;
+
+	if (by_hand(o, j, assigned, sizeof assigned, &released, &e) == -1)
+		{ outbox_defer(o, j, "will retry", e.msg, -1); return 1; }
+	if (released)
+		{ release(o, j); return 1; }
+	acc = assigned[0] != '\0' ? assigned : j->accession_number;
+	r = acc[0] == '\0' ? WL_NOT_FOUND :
+	    worklist_get(o->worklist, acc, &item, &e);
+	if (r == -1)
+		{ outbox_defer(o, j, "will retry", e.msg, -1); return 1; }
+	if (r == WL_NOT_FOUND || item.source_message_id[0] == '\0') {
+		snprintf(why, sizeof why, OUTBOX_NO_ITEM " with a source "
+		    "message id for accession number \"%s\"", acc);
+		if (o->no_match_report)
+			{ outbox_park(o, j, why); return 1; }
+		wait_for_item(o, j, acc, why);
+		return 1;
+	}
+	if (strncmp(j->error, OUTBOX_NO_ITEM, sizeof OUTBOX_NO_ITEM - 1) == 0)
+		log_info("the worklist item is there: sending", "job=%s "
+		    "kind=%s accession_number=%s sop_instance_uid=%s%s",
+		    j->name, j->kind, acc, j->sop_instance_uid,
+		    assigned[0] ? " assigned=1" : "");
+	memcpy(j->source_message_id, item.source_message_id,
+	    sizeof j->source_message_id);
+	return 0;
+}

@@ -1,0 +1,735 @@
+/*
+ * mammo: the synthetic screening mammogram (see mammo.h).
+ *
+ * Attributes are added by keyword through the dictionary, so the list
+ * below reads like the IOD's modules.  Values are plausible for a
+ * tungsten/rhodium full-field digital system.
+ */
+#include "emu/emu.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_STORED	4095u	/* BitsStored 12 */
+#define BACKGROUND	40u
+
+struct code {
+	const char *value, *scheme, *meaning;
+};
+
+static const struct code code_cc = { "399162004", "SCT", "cranio-caudal" };
+static const struct code code_mlo = { "399368009", "SCT",
+    "medio-lateral oblique" };
+static const struct code code_breast = { "76752008", "SCT", "Breast" };
+
+int
+mammo_view_parse(const char *name, struct mammo_view *v, struct err *e)
+{
+	const char *pos;
+
+	memset(v, 0, sizeof *v);
+	if (name[0] != 'R' && name[0] != 'L' && name[0] != 'r' &&
+	    name[0] != 'l')
+		return err_set(e, EINVAL, "view \"%s\": not RCC, LCC, RMLO "
+		    "or LMLO", name);
+	pos = name + 1;
+	if (strcasecmp(pos, "CC") == 0)
+		strcpy(v->position, "CC");
+	else if (strcasecmp(pos, "MLO") == 0)
+		strcpy(v->position, "MLO");
+	else
+		return err_set(e, EINVAL, "view \"%s\": not RCC, LCC, RMLO "
+		    "or LMLO", name);
+	v->laterality[0] = (char)toupper((unsigned char)name[0]);
+	return 0;
+}
+
+static int
+parse_side(const char *s, char **end, int *out)
+{
+	long v;
+
+	errno = 0;
+	v = strtol(s, end, 10);
+	if (errno != 0 || *end == s || v < 16 || v > MAMMO_MAX_SIDE)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+int
+mammo_size_parse(const char *s, int *rows, int *cols, struct err *e)
+{
+	char *end;
+
+	if (strcmp(s, "small") == 0) {
+		*rows = MAMMO_SMALL_ROWS;
+		*cols = MAMMO_SMALL_COLS;
+		return 0;
+	}
+	if (strcmp(s, "full") == 0) {
+		*rows = MAMMO_FULL_ROWS;
+		*cols = MAMMO_FULL_COLS;
+		return 0;
+	}
+	if (parse_side(s, &end, rows) == -1 || (*end != 'x' && *end != 'X') ||
+	    parse_side(end + 1, &end, cols) == -1 || *end != '\0')
+		return err_set(e, EINVAL, "size \"%s\": want small, full or "
+		    "ROWSxCOLS (16 to %d each)", s, MAMMO_MAX_SIDE);
+	return 0;
+}
+
+/* --- pixels --- */
+
+/* A small hash of the position: film-grain-like texture. */
+static unsigned
+grain(unsigned x, unsigned y, unsigned seed)
+{
+	uint32_t h = x * 374761393u + y * 668265263u + seed * 2246822519u;
+
+	h = (h ^ (h >> 13)) * 1274126177u;
+	return (h ^ (h >> 16)) & 63u;
+}
+
+/* sqrt on [0, 1] by Newton's method: no libm to link. */
+static double
+unit_sqrt(double s)
+{
+	double r = (1.0 + s) / 2.0;
+	int i;
+
+	if (s <= 0.0)
+		return 0.0;
+	for (i = 0; i < 6; i++)
+		r = (r + s / r) / 2.0;
+	return r;
+}
+
+/* A triangle wave in [-1, 1] with period 1: smooth enough for texture. */
+static double
+wave(double t)
+{
+	double f = t - (double)(long)t;
+
+	if (f < 0)
+		f += 1.0;
+	return (f < 0.5 ? f : 1.0 - f) * 4.0 - 1.0;
+}
+
+/*
+ * A half ellipse against the chest wall (right edge for R, left for L):
+ * brightest at the chest wall, fading towards the nipple and the skin
+ * line, over a dark background.  MLO adds the pectoral muscle, a bright
+ * wedge in the upper chest-wall corner.
+ */
+static uint16_t
+pixel_value(const struct mammo_image *img, int x, int y, int frame)
+{
+	int mlo = img->view.position[0] == 'M';
+	double w = img->cols, h = img->rows;
+	double from_wall = img->view.laterality[0] == 'R' ?
+	    (w - 1 - x) : x;
+	double cy = h * (mlo ? 0.55 : 0.5);
+	double dx = from_wall / (w * 0.8), dy = (y - cy) / (h * 0.42);
+	double r2 = dx * dx + dy * dy, v;
+
+	if (r2 >= 1.0)
+		return (uint16_t)(BACKGROUND + (grain((unsigned)x,
+		    (unsigned)y, img->seed) >> 4));
+	v = 900.0 + 2300.0 * (1.0 - dx) * unit_sqrt(1.0 - r2);
+	v += 140.0 * wave(x / 145.0 + frame * 0.05) *
+	    wave(y / 195.0 + img->seed % 7 / 7.0);
+	if (mlo && from_wall < (h * 0.35 - y) * 0.5)
+		v += 450.0;
+	v += grain((unsigned)x, (unsigned)y, img->seed + (unsigned)frame);
+	if (v > MAX_STORED)
+		v = MAX_STORED;
+	return (uint16_t)v;
+}
+
+static int
+add_pixels(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	size_t n = (size_t)img->rows * (size_t)img->cols *
+	    (size_t)img->frames, i = 0;
+	uint8_t *px;
+	int f, x, y, rc;
+
+	if ((px = malloc(n * 2)) == NULL)
+		return err_set(e, ENOMEM, "out of memory for %zu pixels", n);
+	for (f = 0; f < img->frames; f++)
+		for (y = 0; y < img->rows; y++)
+			for (x = 0; x < img->cols; x++, i++) {
+				uint16_t v = pixel_value(img, x, y, f);
+
+				px[2 * i] = (uint8_t)(v & 0xff);
+				px[2 * i + 1] = (uint8_t)(v >> 8);
+			}
+	rc = dcm_build_bytes(b, DCM_TAG(0x7fe0, 0x0010), "OW", px, n * 2, e);
+	free(px);
+	return rc;
+}
+
+/* --- attributes --- */
+
+static int
+put(struct dcm_builder *b, const char *keyword, const char *value,
+    struct err *e)
+{
+	const struct dcm_dict_entry *d = dcm_dict_by_keyword(keyword);
+
+	if (d == NULL)
+		return err_set(e, EINVAL, "no such keyword %s", keyword);
+	if (value == NULL || value[0] == '\0')
+		return dcm_build_empty(b, d->tag, NULL, e);
+	return dcm_build_string(b, d->tag, NULL, value, e);
+}
+
+static int
+put_u16(struct dcm_builder *b, const char *keyword, unsigned v,
+    struct err *e)
+{
+	const struct dcm_dict_entry *d = dcm_dict_by_keyword(keyword);
+
+	if (d == NULL)
+		return err_set(e, EINVAL, "no such keyword %s", keyword);
+	return dcm_build_u16(b, d->tag, (uint16_t)v, e);
+}
+
+static int
+seq_begin(struct dcm_builder *b, const char *keyword, struct err *e)
+{
+	const struct dcm_dict_entry *d = dcm_dict_by_keyword(keyword);
+
+	if (d == NULL)
+		return err_set(e, EINVAL, "no such keyword %s", keyword);
+	return dcm_build_sequence_begin(b, d->tag, e);
+}
+
+/* A sequence of one code item (with an empty nested sequence, if any). */
+static int
+put_code(struct dcm_builder *b, const char *keyword, const struct code *c,
+    const char *empty_nested, struct err *e)
+{
+	if (seq_begin(b, keyword, e) == -1 ||
+	    dcm_build_item_begin(b, e) == -1 ||
+	    put(b, "CodeValue", c->value, e) == -1 ||
+	    put(b, "CodingSchemeDesignator", c->scheme, e) == -1 ||
+	    put(b, "CodeMeaning", c->meaning, e) == -1)
+		return -1;
+	if (empty_nested != NULL && (seq_begin(b, empty_nested, e) == -1 ||
+	    dcm_build_sequence_end(b, e) == -1))
+		return -1;
+	return dcm_build_item_end(b, e) == -1 ||
+	    dcm_build_sequence_end(b, e) == -1 ? -1 : 0;
+}
+
+static int
+put_patient_study(struct dcm_builder *b, const struct mammo_exam *x,
+    struct err *e)
+{
+	return put(b, "PatientName", x->patient_name, e) == -1 ||
+	    put(b, "PatientID", x->patient_id, e) == -1 ||
+	    put(b, "PatientBirthDate", x->birth_date, e) == -1 ||
+	    put(b, "PatientSex", x->sex, e) == -1 ||
+	    put(b, "StudyInstanceUID", x->study_instance_uid, e) == -1 ||
+	    put(b, "StudyDate", x->study_date, e) == -1 ||
+	    put(b, "StudyTime", x->study_time, e) == -1 ||
+	    put(b, "ReferringPhysicianName", "", e) == -1 ||
+	    put(b, "StudyID", x->study_id, e) == -1 ||
+	    put(b, "AccessionNumber", x->accession_number, e) == -1 ||
+	    put(b, "StudyDescription", x->study_description, e) == -1 ? -1 : 0;
+}
+
+static int
+put_series(struct dcm_builder *b, const struct mammo_exam *x, int dx,
+    struct err *e)
+{
+	if (dx && put(b, "PresentationIntentType", "FOR PRESENTATION",
+	    e) == -1)
+		return -1;
+	if (put(b, "Modality", "MG", e) == -1 ||
+	    put(b, "SeriesInstanceUID", x->series_instance_uid, e) == -1 ||
+	    put(b, "SeriesNumber", "1", e) == -1 ||
+	    put(b, "SeriesDate", x->study_date, e) == -1 ||
+	    put(b, "SeriesTime", x->study_time, e) == -1 ||
+	    put(b, "SeriesDescription", "Screening mammography", e) == -1 ||
+	    put(b, "PerformedProcedureStepStartDate", x->study_date,
+	    e) == -1 ||
+	    put(b, "PerformedProcedureStepStartTime", x->study_time,
+	    e) == -1 ||
+	    put(b, "PerformedProcedureStepID", x->accession_number, e) == -1)
+		return -1;
+	if (x->mpps_sop_instance_uid[0] == '\0')
+		return 0;
+	return seq_begin(b, "ReferencedPerformedProcedureStepSequence",
+	    e) == -1 || dcm_build_item_begin(b, e) == -1 ||
+	    put(b, "ReferencedSOPClassUID", "1.2.840.10008.3.1.2.3.3",
+	    e) == -1 ||
+	    put(b, "ReferencedSOPInstanceUID", x->mpps_sop_instance_uid,
+	    e) == -1 ||
+	    dcm_build_item_end(b, e) == -1 ||
+	    dcm_build_sequence_end(b, e) == -1 ? -1 : 0;
+}
+
+static int
+put_equipment(struct dcm_builder *b, const struct mammo_exam *x,
+    struct err *e)
+{
+	return put(b, "Manufacturer", "screening-gateway", e) == -1 ||
+	    put(b, "InstitutionName", "Breast Screening Unit", e) == -1 ||
+	    put(b, "StationName", x->station_name, e) == -1 ||
+	    put(b, "ManufacturerModelName", "modality-emu", e) == -1 ||
+	    put(b, "DeviceSerialNumber", "EMU0001", e) == -1 ||
+	    put(b, "SoftwareVersions", GW_VERSION, e) == -1 ? -1 : 0;
+}
+
+/* Patient Orientation: rows run from the skin to the chest wall (P for
+ * a right breast shown chest wall right, A for a left one); columns run
+ * towards the feet (MLO) or the other side (CC). */
+static const char *
+orientation(const struct mammo_view *v)
+{
+	int right = v->laterality[0] == 'R', cc = v->position[0] == 'C';
+
+	if (right)
+		return cc ? "P\\L" : "P\\F";
+	return cc ? "A\\R" : "A\\F";
+}
+
+static int
+put_image(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	char num[16];
+
+	snprintf(num, sizeof num, "%d", img->instance_number);
+	if (put(b, "ImageType", "ORIGINAL\\PRIMARY", e) == -1 ||
+	    put(b, "InstanceNumber", num, e) == -1 ||
+	    put(b, "PatientOrientation", orientation(&img->view), e) == -1 ||
+	    put(b, "ContentDate", img->exam->study_date, e) == -1 ||
+	    put(b, "ContentTime", img->exam->study_time, e) == -1 ||
+	    put(b, "AcquisitionDateTime", "", e) == -1 ||
+	    put(b, "BurnedInAnnotation", "NO", e) == -1 ||
+	    put(b, "LossyImageCompression", "00", e) == -1 ||
+	    put(b, "QualityControlImage", "NO", e) == -1 ||
+	    put(b, "ImageLaterality", img->view.laterality, e) == -1 ||
+	    put(b, "BodyPartExamined", "BREAST", e) == -1 ||
+	    put(b, "ViewPosition", img->view.position, e) == -1 ||
+	    put(b, "PositionerType", "MAMMOGRAPHIC", e) == -1 ||
+	    put(b, "OrganExposed", "BREAST", e) == -1 ||
+	    put(b, "BreastImplantPresent", "NO", e) == -1 ||
+	    put(b, "PartialView", "NO", e) == -1 ||
+	    seq_begin(b, "AcquisitionContextSequence", e) == -1 ||
+	    dcm_build_sequence_end(b, e) == -1)
+		return -1;
+	if (put_code(b, "AnatomicRegionSequence", &code_breast, NULL,
+	    e) == -1)
+		return -1;
+	return put_code(b, "ViewCodeSequence", img->view.position[0] == 'C' ?
+	    &code_cc : &code_mlo, "ViewModifierCodeSequence", e);
+}
+
+/* Pixel Intensity Relationship Sign: SS 1 (higher values, more
+ * attenuation: brighter). */
+static int
+put_sign(struct dcm_builder *b, struct err *e)
+{
+	static const uint8_t one[2] = { 1, 0 };
+
+	return dcm_build_bytes(b, DCM_TAG(0x0028, 0x1041), "SS", one,
+	    sizeof one, e);
+}
+
+static int
+put_pixel_module(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	return put_u16(b, "SamplesPerPixel", 1, e) == -1 ||
+	    put(b, "PhotometricInterpretation", "MONOCHROME2", e) == -1 ||
+	    put_u16(b, "Rows", (unsigned)img->rows, e) == -1 ||
+	    put_u16(b, "Columns", (unsigned)img->cols, e) == -1 ||
+	    put_u16(b, "BitsAllocated", 16, e) == -1 ||
+	    put_u16(b, "BitsStored", 12, e) == -1 ||
+	    put_u16(b, "HighBit", 11, e) == -1 ||
+	    put_u16(b, "PixelRepresentation", 0, e) == -1 ||
+	    put(b, "PixelIntensityRelationship", "LOG", e) == -1 ||
+	    put_sign(b, e) == -1 ||
+	    put(b, "RescaleIntercept", "0", e) == -1 ||
+	    put(b, "RescaleSlope", "1", e) == -1 ||
+	    put(b, "RescaleType", "US", e) == -1 ||
+	    put(b, "PresentationLUTShape", "IDENTITY", e) == -1 ||
+	    put(b, "WindowCenter", "2048", e) == -1 ||
+	    put(b, "WindowWidth", "4096", e) == -1 ||
+	    put(b, "VOILUTFunction", "LINEAR", e) == -1 ||
+	    put(b, "WindowCenterWidthExplanation", "STANDARD", e) == -1 ?
+	    -1 : 0;
+}
+
+static int
+put_detector(struct dcm_builder *b, struct err *e)
+{
+	return put(b, "DetectorType", "DIRECT", e) == -1 ||
+	    put(b, "DetectorConfiguration", "AREA", e) == -1 ||
+	    put(b, "DetectorID", "EMU-DET-1", e) == -1 ||
+	    put(b, "DetectorConditionsNominalFlag", "YES", e) == -1 ||
+	    put(b, "DetectorTemperature", "30", e) == -1 ||
+	    put(b, "Sensitivity", "100", e) == -1 ||
+	    put(b, "DetectorElementPhysicalSize", "0.085\\0.085", e) == -1 ||
+	    put(b, "DetectorElementSpacing", "0.085\\0.085", e) == -1 ||
+	    put(b, "DetectorActiveShape", "RECTANGLE", e) == -1 ||
+	    put(b, "DetectorActiveDimensions", "283\\217", e) == -1 ||
+	    put(b, "ImagerPixelSpacing", "0.085\\0.085", e) == -1 ||
+	    put(b, "PixelSpacing", "0.07985\\0.07985", e) == -1 ||
+	    put(b, "PixelSpacingCalibrationType", "GEOMETRY", e) == -1 ||
+	    put(b, "PixelSpacingCalibrationDescription",
+	    "detector plane", e) == -1 ||
+	    put(b, "EstimatedRadiographicMagnificationFactor", "1.064516",
+	    e) == -1 ? -1 : 0;
+}
+
+static int
+put_exposure(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	char uas[16], thick[16], force[16];
+	int mlo = img->view.position[0] == 'M';
+
+	snprintf(uas, sizeof uas, "%u", 80000 + img->seed % 20000);
+	snprintf(thick, sizeof thick, "%d", mlo ? 58 : 52);
+	snprintf(force, sizeof force, "%d", mlo ? 120 : 105);
+	return put(b, "KVP", "29", e) == -1 ||
+	    put(b, "ExposureInuAs", uas, e) == -1 ||
+	    put(b, "ExposureTime", "1200", e) == -1 ||
+	    put(b, "XRayTubeCurrent", "70", e) == -1 ||
+	    put(b, "AnodeTargetMaterial", "TUNGSTEN", e) == -1 ||
+	    put(b, "FilterMaterial", "RHODIUM", e) == -1 ||
+	    put(b, "FilterThicknessMinimum", "0.05", e) == -1 ||
+	    put(b, "FilterThicknessMaximum", "0.05", e) == -1 ||
+	    put(b, "FocalSpots", "0.3", e) == -1 ||
+	    put(b, "Grid", "RECIPROCATING", e) == -1 ||
+	    put(b, "CompressionForce", force, e) == -1 ||
+	    put(b, "BodyPartThickness", thick, e) == -1 ||
+	    put(b, "OrganDose", mlo ? "1.3" : "1.1", e) == -1 ||
+	    put(b, "EntranceDoseInmGy", mlo ? "5.8" : "5.1", e) == -1 ||
+	    put(b, "DistanceSourceToDetector", "660", e) == -1 ||
+	    put(b, "DistanceSourceToPatient", "620", e) == -1 ||
+	    put(b, "PositionerPrimaryAngle", mlo ?
+	    (img->view.laterality[0] == 'R' ? "45" : "-45") : "0", e) == -1 ||
+	    put(b, "ExposureControlMode", "AUTOMATIC", e) == -1 ? -1 : 0;
+}
+
+/* --- Breast Tomosynthesis Image (PS3.3 A.55) --- */
+
+#define SLICE_MM	1	/* slice spacing and thickness */
+#define BTO_TYPE	"ORIGINAL\\PRIMARY\\TOMOSYNTHESIS\\NONE"
+
+static int
+put_ul(struct dcm_builder *b, const char *keyword, unsigned long v,
+    struct err *e)
+{
+	const struct dcm_dict_entry *d = dcm_dict_by_keyword(keyword);
+
+	if (d == NULL)
+		return err_set(e, EINVAL, "no such keyword %s", keyword);
+	return dcm_build_u32(b, d->tag, (uint32_t)v, e);
+}
+
+/* FD, little endian whatever the host. */
+static int
+put_fd(struct dcm_builder *b, const char *keyword, double v, struct err *e)
+{
+	const struct dcm_dict_entry *d = dcm_dict_by_keyword(keyword);
+	uint8_t le[8];
+	uint64_t u;
+	int i;
+
+	if (d == NULL)
+		return err_set(e, EINVAL, "no such keyword %s", keyword);
+	memcpy(&u, &v, sizeof u);
+	for (i = 0; i < 8; i++)
+		le[i] = (uint8_t)(u >> (8 * i));
+	return dcm_build_bytes(b, d->tag, "FD", le, sizeof le, e);
+}
+
+/* An AT element holding the tag of another keyword. */
+static int
+put_at(struct dcm_builder *b, const char *keyword, const char *target,
+    struct err *e)
+{
+	const struct dcm_dict_entry *d = dcm_dict_by_keyword(keyword);
+	const struct dcm_dict_entry *t = dcm_dict_by_keyword(target);
+	uint8_t v[4];
+
+	if (d == NULL || t == NULL)
+		return err_set(e, EINVAL, "no such keyword %s or %s", keyword,
+		    target);
+	v[0] = (uint8_t)(DCM_GROUP(t->tag) & 0xff);
+	v[1] = (uint8_t)(DCM_GROUP(t->tag) >> 8);
+	v[2] = (uint8_t)(t->tag & 0xff);
+	v[3] = (uint8_t)((t->tag >> 8) & 0xff);
+	return dcm_build_bytes(b, d->tag, "AT", v, sizeof v, e);
+}
+
+/* Opens a sequence and its one item; item_close() closes both. */
+static int
+item_open(struct dcm_builder *b, const char *keyword, struct err *e)
+{
+	return seq_begin(b, keyword, e) == -1 ||
+	    dcm_build_item_begin(b, e) == -1 ? -1 : 0;
+}
+
+static int
+item_close(struct dcm_builder *b, struct err *e)
+{
+	return dcm_build_item_end(b, e) == -1 ||
+	    dcm_build_sequence_end(b, e) == -1 ? -1 : 0;
+}
+
+/* Image Orientation (Patient) matching orientation() above: the unit
+ * vectors of the row and column directions (+x left, +y posterior, +z
+ * head). */
+static const char *
+orientation_vectors(const struct mammo_view *v)
+{
+	int right = v->laterality[0] == 'R', cc = v->position[0] == 'C';
+
+	if (right)
+		return cc ? "0\\1\\0\\1\\0\\0" : "0\\1\\0\\0\\0\\-1";
+	return cc ? "0\\-1\\0\\-1\\0\\0" : "0\\-1\\0\\0\\0\\-1";
+}
+
+static int
+put_bto_frame_type(struct dcm_builder *b, struct err *e)
+{
+	return put(b, "PixelPresentation", "MONOCHROME", e) == -1 ||
+	    put(b, "VolumetricProperties", "VOLUME", e) == -1 ||
+	    put(b, "VolumeBasedCalculationTechnique", "NONE", e) == -1 ?
+	    -1 : 0;
+}
+
+static int
+put_bto_shared(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	char thick[16];
+
+	snprintf(thick, sizeof thick, "%d", SLICE_MM);
+	return item_open(b, "SharedFunctionalGroupsSequence", e) == -1 ||
+	    item_open(b, "PixelMeasuresSequence", e) == -1 ||
+	    put(b, "PixelSpacing", "0.085\\0.085", e) == -1 ||
+	    put(b, "SliceThickness", thick, e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_open(b, "PlaneOrientationSequence", e) == -1 ||
+	    put(b, "ImageOrientationPatient", orientation_vectors(&img->view),
+	    e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_open(b, "FrameAnatomySequence", e) == -1 ||
+	    put(b, "FrameLaterality", img->view.laterality, e) == -1 ||
+	    put_code(b, "AnatomicRegionSequence", &code_breast, NULL,
+	    e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_open(b, "FrameVOILUTSequence", e) == -1 ||
+	    put(b, "WindowCenter", "2048", e) == -1 ||
+	    put(b, "WindowWidth", "4096", e) == -1 ||
+	    put(b, "WindowCenterWidthExplanation", "STANDARD", e) == -1 ||
+	    put(b, "VOILUTFunction", "LINEAR", e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_open(b, "PixelValueTransformationSequence", e) == -1 ||
+	    put(b, "RescaleIntercept", "0", e) == -1 ||
+	    put(b, "RescaleSlope", "1", e) == -1 ||
+	    put(b, "RescaleType", "US", e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_close(b, e) == -1 ? -1 : 0;
+}
+
+/* One frame: slice f, SLICE_MM further from the detector each, along
+ * the normal (row x column) of orientation_vectors(): -z for CC, -x for
+ * RMLO, +x for LMLO. */
+static int
+put_bto_frame(struct dcm_builder *b, const struct mammo_image *img, int f,
+    const char *when, struct err *e)
+{
+	uint8_t idx[8] = { 1, 0, 0, 0 };
+	char pos[48];
+	int d = f * SLICE_MM, x = 0, z = 0;
+
+	if (img->view.position[0] == 'C')
+		z = -d;
+	else
+		x = img->view.laterality[0] == 'R' ? -d : d;
+	snprintf(pos, sizeof pos, "%d\\0\\%d", x, z);
+	idx[4] = (uint8_t)((f + 1) & 0xff);
+	idx[5] = (uint8_t)((f + 1) >> 8);
+	return dcm_build_item_begin(b, e) == -1 ||
+	    item_open(b, "FrameContentSequence", e) == -1 ||
+	    put(b, "FrameReferenceDateTime", when, e) == -1 ||
+	    put(b, "FrameAcquisitionDateTime", when, e) == -1 ||
+	    put_fd(b, "FrameAcquisitionDuration", 1200.0, e) == -1 ||
+	    dcm_build_bytes(b, DCM_TAG(0x0020, 0x9157), "UL", idx, sizeof idx,
+	    e) == -1 ||
+	    put(b, "StackID", "1", e) == -1 ||
+	    put_ul(b, "InStackPositionNumber", (unsigned long)f + 1, e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_open(b, "PlanePositionSequence", e) == -1 ||
+	    put(b, "ImagePositionPatient", pos, e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    item_open(b, "XRay3DFrameTypeSequence", e) == -1 ||
+	    put(b, "FrameType", BTO_TYPE, e) == -1 ||
+	    put_bto_frame_type(b, e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    dcm_build_item_end(b, e) == -1 ? -1 : 0;
+}
+
+static int
+put_bto_frames(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	char n[16], when[32];
+	int f;
+
+	snprintf(n, sizeof n, "%d", img->frames);
+	snprintf(when, sizeof when, "%s%s", img->exam->study_date,
+	    img->exam->study_time);
+	if (put(b, "NumberOfFrames", n, e) == -1 ||
+	    put_bto_shared(b, img, e) == -1 ||
+	    seq_begin(b, "PerFrameFunctionalGroupsSequence", e) == -1)
+		return -1;
+	for (f = 0; f < img->frames; f++)
+		if (put_bto_frame(b, img, f, when, e) == -1)
+			return -1;
+	return dcm_build_sequence_end(b, e);
+}
+
+/* Multi-frame Dimension: stack, then position in the stack. */
+static int
+put_bto_dimension(struct dcm_builder *b, struct err *e)
+{
+	char uid[DCM_UID_MAX];
+
+	if (dcm_uid_new(uid, e) == -1 ||
+	    item_open(b, "DimensionOrganizationSequence", e) == -1 ||
+	    put(b, "DimensionOrganizationUID", uid, e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    put(b, "DimensionOrganizationType", "3D", e) == -1 ||
+	    seq_begin(b, "DimensionIndexSequence", e) == -1)
+		return -1;
+	return dcm_build_item_begin(b, e) == -1 ||
+	    put(b, "DimensionOrganizationUID", uid, e) == -1 ||
+	    put_at(b, "DimensionIndexPointer", "StackID", e) == -1 ||
+	    put_at(b, "FunctionalGroupPointer", "FrameContentSequence",
+	    e) == -1 ||
+	    put(b, "DimensionDescriptionLabel", "Stack", e) == -1 ||
+	    dcm_build_item_end(b, e) == -1 ||
+	    dcm_build_item_begin(b, e) == -1 ||
+	    put(b, "DimensionOrganizationUID", uid, e) == -1 ||
+	    put_at(b, "DimensionIndexPointer", "InStackPositionNumber",
+	    e) == -1 ||
+	    put_at(b, "FunctionalGroupPointer", "FrameContentSequence",
+	    e) == -1 ||
+	    put(b, "DimensionDescriptionLabel", "Slice", e) == -1 ||
+	    dcm_build_item_end(b, e) == -1 ||
+	    dcm_build_sequence_end(b, e) == -1 ? -1 : 0;
+}
+
+/* Frame of Reference, X-Ray 3D Image, Breast View. */
+static int
+put_bto_image(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	char num[16], frame_uid[DCM_UID_MAX];
+
+	snprintf(num, sizeof num, "%d", img->instance_number);
+	return dcm_uid_new(frame_uid, e) == -1 ||
+	    put(b, "FrameOfReferenceUID", frame_uid, e) == -1 ||
+	    put(b, "PositionReferenceIndicator", "", e) == -1 ||
+	    put(b, "ImageType", BTO_TYPE, e) == -1 ||
+	    put_bto_frame_type(b, e) == -1 ||
+	    put(b, "ContentQualification", "PRODUCT", e) == -1 ||
+	    put(b, "InstanceNumber", num, e) == -1 ||
+	    put(b, "ContentDate", img->exam->study_date, e) == -1 ||
+	    put(b, "ContentTime", img->exam->study_time, e) == -1 ||
+	    put(b, "BurnedInAnnotation", "NO", e) == -1 ||
+	    put(b, "LossyImageCompression", "00", e) == -1 ||
+	    put(b, "PresentationLUTShape", "IDENTITY", e) == -1 ||
+	    put(b, "BreastImplantPresent", "NO", e) == -1 ||
+	    put(b, "PartialView", "NO", e) == -1 ||
+	    seq_begin(b, "AcquisitionContextSequence", e) == -1 ||
+	    dcm_build_sequence_end(b, e) == -1 ||
+	    put_code(b, "ViewCodeSequence", img->view.position[0] == 'C' ?
+	    &code_cc : &code_mlo, "ViewModifierCodeSequence", e) == -1 ? -1 : 0;
+}
+
+static int
+build_bto(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	return put_series(b, img->exam, 0, e) == -1 ||
+	    put_bto_image(b, img, e) == -1 ||
+	    put_u16(b, "SamplesPerPixel", 1, e) == -1 ||
+	    put(b, "PhotometricInterpretation", "MONOCHROME2", e) == -1 ||
+	    put_u16(b, "Rows", (unsigned)img->rows, e) == -1 ||
+	    put_u16(b, "Columns", (unsigned)img->cols, e) == -1 ||
+	    put_u16(b, "BitsAllocated", 16, e) == -1 ||
+	    put_u16(b, "BitsStored", 12, e) == -1 ||
+	    put_u16(b, "HighBit", 11, e) == -1 ||
+	    put_u16(b, "PixelRepresentation", 0, e) == -1 ||
+	    put_bto_frames(b, img, e) == -1 ||
+	    put_bto_dimension(b, e) == -1 ? -1 : 0;
+}
+
+const char *
+mammo_sop_class(int frames)
+{
+	return frames > 1 ? MAMMO_BTO_SOP_CLASS : MAMMO_SOP_CLASS;
+}
+
+/* The single-frame Digital Mammography image (PS3.3 A.26). */
+static int
+build_dx(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	return put_series(b, img->exam, 1, e) == -1 ||
+	    put_image(b, img, e) == -1 ||
+	    put_pixel_module(b, img, e) == -1 ||
+	    put_detector(b, e) == -1 ||
+	    put_exposure(b, img, e) == -1 ? -1 : 0;
+}
+
+int
+mammo_build(const struct mammo_image *img, struct dcm_builder **out,
+    struct err *e)
+{
+	struct dcm_builder *b;
+	int rc;
+
+	*out = NULL;
+	if (img->rows < 16 || img->cols < 16 || img->rows > MAMMO_MAX_SIDE ||
+	    img->cols > MAMMO_MAX_SIDE || img->frames < 1 ||
+	    img->frames > MAMMO_MAX_FRAMES)
+		return err_set(e, EINVAL, "image size %dx%d, %d frames: out "
+		    "of range", img->rows, img->cols, img->frames);
+	if ((b = dcm_build_new()) == NULL)
+		return err_set(e, ENOMEM, "out of memory");
+	if (put(b, "SOPClassUID", mammo_sop_class(img->frames), e) == -1 ||
+	    put(b, "SOPInstanceUID", img->sop_instance_uid, e) == -1 ||
+	    put_patient_study(b, img->exam, e) == -1 ||
+	    put_equipment(b, img->exam, e) == -1)
+		rc = -1;
+	else if (img->frames > 1)
+		rc = build_bto(b, img, e);
+	else
+		rc = build_dx(b, img, e);
+	if (rc == -1 || add_pixels(b, img, e) == -1) {
+		dcm_build_free(b);
+		return -1;
+	}
+	*out = b;
+	return 0;
+}

@@ -1,0 +1,1077 @@
+/*
+ * transcode: the upload modes (see transcode.h).
+ *
+ * The image is decoded frame by frame with lib/image/pixel (any syntax it
+ * reads), each frame encoded on its own (CharLS or OpenJPEG, in memory)
+ * into one fragment of encapsulated pixel data, and the dataset rebuilt
+ * with lib/dicom/dicom_write: every element of the input copied but the pixel
+ * description, which is set anew.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <charls/charls.h>
+#include <openjpeg.h>
+
+#include "dicom/dicom.h"
+#include "base/base.h"
+#include "image/image.h"
+
+#define TS_JPEG_LS		"1.2.840.10008.1.2.4.80"
+#define TS_J2K_LOSSLESS		"1.2.840.10008.1.2.4.90"
+#define TS_J2K			"1.2.840.10008.1.2.4.91"
+#define TS_RLE			"1.2.840.10008.1.2.5"
+
+#define REDUCED_SIDE		400	/* longest side, pixels */
+#define REDUCED_RATIO		15.0	/* against Bits Allocated */
+
+#define TAG_SOP_CLASS		DCM_TAG(0x0008, 0x0016)
+#define TAG_SOP_INSTANCE	DCM_TAG(0x0008, 0x0018)
+#define TAG_IMAGER_SPACING	DCM_TAG(0x0018, 0x1164)
+#define TAG_NOMINAL_SPACING	DCM_TAG(0x0018, 0x2010)
+#define TAG_PHOTOMETRIC		DCM_TAG(0x0028, 0x0004)
+#define TAG_PLANAR		DCM_TAG(0x0028, 0x0006)
+#define TAG_ROWS		DCM_TAG(0x0028, 0x0010)
+#define TAG_COLUMNS		DCM_TAG(0x0028, 0x0011)
+#define TAG_SPACING		DCM_TAG(0x0028, 0x0030)
+#define TAG_HIGH_BIT		DCM_TAG(0x0028, 0x0102)
+#define TAG_SMALLEST		DCM_TAG(0x0028, 0x0106)
+#define TAG_LARGEST		DCM_TAG(0x0028, 0x0107)
+#define TAG_LOSSY		DCM_TAG(0x0028, 0x2110)
+#define TAG_LOSSY_RATIO		DCM_TAG(0x0028, 0x2112)
+#define TAG_LOSSY_METHOD	DCM_TAG(0x0028, 0x2114)
+#define TAG_PIXEL_DATA		DCM_TAG(0x7fe0, 0x0010)
+#define TAG_TRAILING_PAD	DCM_TAG(0xfffc, 0xfffc)
+
+static const char *const mode_names[] = { "original", "lossless", "reduced" };
+
+int
+upload_mode_parse(const char *s, enum upload_mode *m)
+{
+	for (int i = 0; i < 3; i++) {
+		if (s != NULL && strcmp(s, mode_names[i]) == 0) {
+			*m = (enum upload_mode)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+upload_mode_name(enum upload_mode m)
+{
+	return (unsigned)m < 3 ? mode_names[m] : "unknown";
+}
+
+/* One transcoding: the input, what is decided about the output, and the
+ * encoded frames. */
+struct job {
+	const char *path;
+	enum upload_mode mode;
+	struct dcm *d;
+	struct pixel_desc pd;		/* the input's */
+	unsigned rows, columns;		/* of the output */
+	char photometric[32];		/* of the output */
+	const char *ts;			/* of the output */
+	struct dcm_fragment *frames;	/* data malloc'd, one per frame */
+	size_t nframes;
+	size_t raw_bytes;		/* uncompressed size of the output */
+	size_t coded_bytes;
+	size_t out_bytes;		/* of the file written */
+	int keep_pixels;		/* native input: copied as it is */
+	uint8_t *native;		/* transcode_native()'s pixel data */
+	size_t native_len, native_cap;
+};
+
+static void
+job_free(struct job *j)
+{
+	for (size_t i = 0; i < j->nframes; i++)
+		free((void *)(uintptr_t)j->frames[i].data);
+	free(j->frames);
+	j->frames = NULL;
+	j->nframes = 0;
+	free(j->native);
+	j->native = NULL;
+	dcm_free(j->d);
+	j->d = NULL;
+}
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int
+transcode_is_native(const char *ts)
+{
+	return strcmp(ts, DCM_TS_IMPLICIT_LE) == 0 ||
+	    strcmp(ts, DCM_TS_EXPLICIT_LE) == 0 ||
+	    strcmp(ts, DCM_TS_EXPLICIT_BE) == 0 ||
+	    strcmp(ts, DCM_TS_DEFLATED_LE) == 0;
+}
+
+/*
+ * Nothing to do for this input?  "lossless" takes native and RLE input
+ * only: an image already compressed (JPEG-LS, JPEG 2000, or lossy) goes
+ * as it is, since decompressing a lossy image to store it losslessly
+ * only makes it bigger.  "reduced" leaves an image that is already
+ * JPEG 2000 lossy and small enough.
+ */
+static int
+already_done(const struct job *j)
+{
+	const char *ts = j->pd.ts;
+	unsigned longest = j->pd.rows > j->pd.columns ? j->pd.rows :
+	    j->pd.columns;
+
+	if (j->mode == UPLOAD_LOSSLESS)
+		return !transcode_is_native(ts) && strcmp(ts, TS_RLE) != 0;
+	return strcmp(ts, TS_J2K) == 0 && longest <= REDUCED_SIDE;
+}
+
+/* What the chosen mode can take: checked before anything is decoded. */
+static int
+check_layout(const struct job *j, struct err *e)
+{
+	const struct pixel_desc *pd = &j->pd;
+
+	if (pd->bits_allocated == 1 || pd->bits_stored > 24)
+		return err_set(e, EINVAL, "%s mode does not take %u-bit "
+		    "images", upload_mode_name(j->mode), pd->bits_stored);
+	if (j->mode != UPLOAD_REDUCED)
+		return 0;
+	if (pd->frames > 1)
+		return err_set(e, EINVAL, "reduced mode does not take "
+		    "multi-frame images (%ld frames)", pd->frames);
+	if (strcmp(pd->photometric, "PALETTE COLOR") == 0)
+		return err_set(e, EINVAL, "reduced mode does not take "
+		    "PALETTE COLOR images");
+	return 0;
+}
+
+/* The colour models the output can carry (after decoding: a codec may
+ * have turned YBR into RGB). */
+static int
+check_photometric(const struct job *j, const char *p, struct err *e)
+{
+	static const char *const ok[] = { "MONOCHROME1", "MONOCHROME2",
+	    "PALETTE COLOR", "RGB", "YBR_FULL", NULL };
+
+	for (int i = 0; ok[i] != NULL; i++)
+		if (strcmp(p, ok[i]) == 0)
+			return 0;
+	return err_set(e, EINVAL, "%s mode does not take Photometric "
+	    "Interpretation %s", upload_mode_name(j->mode), p);
+}
+
+/* --- encoded frames --- */
+
+static int
+add_frame(struct job *j, uint8_t *data, size_t len, struct err *e)
+{
+	struct dcm_fragment *f;
+
+	if (len > UINT32_MAX - 1) {
+		free(data);
+		return err_set(e, EOVERFLOW, "encoded frame over 4 GiB");
+	}
+	f = realloc(j->frames, (j->nframes + 1) * sizeof *f);
+	if (f == NULL) {
+		free(data);
+		return err_sys(e, "realloc");
+	}
+	j->frames = f;
+	f[j->nframes].data = data;
+	f[j->nframes].length = (uint32_t)len;
+	j->nframes++;
+	j->coded_bytes += len;
+	return 0;
+}
+
+static uint32_t
+sample_mask(unsigned bits)
+{
+	return bits >= 32 ? 0xffffffffu : (1u << bits) - 1;
+}
+
+/* JPEG-LS lossless through CharLS: samples as bits_stored-bit unsigned
+ * patterns (signed data in two's complement, as PS3.5 8.2.3 has it). */
+static int
+encode_jls(const struct pixel_frame *f, unsigned bits, uint8_t **out,
+    size_t *outlen, struct err *e)
+{
+	const struct pixel_desc *pd = &f->desc;
+	size_t n = (size_t)pd->rows * pd->columns * pd->samples;
+	size_t unit = bits > 8 ? 2 : 1, cap = 0;
+	charls_frame_info fi = { pd->columns, pd->rows, (int32_t)bits,
+	    (int32_t)pd->samples };
+	charls_jpegls_encoder *enc = charls_jpegls_encoder_create();
+	charls_jpegls_errc rc = CHARLS_JPEGLS_ERRC_SUCCESS;
+	uint32_t mask = sample_mask(bits);
+	uint8_t *src = malloc(n * unit), *dst = NULL;
+
+	if (enc == NULL || src == NULL) {
+		charls_jpegls_encoder_destroy(enc);
+		free(src);
+		return err_set(e, ENOMEM, "JPEG-LS: out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v = (uint32_t)f->v[i] & mask;
+		if (unit == 2)
+			((uint16_t *)(void *)src)[i] = (uint16_t)v;
+		else
+			src[i] = (uint8_t)v;
+	}
+	if ((rc = charls_jpegls_encoder_set_frame_info(enc, &fi)) != 0 ||
+	    (rc = charls_jpegls_encoder_set_interleave_mode(enc, pd->samples
+	    > 1 ? CHARLS_INTERLEAVE_MODE_SAMPLE : CHARLS_INTERLEAVE_MODE_NONE))
+	    != 0 ||
+	    (rc = charls_jpegls_encoder_set_near_lossless(enc, 0)) != 0 ||
+	    (rc = charls_jpegls_encoder_get_estimated_destination_size(enc,
+	    &cap)) != 0)
+		goto fail;
+	if ((dst = malloc(cap)) == NULL) {
+		rc = CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY;
+		goto fail;
+	}
+	if ((rc = charls_jpegls_encoder_set_destination_buffer(enc, dst, cap))
+	    != 0 ||
+	    (rc = charls_jpegls_encoder_encode_from_buffer(enc, src, n * unit,
+	    0)) != 0 ||
+	    (rc = charls_jpegls_encoder_get_bytes_written(enc, outlen)) != 0)
+		goto fail;
+	charls_jpegls_encoder_destroy(enc);
+	free(src);
+	*out = dst;
+	return 0;
+fail:
+	charls_jpegls_encoder_destroy(enc);
+	free(src);
+	free(dst);
+	return err_set(e, rc == CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY ? ENOMEM :
+	    EINVAL, "JPEG-LS encoder: %s", charls_get_error_message(rc));
+}
+
+/* JPEG 2000 through OpenJPEG, into memory. */
+
+struct j2k_sink {
+	uint8_t *p;
+	size_t len, cap, pos;
+	int failed;
+	char msg[256];
+};
+
+static int
+sink_reserve(struct j2k_sink *s, size_t end)
+{
+	size_t ncap = s->cap ? s->cap : 1 << 16;
+	uint8_t *np;
+
+	if (end <= s->cap)
+		return 0;
+	while (ncap < end) {
+		if (ncap > SIZE_MAX / 2)
+			return -1;
+		ncap *= 2;
+	}
+	if ((np = realloc(s->p, ncap)) == NULL)
+		return -1;
+	memset(np + s->cap, 0, ncap - s->cap);
+	s->p = np;
+	s->cap = ncap;
+	return 0;
+}
+
+static OPJ_SIZE_T
+j2k_write(void *buf, OPJ_SIZE_T n, void *u)
+{
+	struct j2k_sink *s = u;
+
+	if (n > SIZE_MAX - s->pos || sink_reserve(s, s->pos + n) == -1) {
+		s->failed = 1;
+		return (OPJ_SIZE_T)-1;
+	}
+	memcpy(s->p + s->pos, buf, n);
+	s->pos += n;
+	if (s->pos > s->len)
+		s->len = s->pos;
+	return n;
+}
+
+static OPJ_BOOL
+j2k_seek(OPJ_OFF_T n, void *u)
+{
+	struct j2k_sink *s = u;
+
+	if (n < 0 || sink_reserve(s, (size_t)n) == -1)
+		return OPJ_FALSE;
+	s->pos = (size_t)n;
+	if (s->pos > s->len)
+		s->len = s->pos;
+	return OPJ_TRUE;
+}
+
+static OPJ_OFF_T
+j2k_skip(OPJ_OFF_T n, void *u)
+{
+	struct j2k_sink *s = u;
+
+	if (n < 0 || (OPJ_OFF_T)s->pos + n < 0 ||
+	    !j2k_seek((OPJ_OFF_T)s->pos + n, u))
+		return -1;
+	return n;
+}
+
+static void
+j2k_on_error(const char *msg, void *u)
+{
+	struct j2k_sink *s = u;
+
+	if (s->msg[0] == '\0')
+		snprintf(s->msg, sizeof s->msg, "%.*s", (int)strcspn(msg, "\n"),
+		    msg);
+}
+
+static void
+j2k_quiet(const char *msg, void *u)
+{
+	(void)msg;
+	(void)u;
+}
+
+/* Resolution levels: the smallest side must span 2^(levels-1) pixels. */
+static int
+j2k_levels(unsigned w, unsigned h)
+{
+	unsigned side = w < h ? w : h;
+	int n = 1;
+
+	while (n < 6 && (side >> n) >= 1)
+		n++;
+	return n;
+}
+
+static opj_image_t *
+j2k_image(const struct pixel_frame *f, unsigned bits)
+{
+	const struct pixel_desc *pd = &f->desc;
+	opj_image_cmptparm_t cp[3];
+	size_t np = (size_t)pd->rows * pd->columns;
+	opj_image_t *im;
+
+	memset(cp, 0, sizeof cp);
+	for (unsigned c = 0; c < pd->samples; c++) {
+		cp[c].dx = cp[c].dy = 1;
+		cp[c].w = pd->columns;
+		cp[c].h = pd->rows;
+		cp[c].prec = bits;
+		cp[c].sgnd = (OPJ_UINT32)pd->is_signed;
+	}
+	im = opj_image_create(pd->samples, cp, pd->samples == 3 ?
+	    OPJ_CLRSPC_SRGB : OPJ_CLRSPC_GRAY);
+	if (im == NULL)
+		return NULL;
+	im->x0 = im->y0 = 0;
+	im->x1 = pd->columns;
+	im->y1 = pd->rows;
+	for (unsigned c = 0; c < pd->samples; c++)
+		for (size_t i = 0; i < np; i++)
+			im->comps[c].data[i] = f->v[i * pd->samples + c];
+	return im;
+}
+
+/*
+ * rate 0: lossless (5-3 wavelet, no colour transform).  Otherwise lossy
+ * (9-7 wavelet) at about rate:1 against Bits Allocated, mct set for the
+ * irreversible colour transform (YBR_ICT).
+ */
+static int
+encode_j2k(const struct pixel_frame *f, unsigned bits, unsigned allocated,
+    double rate, int mct, uint8_t **out, size_t *outlen, struct err *e)
+{
+	struct j2k_sink sink;
+	opj_cparameters_t par;
+	opj_codec_t *codec = opj_create_compress(OPJ_CODEC_J2K);
+	opj_stream_t *st = opj_stream_create(1 << 20, OPJ_FALSE);
+	opj_image_t *im = j2k_image(f, bits);
+	int rc = -1;
+
+	memset(&sink, 0, sizeof sink);
+	if (codec == NULL || st == NULL || im == NULL) {
+		err_set(e, ENOMEM, "OpenJPEG: cannot create an encoder");
+		goto out;
+	}
+	opj_set_default_encoder_parameters(&par);
+	par.tcp_numlayers = 1;
+	par.cp_disto_alloc = 1;
+	/* OpenJPEG counts rates against the precision, not the 16 bits */
+	par.tcp_rates[0] = rate > 0 ? (float)(rate * bits / allocated) : 0;
+	par.irreversible = rate > 0;
+	par.tcp_mct = (char)mct;
+	par.numresolution = j2k_levels(f->desc.columns, f->desc.rows);
+	opj_stream_set_user_data(st, &sink, NULL);
+	opj_stream_set_write_function(st, j2k_write);
+	opj_stream_set_skip_function(st, j2k_skip);
+	opj_stream_set_seek_function(st, j2k_seek);
+	opj_set_error_handler(codec, j2k_on_error, &sink);
+	opj_set_warning_handler(codec, j2k_quiet, NULL);
+	opj_set_info_handler(codec, j2k_quiet, NULL);
+	if (!opj_setup_encoder(codec, &par, im) ||
+	    !opj_start_compress(codec, im, st) || !opj_encode(codec, st) ||
+	    !opj_end_compress(codec, st)) {
+		err_set(e, sink.failed ? ENOMEM : EINVAL, "JPEG 2000 encoder: "
+		    "%s", sink.failed ? "out of memory" : sink.msg[0] ?
+		    sink.msg : "failed");
+		goto out;
+	}
+	*out = sink.p;
+	*outlen = sink.len;
+	sink.p = NULL;
+	rc = 0;
+out:
+	free(sink.p);
+	if (im != NULL)
+		opj_image_destroy(im);
+	if (st != NULL)
+		opj_stream_destroy(st);
+	if (codec != NULL)
+		opj_destroy_codec(codec);
+	return rc;
+}
+
+/* --- area averaging ("reduced") --- */
+
+/*
+ * Source pixel i of an axis of n pixels reduced to m covers [i, i+1) in
+ * source units; output cell o covers [o*n/m, (o+1)*n/m).  With n >= m a
+ * source pixel meets at most two cells: the first (*cell) with weight
+ * *w0, the next with 1 - *w0.
+ */
+static void
+axis_split(unsigned i, unsigned n, unsigned m, unsigned *cell, double *w0)
+{
+	double r = (double)n / m, end;
+	unsigned o = (unsigned)floor(i / r);
+
+	if (o >= m)
+		o = m - 1;
+	end = (o + 1) * r;
+	*cell = o;
+	*w0 = end >= i + 1 || o + 1 >= m ? 1 : end - i;
+}
+
+/* Reduce f into g (columns x rows), every source pixel counted with its
+ * exact coverage; results rounded and kept in the stored range. */
+static int
+area_average(const struct pixel_frame *f, unsigned columns, unsigned rows,
+    struct pixel_frame *g, struct err *e)
+{
+	const struct pixel_desc *pd = &f->desc;
+	unsigned s = pd->samples;
+	size_t nout = (size_t)columns * rows * s;
+	double *acc = calloc(nout ? nout : 1, sizeof *acc);
+	double area = (double)pd->columns / columns * pd->rows / rows;
+
+	memset(g, 0, sizeof *g);
+	if (columns > pd->columns || rows > pd->rows || columns == 0 ||
+	    rows == 0) {
+		free(acc);
+		return err_set(e, EINVAL, "cannot reduce %ux%u to %ux%u",
+		    pd->columns, pd->rows, columns, rows);
+	}
+	g->desc = *pd;
+	g->desc.columns = columns;
+	g->desc.rows = rows;
+	g->v = malloc((nout ? nout : 1) * sizeof *g->v);
+	if (acc == NULL || g->v == NULL) {
+		free(acc);
+		free(g->v);
+		g->v = NULL;
+		return err_sys(e, "reducing to %ux%u", columns, rows);
+	}
+	for (unsigned y = 0; y < pd->rows; y++) {
+		unsigned oy, ox;
+		double wy, wx;
+
+		axis_split(y, pd->rows, rows, &oy, &wy);
+		for (unsigned x = 0; x < pd->columns; x++) {
+			axis_split(x, pd->columns, columns, &ox, &wx);
+			for (unsigned c = 0; c < s; c++) {
+				double v = f->v[((size_t)y * pd->columns + x)
+				    * s + c];
+				double *a = acc + ((size_t)oy * columns + ox)
+				    * s + c;
+				a[0] += v * wy * wx;
+				if (wx < 1)
+					a[s] += v * wy * (1 - wx);
+				if (wy < 1) {
+					a[(size_t)columns * s] += v * (1 - wy)
+					    * wx;
+					if (wx < 1)
+						a[((size_t)columns + 1) * s] +=
+						    v * (1 - wy) * (1 - wx);
+				}
+			}
+		}
+	}
+	double lo = pd->is_signed ? -ldexp(1, (int)pd->bits_stored - 1) : 0;
+	double hi = pd->is_signed ? ldexp(1, (int)pd->bits_stored - 1) - 1 :
+	    ldexp(1, (int)pd->bits_stored) - 1;
+	for (size_t i = 0; i < nout; i++) {
+		double v = round(acc[i] / area);
+		g->v[i] = (int32_t)(v < lo ? lo : v > hi ? hi : v);
+	}
+	free(acc);
+	return 0;
+}
+
+/* --- one frame --- */
+
+static int
+encode_frame(struct job *j, const struct pixel_frame *f, struct err *e)
+{
+	const struct pixel_desc *pd = &f->desc;
+	unsigned bits = pd->bits_stored;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (j->mode == UPLOAD_REDUCED)
+		rc = encode_j2k(f, bits, pd->bits_allocated, REDUCED_RATIO,
+		    strcmp(j->photometric, "YBR_ICT") == 0, &data, &len, e);
+	else if (strcmp(j->ts, TS_JPEG_LS) == 0)
+		rc = encode_jls(f, bits, &data, &len, e);
+	else
+		rc = encode_j2k(f, bits, pd->bits_allocated, 0, 0, &data,
+		    &len, e);
+	if (rc == -1)
+		return -1;
+	return add_frame(j, data, len, e);
+}
+
+/* The output's geometry, colour model and syntax, from the first frame
+ * as decoded. */
+static int
+plan_output(struct job *j, const struct pixel_frame *f, struct err *e)
+{
+	const struct pixel_desc *fd = &f->desc;
+	unsigned bits = j->pd.bits_stored;
+
+	if (check_photometric(j, fd->photometric, e) == -1)
+		return -1;
+	snprintf(j->photometric, sizeof j->photometric, "%s",
+	    fd->photometric);
+	j->columns = j->pd.columns;
+	j->rows = j->pd.rows;
+	if (j->mode == UPLOAD_REDUCED) {
+		render_fit(j->pd.columns, j->pd.rows, 1.0, REDUCED_SIDE,
+		    &j->columns, &j->rows);
+		j->ts = TS_J2K;
+		if (strcmp(fd->photometric, "RGB") == 0)
+			snprintf(j->photometric, sizeof j->photometric,
+			    "YBR_ICT");
+	} else
+		j->ts = bits >= 2 && bits <= 16 ? TS_JPEG_LS : TS_J2K_LOSSLESS;
+	j->raw_bytes = (size_t)j->rows * j->columns * j->pd.samples *
+	    (j->pd.bits_allocated / 8) * (size_t)j->pd.frames;
+	return 0;
+}
+
+static int
+do_frame(struct job *j, long i, struct err *e)
+{
+	struct pixel_frame f, g;
+	unsigned min_side = j->mode == UPLOAD_REDUCED ? REDUCED_SIDE : 0;
+	int rc;
+
+	memset(&f, 0, sizeof f);
+	if (pixel_decode(j->d, j->path, i, min_side, &f, e) == -1)
+		return err_wrap(e, "frame %ld", i + 1);
+	if (i == 0 && plan_output(j, &f, e) == -1) {
+		pixel_frame_free(&f);
+		return -1;
+	}
+	if (j->mode == UPLOAD_REDUCED && (f.desc.columns != j->columns ||
+	    f.desc.rows != j->rows)) {
+		rc = area_average(&f, j->columns, j->rows, &g, e);
+		pixel_frame_free(&f);
+		if (rc == -1)
+			return -1;
+		rc = encode_frame(j, &g, e);
+		free(g.v);
+		return rc;
+	}
+	rc = encode_frame(j, &f, e);
+	pixel_frame_free(&f);
+	return rc;
+}
+
+/* --- the dataset --- */
+
+/* Elements not copied: the meta group, group lengths, what pixel data
+ * and its description become, trailing padding. */
+static int
+skip_element(const struct job *j, uint32_t tag)
+{
+	if (j->keep_pixels)
+		return DCM_GROUP(tag) == 0x0002 || DCM_ELEMENT(tag) == 0;
+	if (DCM_GROUP(tag) == 0x0002 || DCM_ELEMENT(tag) == 0 ||
+	    DCM_GROUP(tag) == 0x7fe0 || tag == TAG_TRAILING_PAD ||
+	    tag == TAG_PLANAR)
+		return 1;
+	return j->mode == UPLOAD_REDUCED && (tag == TAG_SMALLEST ||
+	    tag == TAG_LARGEST);
+}
+
+/* A sequence holding encapsulated pixel data (an icon, compressed in
+ * the input's syntax, which the output's would mislabel). */
+static int
+holds_encapsulated(const struct dcm *d, const struct dcm_elem *el)
+{
+	if (strcmp(el->vr, "SQ") != 0)
+		return el->value == NULL && el->length == 0xffffffffu;
+	for (size_t i = 0; i < dcm_item_count(d, el); i++) {
+		const struct dcm_item *it = dcm_item_at(d, el, i);
+
+		for (size_t k = 0; k < dcm_elem_count(d, it); k++)
+			if (holds_encapsulated(d, dcm_elem_at(d, it, k)))
+				return 1;
+	}
+	return 0;
+}
+
+/* Multi-byte binary VRs: their bytes are swapped from big endian. */
+static int
+vr_swaps(const char *vr)
+{
+	static const char *const vrs[] = { "AT", "FD", "FL", "OD", "OF",
+	    "OL", "OV", "OW", "SL", "SS", "SV", "UL", "US", "UV", NULL };
+
+	for (int i = 0; vrs[i] != NULL; i++)
+		if (strcmp(vr, vrs[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Copy el as it is: text byte for byte in its own character set (no
+ * round trip through UTF-8, which would turn undeclared or ISO 2022
+ * characters into '?'), binary values swapped to little endian.  A US
+ * or SS value too long for explicit VR's 16-bit length (LUT Data read
+ * from implicit VR) becomes OW.
+ */
+static int
+copy_raw(struct dcm_builder *b, const struct dcm *d,
+    const struct dcm_elem *el, struct err *e)
+{
+	const char *vr = el->vr;
+
+	if (strcmp(vr, "SQ") == 0) {
+		if (dcm_build_sequence_begin(b, el->tag, e) == -1)
+			return -1;
+		for (size_t i = 0; i < dcm_item_count(d, el); i++) {
+			const struct dcm_item *it = dcm_item_at(d, el, i);
+
+			if (dcm_build_item_begin(b, e) == -1)
+				return -1;
+			for (size_t k = 0; k < dcm_elem_count(d, it); k++)
+				if (copy_raw(b, d, dcm_elem_at(d, it, k), e)
+				    == -1)
+					return -1;
+			if (dcm_build_item_end(b, e) == -1)
+				return -1;
+		}
+		return dcm_build_sequence_end(b, e);
+	}
+	if (el->length == 0)
+		return dcm_build_empty(b, el->tag, vr, e);
+	if (el->big_endian && vr_swaps(vr))
+		return dcm_build_copy(b, d, el, e);
+	if (el->value == NULL || el->length == 0xffffffffu)
+		return dcm_build_copy(b, d, el, e);	/* says why not */
+	if ((strcmp(vr, "US") == 0 || strcmp(vr, "SS") == 0) &&
+	    el->length > 0xffff)
+		vr = "OW";
+	return dcm_build_bytes(b, el->tag, vr, el->value, el->length, e);
+}
+
+static int
+copy_elements(const struct job *j, struct dcm_builder *b, struct err *e)
+{
+	size_t n = dcm_elem_count(j->d, NULL);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct dcm_elem *el = dcm_elem_at(j->d, NULL, i);
+
+		if (skip_element(j, el->tag) ||
+		    (strcmp(el->vr, "SQ") == 0 && holds_encapsulated(j->d, el)))
+			continue;
+		if (copy_raw(b, j->d, el, e) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* The element's raw text (trimmed), or "" when absent. */
+static void
+raw_text(const struct dcm *d, uint32_t tag, char *out, size_t outsz)
+{
+	const struct dcm_elem *el = dcm_find(d, NULL, tag);
+	size_t n = 0;
+
+	if (el != NULL && el->value != NULL && el->length != 0xffffffffu)
+		n = el->length < outsz - 1 ? el->length : outsz - 1;
+	if (n > 0)
+		memcpy(out, el->value, n);
+	while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\0'))
+		n--;
+	out[n] = '\0';
+}
+
+/* Append value to a multi-valued text element's earlier values (when
+ * the image was lossy compressed before, PS3.3 C.7.6.1.1.5). */
+static int
+put_history(const struct job *j, struct dcm_builder *b, uint32_t tag,
+    const char *value, int was_lossy, struct err *e)
+{
+	char old[256], v[300];
+
+	raw_text(j->d, tag, old, sizeof old);
+	if (was_lossy && old[0] != '\0')
+		snprintf(v, sizeof v, "%s\\%s", old, value);
+	else
+		snprintf(v, sizeof v, "%s", value);
+	return dcm_build_string(b, tag, NULL, v, e);
+}
+
+static int
+put_lossy(const struct job *j, struct dcm_builder *b, struct err *e)
+{
+	char lossy[16], ratio[32];
+	int was_lossy;
+
+	raw_text(j->d, TAG_LOSSY, lossy, sizeof lossy);
+	was_lossy = strcmp(lossy, "01") == 0;
+	snprintf(ratio, sizeof ratio, "%.2f", j->coded_bytes ?
+	    (double)j->raw_bytes / j->coded_bytes : 0.0);
+	if (dcm_build_string(b, TAG_LOSSY, NULL, "01", e) == -1 ||
+	    put_history(j, b, TAG_LOSSY_RATIO, ratio, was_lossy, e) == -1 ||
+	    put_history(j, b, TAG_LOSSY_METHOD, "ISO_15444_1", was_lossy,
+	    e) == -1)
+		return -1;
+	return 0;
+}
+
+/* Pixel Spacing and its kin, scaled by the reduction (row spacing first,
+ * then column spacing, PS3.3 10.7.1.3). */
+static int
+put_spacing(const struct job *j, struct dcm_builder *b, uint32_t tag,
+    struct err *e)
+{
+	double sr, sc;
+	char v[64];
+
+	if (dcm_get_double(j->d, NULL, tag, 0, &sr, NULL) == -1 ||
+	    dcm_get_double(j->d, NULL, tag, 1, &sc, NULL) == -1)
+		return 0;	/* absent or not a pair: left as it was */
+	sr *= (double)j->pd.rows / j->rows;
+	sc *= (double)j->pd.columns / j->columns;
+	snprintf(v, sizeof v, "%.8g\\%.8g", sr, sc);
+	return dcm_build_string(b, tag, "DS", v, e);
+}
+
+static int
+put_pixel_module(const struct job *j, struct dcm_builder *b, struct err *e)
+{
+	if (dcm_build_u16(b, TAG_ROWS, (uint16_t)j->rows, e) == -1 ||
+	    dcm_build_u16(b, TAG_COLUMNS, (uint16_t)j->columns, e) == -1 ||
+	    dcm_build_u16(b, TAG_HIGH_BIT, (uint16_t)(j->pd.bits_stored - 1),
+	    e) == -1 ||
+	    dcm_build_string(b, TAG_PHOTOMETRIC, "CS", j->photometric,
+	    e) == -1 ||
+	    (j->pd.samples > 1 && dcm_build_u16(b, TAG_PLANAR, 0, e) == -1) ||
+	    dcm_build_encapsulated(b, TAG_PIXEL_DATA, j->frames, j->nframes,
+	    e) == -1)
+		return -1;
+	if (j->mode != UPLOAD_REDUCED)
+		return 0;
+	if (put_lossy(j, b, e) == -1)
+		return -1;
+	if (j->rows == j->pd.rows && j->columns == j->pd.columns)
+		return 0;
+	if (
+	    put_spacing(j, b, TAG_SPACING, e) == -1 ||
+	    put_spacing(j, b, TAG_IMAGER_SPACING, e) == -1 ||
+	    put_spacing(j, b, TAG_NOMINAL_SPACING, e) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+write_file(const char *path, const uint8_t *buf, size_t len, struct err *e)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd == -1)
+		return err_sys(e, "open %s", path);
+	if (fs_write_all(fd, buf, len, e) == -1) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	if (close(fd) == -1) {
+		err_sys(e, "close %s", path);
+		unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+write_output(struct job *j, const char *out, struct err *e)
+{
+	struct dcm_builder *b = dcm_build_new();
+	char sop_class[DCM_UID_MAX], sop_instance[DCM_UID_MAX];
+	uint8_t *buf = NULL;
+	size_t len;
+	int rc = -1;
+
+	if (b == NULL)
+		return err_set(e, ENOMEM, "out of memory building a dataset");
+	if (dcm_get_string(j->d, NULL, TAG_SOP_CLASS, 0, sop_class,
+	    sizeof sop_class, NULL) < 1 ||
+	    dcm_get_string(j->d, NULL, TAG_SOP_INSTANCE, 0, sop_instance,
+	    sizeof sop_instance, NULL) < 1) {
+		err_set(e, EINVAL, "no SOP Class or SOP Instance UID");
+		goto out;
+	}
+	if (copy_elements(j, b, e) == -1 || put_pixel_module(j, b, e) == -1)
+		goto out;
+	for (size_t i = 0; i < j->nframes; i++)
+		free((void *)(uintptr_t)j->frames[i].data);
+	j->nframes = 0;		/* the builder holds copies now */
+	if (dcm_build_encode_file(b, sop_class, sop_instance, j->ts,
+	    NULL, &buf, &len, e) == -1)
+		goto out;
+	rc = write_file(out, buf, len, e);
+	j->out_bytes = len;
+out:
+	free(buf);
+	dcm_build_free(b);
+	return rc;
+}
+
+static int
+transcode(struct job *j, const char *out, struct err *e)
+{
+	if (check_layout(j, e) == -1)
+		return -1;
+	for (long i = 0; i < j->pd.frames; i++)
+		if (do_frame(j, i, e) == -1)
+			return -1;
+	return write_output(j, out, e);
+}
+
+/* Opened and described; 1 when there is nothing to do. */
+static int
+prepare(struct job *j, struct err *e)
+{
+	struct err pe;
+
+	if (dcm_open(j->path, 0, &j->d, e) == -1)
+		return -1;
+	if (pixel_describe(j->d, &j->pd, &pe) == -1) {
+		if (pe.code == PIXEL_E_NO_PIXELS &&
+		    dcm_find(j->d, NULL, TAG_PIXEL_DATA) == NULL)
+			return 1;
+		*e = pe;
+		return -1;
+	}
+	return already_done(j);
+}
+
+int
+transcode_file(const char *in, const char *out, enum upload_mode m,
+    struct transcode_result *r, struct err *e)
+{
+	struct transcode_result local;
+	struct job j;
+	struct stat st;
+	double t0 = now();
+	int rc;
+
+	if (r == NULL)
+		r = &local;
+	memset(r, 0, sizeof *r);
+	memset(&j, 0, sizeof j);
+	if (stat(in, &st) == -1)
+		return err_sys(e, "stat %s", in);
+	r->in_bytes = (size_t)st.st_size;
+	if (m == UPLOAD_ORIGINAL)
+		return 1;
+	if ((unsigned)m > UPLOAD_REDUCED)
+		return err_set(e, EINVAL, "unknown upload mode %d", (int)m);
+	j.path = in;
+	j.mode = m;
+	if ((rc = prepare(&j, e)) == 0 && (rc = transcode(&j, out, e)) == 0) {
+		r->out_bytes = j.out_bytes;
+		snprintf(r->transfer_syntax, sizeof r->transfer_syntax, "%s",
+		    j.ts);
+		if (m == UPLOAD_LOSSLESS && j.out_bytes >= r->in_bytes) {
+			unlink(out);	/* no gain: send the original */
+			rc = 1;
+		}
+	}
+	if (rc == 1) {
+		r->out_bytes = r->in_bytes;
+		if (j.d != NULL)
+			snprintf(r->transfer_syntax, sizeof r->transfer_syntax,
+			    "%s", dcm_transfer_syntax(j.d));
+	}
+	job_free(&j);
+	r->seconds = now() - t0;
+	return rc;
+}
+
+/* --- decompression to native pixel data (transcode_native) --- */
+
+/* Append one decoded frame to j->native, Bits Allocated wide, little
+ * endian. */
+static int
+pack_frame(struct job *j, const struct pixel_frame *f, struct err *e)
+{
+	const struct pixel_desc *fd = &f->desc;
+	size_t bytes = j->pd.bits_allocated / 8;
+	size_t n = (size_t)fd->rows * fd->columns * fd->samples;
+	uint8_t *p;
+
+	if (fd->rows != j->pd.rows || fd->columns != j->pd.columns ||
+	    fd->samples != j->pd.samples)
+		return err_set(e, PIXEL_E_CORRUPT, "a frame decodes to %ux%ux%u"
+		    " where the image says %ux%ux%u", fd->rows, fd->columns,
+		    fd->samples, j->pd.rows, j->pd.columns, j->pd.samples);
+	if (j->native_len + n * bytes > j->native_cap) {
+		size_t cap = n * bytes * (size_t)j->pd.frames;
+
+		if (cap < j->native_len + n * bytes)
+			cap = j->native_len + n * bytes;
+		if ((p = realloc(j->native, cap)) == NULL)
+			return err_set(e, ENOMEM, "out of memory for %zu bytes "
+			    "of pixel data", cap);
+		j->native = p;
+		j->native_cap = cap;
+	}
+	p = j->native + j->native_len;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v = (uint32_t)f->v[i];
+
+		for (size_t k = 0; k < bytes; k++)
+			*p++ = (uint8_t)(v >> (8 * k));
+	}
+	j->native_len += n * bytes;
+	return 0;
+}
+
+/* What native output can hold, checked before decoding. */
+static int
+check_native(const struct job *j, struct err *e)
+{
+	const struct pixel_desc *pd = &j->pd;
+	size_t frame = (size_t)pd->rows * pd->columns * pd->samples *
+	    (pd->bits_allocated / 8);
+
+	if (pd->bits_allocated != 8 && pd->bits_allocated != 16 &&
+	    pd->bits_allocated != 32)
+		return err_set(e, EINVAL, "cannot decompress to %u-bit "
+		    "native pixel data", pd->bits_allocated);
+	if (pd->frames < 1 || frame == 0 ||
+	    frame > (UINT32_MAX - 2) / (size_t)pd->frames)
+		return err_set(e, EOVERFLOW, "native pixel data would pass "
+		    "4 GiB (%ld frames of %zu bytes)", pd->frames, frame);
+	return 0;
+}
+
+static int
+decode_frames(struct job *j, struct err *e)
+{
+	struct pixel_frame f;
+	int rc;
+
+	if (check_native(j, e) == -1)
+		return -1;
+	for (long i = 0; i < j->pd.frames; i++) {
+		memset(&f, 0, sizeof f);
+		if (pixel_decode(j->d, j->path, i, 0, &f, e) == -1)
+			return err_wrap(e, "frame %ld", i + 1);
+		if (i == 0)
+			snprintf(j->photometric, sizeof j->photometric, "%s",
+			    f.desc.photometric);
+		rc = pack_frame(j, &f, e);
+		pixel_frame_free(&f);
+		if (rc == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* The pixel description of the decoded image and its native pixels. */
+static int
+put_native_pixels(const struct job *j, struct dcm_builder *b, struct err *e)
+{
+	const char *vr = j->pd.bits_allocated == 8 ? "OB" : "OW";
+
+	return dcm_build_u16(b, TAG_HIGH_BIT,
+	    (uint16_t)(j->pd.bits_stored - 1), e) == -1 ||
+	    dcm_build_string(b, TAG_PHOTOMETRIC, "CS", j->photometric,
+	    e) == -1 ||
+	    (j->pd.samples > 1 && dcm_build_u16(b, TAG_PLANAR, 0, e) == -1) ||
+	    dcm_build_bytes(b, TAG_PIXEL_DATA, vr, j->native, j->native_len,
+	    e) == -1 ? -1 : 0;
+}
+
+int
+transcode_native(const char *in, const char *ts, uint8_t **out,
+    size_t *outlen, struct err *e)
+{
+	struct dcm_builder *b = NULL;
+	struct job j;
+	int rc;
+
+	memset(&j, 0, sizeof j);
+	j.path = in;
+	if (strcmp(ts, DCM_TS_EXPLICIT_LE) != 0 &&
+	    strcmp(ts, DCM_TS_IMPLICIT_LE) != 0)
+		return err_set(e, EINVAL, "native output is explicit or "
+		    "implicit VR little endian, not %s", ts);
+	if ((rc = dcm_open(in, 0, &j.d, e)) == 0) {
+		j.keep_pixels =
+		    transcode_is_native(dcm_transfer_syntax(j.d)) ||
+		    dcm_find(j.d, NULL, TAG_PIXEL_DATA) == NULL;
+		if (!j.keep_pixels &&
+		    (rc = pixel_describe(j.d, &j.pd, e)) == 0)
+			rc = decode_frames(&j, e);
+	}
+	if (rc == 0 && (b = dcm_build_new()) == NULL)
+		rc = err_set(e, ENOMEM, "out of memory building a dataset");
+	if (rc == 0)
+		rc = copy_elements(&j, b, e);
+	if (rc == 0 && !j.keep_pixels)
+		rc = put_native_pixels(&j, b, e);
+	if (rc == 0)
+		rc = dcm_build_encode(b, ts, NULL, out, outlen, e);
+	dcm_build_free(b);
+	job_free(&j);
+	return rc;
+}

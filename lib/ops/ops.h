@@ -1,0 +1,147 @@
+/*
+ * ops: what an operator and the cloud are told: the health report.
+ *
+ * Layer 5.  The one public header of lib/ops/; what its modules share
+ * beyond it is static in its .c files.
+ * Modules, each with its contract below: health.
+ */
+#ifndef GW_OPS_H
+#define GW_OPS_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "base/base.h"
+
+/*
+ * health: the gateway's health report, for the cloud's "health" action
+ * and for `relaylisten --health` / `relaylisten --status`.
+ *
+ * What it looks at, all under the configuration it is given:
+ *   - run/gatewayd.pid, run/children and run/<name>.state, written by
+ *     gatewayd (a "running" child whose pid is dead counts as "exited");
+ *   - PACS_PORT and WORKLIST_PORT: a TCP connect to 127.0.0.1 (the worklist
+ *     port at WORKLIST_BIND when that is a specific address), 1 s at most;
+ *   - the index, thumb and relay spools (new/cur/failed; *.reason files
+ *     are not jobs), and per job kind in the relay spool the number
+ *     pending (new/ + cur/), failed and the age of the oldest, with its
+ *     attempts= and error=; a job's age runs from when it was first
+ *     queued: the time a generated job name starts with, or its stored
+ *     object's arrival (object=), whichever is older than the file's
+ *     mtime (a retry rewrites the file);
+ *   - the quarantine, and free disk under the data directory (statvfs):
+ *     enough is at least HEALTH_DISK_MIN_BYTES and HEALTH_DISK_MIN_PERCENT;
+ *   - run/relay.state, key=value lines written by relaylisten
+ *     (connection=, since=, last_proof=, last_error=, hybrid_connection=,
+ *     pid=);
+ *   - the cloud: CLOUD_API_ENDPOINT's host and port (a TCP connect, 1 s at
+ *     most), run/relaysend.state when relaysend writes one (last_upload=,
+ *     last_event=, last_error=: ISO 8601 times and one line of text), else
+ *     the newest uploaded_at and upload_error in pacs.db (opened
+ *     read-only, never created), the oldest pending relay job, the
+ *     instances per upload state (lib/archive/uploads) and the MPPS events still
+ *     in worklist.db's outbox (read-only too).
+ *
+ * The report is healthy when gatewayd and every child it supervises run,
+ * both ports answer, the disk has room, no job has failed, and the relay
+ * listener (when run/relay.state exists) is connected.  Each reason it is
+ * not is one short line in "problems".
+ *
+ * Never: exits, logs, prints anywhere but the FILE it is given, or writes
+ * anything; it reads no patient data (job bodies only for their kind=,
+ * object=, attempts= and error=; pacs.db only for upload times and
+ * errors and the count per upload state).  An unreachable Manage API is
+ * no problem of its own: it shows in "cloud", the jobs it holds up in the
+ * queue.  Uploads are: a study whose images have waited for a worklist
+ * item HEALTH_UNMATCHED_SECONDS or more, and images still HELD once the
+ * cloud takes images.
+ * A missing file or directory is a finding in the report, not an error:
+ * -1 means the report could not be made at all (memory, path too long).
+ *
+ * Memory: *out is a new jansson reference owned by the caller
+ * (json_decref).
+ */
+
+#define HEALTH_DISK_MIN_BYTES	(1024LL * 1024 * 1024)	/* 1 GiB */
+#define HEALTH_DISK_MIN_PERCENT	5.0
+#define HEALTH_CONNECT_TIMEOUT_MS 1000
+#define HEALTH_ERROR_MAX	512	/* a job's error= as shown */
+#define HEALTH_UNMATCHED_SECONDS 3600	/* a study waits for its item */
+
+/*
+ * The report as a JSON object:
+ *
+ *   {"version":"0.1.0", "healthy":false, "problems":["2 failed jobs"],
+ *    "gatewayd":{"running":true, "pid":812},
+ *    "ports":{"pacs":{"port":4244,"answering":true},
+ *             "worklist":{"port":4243,"answering":true}},
+ *    "children":{"storescp":{"state":"running","pid":820,"restarts":0,
+ *                "since":"…","last_exit":""}, …},
+ *    "spools":{"index":{"new":0,"cur":0,"failed":0}, "thumb":{…},
+ *              "relay":{"new":3,"cur":0,"failed":2,
+ *                       "kinds":{"image":{"pending":3,"failed":2,
+ *                                         "oldest_seconds":192,
+ *                                         "oldest_attempts":4,
+ *                                         "oldest_error":"HTTP 503"},
+ *                                …}}},
+ *    "failed_jobs":2, "quarantine":0,
+ *    "disk":{"path":"/var/lib/…","free_bytes":…,"total_bytes":…,
+ *            "free_percent":41.5,"ok":true},
+ *    "relay":{"connection":"connected","since":"…","last_proof":"…",
+ *             "last_error":"","hybrid_connection":"…","pid":"901",
+ *             "listener_running":true},
+ *    "cloud":{"configured":{"images":true,"events":true,"actions":true},
+ *             "api":{"host":"…","port":443,"reachable":true} or null,
+ *             "last_upload":"…","last_event":"","last_error":"…",
+ *             "oldest_job":{"kind":"image","age_seconds":192,
+ *                           "attempts":4,"error":"HTTP 503"} or null,
+ *             "uploads":{"total":52,"complete":40,"pending":0,
+ *                        "uploading":0,"waiting":0,"unmatched":3,
+ *                        "unmatched_studies":1,"held":9,"failed":0,
+ *                        "released":0,"oldest_unmatched_seconds":7500}
+ *                       or null (pacs.db not readable),
+ *             "mpps_events_held":0}}
+ *
+ * "configured" is lib/base/config's config_cloud_images/events/actions;
+ * "uploads" counts instances per upload_status (lib/archive/uploads);
+ * "mpps_events_held" the MPPS events not yet copied out of worklist.db's
+ * outbox (they wait there while the relay's events are off).
+ * "kinds" always has image, image_failure, study.image_received and
+ * mpps.status_update (oldest_seconds null when none is pending), and any
+ * other kind found.  Without run/relay.state, "relay" is
+ * {"connection":"not running"}, or "not configured" when the relay's
+ * actions are not (AZURE_RELAY_NAMESPACE, AZURE_RELAY_HYBRID_CONNECTION).
+ */
+int health_report(const struct config *c, json_t **out, struct err *e);
+
+/*
+ * The relay section of `gatewayd status`, as text on f: the listener's
+ * connection state and since when, the last traffic proof and how long
+ * ago, the last error, then the relay queue per job kind:
+ *
+ *   relay: connected since 2026-11-28T01:00:00Z (pid 901, hybrid connection gw)
+ *   last traffic proof: 2026-11-28T01:29:00Z (1m12s ago)
+ *   last error: -
+ *
+ *   KIND                  PENDING FAILED OLDEST
+ *   image                       3      2 3m12s
+ *   image_failure               0      0 -
+ * then the cloud (see health_report's "cloud"), with the images per
+ * upload state (the states with none left out):
+ *
+ *   cloud: Manage API gw.example:443 reachable
+ *   uploads: 40 sent, 3 waiting for a worklist item (1 study, oldest 2h05m: gatewayctl waiting)
+ *   last upload: 2026-11-28T01:29:00Z (1m12s ago); last event: none
+ *   cloud last error: -
+ *   oldest job: image, queued 3m12s ago, 4 attempts, last error: HTTP 503
+ *
+ * Without the cloud: "relay: not configured" and "cloud: not configured
+ * (…): nothing is queued for it; images are kept, HELD".
+ * -1 with e set when f cannot be written.
+ */
+int health_print_status(const struct config *c, FILE *f, struct err *e);
+
+/* An age as the status shows it: "45s", "3m12s", "2h05m", "3d04h". */
+void health_format_age(long long seconds, char *out, size_t outsz);
+
+#endif
