@@ -59,7 +59,7 @@ struct indexer {
 	long indexed, failed;
 };
 
-struct job {
+struct batch_job {
 	char name[SPOOL_NAME_MAX];
 	char hash[STORE_HASH_LEN + 1];
 	char reason[512];	/* empty: indexed */
@@ -104,7 +104,7 @@ on_signal(int sig)
 /* The cloud is off: the current copy of the instance waits, HELD, for
  * `gatewayctl resend --held` (one already COMPLETE stays so). */
 static int
-hold_upload(struct indexer *x, const struct job *j, struct err *e)
+hold_upload(struct indexer *x, const struct batch_job *j, struct err *e)
 {
 	sqlite3_stmt *st = x->hold;
 
@@ -117,7 +117,7 @@ hold_upload(struct indexer *x, const struct job *j, struct err *e)
 
 /* Index one claimed job inside the open transaction. */
 static int
-index_job(struct indexer *x, struct job *j, struct err *e)
+index_job(struct indexer *x, struct batch_job *j, struct err *e)
 {
 	char *body = NULL, path[PATH_MAX], key[256], size[32];
 	char calling[64], called[64], peer[256], when[40];
@@ -174,7 +174,7 @@ savepoint(struct indexer *x, const char *sql)
 
 /* Hand an indexed object to the next stages (deferred until flush). */
 static int
-fan_out(struct indexer *x, const struct job *j, struct err *e)
+fan_out(struct indexer *x, const struct batch_job *j, struct err *e)
 {
 	char body[1024];
 	int n = snprintf(body, sizeof body,
@@ -202,7 +202,7 @@ fan_out(struct indexer *x, const struct job *j, struct err *e)
  * batch changes nothing.  A failure is logged: the index comes first.
  */
 static void
-start_worklist_items(struct indexer *x, const struct job *jobs, int n)
+start_worklist_items(struct indexer *x, const struct batch_job *jobs, int n)
 {
 	struct err e = { 0 };
 
@@ -229,7 +229,7 @@ start_worklist_items(struct indexer *x, const struct job *jobs, int n)
 
 /* Commit the batch, fan out, then settle every claim.  -1: retry later. */
 static int
-settle(struct indexer *x, struct job *jobs, int n)
+settle(struct indexer *x, struct batch_job *jobs, int n)
 {
 	struct err e = { 0 };
 
@@ -245,7 +245,7 @@ settle(struct indexer *x, struct job *jobs, int n)
 	if (spool_flush(&x->thumb, &e) == -1 || spool_flush(&x->relay, &e) == -1)
 		goto fail;
 	for (int i = 0; i < n; i++) {
-		struct job *j = &jobs[i];
+		struct batch_job *j = &jobs[i];
 		int r = j->reason[0] ? spool_fail(&x->index, j->name, j->reason,
 		    &e) : spool_finish(&x->index, j->name, &e);
 		if (r == -1)
@@ -284,7 +284,7 @@ transient(int code)
 }
 
 static int
-run_batch(struct indexer *x, struct job *jobs, int n)
+run_batch(struct indexer *x, struct batch_job *jobs, int n)
 {
 	struct err e = { 0 };
 
@@ -293,7 +293,7 @@ run_batch(struct indexer *x, struct job *jobs, int n)
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
-		struct job *j = &jobs[i];
+		struct batch_job *j = &jobs[i];
 
 		j->reason[0] = j->hash[0] = '\0';
 		memset(&e, 0, sizeof e);
@@ -322,7 +322,7 @@ abort:
 
 /* Drain the spool.  Returns 0 when empty (or stopping), -1 on error. */
 static int
-drain(struct indexer *x, struct job *jobs, char (*names)[SPOOL_NAME_MAX])
+drain(struct indexer *x, struct batch_job *jobs, char (*names)[SPOOL_NAME_MAX])
 {
 	struct err e = { 0 };
 	int n;
@@ -349,7 +349,7 @@ static int
 follow(struct indexer *x, int once)
 {
 	struct err e = { 0 };
-	struct job *jobs = calloc((size_t)x->batch, sizeof *jobs);
+	struct batch_job *jobs = calloc((size_t)x->batch, sizeof *jobs);
 	char (*names)[SPOOL_NAME_MAX] = calloc((size_t)x->batch,
 	    sizeof *names);
 	int rc = 0, recovered, pause = 1;

@@ -14,7 +14,7 @@
  * assign|release|status --check`, and every
  * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
  * It reads the configuration every program reads (lib/base/config) and never
- * creates pacs.db.  What touches uploads is lib/archive/uploads.  Patient names
+ * creates pacs.db.  What touches uploads is lib/archive/upload_state.  Patient names
  * go to standard output only, and only when it is a terminal (or with
  * --names); logs never carry them.
  */
@@ -394,7 +394,7 @@ static int
 find_study(struct ctl *x, const char *key, const char *what)
 {
 	struct err e = { 0 };
-	int n = uploads_studies(x->db, key, &e);
+	int n = upload_state_studies(x->db, key, &e);
 
 	return n > 0 ? 0 : n == 0 ? no_study(key) : failed(what, key, &e);
 }
@@ -412,8 +412,8 @@ cmd_resend(struct ctl *x, const char *key)
 		return rc;
 	if ((rc = open_relay(x, &relay)) != 0)
 		return rc;
-	n = uploads_queue(x->db, &relay, key ? UPLOADS_STUDY_ALL :
-	    UPLOADS_HELD, key, &e);
+	n = upload_state_queue(x->db, &relay, key ? UPLOAD_STATE_STUDY_ALL :
+	    UPLOAD_STATE_HELD, key, &e);
 	spool_close(&relay);
 	if (n == -1)
 		return failed("resend failed", key, &e);
@@ -453,7 +453,7 @@ cmd_assign(struct ctl *x, const char *key, const char *accession)
 	}
 	if ((rc = open_relay(x, &relay)) != 0)
 		return rc;
-	n = uploads_assign(x->db, &relay, key, accession, &e);
+	n = upload_state_assign(x->db, &relay, key, accession, &e);
 	spool_close(&relay);
 	if (n == -1)
 		return failed("assign failed", key, &e);
@@ -475,7 +475,7 @@ cmd_release(struct ctl *x, const char *key)
 
 	if ((n = find_study(x, key, "release failed")) != 0)
 		return n;
-	if ((n = uploads_release(x->db, key, &e)) == -1)
+	if ((n = upload_state_release(x->db, key, &e)) == -1)
 		return failed("release failed", key, &e);
 	log_info("study released by hand: not sent", "key=%s instances=%d",
 	    log_quote(key, q, sizeof q), n);
@@ -488,7 +488,7 @@ cmd_release(struct ctl *x, const char *key)
 /* ---------------------------------------------------------- waiting */
 
 static int
-print_waiting(const struct uploads_study *s, void *arg)
+print_waiting(const struct upload_state_study *s, void *arg)
 {
 	const struct ctl *x = arg;
 
@@ -503,15 +503,15 @@ print_waiting(const struct uploads_study *s, void *arg)
 static int
 cmd_waiting(struct ctl *x)
 {
-	struct uploads_count c;
+	struct upload_state_count c;
 	struct err e = { 0 };
 
-	if (uploads_count(x->db, &c, &e) == -1)
+	if (upload_state_count(x->db, &c, &e) == -1)
 		return failed("waiting failed", NULL, &e);
 	printf("studies whose images wait for a worklist item\n\n");
 	printf("%-24s  %-16s  %-24s %6s  %s\n", "SINCE", "ACCESSION",
 	    "PATIENT", "IMAGES", "STUDY");
-	if (uploads_waiting(x->db, print_waiting, x, &e) == -1)
+	if (upload_state_waiting(x->db, print_waiting, x, &e) == -1)
 		return failed("waiting failed", NULL, &e);
 	printf("\n%lld image%s in %lld stud%s\n", c.unmatched,
 	    c.unmatched == 1 ? "" : "s", c.unmatched_studies,

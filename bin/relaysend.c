@@ -17,7 +17,7 @@
  * (lib/queue/workers) share the spool; each job name belongs to exactly one
  * worker, so two workers never hold the same job.
  *
- * Delivery is at least once; every step is settled by lib/cloud/outbox
+ * Delivery is at least once; every step is settled by lib/cloud/job
  * (done, re-enqueued with back-off that survives a restart, or parked in
  * failed/ with the reason), and pacs.db mirrors the uploads in
  * instances.upload_status; the job file is what decides.
@@ -51,11 +51,11 @@ struct sender {
 	struct config cfg;
 	struct store store;
 	struct spool relay;
-	struct outbox ob;
+	struct job_ctx ob;
 	struct imagesend img;
 	struct eventsend ev;
 	struct sendqueue queue;
-	struct upload_opts uo;
+	struct api_opts uo;
 	int images_on, events_on;	/* which kinds are configured */
 	int mode_forced;		/* --upload-mode given */
 	const char *ca_file;
@@ -110,29 +110,29 @@ on_signal(int sig)
 
 /* A kind this process sends (the others stay queued). */
 static int
-ours(void *arg, const struct outbox_job *j)
+ours(void *arg, const struct job *j)
 {
 	const struct sender *s = arg;
 
-	if (outbox_is(j, OUTBOX_IMAGE) || outbox_is(j, OUTBOX_FAILURE))
+	if (job_is(j, JOB_IMAGE) || job_is(j, JOB_FAILURE))
 		return s->images_on;
-	if (outbox_is(j, OUTBOX_IMAGE_EVENT) || outbox_is(j, OUTBOX_MPPS_EVENT) ||
-	    outbox_is(j, OUTBOX_ALERT_EVENT))
+	if (job_is(j, JOB_IMAGE_EVENT) || job_is(j, JOB_MPPS_EVENT) ||
+	    job_is(j, JOB_ALERT_EVENT))
 		return s->events_on;
 	return 0;
 }
 
 /* Deliver a claimed job by its kind. */
 static void
-deliver(void *arg, struct outbox_job *j)
+deliver(void *arg, struct job *j)
 {
 	struct sender *s = arg;
 
-	if (outbox_is(j, OUTBOX_IMAGE))
+	if (job_is(j, JOB_IMAGE))
 		imagesend_image(&s->img, j);
-	else if (outbox_is(j, OUTBOX_FAILURE))
+	else if (job_is(j, JOB_FAILURE))
 		imagesend_failure_report(&s->img, j);
-	else if (outbox_is(j, OUTBOX_IMAGE_EVENT))
+	else if (job_is(j, JOB_IMAGE_EVENT))
 		eventsend_image_event(&s->ev, j);
 	else	/* mpps.status_update, gateway.alert: the JSON is in event= */
 		eventsend_prepared_event(&s->ev, j);
@@ -183,7 +183,7 @@ follow(struct sender *s)
 		if (r == 1)
 			continue;
 		wait = s->queue.next_due_ms ? s->queue.next_due_ms -
-		    outbox_now_ms() : WAIT_MS;
+		    job_now_ms() : WAIT_MS;
 		wait = wait < 20 ? 20 : wait > WAIT_MS ? WAIT_MS : wait;
 		if (wait_wake(s, (int)wait, &e) == -1) {
 			log_err("wait failed", &e);
@@ -266,14 +266,14 @@ configure_mode(struct sender *s)
 	struct err e = { 0 };
 
 	if (!s->mode_forced && m != NULL && *m != '\0' &&
-	    upload_mode_parse(m, &s->img.mode) == -1) {
+	    transcode_mode_parse(m, &s->img.mode) == -1) {
 		log_error("RELAY_UPLOAD_MODE is original, lossless or reduced",
 		    "%s", "");
 		return -1;
 	}
 	if (snprintf(s->img.scratch, sizeof s->img.scratch, "%s/tmp",
 	    s->cfg.data_dir) >= (int)sizeof s->img.scratch ||
-	    (s->img.mode != UPLOAD_ORIGINAL &&
+	    (s->img.mode != TRANSCODE_ORIGINAL &&
 	    fs_mkdirs(s->img.scratch, &e) == -1)) {
 		log_error("cannot make the scratch directory", "dir=%s",
 		    s->img.scratch);
@@ -321,7 +321,7 @@ configure(struct sender *s)
 		return -1;
 	s->ev.open_timeout_seconds = connect;
 	s->workers = (int)jobs;
-	s->uo = (struct upload_opts){ s->ca_file, connect, low, 1024, total,
+	s->uo = (struct api_opts){ s->ca_file, connect, low, 1024, total,
 	    rate, &stopping };
 	return 0;
 }
@@ -369,7 +369,7 @@ open_all(struct sender *s)
 	    db_migrate(s->ob.db, db_schema_pacs, &e) == -1 ||
 	    worklist_open(&s->ob.worklist, s->cfg.worklist_db_path,
 	    &e) == -1 ||
-	    upload_open(&s->img.up, &s->uo, &e) == -1 ||
+	    api_open(&s->img.up, &s->uo, &e) == -1 ||
 	    (s->events_on && ws_ctx_new(&s->ev.ws, s->ca_file,
 	    EVENTSEND_REPLY_MAX, &e) == -1)) {
 		log_err("cannot start", &e);
@@ -386,7 +386,7 @@ close_all(struct sender *s)
 {
 	sendqueue_free(&s->queue);
 	ws_ctx_free(s->ev.ws);
-	upload_close(s->img.up);
+	api_close(s->img.up);
 	worklist_close(s->ob.worklist);
 	if (s->ob.db != NULL)
 		db_close(s->ob.db);
@@ -539,7 +539,7 @@ main(int argc, char **argv)
 	struct sender s = { .wake_fd = -1 };
 	struct sigaction sa = { 0 };
 	int c, retry = 0, no_match = -1, jobs = 0, r, rc;
-	enum upload_mode mode;
+	enum transcode_mode mode;
 	long rate = -1;
 
 	log_init("relaysend");
@@ -563,7 +563,7 @@ main(int argc, char **argv)
 			rate = r;
 			break;
 		case 'm':
-			if (upload_mode_parse(optarg, &mode) == -1) {
+			if (transcode_mode_parse(optarg, &mode) == -1) {
 				fprintf(stderr, "relaysend: --upload-mode takes "
 				    "original, lossless or reduced\n");
 				return EX_USAGE;

@@ -1,5 +1,5 @@
 /*
- * fuzz_upload: libFuzzer target for what lib/cloud/upload reads from a Manage
+ * fuzz_upload: libFuzzer target for what lib/cloud/api reads from a Manage
  * API reply besides its status: the Retry-After header value (delta
  * seconds or an HTTP-date, through curl_getdate) and the wait it leads
  * to.  The input is the header value as libcurl hands it over (with its
@@ -29,16 +29,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(value, data, size);
 	value[size] = '\0';
 	for (i = 0; i < sizeof nows / sizeof nows[0]; i++) {
-		retry = upload_parse_retry_after(value, nows[i]);
+		retry = api_parse_retry_after(value, nows[i]);
 		if (retry < -1)
 			abort();
-		ms = upload_backoff_ms(size > 0 ? data[0] % 40 : 0, 300, retry,
+		ms = api_backoff_ms(size > 0 ? data[0] % 40 : 0, 300, retry,
 		    size > 1 ? data[1] : 0);
 		if (ms < 0 || (retry >= 0 && retry < 86400 &&
 		    ms < retry * 1000LL))
 			abort();
 	}
-	(void)upload_status_transient(size > 2 ? (long)data[2] * 3 : 0);
+	(void)api_status_transient(size > 2 ? (long)data[2] * 3 : 0);
 	free(value);
 	return 0;
 }

@@ -5,7 +5,7 @@
  * Layer 2.  The one public header of lib/archive/; what its modules share
  * beyond it is static in its .c files.
  * Modules, each with its contract below: store, pacs, scrub, purge,
- * uploads.
+ * upload_state.
  */
 #ifndef GW_ARCHIVE_H
 #define GW_ARCHIVE_H
@@ -250,7 +250,7 @@ int purge_free_space(const char *path, double *pct, long long *free_bytes,
     long long *total_bytes, struct err *e);
 
 /*
- * uploads: the images' way to the cloud, as an operator sees and steers
+ * upload_state: the images' way to the cloud, as an operator sees and steers
  * it (gatewayctl waiting, assign, release, resend; the uploads lines of
  * gatewayd status and the health report).  Over pacs.db only: the jobs
  * it queues go to the relay spool as dcmindex writes them (named by the
@@ -261,14 +261,14 @@ int purge_free_space(const char *path, double *pct, long long *free_bytes,
  * worklist item yet), HELD (the cloud was off), FAILED, RELEASED,
  * COMPLETE.  A study's hand-made settings live in studies:
  * upload_accession_number (assign) and upload_released_at (release);
- * relaysend reads them for every job (lib/cloud/outbox).
+ * relaysend reads them for every job (lib/cloud/job).
  *
  * A KEY names studies by accession number or Study Instance UID.
  * Nothing here prints or logs; patient names leave only through
- * uploads_waiting(), for the caller to show or not.
+ * upload_state_waiting(), for the caller to show or not.
  */
 
-struct uploads_count {
+struct upload_state_count {
 	long long total;	/* instances */
 	long long pending, uploading, waiting, unmatched, held, failed,
 	    released, complete;
@@ -277,13 +277,13 @@ struct uploads_count {
 };
 
 /* Instances per upload_status, and the studies waiting for an item. */
-int uploads_count(sqlite3 *db, struct uploads_count *c, struct err *e);
+int upload_state_count(sqlite3 *db, struct upload_state_count *c, struct err *e);
 
-/* Which of the instances uploads_queue() queues. */
-enum uploads_which {
-	UPLOADS_STUDY_ALL,	/* the KEY's studies, all (resend) */
-	UPLOADS_STUDY_UNSENT,	/* the KEY's studies, not COMPLETE (assign) */
-	UPLOADS_HELD		/* every HELD instance (resend --held) */
+/* Which of the instances upload_state_queue() queues. */
+enum upload_state_which {
+	UPLOAD_STATE_STUDY_ALL,	/* the KEY's studies, all (resend) */
+	UPLOAD_STATE_STUDY_UNSENT,	/* the KEY's studies, not COMPLETE (assign) */
+	UPLOAD_STATE_HELD		/* every HELD instance (resend --held) */
 };
 
 /*
@@ -292,18 +292,18 @@ enum uploads_which {
  * (for a KEY) clear the studies' release; then make the jobs visible.
  * The count queued, or -1 with e set.
  */
-int uploads_queue(sqlite3 *db, struct spool *relay, enum uploads_which w,
+int upload_state_queue(sqlite3 *db, struct spool *relay, enum upload_state_which w,
     const char *key, struct err *e);
 
 /* The number of studies KEY names (0: none), or -1. */
-int uploads_studies(sqlite3 *db, const char *key, struct err *e);
+int upload_state_studies(sqlite3 *db, const char *key, struct err *e);
 
 /*
  * Name the worklist item (by its accession number) the KEY's studies go
- * under, then queue their unsent images (UPLOADS_STUDY_UNSENT).  The
+ * under, then queue their unsent images (UPLOAD_STATE_STUDY_UNSENT).  The
  * caller checks that the item exists.  The count queued, or -1.
  */
-int uploads_assign(sqlite3 *db, struct spool *relay, const char *key,
+int upload_state_assign(sqlite3 *db, struct spool *relay, const char *key,
     const char *accession, struct err *e);
 
 /*
@@ -312,10 +312,10 @@ int uploads_assign(sqlite3 *db, struct spool *relay, const char *key,
  * any later ones, at its next look).  The count of images released, or
  * -1.
  */
-int uploads_release(sqlite3 *db, const char *key, struct err *e);
+int upload_state_release(sqlite3 *db, const char *key, struct err *e);
 
-/* One study waiting for a worklist item (uploads_waiting). */
-struct uploads_study {
+/* One study waiting for a worklist item (upload_state_waiting). */
+struct upload_state_study {
 	const char *accession_number, *study_instance_uid, *patient_name;
 	const char *assigned;	/* upload_accession_number, or "" */
 	const char *oldest;	/* received_at of its first waiting image */
@@ -324,7 +324,7 @@ struct uploads_study {
 
 /* Each study with UNMATCHED images, oldest first: fn(s, arg); a non-zero
  * return stops.  0, or -1 with e set. */
-int uploads_waiting(sqlite3 *db, int (*fn)(const struct uploads_study *,
+int upload_state_waiting(sqlite3 *db, int (*fn)(const struct upload_state_study *,
     void *), void *arg, struct err *e);
 
 #endif

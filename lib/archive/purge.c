@@ -1,4 +1,4 @@
-/* purge: retention of the content store (see purge.h for the contract). */
+/* purge: retention of the content store (see archive/archive.h for the contract). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

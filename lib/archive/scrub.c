@@ -1,4 +1,4 @@
-/* scrub: re-hash the store's objects (see scrub.h for the contract). */
+/* scrub: re-hash the store's objects (see archive/archive.h for the contract). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * proc: run a helper program with a deadline.  See proc.h.
+ * proc: run a helper program with a deadline.  See base/base.h.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -4,7 +4,7 @@
  *
  * Layer 4.  The one public header of lib/cloud/; what its modules share
  * beyond it is static in its .c files.
- * Modules, each with its contract below: relay, ws, upload, event, outbox,
+ * Modules, each with its contract below: relay, ws, api, event, job,
  * sendqueue, imagesend, eventsend, request.
  */
 #ifndef GW_CLOUD_H
@@ -256,7 +256,7 @@ int ws_parse_url(const char *url, char *host, size_t hostsz, int *port,
     const char **path, struct err *e);
 
 /*
- * upload: the Manage API's HTTPS requests (../shared/relay/PROTOCOL.md §5)
+ * api: the Manage API's HTTPS requests (../shared/relay/PROTOCOL.md §5)
  * through libcurl: a multipart PUT of one file and a JSON PATCH, each with
  * a bearer token.
  *
@@ -270,14 +270,14 @@ int ws_parse_url(const char *url, char *host, size_t hostsz, int *port,
  * a certificate problem says "certificate verification failed".
  *
  * Never: prints, exits, logs, or puts the token in an error message.
- * The caller calls curl_global_init() once before upload_open().
+ * The caller calls curl_global_init() once before api_open().
  *
- * Memory: struct upload is opaque and owned by the caller (upload_close).
+ * Memory: struct api is opaque and owned by the caller (api_close).
  */
 
-#define UPLOAD_BODY_MAX	512	/* response body kept for error messages */
+#define API_BODY_MAX	512	/* response body kept for error messages */
 
-struct upload_opts {
+struct api_opts {
 	const char *ca_file;		/* extra CA bundle, NULL or "": none */
 	long connect_timeout_seconds;	/* TCP + TLS handshake */
 	long low_speed_seconds;		/* abandon below low_speed_bytes/s */
@@ -287,31 +287,31 @@ struct upload_opts {
 	volatile sig_atomic_t *stop;	/* non-zero aborts a transfer */
 };
 
-struct upload_result {
+struct api_result {
 	long status;			/* HTTP status, 0 when none */
 	long retry_after_seconds;	/* Retry-After, -1 when absent */
 	double seconds;			/* duration of the request */
 	long long bytes_sent;
-	char body[UPLOAD_BODY_MAX];	/* start of the response body */
+	char body[API_BODY_MAX];	/* start of the response body */
 };
 
-struct upload;
+struct api;
 
-int upload_open(struct upload **out, const struct upload_opts *o,
+int api_open(struct api **out, const struct api_opts *o,
     struct err *e);
-void upload_close(struct upload *u);
+void api_close(struct api *u);
 
 /*
  * PUT url, multipart/form-data with the file at path in field "file"
  * named filename; "Authorization: <authorization>" (e.g. "Bearer …").
  */
-int upload_put_file(struct upload *u, const char *url,
+int api_put_file(struct api *u, const char *url,
     const char *authorization, const char *path, const char *filename,
-    struct upload_result *r, struct err *e);
+    struct api_result *r, struct err *e);
 
 /* PATCH url with a JSON body. */
-int upload_patch_json(struct upload *u, const char *url,
-    const char *authorization, const char *json, struct upload_result *r,
+int api_patch_json(struct api *u, const char *url,
+    const char *authorization, const char *json, struct api_result *r,
     struct err *e);
 
 /*
@@ -319,21 +319,21 @@ int upload_patch_json(struct upload *u, const char *url,
  * 403: they mean the gateway's token or the cloud's configuration is
  * wrong, which a person fixes, not the image.  Any other 4xx is permanent.
  */
-int upload_status_transient(long status);
+int api_status_transient(long status);
 
 /* Retry-After: delta-seconds or an HTTP-date, as seconds from now
  * (0 for a date in the past); -1 when value is not either. */
-long upload_parse_retry_after(const char *value, long long now);
+long api_parse_retry_after(const char *value, long long now);
 
 /*
  * Milliseconds to wait before attempt number attempts + 1: exponential
  * from one second, capped at cap_seconds, with "equal jitter" (half the
  * delay fixed, half random from random_bits), never less than
  * retry_after_seconds (when >= 0; a Retry-After beyond
- * UPLOAD_RETRY_AFTER_MAX_SECONDS counts as that).
+ * API_RETRY_AFTER_MAX_SECONDS counts as that).
  */
-#define UPLOAD_RETRY_AFTER_MAX_SECONDS	(7L * 86400)
-long long upload_backoff_ms(int attempts, long cap_seconds,
+#define API_RETRY_AFTER_MAX_SECONDS	(7L * 86400)
+long long api_backoff_ms(int attempts, long cap_seconds,
     long retry_after_seconds, unsigned random_bits);
 
 /*
@@ -384,37 +384,37 @@ int event_image_received(sqlite3 *db, const char *sop,
     const struct event_preview *p, struct event_message *m, struct err *e);
 
 /*
- * outbox: one job of the relay spool as relaysend handles it: read,
+ * job: one job of the relay spool as relaysend handles it: read,
  * rewritten, and settled (done, tried again later, or parked for good),
  * with pacs.db mirroring the state of image uploads.
  *
  * A job body is the spool's key=value text.  The keys below are parsed
- * into struct outbox_job; any other line (a thumbnail, an event, the
+ * into struct job; any other line (a thumbnail, an event, the
  * priority= and requested= of an images.request) is kept as it was
  * whenever the job is written again.  priority=high makes a job go
  * before the others (lib/cloud/sendqueue); requested=1 marks an upload the
  * cloud asked for (images.request, lib/cloud/request).
  *
- * Settling: outbox_defer() re-enqueues the job under its own name with
+ * Settling: job_defer() re-enqueues the job under its own name with
  * attempts= and next_attempt_ms= (exponential back-off with jitter,
  * capped at retry_max_seconds, never sooner than Retry-After), so the
  * schedule survives a restart (unless a producer queued a newer job of
- * the same name meanwhile: that one stands); outbox_park() moves it to
+ * the same name meanwhile: that one stands); job_park() moves it to
  * failed/ with the
- * reason; outbox_done() removes the claim; outbox_unclaim() puts it back
+ * reason; job_done() removes the claim; job_unclaim() puts it back
  * unchanged.  Each logs what it did (UIDs and accession numbers only).
  *
- * Memory: struct outbox is the caller's and points at the caller's spool,
+ * Memory: struct job_ctx is the caller's and points at the caller's spool,
  * database and worklist; a job's body is malloc'd and freed by the caller.
  */
 
-#define OUTBOX_IMAGE		"image"
-#define OUTBOX_FAILURE		"image_failure"
-#define OUTBOX_IMAGE_EVENT	"study.image_received"
-#define OUTBOX_MPPS_EVENT	"mpps.status_update"
-#define OUTBOX_ALERT_EVENT	"gateway.alert"	/* gatewayctl alerts */
+#define JOB_IMAGE		"image"
+#define JOB_FAILURE		"image_failure"
+#define JOB_IMAGE_EVENT	"study.image_received"
+#define JOB_MPPS_EVENT	"mpps.status_update"
+#define JOB_ALERT_EVENT	"gateway.alert"	/* gatewayctl alerts */
 
-struct outbox {
+struct job_ctx {
 	struct spool *spool;		/* the relay spool */
 	sqlite3 *db;			/* pacs.db */
 	struct worklist *worklist;
@@ -425,7 +425,7 @@ struct outbox {
 	int remaining;			/* jobs still queued (--once) */
 };
 
-struct outbox_job {
+struct job {
 	char name[SPOOL_NAME_MAX];
 	char kind[32];
 	char object[STORE_HASH_LEN + 1];
@@ -442,37 +442,37 @@ struct outbox_job {
 };
 
 /* Milliseconds since the epoch. */
-long long outbox_now_ms(void);
+long long job_now_ms(void);
 
 /* Copy src into dst, cut to fit, on one line without control bytes. */
-void outbox_line(char *dst, size_t dstsz, const char *src);
+void job_line(char *dst, size_t dstsz, const char *src);
 
-int outbox_is(const struct outbox_job *j, const char *kind);
+int job_is(const struct job *j, const char *kind);
 
 /* Fill j from body (j->body is not set). */
-void outbox_parse(const char *body, struct outbox_job *j);
+void job_parse(const char *body, struct job *j);
 
 /* The job's body as it is now, in *out (malloc'd): its length or -1. */
-int outbox_format(const struct outbox_job *j, char **out);
+int job_format(const struct job *j, char **out);
 
 /* Mirror an image job's state in pacs.db instances.upload_status. */
-int outbox_set_upload(struct outbox *o, const struct outbox_job *j,
+int job_set_upload(struct job_ctx *o, const struct job *j,
     const char *status, const char *error, long long next_ms);
 
-void outbox_defer(struct outbox *o, struct outbox_job *j, const char *msg,
+void job_defer(struct job_ctx *o, struct job *j, const char *msg,
     const char *why, long retry_after);
-int outbox_park(struct outbox *o, struct outbox_job *j, const char *reason);
-void outbox_done(struct outbox *o, const struct outbox_job *j);
-void outbox_unclaim(struct outbox *o, const struct outbox_job *j);
+int job_park(struct job_ctx *o, struct job *j, const char *reason);
+void job_done(struct job_ctx *o, const struct job *j);
+void job_unclaim(struct job_ctx *o, const struct job *j);
 
 /* Rewrite a claimed job in place (what was decided before a send). */
-int outbox_save_claimed(struct outbox *o, const struct outbox_job *j,
+int job_save_claimed(struct job_ctx *o, const struct job *j,
     struct err *e);
 
 /* How often a job without a worklist item looks again (capped by
  * retry_max_seconds), and how its error begins. */
-#define OUTBOX_WORKLIST_POLL_SECONDS	60
-#define OUTBOX_NO_ITEM			"no worklist item"
+#define JOB_WORKLIST_POLL_SECONDS	60
+#define JOB_NO_ITEM			"no worklist item"
 
 /*
  * The worklist item's action_id into j->source_message_id: the item of
@@ -482,7 +482,7 @@ int outbox_save_claimed(struct outbox *o, const struct outbox_job *j,
  * parked with RELAY_NO_MATCH=report), the study was released by hand
  * (dropped, RELEASED), or worklist.db or pacs.db failed (deferred).
  */
-int outbox_find_action(struct outbox *o, struct outbox_job *j);
+int job_find_action(struct job_ctx *o, struct job *j);
 
 /*
  * sendqueue: which relay job relaysend sends next.
@@ -516,9 +516,9 @@ int outbox_find_action(struct outbox *o, struct outbox_job *j);
 
 struct sendqueue_ops {
 	/* Is this a kind the caller sends? */
-	int (*ours)(void *arg, const struct outbox_job *j);
-	/* Send a claimed job and settle it (lib/cloud/outbox). */
-	void (*deliver)(void *arg, struct outbox_job *j);
+	int (*ours)(void *arg, const struct job *j);
+	/* Send a claimed job and settle it (lib/cloud/job). */
+	void (*deliver)(void *arg, struct job *j);
 	/* Did a producer write since the pass began?  NULL: never asked. */
 	int (*woken)(void *arg);
 	void *arg;
@@ -541,7 +541,7 @@ int sendqueue_mine(const struct sendqueue *q, const char *name);
  * was sent, 1 when the pass ended early (ops->woken) with jobs due now.
  * ob->remaining counts what is still queued of ours afterwards.
  */
-int sendqueue_pass(struct sendqueue *q, struct outbox *ob,
+int sendqueue_pass(struct sendqueue *q, struct job_ctx *ob,
     const struct sendqueue_ops *ops);
 
 void sendqueue_free(struct sendqueue *q);
@@ -553,7 +553,7 @@ void sendqueue_free(struct sendqueue *q);
  * image_failure job becomes the PATCH …/failure that reports an image the
  * cloud rejected for good.
  *
- * Every job is settled through lib/cloud/outbox: done on 2xx; tried again later
+ * Every job is settled through lib/cloud/job: done on 2xx; tried again later
  * on no answer, 408, 429, 5xx and 401/403 (the token or the cloud's
  * configuration is wrong: logged as such, the token made again); any
  * other 4xx parks the image in failed/ and queues its failure report.  A
@@ -562,23 +562,23 @@ void sendqueue_free(struct sendqueue *q);
  * instance was uploaded before.
  *
  * Memory: struct imagesend is the caller's; it points at the caller's
- * outbox, store and upload handle.
+ * job context, store and api handle.
  */
 
 struct imagesend {
-	struct outbox *ob;
+	struct job_ctx *ob;
 	struct store *store;
-	struct upload *up;
+	struct api *up;
 	const char *endpoint;		/* CLOUD_API_ENDPOINT */
 	const char *token, *token_command;
 	char authorization[RELAY_TOKEN_OUT];
 	time_t token_at;		/* 0: none yet */
-	enum upload_mode mode;		/* RELAY_UPLOAD_MODE */
+	enum transcode_mode mode;		/* RELAY_UPLOAD_MODE */
 	char scratch[PATH_MAX];		/* where transcoded copies are made */
 };
 
-void imagesend_image(struct imagesend *s, struct outbox_job *j);
-void imagesend_failure_report(struct imagesend *s, struct outbox_job *j);
+void imagesend_image(struct imagesend *s, struct job *j);
+void imagesend_failure_report(struct imagesend *s, struct job *j);
 
 /*
  * eventsend: relaysend's event sender: study.image_received (built from
@@ -588,7 +588,7 @@ void imagesend_failure_report(struct imagesend *s, struct outbox_job *j);
  * connection (PROTOCOL.md §3-4): connect, one JSON message, one JSON
  * reply within 10 s, close.
  *
- * The reply settles the job through lib/cloud/outbox: created, already_exists,
+ * The reply settles the job through lib/cloud/job: created, already_exists,
  * updated or processed are done; action_not_found, appointment_not_found
  * and unknown_status park it (the cloud will never take it), as does a
  * close 1009 or an event over the cloud's 1 MiB; anything else (no
@@ -600,7 +600,7 @@ void imagesend_failure_report(struct imagesend *s, struct outbox_job *j);
  */
 
 struct eventsend {
-	struct outbox *ob;
+	struct job_ctx *ob;
 	struct relay_auth auth;
 	const char *events_hc;		/* AZURE_RELAY_EVENTS_HYBRID_CONNECTION */
 	char relay_token[RELAY_TOKEN_OUT];
@@ -612,8 +612,8 @@ struct eventsend {
 
 #define EVENTSEND_REPLY_MAX	65536	/* largest reply read */
 
-void eventsend_image_event(struct eventsend *s, struct outbox_job *j);
-void eventsend_prepared_event(struct eventsend *s, struct outbox_job *j);
+void eventsend_image_event(struct eventsend *s, struct job *j);
+void eventsend_prepared_event(struct eventsend *s, struct job *j);
 
 /*
  * request: the cloud's images.request action (relay/PROTOCOL.md §7) and

@@ -1,5 +1,5 @@
 /*
- * event: the study.image_received message.  See event.h.
+ * event: the study.image_received message.  See cloud/cloud.h.
  */
 #include <errno.h>
 #include <limits.h>

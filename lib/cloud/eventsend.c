@@ -1,5 +1,5 @@
 /*
- * eventsend: events to the cloud over Azure Relay (eventsend.h).
+ * eventsend: events to the cloud over Azure Relay (cloud/cloud.h).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -46,7 +46,7 @@ get(const char *body, const char *key, char *out, size_t outsz)
  * or parked.
  */
 static int
-image_message(struct eventsend *s, struct outbox_job *j, char **msg,
+image_message(struct eventsend *s, struct job *j, char **msg,
     size_t *len)
 {
 	char path[PATH_MAX], status[32], fmt[16], w[16], h[16];
@@ -78,9 +78,9 @@ image_message(struct eventsend *s, struct outbox_job *j, char **msg,
 		return 0;
 	}
 	if (r == EVENT_TOO_BIG)
-		outbox_park(s->ob, j, e.msg);
+		job_park(s->ob, j, e.msg);
 	else
-		outbox_defer(s->ob, j, "will retry", r == EVENT_NO_INSTANCE ?
+		job_defer(s->ob, j, "will retry", r == EVENT_NO_INSTANCE ?
 		    "instance not in pacs.db (yet)" : e.msg, -1);
 	return 1;
 }
@@ -96,7 +96,7 @@ in_list(const char *v, const char *const *list)
 
 /* The cloud's reply: done, parked (it will never take it) or later. */
 static void
-event_reply(struct eventsend *s, struct outbox_job *j, const char *reply,
+event_reply(struct eventsend *s, struct job *j, const char *reply,
     size_t bytes)
 {
 	static const char *const done[] = { "created", "already_exists",
@@ -108,9 +108,9 @@ event_reply(struct eventsend *s, struct outbox_job *j, const char *reply,
 	const char *status = json_string_value(json_object_get(o, "status"));
 
 	snprintf(text, sizeof text, "reply %s", reply);
-	outbox_line(why, sizeof why, text);
+	job_line(why, sizeof why, text);
 	if (in_list(status, done)) {
-		outbox_done(s->ob, j);
+		job_done(s->ob, j);
 		s->ob->events++;
 		log_info("event delivered", "kind=%s job=%s "
 		    "accession_number=%s sop_instance_uid=%s message_id=%s "
@@ -118,9 +118,9 @@ event_reply(struct eventsend *s, struct outbox_job *j, const char *reply,
 		    j->accession_number, j->sop_instance_uid, j->message_id,
 		    status, bytes, j->attempts);
 	} else if (in_list(status, never)) {
-		outbox_park(s->ob, j, why);
+		job_park(s->ob, j, why);
 	} else {
-		outbox_defer(s->ob, j, "will retry", why, -1);
+		job_defer(s->ob, j, "will retry", why, -1);
 	}
 	json_decref(o);
 }
@@ -143,19 +143,19 @@ ws_why(const struct ws_status *st, const struct err *e, char *out,
 	else
 		snprintf(s, sizeof s, "relay %s: %s", ws_phase_name(st->phase),
 		    e->msg);
-	outbox_line(out, outsz, s);
+	job_line(out, outsz, s);
 }
 
 /* A failed relay call: the job waits (a close 1009 parks it). */
 static void
-ws_failed(struct eventsend *s, struct outbox_job *j,
+ws_failed(struct eventsend *s, struct job *j,
     const struct ws_status *st, const struct err *e)
 {
 	char why[700];
 
 	ws_why(st, e, why, sizeof why);
 	if (*s->ob->stop) {
-		outbox_unclaim(s->ob, j);
+		job_unclaim(s->ob, j);
 		return;
 	}
 	if (st->phase == WS_HANDSHAKE && (st->http_status == 401 ||
@@ -167,15 +167,15 @@ ws_failed(struct eventsend *s, struct outbox_job *j,
 		s->relay_token_at = 0;
 	}
 	if (st->phase == WS_CLOSED && st->close_code == 1009) {
-		outbox_park(s->ob, j, why);
+		job_park(s->ob, j, why);
 		return;
 	}
-	outbox_defer(s->ob, j, "will retry", why, -1);
+	job_defer(s->ob, j, "will retry", why, -1);
 }
 
 /* Connect as a sender, send msg, wait for the JSON reply, close. */
 static void
-send_event(struct eventsend *s, struct outbox_job *j, const char *msg,
+send_event(struct eventsend *s, struct job *j, const char *msg,
     size_t len)
 {
 	struct ws_status st = { 0 };
@@ -186,21 +186,21 @@ send_event(struct eventsend *s, struct outbox_job *j, const char *msg,
 	if (relay_authorization(s, &e) == -1) {
 		log_error("no token for the relay", "reason=%s",
 		    log_quote(e.msg, q, sizeof q));
-		outbox_defer(s->ob, j, "will retry", e.msg, -1);
+		job_defer(s->ob, j, "will retry", e.msg, -1);
 		return;
 	}
 	if (relay_connect_url(s->auth.ns, s->events_hc, s->relay_token,
 	    s->auth.endpoint, s->url, sizeof s->url, &e) == -1)
-		{ outbox_park(s->ob, j, e.msg); return; }
+		{ job_park(s->ob, j, e.msg); return; }
 	r = ws_request(s->ws, s->url, NULL, NULL, msg, len,
 	    (int)s->open_timeout_seconds * 1000, EVENT_REPLY_MS, &reply, &st,
 	    &e);
 	if (r == -1)
 		ws_failed(s, j, &st, &e);
 	else if (r == 0 && *s->ob->stop)
-		outbox_unclaim(s->ob, j);
+		job_unclaim(s->ob, j);
 	else if (r == 0)
-		outbox_defer(s->ob, j, "will retry", "relay: no reply within "
+		job_defer(s->ob, j, "will retry", "relay: no reply within "
 		    "10 s", -1);
 	else
 		event_reply(s, j, reply, len);
@@ -208,22 +208,22 @@ send_event(struct eventsend *s, struct outbox_job *j, const char *msg,
 }
 
 void
-eventsend_image_event(struct eventsend *s, struct outbox_job *j)
+eventsend_image_event(struct eventsend *s, struct job *j)
 {
 	struct err e = { 0 };
 	char *msg;
 	size_t len;
 
 	if (j->sop_instance_uid[0] == '\0')
-		{ outbox_park(s->ob, j, "job has no sop_instance_uid="); return; }
-	if (outbox_find_action(s->ob, j) != 0)
+		{ job_park(s->ob, j, "job has no sop_instance_uid="); return; }
+	if (job_find_action(s->ob, j) != 0)
 		return;		/* waiting for a worklist item is no attempt */
 	j->attempts = (j->attempts < 0 ? 0 : j->attempts) + 1;
 	if (j->message_id[0] == '\0') {
 		if (relay_uuid(j->message_id, &e) == -1 ||
-		    outbox_save_claimed(s->ob, j, &e) == -1) {
+		    job_save_claimed(s->ob, j, &e) == -1) {
 			j->message_id[0] = '\0';
-			outbox_defer(s->ob, j, "will retry", e.msg, -1);
+			job_defer(s->ob, j, "will retry", e.msg, -1);
 			return;
 		}
 	}
@@ -236,7 +236,7 @@ eventsend_image_event(struct eventsend *s, struct outbox_job *j)
 /* The outbox's event= (malloc'd), its accession number into the job for
  * the logs; NULL with the job parked or deferred. */
 static char *
-prepared_event(struct eventsend *s, struct outbox_job *j)
+prepared_event(struct eventsend *s, struct job *j)
 {
 	size_t cap = strlen(j->body) + 1;
 	char *ev = malloc(cap);
@@ -244,25 +244,25 @@ prepared_event(struct eventsend *s, struct outbox_job *j)
 	json_t *o;
 
 	if (ev == NULL)
-		{ outbox_defer(s->ob, j, "will retry", "out of memory", -1);
+		{ job_defer(s->ob, j, "will retry", "out of memory", -1);
 		  return NULL; }
 	if (spool_job_get(j->body, "event", ev, cap) == -1 ||
 	    (o = json_loads(ev, 0, NULL)) == NULL) {
 		free(ev);
-		outbox_park(s->ob, j, "job has no event= with a JSON object");
+		job_park(s->ob, j, "job has no event= with a JSON object");
 		return NULL;
 	}
 	acc = json_string_value(json_object_get(json_object_get(o, "data"),
 	    "accession_number"));
 	if (j->accession_number[0] == '\0' && acc != NULL)
-		outbox_line(j->accession_number, sizeof j->accession_number,
+		job_line(j->accession_number, sizeof j->accession_number,
 		    acc);
 	json_decref(o);
 	return ev;
 }
 
 void
-eventsend_prepared_event(struct eventsend *s, struct outbox_job *j)
+eventsend_prepared_event(struct eventsend *s, struct job *j)
 {
 	char why[200], *ev;
 
@@ -273,7 +273,7 @@ eventsend_prepared_event(struct eventsend *s, struct outbox_job *j)
 		snprintf(why, sizeof why, "event of %zu bytes is over the "
 		    "cloud's 1 MiB limit", strlen(ev));
 		free(ev);
-		outbox_park(s->ob, j, why);
+		job_park(s->ob, j, why);
 		return;
 	}
 	send_event(s, j, ev, strlen(ev));

@@ -1,5 +1,5 @@
 /*
- * imagesend: images and failure reports to the Manage API (imagesend.h).
+ * imagesend: images and failure reports to the Manage API (cloud/cloud.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -42,7 +42,7 @@ authorization(struct imagesend *s, struct err *e)
 /* The token for a request, or the job deferred (1) with the command's
  * failure logged as such. */
 static int
-need_authorization(struct imagesend *s, struct outbox_job *j)
+need_authorization(struct imagesend *s, struct job *j)
 {
 	struct err e = { 0 };
 	char q[600];
@@ -51,7 +51,7 @@ need_authorization(struct imagesend *s, struct outbox_job *j)
 		return 0;
 	log_error("CLOUD_API_TOKEN_COMMAND failed: no token for the Manage "
 	    "API", "reason=%s", log_quote(e.msg, q, sizeof q));
-	outbox_defer(s->ob, j, "will retry", e.msg, -1);
+	job_defer(s->ob, j, "will retry", e.msg, -1);
 	return 1;
 }
 
@@ -75,23 +75,23 @@ api_url(struct imagesend *s, const char *id, const char *suffix, char *out,
 
 /* The permanent rejection is reported to the cloud by its own job. */
 static int
-queue_failure_report(struct imagesend *s, const struct outbox_job *image,
+queue_failure_report(struct imagesend *s, const struct job *image,
     const char *reason)
 {
-	struct outbox_job r = { 0 };
+	struct job r = { 0 };
 	char *body = NULL;
 	struct err e = { 0 };
 	int n, rc;
 
-	snprintf(r.kind, sizeof r.kind, OUTBOX_FAILURE);
+	snprintf(r.kind, sizeof r.kind, JOB_FAILURE);
 	memcpy(r.sop_instance_uid, image->sop_instance_uid,
 	    sizeof r.sop_instance_uid);
 	memcpy(r.accession_number, image->accession_number,
 	    sizeof r.accession_number);
 	memcpy(r.source_message_id, image->source_message_id,
 	    sizeof r.source_message_id);
-	outbox_line(r.error, sizeof r.error, reason);
-	if ((n = outbox_format(&r, &body)) == -1)
+	job_line(r.error, sizeof r.error, reason);
+	if ((n = job_format(&r, &body)) == -1)
 		err_set(&e, ENOMEM, "failure report too long");
 	rc = n == -1 ? -1 :
 	    spool_enqueue(s->ob->spool, NULL, body, (size_t)n, 0, &e);
@@ -105,12 +105,12 @@ queue_failure_report(struct imagesend *s, const struct outbox_job *image,
 }
 
 static void
-describe(const struct upload_result *r, char *out, size_t outsz)
+describe(const struct api_result *r, char *out, size_t outsz)
 {
-	char s[UPLOAD_BODY_MAX + 32];
+	char s[API_BODY_MAX + 32];
 
 	snprintf(s, sizeof s, "HTTP %ld: %s", r->status, r->body);
-	outbox_line(out, outsz, s);
+	job_line(out, outsz, s);
 }
 
 /*
@@ -120,14 +120,14 @@ describe(const struct upload_result *r, char *out, size_t outsz)
  * of something (the job is deferred).
  */
 static const char *
-upload_copy(struct imagesend *s, struct outbox_job *j, const char *path,
+upload_copy(struct imagesend *s, struct job *j, const char *path,
     char *copy, size_t copysz)
 {
 	struct transcode_result tr;
 	struct err e = { 0 };
 	int rc;
 
-	if (s->mode == UPLOAD_ORIGINAL)
+	if (s->mode == TRANSCODE_ORIGINAL)
 		return path;
 	if (snprintf(copy, copysz, "%s/upload-%ld-%s.dcm", s->scratch,
 	    (long)getpid(), j->object) >= (int)copysz)
@@ -136,7 +136,7 @@ upload_copy(struct imagesend *s, struct outbox_job *j, const char *path,
 	if (rc == 0) {
 		log_debug("transcoded", "sop_instance_uid=%s mode=%s "
 		    "bytes_in=%zu bytes_out=%zu seconds=%.3f", j->sop_instance_uid,
-		    upload_mode_name(s->mode), tr.in_bytes, tr.out_bytes,
+		    transcode_mode_name(s->mode), tr.in_bytes, tr.out_bytes,
 		    tr.seconds);
 		return copy;
 	}
@@ -145,29 +145,29 @@ upload_copy(struct imagesend *s, struct outbox_job *j, const char *path,
 		return path;
 	if (e.code == ENOMEM || e.code == ENOSPC || e.code == EIO ||
 	    e.code == EMFILE) {
-		outbox_defer(s->ob, j, "will retry", e.msg, -1);
+		job_defer(s->ob, j, "will retry", e.msg, -1);
 		return NULL;
 	}
 	log_warn("cannot transcode: sending the original", "sop_instance_uid=%s "
 	    "mode=%s error=\"%s\"", j->sop_instance_uid,
-	    upload_mode_name(s->mode), e.msg);
+	    transcode_mode_name(s->mode), e.msg);
 	return path;
 }
 
 /* The Manage API answered r: settle the job by the status. */
 static void
-uploaded(struct imagesend *s, struct outbox_job *j,
-    const struct upload_result *r)
+uploaded(struct imagesend *s, struct job *j,
+    const struct api_result *r)
 {
 	char why[700];
 
 	describe(r, why, sizeof why);
 	if (r->status >= 200 && r->status < 300) {
 		j->error[0] = '\0';
-		if (outbox_set_upload(s->ob, j, "COMPLETE", NULL, 0) == -1)
-			{ outbox_defer(s->ob, j, "will retry", "pacs.db "
+		if (job_set_upload(s->ob, j, "COMPLETE", NULL, 0) == -1)
+			{ job_defer(s->ob, j, "will retry", "pacs.db "
 			    "unavailable after the upload", -1); return; }
-		outbox_done(s->ob, j);
+		job_done(s->ob, j);
 		s->ob->uploaded++;
 		log_info("uploaded", "accession_number=%s sop_instance_uid=%s "
 		    "source_message_id=%s status=%ld bytes=%lld seconds=%.3f "
@@ -177,69 +177,69 @@ uploaded(struct imagesend *s, struct outbox_job *j,
 		    j->requested);
 		return;
 	}
-	if (upload_status_transient(r->status)) {
+	if (api_status_transient(r->status)) {
 		if (r->status == 401 || r->status == 403)
 			log_error("the Manage API refuses the token: check "
 			    "CLOUD_API_TOKEN or CLOUD_API_TOKEN_COMMAND",
 			    "status=%ld", r->status);
 		s->token_at = 0;
-		outbox_defer(s->ob, j, "will retry", why, r->retry_after_seconds);
+		job_defer(s->ob, j, "will retry", why, r->retry_after_seconds);
 		return;
 	}
 	if (queue_failure_report(s, j, why) == -1)
-		{ outbox_defer(s->ob, j, "will retry", why, -1); return; }
-	outbox_park(s->ob, j, why);
+		{ job_defer(s->ob, j, "will retry", why, -1); return; }
+	job_park(s->ob, j, why);
 }
 
 static void
-send_image(struct imagesend *s, struct outbox_job *j, const char *path)
+send_image(struct imagesend *s, struct job *j, const char *path)
 {
 	char url[2048], name[PACS_UI + 8], copy[PATH_MAX];
-	struct upload_result r;
+	struct api_result r;
 	struct err e = { 0 };
 	int rc;
 
 	snprintf(name, sizeof name, "%s.dcm", j->sop_instance_uid);
 	if (api_url(s, j->source_message_id, "", url, sizeof url, &e) == -1)
-		{ outbox_park(s->ob, j, e.msg); return; }
+		{ job_park(s->ob, j, e.msg); return; }
 	if (need_authorization(s, j))
 		return;
-	if (outbox_set_upload(s->ob, j, "UPLOADING", NULL, 0) == -1)
-		{ outbox_defer(s->ob, j, "will retry", "pacs.db unavailable",
+	if (job_set_upload(s->ob, j, "UPLOADING", NULL, 0) == -1)
+		{ job_defer(s->ob, j, "will retry", "pacs.db unavailable",
 		    -1); return; }
 	if ((path = upload_copy(s, j, path, copy, sizeof copy)) == NULL)
 		return;
-	rc = upload_put_file(s->up, url, s->authorization, path, name, &r,
+	rc = api_put_file(s->up, url, s->authorization, path, name, &r,
 	    &e);
 	if (path == copy)
 		unlink(copy);
 	if (rc == 0)
 		uploaded(s, j, &r);
 	else if (*s->ob->stop)
-		outbox_unclaim(s->ob, j);
+		job_unclaim(s->ob, j);
 	else
-		outbox_defer(s->ob, j, "will retry", e.msg, -1);
+		job_defer(s->ob, j, "will retry", e.msg, -1);
 }
 
 void
-imagesend_image(struct imagesend *s, struct outbox_job *j)
+imagesend_image(struct imagesend *s, struct job *j)
 {
 	char path[PATH_MAX], why[600];
 	struct err e = { 0 };
 	struct stat sb;
 
 	if (!store_valid_hash(j->object) || j->sop_instance_uid[0] == '\0')
-		{ outbox_park(s->ob, j, "job has no valid object= or "
+		{ job_park(s->ob, j, "job has no valid object= or "
 		    "sop_instance_uid="); return; }
-	if (outbox_find_action(s->ob, j) != 0)
+	if (job_find_action(s->ob, j) != 0)
 		return;		/* waiting for a worklist item is no attempt */
 	j->attempts = (j->attempts < 0 ? 0 : j->attempts) + 1;
 	if (store_path(s->store, j->object, path, sizeof path, &e) == -1)
-		{ outbox_park(s->ob, j, e.msg); return; }
+		{ job_park(s->ob, j, e.msg); return; }
 	if (stat(path, &sb) == -1) {
 		snprintf(why, sizeof why, "object %s is not in the store",
 		    j->object);
-		outbox_park(s->ob, j, why);
+		job_park(s->ob, j, why);
 		return;
 	}
 	send_image(s, j, path);
@@ -257,44 +257,44 @@ failure_json(const char *error)
 }
 
 void
-imagesend_failure_report(struct imagesend *s, struct outbox_job *j)
+imagesend_failure_report(struct imagesend *s, struct job *j)
 {
 	char url[2048], why[700], *json;
-	struct upload_result r = { 0 };
+	struct api_result r = { 0 };
 	struct err e = { 0 };
 	int rc;
 
 	j->attempts++;
 	if (api_url(s, j->source_message_id, "/failure", url, sizeof url,
 	    &e) == -1)
-		{ outbox_park(s->ob, j, e.msg); return; }
+		{ job_park(s->ob, j, e.msg); return; }
 	if (need_authorization(s, j))
 		return;
 	if ((json = failure_json(j->error)) == NULL)
-		{ outbox_defer(s->ob, j, "will retry", "out of memory", -1);
+		{ job_defer(s->ob, j, "will retry", "out of memory", -1);
 		  return; }
-	rc = upload_patch_json(s->up, url, s->authorization, json, &r, &e);
+	rc = api_patch_json(s->up, url, s->authorization, json, &r, &e);
 	free(json);
 	if (rc == -1) {
 		if (*s->ob->stop)
-			outbox_unclaim(s->ob, j);
+			job_unclaim(s->ob, j);
 		else
-			outbox_defer(s->ob, j, "will retry", e.msg, -1);
+			job_defer(s->ob, j, "will retry", e.msg, -1);
 		return;
 	}
 	describe(&r, why, sizeof why);
 	if (r.status >= 200 && r.status < 300) {
-		outbox_done(s->ob, j);
+		job_done(s->ob, j);
 		log_info("failure reported", "accession_number=%s "
 		    "sop_instance_uid=%s source_message_id=%s status=%ld",
 		    j->accession_number, j->sop_instance_uid,
 		    j->source_message_id, r.status);
 		return;
 	}
-	if (upload_status_transient(r.status)) {
+	if (api_status_transient(r.status)) {
 		s->token_at = 0;
-		outbox_defer(s->ob, j, "will retry", why, r.retry_after_seconds);
+		job_defer(s->ob, j, "will retry", why, r.retry_after_seconds);
 		return;
 	}
-	outbox_park(s->ob, j, why);
+	job_park(s->ob, j, why);
 }

@@ -1,5 +1,5 @@
 /*
- * request: images.request, and RELAY_UPLOAD_POLICY (request.h).
+ * request: images.request, and RELAY_UPLOAD_POLICY (cloud/cloud.h).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /*
- * sendqueue: the order in which relaysend sends (sendqueue.h).
+ * sendqueue: the order in which relaysend sends (cloud/cloud.h).
  */
 #include <limits.h>
 #include <stdio.h>
@@ -62,7 +62,7 @@ by_name(const void *key, const void *elem)
 
 /* What a job's body says about when and in which order it goes. */
 static void
-judge(struct sendqueue_entry *e, const struct outbox_job *j, int ours,
+judge(struct sendqueue_entry *e, const struct job *j, int ours,
     long long now)
 {
 	e->due_ms = !ours ? LLONG_MAX :
@@ -74,7 +74,7 @@ judge(struct sendqueue_entry *e, const struct outbox_job *j, int ours,
 
 /* new/NAME's body (malloc'd), or NULL when it is gone. */
 static char *
-read_job(const struct outbox *ob, const char *name)
+read_job(const struct job_ctx *ob, const char *name)
 {
 	char path[PATH_MAX], *body = NULL;
 	struct err e = { 0 };
@@ -88,17 +88,17 @@ read_job(const struct outbox *ob, const char *name)
 
 /* A name not seen before, or due again: read it.  -1 gone. */
 static int
-read_entry(struct outbox *ob, const struct sendqueue_ops *ops,
+read_entry(struct job_ctx *ob, const struct sendqueue_ops *ops,
     const char *name, struct sendqueue_entry *e)
 {
-	struct outbox_job j = { 0 };
+	struct job j = { 0 };
 
 	memset(e, 0, sizeof *e);
 	snprintf(e->name, sizeof e->name, "%s", name);
 	if ((e->body = read_job(ob, name)) == NULL)
 		return -1;
-	outbox_parse(e->body, &j);
-	judge(e, &j, ops->ours(ops->arg, &j), outbox_now_ms());
+	job_parse(e->body, &j);
+	judge(e, &j, ops->ours(ops->arg, &j), job_now_ms());
 	if (e->due_ms != 0) {
 		free(e->body);
 		e->body = NULL;
@@ -108,8 +108,8 @@ read_entry(struct outbox *ob, const struct sendqueue_ops *ops,
 
 /* Claim the entry's job when it is still ours and due: 1 claimed. */
 static int
-claim(struct outbox *ob, const struct sendqueue_ops *ops,
-    struct sendqueue_entry *e, struct outbox_job *j)
+claim(struct job_ctx *ob, const struct sendqueue_ops *ops,
+    struct sendqueue_entry *e, struct job *j)
 {
 	struct err err = { 0 };
 	char *body = e->body;
@@ -121,9 +121,9 @@ claim(struct outbox *ob, const struct sendqueue_ops *ops,
 		e->gone = 1;	/* gone meanwhile */
 		return 0;
 	}
-	outbox_parse(body, j);
+	job_parse(body, j);
 	j->body = body;
-	judge(e, j, ops->ours(ops->arg, j), outbox_now_ms());
+	judge(e, j, ops->ours(ops->arg, j), job_now_ms());
 	if (e->due_ms == 0 && spool_claim_name(ob->spool, e->name, &err) == 1)
 		return 1;
 	if (e->due_ms == 0)
@@ -180,7 +180,7 @@ order(struct slot *s, size_t n)
 
 /* Keep what is still waiting for the next pass; count it. */
 static void
-keep(struct sendqueue *q, struct outbox *ob, struct sendqueue_entry *all,
+keep(struct sendqueue *q, struct job_ctx *ob, struct sendqueue_entry *all,
     size_t n)
 {
 	size_t k = 0;
@@ -206,12 +206,12 @@ keep(struct sendqueue *q, struct outbox *ob, struct sendqueue_entry *all,
 
 /* Entries for this worker's names; the due ones into slots. */
 static size_t
-scan(struct sendqueue *q, struct outbox *ob, const struct sendqueue_ops *ops,
+scan(struct sendqueue *q, struct job_ctx *ob, const struct sendqueue_ops *ops,
     char (*names)[SPOOL_NAME_MAX], size_t n, struct sendqueue_entry *all,
     size_t *nall, struct slot *slots)
 {
 	struct sendqueue_entry *w;
-	long long now = outbox_now_ms();
+	long long now = job_now_ms();
 	size_t nslots = 0, k = 0;
 
 	for (size_t i = 0; i < n && !*ob->stop; i++) {
@@ -236,13 +236,13 @@ scan(struct sendqueue *q, struct outbox *ob, const struct sendqueue_ops *ops,
 }
 
 int
-sendqueue_pass(struct sendqueue *q, struct outbox *ob,
+sendqueue_pass(struct sendqueue *q, struct job_ctx *ob,
     const struct sendqueue_ops *ops)
 {
 	char (*names)[SPOOL_NAME_MAX];
 	struct sendqueue_entry *all;
 	struct slot *slots;
-	struct outbox_job j;
+	struct job j;
 	struct err e = { 0 };
 	size_t n, nall, nslots, i;
 	int rc = 0;

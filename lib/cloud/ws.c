@@ -1,5 +1,5 @@
 /*
- * ws: a blocking WebSocket client over libwebsockets.  See ws.h.
+ * ws: a blocking WebSocket client over libwebsockets.  See cloud/cloud.h.
  *
  * libwebsockets is event driven: one callback for every connection of a
  * context.  Each struct ws keeps what its callback saw (state, received

@@ -1,5 +1,5 @@
 /*
- * dicom: the DICOM reader (see dicom.h for the contract).
+ * dicom: the DICOM reader (see dicom/dicom.h for the contract).
  *
  * Layout of a parsed struct dcm: every element of every item lives in one
  * array, d->elems, an item's elements contiguous (items[i].first, .count).

@@ -1,5 +1,5 @@
 /*
- * dicom_write: the dataset builder and encoder (see the end of dicom.h).
+ * dicom_write: the dataset builder and encoder (see the end of dicom/dicom.h).
  *
  * A builder is a tree: an item holds an array of element nodes (each
  * allocated on its own, so pointers stay valid while arrays grow); a

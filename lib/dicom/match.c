@@ -1,5 +1,5 @@
 /*
- * match: the C-FIND matching rules on text values (see match.h).
+ * match: the C-FIND matching rules on text values (see dicom/dicom.h).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * dimse: DIMSE command sets and messages (see dimse.h; PS3.7 9.3, 10.3).
+ * dimse: DIMSE command sets and messages (see dicomnet/dicomnet.h; PS3.7 9.3, 10.3).
  *
  * Commands go through lib/dicom/dicom: the builder writes them (the group
  * length is computed by encoding twice: the second time with (0000,0000)

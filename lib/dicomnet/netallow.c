@@ -1,4 +1,4 @@
-/* netallow: addresses and CIDR networks allowed to connect (netallow.h). */
+/* netallow: addresses and CIDR networks allowed to connect (dicomnet/dicomnet.h). */
 #include "dicomnet/dicomnet.h"
 
 #include <arpa/inet.h>

@@ -1,4 +1,4 @@
-/* scp: the frame of a DICOM server (see scp.h). */
+/* scp: the frame of a DICOM server (see dicomnet/dicomnet.h). */
 #include "dicomnet/dicomnet.h"
 
 #include <arpa/inet.h>

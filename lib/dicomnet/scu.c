@@ -1,4 +1,4 @@
-/* scu: the requestor side of DIMSE (see scu.h). */
+/* scu: the requestor side of DIMSE (see dicomnet/dicomnet.h). */
 #include "dicomnet/dicomnet.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* tls: DICOM TLS through OpenSSL (see tls.h). */
+/* tls: DICOM TLS through OpenSSL (see dicomnet/dicomnet.h). */
 #include "dicomnet/dicomnet.h"
 
 #include <arpa/inet.h>

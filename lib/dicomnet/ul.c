@@ -1,5 +1,5 @@
 /*
- * ul: the DICOM upper layer (see ul.h for the contract; PS3.8 section 9).
+ * ul: the DICOM upper layer (see dicomnet/dicomnet.h for the contract; PS3.8 section 9).
  *
  * PDUs are big endian: type (1), reserved (1), length (4), then the
  * variable field.  Reads go through read_full(), which waits with poll()

@@ -1,5 +1,5 @@
 /*
- * mammo: the synthetic screening mammogram (see mammo.h).
+ * mammo: the synthetic screening mammogram (see emu/emu.h).
  *
  * Attributes are added by keyword through the dictionary, so the list
  * below reads like the IOD's modules.  Values are plausible for a

@@ -196,11 +196,11 @@ int render_pnm(const struct render_image *im, uint8_t **out, size_t *len,
  * Never: prints, exits, logs.
  */
 
-enum upload_mode { UPLOAD_ORIGINAL, UPLOAD_LOSSLESS, UPLOAD_REDUCED };
+enum transcode_mode { TRANSCODE_ORIGINAL, TRANSCODE_LOSSLESS, TRANSCODE_REDUCED };
 
 /* "original", "lossless", "reduced" → *m: 0, or -1 for anything else. */
-int upload_mode_parse(const char *s, enum upload_mode *m);
-const char *upload_mode_name(enum upload_mode m);
+int transcode_mode_parse(const char *s, enum transcode_mode *m);
+const char *transcode_mode_name(enum transcode_mode m);
 
 struct transcode_result {
 	size_t in_bytes, out_bytes;
@@ -221,7 +221,7 @@ struct transcode_result {
  * or anything else (this image cannot be transcoded: send the original
  * and say so).
  */
-int transcode_file(const char *in, const char *out, enum upload_mode m,
+int transcode_file(const char *in, const char *out, enum transcode_mode m,
     struct transcode_result *r, struct err *e);
 
 /* 1 for the uncompressed transfer syntaxes (implicit and explicit VR

@@ -1,5 +1,5 @@
 /*
- * pixel: frame decoding (see pixel.h).  The codecs are libraries; only
+ * pixel: frame decoding (see image/image.h).  The codecs are libraries; only
  * RLE (PackBits, PS3.5 annex G) is decoded here.
  */
 #include <errno.h>

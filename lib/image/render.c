@@ -1,5 +1,5 @@
 /*
- * render: display pipeline and encoders (see render.h).
+ * render: display pipeline and encoders (see image/image.h).
  */
 #include <errno.h>
 #include <limits.h>

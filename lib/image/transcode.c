@@ -1,5 +1,5 @@
 /*
- * transcode: the upload modes (see transcode.h).
+ * transcode: the upload modes (see image/image.h).
  *
  * The image is decoded frame by frame with lib/image/pixel (any syntax it
  * reads), each frame encoded on its own (CharLS or OpenJPEG, in memory)
@@ -53,11 +53,11 @@
 static const char *const mode_names[] = { "original", "lossless", "reduced" };
 
 int
-upload_mode_parse(const char *s, enum upload_mode *m)
+transcode_mode_parse(const char *s, enum transcode_mode *m)
 {
 	for (int i = 0; i < 3; i++) {
 		if (s != NULL && strcmp(s, mode_names[i]) == 0) {
-			*m = (enum upload_mode)i;
+			*m = (enum transcode_mode)i;
 			return 0;
 		}
 	}
@@ -65,7 +65,7 @@ upload_mode_parse(const char *s, enum upload_mode *m)
 }
 
 const char *
-upload_mode_name(enum upload_mode m)
+transcode_mode_name(enum transcode_mode m)
 {
 	return (unsigned)m < 3 ? mode_names[m] : "unknown";
 }
@@ -74,7 +74,7 @@ upload_mode_name(enum upload_mode m)
  * encoded frames. */
 struct job {
 	const char *path;
-	enum upload_mode mode;
+	enum transcode_mode mode;
 	struct dcm *d;
 	struct pixel_desc pd;		/* the input's */
 	unsigned rows, columns;		/* of the output */
@@ -136,7 +136,7 @@ already_done(const struct job *j)
 	unsigned longest = j->pd.rows > j->pd.columns ? j->pd.rows :
 	    j->pd.columns;
 
-	if (j->mode == UPLOAD_LOSSLESS)
+	if (j->mode == TRANSCODE_LOSSLESS)
 		return !transcode_is_native(ts) && strcmp(ts, TS_RLE) != 0;
 	return strcmp(ts, TS_J2K) == 0 && longest <= REDUCED_SIDE;
 }
@@ -149,8 +149,8 @@ check_layout(const struct job *j, struct err *e)
 
 	if (pd->bits_allocated == 1 || pd->bits_stored > 24)
 		return err_set(e, EINVAL, "%s mode does not take %u-bit "
-		    "images", upload_mode_name(j->mode), pd->bits_stored);
-	if (j->mode != UPLOAD_REDUCED)
+		    "images", transcode_mode_name(j->mode), pd->bits_stored);
+	if (j->mode != TRANSCODE_REDUCED)
 		return 0;
 	if (pd->frames > 1)
 		return err_set(e, EINVAL, "reduced mode does not take "
@@ -173,7 +173,7 @@ check_photometric(const struct job *j, const char *p, struct err *e)
 		if (strcmp(p, ok[i]) == 0)
 			return 0;
 	return err_set(e, EINVAL, "%s mode does not take Photometric "
-	    "Interpretation %s", upload_mode_name(j->mode), p);
+	    "Interpretation %s", transcode_mode_name(j->mode), p);
 }
 
 /* --- encoded frames --- */
@@ -548,7 +548,7 @@ encode_frame(struct job *j, const struct pixel_frame *f, struct err *e)
 	size_t len = 0;
 	int rc;
 
-	if (j->mode == UPLOAD_REDUCED)
+	if (j->mode == TRANSCODE_REDUCED)
 		rc = encode_j2k(f, bits, pd->bits_allocated, REDUCED_RATIO,
 		    strcmp(j->photometric, "YBR_ICT") == 0, &data, &len, e);
 	else if (strcmp(j->ts, TS_JPEG_LS) == 0)
@@ -575,7 +575,7 @@ plan_output(struct job *j, const struct pixel_frame *f, struct err *e)
 	    fd->photometric);
 	j->columns = j->pd.columns;
 	j->rows = j->pd.rows;
-	if (j->mode == UPLOAD_REDUCED) {
+	if (j->mode == TRANSCODE_REDUCED) {
 		render_fit(j->pd.columns, j->pd.rows, 1.0, REDUCED_SIDE,
 		    &j->columns, &j->rows);
 		j->ts = TS_J2K;
@@ -593,7 +593,7 @@ static int
 do_frame(struct job *j, long i, struct err *e)
 {
 	struct pixel_frame f, g;
-	unsigned min_side = j->mode == UPLOAD_REDUCED ? REDUCED_SIDE : 0;
+	unsigned min_side = j->mode == TRANSCODE_REDUCED ? REDUCED_SIDE : 0;
 	int rc;
 
 	memset(&f, 0, sizeof f);
@@ -603,7 +603,7 @@ do_frame(struct job *j, long i, struct err *e)
 		pixel_frame_free(&f);
 		return -1;
 	}
-	if (j->mode == UPLOAD_REDUCED && (f.desc.columns != j->columns ||
+	if (j->mode == TRANSCODE_REDUCED && (f.desc.columns != j->columns ||
 	    f.desc.rows != j->rows)) {
 		rc = area_average(&f, j->columns, j->rows, &g, e);
 		pixel_frame_free(&f);
@@ -631,7 +631,7 @@ skip_element(const struct job *j, uint32_t tag)
 	    DCM_GROUP(tag) == 0x7fe0 || tag == TAG_TRAILING_PAD ||
 	    tag == TAG_PLANAR)
 		return 1;
-	return j->mode == UPLOAD_REDUCED && (tag == TAG_SMALLEST ||
+	return j->mode == TRANSCODE_REDUCED && (tag == TAG_SMALLEST ||
 	    tag == TAG_LARGEST);
 }
 
@@ -805,7 +805,7 @@ put_pixel_module(const struct job *j, struct dcm_builder *b, struct err *e)
 	    dcm_build_encapsulated(b, TAG_PIXEL_DATA, j->frames, j->nframes,
 	    e) == -1)
 		return -1;
-	if (j->mode != UPLOAD_REDUCED)
+	if (j->mode != TRANSCODE_REDUCED)
 		return 0;
 	if (put_lossy(j, b, e) == -1)
 		return -1;
@@ -903,7 +903,7 @@ prepare(struct job *j, struct err *e)
 }
 
 int
-transcode_file(const char *in, const char *out, enum upload_mode m,
+transcode_file(const char *in, const char *out, enum transcode_mode m,
     struct transcode_result *r, struct err *e)
 {
 	struct transcode_result local;
@@ -919,9 +919,9 @@ transcode_file(const char *in, const char *out, enum upload_mode m,
 	if (stat(in, &st) == -1)
 		return err_sys(e, "stat %s", in);
 	r->in_bytes = (size_t)st.st_size;
-	if (m == UPLOAD_ORIGINAL)
+	if (m == TRANSCODE_ORIGINAL)
 		return 1;
-	if ((unsigned)m > UPLOAD_REDUCED)
+	if ((unsigned)m > TRANSCODE_REDUCED)
 		return err_set(e, EINVAL, "unknown upload mode %d", (int)m);
 	j.path = in;
 	j.mode = m;
@@ -929,7 +929,7 @@ transcode_file(const char *in, const char *out, enum upload_mode m,
 		r->out_bytes = j.out_bytes;
 		snprintf(r->transfer_syntax, sizeof r->transfer_syntax, "%s",
 		    j.ts);
-		if (m == UPLOAD_LOSSLESS && j.out_bytes >= r->in_bytes) {
+		if (m == TRANSCODE_LOSSLESS && j.out_bytes >= r->in_bytes) {
 			unlink(out);	/* no gain: send the original */
 			rc = 1;
 		}

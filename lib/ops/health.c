@@ -926,12 +926,12 @@ db_text(const char *path, const char *sql, char *out, size_t outsz)
 	sqlite3_close(db);
 }
 
-/* Instances per upload state (lib/archive/uploads) from pacs.db, opened
+/* Instances per upload state (lib/archive/upload_state) from pacs.db, opened
  * read-only; JSON null when it cannot be read. */
 static json_t *
-uploads_section(const struct config *c, time_t now)
+upload_state_section(const struct config *c, time_t now)
 {
-	struct uploads_count n;
+	struct upload_state_count n;
 	struct err e = { 0 };
 	sqlite3 *db = NULL;
 	json_t *oldest = json_null();
@@ -943,7 +943,7 @@ uploads_section(const struct config *c, time_t now)
 		return json_null();
 	}
 	sqlite3_busy_timeout(db, 1000);
-	if (uploads_count(db, &n, &e) == -1) {
+	if (upload_state_count(db, &n, &e) == -1) {
 		sqlite3_close(db);
 		return json_null();
 	}
@@ -1018,7 +1018,7 @@ cloud_section(const struct config *c, json_t *kinds, json_t **out,
 	    "last_event", jstr(sget(st, "last_event")),
 	    "last_error", jstr(*sget(st, "last_error") ?
 	    sget(st, "last_error") : error),
-	    "oldest_job", oldest_job(kinds), "uploads", uploads_section(c,
+	    "oldest_job", oldest_job(kinds), "uploads", upload_state_section(c,
 	    time(NULL)), "mpps_events_held", (json_int_t)atoll(held));
 	json_decref(st);
 	return *out ? 0 : oom(e);

@@ -39,7 +39,7 @@
  *     last_event=, last_error=: ISO 8601 times and one line of text), else
  *     the newest uploaded_at and upload_error in pacs.db (opened
  *     read-only, never created), the oldest pending relay job, the
- *     instances per upload state (lib/archive/uploads) and the MPPS events still
+ *     instances per upload state (lib/archive/upload_state) and the MPPS events still
  *     in worklist.db's outbox (read-only too).
  *
  * The report is healthy when gatewayd and every child it supervises run,
@@ -103,7 +103,7 @@
  *             "mpps_events_held":0}}
  *
  * "configured" is lib/base/config's config_cloud_images/events/actions;
- * "uploads" counts instances per upload_status (lib/archive/uploads);
+ * "uploads" counts instances per upload_status (lib/archive/upload_state);
  * "mpps_events_held" the MPPS events not yet copied out of worklist.db's
  * outbox (they wait there while the relay's events are off).
  * "kinds" always has image, image_failure, study.image_received and

@@ -1,5 +1,5 @@
 /*
- * workers: N worker processes over one spool (workers.h).
+ * workers: N worker processes over one spool (queue/queue.h).
  */
 #include <errno.h>
 #include <fcntl.h>

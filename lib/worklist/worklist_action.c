@@ -1,6 +1,6 @@
 /*
  * worklist_action: checking the cloud's worklist actions (see
- * worklist_action.h).
+ * worklist/worklist.h).
  */
 #include "worklist/worklist.h"
 

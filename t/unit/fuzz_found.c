@@ -9,7 +9,7 @@
  *   (UI, AE, CS, ...) are now written in ASCII, '?' for what it lacks.
  * - fuzz_upload: a Retry-After of 2^63-1 seconds overflowed the backoff
  *   (seconds * 1000, signed); a Retry-After is now honoured up to
- *   UPLOAD_RETRY_AFTER_MAX_SECONDS.
+ *   API_RETRY_AFTER_MAX_SECONDS.
  * - fuzz_pixel (a timeout): zero-tagged elements before a byte that is
  *   not zero made the trailing-padding check rescan the rest of the
  *   dataset at each one, quadratic in the file's size; each byte is now
@@ -121,13 +121,13 @@ dimse_uid(void)
 static void
 retry_after(void)
 {
-	long max = UPLOAD_RETRY_AFTER_MAX_SECONDS;
+	long max = API_RETRY_AFTER_MAX_SECONDS;
 
-	is_long(upload_parse_retry_after("9223372036854775807\r\n", 0),
+	is_long(api_parse_retry_after("9223372036854775807\r\n", 0),
 	    LONG_MAX, "Retry-After: 2^63-1 still parses");
-	ok(upload_backoff_ms(1, 300, LONG_MAX, 0) == max * 1000LL,
-	    "a Retry-After of 2^63-1 s waits UPLOAD_RETRY_AFTER_MAX_SECONDS");
-	ok(upload_backoff_ms(1, 300, 120, 0) == 120000,
+	ok(api_backoff_ms(1, 300, LONG_MAX, 0) == max * 1000LL,
+	    "a Retry-After of 2^63-1 s waits API_RETRY_AFTER_MAX_SECONDS");
+	ok(api_backoff_ms(1, 300, 120, 0) == 120000,
 	    "a Retry-After of 120 s still waits 120 s");
 }
 

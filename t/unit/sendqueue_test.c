@@ -19,20 +19,20 @@ static char order[4096];
 static int woken_after;		/* woken() says yes from this call on */
 
 static int
-ours(void *arg, const struct outbox_job *j)
+ours(void *arg, const struct job *j)
 {
 	(void)arg;
 	return strcmp(j->kind, "other") != 0;
 }
 
 static void
-deliver(void *arg, struct outbox_job *j)
+deliver(void *arg, struct job *j)
 {
-	struct outbox *ob = arg;
+	struct job_ctx *ob = arg;
 
 	snprintf(order + strlen(order), sizeof order - strlen(order), "%s%s",
 	    order[0] ? " " : "", strchr(j->name, '-') + 1);
-	outbox_done(ob, j);
+	job_done(ob, j);
 }
 
 static int
@@ -66,7 +66,7 @@ int
 main(int argc, char **argv)
 {
 	volatile sig_atomic_t stop = 0;
-	struct outbox ob = { 0 };
+	struct job_ctx ob = { 0 };
 	struct sendqueue q = { 0, 1, 0, NULL, 0 };
 	struct sendqueue_ops ops = { ours, deliver, NULL, &ob };
 	char dir[4096], later[64];
@@ -85,7 +85,7 @@ main(int argc, char **argv)
 	ob.spool = &sp;
 	ob.stop = &stop;
 	snprintf(later, sizeof later, "next_attempt_ms=%lld\n",
-	    outbox_now_ms() + 3600 * 1000);
+	    job_now_ms() + 3600 * 1000);
 
 	for (int i = 1; i <= 6; i++) {
 		char name[16];
@@ -108,7 +108,7 @@ main(int argc, char **argv)
 	    "takes its own");
 	is_long(ob.remaining, 1, "the job not due yet counts as queued, "
 	    "the kind not ours does not");
-	ok(q.next_due_ms > outbox_now_ms() + 3500 * 1000,
+	ok(q.next_due_ms > job_now_ms() + 3500 * 1000,
 	    "... and its time is the next one due");
 	is_long(spool_count(&sp, "new", &e), 2, "both are still in new/");
 
@@ -136,13 +136,13 @@ main(int argc, char **argv)
 	ok(spool_claim_name(&sp, "90-f1", &e) == 1, "a job is claimed");
 	kind_job("study.image_received", "90-f1", "1.7", "priority=high\n");
 	{
-		struct outbox_job f = { 0 };
+		struct job f = { 0 };
 		char *body = NULL;
 
 		snprintf(f.name, sizeof f.name, "90-f1");
 		snprintf(f.kind, sizeof f.kind, "study.image_received");
 		f.attempts = 1;
-		outbox_defer(&ob, &f, "will retry", "test", -1);
+		job_defer(&ob, &f, "will retry", "test", -1);
 		ok(spool_claim_name(&sp, "90-f1", &e) == 1 &&
 		    spool_read(&sp, "90-f1", &body, &e) == 0 &&
 		    strstr(body, "priority=high\n") != NULL &&

@@ -279,7 +279,7 @@ test_lossless(const char *name, const struct spec *s)
 	out = path_of(outname);
 	if (!ok(make_image(in, s) == 0, "%s: input written", name))
 		return;
-	rc = transcode_file(in, out, UPLOAD_LOSSLESS, &r, &e);
+	rc = transcode_file(in, out, TRANSCODE_LOSSLESS, &r, &e);
 	if (!ok(rc == 0, "%s: lossless transcoding succeeds", name))
 		diag("rc %d: %s", rc, e.msg);
 	ok(same_pixels(in, out, why, sizeof why) == 0,
@@ -327,7 +327,7 @@ test_reduced(void)
 
 	if (!ok(make_image(in, &s) == 0, "reduced: input written"))
 		return;
-	rc = transcode_file(in, out, UPLOAD_REDUCED, &r, &e);
+	rc = transcode_file(in, out, TRANSCODE_REDUCED, &r, &e);
 	if (!ok(rc == 0, "reduced transcoding succeeds"))
 		diag("rc %d: %s", rc, e.msg);
 	if (dcm_open(out, DCM_REQUIRE_META, &d, &e) == -1) {
@@ -357,7 +357,7 @@ test_reduced(void)
 	dout = mean_of(out);
 	ok(fabs(din - dout) < 0.01 * din, "reduced decodes, same mean "
 	    "brightness (%.1f, %.1f)", din, dout);
-	rc = transcode_file(out, path_of("again.dcm"), UPLOAD_REDUCED, &r, &e);
+	rc = transcode_file(out, path_of("again.dcm"), TRANSCODE_REDUCED, &r, &e);
 	is_long(rc, 1, "reduced output given again: nothing to do");
 }
 
@@ -375,20 +375,20 @@ test_refusals(void)
 	int rc;
 
 	make_image(in, &multi);
-	rc = transcode_file(in, path_of("x.dcm"), UPLOAD_REDUCED, &r, &e);
+	rc = transcode_file(in, path_of("x.dcm"), TRANSCODE_REDUCED, &r, &e);
 	ok(rc == -1 && e.code == EINVAL && strstr(e.msg, "multi-frame"),
 	    "reduced refuses multi-frame images (%s)", e.msg);
-	rc = transcode_file(in, path_of("x.dcm"), UPLOAD_ORIGINAL, &r, &e);
+	rc = transcode_file(in, path_of("x.dcm"), TRANSCODE_ORIGINAL, &r, &e);
 	is_long(rc, 1, "original: nothing to do");
 	make_image(path_of("nopixels.dcm"), &none);
 	rc = transcode_file(path_of("nopixels.dcm"), path_of("x.dcm"),
-	    UPLOAD_LOSSLESS, &r, &e);
+	    TRANSCODE_LOSSLESS, &r, &e);
 	is_long(rc, 1, "no pixel data: nothing to do (lossless)");
 	rc = transcode_file(path_of("nopixels.dcm"), path_of("x.dcm"),
-	    UPLOAD_REDUCED, &r, &e);
+	    TRANSCODE_REDUCED, &r, &e);
 	is_long(rc, 1, "no pixel data: nothing to do (reduced)");
 	rc = transcode_file(path_of("mono16.dcm.jls.dcm"), path_of("x.dcm"),
-	    UPLOAD_LOSSLESS, &r, &e);
+	    TRANSCODE_LOSSLESS, &r, &e);
 	is_long(rc, 1, "already JPEG-LS: nothing to do");
 	/* the first 4 KiB of an image: header whole, pixel data cut */
 	f = fopen(path_of("mono16.dcm"), "rb");
@@ -398,7 +398,7 @@ test_refusals(void)
 	write_all(path_of("truncated.dcm"), buf, n);
 	memset(&e, 0, sizeof e);
 	rc = transcode_file(path_of("truncated.dcm"), path_of("x.dcm"),
-	    UPLOAD_LOSSLESS, &r, &e);
+	    TRANSCODE_LOSSLESS, &r, &e);
 	ok(rc == -1 && e.msg[0] != '\0' && e.code != ENOMEM &&
 	    e.code != EIO, "truncated input: an error that says so (%s)",
 	    e.msg);
@@ -406,10 +406,10 @@ test_refusals(void)
 	    "the message names no patient");
 	write_all(path_of("garbage.dcm"), (const uint8_t *)"not dicom", 9);
 	rc = transcode_file(path_of("garbage.dcm"), path_of("x.dcm"),
-	    UPLOAD_REDUCED, &r, &e);
+	    TRANSCODE_REDUCED, &r, &e);
 	ok(rc == -1 && e.msg[0] != '\0', "not DICOM: an error (%s)", e.msg);
 	rc = transcode_file(path_of("absent.dcm"), path_of("x.dcm"),
-	    UPLOAD_LOSSLESS, &r, &e);
+	    TRANSCODE_LOSSLESS, &r, &e);
 	ok(rc == -1 && e.code == ENOENT, "absent input: ENOENT");
 }
 
@@ -426,7 +426,7 @@ test_raw_text(void)
 
 	make_image(path_of("latin1.dcm"), &s);
 	rc = transcode_file(path_of("latin1.dcm"), path_of("latin1.jls.dcm"),
-	    UPLOAD_LOSSLESS, &r, &e);
+	    TRANSCODE_LOSSLESS, &r, &e);
 	if (rc != 0 || dcm_open(path_of("latin1.jls.dcm"), 0, &d, &e) == -1) {
 		ok(0, "undeclared Latin-1 name: transcoded (%s)", e.msg);
 		return;
@@ -442,14 +442,14 @@ test_raw_text(void)
 static void
 test_modes(void)
 {
-	enum upload_mode m;
+	enum transcode_mode m;
 
-	ok(upload_mode_parse("lossless", &m) == 0 && m == UPLOAD_LOSSLESS,
+	ok(transcode_mode_parse("lossless", &m) == 0 && m == TRANSCODE_LOSSLESS,
 	    "\"lossless\" parses");
-	ok(upload_mode_parse("reduced", &m) == 0 && m == UPLOAD_REDUCED &&
-	    strcmp(upload_mode_name(m), "reduced") == 0, "\"reduced\" parses");
-	ok(upload_mode_parse("Original", &m) == -1 &&
-	    upload_mode_parse("", &m) == -1, "anything else does not");
+	ok(transcode_mode_parse("reduced", &m) == 0 && m == TRANSCODE_REDUCED &&
+	    strcmp(transcode_mode_name(m), "reduced") == 0, "\"reduced\" parses");
+	ok(transcode_mode_parse("Original", &m) == -1 &&
+	    transcode_mode_parse("", &m) == -1, "anything else does not");
 }
 
 static void
@@ -464,7 +464,7 @@ test_colour_reduced(void)
 
 	make_image(path_of("rgbbig.dcm"), &s);
 	rc = transcode_file(path_of("rgbbig.dcm"), path_of("rgbbig.j2k.dcm"),
-	    UPLOAD_REDUCED, &r, &e);
+	    TRANSCODE_REDUCED, &r, &e);
 	if (!ok(rc == 0, "reduced colour succeeds"))
 		diag("%s", e.msg);
 	if (dcm_open(path_of("rgbbig.j2k.dcm"), 0, &d, &e) == -1)
@@ -547,11 +547,11 @@ run_check(const char *mode, const char *in, const char *out)
 {
 	struct transcode_result r;
 	struct err e = { 0, "" };
-	enum upload_mode m;
+	enum transcode_mode m;
 	char why[256];
 	int rc;
 
-	if (upload_mode_parse(mode, &m) == -1) {
+	if (transcode_mode_parse(mode, &m) == -1) {
 		fprintf(stderr, "unknown mode %s\n", mode);
 		return 2;
 	}
@@ -562,7 +562,7 @@ run_check(const char *mode, const char *in, const char *out)
 		fprintf(stderr, "transcode: %s (code %d)\n", e.msg, e.code);
 		return 2;
 	}
-	if (m == UPLOAD_REDUCED)
+	if (m == TRANSCODE_REDUCED)
 		return check_reduced(out);
 	if (same_pixels(in, out, why, sizeof why) == -1) {
 		fprintf(stderr, "pixels: %s\n", why);
@@ -586,10 +586,10 @@ run_bench(const char *mode, int n, char **files)
 {
 	double *t = calloc((size_t)n, sizeof *t), in = 0, out = 0, sum = 0;
 	char tmp[] = "/tmp/transcode-bench.XXXXXX", outpath[64];
-	enum upload_mode m;
+	enum transcode_mode m;
 	int fd;
 
-	if (t == NULL || upload_mode_parse(mode, &m) == -1 ||
+	if (t == NULL || transcode_mode_parse(mode, &m) == -1 ||
 	    (fd = mkstemp(tmp)) == -1)
 		return 2;
 	close(fd);

@@ -1,6 +1,6 @@
 /*
- * uploads: the operator's hand on the images' way to the cloud (see
- * uploads.h).
+ * upload_state: the operator's hand on the images' way to the cloud (see
+ * archive/archive.h).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -47,16 +47,16 @@ change(sqlite3 *db, const char *sql, const char *a, const char *b,
 }
 
 int
-uploads_count(sqlite3 *db, struct uploads_count *c, struct err *e)
+upload_state_count(sqlite3 *db, struct upload_state_count *c, struct err *e)
 {
 	static const struct { const char *status; size_t off; } by[] = {
-		{ "PENDING", offsetof(struct uploads_count, pending) },
-		{ "UPLOADING", offsetof(struct uploads_count, uploading) },
-		{ "WAITING", offsetof(struct uploads_count, waiting) },
-		{ "UNMATCHED", offsetof(struct uploads_count, unmatched) },
-		{ "HELD", offsetof(struct uploads_count, held) },
-		{ "FAILED", offsetof(struct uploads_count, failed) },
-		{ "RELEASED", offsetof(struct uploads_count, released) },
+		{ "PENDING", offsetof(struct upload_state_count, pending) },
+		{ "UPLOADING", offsetof(struct upload_state_count, uploading) },
+		{ "WAITING", offsetof(struct upload_state_count, waiting) },
+		{ "UNMATCHED", offsetof(struct upload_state_count, unmatched) },
+		{ "HELD", offsetof(struct upload_state_count, held) },
+		{ "FAILED", offsetof(struct upload_state_count, failed) },
+		{ "RELEASED", offsetof(struct upload_state_count, released) },
 	};
 	sqlite3_stmt *st;
 	long long unsent = 0;
@@ -168,12 +168,12 @@ reset_chosen(sqlite3 *db, const char *key, int all, struct err *e)
 }
 
 int
-uploads_queue(sqlite3 *db, struct spool *relay, enum uploads_which w,
+upload_state_queue(sqlite3 *db, struct spool *relay, enum upload_state_which w,
     const char *key, struct err *e)
 {
-	int all = w == UPLOADS_STUDY_ALL, n;
+	int all = w == UPLOAD_STATE_STUDY_ALL, n;
 
-	if (w == UPLOADS_HELD)
+	if (w == UPLOAD_STATE_HELD)
 		key = NULL;
 	else if (key == NULL)
 		return err_set(e, EINVAL, "no study named");
@@ -189,7 +189,7 @@ uploads_queue(sqlite3 *db, struct spool *relay, enum uploads_which w,
 /* ------------------------------------------------ assign and release */
 
 int
-uploads_studies(sqlite3 *db, const char *key, struct err *e)
+upload_state_studies(sqlite3 *db, const char *key, struct err *e)
 {
 	sqlite3_stmt *st;
 	int n = 0, rc;
@@ -204,17 +204,17 @@ uploads_studies(sqlite3 *db, const char *key, struct err *e)
 }
 
 int
-uploads_assign(sqlite3 *db, struct spool *relay, const char *key,
+upload_state_assign(sqlite3 *db, struct spool *relay, const char *key,
     const char *accession, struct err *e)
 {
 	if (change(db, "UPDATE studies SET upload_accession_number = ?2 "
 	    "WHERE id IN (" KEY_STUDIES ")", key, accession, e) == -1)
 		return -1;
-	return uploads_queue(db, relay, UPLOADS_STUDY_UNSENT, key, e);
+	return upload_state_queue(db, relay, UPLOAD_STATE_STUDY_UNSENT, key, e);
 }
 
 int
-uploads_release(sqlite3 *db, const char *key, struct err *e)
+upload_state_release(sqlite3 *db, const char *key, struct err *e)
 {
 	char now[32];
 	int n;
@@ -239,7 +239,7 @@ uploads_release(sqlite3 *db, const char *key, struct err *e)
 /* ---------------------------------------------------------- waiting */
 
 int
-uploads_waiting(sqlite3 *db, int (*fn)(const struct uploads_study *,
+upload_state_waiting(sqlite3 *db, int (*fn)(const struct upload_state_study *,
     void *), void *arg, struct err *e)
 {
 	sqlite3_stmt *st;
@@ -255,7 +255,7 @@ uploads_waiting(sqlite3 *db, int (*fn)(const struct uploads_study *,
 	    "ORDER BY min(i.received_at), st.id", e) == -1)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct uploads_study s = { col(st, 0), col(st, 1), col(st, 2),
+		struct upload_state_study s = { col(st, 0), col(st, 1), col(st, 2),
 		    col(st, 3), col(st, 4), sqlite3_column_int64(st, 5) };
 
 		if (fn(&s, arg) != 0) {

@@ -1,5 +1,5 @@
 /*
- * outbox: one relay-spool job as relaysend handles it (see outbox.h).
+ * job: one relay-spool job as relaysend handles it (see cloud/cloud.h).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -14,7 +14,7 @@
 #include "cloud/cloud.h"
 
 long long
-outbox_now_ms(void)
+job_now_ms(void)
 {
 	struct timeval tv;
 
@@ -23,7 +23,7 @@ outbox_now_ms(void)
 }
 
 void
-outbox_line(char *dst, size_t dstsz, const char *src)
+job_line(char *dst, size_t dstsz, const char *src)
 {
 	size_t n = strnlen(src, dstsz - 1);
 
@@ -35,7 +35,7 @@ outbox_line(char *dst, size_t dstsz, const char *src)
 }
 
 int
-outbox_is(const struct outbox_job *j, const char *kind)
+job_is(const struct job *j, const char *kind)
 {
 	return strcmp(j->kind, kind) == 0;
 }
@@ -48,7 +48,7 @@ get(const char *body, const char *key, char *out, size_t outsz)
 }
 
 void
-outbox_parse(const char *body, struct outbox_job *j)
+job_parse(const char *body, struct job *j)
 {
 	char n[32];
 
@@ -74,7 +74,7 @@ outbox_parse(const char *body, struct outbox_job *j)
 	j->requested = strcmp(n, "1") == 0;
 }
 
-/* Keys outbox_format writes itself; any other line of the body is kept. */
+/* Keys job_format writes itself; any other line of the body is kept. */
 static int
 known_key(const char *line)
 {
@@ -91,7 +91,7 @@ known_key(const char *line)
 }
 
 int
-outbox_format(const struct outbox_job *j, char **out)
+job_format(const struct job *j, char **out)
 {
 	size_t len = 0;
 	FILE *f = open_memstream(out, &len);
@@ -130,7 +130,7 @@ outbox_format(const struct outbox_job *j, char **out)
 /* A failure is returned: the caller decides whether the step may count
  * as done without it. */
 int
-outbox_set_upload(struct outbox *o, const struct outbox_job *j,
+job_set_upload(struct job_ctx *o, const struct job *j,
     const char *status, const char *error, long long next_ms)
 {
 	static const char sql[] =
@@ -172,7 +172,7 @@ outbox_set_upload(struct outbox *o, const struct outbox_job *j,
 
 /* Put a claimed job back as it was (we are stopping mid-request). */
 void
-outbox_unclaim(struct outbox *o, const struct outbox_job *j)
+job_unclaim(struct job_ctx *o, const struct job *j)
 {
 	struct err e = { 0 };
 
@@ -184,7 +184,7 @@ outbox_unclaim(struct outbox *o, const struct outbox_job *j)
 
 /* Did a producer queue a job of this name while we held the claim? */
 static int
-replaced(const struct outbox *o, const char *name)
+replaced(const struct job_ctx *o, const char *name)
 {
 	char path[PATH_MAX];
 
@@ -193,9 +193,9 @@ replaced(const struct outbox *o, const char *name)
 }
 
 /* Write the job again under its name for its next attempt (see
- * outbox_defer below), its claim dropped. */
+ * job_defer below), its claim dropped. */
 static void
-reschedule(struct outbox *o, struct outbox_job *j)
+reschedule(struct job_ctx *o, struct job *j)
 {
 	char *body;
 	struct err e = { 0 };
@@ -204,10 +204,10 @@ reschedule(struct outbox *o, struct outbox_job *j)
 	if (replaced(o, j->name)) {
 		log_info("a newer job of the same name waits: it stands",
 		    "job=%s", j->name);
-		outbox_done(o, j);
+		job_done(o, j);
 		return;
 	}
-	if ((n = outbox_format(j, &body)) == -1) {
+	if ((n = job_format(j, &body)) == -1) {
 		log_error("cannot reschedule job: its body does not fit",
 		    "job=%s", j->name);
 		return;	/* the claim stays in cur/: recovered at start */
@@ -228,41 +228,41 @@ reschedule(struct outbox *o, struct outbox_job *j)
  * the same object) is newer: it stands, and the claim is dropped.
  */
 void
-outbox_defer(struct outbox *o, struct outbox_job *j, const char *msg,
+job_defer(struct job_ctx *o, struct job *j, const char *msg,
     const char *why, long retry_after)
 {
 	char q[600];
 	long long delay;
 
-	delay = upload_backoff_ms(j->attempts, o->retry_max_seconds,
+	delay = api_backoff_ms(j->attempts, o->retry_max_seconds,
 	    retry_after, arc4random());
-	j->next_attempt_ms = outbox_now_ms() + delay;
-	outbox_line(j->error, sizeof j->error, why);
+	j->next_attempt_ms = job_now_ms() + delay;
+	job_line(j->error, sizeof j->error, why);
 	o->deferred++;
 	o->remaining++;
 	log_warn(msg, "job=%s kind=%s accession_number=%s "
 	    "sop_instance_uid=%s attempts=%d retry_in_ms=%lld error=%s",
 	    j->name, j->kind, j->accession_number, j->sop_instance_uid,
 	    j->attempts, delay, log_quote(j->error, q, sizeof q));
-	if (outbox_is(j, OUTBOX_IMAGE))
-		outbox_set_upload(o, j, "WAITING", j->error, j->next_attempt_ms);
+	if (job_is(j, JOB_IMAGE))
+		job_set_upload(o, j, "WAITING", j->error, j->next_attempt_ms);
 	reschedule(o, j);
 }
 
 int
-outbox_park(struct outbox *o, struct outbox_job *j, const char *reason)
+job_park(struct job_ctx *o, struct job *j, const char *reason)
 {
 	char q[600];
 	struct err e = { 0 };
 
-	outbox_line(j->error, sizeof j->error, reason);
+	job_line(j->error, sizeof j->error, reason);
 	o->rejected++;
 	log_error("job failed for good", "job=%s kind=%s accession_number=%s "
 	    "sop_instance_uid=%s reason=%s", j->name, j->kind,
 	    j->accession_number, j->sop_instance_uid,
 	    log_quote(j->error, q, sizeof q));
-	if (outbox_is(j, OUTBOX_IMAGE))
-		outbox_set_upload(o, j, "FAILED", j->error, 0);
+	if (job_is(j, JOB_IMAGE))
+		job_set_upload(o, j, "FAILED", j->error, 0);
 	if (spool_fail(o->spool, j->name, j->error, &e) == -1) {
 		log_err("cannot park job", &e);
 		return -1;
@@ -271,7 +271,7 @@ outbox_park(struct outbox *o, struct outbox_job *j, const char *reason)
 }
 
 void
-outbox_done(struct outbox *o, const struct outbox_job *j)
+job_done(struct job_ctx *o, const struct job *j)
 {
 	struct err e = { 0 };
 
@@ -280,13 +280,13 @@ outbox_done(struct outbox *o, const struct outbox_job *j)
 }
 
 int
-outbox_save_claimed(struct outbox *o, const struct outbox_job *j,
+job_save_claimed(struct job_ctx *o, const struct job *j,
     struct err *e)
 {
 	char *body;
 	int n, rc;
 
-	if ((n = outbox_format(j, &body)) == -1)
+	if ((n = job_format(j, &body)) == -1)
 		return err_set(e, ENOMEM, "job body too long");
 	rc = spool_rewrite(o->spool, j->name, body, (size_t)n, e);
 	free(body);
@@ -297,7 +297,7 @@ outbox_save_claimed(struct outbox *o, const struct outbox_job *j,
  * accession number to look up instead of the job's ("" for none), and
  * whether its images were released.  -1 when pacs.db fails. */
 static int
-by_hand(struct outbox *o, const struct outbox_job *j, char *acc,
+by_hand(struct job_ctx *o, const struct job *j, char *acc,
     size_t accsz, int *released, struct err *e)
 {
 	static const char sql[] =
@@ -329,7 +329,7 @@ by_hand(struct outbox *o, const struct outbox_job *j, char *acc,
 /* Is another image of the job's study already UNMATCHED?  (The study
  * was reported when its first image began to wait.) */
 static int
-study_reported(struct outbox *o, const struct outbox_job *j)
+study_reported(struct job_ctx *o, const struct job *j)
 {
 	static const char sql[] =
 	    "SELECT 1 FROM instances i JOIN series se ON se.id = i.series_ref "
@@ -355,18 +355,18 @@ study_reported(struct outbox *o, const struct outbox_job *j)
  * the first image of a study begins to wait; every later look is debug.
  */
 static void
-wait_for_item(struct outbox *o, struct outbox_job *j, const char *acc,
+wait_for_item(struct job_ctx *o, struct job *j, const char *acc,
     const char *why)
 {
-	long cap = o->retry_max_seconds < OUTBOX_WORKLIST_POLL_SECONDS ?
-	    o->retry_max_seconds : OUTBOX_WORKLIST_POLL_SECONDS;
-	int image = outbox_is(j, OUTBOX_IMAGE);
-	int again = strncmp(j->error, OUTBOX_NO_ITEM,
-	    sizeof OUTBOX_NO_ITEM - 1) == 0;
+	long cap = o->retry_max_seconds < JOB_WORKLIST_POLL_SECONDS ?
+	    o->retry_max_seconds : JOB_WORKLIST_POLL_SECONDS;
+	int image = job_is(j, JOB_IMAGE);
+	int again = strncmp(j->error, JOB_NO_ITEM,
+	    sizeof JOB_NO_ITEM - 1) == 0;
 
-	j->next_attempt_ms = outbox_now_ms() + upload_backoff_ms(64, cap, -1,
+	j->next_attempt_ms = job_now_ms() + api_backoff_ms(64, cap, -1,
 	    arc4random());
-	outbox_line(j->error, sizeof j->error, why);
+	job_line(j->error, sizeof j->error, why);
 	o->deferred++;
 	o->remaining++;
 	if (image && !again && !study_reported(o, j))
@@ -380,29 +380,29 @@ wait_for_item(struct outbox *o, struct outbox_job *j, const char *acc,
 		    "accession_number=%s sop_instance_uid=%s", j->name,
 		    j->kind, acc, j->sop_instance_uid);
 	if (image)
-		outbox_set_upload(o, j, "UNMATCHED", j->error,
+		job_set_upload(o, j, "UNMATCHED", j->error,
 		    j->next_attempt_ms);
 	reschedule(o, j);
 }
 
 /* Released by hand: not sent, the job dropped, the image kept. */
 static void
-release(struct outbox *o, struct outbox_job *j)
+release(struct job_ctx *o, struct job *j)
 {
-	outbox_line(j->error, sizeof j->error, "released by hand "
+	job_line(j->error, sizeof j->error, "released by hand "
 	    "(gatewayctl release): not sent");
 	log_info("released by hand: not sent", "job=%s kind=%s "
 	    "accession_number=%s sop_instance_uid=%s", j->name, j->kind,
 	    j->accession_number, j->sop_instance_uid);
-	if (outbox_is(j, OUTBOX_IMAGE) &&
-	    outbox_set_upload(o, j, "RELEASED", j->error, 0) == -1)
-		{ outbox_defer(o, j, "will retry", "pacs.db unavailable", -1);
+	if (job_is(j, JOB_IMAGE) &&
+	    job_set_upload(o, j, "RELEASED", j->error, 0) == -1)
+		{ job_defer(o, j, "will retry", "pacs.db unavailable", -1);
 		  return; }
-	outbox_done(o, j);
+	job_done(o, j);
 }
 
 int
-outbox_find_action(struct outbox *o, struct outbox_job *j)
+job_find_action(struct job_ctx *o, struct job *j)
 {
 	struct worklist_item item;
 	char why[600], assigned[PACS_LO];
@@ -411,23 +411,23 @@ outbox_find_action(struct outbox *o, struct outbox_job *j)
 	int r, released;
 
 	if (by_hand(o, j, assigned, sizeof assigned, &released, &e) == -1)
-		{ outbox_defer(o, j, "will retry", e.msg, -1); return 1; }
+		{ job_defer(o, j, "will retry", e.msg, -1); return 1; }
 	if (released)
 		{ release(o, j); return 1; }
 	acc = assigned[0] != '\0' ? assigned : j->accession_number;
 	r = acc[0] == '\0' ? WL_NOT_FOUND :
 	    worklist_get(o->worklist, acc, &item, &e);
 	if (r == -1)
-		{ outbox_defer(o, j, "will retry", e.msg, -1); return 1; }
+		{ job_defer(o, j, "will retry", e.msg, -1); return 1; }
 	if (r == WL_NOT_FOUND || item.source_message_id[0] == '\0') {
-		snprintf(why, sizeof why, OUTBOX_NO_ITEM " with a source "
+		snprintf(why, sizeof why, JOB_NO_ITEM " with a source "
 		    "message id for accession number \"%s\"", acc);
 		if (o->no_match_report)
-			{ outbox_park(o, j, why); return 1; }
+			{ job_park(o, j, why); return 1; }
 		wait_for_item(o, j, acc, why);
 		return 1;
 	}
-	if (strncmp(j->error, OUTBOX_NO_ITEM, sizeof OUTBOX_NO_ITEM - 1) == 0)
+	if (strncmp(j->error, JOB_NO_ITEM, sizeof JOB_NO_ITEM - 1) == 0)
 		log_info("the worklist item is there: sending", "job=%s "
 		    "kind=%s accession_number=%s sop_instance_uid=%s%s",
 		    j->name, j->kind, acc, j->sop_instance_uid,

@@ -1,5 +1,5 @@
 /*
- * upload: Manage API requests through libcurl.  See upload.h.
+ * api: Manage API requests through libcurl.  See cloud/cloud.h.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -14,19 +14,19 @@
 
 #include "cloud/cloud.h"
 
-struct upload {
+struct api {
 	CURL *curl;
-	struct upload_opts opts;
+	struct api_opts opts;
 	char ca_file[4096];
 	char errbuf[CURL_ERROR_SIZE];
-	struct upload_result *result;	/* of the request in progress */
+	struct api_result *result;	/* of the request in progress */
 	size_t body_len;
 };
 
 int
-upload_open(struct upload **out, const struct upload_opts *o, struct err *e)
+api_open(struct api **out, const struct api_opts *o, struct err *e)
 {
-	struct upload *u = calloc(1, sizeof *u);
+	struct api *u = calloc(1, sizeof *u);
 
 	*out = NULL;
 	if (u == NULL)
@@ -50,7 +50,7 @@ upload_open(struct upload **out, const struct upload_opts *o, struct err *e)
 }
 
 void
-upload_close(struct upload *u)
+api_close(struct api *u)
 {
 	if (u == NULL)
 		return;
@@ -62,7 +62,7 @@ upload_close(struct upload *u)
 static CURLcode
 add_ca(CURL *curl, void *ssl_ctx, void *arg)
 {
-	struct upload *u = arg;
+	struct api *u = arg;
 	X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
 
 	(void)curl;
@@ -74,8 +74,8 @@ add_ca(CURL *curl, void *ssl_ctx, void *arg)
 static size_t
 on_body(char *data, size_t size, size_t n, void *arg)
 {
-	struct upload *u = arg;
-	size_t len = size * n, room = UPLOAD_BODY_MAX - 1 - u->body_len;
+	struct api *u = arg;
+	size_t len = size * n, room = API_BODY_MAX - 1 - u->body_len;
 	size_t take = len < room ? len : room;
 
 	memcpy(u->result->body + u->body_len, data, take);
@@ -87,7 +87,7 @@ on_body(char *data, size_t size, size_t n, void *arg)
 static size_t
 on_header(char *data, size_t size, size_t n, void *arg)
 {
-	struct upload *u = arg;
+	struct api *u = arg;
 	size_t len = size * n;
 	char value[128];
 
@@ -95,7 +95,7 @@ on_header(char *data, size_t size, size_t n, void *arg)
 	    strncasecmp(data, "Retry-After:", 12) == 0) {
 		memcpy(value, data + 12, len - 12);
 		value[len - 12] = '\0';
-		u->result->retry_after_seconds = upload_parse_retry_after(value,
+		u->result->retry_after_seconds = api_parse_retry_after(value,
 		    (long long)time(NULL));
 	}
 	return len;
@@ -105,7 +105,7 @@ static int
 on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
     curl_off_t un)
 {
-	struct upload *u = arg;
+	struct api *u = arg;
 
 	(void)dt; (void)dn; (void)ut; (void)un;
 	return u->opts.stop != NULL && *u->opts.stop ? 1 : 0;
@@ -113,8 +113,8 @@ on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 
 /* Options every request has: TLS, timeouts, callbacks. */
 static int
-setup(struct upload *u, const char *url, struct curl_slist *headers,
-    struct upload_result *r, struct err *e)
+setup(struct api *u, const char *url, struct curl_slist *headers,
+    struct api_result *r, struct err *e)
 {
 	CURL *c = u->curl;
 	CURLcode rc = CURLE_OK;
@@ -189,8 +189,8 @@ phase(CURLcode rc)
 }
 
 static int
-perform(struct upload *u, const char *method, const char *url,
-    struct upload_result *r, struct err *e)
+perform(struct api *u, const char *method, const char *url,
+    struct api_result *r, struct err *e)
 {
 	CURLcode rc = curl_easy_perform(u->curl);
 	curl_off_t sent = 0;
@@ -241,8 +241,8 @@ oom:
 }
 
 int
-upload_put_file(struct upload *u, const char *url, const char *authorization,
-    const char *path, const char *filename, struct upload_result *r,
+api_put_file(struct api *u, const char *url, const char *authorization,
+    const char *path, const char *filename, struct api_result *r,
     struct err *e)
 {
 	struct curl_slist *h;
@@ -279,8 +279,8 @@ done:
 }
 
 int
-upload_patch_json(struct upload *u, const char *url,
-    const char *authorization, const char *json, struct upload_result *r,
+api_patch_json(struct api *u, const char *url,
+    const char *authorization, const char *json, struct api_result *r,
     struct err *e)
 {
 	struct curl_slist *h;
@@ -305,14 +305,14 @@ done:
 }
 
 int
-upload_status_transient(long status)
+api_status_transient(long status)
 {
 	return status == 401 || status == 403 || status == 408 ||
 	    status == 429 || status >= 500 || status < 100;
 }
 
 long
-upload_parse_retry_after(const char *value, long long now)
+api_parse_retry_after(const char *value, long long now)
 {
 	char buf[128], *end;
 	size_t n;
@@ -339,7 +339,7 @@ upload_parse_retry_after(const char *value, long long now)
 }
 
 long long
-upload_backoff_ms(int attempts, long cap_seconds, long retry_after_seconds,
+api_backoff_ms(int attempts, long cap_seconds, long retry_after_seconds,
     unsigned random_bits)
 {
 	long long cap = (long long)(cap_seconds > 0 ? cap_seconds : 1) * 1000;
@@ -352,8 +352,8 @@ upload_backoff_ms(int attempts, long cap_seconds, long retry_after_seconds,
 	d = d / 2 + (long long)(random_bits % (unsigned)(d / 2 + 1));
 	/* a server's Retry-After of years (or of 2^63 seconds: signed
 	 * overflow) is capped, so the caller's now + delay stays sane */
-	if (retry_after_seconds > UPLOAD_RETRY_AFTER_MAX_SECONDS)
-		retry_after_seconds = UPLOAD_RETRY_AFTER_MAX_SECONDS;
+	if (retry_after_seconds > API_RETRY_AFTER_MAX_SECONDS)
+		retry_after_seconds = API_RETRY_AFTER_MAX_SECONDS;
 	if (retry_after_seconds >= 0 && d < retry_after_seconds * 1000LL)
 		d = retry_after_seconds * 1000LL;
 	return d;
