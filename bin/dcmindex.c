@@ -84,7 +84,7 @@ usage(FILE *f)
 	    "  --retry-failed  move failed index jobs back to the queue, exit\n"
 	    "  --verify     re-hash every object; report missing and changed\n"
 	    "               ones (PACS_VERIFY_MAX_MB_PER_SECOND, default 50)\n"
-	    "  --backup     online backup of pacs.db into GATEWAY_DATA_DIR/backup,\n"
+	    "  --backup     online backup of pacs.db into GATEWAY_BACKUP_DIR,\n"
 	    "               keeping the newest PACS_DB_BACKUPS (default 7)\n"
 	    "  -h, --help   this help\n"
 	    "  --version    print the version\n"
@@ -637,7 +637,7 @@ prune_backups(const char *dir, long keep)
 	free(list);
 }
 
-/* --backup: GATEWAY_DATA_DIR/backup/pacs-<UTC time>.db, keep the newest. */
+/* --backup: GATEWAY_BACKUP_DIR/pacs-<UTC time>.db, keep the newest. */
 static int
 backup_db(struct indexer *x)
 {
@@ -654,7 +654,7 @@ backup_db(struct indexer *x)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(when, sizeof when, "%Y%m%dT%H%M%S", &tm);
-	if ((size_t)snprintf(dir, sizeof dir, "%s/backup", x->cfg.data_dir) >=
+	if ((size_t)snprintf(dir, sizeof dir, "%s", x->cfg.backup_dir) >=
 	    sizeof dir || (size_t)snprintf(path, sizeof path,
 	    "%s/pacs-%s.%06ldZ.db", dir, when, now.tv_nsec / 1000) >=
 	    sizeof path) {

@@ -9,6 +9,7 @@
  *   gatewayctl release ACCESSION|STUDY_UID
  *   gatewayctl check
  *   gatewayctl alerts
+ *   gatewayctl config [--export | --check]
  *
  * gatewayd(8) runs it for `gatewayd today|studies|show|resend|waiting|
  * assign|release|status --check`, and every
@@ -60,6 +61,7 @@ usage(FILE *f)
 	    "       gatewayctl assign ACCESSION|STUDY_UID WORKLIST_ACCESSION\n"
 	    "       gatewayctl release ACCESSION|STUDY_UID\n"
 	    "       gatewayctl check | alerts | --help | --version\n"
+	    "       gatewayctl config [--export | --check]\n"
 	    "\n"
 	    "  studies   what arrived on a day (default today, local time), per\n"
 	    "            study: time, accession, patient, images, views, size,\n"
@@ -76,6 +78,9 @@ usage(FILE *f)
 	    "            2 CRITICAL, 3 UNKNOWN (Nagios plugin codes)\n"
 	    "  alerts    queue a gateway.alert event for each condition that\n"
 	    "            started or ended: quarantine, failed jobs, low disk\n"
+	    "  config    every setting, its value and where it came from;\n"
+	    "            --check: warn of unknown or repeated names, refuse\n"
+	    "            bad values (exit 78); --export: for gatewayd (sh)\n"
 	    "\n"
 	    "  --date D  the day to list (YYYY-MM-DD)\n"
 	    "  --names   show patient names even when output is not a terminal\n"
@@ -775,6 +780,32 @@ run(struct ctl *x, const char *cmd, int argc, char **argv,
 	return EX_USAGE;
 }
 
+/* config: the settings table (lib/ops configview).  Before config_load():
+ * what the environment holds is told apart from what the file adds. */
+static int
+cmd_config(const char *mode)
+{
+	struct err e = { 0 };
+	int rc;
+
+	if (mode == NULL)
+		rc = configview_print(stdout, &e);
+	else if (config_env_load(&e) == -1)
+		rc = -1;
+	else {
+		log_init("gatewayctl");	/* LOG_LEVEL may come from the file */
+		rc = strcmp(mode, "export") == 0 ?
+		    configview_export(stdout, &e) : configview_check(&e);
+	}
+	if (rc == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return e.code == EACCES ? EX_NOPERM : EX_CONFIG;
+	}
+	if (fflush(stdout) == EOF)
+		return EX_IOERR;
+	return rc > 0 ? EX_CONFIG : EX_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -782,13 +813,15 @@ main(int argc, char **argv)
 		{ "date", required_argument, NULL, 'd' },
 		{ "names", no_argument, NULL, 'n' },
 		{ "held", no_argument, NULL, 'H' },
+		{ "export", no_argument, NULL, 'E' },
+		{ "check", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl x = { .names = isatty(STDOUT_FILENO) };
 	struct err e = { 0 };
-	const char *date = NULL;
+	const char *date = NULL, *config_mode = NULL;
 	int c, held = 0;
 
 	log_init("gatewayctl");
@@ -805,6 +838,8 @@ main(int argc, char **argv)
 			break;
 		case 'n': x.names = 1; break;
 		case 'H': held = 1; break;
+		case 'E': config_mode = "export"; break;
+		case 'C': config_mode = "check"; break;
 		case 'h':
 			usage(stdout);
 			return EX_OK;
@@ -819,6 +854,14 @@ main(int argc, char **argv)
 	if (optind >= argc) {
 		usage(stderr);
 		return EX_USAGE;
+	}
+	if (strcmp(argv[optind], "config") == 0) {
+		if (optind + 1 < argc) {
+			fprintf(stderr, "gatewayctl: config takes no "
+			    "arguments\n");
+			return EX_USAGE;
+		}
+		return cmd_config(config_mode);
 	}
 	if (config_load(&x.cfg, &e) == -1) {
 		fprintf(stderr, "gatewayctl: %s\n", e.msg);

@@ -221,8 +221,8 @@ cmd_backup(struct worklist *w, const struct config *cfg, const char *path)
 
 	if (path == NULL) {
 		today(day);
-		if ((size_t)snprintf(dir, sizeof dir, "%s/backup",
-		    cfg->data_dir) >= sizeof dir ||
+		if ((size_t)snprintf(dir, sizeof dir, "%s",
+		    cfg->backup_dir) >= sizeof dir ||
 		    (size_t)snprintf(dflt, sizeof dflt, "%s/worklist-%s.db",
 		    dir, day) >= sizeof dflt) {
 			log_error("backup failed", "error=%s", "path too long");

@@ -18,8 +18,9 @@ struct tally {
 };
 
 static int
-on_value(const char *key, const char *value, void *arg)
+on_value(const char *key, const char *value, int line, void *arg)
 {
+	(void)line;
 	struct tally *t = arg;
 	size_t i;
 

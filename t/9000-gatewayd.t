@@ -41,7 +41,7 @@ is "$(wc -l <"$T/refuse-dir.log" | tr -d ' ')" 1 "... on one line"
 GATEWAY_DATA_DIR=$T/nobin GW_BIN=$T/empty PACS_PORT=$(free_port) \
     sh "$GATEWAYD" run >/dev/null 2>"$T/refuse-bin.log"
 is "$?" 69 "missing gateway programs are refused (EX_UNAVAILABLE)"
-ok "... with a message naming the program" grep -q 'storescp-hook missing' "$T/refuse-bin.log"
+ok "... with a message naming the program" grep -q 'gatewayctl missing' "$T/refuse-bin.log"
 
 # -------------------------------------------------------------- start
 

@@ -217,6 +217,7 @@ int db_bind_text(sqlite3_stmt *st, int i, const char *s);
  *   GATEWAY_SPOOL_DIR      $GATEWAY_DATA_DIR/spool
  *   GATEWAY_INCOMING_DIR   $GATEWAY_DATA_DIR/incoming
  *   GATEWAY_QUARANTINE_DIR $GATEWAY_DATA_DIR/quarantine
+ *   GATEWAY_BACKUP_DIR     $GATEWAY_DATA_DIR/backup
  *
  * and PACS_AET (SCREENING_PACS), PACS_PORT (4244), WORKLIST_AET
  * (SCREENING_MWL), WORKLIST_PORT (4243), QR_AET (SCREENING_QR), QR_PORT
@@ -228,9 +229,13 @@ int db_bind_text(sqlite3_stmt *st, int i, const char *s);
  * ./gateway.env (a missing default file is fine; a named file that cannot
  * be read is an error).  Each KEY=VALUE of the file whose KEY is not in
  * the environment is put there with setenv(), so that every getenv() of
- * the program sees it too: the environment wins, the first line of a key
- * wins over later ones, and values are taken literally, never evaluated
- * (config_env_parse).  config_load() creates nothing.
+ * the program sees it too: the environment wins, the LAST line of a key
+ * wins over earlier ones (as sh, systemd and dotenv read such a file),
+ * and values are taken literally, never evaluated (config_env_parse).
+ * Then the production gateway's names (the alias column of the settings
+ * table: MWL_AET, MWL_PORT, ...) fill our names that are still unset,
+ * and the values of case-blind settings (LOG_LEVEL, ENVIRONMENT) are
+ * lower-cased.  config_load() creates nothing.
  */
 
 struct config {
@@ -241,6 +246,7 @@ struct config {
 	char spool_dir[PATH_MAX];
 	char incoming_dir[PATH_MAX];
 	char quarantine_dir[PATH_MAX];
+	char backup_dir[PATH_MAX];
 	char pacs_aet[17];
 	int pacs_port;
 	char worklist_aet[17];
@@ -274,13 +280,61 @@ int config_env_file(char *out, size_t outsz);
  * of a callback stops the parse and is returned; else 0.
  */
 int config_env_parse(const char *text, size_t len,
-    int (*on_value)(const char *key, const char *value, void *arg),
+    int (*on_value)(const char *key, const char *value, int line, void *arg),
     void (*on_bad)(int line, const char *why, void *arg), void *arg);
 
 /*
+ * The configuration file as a whole, for those who show or check it
+ * (gatewayctl config): each key once, with its last value and the line
+ * it is on (first_line: an earlier line of the same key, 0 if none), and
+ * the bad lines.  config_file_read(): 0, 1 when there is no file (f is
+ * then empty), -1 with e set; free with config_file_free().
+ */
+struct config_entry {
+	char *key, *value;
+	int line, first_line;
+};
+
+struct config_file {
+	char path[PATH_MAX];
+	struct config_entry *v;
+	size_t n;
+	struct { int line; const char *why; } bad[16];
+	size_t nbad;		/* may exceed the 16 kept */
+};
+
+int config_file_read(struct config_file *f, struct err *e);
+void config_file_free(struct config_file *f);
+const struct config_entry *config_file_get(const struct config_file *f,
+    const char *key);
+
+/*
+ * Where a setting's value comes from, in this order: its name in the
+ * environment, its name in the file (f; NULL: the file is already in the
+ * environment), production's name for it (as) in the environment, then in
+ * the file, else its default (value NULL when it has none; a path under
+ * GATEWAY_DATA_DIR as that resolves).  An empty value counts as unset.
+ * value points into the environment, f or out.
+ */
+enum config_from { CONFIG_FROM_DEFAULT, CONFIG_FROM_ENV, CONFIG_FROM_FILE };
+
+struct config_value {
+	const char *value;
+	enum config_from from;
+	int line;		/* CONFIG_FROM_FILE */
+	const char *as;		/* production's name, when that set it */
+	char dflt[PATH_MAX];
+};
+
+struct setting;
+int config_resolve(const struct config_file *f, const struct setting *s,
+    struct config_value *out);
+
+/*
  * Read the file config_env_file() names and setenv() each of its values
- * not already set.  0 when done or there is no file; -1 with e set when a
- * named file cannot be read.
+ * not already set (the last line of a key wins), then production's names
+ * for ours not set (see config_resolve).  0 when done or there is no
+ * file; -1 with e set when a named file cannot be read.
  */
 int config_env_load(struct err *e);
 
@@ -314,5 +368,68 @@ int config_cloud_actions(void);
 /* The path of one stage's spool: <spool_dir>/<stage>. */
 int config_spool_path(const struct config *c, const char *stage,
     char *out, size_t outsz, struct err *e);
+
+/*
+ * settings: the one table of every setting the gateway reads: its name,
+ * default, kind and range (or allowed values), whether it is a secret,
+ * production's name for it (the NHS gateway's .env, where it differs) and
+ * one line of doc.  gatewayctl config shows, checks and exports it for
+ * gatewayd; gateway.env(5) documents every row (t/0230 checks both ways,
+ * and that every name the code reads has a row).
+ *
+ * Kinds: TEXT anything on one line; PATH and FILE a path; AET an AE
+ * title (1-16 characters, no backslash); AETS a comma-separated list of
+ * them; HOSTS addresses or CIDR networks (checked by lib/dicomnet's
+ * netallow, above this layer); PORT 1-65535; INT a whole number in
+ * [lo, hi]; DURATION seconds, or a number with s, m, h or d, in [lo, hi];
+ * SIZE bytes, or a number with K, M, G or T (powers of 1024); BOOL 0 or
+ * 1; CHOICE one of choices ("a|b"); URL http:// or https://.  An empty
+ * value is the same as unset.  IGNORED rows are production's names with
+ * no use here: accepted, shown, never an error.
+ *
+ * Nothing here reads the environment or prints.
+ */
+enum setting_kind {
+	SETTING_TEXT, SETTING_PATH, SETTING_FILE, SETTING_AET, SETTING_AETS,
+	SETTING_HOSTS, SETTING_PORT, SETTING_INT, SETTING_DURATION,
+	SETTING_SIZE, SETTING_BOOL, SETTING_CHOICE, SETTING_URL
+};
+
+#define SETTING_SECRET	0x01	/* never shown */
+#define SETTING_NOCASE	0x02	/* a choice in any case; lower-cased */
+#define SETTING_IGNORED	0x04	/* production's, unused here */
+
+struct setting {
+	const char *name;
+	const char *dflt;	/* NULL: none; "$GATEWAY_DATA_DIR/..." */
+	enum setting_kind kind;
+	long lo, hi;		/* INT, DURATION */
+	const char *choices;	/* CHOICE: "a|b|c" */
+	unsigned flags;
+	const char *alias;	/* production's name, NULL: the same */
+	const char *doc;	/* one line */
+};
+
+size_t settings_count(void);
+const struct setting *settings_at(size_t i);	/* NULL past the end */
+const struct setting *settings_find(const char *name);
+/* The setting production's name stands for, or NULL. */
+const struct setting *settings_find_alias(const char *alias);
+/* The setting whose name is at most 3 edits from name (a typo), or NULL. */
+const struct setting *settings_nearest(const char *name);
+
+/* value is acceptable for s (empty is): 0, or -1 with e naming s, the
+ * value and what is allowed. */
+int settings_check_value(const struct setting *s, const char *value,
+    struct err *e);
+
+/* s's default with $GATEWAY_DATA_DIR as data_dir ("" when none): 0, or
+ * -1 when it does not fit. */
+int settings_default(const struct setting *s, const char *data_dir,
+    char *out, size_t outsz);
+
+/* The units of SIZE and DURATION values: 0, or -1 when v is not one. */
+int settings_parse_size(const char *v, long long *bytes);
+int settings_parse_duration(const char *v, long long *seconds);
 
 #endif

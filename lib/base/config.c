@@ -1,5 +1,6 @@
 #include "base/base.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,7 +104,7 @@ valid_env_name(const char *s, size_t n)
 /* One line (without its newline) of gateway.env: 0, or the callback's. */
 static int
 env_line(const char *p, size_t n, int lineno,
-    int (*on_value)(const char *, const char *, void *),
+    int (*on_value)(const char *, const char *, int, void *),
     void (*on_bad)(int, const char *, void *), void *arg)
 {
 	char key[256], *value;
@@ -146,14 +147,14 @@ env_line(const char *p, size_t n, int lineno,
 		return -1;
 	memcpy(value, eq, vlen);
 	value[vlen] = '\0';
-	rc = on_value(key, value, arg);
+	rc = on_value(key, value, lineno, arg);
 	free(value);
 	return rc;
 }
 
 int
 config_env_parse(const char *text, size_t len,
-    int (*on_value)(const char *, const char *, void *),
+    int (*on_value)(const char *, const char *, int, void *),
     void (*on_bad)(int, const char *, void *), void *arg)
 {
 	const char *p = text, *end = text + len, *eol;
@@ -172,33 +173,192 @@ config_env_parse(const char *text, size_t len,
 	return 0;
 }
 
-/* The environment wins: a file value only fills a variable not set. */
+/* config_file_read's callback: one value, the last of its key wins. */
 static int
-env_set_missing(const char *key, const char *value, void *arg)
+file_value(const char *key, const char *value, int line, void *arg)
 {
-	(void)arg;
-	if (getenv(key) != NULL)
-		return 0;
-	return setenv(key, value, 0) == -1 ? -1 : 0;
+	struct config_file *f = arg;
+	struct config_entry *x;
+
+	for (size_t i = 0; i < f->n; i++)
+		if (strcmp(f->v[i].key, key) == 0) {
+			char *v = strdup(value);
+
+			if (v == NULL)
+				return -1;
+			free(f->v[i].value);
+			f->v[i].value = v;
+			f->v[i].first_line = f->v[i].first_line ?
+			    f->v[i].first_line : f->v[i].line;
+			f->v[i].line = line;
+			return 0;
+		}
+	if (f->n % 32 == 0) {
+		x = realloc(f->v, (f->n + 32) * sizeof *x);
+		if (x == NULL)
+			return -1;
+		f->v = x;
+	}
+	x = &f->v[f->n];
+	memset(x, 0, sizeof *x);
+	if ((x->key = strdup(key)) == NULL ||
+	    (x->value = strdup(value)) == NULL) {
+		free(x->key);
+		return -1;
+	}
+	x->line = line;
+	f->n++;
+	return 0;
+}
+
+static void
+file_bad(int line, const char *why, void *arg)
+{
+	struct config_file *f = arg;
+
+	if (f->nbad < sizeof f->bad / sizeof f->bad[0]) {
+		f->bad[f->nbad].line = line;
+		f->bad[f->nbad].why = why;
+	}
+	f->nbad++;
 }
 
 int
-config_env_load(struct err *e)
+config_file_read(struct config_file *f, struct err *e)
 {
-	char path[PATH_MAX], *text;
+	char *text;
 	size_t len;
 	int rc;
 
-	if (config_env_file(path, sizeof path) == 1)
-		return 0;
-	if (fs_read_small(path, ENV_FILE_MAX, &text, &len, e) == -1)
+	memset(f, 0, sizeof *f);
+	if (config_env_file(f->path, sizeof f->path) == 1)
+		return 1;
+	if (fs_read_small(f->path, ENV_FILE_MAX, &text, &len, e) == -1)
 		return err_wrap(e, "cannot read configuration file");
-	rc = config_env_parse(text, len, env_set_missing, NULL, NULL);
+	rc = config_env_parse(text, len, file_value, file_bad, f);
 	free(text);
-	if (rc != 0)
-		return err_sys(e, "%s: setenv", path);
+	if (rc != 0) {
+		config_file_free(f);
+		return err_sys(e, "%s: out of memory", f->path);
+	}
+	return 0;
+}
+
+void
+config_file_free(struct config_file *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->v[i].key);
+		free(f->v[i].value);
+	}
+	free(f->v);
+	f->v = NULL;
+	f->n = 0;
+}
+
+const struct config_entry *
+config_file_get(const struct config_file *f, const char *key)
+{
+	if (f == NULL)
+		return NULL;
+	for (size_t i = 0; i < f->n; i++)
+		if (strcmp(f->v[i].key, key) == 0)
+			return &f->v[i];
+	return NULL;
+}
+
+/* A value that counts: set and not empty. */
+static const char *
+env_value(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+int
+config_resolve(const struct config_file *f, const struct setting *s,
+    struct config_value *out)
+{
+	const struct config_entry *x;
+	const char *names[2] = { s->name, s->alias };
+
+	memset(out, 0, sizeof *out);
+	for (int i = 0; i < 2 && names[i] != NULL; i++) {
+		out->as = i ? s->alias : NULL;
+		if ((out->value = env_value(names[i])) != NULL) {
+			out->from = CONFIG_FROM_ENV;
+			return 0;
+		}
+		if ((x = config_file_get(f, names[i])) != NULL &&
+		    *x->value != '\0') {
+			out->value = x->value;
+			out->from = CONFIG_FROM_FILE;
+			out->line = x->line;
+			return 0;
+		}
+	}
+	out->as = NULL;
+	out->from = CONFIG_FROM_DEFAULT;
+	if (s->dflt != NULL && strcmp(s->name, "GATEWAY_DATA_DIR") != 0 &&
+	    strchr(s->dflt, '$') != NULL) {
+		struct config_value d;
+
+		if (config_resolve(f, settings_find("GATEWAY_DATA_DIR"), &d) ==
+		    -1 || settings_default(s, d.value, out->dflt,
+		    sizeof out->dflt) == -1)
+			return -1;
+	} else if (settings_default(s, "", out->dflt, sizeof out->dflt) == -1)
+		return -1;
+	out->value = s->dflt != NULL ? out->dflt : NULL;
+	return 0;
+}
+
+/* The environment wins over the file; our name over production's. */
+int
+config_env_load(struct err *e)
+{
+	struct config_file f;
+	struct config_value v;
+	const struct setting *s;
+	char low[64];
+	int rc;
+
+	if ((rc = config_file_read(&f, e)) == -1)
+		return -1;
+	/* every setting from the file, known or not: the environment wins */
+	for (size_t i = 0; i < f.n; i++)
+		if (getenv(f.v[i].key) == NULL &&
+		    setenv(f.v[i].key, f.v[i].value, 0) == -1)
+			goto fail;
+	/* production's names fill ours where ours are unset */
+	for (size_t i = 0; (s = settings_at(i)) != NULL; i++) {
+		if (s->alias == NULL || env_value(s->name) != NULL)
+			continue;
+		if (config_resolve(NULL, s, &v) == 0 && v.as != NULL &&
+		    setenv(s->name, v.value, 1) == -1)
+			goto fail;
+	}
+	/* choices in any case (production writes LOG_LEVEL=INFO) */
+	for (size_t i = 0; (s = settings_at(i)) != NULL; i++) {
+		const char *cur = env_value(s->name);
+		size_t j;
+
+		if (!(s->flags & SETTING_NOCASE) || cur == NULL ||
+		    strlen(cur) >= sizeof low)
+			continue;
+		for (j = 0; cur[j] != '\0'; j++)
+			low[j] = (char)tolower((unsigned char)cur[j]);
+		low[j] = '\0';
+		if (strcmp(low, cur) != 0 && setenv(s->name, low, 1) == -1)
+			goto fail;
+	}
+	config_file_free(&f);
 	log_level_from_env();	/* LOG_LEVEL may come from the file */
 	return 0;
+fail:
+	config_file_free(&f);
+	return err_sys(e, "setenv");
 }
 
 int
@@ -220,7 +380,8 @@ config_load(struct config *c, struct err *e)
 	    set_path(c->spool_dir, "GATEWAY_SPOOL_DIR", d, "spool", e) ||
 	    set_path(c->incoming_dir, "GATEWAY_INCOMING_DIR", d, "incoming", e) ||
 	    set_path(c->quarantine_dir, "GATEWAY_QUARANTINE_DIR", d,
-	    "quarantine", e))
+	    "quarantine", e) ||
+	    set_path(c->backup_dir, "GATEWAY_BACKUP_DIR", d, "backup", e))
 		return -1;
 	if (set_aet(c->pacs_aet, "PACS_AET", "SCREENING_PACS", e) ||
 	    set_aet(c->worklist_aet, "WORKLIST_AET", "SCREENING_MWL", e) ||

@@ -144,4 +144,33 @@ int health_print_status(const struct config *c, FILE *f, struct err *e);
 /* An age as the status shows it: "45s", "3m12s", "2h05m", "3d04h". */
 void health_format_age(long long seconds, char *out, size_t outsz);
 
+/*
+ * configview: the settings table (lib/base settings) as gatewayctl
+ * config shows it to an operator and hands it to gatewayd.
+ *
+ * configview_print(): every setting once, NAME=value, grouped under a
+ * "# from ..." heading by where its value came from (the environment,
+ * the file, production's name for it in either, the default); secrets
+ * as "(set, not shown)"; names in the file that no program reads as
+ * comments naming the likely intended setting.  The listing is itself a
+ * gateway.env that gives the same values.
+ *
+ * configview_export(): NAME='value' and export lines for sh, every
+ * setting with a value (defaults included, paths made absolute, secrets
+ * too: this is for gatewayd's eval, never for a terminal), then the
+ * file's other names.  Call after config_load().
+ *
+ * configview_check(): logs a warning for each bad line, each name given
+ * twice (the last wins) and each name that is not a setting (with the
+ * nearest one), and an error for each value a setting cannot take, each
+ * file setting that cannot be read, ports given twice and a TLS port
+ * without certificate or key; returns the number of errors.  Call after
+ * config_load().
+ *
+ * Each returns -1 with e set when the configuration file cannot be read.
+ */
+int configview_print(FILE *out, struct err *e);
+int configview_export(FILE *out, struct err *e);
+int configview_check(struct err *e);
+
 #endif

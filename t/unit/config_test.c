@@ -16,8 +16,9 @@ struct seen {
 };
 
 static int
-on_value(const char *key, const char *value, void *arg)
+on_value(const char *key, const char *value, int line, void *arg)
 {
+	(void)line;
 	struct seen *s = arg;
 	size_t n = strlen(s->text);
 
@@ -105,7 +106,7 @@ main(int argc, char **argv)
 	is_str(c.pacs_aet, "FROM_FILE", "a file value is used");
 	is_str(c.worklist_aet, "ENV_MWL", "the environment wins over the file");
 	snprintf(buf, sizeof buf, "%d", c.pacs_port);
-	is_str(buf, "5000", "the first line of a key wins, as in gatewayd");
+	is_str(buf, "6000", "the last line of a key wins, as sh, systemd and dotenv read it");
 	is_str(c.pacs_db_path, "/srv/gw/pacs.db",
 	    "paths follow the file's GATEWAY_DATA_DIR");
 	is_str(getenv("PACS_AET"), "FROM_FILE",
