@@ -8,7 +8,7 @@ set -u
 : "${GW_ROOT:?GW_ROOT must name the project root}"
 
 PYDICOM_DATA=${PYDICOM_DATA:-/usr/lib/python3/dist-packages/pydicom/data}
-CORPUS=${CORPUS:-$GW_ROOT/../shared/corpus}
+CORPUS=${SHARED:-$GW_ROOT/../shared}/corpus
 test_bin=$GW_BUILD/t/dicom_test
 
 if [ ! -x "$test_bin" ]; then

@@ -25,7 +25,9 @@ EOF
 
 {
 	ls "$PYDICOM_FILES"/*.dcm
-	tail -n +2 "$CORPUS/../MANIFEST.tsv" | cut -f1 | sed "s|^|$CORPUS/../|"
+	if have_corpus; then
+		tail -n +2 "$CORPUS/../MANIFEST.tsv" | cut -f1 | sed "s|^|$CORPUS/../|"
+	fi
 } >"$T/files"
 
 # Plan: which files are images, their middle frame and dcmtk's window
@@ -161,5 +163,10 @@ while IFS='|' read -r status path psnr mad; do
 	esac
 done <"$T/results"
 diag "compared $compared images; dcmtk could not render $nodcmtk others (JPEG 2000, HTJ2K, ... : not compared)"
-ok "at least 250 images compared" test "$compared" -ge 250
+if have_corpus; then
+	ok "at least 250 images compared" test "$compared" -ge 250
+else
+	diag "the shared corpus is not there: pydicom's images only"
+	ok "at least 25 of pydicom's images compared" test "$compared" -ge 25
+fi
 done_testing

@@ -113,8 +113,12 @@ is $? 3 "lossless on a JPEG-LS image: nothing to do"
 is $? 3 "original: nothing to do"
 "$tc" --check lossless "$P/rtplan.dcm" "$T/x.dcm"
 is $? 3 "no pixel data: nothing to do"
-"$tc" --check lossless "$CORPUS/fo-dicom/GH133.dcm" "$T/x.dcm"
-is $? 3 "lossless on a JPEG lossless image: nothing to do"
+if [ -f "$CORPUS/fo-dicom/GH133.dcm" ]; then
+	"$tc" --check lossless "$CORPUS/fo-dicom/GH133.dcm" "$T/x.dcm"
+	is $? 3 "lossless on a JPEG lossless image: nothing to do"
+else
+	skip "lossless on a JPEG lossless image: the corpus's GH133.dcm is not there"
+fi
 "$tc" --check lossless "$P/SC_rgb_small_odd.dcm" "$T/x.dcm"
 is "$?:$(test -e "$T/x.dcm" && echo kept)" 3: \
     "lossless no smaller than the input: nothing to do, output removed"

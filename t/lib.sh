@@ -9,6 +9,8 @@
 #   bg NAME cmd...              start a process, remembered for cleanup
 #   on_exit 'cmd'               run cmd at exit (e.g. umount)
 #   $T                          this test's own temporary directory
+#   have_corpus                 the shared corpus (../shared/corpus) is there
+#                               (tests that need it skip those checks without)
 #
 # Every test gets a fresh $T (removed at exit unless TEST_KEEP=1) and every
 # process started with bg is killed at exit, even when the test fails.
@@ -39,6 +41,12 @@ _tap_failed=0
 _tap_planned=0
 _bg_pids=""
 _on_exit=""
+
+# have_corpus: the shared corpus of real files is beside the checkout.
+# Without it make check still passes: what needs it is skipped, saying so.
+have_corpus() {
+	[ -d "$CORPUS" ]
+}
 
 # on_exit CMD: run CMD (a string for sh) at exit, before $T is removed.
 on_exit() {
