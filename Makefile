@@ -101,13 +101,13 @@ check: deps check-layers
 
 test: check
 
-# Debian packages only (no npm: a hospital box has no registry).  The log
-# goes to the terminal and to gatewayd.log in the data directory.
+# Debian packages only (no npm: a hospital box has no registry).  The
+# configuration is ./gateway.env or the defaults, never the installed
+# /etc/screening-gateway/gateway.env; the log goes to the terminal and to
+# gatewayd.log in the data directory; the exit status is gatewayd's
+# (tools/run).
 run: deps-run all
-	@d=$${GATEWAY_DATA_DIR:-$(CURDIR)/var}; mkdir -p "$$d" && \
-	echo "make run: logging to $$d/gatewayd.log too" >&2 && \
-	GW_BIN=$(CURDIR)/build/bin GATEWAY_DATA_DIR="$$d" \
-	sh pipeline/gatewayd run 2>&1 | tee -i -a "$$d/gatewayd.log" >&2
+	@sh tools/run
 
 # Everything to build, run and test (CI, make check).
 deps:
@@ -119,7 +119,7 @@ deps-run:
 # The whole gateway played by modality-emu: two worklist items, eight
 # images, and what arrived (tools/demo; data in a new directory under
 # $TMPDIR, never GATEWAY_DATA_DIR).
-demo: deps all
+demo: deps-run all
 	sh tools/demo
 
 # Benchmarks print their figures (README quotes them); each compares with
