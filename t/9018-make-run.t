@@ -2,7 +2,8 @@
 # 9018-make-run: make run (tools/run) is safe on a server: it never reads
 # the installed /etc/screening-gateway/gateway.env, takes ./gateway.env
 # only when there is one and says so, logs to the data directory and
-# exits with gatewayd's status.  make demo needs no npm registry either.
+# exits with gatewayd's status.  make demo needs no npm registry either,
+# and pipeline/gatewayd finds the checkout's programs without GW_BIN.
 . "${0%/*}/lib.sh"
 
 ok "make demo's dependencies are 'tools/deps run'" sh -c "make -n -C '$GW_ROOT' demo 2>/dev/null | grep -q 'tools/deps run'"
@@ -36,4 +37,12 @@ GW_BIN=$GW_BIN sh "$T/co/tools/run" >"$T/run2.out" 2>&1
 is "$?" 69 "with ./gateway.env the same refusal"
 ok "... saying the configuration is ./gateway.env" grep -q 'configuration from ./gateway.env' "$T/run2.out"
 ok "... and logging to its data directory" test -s "$T/site/gatewayd.log"
+
+# From a checkout after make, pipeline/gatewayd finds build/bin itself.
+mkdir -p "$T/co/build"
+ln -s "$GW_BIN" "$T/co/build/bin"
+GATEWAY_ENV_FILE=/dev/null GATEWAY_DATA_DIR=$T/co/var dcmindex --init 2>/dev/null
+(cd "$T" && env -u GW_BIN GATEWAY_ENV_FILE=/dev/null GATEWAY_DATA_DIR=$T/co/var \
+	sh "$T/co/pipeline/gatewayd" today) >"$T/today.out" 2>&1
+is "$?" 0 "pipeline/gatewayd today works from a checkout without GW_BIN"
 done_testing
