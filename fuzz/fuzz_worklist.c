@@ -56,7 +56,7 @@ add(const char *acc, const char *name, const char *id, const char *date,
 	snprintf(it.study_description, WL_FIELD, "Screening");
 	snprintf(it.requested_procedure_id, WL_FIELD, "RP%s", acc);
 	snprintf(it.source_message_id, WL_FIELD, "m-%s", acc);
-	if (worklist_create(wl, &it, &e) == -1 ||
+	if (worklist_create(wl, &it, NULL, &e) == -1 ||
 	    (status != NULL && worklist_set_status(wl, acc, status, &e) == -1)) {
 		fprintf(stderr, "fuzz_worklist: %s\n", e.msg);
 		abort();

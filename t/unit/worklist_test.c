@@ -153,7 +153,7 @@ add(const char *acc, const char *name, const char *pid, const char *date,
 	snprintf(it.scheduled_station_aet, WL_FIELD, "%s", aet);
 	snprintf(it.source_message_id, WL_FIELD, "%s", msgid);
 	snprintf(it.study_description, WL_FIELD, "Screening");
-	if (worklist_create(w, &it, &e) != WL_CREATED)
+	if (worklist_create(w, &it, NULL, &e) != WL_CREATED)
 		diag("create %s: %s", acc, e.msg);
 }
 
@@ -370,11 +370,11 @@ test_items(void)
 
 	snprintf(it.accession_number, WL_FIELD, "A2");
 	snprintf(it.source_message_id, WL_FIELD, "new");
-	is_long(worklist_create(w, &it, &e), WL_EXISTS,
+	is_long(worklist_create(w, &it, NULL, &e), WL_EXISTS,
 	    "a repeated accession number: exists");
 	snprintf(it.accession_number, WL_FIELD, "A9");
 	snprintf(it.source_message_id, WL_FIELD, "m2");
-	is_long(worklist_create(w, &it, &e), WL_EXISTS,
+	is_long(worklist_create(w, &it, NULL, &e), WL_EXISTS,
 	    "a repeated source_message_id: exists");
 	is_long(worklist_get(w, "A9", &it, &e), WL_NOT_FOUND,
 	    "and nothing was created");
