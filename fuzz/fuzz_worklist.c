@@ -4,8 +4,8 @@
  * mwlscp runs them.  Byte 0 picks the transfer syntax the rest is read in
  * (odd: explicit VR little endian, even: implicit); a query that parses
  * is matched against a worklist.db in a temporary directory ($TMPDIR)
- * holding a few items (made once per process, removed at exit), and every response
- * identifier is encoded and read back.
+ * holding a few items (made once per process, removed at exit; one with no
+ * station), and every response identifier is encoded and read back.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -87,6 +87,8 @@ setup(void)
 	    "20261128", "091500.5", "MG", "MAMMO2", NULL);
 	add("A4", "O'BRIEN^MARY", "9990000004", "20261128", "14", "CR",
 	    "MAMMO1", WL_COMPLETED);
+	add("A5", "NO^STATION", "9990000005", "20261127", "233000", "MG",
+	    "", NULL);
 }
 
 /* Each response identifier: encoded in both syntaxes and read back. */
