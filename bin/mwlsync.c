@@ -276,6 +276,11 @@ cmd_add(struct worklist *w, const struct add *a)
 		}
 	compact(a->date, '-', date, sizeof date);
 	compact(a->time, ':', time, sizeof time);
+	/* HHMMSS, as Manage sends times, so its create_item of the same
+	 * appointment reads as the same item. */
+	if ((strlen(time) == 2 || strlen(time) == 4) &&
+	    strspn(time, "0123456789") == strlen(time))
+		strcat(time, strlen(time) == 2 ? "0000" : "00");
 	if (a->birth_date != NULL)
 		compact(a->birth_date, '-', birth, sizeof birth);
 	if (a->utc) {
@@ -285,7 +290,7 @@ cmd_add(struct worklist *w, const struct add *a)
 		fprintf(stderr, "mwlsync: add: %s\n", e.msg);
 		return EX_DATAERR;
 	}
-	snprintf(id, sizeof id, "manual-%s", a->accession);
+	snprintf(id, sizeof id, WL_MANUAL_PREFIX "%s", a->accession);
 	if ((action = add_action(a, udate, utime, a->birth_date ? birth : NULL,
 	    a->action_id ? a->action_id : id)) == NULL) {
 		log_error("add failed", "error=%s", "out of memory");

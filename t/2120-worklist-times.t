@@ -130,11 +130,11 @@ case $out in *"does not exist in local time"*) pass "... saying the clocks go fo
 mwlsync add --accession ACCT21 --nhs-number 9990001113 --name 'HAND^TEST' \
     --date 2026-10-25 --time 01:30 >/dev/null
 is "$(sql "$WORKLIST_DB_PATH" "SELECT scheduled_time FROM worklist_items WHERE accession_number = 'ACCT21'")" \
-    "0030" "01:30 on 25 October (twice) is taken the first time: 00:30 UTC"
+    "003000" "01:30 on 25 October (twice) is taken the first time: 00:30 UTC"
 mwlsync add --accession ACCT22 --nhs-number 9990001113 --name 'HAND^TEST' \
     --date 2026-07-08 --time 00:15 >/dev/null
 is "$(sql "$WORKLIST_DB_PATH" "SELECT scheduled_date || ' ' || scheduled_time FROM worklist_items WHERE accession_number = 'ACCT22'")" \
-    "20260707 2315" "00:15 BST on 8 July is stored as 23:15 UTC on the 7th"
+    "20260707 231500" "00:15 BST on 8 July is stored as 23:15 UTC on the 7th"
 
 # reset: "before today" means before the local day.
 mwlsync reset --today 20260708

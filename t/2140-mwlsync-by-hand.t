@@ -26,8 +26,8 @@ out=$(add --accession ACCH1 --nhs-number 9990003331 --name 'HAND^ONE' \
 is "$out" "$(printf 'ACCH1\tcreated')" "add answers the accession and created"
 is "$rc" 0 "... and exits 0"
 is "$(row ACCH1 "scheduled_date || ' ' || scheduled_time || ' ' || birth_date || ' ' || modality || ' ' || source_message_id || ' ' || status")" \
-    "20260707 0730 19700203 MG manual-ACCH1 SCHEDULED" \
-    "08:30 BST is stored as the cloud would send it (07:30 UTC); MG; action id manual-ACCESSION"
+    "20260707 073000 19700203 MG manual-ACCH1 SCHEDULED" \
+    "08:30 BST is stored as the cloud would send it (073000 UTC); MG; action id manual-ACCESSION"
 out=$(add --accession ACCH1 --nhs-number 9990003331 --name 'HAND^ONE' \
     --birth-date 19700203 --date 20260707 --time 0830); rc=$?
 is "$out" "$(printf 'ACCH1\tprocessed')" "the same item again (dates typed without dashes): processed"
@@ -50,8 +50,17 @@ out=$(add --accession ACCH4 --nhs-number 9990003334 --name 'HAND^FOUR' \
     --action-id cloud-action-4 --modality MG --sex F --description 'Screening')
 is "$out" "$(printf 'ACCH4\tcreated')" "add --utc with every option: created"
 is "$(row ACCH4 "scheduled_date || ' ' || scheduled_time || ' ' || scheduled_station_aet || ' ' || source_message_id || ' ' || sex || ' ' || study_description")" \
-    "20260707 2330 MAMMO3 cloud-action-4 F Screening" \
+    "20260707 233000 MAMMO3 cloud-action-4 F Screening" \
     "--utc stores the time as given; station, action id, sex and description too"
+cloud='{"schema_version":1,"action_id":"cloud-h1","action_type":"worklist.create_item","parameters":{"worklist_item":{"accession_number":"ACCH1","participant":{"nhs_number":"9990003331","name":"HAND^ONE","birth_date":"19700203"},"scheduled":{"date":"20260707","time":"0730"},"procedure":{"modality":"MG"}}}}'
+is "$(echo "$cloud" | mwlsync apply 2>>"$T/mwlsync.log")" \
+    '{"status":"processed","action_id":"cloud-h1"}' \
+    "the cloud's create_item of a hand-added appointment is processed (0730 is 073000)"
+is "$(row ACCH1 source_message_id)" cloud-h1 \
+    "... and the item takes the cloud's action id (images go under an id the cloud knows)"
+echo "$cloud" | sed 's/cloud-h1/cloud-h2/' | mwlsync apply >/dev/null 2>>"$T/mwlsync.log"
+is "$(row ACCH1 source_message_id)" cloud-h1 \
+    "a later repeat under another id changes nothing: only a manual id is replaced"
 mwlsync --name 'X^Y' export-wl "$T/wl" >/dev/null 2>&1
 is "$?" 64 "an add option with another command is a usage error"
 

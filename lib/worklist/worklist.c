@@ -259,6 +259,36 @@ worklist_create(struct worklist *w, struct worklist_item *it,
 	return WL_CREATED;
 }
 
+int
+worklist_adopt_action_id(struct worklist *w, const char *acc,
+    const char *action_id, struct err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_prepare(w->db, &st, "UPDATE worklist_items SET "
+	    "source_message_id = ?2, updated_at = " NOW_SQL " WHERE "
+	    "accession_number = ?1 AND substr(source_message_id, 1, ?3) = ?4 "
+	    "AND NOT EXISTS (SELECT 1 FROM worklist_items WHERE "
+	    "source_message_id = ?2)", e) == -1)
+		return -1;
+	if (sqlite3_bind_text(st, 1, acc, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, action_id, -1, SQLITE_STATIC) !=
+	    SQLITE_OK ||
+	    sqlite3_bind_int(st, 3, (int)strlen(WL_MANUAL_PREFIX)) !=
+	    SQLITE_OK ||
+	    sqlite3_bind_text(st, 4, WL_MANUAL_PREFIX, -1, SQLITE_STATIC) !=
+	    SQLITE_OK) {
+		sqlite3_finalize(st);
+		return wl_sql_err(w->db, e, "bind");
+	}
+	rc = db_step_done(w->db, st, e);
+	sqlite3_finalize(st);
+	if (rc == -1)
+		return -1;
+	return sqlite3_changes(w->db) > 0 ? WL_UPDATED : WL_NOT_FOUND;
+}
+
 static int
 valid_status(const char *s)
 {

@@ -98,6 +98,18 @@ void worklist_close(struct worklist *w);
 int worklist_create(struct worklist *w, struct worklist_item *item,
     struct worklist_item *stored, struct err *e);
 
+/* The action id of an item made by hand without the cloud's id (mwlsync
+ * add): WL_MANUAL_PREFIX and the accession number. */
+#define WL_MANUAL_PREFIX	"manual-"
+
+/* Give an item made by hand (its source_message_id starts with
+ * WL_MANUAL_PREFIX) the cloud's action id, once the cloud's create_item of
+ * the same item arrives: images then go to the cloud under an id it knows.
+ * WL_UPDATED; WL_NOT_FOUND when the item was not made so, or another item
+ * has that id. */
+int worklist_adopt_action_id(struct worklist *w, const char *accession_number,
+    const char *action_id, struct err *e);
+
 /* Set an item's status by accession number, whatever it was (MPPS):
  * WL_UPDATED or WL_NOT_FOUND. */
 int worklist_set_status(struct worklist *w, const char *accession_number,
@@ -305,9 +317,10 @@ struct worklist_reply {
  * Apply one action to the worklist and fill r; never fails (a database
  * error is an error reply with internal set).  worklist.create_item:
  * "created"; "processed" when the same item exists already (every content
- * field equal; the item is unchanged); an error naming the fields when an
- * item with that accession number differs, or when the action_id created
- * another item.  worklist.update_status: "updated" (worklist_transition),
+ * field equal; the item is unchanged, except that one made by hand takes
+ * the action's id: worklist_adopt_action_id()); an error naming the
+ * fields when an item with that accession number differs, or when the
+ * action_id created another item.  worklist.update_status: "updated" (worklist_transition),
  * "Cannot transition to 'S'", "Worklist item 'X' not found".
  */
 void worklist_action_apply(struct worklist *w, const json_t *action,

@@ -222,6 +222,17 @@ worklist_action_parse(const json_t *action, struct worklist_action *a,
 	return 0;
 }
 
+/* 1 when two values of field f are the same: times by value ("0830" is
+ * "083000"), everything else letter for letter. */
+static int
+same_value(const struct field *f, const char *a, const char *b)
+{
+	if (f->kind == 't' && worklist_valid_time(a) &&
+	    worklist_valid_time(b))
+		return match_time(a, strlen(a)) == match_time(b, strlen(b));
+	return strcmp(a, b) == 0;
+}
+
 int
 worklist_action_diff(const struct worklist_item *a,
     const struct worklist_item *b, char *out, size_t outsz)
@@ -233,7 +244,7 @@ worklist_action_diff(const struct worklist_item *a,
 	for (size_t i = 0; i < NFIELDS(create_fields); i++) {
 		const struct field *f = &create_fields[i];
 
-		if (strcmp(cslot(a, f), cslot(b, f)) == 0)
+		if (same_value(f, cslot(a, f), cslot(b, f)))
 			continue;
 		if (len < outsz)
 			len += (size_t)snprintf(out + len, outsz - len, "%s%s",
@@ -279,6 +290,13 @@ apply_create(struct worklist *w, struct worklist_action *a,
 	    sizeof fields) > 0)
 		error_reply(r, 0, "Worklist item '%s' exists with different "
 		    "%s", a->item.accession_number, fields);
+	else if (strncmp(stored.source_message_id, WL_MANUAL_PREFIX,
+	    strlen(WL_MANUAL_PREFIX)) == 0 &&
+	    strncmp(a->action_id, WL_MANUAL_PREFIX,
+	    strlen(WL_MANUAL_PREFIX)) != 0 &&
+	    worklist_adopt_action_id(w, a->item.accession_number,
+	    a->action_id, &e) == -1)
+		error_reply(r, 1, "Worklist store failed: %s", e.msg);
 	else
 		r->status = "processed";
 }

@@ -507,6 +507,15 @@ test_replies(void)
 	    "two content fields differ");
 	is_str(out, "participant.name, scheduled.station_aet",
 	    "... named as the action names them");
+	snprintf(b.patient_name, WL_FIELD, "DOE^JANE");
+	snprintf(b.scheduled_station_aet, WL_FIELD, "MAMMO1");
+	snprintf(a.scheduled_time, WL_FIELD, "0830");
+	snprintf(b.scheduled_time, WL_FIELD, "083000.0");
+	is_long(worklist_action_diff(&a, &b, out, sizeof out), 0,
+	    "times are compared by value: 0830 is 083000.0");
+	snprintf(b.scheduled_time, WL_FIELD, "083001");
+	is_long(worklist_action_diff(&a, &b, out, sizeof out), 1,
+	    "... and 083001 is another time");
 	is_long(worklist_transition(w, "A3", "SCHEDULED", &e), WL_REFUSED,
 	    "no move goes back to SCHEDULED");
 	is_long(worklist_transition(w, "A3", "COMPLETED", &e), WL_UPDATED,
