@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,16 +173,37 @@ cmd_apply(struct worklist *w)
 
 /* --- add --- */
 
+/* add's options: each sets a key of the create_item, below
+ * parameters.worklist_item (action-id the action's own). */
 enum {
-	OPT_ACCESSION = 256, OPT_NHS, OPT_NAME, OPT_BIRTH, OPT_SEX, OPT_DATE,
-	OPT_TIME, OPT_MODALITY, OPT_DESCRIPTION, OPT_STATION, OPT_ACTION_ID,
-	OPT_UTC, OPT_VERSION,
+	ADD_ACCESSION, ADD_NHS, ADD_NAME, ADD_BIRTH, ADD_SEX, ADD_DATE,
+	ADD_TIME, ADD_STATION, ADD_MODALITY, ADD_DESCRIPTION, ADD_ACTION_ID,
+	ADD_N
 };
 
+static const struct {
+	const char *opt, *key;
+	int needed;
+} add_opts[ADD_N] = {
+	[ADD_ACCESSION] = { "accession", "accession_number", 1 },
+	[ADD_NHS] = { "nhs-number", "participant.nhs_number", 1 },
+	[ADD_NAME] = { "name", "participant.name", 1 },
+	[ADD_BIRTH] = { "birth-date", "participant.birth_date", 0 },
+	[ADD_SEX] = { "sex", "participant.sex", 0 },
+	[ADD_DATE] = { "date", "scheduled.date", 1 },
+	[ADD_TIME] = { "time", "scheduled.time", 1 },
+	[ADD_STATION] = { "station-aet", "scheduled.station_aet", 0 },
+	[ADD_MODALITY] = { "modality", "procedure.modality", 0 },
+	[ADD_DESCRIPTION] = { "description", "procedure.study_description",
+	    0 },
+	[ADD_ACTION_ID] = { "action-id", NULL, 0 },
+};
+
+/* getopt values: OPT_ADD + i is add_opts[i]. */
+enum { OPT_ADD = 256, OPT_UTC = OPT_ADD + ADD_N, OPT_VERSION };
+
 struct add {
-	const char *accession, *nhs_number, *name, *birth_date, *sex;
-	const char *date, *time, *modality, *description, *station_aet;
-	const char *action_id;
+	const char *v[ADD_N];	/* the options' values, NULL when not given */
 	int utc, any;		/* any: an add option was given */
 };
 
@@ -222,67 +242,51 @@ set_string(json_t *obj, const char *path, const char *v)
 	return json_object_set_new(o, path, json_string(v));
 }
 
-/* The worklist.create_item action the options describe. */
+/* The worklist.create_item action of these values. */
 static json_t *
-add_action(const struct add *a, const char *date, const char *time,
-    const char *birth, const char *action_id)
+add_action(const char *const *v, const char *action_id)
 {
-	json_t *item = json_object(), *action;
+	json_t *item = json_object();
 
-	if (item == NULL || set_string(item, "accession_number",
-	    a->accession) == -1 ||
-	    set_string(item, "participant.nhs_number", a->nhs_number) == -1 ||
-	    set_string(item, "participant.name", a->name) == -1 ||
-	    set_string(item, "participant.birth_date", birth) == -1 ||
-	    set_string(item, "participant.sex", a->sex) == -1 ||
-	    set_string(item, "scheduled.date", date) == -1 ||
-	    set_string(item, "scheduled.time", time) == -1 ||
-	    set_string(item, "scheduled.station_aet", a->station_aet) == -1 ||
-	    set_string(item, "procedure.modality", a->modality) == -1 ||
-	    set_string(item, "procedure.study_description",
-	    a->description) == -1) {
-		json_decref(item);
+	for (int i = 0; i < ADD_N && item != NULL; i++)
+		if (add_opts[i].key != NULL &&
+		    set_string(item, add_opts[i].key, v[i]) == -1) {
+			json_decref(item);
+			item = NULL;
+		}
+	if (item == NULL)
 		return NULL;
-	}
-	action = json_pack("{s:i, s:s, s:s, s:s, s:{s:o}}", "schema_version", 1,
+	return json_pack("{s:i, s:s, s:s, s:s, s:{s:o}}", "schema_version", 1,
 	    "action_id", action_id, "action_type", "worklist.create_item",
 	    "source_system", "mwlsync add", "parameters", "worklist_item",
 	    item);
-	return action;
 }
 
 static int
 cmd_add(struct worklist *w, const struct add *a)
 {
-	static const struct { const char *opt; size_t off; } needed[] = {
-		{ "--accession", offsetof(struct add, accession) },
-		{ "--nhs-number", offsetof(struct add, nhs_number) },
-		{ "--name", offsetof(struct add, name) },
-		{ "--date", offsetof(struct add, date) },
-		{ "--time", offsetof(struct add, time) },
-	};
 	struct ctx c = { .w = w, .text = 1 };
 	struct err e = { 0 };
+	const char *v[ADD_N];
 	char date[WL_FIELD], time[WL_FIELD], birth[WL_FIELD], id[WL_FIELD];
 	char udate[WL_FIELD], utime[WL_FIELD];
 	json_t *action;
 
-	for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
-		if (*(const char *const *)((const char *)a + needed[i].off) ==
-		    NULL) {
-			fprintf(stderr, "mwlsync: add needs %s\n",
-			    needed[i].opt);
+	for (int i = 0; i < ADD_N; i++) {
+		if (add_opts[i].needed && a->v[i] == NULL) {
+			fprintf(stderr, "mwlsync: add needs --%s\n",
+			    add_opts[i].opt);
 			return EX_USAGE;
 		}
-	compact(a->date, '-', date, sizeof date);
-	compact(a->time, ':', time, sizeof time);
+		v[i] = a->v[i];
+	}
+	compact(a->v[ADD_DATE], '-', date, sizeof date);
+	compact(a->v[ADD_TIME], ':', time, sizeof time);
 	/* HHMMSS, as Manage sends times, so its create_item of the same
 	 * appointment reads as the same item. */
 	if ((strlen(time) == 2 || strlen(time) == 4) &&
 	    strspn(time, "0123456789") == strlen(time))
 		strcat(time, strlen(time) == 2 ? "0000" : "00");
-	if (a->birth_date != NULL)
-		compact(a->birth_date, '-', birth, sizeof birth);
 	if (a->utc) {
 		snprintf(udate, sizeof udate, "%s", date);
 		snprintf(utime, sizeof utime, "%s", time);
@@ -290,9 +294,15 @@ cmd_add(struct worklist *w, const struct add *a)
 		fprintf(stderr, "mwlsync: add: %s\n", e.msg);
 		return EX_DATAERR;
 	}
-	snprintf(id, sizeof id, WL_MANUAL_PREFIX "%s", a->accession);
-	if ((action = add_action(a, udate, utime, a->birth_date ? birth : NULL,
-	    a->action_id ? a->action_id : id)) == NULL) {
+	v[ADD_DATE] = udate;
+	v[ADD_TIME] = utime;
+	if (a->v[ADD_BIRTH] != NULL) {
+		compact(a->v[ADD_BIRTH], '-', birth, sizeof birth);
+		v[ADD_BIRTH] = birth;
+	}
+	snprintf(id, sizeof id, WL_MANUAL_PREFIX "%s", a->v[ADD_ACCESSION]);
+	if ((action = add_action(v, a->v[ADD_ACTION_ID] ?
+	    a->v[ADD_ACTION_ID] : id)) == NULL) {
 		log_error("add failed", "error=%s", "out of memory");
 		return EX_OSERR;
 	}
@@ -486,25 +496,12 @@ valid_command(const char *cmd, int argc, const char *day,
 static int
 add_option(struct add *a, int c, const char *v)
 {
-	const char **slot = NULL;
-
-	switch (c) {
-	case OPT_ACCESSION: slot = &a->accession; break;
-	case OPT_NHS: slot = &a->nhs_number; break;
-	case OPT_NAME: slot = &a->name; break;
-	case OPT_BIRTH: slot = &a->birth_date; break;
-	case OPT_SEX: slot = &a->sex; break;
-	case OPT_DATE: slot = &a->date; break;
-	case OPT_TIME: slot = &a->time; break;
-	case OPT_MODALITY: slot = &a->modality; break;
-	case OPT_DESCRIPTION: slot = &a->description; break;
-	case OPT_STATION: slot = &a->station_aet; break;
-	case OPT_ACTION_ID: slot = &a->action_id; break;
-	case OPT_UTC: a->utc = 1; break;
-	default: return 0;
-	}
-	if (slot != NULL)
-		*slot = v;
+	if (c == OPT_UTC)
+		a->utc = 1;
+	else if (c >= OPT_ADD && c < OPT_ADD + ADD_N)
+		a->v[c - OPT_ADD] = v;
+	else
+		return 0;
 	a->any = 1;
 	return 1;
 }
@@ -519,25 +516,14 @@ needs_site(const char *cmd)
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
+	static const struct option common[] = {
 		{ "db", required_argument, NULL, 'd' },
 		{ "today", required_argument, NULL, 't' },
-		{ "accession", required_argument, NULL, OPT_ACCESSION },
-		{ "nhs-number", required_argument, NULL, OPT_NHS },
-		{ "name", required_argument, NULL, OPT_NAME },
-		{ "birth-date", required_argument, NULL, OPT_BIRTH },
-		{ "sex", required_argument, NULL, OPT_SEX },
-		{ "date", required_argument, NULL, OPT_DATE },
-		{ "time", required_argument, NULL, OPT_TIME },
-		{ "modality", required_argument, NULL, OPT_MODALITY },
-		{ "description", required_argument, NULL, OPT_DESCRIPTION },
-		{ "station-aet", required_argument, NULL, OPT_STATION },
-		{ "action-id", required_argument, NULL, OPT_ACTION_ID },
 		{ "utc", no_argument, NULL, OPT_UTC },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
-		{ NULL, 0, NULL, 0 },
 	};
+	struct option opts[sizeof common / sizeof common[0] + ADD_N + 1];
 	struct config cfg;
 	struct worklist_site site;
 	struct worklist *w;
@@ -546,6 +532,12 @@ main(int argc, char **argv)
 	const char *db = NULL, *day = NULL, *cmd;
 	int c, rc;
 
+	memcpy(opts, common, sizeof common);
+	for (int i = 0; i < ADD_N; i++)
+		opts[sizeof common / sizeof common[0] + i] = (struct option){
+		    add_opts[i].opt, required_argument, NULL, OPT_ADD + i };
+	memset(&opts[sizeof common / sizeof common[0] + ADD_N], 0,
+	    sizeof opts[0]);
 	log_init("mwlsync");
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {

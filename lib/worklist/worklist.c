@@ -259,26 +259,20 @@ worklist_create(struct worklist *w, struct worklist_item *it,
 	return WL_CREATED;
 }
 
-int
-worklist_adopt_action_id(struct worklist *w, const char *acc,
-    const char *action_id, struct err *e)
+/* Run an UPDATE whose parameters ?1.. are the n texts v (NULL or "" bind
+ * NULL): WL_UPDATED when it changed a row, else WL_NOT_FOUND. */
+static int
+update_rows(struct worklist *w, const char *sql, const char *const *v, int n,
+    struct err *e)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc = SQLITE_OK;
 
-	if (db_prepare(w->db, &st, "UPDATE worklist_items SET "
-	    "source_message_id = ?2, updated_at = " NOW_SQL " WHERE "
-	    "accession_number = ?1 AND substr(source_message_id, 1, ?3) = ?4 "
-	    "AND NOT EXISTS (SELECT 1 FROM worklist_items WHERE "
-	    "source_message_id = ?2)", e) == -1)
+	if (db_prepare(w->db, &st, sql, e) == -1)
 		return -1;
-	if (sqlite3_bind_text(st, 1, acc, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 2, action_id, -1, SQLITE_STATIC) !=
-	    SQLITE_OK ||
-	    sqlite3_bind_int(st, 3, (int)strlen(WL_MANUAL_PREFIX)) !=
-	    SQLITE_OK ||
-	    sqlite3_bind_text(st, 4, WL_MANUAL_PREFIX, -1, SQLITE_STATIC) !=
-	    SQLITE_OK) {
+	for (int i = 0; i < n; i++)
+		rc |= db_bind_text(st, i + 1, v[i]);
+	if (rc != SQLITE_OK) {
 		sqlite3_finalize(st);
 		return wl_sql_err(w->db, e, "bind");
 	}
@@ -287,6 +281,19 @@ worklist_adopt_action_id(struct worklist *w, const char *acc,
 	if (rc == -1)
 		return -1;
 	return sqlite3_changes(w->db) > 0 ? WL_UPDATED : WL_NOT_FOUND;
+}
+
+int
+worklist_adopt_action_id(struct worklist *w, const char *acc,
+    const char *action_id, struct err *e)
+{
+	const char *v[] = { acc, action_id, WL_MANUAL_PREFIX };
+
+	return update_rows(w, "UPDATE worklist_items SET source_message_id = "
+	    "?2, updated_at = " NOW_SQL " WHERE accession_number = ?1 AND "
+	    "substr(source_message_id, 1, length(?3)) = ?3 AND NOT EXISTS "
+	    "(SELECT 1 FROM worklist_items WHERE source_message_id = ?2)", v,
+	    3, e);
 }
 
 static int
@@ -302,24 +309,11 @@ static int
 update(struct worklist *w, const char *acc, const char *status,
     const char *from, struct err *e)
 {
-	sqlite3_stmt *st;
-	int rc;
+	const char *v[] = { acc, status, from };
 
-	if (db_prepare(w->db, &st, "UPDATE worklist_items SET status = ?2, "
+	return update_rows(w, "UPDATE worklist_items SET status = ?2, "
 	    "updated_at = " NOW_SQL " WHERE accession_number = ?1 AND "
-	    "(?3 IS NULL OR status = ?3)", e) == -1)
-		return -1;
-	if (sqlite3_bind_text(st, 1, acc, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    db_bind_text(st, 3, from) != SQLITE_OK) {
-		sqlite3_finalize(st);
-		return wl_sql_err(w->db, e, "bind");
-	}
-	rc = db_step_done(w->db, st, e);
-	sqlite3_finalize(st);
-	if (rc == -1)
-		return -1;
-	return sqlite3_changes(w->db) > 0 ? WL_UPDATED : WL_NOT_FOUND;
+	    "(?3 IS NULL OR status = ?3)", v, 3, e);
 }
 
 int
