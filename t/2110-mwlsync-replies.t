@@ -53,6 +53,9 @@ is "$out" "{\"status\":\"error\",\"action_id\":\"$ID\",\"message\":\"Missing key
 out=$(echo "$V" | sed 's/"action_id":"3f0c[^"]*",//' | apply)
 is "$out" "{\"status\":\"error\",\"message\":\"Missing key: 'action_id'\"}" \
     "without action_id: production's Missing key: 'action_id'"
+out=$(echo "$V" | sed 's/"action_id":"3f0c[^"]*"/"action_id":42/' | apply)
+is "$out" "{\"status\":\"error\",\"message\":\"Invalid value: 'action_id' (not a string)\"}" \
+    "an action_id that is not a string is named as such"
 out=$(echo "$V" | sed 's/ACC20260707A1B2/ACCM3/; s/"20260707"/"20260230"/' | apply)
 is "$out" "{\"status\":\"error\",\"action_id\":\"$ID\",\"message\":\"Invalid value: 'scheduled.date' (a date is YYYYMMDD, a day of the calendar)\"}" \
     "30 February is not a date"

@@ -209,7 +209,11 @@ worklist_action_parse(const json_t *action, struct worklist_action *a,
 		return 0;
 	}
 	if (a->action_id[0] == '\0') {
-		snprintf(msg, msgsz, "Missing key: 'action_id'");
+		snprintf(msg, msgsz, id == NULL || json_is_null(id) ?
+		    "Missing key: 'action_id'" : !json_is_string(id) ?
+		    "Invalid value: 'action_id' (not a string)" :
+		    *action_id == '\0' ? "Empty value: 'action_id'" :
+		    "Value too long: 'action_id' (at most 255 bytes)");
 		return -1;
 	}
 	a->type = WL_ACTION_CREATE_ITEM;
