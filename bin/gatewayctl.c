@@ -7,12 +7,13 @@
  *   gatewayctl waiting [--names]
  *   gatewayctl assign ACCESSION|STUDY_UID WORKLIST_ACCESSION
  *   gatewayctl release ACCESSION|STUDY_UID
+ *   gatewayctl worklist [--date YYYY-MM-DD] [--names]
  *   gatewayctl check
  *   gatewayctl alerts
  *   gatewayctl config [--export | --check]
  *
  * gatewayd(8) runs it for `gatewayd today|studies|show|resend|waiting|
- * assign|release|status --check`, and every
+ * assign|release|worklist|status --check`, and every
  * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
  * It reads the configuration every program reads (lib/base/config) and never
  * creates pacs.db.  What touches uploads is lib/archive/upload_state.  Patient names
@@ -60,6 +61,7 @@ usage(FILE *f)
 	    "       gatewayctl waiting [--names]\n"
 	    "       gatewayctl assign ACCESSION|STUDY_UID WORKLIST_ACCESSION\n"
 	    "       gatewayctl release ACCESSION|STUDY_UID\n"
+	    "       gatewayctl worklist [--date YYYY-MM-DD] [--names]\n"
 	    "       gatewayctl check | alerts | --help | --version\n"
 	    "       gatewayctl config [--export | --check]\n"
 	    "\n"
@@ -74,6 +76,9 @@ usage(FILE *f)
 	    "  waiting   the studies whose images wait for a worklist item\n"
 	    "  assign    send a study's images under another worklist item\n"
 	    "  release   stop a study's wait: not sent, kept in the store\n"
+	    "  worklist  the day's worklist (default today, local time): each\n"
+	    "            item's time, accession, state, modality, station,\n"
+	    "            patient and when it arrived\n"
 	    "  check     one line for monitoring; exit 0 OK, 1 WARNING,\n"
 	    "            2 CRITICAL, 3 UNKNOWN (Nagios plugin codes)\n"
 	    "  alerts    queue a gateway.alert event for each condition that\n"
@@ -88,8 +93,8 @@ usage(FILE *f)
 	    "  --version      print the version\n"
 	    "\n"
 	    "Environment: GATEWAY_ENV_FILE, GATEWAY_DATA_DIR, PACS_DB_PATH,\n"
-	    "PACS_STORAGE_PATH, GATEWAY_SPOOL_DIR, LOG_LEVEL.  See "
-	    "gatewayctl(8).\n");
+	    "PACS_STORAGE_PATH, WORKLIST_DB_PATH, WORKLIST_TIMEZONE,\n"
+	    "GATEWAY_SPOOL_DIR, LOG_LEVEL.  See gatewayctl(8).\n");
 }
 
 /* ---------------------------------------------------------- helpers */
@@ -529,6 +534,95 @@ cmd_waiting(struct ctl *x)
 	return EX_OK;
 }
 
+/* --------------------------------------------------------- worklist */
+
+struct wl_list {
+	const struct ctl *x;
+	int n[4];		/* scheduled, in progress, completed, discont. */
+};
+
+/* When an item arrived (created_at, UTC) as local "YYYY-MM-DD HH:MM". */
+static void
+arrived(const char *created_at, char *out, size_t outsz)
+{
+	struct tm tm = { 0 };
+	time_t t;
+
+	if (strptime(created_at, "%Y-%m-%dT%H:%M:%S", &tm) == NULL ||
+	    (t = timegm(&tm)) == (time_t)-1 || localtime_r(&t, &tm) == NULL ||
+	    strftime(out, outsz, "%Y-%m-%d %H:%M", &tm) == 0)
+		snprintf(out, outsz, "-");
+}
+
+static int
+print_item(void *arg, struct worklist_item *it, struct err *e)
+{
+	static const char *const states[] = { WL_SCHEDULED, WL_IN_PROGRESS,
+	    WL_COMPLETED, WL_DISCONTINUED };
+	struct wl_list *l = arg;
+	const char *t = it->scheduled_time;
+	char when[8], received[32];
+
+	(void)e;
+	for (int i = 0; i < 4; i++)
+		l->n[i] += strcmp(it->status, states[i]) == 0;
+	snprintf(when, sizeof when, "%.2s:%.2s", t, strlen(t) >= 4 ? t + 2 :
+	    "00");
+	arrived(it->created_at, received, sizeof received);
+	printf("%-5s  %-16s  %-12s  %-8s  %-16s  %-24s  %s\n", when,
+	    it->accession_number, it->status, it->modality,
+	    *it->scheduled_station_aet ? it->scheduled_station_aet : "any",
+	    l->x->names && *it->patient_name ? it->patient_name : "-",
+	    received);
+	return 0;
+}
+
+/* worklist [--date D]: the day's items and their states. */
+static int
+cmd_worklist(struct ctl *x, const char *date)
+{
+	struct worklist_site site;
+	struct wl_list l = { x, { 0 } };
+	struct worklist *w;
+	struct err e = { 0 };
+	char day[9];
+	int n;
+
+	if (worklist_site_init(&site, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return EX_CONFIG;
+	}
+	if (date != NULL)
+		snprintf(day, sizeof day, "%.4s%.2s%.2s", date, date + 5,
+		    date + 8);
+	else
+		worklist_today(day);
+	if (worklist_open_existing(&w, x->cfg.worklist_db_path, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return e.code == ENOENT ? EX_NOINPUT : EX_UNAVAILABLE;
+	}
+	worklist_set_site(w, &site);
+	printf("worklist for %.4s-%.2s-%.2s (%s)\n\n", day, day + 4, day + 6,
+	    site.timezone[0] ? site.timezone : "local time");
+	printf("%-5s  %-16s  %-12s  %-8s  %-16s  %-24s  %s\n", "TIME",
+	    "ACCESSION", "STATE", "MODALITY", "STATION", "PATIENT",
+	    "ARRIVED");
+	n = worklist_each(w, day, 1, print_item, &l, &e);
+	worklist_close(w);
+	if (n == -1)
+		return failed("worklist failed", NULL, &e);
+	if (n == 0)
+		printf("\nno worklist item is scheduled on this day: has the "
+		    "clinic's list arrived?\n(gatewayd status shows the "
+		    "relay; mwlsync import or mwlsync add enter items by "
+		    "hand)\n");
+	else
+		printf("\n%d item%s: %d scheduled, %d in progress, %d "
+		    "completed, %d discontinued\n", n, n == 1 ? "" : "s",
+		    l.n[0], l.n[1], l.n[2], l.n[3]);
+	return EX_OK;
+}
+
 /* ------------------------------------------------------------ check */
 
 /* Problems that mean the gateway is not doing its job now. */
@@ -772,6 +866,8 @@ run(struct ctl *x, const char *cmd, int argc, char **argv,
 		return cmd_check(x);
 	if (strcmp(cmd, "alerts") == 0 && argc == 0)
 		return cmd_alerts(x);
+	if (strcmp(cmd, "worklist") == 0 && argc == 0)
+		return cmd_worklist(x, date);
 	for (size_t i = 0; i < sizeof db_cmds / sizeof db_cmds[0]; i++)
 		if (strcmp(cmd, db_cmds[i].name) == 0 &&
 		    argc == db_cmds[i].argc - held)

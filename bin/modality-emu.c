@@ -21,6 +21,7 @@
 #include "dicom/dicom.h"
 #include "dicomnet/dicomnet.h"
 #include "emu/emu.h"
+#include "worklist/worklist.h"
 
 #define MWL_FIND	"1.2.840.10008.5.1.4.31"
 #define MPPS		"1.2.840.10008.3.1.2.3.3"
@@ -97,7 +98,8 @@ usage(FILE *f)
 	    "  --aet title          our calling AE title (default MODALITY_EMU)\n"
 	    "  --patient-name pat   match Patient Name (wildcards * and ?)\n"
 	    "  --accession number   match Accession Number (any status)\n"
-	    "  --date YYYYMMDD      match the scheduled date (default today)\n"
+	    "  --date YYYYMMDD      match the scheduled date (default today, the\n"
+	    "                       local day of WORKLIST_TIMEZONE)\n"
 	    "  --modality MG        match Modality (default MG)\n"
 	    "  --views list         comma-separated from RCC, LCC, RMLO, LMLO\n"
 	    "                       (default all four)\n"
@@ -1017,9 +1019,6 @@ parse_options(int argc, char **argv, struct options *o)
 static void
 defaults(struct options *o)
 {
-	time_t now = time(NULL);
-	struct tm tm;
-
 	memset(o, 0, sizeof *o);
 	o->host = "127.0.0.1";
 	o->calling_aet = "MODALITY_EMU";
@@ -1029,8 +1028,6 @@ defaults(struct options *o)
 	o->frames = 1;
 	o->count = 1;
 	o->ts = TS_EXPLICIT;
-	localtime_r(&now, &tm);
-	strftime(o->date, sizeof o->date, "%Y%m%d", &tm);
 	parse_views("RCC,LCC,RMLO,LMLO", o);
 }
 
@@ -1039,6 +1036,7 @@ main(int argc, char **argv)
 {
 	struct options o;
 	struct run r = { .o = &o };
+	struct worklist_site site;
 	struct err e = { 0 };
 	int rc;
 
@@ -1047,9 +1045,14 @@ main(int argc, char **argv)
 	defaults(&o);
 	if ((rc = parse_options(argc, argv, &o)) != EX_OK)
 		return rc;
-	if (config_load(&r.cfg, &e) == -1) {
+	/* A modality's clock shows the site's time: "today" is the local
+	 * day of WORKLIST_TIMEZONE, as the worklist's (mwlscp(8)). */
+	if (config_load(&r.cfg, &e) == -1 ||
+	    worklist_site_init(&site, &e) == -1) {
 		fprintf(stderr, "modality-emu: %s\n", e.msg);
 		return EX_CONFIG;
 	}
+	if (o.date[0] == '\0')
+		worklist_today(o.date);
 	return run_all(&r);
 }

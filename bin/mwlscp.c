@@ -31,6 +31,7 @@
 struct server {
 	struct scp_server scp;
 	struct config cfg;
+	struct worklist_site site;	/* zone, finished items, station */
 	char charset[16];
 };
 
@@ -80,7 +81,8 @@ defaults(struct server *s, struct err *e)
 
 	if (config_load(&s->cfg, e) == -1 ||
 	    scp_defaults(&s->scp, "mwlscp", "WORKLIST",
-	    s->cfg.worklist_port, s->cfg.worklist_aet, e) == -1)
+	    s->cfg.worklist_port, s->cfg.worklist_aet, e) == -1 ||
+	    worklist_site_init(&s->site, e) == -1)
 		return -1;
 	snprintf(s->charset, sizeof s->charset, "ISO_IR 100");
 	if ((v = getenv("WORKLIST_CHARSET")) != NULL && *v != '\0' &&
@@ -99,9 +101,12 @@ open_worklist(struct session *x, struct err *e)
 {
 	char path[PATH_MAX];
 
-	if (x->wl == NULL &&
-	    worklist_open(&x->wl, x->srv->cfg.worklist_db_path, e) == -1)
-		return -1;
+	if (x->wl == NULL) {
+		if (worklist_open(&x->wl, x->srv->cfg.worklist_db_path,
+		    e) == -1)
+			return -1;
+		worklist_set_site(x->wl, &x->srv->site);
+	}
 	if (!x->relay_open) {
 		if (config_spool_path(&x->srv->cfg, "relay", path, sizeof path,
 		    e) == -1 || spool_open(&x->relay, path, 1, e) == -1)
@@ -360,9 +365,11 @@ main(int argc, char **argv)
 		return e.code == EINVAL ? EX_CONFIG : EX_UNAVAILABLE;
 	}
 	log_info("listening", "bind=%s port=%d tls_port=%d client_certs=%s "
-	    "aet=%s max_associations=%d charset=\"%s\"", log_quote(s.scp.bind_addr,
-	    bindq, sizeof bindq), s.scp.port, s.scp.tls_port,
+	    "aet=%s max_associations=%d charset=\"%s\" timezone=%s "
+	    "show_finished=%d", log_quote(s.scp.bind_addr, bindq,
+	    sizeof bindq), s.scp.port, s.scp.tls_port,
 	    s.scp.tls_ca[0] != '\0' ? "required" : "no", s.scp.aet,
-	    s.scp.max_assoc, s.charset);
+	    s.scp.max_assoc, s.charset, s.site.timezone[0] ?
+	    s.site.timezone : "system", s.site.show_finished);
 	return scp_run(&s.scp);
 }

@@ -828,8 +828,9 @@ rendezvous(const char *self, const char *address, const char *listener_id)
 		    ws_phase_name(st.phase), e.msg);
 		goto done;
 	}
+	/* the item is there as the cloud sent it: new, or a repeat */
 	created = strstr(reply, "\"status\":\"created\"") != NULL ||
-	    strstr(reply, "\"status\":\"exists\"") != NULL;
+	    strstr(reply, "\"status\":\"processed\"") != NULL;
 	if (accession[0] != '\0' && created)
 		play_test_exam(self, accession);
 	rc = EX_OK;

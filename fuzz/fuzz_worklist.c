@@ -4,8 +4,8 @@
  * mwlscp runs them.  Byte 0 picks the transfer syntax the rest is read in
  * (odd: explicit VR little endian, even: implicit); a query that parses
  * is matched against a worklist.db in a temporary directory ($TMPDIR)
- * holding a few items (made once per process, removed at exit), and every response
- * identifier is encoded and read back.
+ * holding a few items (made once per process, removed at exit; one with no
+ * station), and every response identifier is encoded and read back.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -56,7 +56,7 @@ add(const char *acc, const char *name, const char *id, const char *date,
 	snprintf(it.study_description, WL_FIELD, "Screening");
 	snprintf(it.requested_procedure_id, WL_FIELD, "RP%s", acc);
 	snprintf(it.source_message_id, WL_FIELD, "m-%s", acc);
-	if (worklist_create(wl, &it, &e) == -1 ||
+	if (worklist_create(wl, &it, NULL, &e) == -1 ||
 	    (status != NULL && worklist_set_status(wl, acc, status, &e) == -1)) {
 		fprintf(stderr, "fuzz_worklist: %s\n", e.msg);
 		abort();
@@ -87,6 +87,8 @@ setup(void)
 	    "20261128", "091500.5", "MG", "MAMMO2", NULL);
 	add("A4", "O'BRIEN^MARY", "9990000004", "20261128", "14", "CR",
 	    "MAMMO1", WL_COMPLETED);
+	add("A5", "NO^STATION", "9990000005", "20261127", "233000", "MG",
+	    "", NULL);
 }
 
 /* Each response identifier: encoded in both syntaxes and read back. */

@@ -6,6 +6,11 @@
 -- status, source_message_id) so the seed's sqlite3 one-liners still work.
 -- Status values are the DICOM ones, with the space.  Each item's Study
 -- Instance UID is generated once, at creation (2.25.<uuid as decimal>).
+-- scheduled_date (YYYYMMDD) and scheduled_time (HH[MM[SS[.F]]]) are in
+-- UTC, as the cloud sends them (the production gateway's columns mean the
+-- same); mwlscp and mwlsync export-wl show them in the site's local time
+-- (WORKLIST_TIMEZONE).  scheduled_station_aet is the station the cloud
+-- named, NULL when it named none (every station's item).
 --
 -- mpps holds every MPPS instance with the last dataset it was given
 -- (explicit VR little endian, UTF-8), so an N-SET after a restart works.
@@ -67,3 +72,11 @@ CREATE TABLE outbox (
 	sent_at		TEXT
 );
 CREATE INDEX outbox_unsent ON outbox(id) WHERE sent_at IS NULL;
+
+-- version: 2
+
+-- Items made before version 2 stored the default 'ANY' for "no station";
+-- now that is NULL, and WORKLIST_STATION_AET is only what such an item
+-- shows (mwlscp(8)).
+UPDATE worklist_items SET scheduled_station_aet = NULL
+    WHERE scheduled_station_aet = 'ANY';

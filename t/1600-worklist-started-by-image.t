@@ -12,8 +12,9 @@ item() {	# item ACTION_ID ACCESSION
 }
 { item a1 ACC051000; item a2 ACC051001; item a3 ACC051002; } | mwlsync apply >"$T/replies" 2>/dev/null
 is "$(grep -c '"created"' "$T/replies")" 3 "three worklist items are created"
-printf '{"schema_version":1,"action_id":"a4","action_type":"worklist.update_status","parameters":{"worklist_item":{"accession_number":"ACC051002","status":"COMPLETED"}}}\n' |
-	mwlsync apply >/dev/null 2>&1
+for s in "IN PROGRESS" COMPLETED; do
+	printf '{"schema_version":1,"action_id":"a4","action_type":"worklist.update_status","parameters":{"worklist_item":{"accession_number":"ACC051002","status":"%s"}}}\n' "$s"
+done | mwlsync apply >/dev/null 2>&1
 
 # Four images of study 0 (ACC051000), four of study 2 (ACC051002).
 "$GW_ROOT/t/tools/gen-mammo" "$T/mg" 12 --size 64x48 --studies 3 --seed 51 >/dev/null

@@ -1,5 +1,5 @@
 #!/bin/sh
-# mwlsync: apply (create, exists, update_status, errors without partial
+# mwlsync: apply (create, processed, update_status, errors without partial
 # writes), export-wl for wlmscpfs, backup, reset.
 . "${0%/*}/lib.sh"
 plan 22
@@ -24,16 +24,16 @@ uid=$(sql "$DB" "SELECT study_instance_uid FROM worklist_items")
 case $uid in 2.25.[0-9]*) pass "a 2.25. Study Instance UID is stored" ;; *) fail "a 2.25. Study Instance UID is stored ($uid)" ;; esac
 
 before=$(dump)
-is "$(action a1 ACC1 | mwlsync apply)" '{"status":"exists","action_id":"a1"}' \
-    "the same action again answers exists"
-is "$(action a9 ACC1 | mwlsync apply)" '{"status":"exists","action_id":"a9"}' \
-    "a new action with a known accession number answers exists"
-is "$(action a1 ACC2 | mwlsync apply)" '{"status":"exists","action_id":"a1"}' \
-    "a known action_id with a new accession number answers exists"
+is "$(action a1 ACC1 | mwlsync apply)" '{"status":"processed","action_id":"a1"}' \
+    "the same action again answers processed"
+is "$(action a9 ACC1 | mwlsync apply)" '{"status":"processed","action_id":"a9"}' \
+    "a new action for the same item answers processed, with the new action_id"
+is "$(action a1 ACC2 | mwlsync apply)" '{"status":"error","action_id":"a1","message":"Action '"'a1'"' created worklist item '"'ACC1'"' already"}' \
+    "a known action_id with a new accession number is an error naming the item"
 is "$(dump)" "$before" "repeats change nothing"
 
 out=$(printf '{"action_id":"u1","action_type":"worklist.update_status","parameters":{"worklist_item":{"accession_number":"ACC1","status":"IN PROGRESS"}}}' | mwlsync apply)
-is "$out" '{"status":"updated","action_id":"u1"}' "update_status answers updated"
+is "$out" '{"accession_number":"ACC1","status":"updated"}' "update_status answers updated with the accession number"
 is "$(sql "$DB" "SELECT status FROM worklist_items")" "IN PROGRESS" "the status changed"
 
 before=$(dump)
@@ -41,20 +41,20 @@ out=$(printf '{"action_id":"x",' | mwlsync apply); rc=$?
 case $out in '{"status":"error","message":"invalid JSON:'*) pass "malformed JSON answers an error" ;; *) fail "malformed JSON answers an error ($out)" ;; esac
 is "$rc" 65 "and exits EX_DATAERR"
 out=$(action a3 "" | mwlsync apply)
-is "$out" '{"status":"error","action_id":"a3","message":"missing field: parameters.worklist_item.accession_number (empty)"}' \
+is "$out" '{"status":"error","action_id":"a3","message":"Empty value: '"'accession_number'"'"}' \
     "an empty accession number is named"
 out=$(printf '{"action_id":"a4","action_type":"worklist.create_item","parameters":{"worklist_item":{"participant":{"nhs_number":"1","name":"A"},"scheduled":{"date":"20261127","time":"0930"}}}}' | mwlsync apply)
-is "$out" '{"status":"error","action_id":"a4","message":"missing field: parameters.worklist_item.accession_number"}' \
+is "$out" '{"status":"error","action_id":"a4","message":"Missing key: '"'accession_number'"'"}' \
     "a missing accession number is named"
 out=$(action a5 ACC12345678901234 | mwlsync apply)
-is "$out" '{"status":"error","action_id":"a5","message":"field too long: parameters.worklist_item.accession_number (at most 16 characters)"}' \
+is "$out" '{"status":"error","action_id":"a5","message":"Value too long: '"'accession_number'"' (at most 16 characters)"}' \
     "an accession number over 16 characters is refused"
 long=$(printf 'A%.0s' $(seq 65))
 out=$(action a6 ACC6 "$long^JANE" | mwlsync apply)
-is "$out" '{"status":"error","action_id":"a6","message":"field too long: parameters.worklist_item.participant.name (at most 64 characters)"}' \
+is "$out" '{"status":"error","action_id":"a6","message":"Value too long: '"'participant.name'"' (at most 64 characters)"}' \
     "a name component group over 64 characters is refused"
 out=$(action a7 ACC7 SMITH 2026112 | mwlsync apply)
-is "$out" '{"status":"error","action_id":"a7","message":"invalid field: parameters.worklist_item.scheduled.date (a date is 8 digits, YYYYMMDD)"}' \
+is "$out" '{"status":"error","action_id":"a7","message":"Invalid value: '"'scheduled.date'"' (a date is YYYYMMDD, a day of the calendar)"}' \
     "a 7-digit date is refused"
 out=$(printf '{"action_id":"a8","action_type":"worklist.delete_everything"}' | mwlsync apply)
 is "$out" '{"status":"error","message":"Unsupported action: worklist.delete_everything"}' \

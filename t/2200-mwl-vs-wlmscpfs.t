@@ -12,6 +12,12 @@
 #   against the expected counts only.
 # - Zero-length return values are dropped before comparing: wlmscpfs
 #   expands an empty SPS sequence into more (empty) attributes than we do.
+# - An item the cloud gave no station is every station's in mwlscp (a
+#   query by a station's AE title finds it); export-wl gives it
+#   WORKLIST_STATION_AET, which wlmscpfs matches exactly.  Every item here
+#   has a station (t/2130 checks the others).
+# - Both serve local times: export-wl writes them, mwlscp converts (the
+#   zone here is the system's; t/2120 compares the two in Europe/London).
 . "${0%/*}/lib.sh"
 command -v wlmscpfs >/dev/null && command -v findscu >/dev/null ||
 	skip_all "dcmtk wlmscpfs/findscu not installed"

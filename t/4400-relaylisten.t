@@ -44,8 +44,8 @@ item='{"schema_version":1,"action_id":"w1","action_type":"worklist.create_item",
 is "$(relay_send hc1 "$item")" '{"status":"created","action_id":"w1"}' "worklist.create_item: created"
 is "$(sql "$GATEWAY_DATA_DIR/worklist.db" "SELECT accession_number FROM worklist_items WHERE source_message_id = 'w1'")" \
 	ACCRL1 "... and the item is in worklist.db"
-is "$(relay_send hc1 "$item")" '{"status":"exists","action_id":"w1"}' "a repeat: exists"
-is "$(relay_send hc1 '{"schema_version":1,"action_id":"s1","action_type":"worklist.update_status","parameters":{"worklist_item":{"accession_number":"ACCRL1","status":"DISCONTINUED"}}}' |
+is "$(relay_send hc1 "$item")" '{"status":"processed","action_id":"w1"}' "a repeat: processed"
+is "$(relay_send hc1 '{"schema_version":1,"action_id":"s1","action_type":"worklist.update_status","parameters":{"worklist_item":{"accession_number":"ACCRL1","status":"IN PROGRESS"}}}' |
 	$PY -c 'import json,sys; print(json.load(sys.stdin)["status"])')" updated "worklist.update_status: updated"
 relay_send hc1 '{"schema_version":1,"action_id":"h1","action_type":"health"}' >"$T/health.json"
 is "$($PY -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["status"], r["action_id"], r["health"]["version"], r["health"]["relay"]["connection"])' "$T/health.json")" \

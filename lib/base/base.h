@@ -383,16 +383,18 @@ int config_spool_path(const struct config *c, const char *stage,
  * netallow, above this layer); PORT 1-65535; INT a whole number in
  * [lo, hi]; DURATION seconds, or a number with s, m, h or d, in [lo, hi];
  * SIZE bytes, or a number with K, M, G or T (powers of 1024); BOOL 0 or
- * 1; CHOICE one of choices ("a|b"); URL http:// or https://.  An empty
+ * 1; CHOICE one of choices ("a|b"); URL http:// or https://; ZONE UTC
+ * or a zone of the tz database (a TZif file below $TZDIR).  An empty
  * value is the same as unset.  IGNORED rows are production's names with
  * no use here: accepted, shown, never an error.
  *
- * Nothing here reads the environment or prints.
+ * Nothing here prints; only settings_zone_exists() reads the environment
+ * (TZDIR).
  */
 enum setting_kind {
 	SETTING_TEXT, SETTING_PATH, SETTING_FILE, SETTING_AET, SETTING_AETS,
 	SETTING_HOSTS, SETTING_PORT, SETTING_INT, SETTING_DURATION,
-	SETTING_SIZE, SETTING_BOOL, SETTING_CHOICE, SETTING_URL
+	SETTING_SIZE, SETTING_BOOL, SETTING_CHOICE, SETTING_URL, SETTING_ZONE
 };
 
 #define SETTING_SECRET	0x01	/* never shown */
@@ -427,6 +429,10 @@ int settings_check_value(const struct setting *s, const char *value,
  * -1 when it does not fit. */
 int settings_default(const struct setting *s, const char *data_dir,
     char *out, size_t outsz);
+
+/* 0 when name is a zone of the tz database (a TZif file below $TZDIR,
+ * default /usr/share/zoneinfo), else -1. */
+int settings_zone_exists(const char *name);
 
 /* The units of SIZE and DURATION values: 0, or -1 when v is not one. */
 int settings_parse_size(const char *v, long long *bytes);

@@ -76,7 +76,11 @@ static const struct setting table[] = {
 	{ "WORKLIST_CHARSET", "ISO_IR 100", SETTING_CHOICE, 0, 0, "ISO_IR 100|ISO_IR 192", 0, NULL,
 	  "Specific Character Set of worklist responses" },
 	{ "WORKLIST_STATION_AET", "ANY", SETTING_AET, 0, 0, NULL, 0, NULL,
-	  "Scheduled Station AE Title of items the cloud sends without one" },
+	  "Scheduled Station AE Title shown for items the cloud sends without one (every station's)" },
+	{ "WORKLIST_TIMEZONE", NULL, SETTING_ZONE, 0, 0, NULL, 0, NULL,
+	  "the site's time zone (Europe/London, or UTC): modalities see local times and days; unset: the system's" },
+	{ "WORKLIST_SHOW_FINISHED", "0", SETTING_BOOL, 0, 0, NULL, 0, NULL,
+	  "1: worklist C-FIND also offers COMPLETED and DISCONTINUED items" },
 	{ "QR_AET", "SCREENING_QR", SETTING_AET, 0, 0, NULL, 0, NULL,
 	  "the Query/Retrieve and Storage Commitment AE title" },
 	{ "QR_PORT", "4246", SETTING_PORT, 0, 0, NULL, 0, NULL,
@@ -457,6 +461,13 @@ settings_check_value(const struct setting *s, const char *v,
 			    s->name, v, words);
 		}
 		return 0;
+	case SETTING_ZONE:
+		if (strcmp(v, "UTC") != 0 && settings_zone_exists(v) == -1)
+			return err_set(e, EINVAL, "%s: no time zone \"%s\" in "
+			    "the tz database (an IANA name such as "
+			    "Europe/London, or UTC; is tzdata installed?)",
+			    s->name, v);
+		return 0;
 	case SETTING_URL:
 		if (strncmp(v, "https://", 8) != 0 &&
 		    strncmp(v, "http://", 7) != 0)
@@ -465,6 +476,30 @@ settings_check_value(const struct setting *s, const char *v,
 		return 0;
 	}
 	return 0;
+}
+
+/* 0 when name is a zone of the tz database: a TZif file below TZDIR. */
+int
+settings_zone_exists(const char *name)
+{
+	const char *dir = getenv("TZDIR");
+	char path[PATH_MAX], magic[4];
+	struct stat sb;
+	FILE *f;
+	int ok;
+
+	if (*name == '\0' || *name == '/' || strstr(name, "..") != NULL ||
+	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789/_+-") != strlen(name))
+		return -1;
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir != NULL &&
+	    *dir != '\0' ? dir : "/usr/share/zoneinfo", name) >= sizeof path ||
+	    stat(path, &sb) == -1 || !S_ISREG(sb.st_mode) ||
+	    (f = fopen(path, "rb")) == NULL)
+		return -1;
+	ok = fread(magic, 1, 4, f) == 4 && memcmp(magic, "TZif", 4) == 0;
+	fclose(f);
+	return ok ? 0 : -1;
 }
 
 /* Levenshtein distance, capped: enough to tell a typo. */

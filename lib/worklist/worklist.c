@@ -1,25 +1,30 @@
 /*
- * worklist: items, status changes, outbox drain, export, backup, reset.
- * C-FIND matching is in worklist_match.c, MPPS in worklist_mpps.c.
+ * worklist: items, status changes, the items in local time, outbox drain,
+ * backup, reset.  C-FIND matching is in worklist_match.c, the dcmtk files
+ * in worklist_export.c, MPPS in worklist_mpps.c; each calls in here, and
+ * this file calls only worklist_time.c.
  */
 #include "worklist/worklist.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
 
 #include "base/base.h"
 #include "worklist/worklist_int.h"
 
-#define SQL_OFFERED "SELECT " WL_ITEM_COLUMNS " FROM worklist_items " \
-	"WHERE status IN ('SCHEDULED', 'IN PROGRESS')"
+#define ITEM_COLUMNS "accession_number, patient_id, patient_name, " \
+	"birth_date, sex, scheduled_date, scheduled_time, modality, " \
+	"study_description, requested_procedure_id, " \
+	"requested_procedure_description, scheduled_station_aet, " \
+	"scheduled_station_name, study_instance_uid, source_message_id, " \
+	"status, spsid, created_at"
+/* ?1: every status, or only what C-FIND offers. */
+#define SQL_ITEMS "SELECT " ITEM_COLUMNS " FROM worklist_items " \
+	"WHERE (?1 = 1 OR status IN ('SCHEDULED', 'IN PROGRESS'))"
+#define SQL_ORDER " ORDER BY scheduled_date, scheduled_time, accession_number"
 #define NOW_SQL "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-
-#define SOP_CLASS_MWL	"1.2.840.10008.5.1.4.31"
 
 int
 wl_sql_err(sqlite3 *db, struct err *e, const char *what)
@@ -28,29 +33,52 @@ wl_sql_err(sqlite3 *db, struct err *e, const char *what)
 	    sqlite3_errmsg(db));
 }
 
+/* SQL wl_local_date(date, time): the local date of a stored UTC date and
+ * time (worklist_utc_to_local), for "a day" in the site's time. */
+static void
+sql_local_date(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+	const unsigned char *d = sqlite3_value_text(argv[0]);
+	const unsigned char *t = argc > 1 ? sqlite3_value_text(argv[1]) : NULL;
+	char date[WL_FIELD], time[WL_FIELD];
+
+	if (d == NULL || t == NULL) {
+		sqlite3_result_null(cx);
+		return;
+	}
+	worklist_utc_to_local((const char *)d, (const char *)t, date, time);
+	sqlite3_result_text(cx, date, -1, SQLITE_TRANSIENT);
+}
+
 static int
 open_worklist(struct worklist **out, const char *path, int create,
     struct err *e)
 {
 	struct worklist *w;
+	int rc;
 
 	*out = NULL;
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		return err_sys(e, "malloc");
+	snprintf(w->site.station_aet, sizeof w->site.station_aet, "ANY");
 	if ((create ? db_open(&w->db, path, e) :
 	    db_open_existing(&w->db, path, e)) == -1) {
 		free(w);
 		return -1;
 	}
-	if (db_migrate(w->db, db_schema_worklist, e) == -1 ||
-	    db_prepare(w->db, &w->st_offered, SQL_OFFERED
-	    " ORDER BY scheduled_date, scheduled_time, accession_number",
+	rc = sqlite3_create_function(w->db, "wl_local_date", 2, SQLITE_UTF8,
+	    NULL, sql_local_date, NULL, NULL) == SQLITE_OK ? 0 :
+	    wl_sql_err(w->db, e, "create function wl_local_date");
+	if (rc == 0 && (db_migrate(w->db, db_schema_worklist, e) == -1 ||
+	    db_prepare(w->db, &w->st_each, SQL_ITEMS SQL_ORDER, e) == -1 ||
+	    db_prepare(w->db, &w->st_each_day, SQL_ITEMS
+	    " AND scheduled_date BETWEEN ?2 AND ?3 AND "
+	    "wl_local_date(scheduled_date, scheduled_time) = ?4" SQL_ORDER,
 	    e) == -1 ||
-	    db_prepare(w->db, &w->st_offered_date, SQL_OFFERED
-	    " AND scheduled_date = ?1 ORDER BY scheduled_time, "
-	    "accession_number", e) == -1 ||
-	    db_prepare(w->db, &w->st_get, "SELECT " WL_ITEM_COLUMNS
-	    " FROM worklist_items WHERE accession_number = ?1", e) == -1) {
+	    db_prepare(w->db, &w->st_get, "SELECT " ITEM_COLUMNS
+	    " FROM worklist_items WHERE accession_number = ?1", e) == -1))
+		rc = -1;
+	if (rc == -1) {
 		err_wrap(e, "%s", path);
 		worklist_close(w);
 		return -1;
@@ -77,11 +105,17 @@ worklist_close(struct worklist *w)
 {
 	if (w == NULL)
 		return;
-	sqlite3_finalize(w->st_offered);
-	sqlite3_finalize(w->st_offered_date);
+	sqlite3_finalize(w->st_each);
+	sqlite3_finalize(w->st_each_day);
 	sqlite3_finalize(w->st_get);
 	db_close(w->db);
 	free(w);
+}
+
+void
+worklist_set_site(struct worklist *w, const struct worklist_site *s)
+{
+	w->site = *s;
 }
 
 static void
@@ -92,27 +126,22 @@ column(sqlite3_stmt *st, int i, char *out)
 	snprintf(out, WL_FIELD, "%s", s ? (const char *)s : "");
 }
 
-void
-wl_item_from_row(sqlite3_stmt *st, struct worklist_item *it, char *spsid)
+/* An item from a row of ITEM_COLUMNS. */
+static void
+item_from_row(sqlite3_stmt *st, struct worklist_item *it)
 {
-	column(st, 0, it->accession_number);
-	column(st, 1, it->patient_id);
-	column(st, 2, it->patient_name);
-	column(st, 3, it->birth_date);
-	column(st, 4, it->sex);
-	column(st, 5, it->scheduled_date);
-	column(st, 6, it->scheduled_time);
-	column(st, 7, it->modality);
-	column(st, 8, it->study_description);
-	column(st, 9, it->requested_procedure_id);
-	column(st, 10, it->requested_procedure_description);
-	column(st, 11, it->scheduled_station_aet);
-	column(st, 12, it->scheduled_station_name);
-	column(st, 13, it->study_instance_uid);
-	column(st, 14, it->source_message_id);
-	column(st, 15, it->status);
-	if (spsid != NULL)
-		column(st, 16, spsid);
+	char *const fields[] = {
+		it->accession_number, it->patient_id, it->patient_name,
+		it->birth_date, it->sex, it->scheduled_date,
+		it->scheduled_time, it->modality, it->study_description,
+		it->requested_procedure_id, it->requested_procedure_description,
+		it->scheduled_station_aet, it->scheduled_station_name,
+		it->study_instance_uid, it->source_message_id, it->status,
+		it->spsid, it->created_at,
+	};
+
+	for (int i = 0; i < (int)(sizeof fields / sizeof fields[0]); i++)
+		column(st, i, fields[i]);
 }
 
 static int
@@ -138,16 +167,19 @@ rollback(struct worklist *w)
 	return -1;
 }
 
-/* 1 when an item has this accession number or source message id. */
+/* The item with this accession number, else the one made by this source
+ * message id, into stored (may be NULL): 1, or 0 when there is none. */
 static int
-known(struct worklist *w, const struct worklist_item *it, struct err *e)
+known(struct worklist *w, const struct worklist_item *it,
+    struct worklist_item *stored, struct err *e)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if (db_prepare(w->db, &st, "SELECT 1 FROM worklist_items WHERE "
-	    "accession_number = ?1 OR (?2 IS NOT NULL AND "
-	    "source_message_id = ?2)", e) == -1)
+	if (db_prepare(w->db, &st, "SELECT " ITEM_COLUMNS " FROM "
+	    "worklist_items WHERE accession_number = ?1 OR (?2 IS NOT NULL "
+	    "AND source_message_id = ?2) ORDER BY accession_number = ?1 DESC "
+	    "LIMIT 1", e) == -1)
 		return -1;
 	if (db_bind_text(st, 1, it->accession_number) != SQLITE_OK ||
 	    db_bind_text(st, 2, it->source_message_id) != SQLITE_OK) {
@@ -155,6 +187,8 @@ known(struct worklist *w, const struct worklist_item *it, struct err *e)
 		return wl_sql_err(w->db, e, "bind");
 	}
 	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && stored != NULL)
+		item_from_row(st, stored);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
 		return 1;
@@ -199,7 +233,8 @@ insert(struct worklist *w, const struct worklist_item *it, struct err *e)
 }
 
 int
-worklist_create(struct worklist *w, struct worklist_item *it, struct err *e)
+worklist_create(struct worklist *w, struct worklist_item *it,
+    struct worklist_item *stored, struct err *e)
 {
 	int k;
 
@@ -208,7 +243,7 @@ worklist_create(struct worklist *w, struct worklist_item *it, struct err *e)
 		    "number");
 	if (begin(w, e) == -1)
 		return -1;
-	if ((k = known(w, it, e)) == -1)
+	if ((k = known(w, it, stored, e)) == -1)
 		return rollback(w);
 	if (k == 1) {
 		rollback(w);
@@ -220,28 +255,24 @@ worklist_create(struct worklist *w, struct worklist_item *it, struct err *e)
 	if (commit(w, e) == -1)
 		return -1;
 	snprintf(it->status, WL_FIELD, "%s", WL_SCHEDULED);
+	snprintf(it->spsid, WL_FIELD, "%s", it->accession_number);
 	return WL_CREATED;
 }
 
+/* Run an UPDATE whose parameters ?1.. are the n texts v (NULL or "" bind
+ * NULL): WL_UPDATED when it changed a row, else WL_NOT_FOUND. */
 static int
-valid_status(const char *s)
-{
-	return strcmp(s, WL_SCHEDULED) == 0 || strcmp(s, WL_IN_PROGRESS) == 0 ||
-	    strcmp(s, WL_COMPLETED) == 0 || strcmp(s, WL_DISCONTINUED) == 0;
-}
-
-/* Run an UPDATE with (?1 accession, ?2 status): WL_UPDATED or WL_NOT_FOUND. */
-static int
-update(struct worklist *w, const char *sql, const char *acc,
-    const char *status, struct err *e)
+update_rows(struct worklist *w, const char *sql, const char *const *v, int n,
+    struct err *e)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc = SQLITE_OK;
 
 	if (db_prepare(w->db, &st, sql, e) == -1)
 		return -1;
-	if (sqlite3_bind_text(st, 1, acc, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC) != SQLITE_OK) {
+	for (int i = 0; i < n; i++)
+		rc |= db_bind_text(st, i + 1, v[i]);
+	if (rc != SQLITE_OK) {
 		sqlite3_finalize(st);
 		return wl_sql_err(w->db, e, "bind");
 	}
@@ -253,21 +284,67 @@ update(struct worklist *w, const char *sql, const char *acc,
 }
 
 int
+worklist_adopt_action_id(struct worklist *w, const char *acc,
+    const char *action_id, struct err *e)
+{
+	const char *v[] = { acc, action_id, WL_MANUAL_PREFIX };
+
+	return update_rows(w, "UPDATE worklist_items SET source_message_id = "
+	    "?2, updated_at = " NOW_SQL " WHERE accession_number = ?1 AND "
+	    "substr(source_message_id, 1, length(?3)) = ?3 AND NOT EXISTS "
+	    "(SELECT 1 FROM worklist_items WHERE source_message_id = ?2)", v,
+	    3, e);
+}
+
+static int
+valid_status(const char *s)
+{
+	return strcmp(s, WL_SCHEDULED) == 0 || strcmp(s, WL_IN_PROGRESS) == 0 ||
+	    strcmp(s, WL_COMPLETED) == 0 || strcmp(s, WL_DISCONTINUED) == 0;
+}
+
+/* Set an item's status to status, from status from (NULL: any):
+ * WL_UPDATED or WL_NOT_FOUND. */
+static int
+update(struct worklist *w, const char *acc, const char *status,
+    const char *from, struct err *e)
+{
+	const char *v[] = { acc, status, from };
+
+	return update_rows(w, "UPDATE worklist_items SET status = ?2, "
+	    "updated_at = " NOW_SQL " WHERE accession_number = ?1 AND "
+	    "(?3 IS NULL OR status = ?3)", v, 3, e);
+}
+
+int
 worklist_set_status(struct worklist *w, const char *acc, const char *status,
     struct err *e)
 {
 	if (!valid_status(status))
 		return err_set(e, EINVAL, "invalid status \"%s\"", status);
-	return update(w, "UPDATE worklist_items SET status = ?2, updated_at = "
-	    NOW_SQL " WHERE accession_number = ?1", acc, status, e);
+	return update(w, acc, status, NULL, e);
+}
+
+int
+worklist_transition(struct worklist *w, const char *acc, const char *status,
+    struct err *e)
+{
+	static const struct { const char *to, *from; } moves[] = {
+		{ WL_IN_PROGRESS, WL_SCHEDULED },
+		{ WL_COMPLETED, WL_IN_PROGRESS },
+		{ WL_DISCONTINUED, WL_IN_PROGRESS },
+	};
+
+	for (size_t i = 0; i < sizeof moves / sizeof moves[0]; i++)
+		if (strcmp(status, moves[i].to) == 0)
+			return update(w, acc, moves[i].to, moves[i].from, e);
+	return WL_REFUSED;
 }
 
 int
 worklist_start_by_image(struct worklist *w, const char *acc, struct err *e)
 {
-	return update(w, "UPDATE worklist_items SET status = ?2, updated_at = "
-	    NOW_SQL " WHERE accession_number = ?1 AND status = 'SCHEDULED'",
-	    acc, WL_IN_PROGRESS, e);
+	return worklist_transition(w, acc, WL_IN_PROGRESS, e);
 }
 
 int
@@ -281,7 +358,7 @@ worklist_get(struct worklist *w, const char *acc, struct worklist_item *it,
 		return wl_sql_err(w->db, e, "bind");
 	rc = sqlite3_step(w->st_get);
 	if (rc == SQLITE_ROW)
-		wl_item_from_row(w->st_get, it, NULL);
+		item_from_row(w->st_get, it);
 	sqlite3_reset(w->st_get);
 	sqlite3_clear_bindings(w->st_get);
 	if (rc == SQLITE_ROW)
@@ -289,6 +366,56 @@ worklist_get(struct worklist *w, const char *acc, struct worklist_item *it,
 	if (rc == SQLITE_DONE)
 		return WL_NOT_FOUND;
 	return wl_sql_err(w->db, e, "select");
+}
+
+/* Bind the statement worklist_each() steps. */
+static int
+bind_each(struct worklist *w, sqlite3_stmt *st, const char *day, int all,
+    struct err *e)
+{
+	char from[WL_FIELD], to[WL_FIELD];
+
+	if (sqlite3_bind_int(st, 1, all || w->site.show_finished) !=
+	    SQLITE_OK)
+		return wl_sql_err(w->db, e, "bind");
+	if (day == NULL)
+		return 0;
+	/* A local day is within a day of the UTC one (offsets are less). */
+	if (wl_day_add(day, -1, from) == -1 || wl_day_add(day, 1, to) == -1)
+		return err_set(e, EINVAL, "not a date (YYYYMMDD): %.64s", day);
+	if (sqlite3_bind_text(st, 2, from, -1, SQLITE_TRANSIENT) !=
+	    SQLITE_OK ||
+	    sqlite3_bind_text(st, 3, to, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 4, day, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+		return wl_sql_err(w->db, e, "bind");
+	return 0;
+}
+
+int
+worklist_each(struct worklist *w, const char *day, int all,
+    worklist_item_fn fn, void *arg, struct err *e)
+{
+	sqlite3_stmt *st = day != NULL ? w->st_each_day : w->st_each;
+	struct worklist_item it;
+	char date[WL_FIELD], time[WL_FIELD];
+	int n = 0, rc, step = SQLITE_DONE;
+
+	if ((rc = bind_each(w, st, day, all, e)) == 0)
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			item_from_row(st, &it);
+			worklist_utc_to_local(it.scheduled_date,
+			    it.scheduled_time, date, time);
+			memcpy(it.scheduled_date, date, WL_FIELD);
+			memcpy(it.scheduled_time, time, WL_FIELD);
+			n++;
+			if ((rc = fn(arg, &it, e)) != 0)
+				break;
+		}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = wl_sql_err(w->db, e, "select");
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == -1 ? -1 : n;
 }
 
 /* Outbox rows into the relay spool, then marked sent. */
@@ -334,174 +461,6 @@ worklist_outbox_drain(struct worklist *w, struct spool *relay, struct err *e)
 	return n;
 }
 
-/* A file name from an accession number: [A-Za-z0-9._-], others as _XX. */
-static void
-wl_file_name(const char *acc, char *out, size_t outsz)
-{
-	size_t o = 0;
-
-	for (const unsigned char *p = (const unsigned char *)acc;
-	    *p != '\0' && o + 4 < outsz; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.')
-			out[o++] = (char)*p;
-		else
-			o += (size_t)snprintf(out + o, outsz - o, "_%02X", *p);
-	}
-	out[o] = '\0';
-}
-
-/* The .wl dataset of one item: every attribute the worklist knows. */
-static int
-build_wl(const struct worklist_item *it, const char *spsid,
-    struct dcm_builder *b, struct err *e)
-{
-	static const uint32_t top[] = {
-		DCM_TAG(0x0008, 0x0050), DCM_TAG(0x0008, 0x1030),
-		DCM_TAG(0x0010, 0x0010), DCM_TAG(0x0010, 0x0020),
-		DCM_TAG(0x0010, 0x0030), DCM_TAG(0x0010, 0x0040),
-		DCM_TAG(0x0020, 0x000d), DCM_TAG(0x0032, 0x1060),
-		DCM_TAG(0x0040, 0x1001),
-	};
-	static const uint32_t sps[] = {
-		DCM_TAG(0x0008, 0x0060), DCM_TAG(0x0040, 0x0001),
-		DCM_TAG(0x0040, 0x0002), DCM_TAG(0x0040, 0x0003),
-		DCM_TAG(0x0040, 0x0007), DCM_TAG(0x0040, 0x0009),
-		DCM_TAG(0x0040, 0x0010), DCM_TAG(0x0040, 0x0020),
-	};
-
-	for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
-		if (dcm_build_string(b, top[i], NULL,
-		    wl_item_value(it, spsid, top[i], 0), e) == -1)
-			return -1;
-	if (dcm_build_sequence_begin(b, DCM_TAG(0x0040, 0x0100), e) == -1 ||
-	    dcm_build_item_begin(b, e) == -1)
-		return -1;
-	for (size_t i = 0; i < sizeof sps / sizeof sps[0]; i++)
-		if (dcm_build_string(b, sps[i], NULL,
-		    wl_item_value(it, spsid, sps[i], 1), e) == -1)
-			return -1;
-	if (dcm_build_item_end(b, e) == -1 ||
-	    dcm_build_sequence_end(b, e) == -1)
-		return -1;
-	return 0;
-}
-
-static int
-write_wl(const char *dir, const struct worklist_item *it, const char *spsid,
-    char *name, size_t namesz, struct err *e)
-{
-	struct dcm_builder *b;
-	char path[PATH_MAX], base[WL_FIELD * 3 + 1], sop[WL_FIELD + 4];
-	uint8_t *buf = NULL;
-	size_t len;
-	int rc;
-
-	wl_file_name(it->accession_number, base, sizeof base);
-	if ((size_t)snprintf(name, namesz, "%s.wl", base) >= namesz ||
-	    (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >=
-	    sizeof path)
-		return err_set(e, ENAMETOOLONG, "%s: name too long", dir);
-	snprintf(sop, sizeof sop, "%s.1", it->study_instance_uid);
-	if ((b = dcm_build_new()) == NULL)
-		return err_sys(e, "malloc");
-	rc = build_wl(it, spsid, b, e);
-	if (rc == 0)
-		rc = dcm_build_encode_file(b, SOP_CLASS_MWL, sop,
-		    DCM_TS_EXPLICIT_LE, "ISO_IR 100", &buf, &len, e);
-	dcm_build_free(b);
-	if (rc == 0)
-		rc = fs_write_atomic(path, buf, len, e);
-	free(buf);
-	return rc;
-}
-
-/* Remove the .wl files of items no longer offered. */
-static int
-prune_wl(const char *dir, char (*keep)[WL_FIELD * 3 + 8], int nkeep,
-    struct err *e)
-{
-	DIR *d;
-	struct dirent *de;
-	char path[PATH_MAX];
-
-	if ((d = opendir(dir)) == NULL)
-		return err_sys(e, "opendir %s", dir);
-	while ((de = readdir(d)) != NULL) {
-		size_t l = strlen(de->d_name);
-		int kept = 0;
-
-		if (l < 4 || strcmp(de->d_name + l - 3, ".wl") != 0)
-			continue;
-		for (int i = 0; i < nkeep && !kept; i++)
-			kept = strcmp(keep[i], de->d_name) == 0;
-		if (kept)
-			continue;
-		if ((size_t)snprintf(path, sizeof path, "%s/%s", dir,
-		    de->d_name) < sizeof path && unlink(path) == -1 &&
-		    errno != ENOENT) {
-			closedir(d);
-			return err_sys(e, "unlink %s", path);
-		}
-	}
-	closedir(d);
-	return 0;
-}
-
-static int
-touch_lockfile(const char *dir, struct err *e)
-{
-	char path[PATH_MAX];
-	FILE *f;
-
-	if ((size_t)snprintf(path, sizeof path, "%s/lockfile", dir) >=
-	    sizeof path)
-		return err_set(e, ENAMETOOLONG, "%s: name too long", dir);
-	if ((f = fopen(path, "a")) == NULL)
-		return err_sys(e, "create %s", path);
-	if (fclose(f) != 0)
-		return err_sys(e, "close %s", path);
-	return 0;
-}
-
-int
-worklist_export_wl(struct worklist *w, const char *dir, struct err *e)
-{
-	struct worklist_item it;
-	char spsid[WL_FIELD], (*names)[WL_FIELD * 3 + 8] = NULL, (*tmp)[WL_FIELD * 3 + 8];
-	int n = 0, cap = 0, rc;
-
-	if (fs_mkdirs(dir, e) == -1 || touch_lockfile(dir, e) == -1)
-		return -1;
-	while ((rc = sqlite3_step(w->st_offered)) == SQLITE_ROW) {
-		wl_item_from_row(w->st_offered, &it, spsid);
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			if ((tmp = realloc(names, (size_t)cap *
-			    sizeof *names)) == NULL) {
-				rc = err_sys(e, "malloc");
-				break;
-			}
-			names = tmp;
-		}
-		if (write_wl(dir, &it, spsid, names[n], sizeof names[n],
-		    e) == -1) {
-			rc = -1;
-			break;
-		}
-		n++;
-	}
-	sqlite3_reset(w->st_offered);
-	if (rc == SQLITE_DONE) {
-		rc = prune_wl(dir, names, n, e);
-		if (rc == 0)
-			rc = fs_sync_dir(dir, e);
-	} else if (rc != -1)
-		rc = wl_sql_err(w->db, e, "select");
-	free(names);
-	return rc == -1 ? -1 : n;
-}
-
 int
 worklist_backup(struct worklist *w, const char *path, struct err *e)
 {
@@ -517,8 +476,8 @@ worklist_reset(struct worklist *w, const char *today, struct err *e)
 	if (begin(w, e) == -1)
 		return -1;
 	if (db_prepare(w->db, &st, "DELETE FROM worklist_items WHERE status "
-	    "IN ('COMPLETED', 'DISCONTINUED') OR scheduled_date < ?1",
-	    e) == -1)
+	    "IN ('COMPLETED', 'DISCONTINUED') OR "
+	    "wl_local_date(scheduled_date, scheduled_time) < ?1", e) == -1)
 		return rollback(w);
 	if (sqlite3_bind_text(st, 1, today, -1, SQLITE_STATIC) != SQLITE_OK) {
 		sqlite3_finalize(st);

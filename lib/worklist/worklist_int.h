@@ -1,5 +1,11 @@
 /*
  * worklist_int.h: what lib/worklist/worklist*.c share, not exported further.
+ *
+ * The modules call one way only: worklist_time.c calls no other module of
+ * the folder and worklist.c (the database) only worklist_time.c;
+ * worklist_match.c, worklist_export.c, worklist_mpps.c and
+ * worklist_action.c call into those two (and worklist_export.c into
+ * worklist_match.c's wl_item_value).
  */
 #ifndef GW_WORKLIST_INT_H
 #define GW_WORKLIST_INT_H
@@ -10,33 +16,23 @@
 
 struct worklist {
 	sqlite3 *db;
-	sqlite3_stmt *st_offered;	/* SCHEDULED and IN PROGRESS items */
-	sqlite3_stmt *st_offered_date;	/* the same on one scheduled_date */
+	sqlite3_stmt *st_each;		/* items, by status */
+	sqlite3_stmt *st_each_day;	/* the same on one local day */
 	sqlite3_stmt *st_get;
+	struct worklist_site site;
 };
-
-#define WL_ITEM_COLUMNS "accession_number, patient_id, patient_name, " \
-	"birth_date, sex, scheduled_date, scheduled_time, modality, " \
-	"study_description, requested_procedure_id, " \
-	"requested_procedure_description, scheduled_station_aet, " \
-	"scheduled_station_name, study_instance_uid, source_message_id, " \
-	"status, spsid"
-
-/* Fill item (and spsid, WL_FIELD bytes) from a row of WL_ITEM_COLUMNS. */
-void wl_item_from_row(sqlite3_stmt *st, struct worklist_item *item,
-    char *spsid);
 
 /* The value of an attribute of an item, as offered by C-FIND and in the
  * exported files: NULL when the worklist does not know the attribute,
  * "" when it knows it and has no value.  in_sps: the tag is inside the
  * Scheduled Procedure Step Sequence. */
-const char *wl_item_value(const struct worklist_item *item, const char *spsid,
-    uint32_t tag, int in_sps);
-
-/* Add the response for one item to b, mirroring the query's keys. */
-int wl_build_response(const struct dcm *query, const struct worklist_item *item,
-    const char *spsid, struct dcm_builder *b, struct err *e);
+const char *wl_item_value(const struct worklist_item *item, uint32_t tag,
+    int in_sps);
 
 int wl_sql_err(sqlite3 *db, struct err *e, const char *what);
+
+/* The date days after the calendar date day (YYYYMMDD; days may be
+ * negative), in out (9 bytes): 0, or -1 when day is not a date. */
+int wl_day_add(const char *day, int days, char *out);
 
 #endif

@@ -13,8 +13,12 @@
  * Scheduled Station Name.  Values are compared as UTF-8; '?' matches one
  * character, not one byte.
  *
- * Rows are filtered in SQL by status (and by an exact SPS Start Date when
- * the query has one), then matched here.
+ * Items come from worklist_each() in the site's local time (what is
+ * offered, and only the local day of an exact SPS Start Date when the
+ * query has one), so dates, times and their ranges are matched on local
+ * values.  Beyond wlmscpfs, a query naming Scheduled Station AE Titles
+ * also matches the items the cloud gave no station (a scanner asks by its
+ * own AE title); they answer with the query's first AE title.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,6 +31,7 @@
 #define SPS_SEQ		DCM_TAG(0x0040, 0x0100)
 #define SPS_DATE	DCM_TAG(0x0040, 0x0002)
 #define SPS_TIME	DCM_TAG(0x0040, 0x0003)
+#define SPS_AET		DCM_TAG(0x0040, 0x0001)
 #define MAX_KEYS	64
 #define VALUE_MAX	1024
 
@@ -82,8 +87,7 @@ or_else(const char *a, const char *b)
 }
 
 const char *
-wl_item_value(const struct worklist_item *it, const char *spsid,
-    uint32_t tag, int in_sps)
+wl_item_value(const struct worklist_item *it, uint32_t tag, int in_sps)
 {
 	const char *desc = or_else(it->study_description,
 	    or_else(it->requested_procedure_description, it->modality));
@@ -91,12 +95,12 @@ wl_item_value(const struct worklist_item *it, const char *spsid,
 	if (in_sps) {
 		switch (tag) {
 		case DCM_TAG(0x0008, 0x0060): return it->modality;
-		case DCM_TAG(0x0040, 0x0001): return it->scheduled_station_aet;
+		case SPS_AET: return it->scheduled_station_aet;
 		case SPS_DATE: return it->scheduled_date;
 		case SPS_TIME: return it->scheduled_time;
 		case DCM_TAG(0x0040, 0x0007): return desc;
 		case DCM_TAG(0x0040, 0x0009):
-			return or_else(spsid ? spsid : "", it->accession_number);
+			return or_else(it->spsid, it->accession_number);
 		case DCM_TAG(0x0040, 0x0010): return it->scheduled_station_name;
 		case DCM_TAG(0x0040, 0x0020):
 			/* PS3.3 defined terms: an item in progress is STARTED. */
@@ -132,6 +136,7 @@ struct query {
 	struct key keys[MAX_KEYS];
 	int nkeys;
 	struct key *date, *time;	/* SPS Start Date and Time, if keys */
+	struct key *aet;		/* Scheduled Station AE Title, if a key */
 	int combined;
 };
 
@@ -147,27 +152,28 @@ universal(const struct key *k)
 
 /* A key matches when any of its values matches (value lists, UID lists). */
 static int
-match_key(const struct key *k, const struct worklist_item *it,
-    const char *spsid)
+match_key(const struct key *k, const struct worklist_item *it)
 {
 	const char *v;
 
 	if (k->attr->m == MATCH_NONE || universal(k))
 		return 1;
-	v = wl_item_value(it, spsid, k->attr->tag, k->attr->in_sps);
+	v = wl_item_value(it, k->attr->tag, k->attr->in_sps);
 	return v != NULL && match_any(k->attr->m, k->values, k->nvalues, v);
 }
 
 static int
-matches(const struct query *q, const struct worklist_item *it,
-    const char *spsid)
+matches(const struct query *q, const struct worklist_item *it)
 {
 	for (int i = 0; i < q->nkeys; i++) {
 		const struct key *k = &q->keys[i];
 
 		if (q->combined && (k == q->date || k == q->time))
 			continue;
-		if (!match_key(k, it, spsid))
+		/* An item with no station is every station's. */
+		if (k == q->aet && it->scheduled_station_aet[0] == '\0')
+			continue;
+		if (!match_key(k, it))
 			return 0;
 	}
 	if (q->combined)
@@ -210,6 +216,8 @@ add_key(struct query *q, const struct dcm *d, const struct dcm_item *item,
 		q->date = k;
 	if (a->tag == SPS_TIME && a->in_sps)
 		q->time = k;
+	if (a->tag == SPS_AET && a->in_sps)
+		q->aet = k;
 	return 0;
 }
 
@@ -285,34 +293,31 @@ put_value(struct dcm_builder *b, uint32_t tag, const char *vr,
 
 /* An empty SPS sequence in the query asks for every attribute we have. */
 static int
-expand_sps(const struct worklist_item *it, const char *spsid,
-    struct dcm_builder *b, struct err *e)
+expand_sps(const struct worklist_item *it, struct dcm_builder *b,
+    struct err *e)
 {
 	for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
 		if (attrs[i].in_sps && put_value(b, attrs[i].tag, NULL,
-		    wl_item_value(it, spsid, attrs[i].tag, 1), e) == -1)
+		    wl_item_value(it, attrs[i].tag, 1), e) == -1)
 			return -1;
 	return 0;
 }
 
 static int build_level(const struct dcm *d, const struct dcm_item *item,
-    int in_sps, const struct worklist_item *it, const char *spsid,
-    struct dcm_builder *b, struct err *e);
+    int in_sps, const struct worklist_item *it, struct dcm_builder *b,
+    struct err *e);
 
 static int
 build_sequence(const struct dcm *d, const struct dcm_elem *el, int is_sps,
-    const struct worklist_item *it, const char *spsid,
-    struct dcm_builder *b, struct err *e)
+    const struct worklist_item *it, struct dcm_builder *b, struct err *e)
 {
 	if (dcm_build_sequence_begin(b, el->tag, e) == -1)
 		return -1;
 	if (is_sps) {
 		if (dcm_build_item_begin(b, e) == -1)
 			return -1;
-		if (dcm_item_count(d, el) == 0 ?
-		    expand_sps(it, spsid, b, e) == -1 :
-		    build_level(d, dcm_item_at(d, el, 0), 1, it, spsid, b,
-		    e) == -1)
+		if (dcm_item_count(d, el) == 0 ? expand_sps(it, b, e) == -1 :
+		    build_level(d, dcm_item_at(d, el, 0), 1, it, b, e) == -1)
 			return -1;
 		if (dcm_build_item_end(b, e) == -1)
 			return -1;
@@ -322,8 +327,7 @@ build_sequence(const struct dcm *d, const struct dcm_elem *el, int is_sps,
 
 static int
 build_level(const struct dcm *d, const struct dcm_item *item, int in_sps,
-    const struct worklist_item *it, const char *spsid,
-    struct dcm_builder *b, struct err *e)
+    const struct worklist_item *it, struct dcm_builder *b, struct err *e)
 {
 	size_t n = dcm_elem_count(d, item);
 
@@ -335,10 +339,10 @@ build_level(const struct dcm *d, const struct dcm_item *item, int in_sps,
 			continue;
 		if (strcmp(el->vr, "SQ") == 0)
 			rc = build_sequence(d, el, !in_sps &&
-			    el->tag == SPS_SEQ, it, spsid, b, e);
+			    el->tag == SPS_SEQ, it, b, e);
 		else
 			rc = put_value(b, el->tag, vr_of(el),
-			    wl_item_value(it, spsid, el->tag, in_sps), e);
+			    wl_item_value(it, el->tag, in_sps), e);
 		if (rc == -1)
 			return err_wrap(e, "response key (%04X,%04X)",
 			    DCM_GROUP(el->tag), DCM_ELEMENT(el->tag));
@@ -346,45 +350,56 @@ build_level(const struct dcm *d, const struct dcm_item *item, int in_sps,
 	return 0;
 }
 
-int
-wl_build_response(const struct dcm *query, const struct worklist_item *it,
-    const char *spsid, struct dcm_builder *b, struct err *e)
+/* The AE title an item with no station answers with: the query's first
+ * single value, else the site's. */
+static const char *
+station_for(const struct query *q, const char *site_aet)
 {
-	return build_level(query, NULL, 0, it, spsid, b, e);
+	if (q->aet != NULL && q->aet->nvalues > 0 &&
+	    q->aet->values[0] != '\0' && !match_has_wildcard(q->aet->values))
+		return q->aet->values;
+	return site_aet;
 }
 
-/* The statement to scan: by exact SPS Start Date when the query has one. */
-static sqlite3_stmt *
-scan(struct worklist *w, const struct query *q, struct err *e)
+/* The local day to read: an exact SPS Start Date of the query, or NULL. */
+static const char *
+query_day(const struct query *q)
 {
-	const char *d;
-
-	if (q->date == NULL || q->date->nvalues != 1)
-		return w->st_offered;
-	d = q->date->values;
-	if (strlen(d) != 8 || match_date(d, 8) < 0)
-		return w->st_offered;
-	if (sqlite3_bind_text(w->st_offered_date, 1, d, -1,
-	    SQLITE_TRANSIENT) != SQLITE_OK) {
-		wl_sql_err(w->db, e, "bind");
+	if (q->date == NULL || q->date->nvalues != 1 ||
+	    !worklist_valid_date(q->date->values))
 		return NULL;
-	}
-	return w->st_offered_date;
+	return q->date->values;
 }
+
+struct find {
+	const struct query *q;
+	const struct dcm *query;
+	const char *station_aet;
+	worklist_match_fn fn;
+	void *arg;
+	int sent;
+};
 
 static int
-send_match(const struct dcm *query, const struct worklist_item *it,
-    const char *spsid, worklist_match_fn fn, void *arg, struct err *e)
+find_one(void *arg, struct worklist_item *it, struct err *e)
 {
+	struct find *f = arg;
 	struct dcm_builder *b;
 	int rc;
 
+	if (!matches(f->q, it))
+		return 0;
+	if (it->scheduled_station_aet[0] == '\0')
+		snprintf(it->scheduled_station_aet, WL_FIELD, "%s",
+		    station_for(f->q, f->station_aet));
 	if ((b = dcm_build_new()) == NULL)
 		return err_sys(e, "malloc");
-	rc = wl_build_response(query, it, spsid, b, e);
+	rc = build_level(f->query, NULL, 0, it, b, e);
 	if (rc == 0)
-		rc = fn(arg, b);
+		rc = f->fn(f->arg, b);
 	dcm_build_free(b);
+	if (rc != -1)
+		f->sent++;
 	return rc;
 }
 
@@ -393,30 +408,12 @@ worklist_find(struct worklist *w, const struct dcm *query,
     worklist_match_fn fn, void *arg, struct err *e)
 {
 	struct query q;
-	struct worklist_item it;
-	char spsid[WL_FIELD];
-	sqlite3_stmt *st;
-	int n = 0, rc = 0, step;
+	struct find f = { &q, query, w->site.station_aet, fn, arg, 0 };
+	int rc;
 
-	if (parse_query(&q, query, e) == -1 ||
-	    (st = scan(w, &q, e)) == NULL) {
-		query_free(&q);
-		return -1;
-	}
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		wl_item_from_row(st, &it, spsid);
-		if (!matches(&q, &it, spsid))
-			continue;
-		if ((rc = send_match(query, &it, spsid, fn, arg, e)) == -1)
-			break;
-		n++;
-		if (rc == 1)
-			break;
-	}
-	if (rc == 0 && step != SQLITE_DONE)
-		rc = wl_sql_err(w->db, e, "select");
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	rc = parse_query(&q, query, e);
+	if (rc == 0)
+		rc = worklist_each(w, query_day(&q), 0, find_one, &f, e);
 	query_free(&q);
-	return rc == -1 ? -1 : n;
+	return rc == -1 ? -1 : f.sent;
 }

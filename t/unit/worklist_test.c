@@ -153,7 +153,7 @@ add(const char *acc, const char *name, const char *pid, const char *date,
 	snprintf(it.scheduled_station_aet, WL_FIELD, "%s", aet);
 	snprintf(it.source_message_id, WL_FIELD, "%s", msgid);
 	snprintf(it.study_description, WL_FIELD, "Screening");
-	if (worklist_create(w, &it, &e) != WL_CREATED)
+	if (worklist_create(w, &it, NULL, &e) != WL_CREATED)
 		diag("create %s: %s", acc, e.msg);
 }
 
@@ -370,11 +370,11 @@ test_items(void)
 
 	snprintf(it.accession_number, WL_FIELD, "A2");
 	snprintf(it.source_message_id, WL_FIELD, "new");
-	is_long(worklist_create(w, &it, &e), WL_EXISTS,
+	is_long(worklist_create(w, &it, NULL, &e), WL_EXISTS,
 	    "a repeated accession number: exists");
 	snprintf(it.accession_number, WL_FIELD, "A9");
 	snprintf(it.source_message_id, WL_FIELD, "m2");
-	is_long(worklist_create(w, &it, &e), WL_EXISTS,
+	is_long(worklist_create(w, &it, NULL, &e), WL_EXISTS,
 	    "a repeated source_message_id: exists");
 	is_long(worklist_get(w, "A9", &it, &e), WL_NOT_FOUND,
 	    "and nothing was created");
@@ -392,6 +392,136 @@ test_items(void)
 	    "reset removes finished and past items");
 	is_str(status_of("A3"), "IN PROGRESS", "today's item in progress stays");
 	is_str(status_of("A2"), "(none)", "yesterday's item is gone");
+}
+
+/* utc DATE TIME in the zone now set: "DATE TIME". */
+static const char *
+local(const char *d, const char *t)
+{
+	static char out[2 * WL_FIELD + 2];
+	char date[WL_FIELD], time[WL_FIELD];
+
+	if (worklist_utc_to_local(d, t, date, time) == -1)
+		return "invalid";
+	snprintf(out, sizeof out, "%s %s", date, time);
+	return out;
+}
+
+static const char *
+utc(const char *d, const char *t)
+{
+	static char out[2 * WL_FIELD + 2];
+	char date[WL_FIELD], time[WL_FIELD];
+
+	if (worklist_local_to_utc(d, t, date, time, &e) == -1)
+		return "refused";
+	snprintf(out, sizeof out, "%s %s", date, time);
+	return out;
+}
+
+static void
+zone(const char *name)
+{
+	struct worklist_site site;
+
+	setenv("WORKLIST_TIMEZONE", name, 1);
+	if (worklist_site_init(&site, &e) == -1)
+		diag("zone %s: %s", name, e.msg);
+}
+
+static void
+test_time(void)
+{
+	struct worklist_site site;
+
+	ok(worklist_valid_date("20240229") && !worklist_valid_date("20230229")
+	    && !worklist_valid_date("20260431") &&
+	    !worklist_valid_date("2026070") && !worklist_valid_date("20261301"),
+	    "dates are calendar dates (29 February of leap years only)");
+	ok(worklist_valid_time("23") && worklist_valid_time("2359") &&
+	    worklist_valid_time("235959.999999") && !worklist_valid_time("24")
+	    && !worklist_valid_time("2360") && !worklist_valid_time("1") &&
+	    !worklist_valid_time("12345") && !worklist_valid_time("120000.") &&
+	    !worklist_valid_time("1200.5"), "times are within a day: HH, "
+	    "HHMM, HHMMSS, a fraction only after seconds");
+
+	zone("Europe/London");
+	is_str(local("20260707", "2330"), "20260708 0030",
+	    "London, summer: 23:30 UTC is 00:30 the next day");
+	is_str(local("20260707", "23"), "20260708 00",
+	    "an HH time stays HH");
+	is_str(local("20260707", "233000.25"), "20260708 003000.25",
+	    "a fraction is kept");
+	is_str(local("20260329", "0059"), "20260329 0059",
+	    "29 March: 00:59 UTC is still GMT");
+	is_str(local("20260329", "0100"), "20260329 0200",
+	    "29 March: 01:00 UTC is 02:00 BST");
+	is_str(local("20261025", "0030"), "20261025 0130",
+	    "25 October: 00:30 UTC is 01:30 BST");
+	is_str(local("20261025", "0130"), "20261025 0130",
+	    "25 October: 01:30 UTC is 01:30 GMT");
+	is_str(local("20261399", "0800"), "invalid",
+	    "an invalid stored date is not converted");
+	is_str(utc("20260329", "0130"), "refused",
+	    "local 01:30 on 29 March does not exist");
+	ok(strstr(e.msg, "clocks go forward") != NULL, "... said: %s", e.msg);
+	is_str(utc("20261025", "0130"), "20261025 0030",
+	    "local 01:30 on 25 October is taken the first time (BST)");
+	is_str(utc("20260708", "0015"), "20260707 2315",
+	    "local 00:15 on 8 July is 23:15 UTC the day before");
+	is_str(utc("20261231", "235959"), "20261231 235959",
+	    "in winter local is UTC");
+
+	zone("Asia/Kolkata");
+	is_str(local("20260707", "08"), "20260707 1330",
+	    "a half-hour offset widens HH to HHMM");
+	is_str(utc("20260707", "1330"), "20260707 0800",
+	    "and back");
+	zone("UTC");
+	is_str(local("20260707", "2330"), "20260707 2330",
+	    "UTC: the cloud's time unchanged");
+
+	setenv("WORKLIST_TIMEZONE", "Nowhere/Town", 1);
+	is_long(worklist_site_init(&site, &e), -1,
+	    "a zone the tz database does not have is refused");
+	ok(strstr(e.msg, "WORKLIST_TIMEZONE") != NULL, "... naming the "
+	    "setting: %s", e.msg);
+	setenv("WORKLIST_TIMEZONE", "UTC", 1);
+	setenv("WORKLIST_SHOW_FINISHED", "2", 1);
+	is_long(worklist_site_init(&site, &e), -1,
+	    "WORKLIST_SHOW_FINISHED=2 is refused");
+	unsetenv("WORKLIST_SHOW_FINISHED");
+}
+
+static void
+test_replies(void)
+{
+	struct worklist_item a = { 0 }, b = { 0 };
+	char out[256];
+
+	snprintf(a.patient_name, WL_FIELD, "DOE^JANE");
+	snprintf(b.patient_name, WL_FIELD, "DOE^JOAN");
+	snprintf(a.scheduled_station_aet, WL_FIELD, "MAMMO1");
+	snprintf(a.status, WL_FIELD, "COMPLETED");	/* not content */
+	is_long(worklist_action_diff(&a, &b, out, sizeof out), 2,
+	    "two content fields differ");
+	is_str(out, "participant.name, scheduled.station_aet",
+	    "... named as the action names them");
+	snprintf(b.patient_name, WL_FIELD, "DOE^JANE");
+	snprintf(b.scheduled_station_aet, WL_FIELD, "MAMMO1");
+	snprintf(a.scheduled_time, WL_FIELD, "0830");
+	snprintf(b.scheduled_time, WL_FIELD, "083000.0");
+	is_long(worklist_action_diff(&a, &b, out, sizeof out), 0,
+	    "times are compared by value: 0830 is 083000.0");
+	snprintf(b.scheduled_time, WL_FIELD, "083001");
+	is_long(worklist_action_diff(&a, &b, out, sizeof out), 1,
+	    "... and 083001 is another time");
+	is_long(worklist_transition(w, "A3", "SCHEDULED", &e), WL_REFUSED,
+	    "no move goes back to SCHEDULED");
+	is_long(worklist_transition(w, "A3", "COMPLETED", &e), WL_UPDATED,
+	    "IN PROGRESS to COMPLETED");
+	is_long(worklist_transition(w, "A3", "DISCONTINUED", &e), WL_NOT_FOUND,
+	    "a COMPLETED item moves no further");
 }
 
 int
@@ -419,6 +549,8 @@ main(int argc, char **argv)
 	test_matching();
 	test_mpps();
 	test_items();
+	test_replies();
+	test_time();
 	worklist_close(w);
 	for (int i = 0; i < nbufs; i++)
 		free(bufs[i]);
