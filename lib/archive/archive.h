@@ -437,7 +437,8 @@ struct upload_state_study {
 	const char *assigned;	/* upload_accession_number, or "" */
 	const char *oldest;	/* received_at of its first such image */
 	long long images;
-	const char *error;	/* upload_error of its newest such image */
+	const char *error;	/* upload_error of its newest such image (one
+				 * with the API's answer first) */
 };
 
 /* Each study with images in state s (UNMATCHED: waiting for a worklist

@@ -702,7 +702,7 @@ upload_state_waiting(sqlite3 *db, enum upload_state s,
 	    "count(*), (SELECT i3.upload_error FROM instances i3 "
 	    " JOIN series se3 ON se3.id = i3.series_ref "
 	    " WHERE se3.study_ref = st.id AND i3.upload_status = ?1 "
-	    " ORDER BY i3.id DESC LIMIT 1) "
+	    " ORDER BY i3.upload_error LIKE 'HTTP %' DESC, i3.id DESC LIMIT 1) "
 	    "FROM instances i JOIN series se ON se.id = i.series_ref "
 	    "JOIN studies st ON st.id = se.study_ref "
 	    "JOIN patients p ON p.id = st.patient_ref "

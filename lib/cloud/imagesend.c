@@ -313,12 +313,33 @@ send_image(struct imagesend *s, struct job *j, const char *path)
 }
 
 /*
- * Before the PUT, what pacs.db says: a routine job for an image not for
- * the cloud (queued before RELAY_UPLOAD_CLASSES said so) becomes LOCAL;
- * one whose study the Manage API refused is refused too (no PUT: it
- * would be); one the cloud would refuse for what it reads fails here.
- * An image the cloud asked for (requested=1) is sent whatever its class
- * and its study's refusal.  0: send it; 1: settled here.
+ * A routine job for an image not for the cloud (queued before
+ * RELAY_UPLOAD_CLASSES said so): the image becomes LOCAL, the job is
+ * dropped (1).  An image the cloud asked for (requested=1) goes whatever
+ * its class (0).
+ */
+static int
+not_for_cloud(struct imagesend *s, struct job *j)
+{
+	struct err e = { 0 };
+	int r;
+
+	if (j->requested || (r = upload_state_keep_local(s->ob->db,
+	    j->sop_instance_uid, s->classes, &e)) == 0)
+		return 0;
+	if (r == -1)
+		{ job_defer(s->ob, j, "will retry", e.msg, -1); return 1; }
+	log_info("not for the cloud (RELAY_UPLOAD_CLASSES): kept LOCAL",
+	    "job=%s sop_instance_uid=%s", j->name, j->sop_instance_uid);
+	job_done(s->ob, j);
+	return 1;
+}
+
+/*
+ * Before the PUT, what pacs.db says: an image whose study the Manage API
+ * refused is refused too (no PUT: it would be), unless the cloud asked
+ * for it (requested=1); one the cloud would refuse for what it reads
+ * fails here.  0: send it; 1: settled here.
  */
 static int
 checked(struct imagesend *s, struct job *j)
@@ -327,15 +348,6 @@ checked(struct imagesend *s, struct job *j)
 	struct err e = { 0 };
 	int r;
 
-	if (!j->requested && (r = upload_state_keep_local(s->ob->db,
-	    j->sop_instance_uid, s->classes, &e)) != 0) {
-		if (r == -1)
-			{ job_defer(s->ob, j, "will retry", e.msg, -1); return 1; }
-		log_info("not for the cloud (RELAY_UPLOAD_CLASSES): kept LOCAL",
-		    "job=%s sop_instance_uid=%s", j->name, j->sop_instance_uid);
-		job_done(s->ob, j);
-		return 1;
-	}
 	if (!j->requested && (r = upload_state_study_has(s->ob->db,
 	    j->sop_instance_uid, UPLOAD_REFUSED, &e)) != 0) {
 		if (r == -1)
@@ -364,7 +376,7 @@ imagesend_image(struct imagesend *s, struct job *j)
 	if (!store_valid_hash(j->object) || j->sop_instance_uid[0] == '\0')
 		{ job_park(s->ob, j, "job has no valid object= or "
 		    "sop_instance_uid="); return; }
-	if (job_find_action(s->ob, j) != 0)
+	if (not_for_cloud(s, j) || job_find_action(s->ob, j) != 0)
 		return;		/* waiting for a worklist item is no attempt */
 	if (checked(s, j) != 0)
 		return;		/* settled without a PUT: no attempt either */
