@@ -719,7 +719,8 @@ void eventsend_prepared_event(struct eventsend *s, struct job *j);
  * routine job still waiting is replaced, not doubled).  The jobs are
  * durable (written, one syncfs, renamed, directory fsynced) before the
  * reply says "queued".  An instance uploaded before is queued again: the
- * cloud asked.
+ * cloud asked; so is one not for the cloud (LOCAL): relaysend sends a
+ * requested job whatever its class (lib/cloud/imagesend).
  *
  * The reply (malloc'd JSON) is always one of, with the action's
  * action_id (null when it had none):
