@@ -294,11 +294,9 @@ configure_mode(struct sender *s)
 	s->img.topts = (struct transcode_opts){ (unsigned)side,
 	    (double)ratio };
 	if (snprintf(s->img.scratch, sizeof s->img.scratch, "%s/tmp",
-	    s->cfg.data_dir) >= (int)sizeof s->img.scratch ||
-	    (s->img.mode != TRANSCODE_ORIGINAL &&
-	    fs_mkdirs(s->img.scratch, &e) == -1)) {
-		log_error("cannot make the scratch directory", "dir=%s",
-		    s->img.scratch);
+	    s->cfg.data_dir) >= (int)sizeof s->img.scratch) {
+		log_error("scratch directory path too long", "dir=%s",
+		    s->cfg.data_dir);
 		return -1;
 	}
 	return 0;
@@ -394,7 +392,11 @@ open_all(struct sender *s)
 		log_err("cannot start", &e);
 		return e.code == ENOENT ? EX_NOINPUT : EX_CANTCREAT;
 	}
-	if (config_spool_path(&s->cfg, "relay", dir, sizeof dir, &e) == -1 ||
+	/* where transcoded copies are made, once pacs.db said this is
+	 * the place */
+	if ((s->img.mode != TRANSCODE_ORIGINAL &&
+	    fs_mkdirs(s->img.scratch, &e) == -1) ||
+	    config_spool_path(&s->cfg, "relay", dir, sizeof dir, &e) == -1 ||
 	    spool_open(&s->relay, dir, 1, &e) == -1 ||
 	    store_open(&s->store, s->cfg.storage_path, 1, &e) == -1 ||
 	    db_migrate(s->ob.db, db_schema_pacs, &e) == -1 ||
