@@ -186,6 +186,8 @@ is "$short" 0 "... each at least RELAY_500_SPREAD_SECONDS / (MAX_UPLOAD_RETRIES 
 is "$(reports act-84)" 1 "the failure report is sent once"
 ok "... with the reason" sh -c "grep -q 'answered 500 3 times' '$API'/failure/*-act-84.json"
 is "$(count_files "$SPOOL/failed")" 2 "the job is parked in failed/ with its reason"
+not_ok "... counting no 500s: --retry-failed gives it MAX_UPLOAD_RETRIES tries again" \
+	sh -c "grep -q '^server_errors=' '$SPOOL'/failed/*"
 wait_for 20 "the cloud gets one gateway.alert (upload_failed) about the study" alerts_are 1 upload_failed "$S84"
 is "$(grep -c "level=error prog=relaysend msg=\"a study's image failed for good.*study_instance_uid=$S84" "$T/send.log")" 1 \
 	"one error line for the study"

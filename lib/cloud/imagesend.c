@@ -164,13 +164,24 @@ upload_copy(struct imagesend *s, struct job *j, const char *path,
 	return path;
 }
 
-/* Given up for good: FAILED, parked, reported to the cloud (once no
- * other image of its study is on its way: imagesend_failure_report). */
+/*
+ * Given up for good: FAILED, parked, reported to the cloud (once no
+ * other image of its study is on its way: imagesend_failure_report).
+ * The parked job counts no 500s, so relaysend --retry-failed gives it
+ * MAX_UPLOAD_RETRIES tries again.
+ */
 static void
 give_up(struct imagesend *s, struct job *j, const char *why)
 {
+	struct err e = { 0 };
+
 	if (queue_failure_report(s, j, why) == -1)
 		{ job_defer(s->ob, j, "will retry", why, -1); return; }
+	if (j->server_errors > 0) {
+		j->server_errors = 0;
+		if (job_save_claimed(s->ob, j, &e) == -1)
+			log_err("cannot reset the job's count of 500s", &e);
+	}
 	job_park(s->ob, j, why);
 }
 
