@@ -22,23 +22,27 @@
  *            Purged: no.  Problem: no (its job's age shows in status).
  *            Under RELAY_UPLOAD_POLICY=on_request dcmindex writes no job:
  *            it stays PENDING until images.request asks for it.
- * UPLOADING  A PUT in flight (relaysend).
+ * UPLOADING  A PUT in flight.
+ *            By: relaysend (set()), just before the PUT.
  *            Next: COMPLETE, WAITING, FAILED, REFUSED.  After a crash its
  *              job is claimed again and the image sent again.
  *            Purged: no.  Problem: no.
  * WAITING    The last attempt failed transiently (no answer, 401, 408,
  *            429, 502, 503, 504; a 500 until MAX_UPLOAD_RETRIES):
  *            upload_error says why, upload_next_attempt_at when it goes.
+ *            By: relaysend (set(), job_defer).
  *            Next: UPLOADING, FAILED (the last 500), RELEASED.
  *            Purged: no.  Problem: no (the job's age and error show).
  * UNMATCHED  No worklist item with a source message id has its accession
- *            number (nor the one assigned): relaysend looks every minute,
- *            no attempt counted.  Listed by gatewayctl waiting.
+ *            number (nor the one assigned): looked for every minute, no
+ *            attempt counted.  Listed by gatewayctl waiting.
+ *            By: relaysend (set(), job_find_action).
  *            Next: UPLOADING (the item came), PENDING (assign),
  *              RELEASED, FAILED (RELAY_NO_MATCH=report).
  *            Purged: no.  Problem: once it waited HEALTH_UNMATCHED_SECONDS.
  * HELD       No job: the cloud was off (no CLOUD_API_ENDPOINT) when it was
- *            indexed, or dcmindex --reindex rebuilt pacs.db.
+ *            indexed, or pacs.db was rebuilt.
+ *            By: dcmindex (indexed(); reindexed() for --reindex).
  *            Next: PENDING (resend --held, resend, its arrival again with
  *              the cloud on).
  *            Purged: no.  Problem: yes, once the cloud takes images.
@@ -46,6 +50,8 @@
  *            image: tomosynthesis, SR, SC, …): no upload job and no
  *            study.image_received event; kept for Query/Retrieve.
  *            resend and assign leave it; images.request may still ask.
+ *            By: dcmindex (indexed(), reindexed()); relaysend for a job
+ *              queued before the setting (keep_local()).
  *            Next: UPLOADING (asked for), PENDING (arrives again under
  *              RELAY_UPLOAD_CLASSES=all).
  *            Purged: by age only (PACS_RETENTION_DAYS): the cloud never
@@ -57,6 +63,7 @@
  *            job is in failed/; a failure report (PATCH …/failure) goes
  *            once no other image of the study is on its way, since it
  *            makes the cloud refuse the action's later uploads.
+ *            By: relaysend (set(), job_park).
  *            Next: PENDING (relaysend --retry-failed, resend, assign).
  *            Purged: no.  Problem: yes (a failed job); one alert per study.
  * REFUSED    The Manage API answered 403 (the worklist item was not
@@ -64,12 +71,16 @@
  *            gateway's), or did for another image of its study: no more
  *            PUTs, the job dropped, upload_error says why.  Listed by
  *            gatewayctl waiting.
+ *            By: relaysend (set(), job_refuse).
  *            Next: PENDING (resend, assign), RELEASED.
  *            Purged: no.  Problem: yes; one alert per study.
- * RELEASED   Given up by hand (gatewayctl release): not sent, kept.
+ * RELEASED   Given up by hand: not sent, kept.
+ *            By: gatewayctl release (release()); relaysend for a job of a
+ *              released study (set()).
  *            Next: PENDING (resend).
  *            Purged: no.  Problem: no.
  * COMPLETE   The Manage API answered 201; uploaded_at says when.
+ *            By: relaysend (set()).
  *            Next: UPLOADING (resend, images.request: the cloud asked).
  *            Purged: yes, past the retention period or below the disk
  *              watermark.  Problem: no.
