@@ -15,9 +15,12 @@
  * RELAY_UPLOAD_POLICY=on_request no image upload job is written: the
  * cloud asks for the images it wants (images.request, lib/cloud/request),
  * while the previews and their events still flow through dcmthumb.
- * Without CLOUD_API_ENDPOINT (the cloud off, config_cloud_images) none
- * is written either: the instance is HELD in pacs.db, kept (dcmpurge
- * frees only COMPLETE ones) until `gatewayctl resend --held` queues it.
+ * What becomes of each instance's upload is lib/archive/upload_state's:
+ * an image whose class is not for the cloud (RELAY_UPLOAD_CLASSES, by
+ * default MG images only) is LOCAL, with no job (kept for Query/Retrieve,
+ * freed by age); without CLOUD_API_ENDPOINT (the cloud off,
+ * config_cloud_images) none is written either: the instance is HELD in
+ * pacs.db, kept until `gatewayctl resend --held` queues it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -53,8 +56,8 @@ struct indexer {
 	struct pacs_index *ix;
 	struct worklist *worklist;	/* NULL: no worklist to update */
 	enum request_policy policy;	/* RELAY_UPLOAD_POLICY */
+	enum upload_classes classes;	/* RELAY_UPLOAD_CLASSES */
 	int cloud;			/* CLOUD_API_ENDPOINT set */
-	sqlite3_stmt *hold;		/* the cloud off: upload_status HELD */
 	int batch;
 	long indexed, failed;
 };
@@ -63,6 +66,7 @@ struct batch_job {
 	char name[SPOOL_NAME_MAX];
 	char hash[STORE_HASH_LEN + 1];
 	char reason[512];	/* empty: indexed */
+	enum upload_state upload;	/* PENDING: an upload job goes */
 	struct pacs_attrs attrs;
 };
 
@@ -90,7 +94,8 @@ usage(FILE *f)
 	    "  --version    print the version\n"
 	    "\n"
 	    "Environment: GATEWAY_DATA_DIR, PACS_DB_PATH, PACS_STORAGE_PATH,\n"
-	    "GATEWAY_SPOOL_DIR, RELAY_UPLOAD_POLICY, LOG_LEVEL.  See "
+	    "GATEWAY_SPOOL_DIR, RELAY_UPLOAD_POLICY, RELAY_UPLOAD_CLASSES,\n"
+	    "CLOUD_API_ENDPOINT, LOG_LEVEL.  See "
 	    "dcmindex(1).\n", BATCH_DEFAULT);
 }
 
@@ -99,20 +104,6 @@ on_signal(int sig)
 {
 	(void)sig;
 	stopping = 1;
-}
-
-/* The cloud is off: the current copy of the instance waits, HELD, for
- * `gatewayctl resend --held` (one already COMPLETE stays so). */
-static int
-hold_upload(struct indexer *x, const struct batch_job *j, struct err *e)
-{
-	sqlite3_stmt *st = x->hold;
-
-	sqlite3_reset(st);
-	sqlite3_bind_text(st, 1, j->attrs.sop_instance_uid, -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, j->hash, -1, SQLITE_STATIC);
-	return db_step_done(x->db, st, e);
 }
 
 /* Index one claimed job inside the open transaction. */
@@ -151,8 +142,12 @@ index_job(struct indexer *x, struct batch_job *j, struct err *e)
 	r = (struct pacs_receipt){ j->hash, strtoull(size, NULL, 10), key,
 	    calling, called, peer, when };
 	rc = pacs_index_object(x->ix, &j->attrs, &r, e);
-	if (rc == 0 && !x->cloud)
-		rc = hold_upload(x, j, e);
+	if (rc == 0 && (rc = upload_state_indexed(x->db,
+	    j->attrs.sop_instance_uid, j->hash, j->attrs.sop_class_uid,
+	    x->classes, x->cloud, e)) >= 0) {
+		j->upload = (enum upload_state)rc;
+		rc = 0;
+	}
 done:
 	if (d != NULL)
 		dcm_free(d);
@@ -188,8 +183,9 @@ fan_out(struct indexer *x, const struct batch_job *j, struct err *e)
 	if (spool_enqueue(&x->thumb, j->hash, body, (size_t)n, SPOOL_DEFER,
 	    e) == -1)
 		return -1;
-	if (x->policy == REQUEST_POLICY_ON_REQUEST || !x->cloud)
-		return 0;
+	if (x->policy == REQUEST_POLICY_ON_REQUEST ||
+	    j->upload != UPLOAD_PENDING)
+		return 0;	/* LOCAL, HELD: no upload job */
 	return spool_enqueue(&x->relay, j->hash, body, (size_t)n, SPOOL_DEFER,
 	    e);
 }
@@ -366,8 +362,9 @@ follow(struct indexer *x, int once)
 		goto out;
 	}
 	log_info("started", "recovered=%d batch=%d once=%d upload_policy=%s "
-	    "cloud=%s", recovered, x->batch, once,
-	    request_policy_name(x->policy), x->cloud ? "on" : "off");
+	    "upload_classes=%s cloud=%s", recovered, x->batch, once,
+	    request_policy_name(x->policy),
+	    upload_state_classes_name(x->classes), x->cloud ? "on" : "off");
 	while (!stopping) {
 		if (drain(x, jobs, names) == -1) {
 			if (once) {
@@ -404,13 +401,8 @@ open_db(struct indexer *x, const char *path, int create, struct err *e)
 	if ((create ? db_open(&x->db, path, e) :
 	    db_open_existing(&x->db, path, e)) == -1)
 		return -1;
-	if (pacs_index_open(&x->ix, x->db, e) == -1 ||
-	    db_prepare(x->db, &x->hold, "UPDATE instances SET "
-	    "upload_status = 'HELD' WHERE sop_instance_uid = ?1 AND "
-	    "object_hash = ?2 AND upload_status <> 'COMPLETE'", e) == -1) {
-		pacs_index_close(x->ix);
+	if (pacs_index_open(&x->ix, x->db, e) == -1) {
 		db_close(x->db);
-		x->ix = NULL;
 		x->db = NULL;
 		return -1;
 	}
@@ -420,10 +412,8 @@ open_db(struct indexer *x, const char *path, int create, struct err *e)
 static void
 close_db(struct indexer *x)
 {
-	sqlite3_finalize(x->hold);
 	pacs_index_close(x->ix);
 	db_close(x->db);
-	x->hold = NULL;
 	x->ix = NULL;
 	x->db = NULL;
 }
@@ -543,9 +533,9 @@ reindex_store(struct indexer *x)
 	if (rc == 0)
 		rc = reindex_walk(x, x->cfg.storage_path, 0, &count, &bad);
 	/* What the cloud has is not known any more: every instance is
-	 * HELD, kept, until `gatewayctl resend --held` sends it again. */
-	if (rc == 0 && db_exec(x->db, "UPDATE instances SET upload_status = "
-	    "'HELD'", &e) == -1) {
+	 * HELD, kept, until `gatewayctl resend --held` sends it again (or
+	 * LOCAL: not for the cloud). */
+	if (rc == 0 && upload_state_reindexed(x->db, x->classes, &e) == -1) {
 		log_err("reindex: cannot mark the uploads held", &e);
 		rc = -1;
 	}
@@ -743,7 +733,8 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	if (config_load(&x.cfg, &e) == -1 ||
-	    request_upload_policy(&x.policy, &e) == -1) {
+	    request_upload_policy(&x.policy, &e) == -1 ||
+	    upload_state_classes(&x.classes, &e) == -1) {
 		log_err("cannot start", &e);
 		return EX_CONFIG;
 	}

@@ -9,7 +9,8 @@
  * row (when the object is still the instance's current one) records
  * GENERATED, FAILED with the reason, or SKIP; and a study.image_received
  * job goes to the relay spool (when events go to the cloud at all:
- * config_cloud_events).  Only then is the claim finished, so a
+ * config_cloud_events; never for an image not for the cloud, LOCAL in
+ * lib/archive/upload_state).  Only then is the claim finished, so a
  * crash repeats a job and never loses one; every step is idempotent.
  */
 #include <errno.h>
@@ -243,10 +244,15 @@ relay_event(struct thumbs *t, const char *body, const char *hash,
 {
 	char study[128], acc[80], ev[2048], name[SPOOL_NAME_MAX];
 	char path[PATH_MAX];
+	enum upload_state up;
 	int n;
 
 	if (!t->events)
 		return 0;	/* nothing would send it */
+	if ((n = upload_state_get(t->db, sop, &up, e)) == -1)
+		return -1;
+	if (n == 0 && up == UPLOAD_LOCAL)
+		return 0;	/* not for the cloud: it hears nothing of it */
 	if (spool_job_get(body, "study_instance_uid", study, sizeof study))
 		study[0] = '\0';
 	if (spool_job_get(body, "accession_number", acc, sizeof acc))

@@ -164,11 +164,7 @@ step_failed(struct ctl *x, int rc)
 	"group_concat(DISTINCT nullif(trim(coalesce(i.laterality, '') || " \
 	"coalesce(i.view_position, '')), '')), " \
 	"sum(i.thumbnail_status = 'GENERATED'), " \
-	"sum(i.thumbnail_status = 'FAILED'), " \
-	"sum(i.upload_status = 'COMPLETE'), sum(i.upload_status = 'FAILED'), " \
-	"sum(i.upload_status = 'WAITING'), st.study_instance_uid, " \
-	"sum(i.upload_status = 'UNMATCHED'), sum(i.upload_status = 'HELD'), " \
-	"sum(i.upload_status = 'RELEASED') " \
+	"sum(i.thumbnail_status = 'FAILED'), st.study_instance_uid " \
 	"FROM instances i JOIN objects o ON o.hash = i.object_hash " \
 	"JOIN series se ON se.id = i.series_ref " \
 	"JOIN studies st ON st.id = se.study_ref " \
@@ -176,37 +172,43 @@ step_failed(struct ctl *x, int rc)
 	"WHERE date(i.received_at, 'localtime') = ?1 " \
 	"GROUP BY st.id ORDER BY min(i.received_at)"
 
-/* "4/4 sent", "2/4 sent, 1 failed, 1 retrying, 1 no worklist item" */
+/* "4/4 sent", "2/4 sent, 1 failed, 1 retrying, 1 no worklist item",
+ * from the study's counts per upload state (lib/archive/upload_state). */
 static void
-upload_text(sqlite3_stmt *st, int n, char *out, size_t outsz)
+upload_text(const struct upload_state_count *c, int n, char *out,
+    size_t outsz)
 {
-	static const struct { int col; const char *what; } parts[] = {
-		{ 9, "failed" }, { 10, "retrying" }, { 12, "no worklist item" },
-		{ 13, "held" }, { 14, "released" },
+	const struct { long long k; const char *what; } parts[] = {
+		{ c->failed, "failed" }, { c->waiting, "retrying" },
+		{ c->unmatched, "no worklist item" }, { c->held, "held" },
+		{ c->released, "released" }, { c->refused, "refused" },
+		{ c->local, "local" },
 	};
-	int len = snprintf(out, outsz, "%d/%d sent", sqlite3_column_int(st, 8),
-	    n);
+	int len = snprintf(out, outsz, "%lld/%d sent", c->complete, n);
 
-	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-		int k = sqlite3_column_int(st, parts[i].col);
-
-		if (k > 0 && len > 0 && (size_t)len < outsz)
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+		if (parts[i].k > 0 && len > 0 && (size_t)len < outsz)
 			len += snprintf(out + len, outsz - (size_t)len,
-			    ", %d %s", k, parts[i].what);
-	}
+			    ", %lld %s", parts[i].k, parts[i].what);
 }
 
-static void
+static int
 print_study_row(const struct ctl *x, sqlite3_stmt *st)
 {
 	char size[16], previews[32], upload[128], views[64];
 	int n = sqlite3_column_int(st, 3);
+	struct upload_state_count c;
+	struct err e = { 0 };
 
 	human_size(sqlite3_column_int64(st, 4), size, sizeof size);
 	snprintf(previews, sizeof previews, "%d/%d%s",
 	    sqlite3_column_int(st, 6), n, sqlite3_column_int(st, 7) > 0 ?
 	    " (failed)" : "");
-	upload_text(st, n, upload, sizeof upload);
+	if (upload_state_count(x->db, col(st, 8), &c, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return -1;
+	}
+	upload_text(&c, n, upload, sizeof upload);
 	snprintf(views, sizeof views, "%s", *col(st, 5) ? col(st, 5) : "-");
 	for (char *p = views; *p; p++)
 		if (*p == ',')
@@ -215,6 +217,7 @@ print_study_row(const struct ctl *x, sqlite3_stmt *st)
 	    *col(st, 0) ? col(st, 0) : "-",
 	    x->names && *col(st, 1) ? col(st, 1) : "-", n, views, size,
 	    previews, upload);
+	return 0;
 }
 
 static int
@@ -224,7 +227,7 @@ cmd_studies(struct ctl *x, const char *date)
 	char today[16];
 	time_t now = time(NULL);
 	struct tm tm;
-	int rc, count = 0;
+	int rc, count = 0, bad = 0;
 
 	if (date == NULL) {
 		localtime_r(&now, &tm);
@@ -239,11 +242,12 @@ cmd_studies(struct ctl *x, const char *date)
 	    "ACCESSION", "PATIENT", "IMAGES", "VIEWS", "SIZE", "PREVIEWS",
 	    "UPLOAD");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		print_study_row(x, st);
+		if (print_study_row(x, st) == -1)
+			bad = 1;
 		count++;
 	}
 	sqlite3_finalize(st);
-	if (step_failed(x, rc) == -1)
+	if (step_failed(x, rc) == -1 || bad)
 		return EX_SOFTWARE;
 	printf("\n%d stud%s\n", count, count == 1 ? "y" : "ies");
 	return EX_OK;
@@ -510,27 +514,61 @@ print_waiting(const struct upload_state_study *s, void *arg)
 	return 0;
 }
 
+/* A refused study: as print_waiting, then why. */
+static int
+print_refused(const struct upload_state_study *s, void *arg)
+{
+	print_waiting(s, arg);
+	printf("%-24s  %s\n", "", s->error);
+	return 0;
+}
+
+/* The studies in state s: the heading, one line each, the totals. */
+static int
+list_studies(struct ctl *x, enum upload_state s, const char *heading,
+    long long images, long long studies, struct err *e)
+{
+	printf("%s\n\n", heading);
+	printf("%-24s  %-16s  %-24s %6s  %s\n", "SINCE", "ACCESSION",
+	    "PATIENT", "IMAGES", "STUDY");
+	if (upload_state_waiting(x->db, s, s == UPLOAD_REFUSED ?
+	    print_refused : print_waiting, x, e) == -1)
+		return -1;
+	printf("\n%lld image%s in %lld stud%s\n", images,
+	    images == 1 ? "" : "s", studies, studies == 1 ? "y" : "ies");
+	return 0;
+}
+
+/* The studies waiting for a worklist item, then (when there are any)
+ * those the Manage API refused. */
 static int
 cmd_waiting(struct ctl *x)
 {
 	struct upload_state_count c;
 	struct err e = { 0 };
 
-	if (upload_state_count(x->db, &c, &e) == -1)
+	if (upload_state_count(x->db, NULL, &c, &e) == -1 ||
+	    list_studies(x, UPLOAD_UNMATCHED, "studies whose images wait for "
+	    "a worklist item", c.unmatched, c.unmatched_studies, &e) == -1)
 		return failed("waiting failed", NULL, &e);
-	printf("studies whose images wait for a worklist item\n\n");
-	printf("%-24s  %-16s  %-24s %6s  %s\n", "SINCE", "ACCESSION",
-	    "PATIENT", "IMAGES", "STUDY");
-	if (upload_state_waiting(x->db, print_waiting, x, &e) == -1)
-		return failed("waiting failed", NULL, &e);
-	printf("\n%lld image%s in %lld stud%s\n", c.unmatched,
-	    c.unmatched == 1 ? "" : "s", c.unmatched_studies,
-	    c.unmatched_studies == 1 ? "y" : "ies");
 	if (c.unmatched > 0)
 		printf("gatewayctl assign ACCESSION|STUDY_UID "
 		    "WORKLIST_ACCESSION sends a study under that worklist "
 		    "item;\ngatewayctl release ACCESSION|STUDY_UID stops its "
 		    "wait (kept, not sent).\n");
+	if (c.refused == 0)
+		return EX_OK;
+	printf("\n");
+	if (list_studies(x, UPLOAD_REFUSED, "studies whose images the Manage "
+	    "API refused (403: the worklist item is not today's, not sent or "
+	    "confirmed, or not this gateway's)", c.refused, c.refused_studies,
+	    &e) == -1)
+		return failed("waiting failed", NULL, &e);
+	printf("gatewayctl resend ACCESSION|STUDY_UID sends a study again "
+	    "once the cloud takes it;\ngatewayctl assign ACCESSION|STUDY_UID "
+	    "WORKLIST_ACCESSION sends it under another worklist item;\n"
+	    "gatewayctl release ACCESSION|STUDY_UID gives it up (kept, not "
+	    "sent).\n");
 	return EX_OK;
 }
 
@@ -700,31 +738,6 @@ find_alerts(json_t *r, struct alert a[3])
 	    json_real_value(json_object_get(disk, "free_percent")));
 }
 
-/* The event, in the style of relay/PROTOCOL.md's mpps.status_update. */
-static char *
-alert_event(const struct ctl *x, const struct alert *a, struct err *e)
-{
-	char id[RELAY_UUID_LEN + 1], ts[32];
-	json_t *ev;
-	char *text;
-
-	if (relay_uuid(id, e) == -1)
-		return NULL;
-	pacs_timestamp(ts);
-	ev = json_pack("{s:i, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, "
-	    "s:I, s:s, s:i}}", "schema_version", 1, "message_id", id,
-	    "event_type", "gateway.alert", "timestamp", ts, "source_system",
-	    "gateway", "data", "alert", a->name, "state", a->active ?
-	    "raised" : "cleared", "severity", a->active ? a->severity : "ok",
-	    "summary", a->summary, "value", (json_int_t)a->value,
-	    "pacs_aet", x->cfg.pacs_aet, "pacs_port", x->cfg.pacs_port);
-	text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
-	json_decref(ev);
-	if (text == NULL)
-		err_set(e, ENOMEM, "out of memory");
-	return text;
-}
-
 /* run/alert.NAME exists while the condition is raised. */
 static int
 marker_path(const struct ctl *x, const char *name, char *out, size_t outsz)
@@ -739,24 +752,15 @@ static int
 send_alert(struct ctl *x, struct spool *relay, const struct alert *a,
     const char *marker, struct err *e)
 {
-	char name[SPOOL_NAME_MAX], *ev, *body;
-	int rc;
+	struct event_alert ev = { a->name, a->active, a->severity,
+	    a->summary, a->value, x->cfg.pacs_aet, x->cfg.pacs_port, NULL,
+	    NULL };
+	char name[SPOOL_NAME_MAX];
 
-	if (!config_cloud_events())
-		goto record;
-	if ((ev = alert_event(x, a, e)) == NULL)
-		return -1;
-	rc = asprintf(&body, "kind=gateway.alert\nalert=%s\nevent=%s\n",
-	    a->name, ev);
-	free(ev);
-	if (rc == -1)
-		return err_sys(e, "malloc");
 	snprintf(name, sizeof name, "alert-%s", a->name);
-	rc = spool_enqueue(relay, name, body, strlen(body), 0, e);
-	free(body);
-	if (rc == -1)
+	if (config_cloud_events() &&
+	    event_alert_queue(relay, name, &ev, e) == -1)
 		return -1;
-record:
 	if (a->active ? fs_write_atomic(marker, a->summary, strlen(a->summary),
 	    e) : unlink(marker) == -1 && errno != ENOENT ?
 	    err_sys(e, "unlink %s", marker) : 0)

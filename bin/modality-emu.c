@@ -63,9 +63,13 @@ struct run {
 	uint16_t message_id;
 };
 
-/* What one exam produced, for the N-SET. */
+/* What one exam produced, for the N-SET.  Each view is a series of its
+ * own, as the production emulator makes them: the Manage API refuses
+ * an image whose laterality or view differs from its series' first. */
 struct exam_state {
-	char mpps_uid[MAMMO_UID_MAX], series_uid[MAMMO_UID_MAX];
+	char mpps_uid[MAMMO_UID_MAX];
+	char series_uids[MAX_VIEWS][MAMMO_UID_MAX];
+	int nseries;
 	char date[16], time[16];
 	char (*sop_uids)[MAMMO_UID_MAX];
 	const char *sop_class;	/* MG, or BTO with --frames */
@@ -417,29 +421,32 @@ static int
 build_series(const struct exam_state *s, struct dcm_builder *b,
     struct err *e)
 {
-	int i;
-
-	if (dcm_build_sequence_begin(b, TAG(0040, 0340), e) == -1 ||
-	    dcm_build_item_begin(b, e) == -1 ||
-	    put(b, TAG(0008, 1050), "", e) == -1 ||
-	    put(b, TAG(0008, 1070), "", e) == -1 ||
-	    put(b, TAG(0018, 1030), "Screening mammography", e) == -1 ||
-	    put(b, TAG(0020, 000e), s->series_uid, e) == -1 ||
-	    put(b, TAG(0008, 103e), "Screening mammography", e) == -1 ||
-	    put(b, TAG(0008, 0054), "", e) == -1 ||
-	    dcm_build_sequence_begin(b, TAG(0008, 1140), e) == -1)
+	if (dcm_build_sequence_begin(b, TAG(0040, 0340), e) == -1)
 		return -1;
-	for (i = 0; i < s->nstored; i++)
+	for (int v = 0; v < s->nseries; v++) {
 		if (dcm_build_item_begin(b, e) == -1 ||
-		    put(b, TAG(0008, 1150), s->sop_class, e) == -1 ||
-		    put(b, TAG(0008, 1155), s->sop_uids[i], e) == -1 ||
+		    put(b, TAG(0008, 1050), "", e) == -1 ||
+		    put(b, TAG(0008, 1070), "", e) == -1 ||
+		    put(b, TAG(0018, 1030), "Screening mammography", e) == -1 ||
+		    put(b, TAG(0020, 000e), s->series_uids[v], e) == -1 ||
+		    put(b, TAG(0008, 103e), "Screening mammography", e) == -1 ||
+		    put(b, TAG(0008, 0054), "", e) == -1 ||
+		    dcm_build_sequence_begin(b, TAG(0008, 1140), e) == -1)
+			return -1;
+		/* image i is of view i % nseries (make_and_store) */
+		for (int i = v; i < s->nstored; i += s->nseries)
+			if (dcm_build_item_begin(b, e) == -1 ||
+			    put(b, TAG(0008, 1150), s->sop_class, e) == -1 ||
+			    put(b, TAG(0008, 1155), s->sop_uids[i], e) == -1 ||
+			    dcm_build_item_end(b, e) == -1)
+				return -1;
+		if (dcm_build_sequence_end(b, e) == -1 ||
+		    dcm_build_sequence_begin(b, TAG(0040, 0220), e) == -1 ||
+		    dcm_build_sequence_end(b, e) == -1 ||
 		    dcm_build_item_end(b, e) == -1)
 			return -1;
-	return dcm_build_sequence_end(b, e) == -1 ||
-	    dcm_build_sequence_begin(b, TAG(0040, 0220), e) == -1 ||
-	    dcm_build_sequence_end(b, e) == -1 ||
-	    dcm_build_item_end(b, e) == -1 ||
-	    dcm_build_sequence_end(b, e) == -1 ? -1 : 0;
+	}
+	return dcm_build_sequence_end(b, e) == -1 ? -1 : 0;
 }
 
 static int
@@ -697,14 +704,16 @@ make_and_store(struct run *r, struct ul_assoc *a, const struct mammo_exam *x,
     struct exam_state *s, int n, struct err *e)
 {
 	const struct options *o = r->o;
-	struct mammo_image img = { .exam = x, .rows = o->rows, .cols = o->cols,
-	    .frames = o->frames, .instance_number = n + 1,
+	struct mammo_exam view_x = *x;
+	struct mammo_image img = { .exam = &view_x, .rows = o->rows,
+	    .cols = o->cols, .frames = o->frames, .instance_number = n + 1,
 	    .seed = (unsigned)n };
 	struct dcm_builder *b;
 	char *sop = s->sop_uids[n];
 	int rc;
 
 	img.view = o->views[n % o->nviews];
+	view_x.series_instance_uid = s->series_uids[n % o->nviews];
 	if (dcm_uid_new(sop, e) == -1)
 		return -1;
 	img.sop_instance_uid = sop;
@@ -743,7 +752,7 @@ store_images(struct run *r, const struct wl_item *w, struct exam_state *s)
 		.study_description = w->study_desc[0] ? w->study_desc :
 		    "Screening mammography",
 		.requested_procedure_id = w->rp_id, .study_date = s->date,
-		.study_time = s->time, .series_instance_uid = s->series_uid,
+		.study_time = s->time, .series_instance_uid = s->series_uids[0],
 		.mpps_sop_instance_uid = s->mpps_uid,
 		.station_name = "MODALITY-EMU",
 	};
@@ -792,9 +801,11 @@ exam_begin(const struct options *o, struct exam_state *s, struct err *e)
 	if ((s->sop_uids = calloc((size_t)s->nplanned, MAMMO_UID_MAX)) ==
 	    NULL)
 		return err_set(e, ENOMEM, "out of memory");
-	if (dcm_uid_new(s->mpps_uid, e) == -1 ||
-	    dcm_uid_new(s->series_uid, e) == -1)
+	if (dcm_uid_new(s->mpps_uid, e) == -1)
 		return -1;
+	for (s->nseries = 0; s->nseries < o->nviews; s->nseries++)
+		if (dcm_uid_new(s->series_uids[s->nseries], e) == -1)
+			return -1;
 	return 0;
 }
 

@@ -18,9 +18,11 @@
  * worker, so two workers never hold the same job.
  *
  * Delivery is at least once; every step is settled by lib/cloud/job
- * (done, re-enqueued with back-off that survives a restart, or parked in
- * failed/ with the reason), and pacs.db mirrors the uploads in
- * instances.upload_status; the job file is what decides.
+ * (done, re-enqueued with back-off that survives a restart, parked in
+ * failed/ with the reason, or refused), by the Manage API's answers as
+ * production gives them (lib/cloud/imagesend), and pacs.db mirrors the
+ * uploads in instances.upload_status (lib/archive/upload_state); the job
+ * file is what decides.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -44,6 +46,8 @@
 
 #define WAIT_MS			5000	/* rescan new/ at least this often */
 #define RETRY_MAX_DEFAULT	600
+#define MAX_RETRIES_DEFAULT	3	/* production's MAX_UPLOAD_RETRIES */
+#define SPREAD_DEFAULT		600	/* 500s: at least 10 minutes */
 
 static volatile sig_atomic_t stopping;
 
@@ -83,8 +87,8 @@ usage(FILE *f)
 	    "  --no-match MODE   image without a worklist item: wait (default,\n"
 	    "                    retried later) or report (parked in failed/)\n"
 	    "  --max-send-rate B upload at most B bytes per second (0: no cap)\n"
-	    "  --upload-mode M   original (default), lossless (JPEG-LS) or\n"
-	    "                    reduced (400 px, JPEG 2000 lossy)\n"
+	    "  --upload-mode M   reduced (default: 400 px, JPEG 2000 lossy, as\n"
+	    "                    production sends), original or lossless\n"
 	    "  --retry-failed    move failed jobs back to the queue and exit\n"
 	    "  -h, --help        this help\n"
 	    "  --version         print the version\n"
@@ -94,6 +98,8 @@ usage(FILE *f)
 	    "RELAY_NO_MATCH, RELAY_MAX_SEND_BYTES_PER_SECOND,\n"
 	    "RELAY_CONNECT_TIMEOUT_SECONDS, RELAY_LOW_SPEED_SECONDS,\n"
 	    "RELAY_UPLOAD_TIMEOUT_SECONDS, RELAY_JOBS, RELAY_UPLOAD_MODE,\n"
+	    "DICOM_THUMBNAIL_SIZE, DICOM_COMPRESSION_RATIO, RELAY_UPLOAD_CLASSES,\n"
+	    "RELAY_UPLOAD_POLICY, MAX_UPLOAD_RETRIES, RELAY_500_SPREAD_SECONDS,\n"
 	    "AZURE_RELAY_NAMESPACE,\n"
 	    "AZURE_RELAY_EVENTS_HYBRID_CONNECTION, AZURE_RELAY_KEY_NAME,\n"
 	    "AZURE_RELAY_SHARED_ACCESS_KEY, AZURE_RELAY_TOKEN_COMMAND,\n"
@@ -258,11 +264,17 @@ configure_events(struct sender *s)
 	return 0;
 }
 
-/* RELAY_UPLOAD_MODE, and the scratch directory for transcoded copies. */
+/*
+ * What goes up: RELAY_UPLOAD_MODE (default reduced), its size and ratio
+ * (DICOM_THUMBNAIL_SIZE, DICOM_COMPRESSION_RATIO: production's names and
+ * defaults), RELAY_UPLOAD_CLASSES, and the scratch directory for
+ * transcoded copies.
+ */
 static int
 configure_mode(struct sender *s)
 {
 	const char *m = getenv("RELAY_UPLOAD_MODE");
+	long side, ratio;
 	struct err e = { 0 };
 
 	if (!s->mode_forced && m != NULL && *m != '\0' &&
@@ -271,12 +283,20 @@ configure_mode(struct sender *s)
 		    "%s", "");
 		return -1;
 	}
+	if (config_env_long("DICOM_THUMBNAIL_SIZE", 16, 16384,
+	    TRANSCODE_REDUCED_SIDE, &side, &e) == -1 ||
+	    config_env_long("DICOM_COMPRESSION_RATIO", 2, 1000,
+	    (long)TRANSCODE_REDUCED_RATIO, &ratio, &e) == -1 ||
+	    upload_state_classes(&s->img.classes, &e) == -1) {
+		log_err("bad setting", &e);
+		return -1;
+	}
+	s->img.topts = (struct transcode_opts){ (unsigned)side,
+	    (double)ratio };
 	if (snprintf(s->img.scratch, sizeof s->img.scratch, "%s/tmp",
-	    s->cfg.data_dir) >= (int)sizeof s->img.scratch ||
-	    (s->img.mode != TRANSCODE_ORIGINAL &&
-	    fs_mkdirs(s->img.scratch, &e) == -1)) {
-		log_error("cannot make the scratch directory", "dir=%s",
-		    s->img.scratch);
+	    s->cfg.data_dir) >= (int)sizeof s->img.scratch) {
+		log_error("scratch directory path too long", "dir=%s",
+		    s->cfg.data_dir);
 		return -1;
 	}
 	return 0;
@@ -286,7 +306,8 @@ static int
 configure(struct sender *s)
 {
 	const char *nm = getenv("RELAY_NO_MATCH");
-	long connect, low, total, rate, jobs;
+	long connect, low, total, rate, jobs, retries;
+	enum request_policy policy;
 	struct err e = { 0 };
 
 	if (configure_images(s) == -1 || configure_events(s) == -1)
@@ -312,10 +333,17 @@ configure(struct sender *s)
 	    &total, &e) == -1 ||
 	    config_env_long("RELAY_MAX_SEND_BYTES_PER_SECOND", 0, 2000000000,
 	    0, &rate, &e) == -1 ||
-	    config_env_long("RELAY_JOBS", 1, WORKERS_MAX, 1, &jobs, &e) == -1) {
+	    config_env_long("RELAY_JOBS", 1, WORKERS_MAX, 1, &jobs, &e) == -1 ||
+	    config_env_long("MAX_UPLOAD_RETRIES", 1, 1000, MAX_RETRIES_DEFAULT,
+	    &retries, &e) == -1 ||
+	    config_env_long("RELAY_500_SPREAD_SECONDS", 0, 86400,
+	    SPREAD_DEFAULT, &s->img.spread_seconds, &e) == -1 ||
+	    request_upload_policy(&policy, &e) == -1) {
 		log_err("bad setting", &e);
 		return -1;
 	}
+	s->img.max_retries = (int)retries;
+	s->ob.pending_queued = policy == REQUEST_POLICY_ALL;
 	s->ca_file = env("GATEWAY_CA_FILE");
 	if (configure_mode(s) == -1)
 		return -1;
@@ -354,6 +382,7 @@ open_all(struct sender *s)
 	struct err e = { 0 };
 
 	s->ob.spool = &s->relay;
+	s->ob.cfg = &s->cfg;
 	s->ob.stop = &stopping;
 	s->img.ob = s->ev.ob = &s->ob;
 	s->img.store = &s->store;
@@ -363,7 +392,11 @@ open_all(struct sender *s)
 		log_err("cannot start", &e);
 		return e.code == ENOENT ? EX_NOINPUT : EX_CANTCREAT;
 	}
-	if (config_spool_path(&s->cfg, "relay", dir, sizeof dir, &e) == -1 ||
+	/* where transcoded copies are made, once pacs.db said this is
+	 * the place */
+	if ((s->img.mode != TRANSCODE_ORIGINAL &&
+	    fs_mkdirs(s->img.scratch, &e) == -1) ||
+	    config_spool_path(&s->cfg, "relay", dir, sizeof dir, &e) == -1 ||
 	    spool_open(&s->relay, dir, 1, &e) == -1 ||
 	    store_open(&s->store, s->cfg.storage_path, 1, &e) == -1 ||
 	    db_migrate(s->ob.db, db_schema_pacs, &e) == -1 ||
@@ -408,9 +441,7 @@ retry_failed(struct sender *s)
 		log_err("retry failed", &e);
 		return EX_SOFTWARE;
 	}
-	if (db_exec(s->ob.db, "UPDATE instances SET upload_status = 'PENDING', "
-	    "upload_next_attempt_at = NULL WHERE upload_status = 'FAILED'",
-	    &e) == -1)
+	if (upload_state_retry_failed(s->ob.db, &e) == -1)
 		log_err("pacs.db update failed", &e);
 	log_info("failed jobs queued again", "jobs=%d", n);
 	return EX_OK;
@@ -420,20 +451,17 @@ retry_failed(struct sender *s)
 static void
 log_resumed(struct sender *s, int recovered)
 {
-	sqlite3_stmt *st;
+	struct upload_state_count c;
 	struct err e = { 0 };
-	int rows = 0;
 
-	if (db_prepare(s->ob.db, &st, "SELECT count(*) FROM instances WHERE "
-	    "upload_status = 'UPLOADING'", &e) == -1) {
+	if (upload_state_count(s->ob.db, NULL, &c, &e) == -1) {
 		log_err("pacs.db query failed", &e);
 		return;
 	}
-	if (sqlite3_step(st) == SQLITE_ROW)
-		rows = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	log_info("started", "recovered_jobs=%d resumed_uploads=%d",
-	    recovered, rows);
+	log_info("started", "recovered_jobs=%d resumed_uploads=%lld "
+	    "upload_mode=%s upload_classes=%s", recovered, c.uploading,
+	    transcode_mode_name(s->img.mode),
+	    upload_state_classes_name(s->img.classes));
 }
 
 /* Claims a crash left in cur/ go back to new/ (before any worker runs). */
@@ -536,7 +564,7 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sender s = { .wake_fd = -1 };
+	struct sender s = { .wake_fd = -1, .img.mode = TRANSCODE_REDUCED };
 	struct sigaction sa = { 0 };
 	int c, retry = 0, no_match = -1, jobs = 0, r, rc;
 	enum transcode_mode mode;

@@ -38,7 +38,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    ms < retry * 1000LL))
 			abort();
 	}
-	(void)api_status_transient(size > 2 ? (long)data[2] * 3 : 0);
+	(void)api_outcome(size > 2 ? (long)data[2] * 3 : 0);
 	free(value);
 	return 0;
 }

@@ -62,7 +62,7 @@ GATEWAY_ENV_FILE=$T/bad.env GATEWAY_DATA_DIR=$T/bad PACS_PORT=$(free_port) \
 	sh "$GATEWAYD" run >/dev/null 2>"$T/bad.err"
 is "$?" 78 "gatewayd run refuses bad values (EX_CONFIG)"
 ok "... naming the setting and the values it allows" \
-	grep -q 'setting=RELAY_UPLOAD_MODE .*losless.* is not one of: original, lossless, reduced' "$T/bad.err"
+	grep -q 'setting=RELAY_UPLOAD_MODE .*losless.* is not one of: reduced, original, lossless' "$T/bad.err"
 ok "... and a number that is not one" \
 	grep -q 'setting=PACS_RETENTION_DAYS .*thirty.* is not a whole number from 0 to 36500' "$T/bad.err"
 ok "... before anything starts" test ! -e "$T/bad/run/gatewayd.pid"

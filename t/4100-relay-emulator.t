@@ -164,14 +164,20 @@ bg mapi $PY "$GW_ROOT/t/relay/manage-api" --cert "$T/pki/server.pem" --keyfile "
 	--listen 127.0.0.1:0 --token api-token --dir "$T/api"
 wait_for 10 "manage-api is up" grep -q '^ready' "$T/mapi.out"
 API=https://127.0.0.1:$(sed -n 's/^ready port=//p' "$T/mapi.out")
-head -c 3000 /dev/urandom >"$T/img.dcm"
+"$GW_ROOT/t/tools/gen-mammo" "$T/mg" 1 --size 32x24 >/dev/null
+cp "$T"/mg/*.dcm "$T/img.dcm"
+head -c 3000 /dev/urandom >"$T/noise.dcm"
 c() { curl -s --cacert "$CA" -o /dev/null -w '%{http_code}' "$@"; }
 is "$(c -X PUT -H 'Authorization: Bearer api-token' -F file=@"$T/img.dcm" "$API/api/v1/dicom/act-1")" 201 "PUT image: 201"
 ok "PUT image recorded unchanged" cmp "$T/img.dcm" "$T/api/put/000001-act-1.dcm"
+is "$(c -X PUT -H 'Authorization: Bearer api-token' -F file=@"$T/img.dcm" "$API/api/v1/dicom/act-1")" 201 "the same image again: 201, as production"
 is "$(c -X PUT -F file=@"$T/img.dcm" "$API/api/v1/dicom/act-1")" 401 "PUT without the bearer token: 401"
+is "$(c -X PUT -H 'Authorization: Bearer api-token' -F file=@"$T/noise.dcm" "$API/api/v1/dicom/act-1")" 400 "PUT of a file that is not DICOM: 400"
+is "$(c -X PUT -H 'Authorization: Bearer api-token' -F other=@"$T/img.dcm" "$API/api/v1/dicom/act-1")" 422 "PUT without a file part: 422"
 c -X POST "$API/_fault?status=503&count=1" >/dev/null
 is "$(c -X PUT -H 'Authorization: Bearer api-token' -F file=@"$T/img.dcm" "$API/api/v1/dicom/act-1")" 503 "injected 503"
 is "$(c -X PATCH -H 'Authorization: Bearer api-token' -d '{"error":"bad"}' "$API/api/v1/dicom/act-2/failure")" 200 "PATCH failure: 200"
-ok "failure report recorded" grep -q '"error":"bad"' "$T/api/failure/000002-act-2.json"
+ok "failure report recorded" grep -q '"error":"bad"' "$T/api/failure/000003-act-2.json"
+is "$(c -X PUT -H 'Authorization: Bearer api-token' -F file=@"$T/img.dcm" "$API/api/v1/dicom/act-2")" 403 "after a failure report the action's uploads get 403"
 
 done_testing

@@ -1,11 +1,13 @@
 #!/bin/sh
 # 4200-relaysend-upload: relaysend uploads stored images to the Manage API
 # (t/relay/manage-api, HTTPS with a test CA): each image once, with the
-# worklist item's action_id, bytes unchanged; 503s retried with back-off;
-# a 400 parked in failed/ and reported, then sent after --retry-failed; an
-# image without a worklist item waits until one appears; SIGKILL in the
-# middle of an upload loses nothing; a wrong token and an unverifiable
-# certificate make jobs wait, never park them.
+# worklist item's action_id, by default as production sends it (a reduced
+# JPEG 2000 copy, the same SOP Instance UID), byte for byte with
+# RELAY_UPLOAD_MODE=original; 503s retried with back-off; a 400 parked in
+# failed/ and reported, after which the cloud refuses the action (403)
+# until it takes it again; an image without a worklist item waits until
+# one appears; SIGKILL in the middle of an upload loses nothing; a wrong
+# token and an unverifiable certificate make jobs wait, never park them.
 . "${0%/*}/lib.sh"
 . "$GW_ROOT/t/relay/lib.sh"
 command -v openssl >/dev/null || skip_all "openssl not installed"
@@ -35,6 +37,16 @@ value() {	# value ACCESSION COLUMN: the column of its instances, one a line
 has() { case "$1" in *"$2"*) return 0;; esac; return 1; }	# has TEXT PART
 retried() { [ "$(value ACC042000 'max(upload_attempt_count)')" -ge 2 ]; }
 uploading() { [ "$(count ACC046000 UPLOADING)" = 1 ]; }
+same_sops() {	# same_sops ACTION_ID ACCESSION: uploaded SOP UIDs == stored ones
+	a=$(for f in "$API"/put/*-"$1".dcm; do dcm_value "$f" 0008,0018; done | sort)
+	b=$(sql "$PACS_DB" "SELECT sop_instance_uid FROM stored_instances WHERE accession_number = '$2' ORDER BY 1")
+	[ -n "$a" ] && [ "$a" = "$b" ]
+}
+all_j2k() {	# all_j2k ACTION_ID: every file uploaded is JPEG 2000 (lossy)
+	for f in "$API"/put/*-"$1".dcm; do
+		[ "$(dcmdump -q +P 0002,0010 "$f" | awk '{ print $3 }')" = =JPEG2000 ] || return 1
+	done
+}
 same_bytes() {	# same_bytes ACTION_ID ACCESSION: uploaded bytes == stored objects
 	a=$(cd "$API/put" && sha256sum ./*-"$1".dcm | cut -d' ' -f1 | sort)
 	b=$(sql "$PACS_DB" "SELECT storage_hash FROM stored_instances WHERE accession_number = '$2' ORDER BY 1")
@@ -52,7 +64,9 @@ is "$(sql "$PACS_DB" "SELECT count(*) FROM stored_instances WHERE upload_status 
 	"new instances are PENDING"
 ok "relaysend --once uploads them and exits 0" send
 is "$(puts act-41)" 4 "the API received four files for the item's action_id"
-ok "the uploaded bytes are the stored objects" same_bytes act-41 ACC041000
+ok "by default each is a JPEG 2000 lossy copy, as production sends" all_j2k act-41
+ok "... of the stored images (the same SOP Instance UIDs)" same_sops act-41 ACC041000
+ok "the start says the upload mode" grep -q 'msg=started .*upload_mode=reduced upload_classes=mammo' "$T/send.log"
 is "$(count ACC041000 COMPLETE)" 4 "all four are COMPLETE"
 is "$(sql "$PACS_DB" "SELECT count(*) FROM stored_instances WHERE accession_number = 'ACC041000' AND uploaded_at IS NOT NULL AND upload_attempt_count = 1")" 4 \
 	"uploaded_at is set, one attempt each"
@@ -70,7 +84,8 @@ is "$(grep -c '"status": 503' "$API/requests.log")" 3 "three 503 answers were se
 ok "the retries were logged with their error" grep -q 'msg="will retry".*HTTP 503' "$T/send.log"
 ok "the attempt count is kept" retried
 
-# 3. a permanent 400: parked, reported, sent after --retry-failed
+# 3. a permanent 400: parked, reported; the report makes the cloud refuse
+# the action (403), as production does, until it takes it again
 item act-43 ACC043000
 ingest 43 1
 api_fault "?status=400&count=1"
@@ -82,9 +97,13 @@ ok "upload_error says why" has "$(value ACC043000 upload_error)" "HTTP 400"
 ok "a PATCH …/failure reached the API" sh -c "grep -q '\"error\"' '$API'/failure/*-act-43.json"
 api_fault /clear
 ok "relaysend --retry-failed" relaysend --retry-failed
-ok "the retried image is delivered" drain 10
+drain 10
+is "$(count ACC043000 REFUSED)" 1 "the retried image is refused: the cloud blocks a reported action (403)"
+is "$(count_files "$SPOOL/failed") $(count_files "$SPOOL/new")" "0 0" "nothing is parked or queued for it"
+api_admin "/_action?id=act-43&state=sent"
+ok "once the cloud takes the action again, gatewayctl resend sends it" gatewayctl resend ACC043000
+ok "... delivered" drain 10
 is "$(count ACC043000 COMPLETE)" 1 "and COMPLETE"
-is "$(count_files "$SPOOL/failed")" 0 "failed/ is empty"
 
 # 4. no worklist item yet: UNMATCHED, delivered once the item exists
 ingest 44 1
@@ -106,18 +125,20 @@ item act-45 ACC045000
 relaysend --retry-failed 2>>"$T/send.log"
 ok "after the item exists and --retry-failed it is delivered" drain 10
 
-# 5. SIGKILL in the middle of an upload
+# 5. SIGKILL in the middle of an upload (the original bytes, this time)
 item act-46 ACC046000
 ingest 46 2
 api_fault "?mode=timeout&count=1"
-bg sender relaysend
+bg sender env RELAY_UPLOAD_MODE=original relaysend
 SENDER=$BG_PID
 wait_for 10 "an upload hangs in UPLOADING" uploading
 kill -KILL "$SENDER"
 wait_until 5 sh -c "! kill -0 $SENDER"
 is "$(count_files "$SPOOL/cur")" 1 "the interrupted job is still claimed in cur/"
 api_fault /clear
+export RELAY_UPLOAD_MODE=original
 ok "a restart resumes and delivers everything" drain 15
+unset RELAY_UPLOAD_MODE
 ok "the start reported the resumed upload" grep -q 'resumed_uploads=1' "$T/send.log"
 is "$(count ACC046000 COMPLETE)" 2 "both images COMPLETE"
 ok "the uploaded bytes are the stored objects" same_bytes act-46 ACC046000
@@ -150,5 +171,6 @@ is "$?" 0 "SIGTERM stops it with status 0"
 is "$(sql "$PACS_DB" "SELECT count(*) FROM stored_instances WHERE upload_status <> 'COMPLETE'")" 0 \
 	"every image ends COMPLETE"
 is "$(ls "$API/put" | wc -l | tr -d ' ')" 13 "the API stored 13 files for 13 images"
+is "$(sql "$PACS_DB" "SELECT count(*) FROM instances WHERE upload_status = 'LOCAL'")" 0 "MG images are never LOCAL"
 ok "the log names no patient" sh -c "! grep -q 'TEST^ONE\|9990001112' '$T/send.log'"
 done_testing

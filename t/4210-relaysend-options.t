@@ -5,7 +5,9 @@
 # cap (--max-send-rate, RELAY_MAX_SEND_BYTES_PER_SECOND) makes a ~1 MB
 # upload last at least ~4 s (a lower bound only); --jobs 3 (and RELAY_JOBS)
 # delivers 30 images each exactly once, with --once and following the
-# spool, and SIGTERM stops every worker.
+# spool, and SIGTERM stops every worker; the upload modes (original here,
+# where bytes and rates are measured; lossless; reduced, the default, with
+# production's DICOM_THUMBNAIL_SIZE and DICOM_COMPRESSION_RATIO).
 . "${0%/*}/lib.sh"
 . "$GW_ROOT/t/relay/lib.sh"
 command -v openssl >/dev/null || skip_all "openssl not installed"
@@ -16,7 +18,7 @@ PACS_DB=$GATEWAY_DATA_DIR/pacs.db
 SPOOL=$GATEWAY_DATA_DIR/spool/relay
 mkdir -p "$GATEWAY_DATA_DIR/incoming"
 api_start
-export RELAY_RETRY_MAX_SECONDS=1
+export RELAY_RETRY_MAX_SECONDS=1 RELAY_UPLOAD_MODE=original
 unset CLOUD_API_TOKEN CLOUD_API_TOKEN_COMMAND RELAY_NO_MATCH RELAY_JOBS \
 	RELAY_MAX_SEND_BYTES_PER_SECOND AZURE_RELAY_NAMESPACE \
 	AZURE_RELAY_EVENTS_HYBRID_CONNECTION
@@ -133,9 +135,23 @@ f=$(ls "$API"/put/*-act-72.dcm)
 is "$(dcmdump -q +P 0002,0010 "$f" | awk '{ print $3 }')" =JPEG2000 "reduced: JPEG 2000 (lossy) transfer syntax"
 is "$(dcm_value "$f" 0028,0010)x$(dcm_value "$f" 0028,0011)" 400x389 "... longest side 400 px"
 is "$(dcm_value "$f" 0028,2110)" 01 "... Lossy Image Compression 01"
-RELAY_UPLOAD_MODE=bogus relaysend --once 2>"$T/mode.err"
-is "$?" 78 "an unknown RELAY_UPLOAD_MODE: EX_CONFIG"
-ok "... named in the error" grep -q 'RELAY_UPLOAD_MODE' "$T/mode.err"
+item act-73 ACC073000
+ingest 73 1 720x700
+unset RELAY_UPLOAD_MODE
+export DICOM_THUMBNAIL_SIZE=200 DICOM_COMPRESSION_RATIO=40
+ok "with no RELAY_UPLOAD_MODE, DICOM_THUMBNAIL_SIZE=200 and DICOM_COMPRESSION_RATIO=40 it uploads" drain 20
+unset DICOM_THUMBNAIL_SIZE DICOM_COMPRESSION_RATIO
+f=$(ls "$API"/put/*-act-73.dcm)
+is "$(dcmdump -q +P 0002,0010 "$f" | awk '{ print $3 }')" =JPEG2000 "reduced is the default"
+is "$(dcm_value "$f" 0028,0010)x$(dcm_value "$f" 0028,0011)" 200x194 "... longest side DICOM_THUMBNAIL_SIZE"
+ratio=$(dcm_value "$f" 0028,2112)
+ok "... compressed about DICOM_COMPRESSION_RATIO:1 (ratio $ratio)" at_least "$ratio" 30
+for bad in RELAY_UPLOAD_MODE=bogus DICOM_THUMBNAIL_SIZE=0 DICOM_COMPRESSION_RATIO=1 \
+    RELAY_UPLOAD_CLASSES=some MAX_UPLOAD_RETRIES=0 RELAY_500_SPREAD_SECONDS=-1; do
+	env "$bad" relaysend --once 2>"$T/mode.err"
+	is "$?" 78 "relaysend refuses $bad: EX_CONFIG"
+	ok "... naming it" grep -q "${bad%%=*}" "$T/mode.err"
+done
 
 ok "the logs name no patient" sh -c "! cat '$T'/*.log | grep -q 'TEST^ONE\|9990001112'"
 done_testing

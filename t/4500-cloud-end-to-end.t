@@ -7,8 +7,9 @@
 # study.image_received with a decodable preview and mpps.status_update
 # for IN PROGRESS and COMPLETED.  A worklist.create_test_item is played
 # by modality-emu on its own.  Then a minute in which the API answers
-# 500 and the relay refuses every connection: afterwards everything is
-# delivered, nothing lost and no image stored twice.
+# 503 (unavailable: production keeps 500 for permanent errors, see
+# t/4800) and the relay refuses every connection: afterwards everything
+# is delivered, nothing lost and no image stored twice.
 . "${0%/*}/lib.sh"
 . "$GW_ROOT/t/relay/lib.sh"
 $PY -c 'import websockets' 2>/dev/null || skip_all "python3-websockets not installed"
@@ -87,16 +88,16 @@ is "$(relay_send actions "$test_item")" '{"status":"created","action_id":"act-3"
 wait_for 90 "... and modality-emu plays it: the API gets its 4 images" puts_are act-3 4
 wait_for 60 "... and the cloud hears it COMPLETED" events_are 1 mpps.status_update ACCE2E3 COMPLETED
 
-# 4. a minute of trouble: the API answers 500, the relay refuses everything
+# 4. a minute of trouble: the API answers 503, the relay refuses everything
 is "$(relay_send actions "$(cloud_item act-2 ACCE2E2)")" '{"status":"created","action_id":"act-2"}' \
 	"a second item is created"
-api_fault '?status=500&count=-1'
+api_fault '?status=503&count=-1'
 relay_admin "/fault/refuse?seconds=60&action=all"
 relay_admin "/fault/close?code=1011&hc=actions"
 start=$(date +%s)
 modality-emu --accession ACCE2E2 >"$T/emu2.out" 2>"$T/emu2.err"
 is "$?" 0 "the modality stores while the cloud is away"
-wait_for 30 "uploads are answered 500 and kept for later" grep -q '"status": 500' "$API/requests.log"
+wait_for 30 "uploads are answered 503 and kept for later" grep -q '"status": 503' "$API/requests.log"
 ok "gatewayd status shows the relay queue by kind" sh -c \
 	"sh '$GW_ROOT/pipeline/gatewayd' status | grep -q 'study.image_received'"
 wait_until 70 past "$start" 60

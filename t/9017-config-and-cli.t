@@ -12,7 +12,7 @@ is "$?" 0 "gatewayd config exits 0"
 value() { sed -n "s/^$1=//p" "$T/config.out"; }
 # group KEY: the comment heading KEY's group.
 group() { awk -v k="$1=" '/^# / { g = $0 } index($0, k) == 1 { print g }' "$T/config.out"; }
-is "$(value RELAY_JOBS) $(value RELAY_UPLOAD_MODE) $(value RELAY_RETRY_MAX_SECONDS)" "4 original 600" \
+is "$(value RELAY_JOBS) $(value RELAY_UPLOAD_MODE) $(value RELAY_RETRY_MAX_SECONDS)" "4 reduced 600" \
     "relay settings show their effective values, defaults included"
 for k in WORKLIST_ALLOWED_AETS WORKLIST_CHARSET GATEWAY_THUMBS_DIR WORKLIST_STATION_AET \
     GATEWAY_ALERT_INTERVAL_SECONDS RELAY_NO_MATCH QR_PORT; do

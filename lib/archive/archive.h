@@ -168,13 +168,14 @@ int scrub_run(sqlite3 *db, const struct store *st, long max_mb_per_s,
  * purge: retention of the content store (dcmpurge(1)).
  *
  * An instance's store file may go only when every condition holds: the
- * cloud confirmed it (upload_status COMPLETE), it is older than the
+ * cloud confirmed it (upload_status COMPLETE) and it is older than the
  * retention period or free space is below the low watermark (then the
  * oldest confirmed go first, until free space is back above the
- * watermark plus a margin), no spool job names its object, its SOP
- * Instance UID or (for a requested job, requested=1) its study, and no
- * pending storage commitment names it.  Anything PENDING, UPLOADING,
- * WAITING or FAILED stays.  An object is unlinked only when no held row
+ * watermark plus a margin), or it is LOCAL (not for the cloud, which
+ * will never confirm it) and older than the retention period; no spool
+ * job names its object, its SOP Instance UID or (for a requested job,
+ * requested=1) its study; and no pending storage commitment names it.
+ * Every other upload state stays (upload_state.c's table).  An object is unlinked only when no held row
  * (purged_at NULL) still points at it; stale copies (objects no instance
  * points at) are never touched.
  *
@@ -250,34 +251,97 @@ int purge_free_space(const char *path, double *pct, long long *free_bytes,
     long long *total_bytes, struct err *e);
 
 /*
- * upload_state: the images' way to the cloud, as an operator sees and steers
- * it (gatewayctl waiting, assign, release, resend; the uploads lines of
- * gatewayd status and the health report).  Over pacs.db only: the jobs
- * it queues go to the relay spool as dcmindex writes them (named by the
- * object, so a job already queued is replaced, not doubled).
+ * upload_state: each image's way to the cloud in pacs.db.  The only
+ * writer of instances.upload_status, upload_error, upload_attempt_count,
+ * upload_next_attempt_at and uploaded_at, and of the studies' hand-made
+ * settings (upload_accession_number: gatewayctl assign;
+ * upload_released_at: gatewayctl release), with their readers beside
+ * them: the counts of gatewayd status and the health report, gatewayctl's
+ * waiting lists, and what relaysend checks before a PUT.
  *
- * instances.upload_status (sql/pacs.sql versions 3 and 8): PENDING,
- * UPLOADING, WAITING (a transient failure: retried), UNMATCHED (no
- * worklist item yet), HELD (the cloud was off), FAILED, RELEASED,
- * COMPLETE.  A study's hand-made settings live in studies:
- * upload_accession_number (assign) and upload_released_at (release);
- * relaysend reads them for every job (lib/cloud/job).
+ * The states, what moves an image into each, what may come next, whether
+ * dcmpurge frees its file and whether it is a problem: the table at the
+ * top of upload_state.c.  In short: PENDING, UPLOADING, WAITING (a
+ * transient failure: retried), UNMATCHED (no worklist item yet), HELD
+ * (the cloud was off), LOCAL (not for the cloud: kept for Query/Retrieve),
+ * FAILED (given up: reported to the cloud), REFUSED (the Manage API
+ * answered 403), RELEASED (given up by hand), COMPLETE.
+ *
+ * Which images are for the cloud (RELAY_UPLOAD_CLASSES): "mammo" (the
+ * default, as the production gateway) takes MG For Presentation
+ * (1.2.840.10008.5.1.4.1.1.1.2) and For Processing (…1.2.1) only; "all"
+ * takes every class.  The others are LOCAL when indexed: no upload job,
+ * no study.image_received event.
  *
  * A KEY names studies by accession number or Study Instance UID.
+ * The jobs it queues go to the relay spool as dcmindex writes them (named
+ * by the object, so a job already queued is replaced, not doubled).
  * Nothing here prints or logs; patient names leave only through
  * upload_state_waiting(), for the caller to show or not.
  */
 
-struct upload_state_count {
-	long long total;	/* instances */
-	long long pending, uploading, waiting, unmatched, held, failed,
-	    released, complete;
-	long long unmatched_studies;
-	char oldest_unmatched[40];	/* its received_at, or "" */
+enum upload_state {
+	UPLOAD_PENDING, UPLOAD_UPLOADING, UPLOAD_WAITING, UPLOAD_UNMATCHED,
+	UPLOAD_HELD, UPLOAD_LOCAL, UPLOAD_FAILED, UPLOAD_REFUSED,
+	UPLOAD_RELEASED, UPLOAD_COMPLETE
 };
+#define UPLOAD_NSTATES	(UPLOAD_COMPLETE + 1)
 
-/* Instances per upload_status, and the studies waiting for an item. */
-int upload_state_count(sqlite3 *db, struct upload_state_count *c, struct err *e);
+/* "PENDING", … as stored in upload_status. */
+const char *upload_state_name(enum upload_state s);
+
+/* RELAY_UPLOAD_CLASSES: which images go to the cloud. */
+enum upload_classes { UPLOAD_CLASSES_MAMMO, UPLOAD_CLASSES_ALL };
+
+/* RELAY_UPLOAD_CLASSES (mammo, all; unset or empty: mammo).  -1 with e
+ * naming the variable on any other value. */
+int upload_state_classes(enum upload_classes *out, struct err *e);
+const char *upload_state_classes_name(enum upload_classes c);
+
+/* Is an image of this SOP class for the cloud under c? */
+int upload_state_for_cloud(enum upload_classes c, const char *sop_class_uid);
+
+/* ------------------------------------------------------------ writers */
+
+/*
+ * dcmindex, inside its transaction, for an instance just indexed with
+ * object hash as its current one: LOCAL when its class is not for the
+ * cloud, else HELD when the cloud is off (cloud 0), else PENDING (a HELD
+ * or LOCAL row is queued again; the caller writes its job).  A row
+ * already COMPLETE keeps that state.  The state decided, or -1.
+ */
+int upload_state_indexed(sqlite3 *db, const char *sop, const char *hash,
+    const char *sop_class_uid, enum upload_classes c, int cloud,
+    struct err *e);
+
+/* dcmindex --reindex: what the cloud has is not known any more: every
+ * instance HELD, or LOCAL when its class is not for the cloud. */
+int upload_state_reindexed(sqlite3 *db, enum upload_classes c,
+    struct err *e);
+
+/*
+ * relaysend: the instance sop's upload moves to state s, with its attempt
+ * count, error (NULL: none) and next attempt time (ms since the epoch, 0:
+ * none); uploaded_at is set when s is COMPLETE.  One transaction.
+ * Returns 1 when no other image of its study was in state s before (the
+ * study's first: report it once), 0 when one was, -1 with e set.  An
+ * unknown sop changes nothing and returns 0.
+ */
+int upload_state_set(sqlite3 *db, const char *sop, enum upload_state s,
+    int attempts, const char *error, long long next_ms, struct err *e);
+
+/*
+ * relaysend: an image queued for the cloud whose class is not (a job
+ * written before RELAY_UPLOAD_CLASSES said so): its row becomes LOCAL and
+ * 1 is returned (drop the job); 0 when it is for the cloud (or unknown),
+ * -1 on error.
+ */
+int upload_state_keep_local(sqlite3 *db, const char *sop,
+    enum upload_classes c, struct err *e);
+
+/* relaysend --retry-failed: every FAILED row PENDING again.  The count,
+ * or -1. */
+int upload_state_retry_failed(sqlite3 *db, struct err *e);
 
 /* Which of the instances upload_state_queue() queues. */
 enum upload_state_which {
@@ -288,15 +352,13 @@ enum upload_state_which {
 
 /*
  * Queue an image job for each chosen instance whose file is still in
- * the store (purged ones cannot go again), set their rows PENDING, and
- * (for a KEY) clear the studies' release; then make the jobs visible.
- * The count queued, or -1 with e set.
+ * the store (purged ones cannot go again) and that is for the cloud (a
+ * LOCAL one is not: images.request may still ask for it), set their rows
+ * PENDING, and (for a KEY) clear the studies' release; then make the
+ * jobs visible.  The count queued, or -1 with e set.
  */
 int upload_state_queue(sqlite3 *db, struct spool *relay, enum upload_state_which w,
     const char *key, struct err *e);
-
-/* The number of studies KEY names (0: none), or -1. */
-int upload_state_studies(sqlite3 *db, const char *key, struct err *e);
 
 /*
  * Name the worklist item (by its accession number) the KEY's studies go
@@ -308,23 +370,82 @@ int upload_state_assign(sqlite3 *db, struct spool *relay, const char *key,
 
 /*
  * Give up the KEY's studies: released now; their images that are not
- * COMPLETE or UPLOADING become RELEASED (relaysend drops their jobs, and
- * any later ones, at its next look).  The count of images released, or
- * -1.
+ * COMPLETE, UPLOADING or LOCAL become RELEASED (relaysend drops their
+ * jobs, and any later ones, at its next look).  The count of images
+ * released, or -1.
  */
 int upload_state_release(sqlite3 *db, const char *key, struct err *e);
 
-/* One study waiting for a worklist item (upload_state_waiting). */
+/* ------------------------------------------------------------ readers */
+
+struct upload_state_count {
+	long long total;	/* instances */
+	long long pending, uploading, waiting, unmatched, held, local, failed,
+	    refused, released, complete;
+	long long unmatched_studies, refused_studies;
+	char oldest_unmatched[40];	/* its received_at, or "" */
+	char last_upload[40];		/* the newest uploaded_at, or "" */
+	char last_error[512];		/* of the newest FAILED or WAITING */
+};
+
+/* Instances per upload_status, the studies waiting for an item and those
+ * refused: every instance (key NULL) or the KEY's studies'. */
+int upload_state_count(sqlite3 *db, const char *key,
+    struct upload_state_count *c, struct err *e);
+
+/* The instance's state: 0, 1 when pacs.db has no such instance, -1. */
+int upload_state_get(sqlite3 *db, const char *sop, enum upload_state *s,
+    struct err *e);
+
+/* The number of studies KEY names (0: none), or -1. */
+int upload_state_studies(sqlite3 *db, const char *key, struct err *e);
+
+/*
+ * The hand-made settings of the instance's study: the accession number
+ * assigned (into acc, "" for none) and whether it was released.  0, or
+ * -1 with e set.
+ */
+int upload_state_by_hand(sqlite3 *db, const char *sop, char *acc,
+    size_t accsz, int *released, struct err *e);
+
+/* Is another image of the instance's study in state s?  1, 0, or -1. */
+int upload_state_study_has(sqlite3 *db, const char *sop,
+    enum upload_state s, struct err *e);
+
+/*
+ * Is another image of the instance's study still on its way: UPLOADING,
+ * WAITING, or PENDING (counted only when pending means a job is queued:
+ * pending_queued 0 under RELAY_UPLOAD_POLICY=on_request)?  1, 0, or -1.
+ */
+int upload_state_study_busy(sqlite3 *db, const char *sop,
+    int pending_queued, struct err *e);
+
+/*
+ * What the Manage API reads of an image, checked before it is sent
+ * (../shared/relay/PRODUCTION.md §4): ImageLaterality and ViewPosition
+ * present (pacs.db's laterality and view_position), and the same as the
+ * series' first image: the first the cloud has (COMPLETE, by
+ * uploaded_at), else the first received that has both.  0 when it may
+ * go; 1 when not, with why saying what (for upload_error); -1 with e.
+ */
+int upload_state_check(sqlite3 *db, const char *sop, char *why,
+    size_t whysz, struct err *e);
+
+/* One study with images in the state listed (upload_state_waiting). */
 struct upload_state_study {
 	const char *accession_number, *study_instance_uid, *patient_name;
 	const char *assigned;	/* upload_accession_number, or "" */
-	const char *oldest;	/* received_at of its first waiting image */
+	const char *oldest;	/* received_at of its first such image */
 	long long images;
+	const char *error;	/* upload_error of its newest such image (one
+				 * with the API's answer first) */
 };
 
-/* Each study with UNMATCHED images, oldest first: fn(s, arg); a non-zero
- * return stops.  0, or -1 with e set. */
-int upload_state_waiting(sqlite3 *db, int (*fn)(const struct upload_state_study *,
-    void *), void *arg, struct err *e);
+/* Each study with images in state s (UNMATCHED: waiting for a worklist
+ * item; REFUSED: refused by the Manage API), oldest first: fn(s, arg); a
+ * non-zero return stops.  0, or -1 with e set. */
+int upload_state_waiting(sqlite3 *db, enum upload_state s,
+    int (*fn)(const struct upload_state_study *, void *), void *arg,
+    struct err *e);
 
 #endif

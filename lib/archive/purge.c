@@ -14,6 +14,7 @@
 
 #include "base/base.h"
 #include "archive/archive.h"
+#include "archive/archive_int.h"
 #include "queue/queue.h"
 
 #define LOCK_POLL_MS	50
@@ -34,8 +35,9 @@ static const char temp_tables[] =
 
 /*
  * The next candidates, oldest first, after (?1 received_at, ?2 id):
- * confirmed, held, past the cutoff ?3 unless ?4 (the watermark path),
- * named by no spool job and no pending commitment.
+ * held, in a state that may be freed (confirmed, past the cutoff ?3
+ * unless ?4, the watermark path; or LOCAL and past the cutoff), named by
+ * no spool job and no pending commitment.
  */
 static const char select_batch[] =
 	"SELECT i.id, i.sop_instance_uid, i.object_hash, i.received_at, o.size"
@@ -44,8 +46,7 @@ static const char select_batch[] =
 	" JOIN series se ON se.id = i.series_ref"
 	" JOIN studies st ON st.id = se.study_ref"
 	" WHERE i.purged_at IS NULL AND (i.received_at, i.id) > (?1, ?2)"
-	"  AND i.upload_status = 'COMPLETE'"
-	"  AND (i.received_at < ?3 OR ?4)"
+	"  AND " UPLOAD_STATE_FREEABLE
 	"  AND i.object_hash NOT IN (SELECT h FROM temp.purge_held_hash)"
 	"  AND i.sop_instance_uid NOT IN (SELECT u FROM temp.purge_held_sop)"
 	"  AND i.sop_instance_uid NOT IN (SELECT u FROM temp.purge_held_commit)"

@@ -304,11 +304,20 @@ done:
 	return rc;
 }
 
-int
-api_status_transient(long status)
+enum api_outcome
+api_outcome(long status)
 {
-	return status == 401 || status == 403 || status == 408 ||
-	    status == 429 || status >= 500 || status < 100;
+	if (status >= 200 && status < 300)
+		return API_DONE;
+	if (status == 401)
+		return API_TOKEN;
+	if (status == 403)
+		return API_REFUSED;
+	if (status == 500)
+		return API_SERVER_ERROR;
+	if (status >= 400 && status < 500 && status != 408 && status != 429)
+		return API_REJECTED;
+	return API_TRANSIENT;
 }
 
 long

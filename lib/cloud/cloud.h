@@ -315,11 +315,27 @@ int api_patch_json(struct api *u, const char *url,
     struct err *e);
 
 /*
- * Is an HTTP status worth retrying?  408, 429 and 5xx are; so are 401 and
- * 403: they mean the gateway's token or the cloud's configuration is
- * wrong, which a person fixes, not the image.  Any other 4xx is permanent.
+ * What an answer of the Manage API means, as production answers
+ * (../shared/relay/PRODUCTION.md §4, §7.9):
+ *   API_DONE          2xx (201; a repeat PUT gets 201 too)
+ *   API_TOKEN         401: the token is missing or bad: make a new one
+ *                     and try again
+ *   API_REFUSED       403: the action is not today's, not SENT or
+ *                     CONFIRMED, or not this gateway's (or a failure was
+ *                     reported for it): no more PUTs for it
+ *   API_REJECTED      400, 422 and any other 4xx but 408 and 429: this
+ *                     request will never succeed
+ *   API_SERVER_ERROR  500: what production answers for permanent errors
+ *                     (appointment not in progress, a view that differs
+ *                     from the series' first image) and for its own
+ *                     faults: tried a few times, then given up
+ *   API_TRANSIENT     408, 429, any other 5xx (502, 503, 504), or no
+ *                     status: tried again, with back-off, for ever
  */
-int api_status_transient(long status);
+enum api_outcome { API_DONE, API_TOKEN, API_REFUSED, API_REJECTED,
+    API_SERVER_ERROR, API_TRANSIENT };
+
+enum api_outcome api_outcome(long status);
 
 /* Retry-After: delta-seconds or an HTTP-date, as seconds from now
  * (0 for a date in the past); -1 when value is not either. */
@@ -384,9 +400,40 @@ int event_image_received(sqlite3 *db, const char *sop,
     const struct event_preview *p, struct event_message *m, struct err *e);
 
 /*
+ * The gateway.alert event (our extension, in the style of PROTOCOL.md's
+ * mpps.status_update): {"schema_version":1, "message_id", "event_type":
+ * "gateway.alert", "timestamp", "source_system":"gateway", "data":{
+ * "alert", "state":"raised"|"cleared", "severity" ("ok" when cleared),
+ * "summary", "value", "pacs_aet", "pacs_port"[, "accession_number",
+ * "study_instance_uid" for an alert about one study]}}.  gatewayctl
+ * alerts raises and clears the gateway's conditions; relaysend raises one
+ * per study whose uploads are refused or fail for good.
+ */
+struct event_alert {
+	const char *alert;		/* e.g. "failed_jobs", "upload_refused" */
+	int raised;			/* 0: cleared */
+	const char *severity;		/* "warning", "critical" */
+	const char *summary;
+	long long value;
+	const char *pacs_aet;
+	int pacs_port;
+	const char *accession_number;	/* with study_instance_uid: */
+	const char *study_instance_uid;	/*   about one study; NULL: none */
+};
+
+/* The event's JSON (malloc'd), or NULL with e set. */
+char *event_alert(const struct event_alert *a, struct err *e);
+
+/* Queue it in the relay spool as job name (kind=gateway.alert, alert=,
+ * event=): a waiting job of that name is replaced. */
+int event_alert_queue(struct spool *relay, const char *name,
+    const struct event_alert *a, struct err *e);
+
+/*
  * job: one job of the relay spool as relaysend handles it: read,
- * rewritten, and settled (done, tried again later, or parked for good),
- * with pacs.db mirroring the state of image uploads.
+ * rewritten, and settled (done, tried again later, parked for good, or
+ * refused), with pacs.db mirroring the state of image uploads through
+ * lib/archive/upload_state.
  *
  * A job body is the spool's key=value text.  The keys below are parsed
  * into struct job; any other line (a thumbnail, an event, the
@@ -399,10 +446,18 @@ int event_image_received(sqlite3 *db, const char *sop,
  * attempts= and next_attempt_ms= (exponential back-off with jitter,
  * capped at retry_max_seconds, never sooner than Retry-After), so the
  * schedule survives a restart (unless a producer queued a newer job of
- * the same name meanwhile: that one stands); job_park() moves it to
- * failed/ with the
- * reason; job_done() removes the claim; job_unclaim() puts it back
- * unchanged.  Each logs what it did (UIDs and accession numbers only).
+ * the same name meanwhile: that one stands); job_later() does the same
+ * for a wait that is no attempt (looked at again in about a minute);
+ * job_park() moves it to failed/ with the reason (an image FAILED);
+ * job_refuse() drops an image the Manage API refused (REFUSED);
+ * job_done() removes the claim; job_unclaim() puts it back unchanged.
+ * Each logs what it did (UIDs and accession numbers only).
+ *
+ * One alert per study: the first image of a study to become FAILED or
+ * REFUSED (no other image of it was so before) logs an error naming the
+ * study and, when the cloud's events are configured, queues a
+ * gateway.alert event (upload_failed, upload_refused) about it, named
+ * alert-<alert>-<hash of the study>; later ones log their own line only.
  *
  * Memory: struct job_ctx is the caller's and points at the caller's spool,
  * database and worklist; a job's body is malloc'd and freed by the caller.
@@ -418,8 +473,11 @@ struct job_ctx {
 	struct spool *spool;		/* the relay spool */
 	sqlite3 *db;			/* pacs.db */
 	struct worklist *worklist;
+	const struct config *cfg;	/* PACS_AET and PACS_PORT, for alerts */
 	long retry_max_seconds;
 	int no_match_report;		/* RELAY_NO_MATCH=report */
+	int pending_queued;		/* RELAY_UPLOAD_POLICY=all: every
+					 * PENDING image has a job */
 	volatile sig_atomic_t *stop;	/* non-zero: we are stopping */
 	long uploaded, rejected, deferred, events;
 	int remaining;			/* jobs still queued (--once) */
@@ -435,6 +493,7 @@ struct job {
 	char message_id[RELAY_UUID_LEN + 1];	/* study.image_received */
 	char error[512];		/* last error, or the reported one */
 	int attempts;
+	int server_errors;		/* answers 500 so far (server_errors=) */
 	long long next_attempt_ms;
 	int high;			/* priority=high */
 	int requested;			/* requested=1 */
@@ -455,13 +514,17 @@ void job_parse(const char *body, struct job *j);
 /* The job's body as it is now, in *out (malloc'd): its length or -1. */
 int job_format(const struct job *j, char **out);
 
-/* Mirror an image job's state in pacs.db instances.upload_status. */
+/* Mirror an image job's state in pacs.db (upload_state_set, with the
+ * job's attempts): -1 when pacs.db failed (logged), else 1 when it is
+ * the first image of its study in state s, 0 when not. */
 int job_set_upload(struct job_ctx *o, const struct job *j,
-    const char *status, const char *error, long long next_ms);
+    enum upload_state s, const char *error, long long next_ms);
 
 void job_defer(struct job_ctx *o, struct job *j, const char *msg,
     const char *why, long retry_after);
+void job_later(struct job_ctx *o, struct job *j, const char *why);
 int job_park(struct job_ctx *o, struct job *j, const char *reason);
+void job_refuse(struct job_ctx *o, struct job *j, const char *reason);
 void job_done(struct job_ctx *o, const struct job *j);
 void job_unclaim(struct job_ctx *o, const struct job *j);
 
@@ -549,17 +612,41 @@ void sendqueue_free(struct sendqueue *q);
 /*
  * imagesend: relaysend's upload worker: an image job becomes the Manage
  * API's PUT {CLOUD_API_ENDPOINT}/{source_message_id} (PROTOCOL.md §5) of
- * the stored object, in the configured upload mode (lib/image/transcode); an
- * image_failure job becomes the PATCH …/failure that reports an image the
- * cloud rejected for good.
+ * the stored object, in the configured upload mode (lib/image/transcode:
+ * by default "reduced", as production sends); an image_failure job
+ * becomes the PATCH …/failure that reports an image given up for good.
  *
- * Every job is settled through lib/cloud/job: done on 2xx; tried again later
- * on no answer, 408, 429, 5xx and 401/403 (the token or the cloud's
- * configuration is wrong: logged as such, the token made again); any
- * other 4xx parks the image in failed/ and queues its failure report.  A
- * request cut short by the stop flag puts the job back unchanged.  An
- * upload asked for by images.request (requested=1) is sent even when the
- * instance was uploaded before.
+ * Before the PUT (no attempt counted; see lib/archive/upload_state):
+ * a routine job for an image not for the cloud (RELAY_UPLOAD_CLASSES)
+ * is dropped, the image LOCAL; an image of a study the API refused is
+ * REFUSED without a PUT; one missing ImageLaterality or ViewPosition, or
+ * whose laterality and view differ from its series' first image, or
+ * whose file to send is over the API's 100 MiB, is given up (FAILED).
+ * An upload asked for by images.request (requested=1) skips the first
+ * two and is sent even when the instance was uploaded before.
+ *
+ * The answer settles the job through lib/cloud/job, by api_outcome():
+ *   2xx           COMPLETE, done;
+ *   401           the token is made again and the PUT tried once more
+ *                 at once (when a new token can differ: the command's);
+ *                 still 401: logged as a refused token, tried again
+ *                 later with back-off (WAITING);
+ *   403           REFUSED: the job dropped, no more PUTs for the study,
+ *                 one alert per study (lib/cloud/job);
+ *   400, 422, …   given up: FAILED, parked in failed/, reported;
+ *   500           tried again (WAITING) at least spread_seconds /
+ *                 (max_retries - 1) apart; the max_retries-th 500 gives
+ *                 it up (MAX_UPLOAD_RETRIES, RELAY_500_SPREAD_SECONDS);
+ *   no answer, 408, 429, 502, 503, 504 …: tried again with back-off,
+ *                 for ever (WAITING).
+ * A request cut short by the stop flag puts the job back unchanged.
+ *
+ * A failure report blocks every later upload of that action in the
+ * cloud (it answers them 403), so it waits, looking again every minute
+ * (no attempt), while another image of the study is UPLOADING, WAITING
+ * or (pending_queued) PENDING; then it is sent with the same token as
+ * the uploads, retried on no answer, 401 and 5xx, parked on any other
+ * 4xx.
  *
  * Memory: struct imagesend is the caller's; it points at the caller's
  * job context, store and api handle.
@@ -572,8 +659,12 @@ struct imagesend {
 	const char *endpoint;		/* CLOUD_API_ENDPOINT */
 	const char *token, *token_command;
 	char authorization[RELAY_TOKEN_OUT];
-	time_t token_at;		/* 0: none yet */
-	enum transcode_mode mode;		/* RELAY_UPLOAD_MODE */
+	time_t token_at;		/* 0: none yet, or renew */
+	enum transcode_mode mode;	/* RELAY_UPLOAD_MODE */
+	struct transcode_opts topts;	/* DICOM_THUMBNAIL_SIZE, _RATIO */
+	enum upload_classes classes;	/* RELAY_UPLOAD_CLASSES */
+	int max_retries;		/* MAX_UPLOAD_RETRIES: 500s, then FAILED */
+	long spread_seconds;		/* RELAY_500_SPREAD_SECONDS */
 	char scratch[PATH_MAX];		/* where transcoded copies are made */
 };
 
@@ -628,7 +719,8 @@ void eventsend_prepared_event(struct eventsend *s, struct job *j);
  * routine job still waiting is replaced, not doubled).  The jobs are
  * durable (written, one syncfs, renamed, directory fsynced) before the
  * reply says "queued".  An instance uploaded before is queued again: the
- * cloud asked.
+ * cloud asked; so is one not for the cloud (LOCAL): relaysend sends a
+ * requested job whatever its class (lib/cloud/imagesend).
  *
  * The reply (malloc'd JSON) is always one of, with the action's
  * action_id (null when it had none):

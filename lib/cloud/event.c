@@ -1,8 +1,10 @@
 /*
- * event: the study.image_received message.  See cloud/cloud.h.
+ * event: the study.image_received and gateway.alert messages.  See
+ * cloud/cloud.h.
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -218,4 +220,59 @@ event_image_received(sqlite3 *db, const char *sop, const char *message_id,
 		return EVENT_TOO_BIG;
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------ gateway.alert */
+
+char *
+event_alert(const struct event_alert *a, struct err *e)
+{
+	char id[RELAY_UUID_LEN + 1], ts[32];
+	json_t *ev, *data;
+	char *text;
+
+	if (relay_uuid(id, e) == -1)
+		return NULL;
+	pacs_timestamp(ts);
+	data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:i}", "alert",
+	    a->alert, "state", a->raised ? "raised" : "cleared", "severity",
+	    a->raised ? a->severity : "ok", "summary", a->summary, "value",
+	    (json_int_t)a->value, "pacs_aet", a->pacs_aet, "pacs_port",
+	    a->pacs_port);
+	if (data != NULL && a->study_instance_uid != NULL &&
+	    (json_object_set_new(data, "accession_number",
+	    json_string(a->accession_number ? a->accession_number : "")) ||
+	    json_object_set_new(data, "study_instance_uid",
+	    json_string(a->study_instance_uid)))) {
+		json_decref(data);
+		data = NULL;
+	}
+	ev = data == NULL ? NULL : json_pack("{s:i, s:s, s:s, s:s, s:s, s:o}",
+	    "schema_version", 1, "message_id", id, "event_type",
+	    JOB_ALERT_EVENT, "timestamp", ts, "source_system", "gateway",
+	    "data", data);
+	text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+	json_decref(ev);
+	if (text == NULL)
+		err_set(e, ENOMEM, "out of memory");
+	return text;
+}
+
+int
+event_alert_queue(struct spool *relay, const char *name,
+    const struct event_alert *a, struct err *e)
+{
+	char *ev, *body;
+	int rc;
+
+	if ((ev = event_alert(a, e)) == NULL)
+		return -1;
+	rc = asprintf(&body, "kind=%s\nalert=%s\nevent=%s\n", JOB_ALERT_EVENT,
+	    a->alert, ev);
+	free(ev);
+	if (rc == -1)
+		return err_sys(e, "malloc");
+	rc = spool_enqueue(relay, name, body, strlen(body), 0, e);
+	free(body);
+	return rc;
 }

@@ -15,6 +15,7 @@
 
 #define TOKEN_COMMAND_SECONDS	30
 #define TOKEN_MAX_AGE_SECONDS	300
+#define API_FILE_MAX		(100LL * 1024 * 1024)	/* the API's limit */
 
 /* The token, from CLOUD_API_TOKEN or (fresh every few minutes) the
  * command.  -1 with e set when the command fails. */
@@ -37,6 +38,15 @@ authorization(struct imagesend *s, struct err *e)
 		return -1;
 	s->token_at = now;
 	return 0;
+}
+
+/* A 401: the next request makes a new token.  1 when that can differ
+ * from the one refused (a command's), 0 for CLOUD_API_TOKEN. */
+static int
+renew_token(struct imagesend *s)
+{
+	s->token_at = 0;
+	return s->token == NULL;
 }
 
 /* The token for a request, or the job deferred (1) with the command's
@@ -132,7 +142,7 @@ upload_copy(struct imagesend *s, struct job *j, const char *path,
 	if (snprintf(copy, copysz, "%s/upload-%ld-%s.dcm", s->scratch,
 	    (long)getpid(), j->object) >= (int)copysz)
 		return path;
-	rc = transcode_file(path, copy, s->mode, &tr, &e);
+	rc = transcode_file_opts(path, copy, s->mode, &s->topts, &tr, &e);
 	if (rc == 0) {
 		log_debug("transcoded", "sop_instance_uid=%s mode=%s "
 		    "bytes_in=%zu bytes_out=%zu seconds=%.3f", j->sop_instance_uid,
@@ -154,7 +164,53 @@ upload_copy(struct imagesend *s, struct job *j, const char *path,
 	return path;
 }
 
-/* The Manage API answered r: settle the job by the status. */
+/*
+ * Given up for good: FAILED, parked, reported to the cloud (once no
+ * other image of its study is on its way: imagesend_failure_report).
+ * The parked job counts no 500s, so relaysend --retry-failed gives it
+ * MAX_UPLOAD_RETRIES tries again.
+ */
+static void
+give_up(struct imagesend *s, struct job *j, const char *why)
+{
+	struct err e = { 0 };
+
+	if (queue_failure_report(s, j, why) == -1)
+		{ job_defer(s->ob, j, "will retry", why, -1); return; }
+	if (j->server_errors > 0) {
+		j->server_errors = 0;
+		if (job_save_claimed(s->ob, j, &e) == -1)
+			log_err("cannot reset the job's count of 500s", &e);
+	}
+	job_park(s->ob, j, why);
+}
+
+/*
+ * A 500, as production answers permanent errors: tried again, at least
+ * spread_seconds / (max_retries - 1) apart, until the max_retries-th,
+ * which gives the image up.
+ */
+static void
+server_error(struct imagesend *s, struct job *j, const struct api_result *r,
+    const char *why)
+{
+	char last[800];
+	long gap = s->max_retries > 1 ? s->spread_seconds /
+	    (s->max_retries - 1) : 0;
+
+	j->server_errors++;
+	if (j->server_errors < s->max_retries) {
+		job_defer(s->ob, j, "will retry", why,
+		    r->retry_after_seconds > gap ? r->retry_after_seconds : gap);
+		return;
+	}
+	snprintf(last, sizeof last, "%s (answered 500 %d time%s: "
+	    "MAX_UPLOAD_RETRIES)", why, j->server_errors,
+	    j->server_errors == 1 ? "" : "s");
+	give_up(s, j, last);
+}
+
+/* The Manage API answered r: settle the job by what it means. */
 static void
 uploaded(struct imagesend *s, struct job *j,
     const struct api_result *r)
@@ -162,9 +218,10 @@ uploaded(struct imagesend *s, struct job *j,
 	char why[700];
 
 	describe(r, why, sizeof why);
-	if (r->status >= 200 && r->status < 300) {
+	switch (api_outcome(r->status)) {
+	case API_DONE:
 		j->error[0] = '\0';
-		if (job_set_upload(s->ob, j, "COMPLETE", NULL, 0) == -1)
+		if (job_set_upload(s->ob, j, UPLOAD_COMPLETE, NULL, 0) == -1)
 			{ job_defer(s->ob, j, "will retry", "pacs.db "
 			    "unavailable after the upload", -1); return; }
 		job_done(s->ob, j);
@@ -176,19 +233,63 @@ uploaded(struct imagesend *s, struct job *j,
 		    r->bytes_sent, r->seconds, j->high ? "high" : "normal",
 		    j->requested);
 		return;
-	}
-	if (api_status_transient(r->status)) {
-		if (r->status == 401 || r->status == 403)
-			log_error("the Manage API refuses the token: check "
-			    "CLOUD_API_TOKEN or CLOUD_API_TOKEN_COMMAND",
-			    "status=%ld", r->status);
-		s->token_at = 0;
+	case API_TOKEN:
+		log_error("the Manage API refuses the token: check "
+		    "CLOUD_API_TOKEN or CLOUD_API_TOKEN_COMMAND",
+		    "status=%ld", r->status);
+		renew_token(s);
+		job_defer(s->ob, j, "will retry", why, r->retry_after_seconds);
+		return;
+	case API_REFUSED:
+		job_refuse(s->ob, j, why);
+		return;
+	case API_REJECTED:
+		give_up(s, j, why);
+		return;
+	case API_SERVER_ERROR:
+		server_error(s, j, r, why);
+		return;
+	case API_TRANSIENT:
 		job_defer(s->ob, j, "will retry", why, r->retry_after_seconds);
 		return;
 	}
-	if (queue_failure_report(s, j, why) == -1)
-		{ job_defer(s->ob, j, "will retry", why, -1); return; }
-	job_park(s->ob, j, why);
+}
+
+/* The file the Manage API would refuse for its size (over 100 MiB):
+ * given up here, no PUT.  1 when it was. */
+static int
+too_big(struct imagesend *s, struct job *j, const char *path)
+{
+	char why[300];
+	struct stat sb;
+
+	if (stat(path, &sb) == -1 || sb.st_size <= API_FILE_MAX)
+		return 0;
+	snprintf(why, sizeof why, "not sent: %lld bytes, over the Manage "
+	    "API's limit of 100 MiB", (long long)sb.st_size);
+	give_up(s, j, why);
+	return 1;
+}
+
+/* PUT, and once more with a new token after a 401 when a new one can
+ * differ (the token command's). */
+static int
+put(struct imagesend *s, struct job *j, const char *url, const char *path,
+    const char *name, struct api_result *r, struct err *e)
+{
+	int rc = api_put_file(s->up, url, s->authorization, path, name, r, e);
+
+	if (rc == 0 && api_outcome(r->status) == API_TOKEN &&
+	    renew_token(s)) {
+		log_info("the Manage API refused the token: making a new one",
+		    "sop_instance_uid=%s status=%ld", j->sop_instance_uid,
+		    r->status);
+		if (need_authorization(s, j))
+			return 1;	/* deferred */
+		rc = api_put_file(s->up, url, s->authorization, path, name, r,
+		    e);
+	}
+	return rc;
 }
 
 static void
@@ -204,21 +305,76 @@ send_image(struct imagesend *s, struct job *j, const char *path)
 		{ job_park(s->ob, j, e.msg); return; }
 	if (need_authorization(s, j))
 		return;
-	if (job_set_upload(s->ob, j, "UPLOADING", NULL, 0) == -1)
+	if (job_set_upload(s->ob, j, UPLOAD_UPLOADING, NULL, 0) == -1)
 		{ job_defer(s->ob, j, "will retry", "pacs.db unavailable",
 		    -1); return; }
 	if ((path = upload_copy(s, j, path, copy, sizeof copy)) == NULL)
 		return;
-	rc = api_put_file(s->up, url, s->authorization, path, name, &r,
-	    &e);
+	rc = too_big(s, j, path) ? 1 : put(s, j, url, path, name, &r, &e);
 	if (path == copy)
 		unlink(copy);
+	if (rc == 1)
+		return;		/* settled already */
 	if (rc == 0)
 		uploaded(s, j, &r);
 	else if (*s->ob->stop)
 		job_unclaim(s->ob, j);
 	else
 		job_defer(s->ob, j, "will retry", e.msg, -1);
+}
+
+/*
+ * A routine job for an image not for the cloud (queued before
+ * RELAY_UPLOAD_CLASSES said so): the image becomes LOCAL, the job is
+ * dropped (1).  An image the cloud asked for (requested=1) goes whatever
+ * its class (0).
+ */
+static int
+not_for_cloud(struct imagesend *s, struct job *j)
+{
+	struct err e = { 0 };
+	int r;
+
+	if (j->requested || (r = upload_state_keep_local(s->ob->db,
+	    j->sop_instance_uid, s->classes, &e)) == 0)
+		return 0;
+	if (r == -1)
+		{ job_defer(s->ob, j, "will retry", e.msg, -1); return 1; }
+	log_info("not for the cloud (RELAY_UPLOAD_CLASSES): kept LOCAL",
+	    "job=%s sop_instance_uid=%s", j->name, j->sop_instance_uid);
+	job_done(s->ob, j);
+	return 1;
+}
+
+/*
+ * Before the PUT, what pacs.db says: an image whose study the Manage API
+ * refused is refused too (no PUT: it would be), unless the cloud asked
+ * for it (requested=1); one the cloud would refuse for what it reads
+ * fails here.  0: send it; 1: settled here.
+ */
+static int
+checked(struct imagesend *s, struct job *j)
+{
+	char why[600];
+	struct err e = { 0 };
+	int r;
+
+	if (!j->requested && (r = upload_state_study_has(s->ob->db,
+	    j->sop_instance_uid, UPLOAD_REFUSED, &e)) != 0) {
+		if (r == -1)
+			{ job_defer(s->ob, j, "will retry", e.msg, -1); return 1; }
+		job_refuse(s->ob, j, "not sent: the Manage API refused another "
+		    "image of the study (403)");
+		return 1;
+	}
+	if ((r = upload_state_check(s->ob->db, j->sop_instance_uid, why,
+	    sizeof why, &e)) == 0)
+		return 0;
+	if (r == -1)
+		job_defer(s->ob, j, "will retry", e.msg, -1);
+	else
+		give_up(s, j, why);
+	return 1;
 }
 
 void
@@ -231,8 +387,10 @@ imagesend_image(struct imagesend *s, struct job *j)
 	if (!store_valid_hash(j->object) || j->sop_instance_uid[0] == '\0')
 		{ job_park(s->ob, j, "job has no valid object= or "
 		    "sop_instance_uid="); return; }
-	if (job_find_action(s->ob, j) != 0)
+	if (not_for_cloud(s, j) || job_find_action(s->ob, j) != 0)
 		return;		/* waiting for a worklist item is no attempt */
+	if (checked(s, j) != 0)
+		return;		/* settled without a PUT: no attempt either */
 	j->attempts = (j->attempts < 0 ? 0 : j->attempts) + 1;
 	if (store_path(s->store, j->object, path, sizeof path, &e) == -1)
 		{ job_park(s->ob, j, e.msg); return; }
@@ -264,6 +422,16 @@ imagesend_failure_report(struct imagesend *s, struct job *j)
 	struct err e = { 0 };
 	int rc;
 
+	if ((rc = upload_state_study_busy(s->ob->db, j->sop_instance_uid,
+	    s->ob->pending_queued, &e)) != 0) {
+		if (rc == -1)
+			job_defer(s->ob, j, "will retry", e.msg, -1);
+		else
+			job_later(s->ob, j, "the study's other images are on "
+			    "their way: a failure report would make the cloud "
+			    "refuse them");
+		return;
+	}
 	j->attempts++;
 	if (api_url(s, j->source_message_id, "/failure", url, sizeof url,
 	    &e) == -1)
@@ -283,18 +451,24 @@ imagesend_failure_report(struct imagesend *s, struct job *j)
 		return;
 	}
 	describe(&r, why, sizeof why);
-	if (r.status >= 200 && r.status < 300) {
+	switch (api_outcome(r.status)) {
+	case API_DONE:
 		job_done(s->ob, j);
 		log_info("failure reported", "accession_number=%s "
 		    "sop_instance_uid=%s source_message_id=%s status=%ld",
 		    j->accession_number, j->sop_instance_uid,
 		    j->source_message_id, r.status);
 		return;
-	}
-	if (api_status_transient(r.status)) {
-		s->token_at = 0;
+	case API_TOKEN:
+		renew_token(s);
+		/* FALLTHROUGH */
+	case API_SERVER_ERROR:
+	case API_TRANSIENT:
 		job_defer(s->ob, j, "will retry", why, r.retry_after_seconds);
 		return;
+	case API_REFUSED:
+	case API_REJECTED:
+		job_park(s->ob, j, why);
+		return;
 	}
-	job_park(s->ob, j, why);
 }

@@ -66,6 +66,8 @@ job_parse(const char *body, struct job *j)
 	get(body, "error", j->error, sizeof j->error);
 	get(body, "attempts", n, sizeof n);
 	j->attempts = atoi(n);
+	get(body, "server_errors", n, sizeof n);
+	j->server_errors = atoi(n);
 	get(body, "next_attempt_ms", n, sizeof n);
 	j->next_attempt_ms = atoll(n);
 	get(body, "priority", n, sizeof n);
@@ -81,7 +83,7 @@ known_key(const char *line)
 	static const char *const keys[] = { "kind", "object",
 	    "sop_instance_uid", "study_instance_uid", "accession_number",
 	    "source_message_id", "message_id", "error", "attempts",
-	    "next_attempt_ms" };
+	    "server_errors", "next_attempt_ms" };
 	size_t n = strcspn(line, "=\n");
 
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
@@ -107,6 +109,8 @@ job_format(const struct job *j, char **out)
 	    j->error, j->attempts, j->next_attempt_ms);
 	if (j->message_id[0] != '\0')
 		fprintf(f, "message_id=%s\n", j->message_id);
+	if (j->server_errors > 0)
+		fprintf(f, "server_errors=%d\n", j->server_errors);
 	for (p = j->body; p != NULL && *p != '\0'; p = eol ? eol + 1 : NULL) {
 		eol = strchr(p, '\n');
 		if (*p != '\n' && !known_key(p))
@@ -130,44 +134,48 @@ job_format(const struct job *j, char **out)
 /* A failure is returned: the caller decides whether the step may count
  * as done without it. */
 int
-job_set_upload(struct job_ctx *o, const struct job *j,
-    const char *status, const char *error, long long next_ms)
+job_set_upload(struct job_ctx *o, const struct job *j, enum upload_state s,
+    const char *error, long long next_ms)
 {
-	static const char sql[] =
-	    "UPDATE instances SET upload_status = ?1, "
-	    "upload_attempt_count = ?2, upload_error = ?3, "
-	    "upload_next_attempt_at = ?4, "
-	    "uploaded_at = CASE WHEN ?1 = 'COMPLETE' THEN ?5 "
-	    "ELSE uploaded_at END WHERE sop_instance_uid = ?6";
-	char next[40] = "", now[32];
-	sqlite3_stmt *st;
 	struct err e = { 0 };
 	int rc;
 
 	if (j->sop_instance_uid[0] == '\0')
 		return 0;
-	if (next_ms > 0) {
-		struct timespec at = { (time_t)(next_ms / 1000),
-		    (long)(next_ms % 1000) * 1000000 };
-
-		pacs_timestamp_at(&at, next);
-	}
-	pacs_timestamp(now);
-	if (db_prepare(o->db, &st, sql, &e) == -1) {
-		log_err("pacs.db update failed", &e);
-		return -1;
-	}
-	sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, j->attempts);
-	db_bind_text(st, 3, error);
-	db_bind_text(st, 4, next);
-	sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, j->sop_instance_uid, -1, SQLITE_STATIC);
-	rc = db_step_done(o->db, st, &e);
-	sqlite3_finalize(st);
+	rc = upload_state_set(o->db, j->sop_instance_uid, s, j->attempts,
+	    error, next_ms, &e);
 	if (rc == -1)
 		log_err("pacs.db update failed", &e);
 	return rc;
+}
+
+/*
+ * The first image of a study to fail for good or be refused: said once
+ * for the study, at error, and (with the cloud's events) as a
+ * gateway.alert event about it, replacing a waiting one of the same name.
+ */
+static void
+alert_study(struct job_ctx *o, const struct job *j, const char *alert,
+    const char *msg, const char *summary)
+{
+	char hash[STORE_HASH_LEN + 1], name[SPOOL_NAME_MAX], q[600];
+	struct event_alert a = { alert, 1, "warning", summary, 1,
+	    o->cfg ? o->cfg->pacs_aet : "", o->cfg ? o->cfg->pacs_port : 0,
+	    j->accession_number, j->study_instance_uid };
+	struct err e = { 0 };
+
+	log_error(msg, "alert=%s accession_number=%s study_instance_uid=%s "
+	    "reason=%s", alert, j->accession_number, j->study_instance_uid,
+	    log_quote(j->error, q, sizeof q));
+	if (!config_cloud_events())
+		return;		/* status and the health report show it */
+	if (store_hash_buf(j->study_instance_uid,
+	    strlen(j->study_instance_uid), hash, &e) == -1 ||
+	    snprintf(name, sizeof name, "alert-%s-%.24s", alert, hash) >=
+	    (int)sizeof name || event_alert_queue(o->spool, name, &a, &e) == -1)
+		log_err("alert not queued", &e);
+	else
+		o->remaining++;
 }
 
 /* Put a claimed job back as it was (we are stopping mid-request). */
@@ -245,7 +253,36 @@ job_defer(struct job_ctx *o, struct job *j, const char *msg,
 	    j->name, j->kind, j->accession_number, j->sop_instance_uid,
 	    j->attempts, delay, log_quote(j->error, q, sizeof q));
 	if (job_is(j, JOB_IMAGE))
-		job_set_upload(o, j, "WAITING", j->error, j->next_attempt_ms);
+		job_set_upload(o, j, UPLOAD_WAITING, j->error,
+		    j->next_attempt_ms);
+	reschedule(o, j);
+}
+
+/* Due again in about a minute (capped by retry_max_seconds): a wait that
+ * is no upload attempt. */
+static void
+later(struct job_ctx *o, struct job *j)
+{
+	long cap = o->retry_max_seconds < JOB_WORKLIST_POLL_SECONDS ?
+	    o->retry_max_seconds : JOB_WORKLIST_POLL_SECONDS;
+
+	j->next_attempt_ms = job_now_ms() + api_backoff_ms(64, cap, -1,
+	    arc4random());
+	o->deferred++;
+	o->remaining++;
+}
+
+/* The job's error= stays (a failure report's is what it reports). */
+void
+job_later(struct job_ctx *o, struct job *j, const char *why)
+{
+	char q[600];
+
+	later(o, j);
+	log_debug("waits", "job=%s kind=%s accession_number=%s "
+	    "sop_instance_uid=%s why=%s", j->name, j->kind,
+	    j->accession_number, j->sop_instance_uid,
+	    log_quote(why, q, sizeof q));
 	reschedule(o, j);
 }
 
@@ -261,13 +298,40 @@ job_park(struct job_ctx *o, struct job *j, const char *reason)
 	    "sop_instance_uid=%s reason=%s", j->name, j->kind,
 	    j->accession_number, j->sop_instance_uid,
 	    log_quote(j->error, q, sizeof q));
-	if (job_is(j, JOB_IMAGE))
-		job_set_upload(o, j, "FAILED", j->error, 0);
+	if (job_is(j, JOB_IMAGE) &&
+	    job_set_upload(o, j, UPLOAD_FAILED, j->error, 0) == 1)
+		alert_study(o, j, "upload_failed", "a study's image failed for "
+		    "good: not sent (gatewayctl show; relaysend --retry-failed)",
+		    "an image of the study failed for good");
 	if (spool_fail(o->spool, j->name, j->error, &e) == -1) {
 		log_err("cannot park job", &e);
 		return -1;
 	}
 	return 0;
+}
+
+void
+job_refuse(struct job_ctx *o, struct job *j, const char *reason)
+{
+	char q[600];
+	int r;
+
+	job_line(j->error, sizeof j->error, reason);
+	if ((r = job_set_upload(o, j, UPLOAD_REFUSED, j->error, 0)) == -1) {
+		job_defer(o, j, "will retry", "pacs.db unavailable", -1);
+		return;
+	}
+	o->rejected++;
+	log_warn("refused by the Manage API: not sent", "job=%s "
+	    "accession_number=%s sop_instance_uid=%s reason=%s", j->name,
+	    j->accession_number, j->sop_instance_uid,
+	    log_quote(j->error, q, sizeof q));
+	if (r == 1)
+		alert_study(o, j, "upload_refused", "the Manage API refuses a "
+		    "study's uploads (403): not sent (gatewayctl waiting, "
+		    "resend, assign)", "the Manage API refuses the study's "
+		    "uploads (403)");
+	job_done(o, j);
 }
 
 void
@@ -293,62 +357,6 @@ job_save_claimed(struct job_ctx *o, const struct job *j,
 	return rc;
 }
 
-/* The study's settings by hand (gatewayctl assign, release): the
- * accession number to look up instead of the job's ("" for none), and
- * whether its images were released.  -1 when pacs.db fails. */
-static int
-by_hand(struct job_ctx *o, const struct job *j, char *acc,
-    size_t accsz, int *released, struct err *e)
-{
-	static const char sql[] =
-	    "SELECT coalesce(st.upload_accession_number, ''), "
-	    "st.upload_released_at IS NOT NULL FROM instances i "
-	    "JOIN series se ON se.id = i.series_ref "
-	    "JOIN studies st ON st.id = se.study_ref "
-	    "WHERE i.sop_instance_uid = ?1";
-	sqlite3_stmt *st;
-	int rc;
-
-	acc[0] = '\0';
-	*released = 0;
-	if (db_prepare(o->db, &st, sql, e) == -1)
-		return -1;
-	sqlite3_bind_text(st, 1, j->sop_instance_uid, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		snprintf(acc, accsz, "%s", (const char *)sqlite3_column_text(st,
-		    0));
-		*released = sqlite3_column_int(st, 1);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return err_set(e, db_errno(o->db), "pacs.db: %s",
-		    sqlite3_errmsg(o->db));
-	return 0;
-}
-
-/* Is another image of the job's study already UNMATCHED?  (The study
- * was reported when its first image began to wait.) */
-static int
-study_reported(struct job_ctx *o, const struct job *j)
-{
-	static const char sql[] =
-	    "SELECT 1 FROM instances i JOIN series se ON se.id = i.series_ref "
-	    "WHERE se.study_ref = (SELECT se2.study_ref FROM instances i2 "
-	    "JOIN series se2 ON se2.id = i2.series_ref "
-	    "WHERE i2.sop_instance_uid = ?1) "
-	    "AND i.upload_status = 'UNMATCHED' LIMIT 1";
-	sqlite3_stmt *st;
-	struct err e = { 0 };
-	int rc;
-
-	if (db_prepare(o->db, &st, sql, &e) == -1)
-		return 0;
-	sqlite3_bind_text(st, 1, j->sop_instance_uid, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW;
-}
-
 /*
  * No worklist item yet: look again in about a minute (a local lookup,
  * not an upload: no attempt is counted).  Reported once, at warn, when
@@ -358,18 +366,16 @@ static void
 wait_for_item(struct job_ctx *o, struct job *j, const char *acc,
     const char *why)
 {
-	long cap = o->retry_max_seconds < JOB_WORKLIST_POLL_SECONDS ?
-	    o->retry_max_seconds : JOB_WORKLIST_POLL_SECONDS;
 	int image = job_is(j, JOB_IMAGE);
 	int again = strncmp(j->error, JOB_NO_ITEM,
 	    sizeof JOB_NO_ITEM - 1) == 0;
+	int first;
 
-	j->next_attempt_ms = job_now_ms() + api_backoff_ms(64, cap, -1,
-	    arc4random());
+	later(o, j);
 	job_line(j->error, sizeof j->error, why);
-	o->deferred++;
-	o->remaining++;
-	if (image && !again && !study_reported(o, j))
+	first = image ? job_set_upload(o, j, UPLOAD_UNMATCHED, j->error,
+	    j->next_attempt_ms) : 0;
+	if (first == 1 && !again)
 		log_warn("a study waits for a worklist item", "kind=%s "
 		    "accession_number=%s study_instance_uid=%s "
 		    "note=\"looked for again every minute; see gatewayctl "
@@ -379,9 +385,6 @@ wait_for_item(struct job_ctx *o, struct job *j, const char *acc,
 		log_debug("waits for a worklist item", "job=%s kind=%s "
 		    "accession_number=%s sop_instance_uid=%s", j->name,
 		    j->kind, acc, j->sop_instance_uid);
-	if (image)
-		job_set_upload(o, j, "UNMATCHED", j->error,
-		    j->next_attempt_ms);
 	reschedule(o, j);
 }
 
@@ -395,7 +398,7 @@ release(struct job_ctx *o, struct job *j)
 	    "accession_number=%s sop_instance_uid=%s", j->name, j->kind,
 	    j->accession_number, j->sop_instance_uid);
 	if (job_is(j, JOB_IMAGE) &&
-	    job_set_upload(o, j, "RELEASED", j->error, 0) == -1)
+	    job_set_upload(o, j, UPLOAD_RELEASED, j->error, 0) == -1)
 		{ job_defer(o, j, "will retry", "pacs.db unavailable", -1);
 		  return; }
 	job_done(o, j);
@@ -410,7 +413,8 @@ job_find_action(struct job_ctx *o, struct job *j)
 	struct err e = { 0 };
 	int r, released;
 
-	if (by_hand(o, j, assigned, sizeof assigned, &released, &e) == -1)
+	if (upload_state_by_hand(o->db, j->sop_instance_uid, assigned,
+	    sizeof assigned, &released, &e) == -1)
 		{ job_defer(o, j, "will retry", e.msg, -1); return 1; }
 	if (released)
 		{ release(o, j); return 1; }

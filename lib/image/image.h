@@ -156,7 +156,8 @@ int render_pnm(const struct render_image *im, uint8_t **out, size_t *len,
  * lossless through CharLS, or JPEG 2000 lossless through OpenJPEG), or as
  * the production gateway does ("reduced": longest side 400 px, JPEG 2000
  * lossy about 15:1 through OpenJPEG, Lossy Image Compression attributes
- * set).
+ * set; side and ratio are production's DICOM_THUMBNAIL_SIZE and
+ * DICOM_COMPRESSION_RATIO, struct transcode_opts).
  *
  * Guarantees: the output is a valid DICOM Part 10 file with the transfer
  * syntax its pixel data is encoded in; every attribute but the pixel
@@ -181,7 +182,8 @@ int render_pnm(const struct render_image *im, uint8_t **out, size_t *len,
  *   Allocated over the encoded size, appended to earlier values when the
  *   input was already lossy; Pixel Spacing, Imager Pixel Spacing and
  *   Nominal Scanned Pixel Spacing scaled per axis; Smallest/Largest Image
- *   Pixel Value dropped (no longer exact).
+ *   Pixel Value dropped (no longer exact).  The side and ratio are
+ *   transcode_opts' (TRANSCODE_REDUCED_SIDE and _RATIO by default).
  * - Neither takes Bits Allocated 1 nor more than 24 Bits Stored
  *   (EINVAL: send the original).
  * - Copied means byte for byte: text stays in its own character set
@@ -201,6 +203,16 @@ enum transcode_mode { TRANSCODE_ORIGINAL, TRANSCODE_LOSSLESS, TRANSCODE_REDUCED 
 /* "original", "lossless", "reduced" → *m: 0, or -1 for anything else. */
 int transcode_mode_parse(const char *s, enum transcode_mode *m);
 const char *transcode_mode_name(enum transcode_mode m);
+
+/* "reduced": the longest side in pixels and the compression ratio (0:
+ * the defaults). */
+#define TRANSCODE_REDUCED_SIDE	400
+#define TRANSCODE_REDUCED_RATIO	15.0
+
+struct transcode_opts {
+	unsigned reduced_side;
+	double reduced_ratio;		/* above 1 */
+};
 
 struct transcode_result {
 	size_t in_bytes, out_bytes;
@@ -222,6 +234,12 @@ struct transcode_result {
  * and say so).
  */
 int transcode_file(const char *in, const char *out, enum transcode_mode m,
+    struct transcode_result *r, struct err *e);
+
+/* As transcode_file(), with "reduced"'s side and ratio from o (NULL:
+ * the defaults): its "at most 400 pixels a side" is o's side. */
+int transcode_file_opts(const char *in, const char *out,
+    enum transcode_mode m, const struct transcode_opts *o,
     struct transcode_result *r, struct err *e);
 
 /* 1 for the uncompressed transfer syntaxes (implicit and explicit VR

@@ -29,8 +29,6 @@
 #define TS_J2K			"1.2.840.10008.1.2.4.91"
 #define TS_RLE			"1.2.840.10008.1.2.5"
 
-#define REDUCED_SIDE		400	/* longest side, pixels */
-#define REDUCED_RATIO		15.0	/* against Bits Allocated */
 
 #define TAG_SOP_CLASS		DCM_TAG(0x0008, 0x0016)
 #define TAG_SOP_INSTANCE	DCM_TAG(0x0008, 0x0018)
@@ -75,6 +73,8 @@ transcode_mode_name(enum transcode_mode m)
 struct job {
 	const char *path;
 	enum transcode_mode mode;
+	unsigned side;			/* "reduced": longest side, pixels */
+	double ratio;			/* "reduced": against Bits Allocated */
 	struct dcm *d;
 	struct pixel_desc pd;		/* the input's */
 	unsigned rows, columns;		/* of the output */
@@ -138,7 +138,7 @@ already_done(const struct job *j)
 
 	if (j->mode == TRANSCODE_LOSSLESS)
 		return !transcode_is_native(ts) && strcmp(ts, TS_RLE) != 0;
-	return strcmp(ts, TS_J2K) == 0 && longest <= REDUCED_SIDE;
+	return strcmp(ts, TS_J2K) == 0 && longest <= j->side;
 }
 
 /* What the chosen mode can take: checked before anything is decoded. */
@@ -549,7 +549,7 @@ encode_frame(struct job *j, const struct pixel_frame *f, struct err *e)
 	int rc;
 
 	if (j->mode == TRANSCODE_REDUCED)
-		rc = encode_j2k(f, bits, pd->bits_allocated, REDUCED_RATIO,
+		rc = encode_j2k(f, bits, pd->bits_allocated, j->ratio,
 		    strcmp(j->photometric, "YBR_ICT") == 0, &data, &len, e);
 	else if (strcmp(j->ts, TS_JPEG_LS) == 0)
 		rc = encode_jls(f, bits, &data, &len, e);
@@ -576,7 +576,7 @@ plan_output(struct job *j, const struct pixel_frame *f, struct err *e)
 	j->columns = j->pd.columns;
 	j->rows = j->pd.rows;
 	if (j->mode == TRANSCODE_REDUCED) {
-		render_fit(j->pd.columns, j->pd.rows, 1.0, REDUCED_SIDE,
+		render_fit(j->pd.columns, j->pd.rows, 1.0, j->side,
 		    &j->columns, &j->rows);
 		j->ts = TS_J2K;
 		if (strcmp(fd->photometric, "RGB") == 0)
@@ -593,7 +593,7 @@ static int
 do_frame(struct job *j, long i, struct err *e)
 {
 	struct pixel_frame f, g;
-	unsigned min_side = j->mode == TRANSCODE_REDUCED ? REDUCED_SIDE : 0;
+	unsigned min_side = j->mode == TRANSCODE_REDUCED ? j->side : 0;
 	int rc;
 
 	memset(&f, 0, sizeof f);
@@ -906,6 +906,14 @@ int
 transcode_file(const char *in, const char *out, enum transcode_mode m,
     struct transcode_result *r, struct err *e)
 {
+	return transcode_file_opts(in, out, m, NULL, r, e);
+}
+
+int
+transcode_file_opts(const char *in, const char *out, enum transcode_mode m,
+    const struct transcode_opts *o, struct transcode_result *r,
+    struct err *e)
+{
 	struct transcode_result local;
 	struct job j;
 	struct stat st;
@@ -925,6 +933,10 @@ transcode_file(const char *in, const char *out, enum transcode_mode m,
 		return err_set(e, EINVAL, "unknown upload mode %d", (int)m);
 	j.path = in;
 	j.mode = m;
+	j.side = o != NULL && o->reduced_side > 0 ? o->reduced_side :
+	    TRANSCODE_REDUCED_SIDE;
+	j.ratio = o != NULL && o->reduced_ratio > 1 ? o->reduced_ratio :
+	    TRANSCODE_REDUCED_RATIO;
 	if ((rc = prepare(&j, e)) == 0 && (rc = transcode(&j, out, e)) == 0) {
 		r->out_bytes = j.out_bytes;
 		snprintf(r->transfer_syntax, sizeof r->transfer_syntax, "%s",

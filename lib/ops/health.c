@@ -926,38 +926,44 @@ db_text(const char *path, const char *sql, char *out, size_t outsz)
 	sqlite3_close(db);
 }
 
-/* Instances per upload state (lib/archive/upload_state) from pacs.db, opened
- * read-only; JSON null when it cannot be read. */
+/*
+ * Instances per upload state (lib/archive/upload_state) from pacs.db,
+ * opened read-only, into n; the JSON, or JSON null (n zeroed) when it
+ * cannot be read.
+ */
 static json_t *
-upload_state_section(const struct config *c, time_t now)
+upload_state_section(const struct config *c, time_t now,
+    struct upload_state_count *n)
 {
-	struct upload_state_count n;
 	struct err e = { 0 };
 	sqlite3 *db = NULL;
 	json_t *oldest = json_null();
 	time_t t;
+	int rc = -1;
 
+	memset(n, 0, sizeof *n);
 	if (sqlite3_open_v2(c->pacs_db_path, &db, SQLITE_OPEN_READONLY,
-	    NULL) != SQLITE_OK) {
-		sqlite3_close(db);
-		return json_null();
-	}
-	sqlite3_busy_timeout(db, 1000);
-	if (upload_state_count(db, &n, &e) == -1) {
-		sqlite3_close(db);
-		return json_null();
+	    NULL) == SQLITE_OK) {
+		sqlite3_busy_timeout(db, 1000);
+		rc = upload_state_count(db, NULL, n, &e);
 	}
 	sqlite3_close(db);
-	if (parse_iso8601(n.oldest_unmatched, &t) == 0)
+	if (rc == -1) {
+		memset(n, 0, sizeof *n);
+		return json_null();
+	}
+	if (parse_iso8601(n->oldest_unmatched, &t) == 0)
 		oldest = json_integer(now > t ? (json_int_t)(now - t) : 0);
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:o}", "total", (json_int_t)n.total, "complete",
-	    (json_int_t)n.complete, "pending", (json_int_t)n.pending,
-	    "uploading", (json_int_t)n.uploading, "waiting",
-	    (json_int_t)n.waiting, "unmatched", (json_int_t)n.unmatched,
-	    "unmatched_studies", (json_int_t)n.unmatched_studies, "held",
-	    (json_int_t)n.held, "failed", (json_int_t)n.failed, "released",
-	    (json_int_t)n.released, "oldest_unmatched_seconds", oldest);
+	    "s:I, s:I, s:I, s:o}", "total", (json_int_t)n->total, "complete",
+	    (json_int_t)n->complete, "pending", (json_int_t)n->pending,
+	    "uploading", (json_int_t)n->uploading, "waiting",
+	    (json_int_t)n->waiting, "unmatched", (json_int_t)n->unmatched,
+	    "unmatched_studies", (json_int_t)n->unmatched_studies, "held",
+	    (json_int_t)n->held, "failed", (json_int_t)n->failed, "released",
+	    (json_int_t)n->released, "refused", (json_int_t)n->refused,
+	    "refused_studies", (json_int_t)n->refused_studies, "local",
+	    (json_int_t)n->local, "oldest_unmatched_seconds", oldest);
 }
 
 /* The oldest pending relay job over every kind, or JSON null. */
@@ -992,19 +998,15 @@ static int
 cloud_section(const struct config *c, json_t *kinds, json_t **out,
     struct err *e)
 {
-	char path[PATH_MAX], upload[64], error[HEALTH_ERROR_MAX], held[32];
-	json_t *st = NULL;
+	char path[PATH_MAX], held[32];
+	struct upload_state_count n;
+	json_t *st = NULL, *uploads;
 
 	*out = NULL;
 	if (make_path(path, sizeof path, e, "%s/run/relaysend.state",
 	    c->data_dir) == -1 || read_state(path, &st, e) == -1)
 		return -1;
-	db_text(c->pacs_db_path, "SELECT max(uploaded_at) FROM instances",
-	    upload,
-	    sizeof upload);
-	db_text(c->pacs_db_path, "SELECT upload_error FROM instances WHERE "
-	    "upload_status IN ('FAILED', 'WAITING') AND upload_error IS NOT "
-	    "NULL ORDER BY id DESC LIMIT 1", error, sizeof error);
+	uploads = upload_state_section(c, time(NULL), &n);
 	/* MPPS events wait in worklist.db's outbox while events are off. */
 	db_text(c->worklist_db_path, "SELECT count(*) FROM outbox WHERE "
 	    "sent_at IS NULL", held, sizeof held);
@@ -1014,18 +1016,19 @@ cloud_section(const struct config *c, json_t *kinds, json_t **out,
 	    config_cloud_events(), "actions", config_cloud_actions(),
 	    "api", cloud_api(),
 	    "last_upload", jstr(*sget(st, "last_upload") ?
-	    sget(st, "last_upload") : upload),
+	    sget(st, "last_upload") : n.last_upload),
 	    "last_event", jstr(sget(st, "last_event")),
 	    "last_error", jstr(*sget(st, "last_error") ?
-	    sget(st, "last_error") : error),
-	    "oldest_job", oldest_job(kinds), "uploads", upload_state_section(c,
-	    time(NULL)), "mpps_events_held", (json_int_t)atoll(held));
+	    sget(st, "last_error") : n.last_error),
+	    "oldest_job", oldest_job(kinds), "uploads", uploads,
+	    "mpps_events_held", (json_int_t)atoll(held));
 	json_decref(st);
 	return *out ? 0 : oom(e);
 }
 
 /* The uploads' problems: a study waiting long for its worklist item;
- * images still HELD (not queued) now that the cloud takes images. */
+ * images still HELD (not queued) now that the cloud takes images;
+ * studies the Manage API refused. */
 static int
 upload_problems(struct report *r, const json_t *u)
 {
@@ -1033,6 +1036,9 @@ upload_problems(struct report *r, const json_t *u)
 	json_int_t studies = json_integer_value(json_object_get(u,
 	    "unmatched_studies"));
 	json_int_t held = json_integer_value(json_object_get(u, "held"));
+	json_int_t refused = json_integer_value(json_object_get(u, "refused"));
+	json_int_t rstudies = json_integer_value(json_object_get(u,
+	    "refused_studies"));
 	json_t *oldest = json_object_get(u, "oldest_unmatched_seconds");
 	char age[32];
 
@@ -1049,6 +1055,11 @@ upload_problems(struct report *r, const json_t *u)
 	    problem(r, "uploads: %lld image%s held, not queued for the cloud "
 	    "(gatewayctl resend --held)", (long long)held, held == 1 ? "" :
 	    "s") == -1)
+		return -1;
+	if (refused > 0 && problem(r, "uploads: %lld image%s of %lld stud%s "
+	    "refused by the Manage API (403; gatewayctl waiting)",
+	    (long long)refused, refused == 1 ? "" : "s", (long long)rstudies,
+	    rstudies == 1 ? "y" : "ies") == -1)
 		return -1;
 	return 0;
 }
@@ -1199,6 +1210,8 @@ print_uploads(FILE *f, const json_t *cloud)
 		{ "waiting", "retrying" }, { "unmatched",
 		"waiting for a worklist item" }, { "held", "held" },
 		{ "failed", "failed" }, { "released", "released" },
+		{ "refused", "refused by the Manage API" },
+		{ "local", "kept local (not for the cloud)" },
 	};
 	const json_t *u = json_object_get(cloud, "uploads");
 	json_t *oldest = json_object_get(u, "oldest_unmatched_seconds");

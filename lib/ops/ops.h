@@ -53,8 +53,8 @@
  * errors and the count per upload state).  An unreachable Manage API is
  * no problem of its own: it shows in "cloud", the jobs it holds up in the
  * queue.  Uploads are: a study whose images have waited for a worklist
- * item HEALTH_UNMATCHED_SECONDS or more, and images still HELD once the
- * cloud takes images.
+ * item HEALTH_UNMATCHED_SECONDS or more, images still HELD once the
+ * cloud takes images, and images the Manage API refused (REFUSED).
  * A missing file or directory is a finding in the report, not an error:
  * -1 means the report could not be made at all (memory, path too long).
  *
@@ -98,7 +98,8 @@
  *             "uploads":{"total":52,"complete":40,"pending":0,
  *                        "uploading":0,"waiting":0,"unmatched":3,
  *                        "unmatched_studies":1,"held":9,"failed":0,
- *                        "released":0,"oldest_unmatched_seconds":7500}
+ *                        "released":0,"refused":0,"refused_studies":0,
+ *                        "local":0,"oldest_unmatched_seconds":7500}
  *                       or null (pacs.db not readable),
  *             "mpps_events_held":0}}
  *

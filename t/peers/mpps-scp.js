@@ -93,8 +93,9 @@ class PeerScp extends Scp {
     const uid = request.getRequestedSopInstanceUid();
     const ds = request.getDataset();
     const status = ds.getElement('PerformedProcedureStepStatus');
-    const series = (ds.getElement('PerformedSeriesSequence') || [])[0] || {};
-    const images = (series.ReferencedImageSequence || []).length;
+    // the images of every performed series (one per view: modality-emu)
+    const images = (ds.getElement('PerformedSeriesSequence') || []).reduce(
+      (n, series) => n + (series.ReferencedImageSequence || []).length, 0);
     const response = NSetResponse.fromRequest(request);
     if (instances.get(uid) !== 'IN PROGRESS') {
       response.setStatus(0x0110);

@@ -6,6 +6,8 @@
 #                               what it gets in $API); sets APORT and
 #                               exports CLOUD_API_ENDPOINT, GATEWAY_CA_FILE
 #   api_fault QUERY             e.g. '?status=500&count=2', '/clear'
+#   api_admin PATH              a switch of production's rules, e.g.
+#                               '/_action?id=act-1&state=stale'
 #   cloud_item ID ACCESSION     a worklist.create_item action (JSON) for
 #                               patient TEST^ONE 9990001112, today
 #   item ID ACCESSION           that item put into worklist.db (mwlsync)
@@ -49,6 +51,10 @@ api_start() {
 
 api_fault() {
 	curl -sf --cacert "$RELAY_CA" -X POST "https://127.0.0.1:$APORT/_fault$1" >/dev/null
+}
+
+api_admin() {
+	curl -sf --cacert "$RELAY_CA" -X POST "https://127.0.0.1:$APORT$1" >/dev/null
 }
 
 relay_start() {
