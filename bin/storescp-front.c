@@ -259,7 +259,7 @@ decide(struct front *f, const struct ul_assoc *a, const char *address,
     int busy, struct ul_reject *r, char *detail, size_t detailsz)
 {
 	const char *paths[] = { f->cfg.incoming_dir, f->cfg.storage_path };
-	long long free;
+	long long avail;
 
 	*r = (struct ul_reject){ 1, 1, 0 };
 	if (busy) {
@@ -280,11 +280,11 @@ decide(struct front *f, const struct ul_assoc *a, const char *address,
 		return 1;
 	}
 	for (size_t i = 0; i < 2 && f->min_free > 0; i++) {
-		if ((free = free_bytes(paths[i])) == -1 || free >= f->min_free)
+		if ((avail = free_bytes(paths[i])) == -1 || avail >= f->min_free)
 			continue;
 		*r = (struct ul_reject){ 2, 3, 2 };
 		snprintf(detail, detailsz, "free space below PACS_DISK_MIN_FREE "
-		    "on %s: %lld bytes free, floor %lld", paths[i], free,
+		    "on %s: %lld bytes free, floor %lld", paths[i], avail,
 		    f->min_free);
 		return 1;
 	}
