@@ -11,9 +11,10 @@
  *   gatewayctl check
  *   gatewayctl alerts
  *   gatewayctl config [--export | --check]
+ *   gatewayctl quarantine [release NAME | delete [--yes] NAME]
  *
  * gatewayd(8) runs it for `gatewayd today|studies|show|resend|waiting|
- * assign|release|worklist|status --check`, and every
+ * assign|release|worklist|quarantine|status --check`, and every
  * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
  * It reads the configuration every program reads (lib/base/config) and never
  * creates pacs.db.  What touches uploads is lib/archive/upload_state.  Patient names
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +38,7 @@
 #include "ops/ops.h"
 #include "archive/archive.h"
 #include "cloud/cloud.h"
+#include "dicomnet/dicomnet.h"
 #include "queue/queue.h"
 #include "worklist/worklist.h"
 
@@ -49,6 +52,7 @@ struct ctl {
 	struct config cfg;
 	sqlite3 *db;
 	int names;		/* patient names may be shown */
+	int yes;		/* quarantine delete: do not ask */
 };
 
 static void
@@ -62,6 +66,7 @@ usage(FILE *f)
 	    "       gatewayctl assign ACCESSION|STUDY_UID WORKLIST_ACCESSION\n"
 	    "       gatewayctl release ACCESSION|STUDY_UID\n"
 	    "       gatewayctl worklist [--date YYYY-MM-DD] [--names]\n"
+	    "       gatewayctl quarantine [release NAME | delete [--yes] NAME]\n"
 	    "       gatewayctl check | alerts | --help | --version\n"
 	    "       gatewayctl config [--export | --check]\n"
 	    "\n"
@@ -79,6 +84,10 @@ usage(FILE *f)
 	    "  worklist  the day's worklist (default today, local time): each\n"
 	    "            item's time, accession, state, modality, station,\n"
 	    "            patient and when it arrived\n"
+	    "  quarantine  the files in quarantine: name, when, sender, reason;\n"
+	    "            release NAME: through the normal checks again (stored\n"
+	    "            and indexed, or kept with the new reason); delete NAME:\n"
+	    "            remove it for good (asks first; --yes does not)\n"
 	    "  check     one line for monitoring; exit 0 OK, 1 WARNING,\n"
 	    "            2 CRITICAL, 3 UNKNOWN (Nagios plugin codes)\n"
 	    "  alerts    queue a gateway.alert event for each condition that\n"
@@ -89,12 +98,14 @@ usage(FILE *f)
 	    "\n"
 	    "  --date D  the day to list (YYYY-MM-DD)\n"
 	    "  --names   show patient names even when output is not a terminal\n"
+	    "  --yes     quarantine delete without asking\n"
 	    "  -h, --help     this help\n"
 	    "  --version      print the version\n"
 	    "\n"
 	    "Environment: GATEWAY_ENV_FILE, GATEWAY_DATA_DIR, PACS_DB_PATH,\n"
 	    "PACS_STORAGE_PATH, WORKLIST_DB_PATH, WORKLIST_TIMEZONE,\n"
-	    "GATEWAY_SPOOL_DIR, LOG_LEVEL.  See gatewayctl(8).\n");
+	    "GATEWAY_SPOOL_DIR, GATEWAY_QUARANTINE_DIR, PACS_ALLOWED_AETS,\n"
+	    "PACS_ALLOWED_HOSTS, LOG_LEVEL.  See gatewayctl(8).\n");
 }
 
 /* ---------------------------------------------------------- helpers */
@@ -817,6 +828,176 @@ cmd_alerts(struct ctl *x)
 	return rc == 0 ? EX_OK : EX_IOERR;
 }
 
+/* ------------------------------------------------------- quarantine */
+
+static int
+show_entry(const struct quarantine_record *r, void *arg)
+{
+	char size[16];
+
+	(void)arg;
+	human_size(r->size, size, sizeof size);
+	printf("%s  (%s, received %s from %s at %s)\n  reason: %s\n",
+	    r->name, size, r->received_at[0] ? r->received_at : "?",
+	    r->calling_aet[0] ? r->calling_aet : "?",
+	    r->peer[0] ? r->peer : "?", r->reason);
+	if (r->study_instance_uid[0] || r->accession_number[0])
+		printf("  study %s, accession %s\n",
+		    r->study_instance_uid[0] ? r->study_instance_uid : "?",
+		    r->accession_number[0] ? r->accession_number : "?");
+	if (r->released_at[0])
+		printf("  released %s, quarantined again\n", r->released_at);
+	return 0;
+}
+
+static int
+quarantine_list_all(struct ctl *x)
+{
+	struct quarantine q;
+	struct err e = { 0 };
+	int n;
+
+	if (quarantine_open(&q, x->cfg.quarantine_dir, &e) == -1 ||
+	    (n = quarantine_list(&q, show_entry, NULL, &e)) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return EX_IOERR;
+	}
+	if (n == 0)
+		printf("quarantine: empty (%s)\n", x->cfg.quarantine_dir);
+	else
+		printf("%d file%s in quarantine (%s)\n", n, n == 1 ? "" : "s",
+		    x->cfg.quarantine_dir);
+	return EX_OK;
+}
+
+/* The entry's record, or an exit code (and a message). */
+static int
+find_entry(const struct quarantine *q, const char *name,
+    struct quarantine_record *r)
+{
+	struct err e = { 0 };
+
+	if (quarantine_read(q, name, r, &e) == 0)
+		return 0;
+	fprintf(stderr, "gatewayctl: %s\n", e.msg);
+	return e.code == ENOENT ? EX_NOINPUT : e.code == EINVAL ? EX_USAGE :
+	    EX_IOERR;
+}
+
+/* An entry through the normal path again: the sender against
+ * PACS_ALLOWED_AETS/_HOSTS as they are now, then lib/archive/ingest. */
+static int
+quarantine_release(struct ctl *x, const char *name)
+{
+	struct ingest g;
+	struct ingest_result *r = NULL;
+	struct quarantine_record rec;
+	struct senders senders;
+	struct err e = { 0 };
+	char path[PATH_MAX], why[200], q[1200];
+	int rc;
+
+	if (ingest_open(&g, &x->cfg, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return EX_CANTCREAT;
+	}
+	if ((rc = find_entry(&g.quarantine, name, &rec)) != 0)
+		goto out;
+	if (senders_from_env(&senders, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		rc = EX_CONFIG;
+		goto out;
+	}
+	struct ingest_arrival a = { path, rec.calling_aet, rec.called_aet,
+	    rec.peer, senders_refusal(&senders, rec.calling_aet, rec.peer,
+	    why, sizeof why), name };
+	if (quarantine_path(&g.quarantine, name, path, sizeof path, &e) == -1 ||
+	    (r = malloc(sizeof *r)) == NULL ||
+	    ingest_file(&g, &a, r, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s: %s\n", name,
+		    r == NULL ? "out of memory" : e.msg);
+		rc = EX_IOERR;
+		goto out;
+	}
+	if (r->outcome == INGEST_STORED) {
+		log_info("released from quarantine", "entry=%s "
+		    "sop_instance_uid=%s object=%.16s calling_aet=%s", name,
+		    r->attrs.sop_instance_uid, r->hash,
+		    log_quote(rec.calling_aet, why, sizeof why));
+		printf("%s: stored (object %s), queued for indexing\n", name,
+		    r->hash);
+	} else {
+		log_warn("release refused: kept in quarantine", "entry=%s "
+		    "reason=%s", name, log_quote(r->q.reason, q, sizeof q));
+		printf("%s: still refused, kept in quarantine: %s\n", name,
+		    r->q.reason);
+		rc = EX_DATAERR;
+	}
+out:
+	free(r);
+	ingest_close(&g);
+	return rc;
+}
+
+/* 1 when the operator answers yes on stdin. */
+static int
+confirmed(const char *name)
+{
+	char line[32];
+
+	fprintf(stderr, "Delete %s and its record for good? [y/N] ", name);
+	fflush(stderr);
+	if (fgets(line, sizeof line, stdin) == NULL) {
+		fputc('\n', stderr);
+		return 0;
+	}
+	line[strcspn(line, "\r\n")] = '\0';
+	return strcasecmp(line, "y") == 0 || strcasecmp(line, "yes") == 0;
+}
+
+static int
+quarantine_delete(struct ctl *x, const char *name)
+{
+	struct quarantine q;
+	struct quarantine_record rec;
+	struct err e = { 0 };
+	char why[1200];
+	int rc;
+
+	if (quarantine_open(&q, x->cfg.quarantine_dir, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return EX_IOERR;
+	}
+	if ((rc = find_entry(&q, name, &rec)) != 0)
+		return rc;
+	show_entry(&rec, NULL);
+	if (!x->yes && !confirmed(name)) {
+		fprintf(stderr, "gatewayctl: nothing deleted\n");
+		return EX_NOPERM;
+	}
+	if (quarantine_remove(&q, name, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return EX_IOERR;
+	}
+	log_info("deleted from quarantine", "entry=%s reason=%s", name,
+	    log_quote(rec.reason, why, sizeof why));
+	printf("%s: deleted\n", name);
+	return EX_OK;
+}
+
+static int
+cmd_quarantine(struct ctl *x, int argc, char **argv)
+{
+	if (argc == 0)
+		return quarantine_list_all(x);
+	if (argc == 2 && strcmp(argv[0], "release") == 0)
+		return quarantine_release(x, argv[1]);
+	if (argc == 2 && strcmp(argv[0], "delete") == 0)
+		return quarantine_delete(x, argv[1]);
+	usage(stderr);
+	return EX_USAGE;
+}
+
 /* ------------------------------------------------------------- main */
 
 static int
@@ -872,6 +1053,8 @@ run(struct ctl *x, const char *cmd, int argc, char **argv,
 		return cmd_alerts(x);
 	if (strcmp(cmd, "worklist") == 0 && argc == 0)
 		return cmd_worklist(x, date);
+	if (strcmp(cmd, "quarantine") == 0)
+		return cmd_quarantine(x, argc, argv);
 	for (size_t i = 0; i < sizeof db_cmds / sizeof db_cmds[0]; i++)
 		if (strcmp(cmd, db_cmds[i].name) == 0 &&
 		    argc == db_cmds[i].argc - held)
@@ -915,6 +1098,7 @@ main(int argc, char **argv)
 		{ "held", no_argument, NULL, 'H' },
 		{ "export", no_argument, NULL, 'E' },
 		{ "check", no_argument, NULL, 'C' },
+		{ "yes", no_argument, NULL, 'y' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -940,6 +1124,7 @@ main(int argc, char **argv)
 		case 'H': held = 1; break;
 		case 'E': config_mode = "export"; break;
 		case 'C': config_mode = "check"; break;
+		case 'y': x.yes = 1; break;
 		case 'h':
 			usage(stdout);
 			return EX_OK;

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Ingest through the whole gateway: storescu -> storescp -> storescp-hook
+# Ingest through the whole gateway: storescu -> storescp-front -> storescp -> storescp-hook
 # -> store -> dcmindex -> pacs.db, with every storage object pydicom ships
 # and generated mammograms (MG For Presentation and For Processing, 16-bit,
 # several studies).
@@ -17,7 +17,10 @@ for f in "$PYDICOM_FILES"/*.dcm; do
 	# dcmsend may exit 0 when a store failed: read its verdict.
 	dcmsend -v -aec SCREENING_PACS 127.0.0.1 "$GW_PORT" "$f" 2>&1 |
 	    grep -q 'Received C-STORE Response (Success)' || continue
-	uid=$(dcm_value "$f" 0008,0018)
+	# pydicom, not dcmdump: dcmdump shows some UIDs as UN bytes, and
+	# storescp +B acknowledges such files too (it does not parse them).
+	uid=$(/usr/bin/python3 -c 'import sys, pydicom
+print(pydicom.dcmread(sys.argv[1], stop_before_pixels=True).SOPInstanceUID)' "$f" 2>/dev/null)
 	[ -n "$uid" ] && echo "$uid" >>"$T/sent"
 done
 sent=$(wc -l <"$T/sent")

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Bad input at the storage edge: truncated files, a non-DICOM file, a huge
-# bogus length, deflate garbage, a file without the UIDs an index needs.
-# Each is quarantined with a reason while good files keep being indexed.
+# bogus length, deflate garbage, a file without the UIDs an index needs,
+# invalid UIDs.  Each is quarantined with a reason, named by its SOP
+# Instance UID when it has one, while good files keep being indexed.
 . "${0%/*}/lib.sh"
 
 export GATEWAY_DATA_DIR=$T/var
@@ -33,6 +34,14 @@ w("deflate-garbage.dcm", dfl[:144 + gl] + os.urandom(4000))
 j = data.index(b"\x20\x00\x0d\x00UI")
 ln = struct.unpack("<H", data[j + 6:j + 8])[0]
 w("no-study-uid.dcm", data[:j] + data[j + 8 + ln:])
+# invalid UIDs: (0008,0018) SOP Instance UID replaced
+def with_sop_uid(uid):
+    k = data.index(b"\x08\x00\x18\x00UI")
+    n = struct.unpack("<H", data[k + 6:k + 8])[0]
+    v = uid.encode() + (b"\0" if len(uid) % 2 else b"")
+    return data[:k + 6] + struct.pack("<H", len(v)) + v + data[k + 8 + n:]
+w("uid-too-long.dcm", with_sop_uid("1.2.826.0.1.3680043.10.1234." + "1" * 42))
+w("uid-letters.dcm", with_sop_uid("1.2.826.0.1.3680043.10.abc"))
 PY
 nbad=$(ls "$T/in" | wc -l)
 
@@ -52,8 +61,12 @@ is "$(count_files "$GATEWAY_DATA_DIR/incoming")" 0 "nothing is left in incoming/
 is "$(ls "$Q" | grep -vc '\.reason$')" "$nbad" "every bad file is quarantined"
 is "$(ls "$Q" | grep -c '\.reason$')" "$nbad" "each with a reason file"
 
+# entry NAME: the quarantine entry of the file received as NAME.
+entry() {
+	grep -lx "file=$1" "$Q"/*.reason 2>/dev/null | sed 's/\.reason$//'
+}
 reason() {
-	cat "$Q"/*-"$1".reason 2>/dev/null | sed -n 's/^reason=//p'
+	sed -n 's/^reason=//p' "$(entry "$1").reason" 2>/dev/null
 }
 ok "non-DICOM: the reason says so" sh -c "echo '$(reason not-dicom.txt)' | grep -qi 'no DICM prefix'"
 ok "empty file: the reason says so" sh -c "echo '$(reason empty.dcm)' | grep -qi 'empty'"
@@ -62,8 +75,18 @@ ok "truncated pixel data: the reason names (7FE0,0010)" sh -c "echo '$(reason tr
 ok "huge bogus length: the reason names the element" sh -c "echo '$(reason bogus-length.dcm)' | grep -q '0008,0070'"
 ok "deflate garbage: the reason says inflate failed" sh -c "echo '$(reason deflate-garbage.dcm)' | grep -qiE 'deflat|inflat'"
 ok "missing Study Instance UID: the reason says so" sh -c "echo '$(reason no-study-uid.dcm)' | grep -q 'Study Instance UID'"
-ok "the quarantined bytes are the bytes received" cmp "$T/in/bogus-length.dcm" "$(ls "$Q"/*-bogus-length.dcm)"
-ok "the reason records the calling AE" grep -q '^calling_aet=MODALITY$' "$(ls "$Q"/*-empty.dcm.reason)"
+ok "a SOP Instance UID over 64 characters: the reason says so" sh -c "echo '$(reason uid-too-long.dcm)' | grep -q 'invalid SOP Instance UID.*longer than 64 characters (70 characters)'"
+ok "a SOP Instance UID with letters: the reason says so" sh -c "echo '$(reason uid-letters.dcm)' | grep -q 'invalid SOP Instance UID \"1.2.826.0.1.3680043.10.abc\": characters other than digits and dots'"
+ok "the quarantined bytes are the bytes received" cmp "$T/in/bogus-length.dcm" "$(entry bogus-length.dcm)"
+is "$(basename "$(entry uid-letters.dcm)")" "1.2.826.0.1.3680043.10.abc.dcm" "a quarantined file is named by its SOP Instance UID"
+ok "... also when the pixel data is cut short" test -n "$(entry truncated-pixels.dcm | grep "/$(dcm_value "$good" 0008,0018 | sed 's/[.]/[.]/g')[~.]")"
+ok "a file without a readable SOP Instance UID is named unknown-<time>" sh -c "basename '$(entry not-dicom.txt)' | grep -q '^unknown-.*\.dcm$'"
+ok "the reason records the calling AE" grep -q '^calling_aet=MODALITY$' "$(entry empty.dcm).reason"
+ok "... the called AE and the peer" sh -c "grep -q '^called_aet=SCREENING_PACS$' '$(entry empty.dcm).reason' && grep -q '^peer=127.0.0.1$' '$(entry empty.dcm).reason'"
+ok "... and the SOP and Study Instance UID and accession number it could read" sh -c "
+    grep -qx 'sop_instance_uid=1.2.826.0.1.3680043.10.abc' '$(entry uid-letters.dcm).reason' &&
+    grep -qx 'study_instance_uid=$(dcm_value "$good" 0020,000D)' '$(entry uid-letters.dcm).reason' &&
+    grep -qx 'accession_number=$(dcm_value "$good" 0008,0050)' '$(entry uid-letters.dcm).reason'"
 
 ok "dcmindex indexes the good files" dcmindex --once
 is "$(sql "$PACS_DB" "SELECT count(*) FROM stored_instances")" 4 "the four good instances are indexed"

@@ -124,10 +124,13 @@ qdir = os.path.join(T, "var", "quarantine")
 for name in sorted(os.listdir(qdir)):
     if name.endswith(".reason"):
         continue
-    orig = name.split("Z-", 1)[1]
+    record = dict(l.rstrip("\n").split("=", 1) for l in open(os.path.join(qdir, name + ".reason")) if "=" in l)
+    orig, reason = record["file"], record["reason"]
+    if reason.startswith("invalid "):
+        print("# quarantined by the UID rule: %s (%s)" % (os.path.relpath(src[orig]), reason))
+        continue       # dcmtk reads bad UIDs; the gateway refuses them
     want = dcmdump(src[orig])
     if want and all(k in want and want[k] for k in ("sop_instance_uid", "study_instance_uid", "series_instance_uid")):
-        reason = open(os.path.join(qdir, name + ".reason")).readline().strip()
         p = subprocess.run(["dcmdump", "-q", "+E", src[orig]], capture_output=True)
         if p.returncode == 0 and not p.stderr:
             unreadable_by_us += 1

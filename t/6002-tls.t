@@ -1,6 +1,7 @@
 #!/bin/sh
 # 6002-tls: DICOM TLS beside the plain ports (issue 12): qrscp and mwlscp
-# through lib/dicomnet/tls, storescp (dcmtk's TLS) under gatewayd.  dcmtk's
+# through lib/dicomnet/tls, storage through storescp-front (its TLS, then
+# dcmtk's storescp behind it) under gatewayd.  dcmtk's
 # echoscu, findscu and storescu +tls as clients: anonymous TLS, mutual
 # TLS with a client certificate, a certificate from another CA, an
 # expired one, a plain client on the TLS port and a TLS client on the
@@ -73,7 +74,7 @@ wait_for 10 "... logged as expired" grep -q 'TLS handshake failed.*expired' "$T/
 ok "the plain worklist port still answers" echoscu -to 5 -aec SCREENING_MWL 127.0.0.1 "$WLP"
 ok "... and so does the TLS one" wl_tls +tls "$P/client.key" "$P/client.pem"
 
-# --- storage over TLS under gatewayd (dcmtk's storescp) ---
+# --- storage over TLS under gatewayd (storescp-front) ---
 CT_SMALL=$PYDICOM_FILES/CT_small.dcm
 GWD=$T/gw
 PT=$(free_port) PP=$(free_port)
@@ -88,7 +89,7 @@ ENV
 unset GATEWAY_DATA_DIR
 GATEWAY_ENV_FILE=$T/gateway.env WORKLIST_PORT=$(free_port) GW_BIN=$GW_BIN \
     bg gatewayd sh "$GW_ROOT/pipeline/gatewayd" run
-wait_for 30 "storescp listens on PACS_TLS_PORT under gatewayd" port_open "$PT"
+wait_for 30 "storescp-front listens on PACS_TLS_PORT under gatewayd" port_open "$PT"
 stored() { [ "$(sqlite3 "$GWD/pacs.db" 'SELECT count(*) FROM instances' 2>/dev/null)" = "$1" ]; }
 ok "storescu +tls with a client certificate stores an image" \
     storescu -to 10 +tls "$P/client.key" "$P/client.pem" +cf "$P/ca.pem" \
@@ -102,7 +103,7 @@ ok "the plain storage port beside it still stores" \
     storescu -to 10 -aec SCREENING_PACS 127.0.0.1 "$PP" "$PYDICOM_FILES/MR_small.dcm"
 wait_for 30 "... indexed too" stored 2
 GATEWAY_ENV_FILE=$T/gateway.env sh "$GW_ROOT/pipeline/gatewayd" status >"$T/status.out" 2>&1
-ok "gatewayd status lists storescp-tls running" grep -Eq '^storescp-tls +running ' "$T/status.out"
+ok "gatewayd status lists storescp-front running" grep -Eq '^storescp-front +running ' "$T/status.out"
 # --- C-MOVE to a "tls" destination (dcmtk storescp +tls), mutual TLS ---
 . "$GW_ROOT/t/qr/lib.sh"
 GATEWAY_DATA_DIR=$T/qrvar

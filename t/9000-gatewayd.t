@@ -47,7 +47,7 @@ ok "... with a message naming the program" grep -q 'gatewayctl missing' "$T/refu
 
 cd "$T" || exit 1
 start_gateway || { echo "Bail out! gatewayd did not start"; cat "$T/gatewayd.log"; exit 1; }
-pass "gatewayd starts and storescp answers C-ECHO as SCREENING_PACS"
+pass "gatewayd starts and storescp-front listens on PACS_PORT"
 ok "echoscu succeeds against PACS_AET" echoscu -aec SCREENING_PACS 127.0.0.1 "$GW_PORT"
 wait_for 20 "mwlscp answers C-ECHO as WORKLIST_AET on WORKLIST_PORT" \
     echoscu -aec SCREENING_MWL 127.0.0.1 "$WORKLIST_PORT"
@@ -64,12 +64,12 @@ ok "the var tree and a wake FIFO per spool exist" tree_ok
 ok "pacs.db is initialised" test -s "$T/var/pacs.db"
 
 wait_for 10 "both children are recorded as running" \
-    sh -c "grep -q state=running '$T/var/run/storescp.state' && grep -q state=running '$T/var/run/dcmindex.state'"
-STORESCP_PID=$(state storescp pid)
+    sh -c "grep -q state=running '$T/var/run/storescp-front.state' && grep -q state=running '$T/var/run/dcmindex.state'"
+STORESCP_PID=$(state storescp-front pid)
 DCMINDEX_PID=$(state dcmindex pid)
 is "$(ps -o pgid= -p "$STORESCP_PID" | tr -d ' ')" "$STORESCP_PID" \
-    "storescp leads its own process group"
-ok "storescp runs with TCP_NODELAY=1" \
+    "storescp-front leads its own process group"
+ok "storescp-front runs with TCP_NODELAY=1" \
     sh -c "tr '\\0' '\\n' </proc/$STORESCP_PID/environ | grep -qx TCP_NODELAY=1"
 
 # ------------------------------------------------------------ ingest
@@ -81,7 +81,8 @@ indexed() {
 }
 wait_for 20 "the instance reaches stored_instances" indexed "$CT_UID"
 
-# storescp pastes the calling AE title into the hook's shell command.
+# storescp would paste a calling AE title into the hook's shell command:
+# storescp-front gives it to the hook in the environment instead.
 EVIL_AET='"$(touch pwned)"'
 ok "storescu sends with a calling AE title full of shell syntax" \
     storescu -aet "$EVIL_AET" -aec SCREENING_PACS 127.0.0.1 "$GW_PORT" "$PYDICOM_FILES/MR_small.dcm"
@@ -94,8 +95,8 @@ is "$(sql "$T/var/pacs.db" "SELECT count(*) FROM receipts WHERE calling_aet = '$
 
 gw status >"$T/status.out" 2>&1
 is "$?" 0 "gatewayd status exits 0 while the supervisor runs"
-ok "status shows storescp running with its pid" \
-    grep -Eq "^storescp +running +$STORESCP_PID " "$T/status.out"
+ok "status shows storescp-front running with its pid" \
+    grep -Eq "^storescp-front +running +$STORESCP_PID " "$T/status.out"
 ok "status shows dcmindex running" grep -Eq "^dcmindex +running +$DCMINDEX_PID " "$T/status.out"
 ok "status shows mwlscp running" grep -Eq "^mwlscp +running +[0-9]+ " "$T/status.out"
 ok "status shows qrscp running" grep -Eq "^qrscp +running +[0-9]+ " "$T/status.out"
@@ -133,13 +134,13 @@ ok "... and leaves no pid file" test ! -e "$T/var2/run/gatewayd.pid"
 
 # --------------------------------------------------------------- stop
 
-STORESCP_PID=$(state storescp pid)
+STORESCP_PID=$(state storescp-front pid)
 DCMINDEX_PID=$(state dcmindex pid)
 kill -TERM "$GATEWAYD_PID"
 wait_for 15 "gatewayd exits on SIGTERM" sh -c "! kill -0 $GATEWAYD_PID 2>/dev/null"
 wait "$GATEWAYD_PID"
 is "$?" 0 "... with status 0"
-ok "... and no process of storescp's group is left" group_empty "$STORESCP_PID"
+ok "... and no process of storescp-front's group is left" group_empty "$STORESCP_PID"
 ok "... nor of dcmindex's" group_empty "$DCMINDEX_PID"
 ok "... nor any process naming the data directory" no_process_mentions "$T/var"
 not_ok "... and the port is free" port_open "$GW_PORT"

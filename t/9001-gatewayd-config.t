@@ -61,7 +61,7 @@ GATEWAY_ENV_FILE=/dev/null PACS_PORT=http sh "$GATEWAYD" run >/dev/null 2>"$T/po
 is "$?" 78 "a PACS_PORT that is not a number is refused (EX_CONFIG)"
 
 # Without ss (here: one that sees nothing), the port check cannot see the
-# listener; storescp's bind error must still stop the start.
+# listener; storescp-front's bind error must still stop the start.
 mkdir "$T/noss"
 printf '#!/bin/sh\nexit 0\n' >"$T/noss/ss"
 chmod +x "$T/noss/ss"
@@ -73,8 +73,8 @@ print("ready", flush=True); time.sleep(60)' "$PORT"
 wait_until 5 port_open "$PORT"
 GATEWAY_ENV_FILE=/dev/null GATEWAY_DATA_DIR=$T/busy PACS_PORT=$PORT WORKLIST_PORT=$(free_port) PATH=$T/noss:$PATH \
     sh "$GATEWAYD" run >/dev/null 2>"$T/busy.err"
-is "$?" 69 "storescp failing to bind ends the start (EX_UNAVAILABLE)"
-ok "... saying storescp could not listen" grep -q "storescp could not listen on PACS_PORT $PORT" "$T/busy.err"
+is "$?" 69 "storescp-front failing to bind ends the start (EX_UNAVAILABLE)"
+ok "... saying storescp-front could not listen" grep -q "storescp-front could not listen on PACS_PORT $PORT" "$T/busy.err"
 nothing_runs() { ! pgrep -f "$T/busy" >/dev/null; }
 ok "... and leaves nothing running" nothing_runs
 ok "... and no pid file" test ! -e "$T/busy/run/gatewayd.pid"

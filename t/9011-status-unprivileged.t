@@ -17,7 +17,7 @@ ok "nobody can read the test's data directory" runuser -u nobody -- test -r "$T/
 as_nobody status >"$T/status.out" 2>"$T/status.err"
 is "$?" 0 "status as nobody exits 0 while root's gateway runs"
 ok "... and says running, not 'not running'" grep -q '^gatewayd: running (pid ' "$T/status.out"
-ok "... with storescp running, not stopped" grep -Eq '^storescp +running +[0-9]+ ' "$T/status.out"
+ok "... with storescp-front running, not stopped" grep -Eq '^storescp-front +running +[0-9]+ ' "$T/status.out"
 ok "... and dcmindex running" grep -Eq '^dcmindex +running +[0-9]+ ' "$T/status.out"
 
 chmod 700 "$T/var/spool/relay/failed" "$T/var/quarantine"

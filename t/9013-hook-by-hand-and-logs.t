@@ -1,6 +1,7 @@
 #!/bin/sh
 # storescp-hook run by hand never takes a file from elsewhere unless told
-# (--take), and storescp's own lines reach the log as logfmt.
+# (--take), and storescp's own lines reach the log as logfmt, with the
+# peer.
 . "${0%/*}/lib.sh"
 
 export GATEWAY_ENV_FILE=/dev/null GATEWAY_DATA_DIR=$T/var
@@ -33,32 +34,39 @@ ok "... relative to incoming/ too" sh -c "cp '$PYDICOM_FILES/CT_small.dcm' '$T/v
 storescp-hook --take --sweep 2>/dev/null
 is "$?" 64 "--take with --sweep is a usage error"
 
-# storescp's own "W: ..." lines, wrapped as gatewayd wraps them.
-sh "$GATEWAYD" _logwrap storescp sh -c '
-	echo "W: DIMSE Warning: (STORESCU,SCREENING_PACS): sendMessage: unable to convert"
-	echo "E: Association Request Failed" >&2
-	echo "I: Association Received"
-	echo "ts=2026-12-02T00:00:00Z level=info prog=storescp-hook msg=stored"
-	exit 3' 2>"$T/wrap.log"
-is "$?" 3 "the wrapper exits with storescp's status"
-ok "a W: line becomes a logfmt warning with a timestamp" \
-    grep -Eq '^ts=[0-9T:-]+Z level=warn prog=storescp msg="DIMSE Warning: \(STORESCU,SCREENING_PACS\): sendMessage: unable to convert"$' "$T/wrap.log"
-ok "an E: line on stderr becomes an error" grep -q '^ts=.* level=error prog=storescp msg="Association Request Failed"$' "$T/wrap.log"
-ok "an I: line is info (shown at LOG_LEVEL=info)" grep -q 'level=info prog=storescp msg="Association Received"' "$T/wrap.log"
-ok "the hook's own logfmt lines pass unchanged" grep -qx 'ts=2026-12-02T00:00:00Z level=info prog=storescp-hook msg=stored' "$T/wrap.log"
-is "$(grep -cv '^ts=' "$T/wrap.log")" 0 "every line is logfmt"
-
-# And the real storescp under gatewayd, with a peer that drops the
-# association (storescp warns), then an image.
+# storescp's own lines, under gatewayd: storescp-front relays them with
+# the peer and AE titles.  A peer that breaks off its association request
+# (the front aborts it), then one that sends a broken P-DATA-TF once
+# storescp has the association (storescp complains), then an image.
 unset GATEWAY_DATA_DIR
 rm -rf "$T/var"
 start_gateway
 python3 -c 'import socket, sys; s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.send(b"\x01\x00\x00\x00\x00\x10" + b"x" * 8); s.close()' "$GW_PORT"
+python3 - "$GW_PORT" <<'PY'
+import socket, struct, sys
+def item(t, b): return struct.pack(">BBH", t, 0, len(b)) + b
+ae = lambda s: s.encode().ljust(16)
+pc = item(0x20, bytes([1, 0, 0, 0]) + item(0x30, b"1.2.840.10008.1.1") + item(0x40, b"1.2.840.10008.1.2"))
+ui = item(0x50, item(0x51, struct.pack(">I", 16384)) + item(0x52, b"1.2.3.4"))
+body = struct.pack(">HH", 1, 0) + ae("SCREENING_PACS") + ae("GARBLER") + b"\0" * 32 + item(0x10, b"1.2.840.10008.3.1.1.1") + pc + ui
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(struct.pack(">BBI", 1, 0, len(body)) + body)
+s.recv(65536)
+s.sendall(struct.pack(">BBI", 4, 0, 10) + struct.pack(">I", 200) + b"\x01\x03xxxx")
+try:
+    s.recv(100)
+except OSError:
+    pass
+s.close()
+PY
 storescu -aec SCREENING_PACS 127.0.0.1 "$GW_PORT" "$PYDICOM_FILES/CT_small.dcm" 2>/dev/null
 indexed() { [ "$(sql "$T/var/pacs.db" 'SELECT count(*) FROM instances')" = 1 ]; }
 wait_for 20 "the image is indexed" indexed
 stop_gateway
-ok "storescp's complaint about the bad peer is in the log as logfmt" \
-    grep -q '^ts=.* level=[a-z]* prog=storescp msg=' "$T/gatewayd.log"
+ok "a broken association request is logged with the peer" \
+    grep -q '^ts=.* level=warn prog=storescp-front msg="association aborted" peer=127.0.0.1:[0-9]* error="peer closed the connection inside a PDU"' "$T/gatewayd.log"
+ok "storescp's complaint about a bad peer is logfmt, with the peer and AE titles" \
+    grep -q '^ts=.* level=error prog=storescp msg=".*PDV.*" peer=127.0.0.1:[0-9]* calling_aet=GARBLER called_aet=SCREENING_PACS$' "$T/gatewayd.log"
+ok "the hook's own lines come through" grep -q '^ts=.* level=info prog=storescp-hook msg=stored ' "$T/gatewayd.log"
 is "$(grep -cv '^ts=' "$T/gatewayd.log")" 0 "every line of the gateway's log is logfmt"
 done_testing

@@ -35,7 +35,8 @@ WORKLIST_BIND=127.0.0.1
 WORKLIST_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 QR_BIND=127.0.0.1
 QR_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export WORKLIST_BIND WORKLIST_PORT QR_BIND QR_PORT
+PACS_BIND=127.0.0.1
+export WORKLIST_BIND WORKLIST_PORT QR_BIND QR_PORT PACS_BIND
 _tap_n=0
 _tap_failed=0
 _tap_planned=0
@@ -200,7 +201,8 @@ count_files() {
 }
 
 # start_gateway: run gatewayd on a free port with its data in $T/var.
-# Sets GW_PORT, GATEWAY_DATA_DIR, PACS_DB; waits until storescp answers.
+# Sets GW_PORT, GATEWAY_DATA_DIR, PACS_DB; waits until storescp-front
+# listens (a C-ECHO might be refused: PACS_ALLOWED_AETS, the disk floor).
 start_gateway() {
 	GW_PORT=${GW_PORT:-$(free_port)}
 	GATEWAY_DATA_DIR=$T/var
@@ -210,7 +212,7 @@ start_gateway() {
 	export GATEWAY_DATA_DIR PACS_PORT GATEWAY_ENV_FILE
 	bg gatewayd sh "$GW_ROOT/pipeline/gatewayd" run
 	GATEWAYD_PID=$BG_PID
-	wait_until 30 echoscu -to 2 -aec SCREENING_PACS 127.0.0.1 "$GW_PORT"
+	wait_until 30 grep -q 'prog=storescp-front msg=listening' "$T/gatewayd.log"
 }
 
 stop_gateway() {

@@ -4,8 +4,8 @@
  *
  * Layer 2.  The one public header of lib/archive/; what its modules share
  * beyond it is static in its .c files.
- * Modules, each with its contract below: store, pacs, scrub, purge,
- * upload_state.
+ * Modules, each with its contract below: store, pacs, quarantine, ingest,
+ * scrub, purge, upload_state.
  */
 #ifndef GW_ARCHIVE_H
 #define GW_ARCHIVE_H
@@ -46,6 +46,10 @@ int store_open(struct store *st, const char *root, int create,
 /* SHA-256 of len bytes at buf as 64 lowercase hex digits + NUL. */
 int store_hash_buf(const void *buf, size_t len,
     char hex[STORE_HASH_LEN + 1], struct err *e);
+
+/* The same, of a whole file read from fd (from its start) through a
+ * 1 MiB buffer: memory stays bounded whatever the file's size. */
+int store_hash_fd(int fd, char hex[STORE_HASH_LEN + 1], struct err *e);
 
 /* 1 when hex is 64 lowercase hex digits. */
 int store_valid_hash(const char *hex);
@@ -133,6 +137,135 @@ int pacs_index_object(struct pacs_index *ix, const struct pacs_attrs *a,
 /* ISO 8601 UTC with milliseconds for now, or for a time in seconds. */
 void pacs_timestamp(char out[32]);
 void pacs_timestamp_at(const struct timespec *t, char out[32]);
+
+/*
+ * quarantine: files that passed the door (storescp-front) but are not
+ * usable, kept byte for byte with why, until an operator releases or
+ * deletes them (gatewayctl quarantine).
+ *
+ * $GATEWAY_QUARANTINE_DIR/NAME is the file as received and NAME.reason
+ * its record, key=value lines (struct quarantine_record): the reason; the
+ * sender (calling and called AE title, peer address); the SOP Instance
+ * UID, Study Instance UID and accession number when they could be read;
+ * the file's name in incoming/, size, when it was received (its mtime)
+ * and quarantined.  NAME is the SOP Instance UID + ".dcm" (characters
+ * other than letters, digits, '.' and '-' as '_'), with "~2", "~3"...
+ * when taken, or "unknown-<time>.dcm" when none could be read.  Entries
+ * of older versions (<time>-<incoming name>) are listed and handled the
+ * same way.
+ *
+ * quarantine_put() renames the file in under a name nobody has
+ * (RENAME_NOREPLACE; across file systems a durable copy first), then
+ * writes the record atomically and syncs the directory: a crash between
+ * leaves the file listed as "no reason recorded", never lost.  Hidden
+ * names (a leading '.') are work files, never entries.
+ * Never: touches pacs.db, prints or logs.
+ */
+
+#define QUARANTINE_NAME_MAX	160
+
+struct quarantine {
+	char dir[PATH_MAX];
+};
+
+struct quarantine_record {
+	char name[QUARANTINE_NAME_MAX];	/* the entry: its file name */
+	char reason[1024];
+	char file[256];			/* its name in incoming/ */
+	char sop_instance_uid[PACS_UI], study_instance_uid[PACS_UI];
+	char accession_number[PACS_LO];
+	char calling_aet[64], called_aet[64], peer[64];
+	long long size;
+	char received_at[32], quarantined_at[32];
+	char released_at[32];		/* a release that failed again */
+};
+
+int quarantine_open(struct quarantine *q, const char *dir, struct err *e);
+
+/* Move src in, with record r (the caller fills the reason, the sender and
+ * what it read; r->name, size, quarantined_at and, when empty,
+ * received_at are set here).  0; -1 with src left where it was. */
+int quarantine_put(struct quarantine *q, const char *src,
+    struct quarantine_record *r, struct err *e);
+
+/* Rewrite an entry's record (r->name names it). */
+int quarantine_update(struct quarantine *q, const struct quarantine_record *r,
+    struct err *e);
+
+/* Entry name's record (reason "no reason recorded ..." when it has
+ * none).  -1 with e->code ENOENT when there is no such entry, EINVAL
+ * when name is not an entry's name (a path, a .reason file). */
+int quarantine_read(const struct quarantine *q, const char *name,
+    struct quarantine_record *r, struct err *e);
+
+/* The path of entry name's file. */
+int quarantine_path(const struct quarantine *q, const char *name, char *out,
+    size_t outsz, struct err *e);
+
+/* Remove entry name: its file, then its record. */
+int quarantine_remove(struct quarantine *q, const char *name, struct err *e);
+
+/* Each entry, oldest first: fn(r, arg) (r valid during the call); a
+ * non-zero return stops.  The count listed, or -1 with e set. */
+typedef int quarantine_fn(const struct quarantine_record *r, void *arg);
+int quarantine_list(const struct quarantine *q, quarantine_fn *fn, void *arg,
+    struct err *e);
+
+/*
+ * ingest: one received file kept: into the store and the index spool, or
+ * into the quarantine with why.  storescp-hook runs it for each file
+ * storescp wrote (and its sweep); gatewayctl quarantine release runs it
+ * on an entry again, through the same checks.
+ *
+ * ingest_file() parses the whole file (lib/dicom); checks that it can be
+ * indexed (pacs_extract) and that its SOP Instance, SOP Class, Study and
+ * Series Instance UIDs are valid (at most 64 characters, only digits and
+ * dots, no empty component); hashes it streamed, so memory stays bounded
+ * whatever its size; links it into the store (store_adopt); enqueues an
+ * index job (object, size, SOP Instance UID, receipt key <file
+ * name>:<hash>, the sender, received_at its mtime); and only then removes
+ * the source.  A file that fails a check, or whose sender the caller
+ * refused (a->refused, see lib/dicomnet senders), is quarantined with the
+ * reason and what could be read of it.  A source that is a quarantine
+ * entry already (a->quarantine_name) stays where it is when it fails
+ * again (its record gets the new reason) and leaves the quarantine once
+ * stored.  A fault of the machine (I/O, full disk) leaves the source where
+ * it was and returns -1: the sweep, or a release, tries again.
+ * Never: touches pacs.db, prints or logs (the caller logs the result).
+ */
+
+struct ingest {
+	struct store store;
+	struct spool index;
+	struct quarantine quarantine;
+};
+
+struct ingest_arrival {
+	const char *path;
+	const char *calling_aet, *called_aet, *peer;	/* "" when unknown */
+	const char *refused;		/* the sender may not store: why */
+	const char *quarantine_name;	/* the source is this entry */
+};
+
+enum { INGEST_STORED = 1, INGEST_QUARANTINED };
+
+struct ingest_result {
+	int outcome;			/* INGEST_* */
+	char hash[STORE_HASH_LEN + 1];	/* stored: the object */
+	int new_object;			/* stored: the store had no copy */
+	long long size;
+	struct pacs_attrs attrs;	/* stored: what was read */
+	struct quarantine_record q;	/* quarantined: the record */
+};
+
+/* Open the store, the index spool and the quarantine of c. */
+int ingest_open(struct ingest *g, const struct config *c, struct err *e);
+void ingest_close(struct ingest *g);
+
+/* 0 with r->outcome saying where the file went; -1 with e set (the
+ * source left in place). */
+int ingest_file(struct ingest *g, const struct ingest_arrival *a,
+    struct ingest_result *r, struct err *e);
 
 /*
  * scrub: re-hash the objects of the store against their names

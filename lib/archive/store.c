@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -35,22 +36,66 @@ store_open(struct store *st, const char *root, int create, struct err *e)
 	return 0;
 }
 
+static void
+digest_hex(const unsigned char md[SHA256_DIGEST_LENGTH],
+    char hex[STORE_HASH_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (unsigned i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[STORE_HASH_LEN] = '\0';
+}
+
 int
 store_hash_buf(const void *buf, size_t len, char hex[STORE_HASH_LEN + 1],
     struct err *e)
 {
-	static const char digits[] = "0123456789abcdef";
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	SHA256_CTX ctx;
 
 	if (SHA256_Init(&ctx) != 1 || SHA256_Update(&ctx, buf, len) != 1 ||
 	    SHA256_Final(md, &ctx) != 1)
 		return err_set(e, EIO, "SHA-256 failed (OpenSSL)");
-	for (unsigned i = 0; i < 32; i++) {
-		hex[2 * i] = digits[md[i] >> 4];
-		hex[2 * i + 1] = digits[md[i] & 15];
+	digest_hex(md, hex);
+	return 0;
+}
+
+int
+store_hash_fd(int fd, char hex[STORE_HASH_LEN + 1], struct err *e)
+{
+	const size_t bufsz = 1u << 20;
+	unsigned char md[SHA256_DIGEST_LENGTH], *buf;
+	SHA256_CTX ctx;
+	ssize_t n;
+	int rc = 0;
+
+	if ((buf = malloc(bufsz)) == NULL)
+		return err_set(e, ENOMEM, "out of memory for hashing");
+	if (lseek(fd, 0, SEEK_SET) == -1) {
+		free(buf);
+		return err_sys(e, "lseek");
 	}
-	hex[STORE_HASH_LEN] = '\0';
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (SHA256_Init(&ctx) != 1)
+		rc = err_set(e, EIO, "SHA-256 failed (OpenSSL)");
+	while (rc == 0 && (n = read(fd, buf, bufsz)) != 0) {
+		if (n == -1) {
+			if (errno != EINTR)
+				rc = err_sys(e, "read");
+			continue;
+		}
+		if (SHA256_Update(&ctx, buf, (size_t)n) != 1)
+			rc = err_set(e, EIO, "SHA-256 failed (OpenSSL)");
+	}
+	free(buf);
+	if (rc == 0 && SHA256_Final(md, &ctx) != 1)
+		rc = err_set(e, EIO, "SHA-256 failed (OpenSSL)");
+	if (rc == -1)
+		return -1;
+	digest_hex(md, hex);
 	return 0;
 }
 

@@ -5,7 +5,7 @@
  * Layer 2.  The one public header of lib/dicomnet/; what its modules share
  * beyond it is static in its .c files.
  * Modules, each with its contract below: netallow, tls, ul, dimse, scu,
- * scp.
+ * scp, senders.
  */
 #ifndef GW_DICOMNET_H
 #define GW_DICOMNET_H
@@ -243,6 +243,7 @@ struct ul_assoc {
 	int msg_ctx, msg_command;	/* -1 when none is in progress */
 	long long msg_deadline;		/* ms, CLOCK_MONOTONIC */
 	int released;
+	int peeked;			/* ul_request(): the RQ is still unread */
 };
 
 /* One reassembled message part; bytes are the caller's to free(). */
@@ -270,6 +271,38 @@ struct ul_proposal {
  */
 int ul_accept(struct ul_assoc **out, int fd, const struct ul_config *cfg,
     struct err *e);
+
+/*
+ * Acceptor in two steps, for a front that decides before another program
+ * takes the association over (storescp-front hands it to dcmtk's storescp):
+ * ul_request() waits (ARTIM) for the whole A-ASSOCIATE-RQ on fd and parses
+ * it into *out (AE titles, contexts) without answering.  With peek set
+ * (plain TCP only) nothing is taken off the socket (MSG_PEEK): whoever the
+ * socket goes to next reads the request as if it came first.  Without it
+ * the request is read (over TLS: cfg->tls) and ul_request_pdu() gives it
+ * back whole, to be replayed.  A PDU other than an A-ASSOCIATE-RQ, or a
+ * malformed one, is answered with an A-ABORT: -1, UL_E_PROTOCOL; a peer
+ * that closes or stays silent: -1, UL_E_CLOSED or UL_E_TIMEOUT.  *out, when
+ * set, owns fd (and cfg->tls); free it with ul_free().
+ */
+int ul_request(struct ul_assoc **out, int fd, const struct ul_config *cfg,
+    int peek, struct err *e);
+
+/* The request ul_request() took, as one PDU (header and body) in *pdu
+ * (malloc'd). */
+int ul_request_pdu(const struct ul_assoc *a, uint8_t **pdu, size_t *len,
+    struct err *e);
+
+/* Answer a request from ul_request() with A-ASSOCIATE-RJ r; a peeked
+ * request is read off the socket first.  Always -1: UL_E_REJECTED when
+ * the answer went out, else why not. */
+int ul_refuse(struct ul_assoc *a, const struct ul_reject *r, struct err *e);
+
+/* A rejection in words (PS3.8 9.3.4): its reason ("calling AE title not
+ * recognised", "local limit exceeded", ...) and its result
+ * ("rejected-permanent" or "rejected-transient"). */
+const char *ul_reject_reason(const struct ul_reject *r);
+const char *ul_reject_result(const struct ul_reject *r);
 
 /* Requestor: connect to host:port and propose ctxs.  0 when the peer
  * accepted (some contexts may be rejected: check result), else -1. */
@@ -440,7 +473,7 @@ const char *dimse_command_name(uint16_t command_field);
  * - Nothing here prints or exits; errors come back in struct err.
  */
 
-/* Why an association was rejected, in words (PS3.8 9.3.4). */
+/* Why an association was rejected, in words: ul_reject_reason(). */
 const char *scu_reject_reason(const struct ul_reject *r);
 
 /* Send rq on ctx_id and wait for its response into *rsp (the caller
@@ -489,6 +522,8 @@ int scu_dataset_offset(const struct dcm *d, size_t *off, struct err *e);
  *   the limit the connection is closed at once.
  * - SIGTERM/SIGINT: stop accepting, give running associations up to
  *   SCP_GRACE_SECONDS to finish, kill what remains, return EX_OK.
+ * - A program may take each connection itself (take): the frame then
+ *   does everything up to the TLS handshake, and the program the rest.
  * - The program fills struct scp_server (defaults from scp_defaults(),
  *   options through scp_option()), sets the abstract syntaxes it serves
  *   and a serve callback; scp_run() does the rest.  Every association is
@@ -535,6 +570,13 @@ struct scp_server {
 	const char *const *scp_role_transfer_syntaxes;
 	/* Serve an accepted association; its return is the child's exit. */
 	int (*serve)(struct scp_session *x);
+	/* Optional, instead of ul_accept() and serve: the child takes the
+	 * connection itself (fd; tls: its TLS connection on the TLS port,
+	 * handshake done, else NULL; busy: beyond max_assoc, to be
+	 * rejected); both are its own.  Its return is the child's exit.
+	 * For a front that hands associations on (storescp-front). */
+	int (*take)(struct scp_session *x, int fd, struct tls_conn *tls,
+	    int busy);
 	/* Optional: called about once a second in the parent. */
 	void (*tick)(struct scp_server *s);
 	/* Optional: a child the parent did not fork for an association
@@ -663,5 +705,43 @@ void scp_serve_loop(struct scp_session *x,
 
 /* The peer's "address:port" of a connected socket. */
 void scp_peer_name(int fd, char *out, size_t outsz);
+
+/*
+ * senders: who may store images: PACS_ALLOWED_AETS (calling AE titles)
+ * and PACS_ALLOWED_HOSTS (addresses or networks, lib/dicomnet/netallow).
+ * One rule, applied at the door by storescp-front (A-ASSOCIATE-RJ) and
+ * behind it by storescp-hook and gatewayctl quarantine release (a file
+ * from anyone else is quarantined).  Empty lists allow everyone.  No
+ * allocation; nothing printed.
+ */
+
+#define SENDERS_MAX_AETS	64
+
+struct senders {
+	char aets[SENDERS_MAX_AETS][UL_AE_MAX];
+	int naets;			/* 0: any calling AE title */
+	struct netallow hosts;		/* n 0: any address */
+};
+
+/* A comma-separated list of AE titles (blanks around each dropped) into
+ * aets: the count, or -1 for a title over 16 characters or more than
+ * max of them. */
+int senders_parse_aets(char aets[][UL_AE_MAX], int max, const char *list);
+
+/* From PACS_ALLOWED_AETS and PACS_ALLOWED_HOSTS: 0, or -1 with e naming
+ * the bad setting. */
+int senders_from_env(struct senders *s, struct err *e);
+
+/* 1 when the calling AE title is allowed. */
+int senders_aet_allowed(const struct senders *s, const char *calling_aet);
+
+/*
+ * NULL when calling_aet at address (numeric, no port) may store; else
+ * why not in words, in why (calling AE title "X" is not in
+ * PACS_ALLOWED_AETS").  A sender with neither (a file the sweep found)
+ * is not judged.
+ */
+const char *senders_refusal(const struct senders *s, const char *calling_aet,
+    const char *address, char *why, size_t whysz);
 
 #endif

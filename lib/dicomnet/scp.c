@@ -69,23 +69,12 @@ scp_stopping(void)
 int
 scp_parse_allow(struct scp_server *s, const char *list)
 {
-	char buf[2048], *tok, *save = NULL;
-	int n = 0;
+	int n = senders_parse_aets(s->allowed, SCP_MAX_ALLOWED, list);
 
-	if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf)
+	if (n == -1)
 		return -1;
-	for (tok = strtok_r(buf, ",", &save); tok != NULL;
-	    tok = strtok_r(NULL, ",", &save)) {
-		while (*tok == ' ')
-			tok++;
-		if (*tok == '\0')
-			continue;
-		if (n >= SCP_MAX_ALLOWED || strlen(tok) > 16)
-			return -1;
-		snprintf(s->allowed[n], UL_AE_MAX, "%s", tok);
-		s->allowed_ptr[n] = s->allowed[n];
-		n++;
-	}
+	for (int i = 0; i < n; i++)
+		s->allowed_ptr[i] = s->allowed[i];
 	s->allowed_ptr[n] = NULL;
 	s->nallowed = n;
 	return 0;
@@ -455,6 +444,8 @@ serve_association(struct scp_server *s, int fd, int busy, int tls)
 		close(fd);
 		return EX_OK;
 	}
+	if (s->take != NULL)
+		return s->take(&x, fd, uc.tls, busy);
 	uc.ae_title = s->aet;
 	uc.any_called_aet = s->any_called_aet;
 	uc.allowed_calling = s->nallowed > 0 ? s->allowed_ptr : NULL;

@@ -8,19 +8,7 @@
 const char *
 scu_reject_reason(const struct ul_reject *r)
 {
-	if (r->source == 1 && r->reason == 2)
-		return "application context name not supported";
-	if (r->source == 1 && r->reason == 3)
-		return "calling AE title not recognised";
-	if (r->source == 1 && r->reason == 7)
-		return "called AE title not recognised";
-	if (r->source == 2 && r->reason == 2)
-		return "protocol version not supported";
-	if (r->source == 3 && r->reason == 1)
-		return "temporary congestion";
-	if (r->source == 3 && r->reason == 2)
-		return "local limit exceeded (busy)";
-	return "no reason given";
+	return ul_reject_reason(r);
 }
 
 int

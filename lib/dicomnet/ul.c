@@ -803,12 +803,121 @@ send_rj(struct ul_assoc *a, struct err *e)
 	    r->reason);
 }
 
+/*
+ * Wait until n bytes can be peeked from fd, and peek them (MSG_PEEK: they
+ * stay in the socket).  SO_RCVLOWAT makes poll() wait for all n; where
+ * it is not honoured, a short nap stands in for it.  -1 with e set:
+ * UL_E_CLOSED when the peer closed before the first byte, UL_E_PROTOCOL
+ * when it closed inside, UL_E_TIMEOUT, or errno.
+ */
+static int
+peek_full(int fd, uint8_t *buf, size_t n, long long deadline, struct err *e)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	int lowat = (int)n, one = 1, rc = -1, hup = 0;
+	ssize_t r, last = -1;
+	long long left;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+	for (;;) {
+		r = recv(fd, buf, n, MSG_PEEK | MSG_DONTWAIT);
+		if (r == (ssize_t)n) {
+			rc = 0;
+			break;
+		}
+		if (r == 0 || (r == -1 && errno == ECONNRESET) ||
+		    (r > 0 && hup)) {
+			rc = r > 0 ? err_set(e, UL_E_PROTOCOL, "peer closed "
+			    "the connection inside a PDU") : err_set(e,
+			    UL_E_CLOSED, "peer closed the connection");
+			break;
+		}
+		if (r == -1 && errno != EAGAIN && errno != EINTR) {
+			rc = err_sys(e, "recv");
+			break;
+		}
+		if (r == last)		/* no SO_RCVLOWAT: do not spin */
+			poll(NULL, 0, 5);
+		last = r;
+		if ((left = deadline - now_ms()) <= 0) {
+			rc = err_set(e, UL_E_TIMEOUT, "timed out waiting for "
+			    "the peer");
+			break;
+		}
+		if (poll(&p, 1, left > 1000 ? 1000 : (int)left) > 0 &&
+		    (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			hup = 1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+	return rc;
+}
+
+/* As read_pdu() for the first PDU, but peeked: nothing is taken off the
+ * socket.  The body lands in a->pdu. */
+static int
+peek_pdu(struct ul_assoc *a, long long deadline, struct err *e)
+{
+	uint8_t h[6], *np;
+	uint32_t len;
+
+	if (peek_full(a->fd, h, 6, deadline, e) == -1)
+		return -1;
+	if (!valid_type(h[0]))
+		return protocol_abort(a, AB_UNRECOGNIZED_PDU, e, h[0] == 0x16 ?
+		    "a TLS handshake on the plain DICOM port (the peer wants "
+		    "the TLS port)" : "unrecognised PDU type");
+	len = be32(h + 2);
+	if (h[0] != PDU_ASSOC_RQ)
+		return protocol_abort(a, AB_UNEXPECTED_PDU, e,
+		    "expected an A-ASSOCIATE-RQ");
+	if (len > ASSOC_PDU_MAX)
+		return protocol_abort(a, AB_INVALID_PARAM, e,
+		    "PDU longer than the maximum we accept");
+	if ((np = realloc(a->pdu, 6 + (size_t)len)) == NULL)
+		return err_set(e, ENOMEM, "out of memory for a PDU");
+	a->pdu = np;
+	a->pducap = 6 + (size_t)len;
+	if (peek_full(a->fd, a->pdu, 6 + (size_t)len, now_ms() + a->idle_ms,
+	    e) == -1)
+		return e->code == UL_E_CLOSED ? cut_short(e) : -1;
+	memmove(a->pdu, a->pdu + 6, len);
+	a->pdulen = len;
+	a->pdupos = 0;
+	a->peeked = 1;
+	return h[0];
+}
+
+/* The A-ASSOCIATE-RQ, read (or peeked) and parsed into a.  0; -1 with e
+ * set (a malformed or unexpected PDU is answered with an A-ABORT). */
+static int
+take_request(struct ul_assoc *a, int peek, int *app_ok, int *version_ok,
+    struct err *e)
+{
+	long long dl = now_ms() + a->artim_ms;
+	int type;
+
+	if (ul_socket_setup(a->fd, e) == -1)
+		return -1;
+	if ((type = peek ? peek_pdu(a, dl, e) : read_pdu(a, dl, e)) == -1)
+		return -1;
+	if (type != PDU_ASSOC_RQ)
+		return protocol_abort(a, AB_UNEXPECTED_PDU, e,
+		    "expected an A-ASSOCIATE-RQ");
+	if (parse_rq(a, a->pdu, a->pdulen, app_ok, version_ok) == -1)
+		return protocol_abort(a, AB_INVALID_PARAM, e,
+		    "malformed A-ASSOCIATE-RQ");
+	if (a->peer_max_pdu != 0 && a->peer_max_pdu < 16)
+		return protocol_abort(a, AB_INVALID_PARAM, e,
+		    "peer's maximum PDU length too small");
+	return 0;
+}
+
 int
 ul_accept(struct ul_assoc **out, int fd, const struct ul_config *cfg,
     struct err *e)
 {
 	struct ul_assoc *a;
-	int type, app_ok = 0, version_ok = 0;
+	int app_ok = 0, version_ok = 0;
 
 	*out = NULL;
 	if ((a = assoc_new(fd, cfg)) == NULL) {
@@ -816,23 +925,93 @@ ul_accept(struct ul_assoc **out, int fd, const struct ul_config *cfg,
 		return err_set(e, ENOMEM, "out of memory");
 	}
 	*out = a;
-	if (ul_socket_setup(fd, e) == -1)
+	if (take_request(a, 0, &app_ok, &version_ok, e) == -1)
 		return -1;
-	if ((type = read_pdu(a, now_ms() + a->artim_ms, e)) == -1)
-		return -1;
-	if (type != PDU_ASSOC_RQ)
-		return protocol_abort(a, AB_UNEXPECTED_PDU, e,
-		    "expected an A-ASSOCIATE-RQ");
-	if (parse_rq(a, a->pdu, a->pdulen, &app_ok, &version_ok) == -1)
-		return protocol_abort(a, AB_INVALID_PARAM, e,
-		    "malformed A-ASSOCIATE-RQ");
-	if (a->peer_max_pdu != 0 && a->peer_max_pdu < 16)
-		return protocol_abort(a, AB_INVALID_PARAM, e,
-		    "peer's maximum PDU length too small");
 	a->pdulen = a->pdupos = 0;
 	if (judge(a, cfg, app_ok, version_ok) == -1)
 		return send_rj(a, e);
 	return send_ac(a, e);
+}
+
+int
+ul_request(struct ul_assoc **out, int fd, const struct ul_config *cfg,
+    int peek, struct err *e)
+{
+	struct ul_assoc *a;
+	int app_ok = 0, version_ok = 0;
+
+	*out = NULL;
+	if (peek && cfg->tls != NULL) {
+		close(fd);
+		return err_set(e, EINVAL, "a TLS request cannot be peeked");
+	}
+	if ((a = assoc_new(fd, cfg)) == NULL) {
+		close(fd);
+		return err_set(e, ENOMEM, "out of memory");
+	}
+	*out = a;
+	return take_request(a, peek, &app_ok, &version_ok, e);
+}
+
+int
+ul_request_pdu(const struct ul_assoc *a, uint8_t **pdu, size_t *len,
+    struct err *e)
+{
+	uint8_t *p;
+
+	if ((p = malloc(6 + a->pdulen)) == NULL)
+		return err_set(e, ENOMEM, "out of memory");
+	p[0] = PDU_ASSOC_RQ;
+	p[1] = 0;
+	p[2] = (uint8_t)(a->pdulen >> 24);
+	p[3] = (uint8_t)(a->pdulen >> 16);
+	p[4] = (uint8_t)(a->pdulen >> 8);
+	p[5] = (uint8_t)a->pdulen;
+	memcpy(p + 6, a->pdu, a->pdulen);
+	*pdu = p;
+	*len = 6 + a->pdulen;
+	return 0;
+}
+
+int
+ul_refuse(struct ul_assoc *a, const struct ul_reject *r, struct err *e)
+{
+	uint8_t h[6];
+
+	if (a->peeked) {	/* take the request off the socket first */
+		a->peeked = 0;
+		if (read_full(a, h, sizeof h, now_ms() + a->idle_ms, e) == -1 ||
+		    (a->pdulen > 0 && read_full(a, a->pdu, a->pdulen,
+		    now_ms() + a->idle_ms, e) == -1))
+			return -1;
+	}
+	a->pdulen = a->pdupos = 0;
+	a->reject = *r;
+	return send_rj(a, e);
+}
+
+const char *
+ul_reject_reason(const struct ul_reject *r)
+{
+	if (r->source == 1 && r->reason == 2)
+		return "application context name not supported";
+	if (r->source == 1 && r->reason == 3)
+		return "calling AE title not recognised";
+	if (r->source == 1 && r->reason == 7)
+		return "called AE title not recognised";
+	if (r->source == 2 && r->reason == 2)
+		return "protocol version not supported";
+	if (r->source == 3 && r->reason == 1)
+		return "temporary congestion";
+	if (r->source == 3 && r->reason == 2)
+		return "local limit exceeded";
+	return "no reason given";
+}
+
+const char *
+ul_reject_result(const struct ul_reject *r)
+{
+	return r->result == 2 ? "rejected-transient" : "rejected-permanent";
 }
 
 /* --- requestor --- */

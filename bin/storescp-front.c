@@ -1,0 +1,736 @@
+/*
+ * storescp-front: the door of the storage port.
+ *
+ *   storescp-front [--storescp PATH] [--hook PATH] [--disk-min-free SIZE]
+ *                  [scp options]
+ *
+ * Listens on PACS_PORT (and PACS_TLS_PORT) with the lib/dicomnet scp
+ * frame: a process per association.  Each reads the A-ASSOCIATE-RQ
+ * without taking it off the socket (ul_request, MSG_PEEK) and decides:
+ * a calling AE title or address outside PACS_ALLOWED_AETS/_HOSTS, or a
+ * called AE title other than PACS_AET, is refused for good; free space
+ * below PACS_DISK_MIN_FREE, or too many associations, for now
+ * (A-ASSOCIATE-RJ, the port stays open and modalities retry).  Anything
+ * else is handed untouched to dcmtk's storescp --inetd, bit-preserving
+ * (+B), which writes into incoming/ and runs storescp-hook per file.
+ * Over TLS the front ends TLS itself and relays through a socketpair.
+ * storescp's own log lines come back through a pipe and are logged with
+ * the peer and AE titles.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "dicomnet/dicomnet.h"
+
+/* Where storescp finds what the front gives it. */
+#define FD_SOCKET	0
+#define FD_LOG		3	/* its log lines, to the front */
+#define FD_LOG_CONFIG	4	/* its logger configuration */
+#define FD_HOOK_LOG	5	/* the hook's stderr: the front's */
+
+#define RELAY_BUF	(64 * 1024)
+#define LINE_MAX_LEN	1024
+
+struct front {
+	struct config cfg;
+	struct scp_server scp;
+	struct senders senders;
+	long long min_free;		/* bytes; 0: no disk floor */
+	const char *storescp;		/* dcmtk's storescp */
+	char hook[PATH_MAX];		/* storescp-hook */
+	char hook_command[2 * PATH_MAX];
+	int log_config_fd;		/* memfd with the logger configuration */
+};
+
+enum { OPT_STORESCP = 300, OPT_HOOK, OPT_DISK_MIN_FREE, OPT_VERSION };
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: storescp-front [--storescp PATH] [--hook PATH]\n"
+	    "                      [--disk-min-free SIZE] [options]\n"
+	    "\n"
+	    "The storage port: refuses an association from a calling AE title\n"
+	    "or address not allowed, to another called AE title, or below the\n"
+	    "disk floor (A-ASSOCIATE-RJ), and hands every other one to dcmtk's\n"
+	    "storescp --inetd (bit-preserving), which runs storescp-hook per file.\n"
+	    "\n"
+	    "  --storescp PATH         dcmtk's storescp (default: storescp on PATH)\n"
+	    "  --hook PATH             storescp-hook (default: beside this program)\n"
+	    "  --disk-min-free SIZE    refuse (transient) below this much free space\n"
+	    "                          (PACS_DISK_MIN_FREE, default 2GiB; 0: never)\n"
+	    "%s"
+	    "  -h, --help              this help\n"
+	    "  --version               print the version\n"
+	    "\n"
+	    "Environment: PACS_AET, PACS_PORT, PACS_BIND, PACS_TLS_PORT,\n"
+	    "PACS_ALLOWED_AETS, PACS_ALLOWED_HOSTS, PACS_DISK_MIN_FREE,\n"
+	    "GATEWAY_TLS_CERT, _KEY, _CA, GATEWAY_INCOMING_DIR, PACS_STORAGE_PATH,\n"
+	    "LOG_LEVEL.  See storescp-front(8).\n", scp_options_help);
+}
+
+/* --- settings --- */
+
+/* A size: bytes, or a number with K, M, G or T (powers of 1024, as
+ * gatewayd's size_kb reads PACS_DISK_MIN_FREE).  0, or -1. */
+static int
+parse_size(const char *s, long long *out)
+{
+	static const struct {
+		const char *unit;
+		int shift;
+	} units[] = {
+		{ "", 0 }, { "B", 0 }, { "K", 10 }, { "KB", 10 }, { "KiB", 10 },
+		{ "k", 10 }, { "M", 20 }, { "MB", 20 }, { "MiB", 20 },
+		{ "G", 30 }, { "GB", 30 }, { "GiB", 30 }, { "T", 40 },
+		{ "TB", 40 }, { "TiB", 40 },
+	};
+	char buf[64], *end;
+	size_t n = 0;
+	long long v;
+
+	for (; *s != '\0' && n < sizeof buf - 1; s++)
+		if (*s != ' ')
+			buf[n++] = *s;
+	buf[n] = '\0';
+	if (buf[0] < '0' || buf[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (errno != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(end, units[i].unit) != 0)
+			continue;
+		if (v > (LLONG_MAX >> units[i].shift))
+			return -1;
+		*out = v << units[i].shift;
+		return 0;
+	}
+	return -1;
+}
+
+/* The directory this program is in, for storescp-hook beside it. */
+static int
+own_dir(char *out, size_t outsz)
+{
+	char self[PATH_MAX], *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+	if (n <= 0)
+		return -1;
+	self[n] = '\0';
+	if ((slash = strrchr(self, '/')) == NULL)
+		return -1;
+	*slash = '\0';
+	return snprintf(out, outsz, "%s", self) >= (int)outsz ? -1 : 0;
+}
+
+static int
+defaults(struct front *f, struct err *e)
+{
+	const char *v;
+	char dir[PATH_MAX - 32];
+
+	if (config_load(&f->cfg, e) == -1 ||
+	    scp_defaults(&f->scp, "storescp-front", "PACS", f->cfg.pacs_port,
+	    f->cfg.pacs_aet, e) == -1 ||
+	    senders_from_env(&f->senders, e) == -1)
+		return -1;
+	v = getenv("PACS_DISK_MIN_FREE");
+	if (parse_size(v != NULL && *v != '\0' ? v : "2GiB", &f->min_free) ==
+	    -1)
+		return err_set(e, EINVAL, "PACS_DISK_MIN_FREE must be a size "
+		    "(bytes, or a number with K, M, G), not \"%s\"", v);
+	f->storescp = "storescp";
+	if (own_dir(dir, sizeof dir) == 0 && snprintf(f->hook, sizeof f->hook,
+	    "%s/storescp-hook", dir) >= (int)sizeof f->hook)
+		f->hook[0] = '\0';
+	return 0;
+}
+
+/*
+ * What storescp runs per file (through /bin/sh -c).  storescp pastes the
+ * placeholders (#p, #f, #a...) into it, and the peer's AE titles would
+ * arrive unquoted: so none of those goes in; the sender reaches the hook
+ * through the environment (STORESCP_FRONT_*), and the paths must not
+ * contain a quote, a '#' or a newline.  The hook logs to the front's
+ * stderr (storescp's own is /dev/null under --inetd).
+ */
+static int
+make_hook_command(struct front *f, struct err *e)
+{
+	const char *paths[] = { f->hook, f->cfg.incoming_dir };
+
+	for (size_t i = 0; i < 2; i++)
+		if (strpbrk(paths[i], "'#\n") != NULL)
+			return err_set(e, EINVAL, "path '%s' must not contain a "
+			    "quote, '#' or a newline (it goes into storescp's "
+			    "shell command)", paths[i]);
+	if (access(f->hook, X_OK) == -1)
+		return err_sys(e, "storescp-hook %s (--hook)", f->hook);
+	if (snprintf(f->hook_command, sizeof f->hook_command,
+	    "exec '%s' '#p/#f' 2>&%d", f->hook, FD_HOOK_LOG) >=
+	    (int)sizeof f->hook_command)
+		return err_set(e, ENAMETOOLONG, "storescp-hook path too long");
+	return 0;
+}
+
+/*
+ * storescp's logger writes "LEVEL message" lines to FD_LOG.  Never debug:
+ * that dumps data sets (patient data).
+ */
+static int
+make_log_config(struct front *f, struct err *e)
+{
+	const char *lv = getenv("LOG_LEVEL"), *level = "WARN";
+	char text[512];
+	int n;
+
+	if (lv != NULL && strcasecmp(lv, "debug") == 0)
+		level = "INFO";
+	else if (lv != NULL && strcasecmp(lv, "error") == 0)
+		level = "ERROR";
+	n = snprintf(text, sizeof text,
+	    "log4cplus.rootLogger = %s, front\n"
+	    "log4cplus.appender.front = log4cplus::FileAppender\n"
+	    "log4cplus.appender.front.File = /proc/self/fd/%d\n"
+	    "log4cplus.appender.front.ImmediateFlush = true\n"
+	    "log4cplus.appender.front.layout = log4cplus::PatternLayout\n"
+	    "log4cplus.appender.front.layout.ConversionPattern = %%p %%m%%n\n",
+	    level, FD_LOG);
+	if ((f->log_config_fd = memfd_create("storescp-logger.cfg",
+	    MFD_CLOEXEC)) == -1)
+		return err_sys(e, "memfd_create");
+	return fs_write_all(f->log_config_fd, text, (size_t)n, e);
+}
+
+/* --- one association (in its own process) --- */
+
+/* The peer's numeric address, without the port. */
+static void
+peer_address(int fd, char *out, size_t outsz)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == -1 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, out, outsz, NULL, 0,
+	    NI_NUMERICHOST) != 0)
+		snprintf(out, outsz, "unknown");
+}
+
+/* Free bytes for us on the file system of path, or -1. */
+static long long
+free_bytes(const char *path)
+{
+	struct statvfs sv;
+
+	if (statvfs(path, &sv) == -1)
+		return -1;
+	return (long long)sv.f_bavail * (long long)sv.f_frsize;
+}
+
+/*
+ * 0 to hand the association on; 1 to refuse it with *r, why in detail.
+ * Who first (a permanent answer beats a transient one), then room.
+ */
+static int
+decide(struct front *f, const struct ul_assoc *a, const char *address,
+    int busy, struct ul_reject *r, char *detail, size_t detailsz)
+{
+	const char *paths[] = { f->cfg.incoming_dir, f->cfg.storage_path };
+	long long avail;
+
+	*r = (struct ul_reject){ 1, 1, 0 };
+	if (busy) {
+		*r = (struct ul_reject){ 2, 3, 2 };
+		snprintf(detail, detailsz, "%d associations already (--max-"
+		    "associations)", f->scp.max_assoc);
+		return 1;
+	}
+	if (!f->scp.any_called_aet && strcmp(a->called_aet, f->scp.aet) != 0) {
+		r->reason = 7;
+		snprintf(detail, detailsz, "this port is %s (PACS_AET)",
+		    f->scp.aet);
+		return 1;
+	}
+	if (senders_refusal(&f->senders, a->calling_aet, address, detail,
+	    detailsz) != NULL) {
+		r->reason = 3;
+		return 1;
+	}
+	for (size_t i = 0; i < 2 && f->min_free > 0; i++) {
+		if ((avail = free_bytes(paths[i])) == -1 || avail >= f->min_free)
+			continue;
+		*r = (struct ul_reject){ 2, 3, 2 };
+		snprintf(detail, detailsz, "free space below PACS_DISK_MIN_FREE "
+		    "on %s: %lld bytes free, floor %lld", paths[i], avail,
+		    f->min_free);
+		return 1;
+	}
+	return 0;
+}
+
+/* The association's log fields: peer, calling and called AE titles. */
+static void
+who(const struct scp_session *x, const struct ul_assoc *a, char *out,
+    size_t outsz)
+{
+	char calling[40], called[40];
+
+	snprintf(out, outsz, "peer=%s calling_aet=%s called_aet=%s", x->peer,
+	    log_quote(a->calling_aet, calling, sizeof calling),
+	    log_quote(a->called_aet, called, sizeof called));
+}
+
+static int
+refuse(struct scp_session *x, struct ul_assoc *a, const struct ul_reject *r,
+    const char *detail)
+{
+	char fields[200], q[600];
+	struct err e = { 0 };
+
+	who(x, a, fields, sizeof fields);
+	if (ul_refuse(a, r, &e) == -1 && e.code != UL_E_REJECTED)
+		log_warn("association refused; the answer failed", "%s "
+		    "error=%s", fields, log_quote(e.msg, q, sizeof q));
+	log_warn("association refused", "%s result=%s reason=\"%s\" "
+	    "detail=%s", fields, ul_reject_result(r), ul_reject_reason(r),
+	    log_quote(detail, q, sizeof q));
+	return EX_OK;
+}
+
+/* Move fd to a descriptor above the ones storescp gets. */
+static int
+lift(int fd)
+{
+	return fcntl(fd, F_DUPFD_CLOEXEC, 10);
+}
+
+/*
+ * In the child: storescp --inetd on sock, its log to logw, the sender in
+ * the environment.  TERM, INT and HUP ignored (inherited by storescp's
+ * hooks, see storescp-hook's detach): storage ends with its association,
+ * or by KILL.
+ */
+static void
+exec_storescp(struct front *f, const struct ul_assoc *a, const char *address,
+    int sock, int logw, int tls)
+{
+	const int from[] = { lift(sock), lift(logw), lift(f->log_config_fd),
+	    lift(STDERR_FILENO) };
+	const int to[] = { FD_SOCKET, FD_LOG, FD_LOG_CONFIG, FD_HOOK_LOG };
+	char config[64];
+	sigset_t none;
+
+	for (size_t i = 0; i < 4; i++)
+		if (from[i] == -1 || dup2(from[i], to[i]) == -1)
+			_exit(EX_OSERR);
+	close_range(FD_HOOK_LOG + 1, ~0u, 0);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (setenv("STORESCP_FRONT_CALLING_AET", a->calling_aet, 1) == -1 ||
+	    setenv("STORESCP_FRONT_CALLED_AET", a->called_aet, 1) == -1 ||
+	    setenv("STORESCP_FRONT_PEER", address, 1) == -1)
+		_exit(EX_OSERR);
+	/* storescp sets TCP_NODELAY when told, and fails where it cannot
+	 * (the socketpair): the front set it on the TCP socket already. */
+	if (tls)
+		unsetenv("TCP_NODELAY");
+	snprintf(config, sizeof config, "/proc/self/fd/%d", FD_LOG_CONFIG);
+	execlp(f->storescp, f->storescp, "--inetd", "-lc", config,
+	    "-aet", f->scp.aet, "-od", f->cfg.incoming_dir,
+	    "+B", "+uf", "-pm", "+xa", "-pdu", "131072", "-dhl",
+	    "--exec-on-reception", f->hook_command, (char *)NULL);
+	_exit(EX_UNAVAILABLE);
+}
+
+/* storescp's log lines, as they come, in our log. */
+struct relog {
+	char buf[LINE_MAX_LEN];
+	size_t len;
+	enum log_level level;
+	const char *fields;
+};
+
+static void
+relog_line(struct relog *g, char *line)
+{
+	static const struct {
+		const char *name;
+		enum log_level level;
+	} levels[] = {
+		{ "FATAL ", LOG_ERROR }, { "ERROR ", LOG_ERROR },
+		{ "WARN ", LOG_WARN }, { "INFO ", LOG_INFO },
+		{ "DEBUG ", LOG_DEBUG }, { "TRACE ", LOG_DEBUG },
+	};
+
+	for (char *c = line; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = ' ';
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+		size_t n = strlen(levels[i].name);
+
+		if (strncmp(line, levels[i].name, n) == 0) {
+			g->level = levels[i].level;
+			line += n;
+			break;
+		}
+	}
+	if (*line != '\0')	/* else: a continuation, at its level */
+		log_msg(g->level, line, "%s", g->fields);
+}
+
+/* Read what is there; each whole line (or a too long one) is logged.
+ * 0 at end of file. */
+static ssize_t
+relog_read(struct relog *g, int fd)
+{
+	ssize_t n = read(fd, g->buf + g->len, sizeof g->buf - 1 - g->len);
+	char *nl;
+
+	if (n <= 0)
+		return n == -1 && (errno == EINTR || errno == EAGAIN) ? 1 : 0;
+	g->len += (size_t)n;
+	g->buf[g->len] = '\0';
+	while ((nl = strchr(g->buf, '\n')) != NULL ||
+	    g->len == sizeof g->buf - 1) {
+		size_t take = nl != NULL ? (size_t)(nl - g->buf) + 1 : g->len;
+
+		if (nl != NULL)
+			*nl = '\0';
+		relog_line(g, g->buf);
+		memmove(g->buf, g->buf + take, g->len - take);
+		g->len -= take;
+		g->buf[g->len] = '\0';
+	}
+	return n;
+}
+
+/* TLS: the bytes between the peer and storescp's socketpair. */
+struct relay {
+	struct ul_assoc *a;		/* the TLS side */
+	int sp;				/* our end of the socketpair */
+	int up_open, down_open;		/* peer->storescp, storescp->peer */
+	int idle_ms;
+};
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Peer to storescp: what TLS has for us. */
+static void
+relay_up(struct relay *r, struct scp_session *x)
+{
+	static uint8_t buf[RELAY_BUF];
+	struct err e = { 0 }, we = { 0 };
+	ssize_t n;
+
+	n = tls_read(r->a->tls, buf, sizeof buf, now_ms() + r->idle_ms, &e);
+	if (n == -1) {
+		if (e.code != TLS_E_CLOSED)
+			log_warn("TLS connection failed", "peer=%s error=\"%s\"",
+			    x->peer, e.msg);
+		r->up_open = 0;
+		shutdown(r->sp, SHUT_WR);
+		return;
+	}
+	if (fs_write_all(r->sp, buf, (size_t)n, &we) == -1) {
+		r->up_open = 0;	/* storescp is gone */
+		shutdown(r->sp, SHUT_WR);
+	}
+}
+
+/* storescp to the peer. */
+static void
+relay_down(struct relay *r, struct scp_session *x)
+{
+	static uint8_t buf[RELAY_BUF];
+	struct err e = { 0 };
+	ssize_t n = read(r->sp, buf, sizeof buf);
+
+	if (n == -1 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		r->down_open = 0;	/* storescp closed: so do we */
+		tls_close(r->a->tls);
+		r->a->tls = NULL;
+		shutdown(r->a->fd, SHUT_WR);
+		return;
+	}
+	if (tls_write(r->a->tls, buf, (size_t)n, now_ms() + r->idle_ms,
+	    &e) == -1) {
+		log_warn("TLS connection failed", "peer=%s error=\"%s\"",
+		    x->peer, e.msg);
+		r->down_open = 0;
+		r->up_open = 0;
+		shutdown(r->sp, SHUT_RDWR);
+	}
+}
+
+/*
+ * Until storescp has exited: its log lines, and over TLS the bytes both
+ * ways.  Its wait status and resource use in *status, *ru.
+ */
+static void
+follow(struct scp_session *x, pid_t pid, int logfd, struct relay *r,
+    int *status, struct rusage *ru)
+{
+	struct relog g = { .level = LOG_INFO };
+	struct pollfd p[3];
+	char fields[200];
+	int log_open = 1;
+
+	who(x, r->a, fields, sizeof fields);
+	g.fields = fields;
+	log_init("storescp");	/* its lines are storescp's */
+	for (;;) {
+		if (wait4(pid, status, WNOHANG, ru) == pid)
+			break;
+		p[0] = (struct pollfd){ log_open ? logfd : -1, POLLIN, 0 };
+		p[1] = (struct pollfd){ r->up_open ? r->a->fd : -1, POLLIN, 0 };
+		p[2] = (struct pollfd){ r->down_open ? r->sp : -1, POLLIN, 0 };
+		if (r->up_open && tls_pending(r->a->tls))
+			relay_up(r, x);
+		else if (poll(p, 3, 200) <= 0)
+			continue;
+		if (p[0].revents != 0 && relog_read(&g, logfd) == 0)
+			log_open = 0;
+		if (r->up_open && p[1].revents != 0)
+			relay_up(r, x);
+		if (r->down_open && p[2].revents != 0)
+			relay_down(r, x);
+	}
+	/* What it wrote before it exited (its hooks may hold the pipe
+	 * open a moment longer: only what is there now). */
+	fcntl(logfd, F_SETFL, O_NONBLOCK);
+	while (log_open && relog_read(&g, logfd) > 0 && g.len < sizeof g.buf)
+		;
+	if (g.len > 0)
+		relog_line(&g, g.buf);
+	log_init("storescp-front");
+}
+
+static int
+hand_over(struct front *f, struct scp_session *x, struct ul_assoc *a,
+    const char *address, int tls)
+{
+	struct relay r = { a, -1, 0, 0, f->scp.idle_s * 1000 };
+	struct err e = { 0 };
+	struct rusage ru;
+	uint8_t *rq = NULL;
+	size_t rqlen = 0;
+	int logp[2], sp[2] = { -1, -1 }, status = 0;
+	char fields[200];
+	pid_t pid;
+
+	who(x, a, fields, sizeof fields);
+	if (pipe2(logp, O_CLOEXEC) == -1 || (tls &&
+	    (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1 ||
+	    ul_request_pdu(a, &rq, &rqlen, &e) == -1))) {
+		log_error("cannot hand the association on", "%s error=\"%s\"",
+		    fields, e.msg[0] ? e.msg : strerror(errno));
+		ul_abort(a, 2, 0);
+		return EX_OSERR;
+	}
+	if ((pid = fork()) == -1) {
+		log_error("fork failed", "%s error=\"%s\"", fields,
+		    strerror(errno));
+		ul_abort(a, 2, 0);
+		free(rq);
+		return EX_OSERR;
+	}
+	if (pid == 0)
+		exec_storescp(f, a, address, tls ? sp[1] : a->fd, logp[1], tls);
+	close(logp[1]);
+	log_info("association handed to storescp", "%s storescp_pid=%ld "
+	    "tls=%d", fields, (long)pid, tls);
+	if (tls) {
+		close(sp[1]);
+		r.sp = sp[0];
+		r.up_open = r.down_open = 1;
+		/* storescp reads the request we took off the TLS stream. */
+		if (fs_write_all(r.sp, rq, rqlen, &e) == -1)
+			r.up_open = 0;
+	} else {
+		close(a->fd);	/* storescp has it */
+		a->fd = -1;
+	}
+	free(rq);
+	follow(x, pid, logp[0], &r, &status, &ru);
+	close(logp[0]);
+	if (r.sp != -1)
+		close(r.sp);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		log_info("storescp done", "%s peak_rss_kb=%ld", fields,
+		    ru.ru_maxrss);
+	else
+		log_warn("storescp failed", "%s %s=%d peak_rss_kb=%ld", fields,
+		    WIFSIGNALED(status) ? "signal" : "status",
+		    WIFSIGNALED(status) ? WTERMSIG(status) :
+		    WEXITSTATUS(status), ru.ru_maxrss);
+	return EX_OK;
+}
+
+/* The scp frame's take: one connection, in its own process. */
+static int
+take(struct scp_session *x, int fd, struct tls_conn *tls, int busy)
+{
+	struct front *f = x->srv->arg;
+	struct ul_config uc = { 0 };
+	struct ul_assoc *a = NULL;
+	struct ul_reject r;
+	struct err e = { 0 };
+	char address[64], detail[300], q[600];
+	int rc;
+
+	/* Once storescp has the association, it ends with it (or by KILL):
+	 * the front only follows. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	peer_address(fd, address, sizeof address);
+	uc.tls = tls;
+	uc.artim_ms = f->scp.artim_s * 1000;
+	uc.idle_ms = f->scp.idle_s * 1000;
+	if (ul_request(&a, fd, &uc, tls == NULL, &e) == -1) {
+		if (e.code == UL_E_CLOSED)	/* no byte: a port check */
+			log_debug("closed before an association", "peer=%s",
+			    x->peer);
+		else
+			log_warn("association aborted", "peer=%s error=%s",
+			    x->peer, log_quote(e.msg, q, sizeof q));
+		ul_free(a);
+		return EX_OK;
+	}
+	if (decide(f, a, address, busy, &r, detail, sizeof detail))
+		rc = refuse(x, a, &r, detail);
+	else
+		rc = hand_over(f, x, a, address, tls != NULL);
+	ul_free(a);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		SCP_OPTIONS,
+		{ "storescp", required_argument, NULL, OPT_STORESCP },
+		{ "hook", required_argument, NULL, OPT_HOOK },
+		{ "disk-min-free", required_argument, NULL, OPT_DISK_MIN_FREE },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct front f;
+	struct err e = { 0 };
+	char q[600];
+	int c, r;
+
+	log_init("storescp-front");
+	if (defaults(&f, &e) == -1) {
+		log_error("bad configuration", "error=%s",
+		    log_quote(e.msg, q, sizeof q));
+		return EX_CONFIG;
+	}
+	log_init("storescp-front");	/* LOG_LEVEL may come from gateway.env */
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return EX_OK;
+		case OPT_VERSION:
+			printf("storescp-front %s\n", GW_VERSION);
+			return EX_OK;
+		case OPT_STORESCP:
+			f.storescp = optarg;
+			r = 1;
+			break;
+		case OPT_HOOK:
+			r = snprintf(f.hook, sizeof f.hook, "%s", optarg) <
+			    (int)sizeof f.hook ? 1 : -1;
+			break;
+		case OPT_DISK_MIN_FREE:
+			r = parse_size(optarg, &f.min_free) == 0 ? 1 : -1;
+			break;
+		case SCP_OPT_ALLOW:
+			r = (f.senders.naets = senders_parse_aets(
+			    f.senders.aets, SENDERS_MAX_AETS, optarg)) == -1 ?
+			    -1 : 1;
+			break;
+		case SCP_OPT_ALLOW_HOSTS:
+			r = netallow_parse(&f.senders.hosts, optarg) == 0 ? 1 :
+			    -1;
+			break;
+		default:
+			r = c == '?' ? -1 : scp_option(&f.scp, c, optarg);
+		}
+		if (r != 1) {
+			if (c != '?')
+				fprintf(stderr, "storescp-front: bad value for "
+				    "an option: %s\n", optarg);
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	/* The door answers refused hosts itself, with A-ASSOCIATE-RJ: the
+	 * frame must not close on them first. */
+	f.scp.hosts.n = 0;
+	if (fs_mkdirs(f.cfg.incoming_dir, &e) == -1 ||
+	    make_hook_command(&f, &e) == -1 || make_log_config(&f, &e) == -1) {
+		log_error("bad configuration", "error=%s",
+		    log_quote(e.msg, q, sizeof q));
+		return EX_CONFIG;
+	}
+	scp_signals();
+	f.scp.take = take;
+	f.scp.arg = &f;
+	if (scp_listen(&f.scp, &e) == -1) {
+		log_error("cannot listen", "error=%s",
+		    log_quote(e.msg, q, sizeof q));
+		return e.code == EINVAL ? EX_CONFIG : EX_UNAVAILABLE;
+	}
+	log_info("listening", "bind=%s port=%d tls_port=%d client_certs=%s "
+	    "aet=%s max_associations=%d allowed_aets=%d allowed_hosts=%d "
+	    "disk_min_free=%lld storescp=%s", log_quote(f.scp.bind_addr, q,
+	    sizeof q), f.scp.port, f.scp.tls_port, f.scp.tls_ca[0] != '\0' ?
+	    "required" : "no", f.scp.aet, f.scp.max_assoc, f.senders.naets,
+	    f.senders.hosts.n, f.min_free, f.storescp);
+	return scp_run(&f.scp);
+}
