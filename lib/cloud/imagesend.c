@@ -13,46 +13,27 @@
 #include "cloud/cloud.h"
 #include "base/base.h"
 
-#define TOKEN_COMMAND_SECONDS	30
-#define TOKEN_MAX_AGE_SECONDS	300
-
-/* The token, from CLOUD_API_TOKEN or (fresh every few minutes) the
- * command.  -1 with e set when the command fails. */
-static int
-authorization(struct imagesend *s, struct err *e)
-{
-	time_t now = time(NULL);
-
-	if (s->token != NULL) {
-		if (snprintf(s->authorization, sizeof s->authorization, "%s%s",
-		    strncmp(s->token, "Bearer ", 7) == 0 ? "" : "Bearer ",
-		    s->token) >= (int)sizeof s->authorization)
-			return err_set(e, EINVAL, "CLOUD_API_TOKEN too long");
-		return 0;
-	}
-	if (s->token_at != 0 && now - s->token_at < TOKEN_MAX_AGE_SECONDS)
-		return 0;
-	if (relay_token_from_command(s->token_command, s->authorization,
-	    sizeof s->authorization, TOKEN_COMMAND_SECONDS, e) == -1)
-		return -1;
-	s->token_at = now;
-	return 0;
-}
-
-/* The token for a request, or the job deferred (1) with the command's
- * failure logged as such. */
-static int
+/* The Authorization for a request (lib/cloud/identity), or NULL with the
+ * job deferred and the credential's failure logged. */
+static const char *
 need_authorization(struct imagesend *s, struct job *j)
 {
+	const struct identity_token *t;
 	struct err e = { 0 };
 	char q[600];
 
-	if (authorization(s, &e) == 0)
-		return 0;
-	log_error("CLOUD_API_TOKEN_COMMAND failed: no token for the Manage "
-	    "API", "reason=%s", log_quote(e.msg, q, sizeof q));
+	if (identity_token(s->identity, &s->src, NULL, &t, &e) == 0) {
+		if (t->renew_error[0] != '\0')
+			log_warn("cannot renew the Manage API token: using the "
+			    "current one", "credential=%s reason=%s",
+			    identity_kind_name(s->src.kind),
+			    log_quote(t->renew_error, q, sizeof q));
+		return t->value;
+	}
+	log_error("no token for the Manage API", "credential=%s reason=%s",
+	    identity_kind_name(s->src.kind), log_quote(e.msg, q, sizeof q));
 	job_defer(s->ob, j, "will retry", e.msg, -1);
-	return 1;
+	return NULL;
 }
 
 /* {CLOUD_API_ENDPOINT}/{source_message_id}[suffix] */
@@ -154,6 +135,20 @@ upload_copy(struct imagesend *s, struct job *j, const char *path,
 	return path;
 }
 
+/* 401: the token is made again for the next request; 403: this
+ * identity may not do it (the cloud's configuration). */
+static void
+token_refused(struct imagesend *s, long status)
+{
+	log_error("the Manage API refuses the token", "status=%ld "
+	    "credential=%s note=\"%s\"", status,
+	    identity_kind_name(s->src.kind), status == 401 ?
+	    "a new token is made for the next request" :
+	    "this identity is not allowed: check the cloud's configuration");
+	if (status == 401)
+		identity_forget(s->identity, &s->src);
+}
+
 /* The Manage API answered r: settle the job by the status. */
 static void
 uploaded(struct imagesend *s, struct job *j,
@@ -179,10 +174,7 @@ uploaded(struct imagesend *s, struct job *j,
 	}
 	if (api_status_transient(r->status)) {
 		if (r->status == 401 || r->status == 403)
-			log_error("the Manage API refuses the token: check "
-			    "CLOUD_API_TOKEN or CLOUD_API_TOKEN_COMMAND",
-			    "status=%ld", r->status);
-		s->token_at = 0;
+			token_refused(s, r->status);
 		job_defer(s->ob, j, "will retry", why, r->retry_after_seconds);
 		return;
 	}
@@ -195,6 +187,7 @@ static void
 send_image(struct imagesend *s, struct job *j, const char *path)
 {
 	char url[2048], name[PACS_UI + 8], copy[PATH_MAX];
+	const char *authorization;
 	struct api_result r;
 	struct err e = { 0 };
 	int rc;
@@ -202,15 +195,14 @@ send_image(struct imagesend *s, struct job *j, const char *path)
 	snprintf(name, sizeof name, "%s.dcm", j->sop_instance_uid);
 	if (api_url(s, j->source_message_id, "", url, sizeof url, &e) == -1)
 		{ job_park(s->ob, j, e.msg); return; }
-	if (need_authorization(s, j))
+	if ((authorization = need_authorization(s, j)) == NULL)
 		return;
 	if (job_set_upload(s->ob, j, "UPLOADING", NULL, 0) == -1)
 		{ job_defer(s->ob, j, "will retry", "pacs.db unavailable",
 		    -1); return; }
 	if ((path = upload_copy(s, j, path, copy, sizeof copy)) == NULL)
 		return;
-	rc = api_put_file(s->up, url, s->authorization, path, name, &r,
-	    &e);
+	rc = api_put_file(s->up, url, authorization, path, name, &r, &e);
 	if (path == copy)
 		unlink(copy);
 	if (rc == 0)
@@ -260,6 +252,7 @@ void
 imagesend_failure_report(struct imagesend *s, struct job *j)
 {
 	char url[2048], why[700], *json;
+	const char *authorization;
 	struct api_result r = { 0 };
 	struct err e = { 0 };
 	int rc;
@@ -268,12 +261,12 @@ imagesend_failure_report(struct imagesend *s, struct job *j)
 	if (api_url(s, j->source_message_id, "/failure", url, sizeof url,
 	    &e) == -1)
 		{ job_park(s->ob, j, e.msg); return; }
-	if (need_authorization(s, j))
+	if ((authorization = need_authorization(s, j)) == NULL)
 		return;
 	if ((json = failure_json(j->error)) == NULL)
 		{ job_defer(s->ob, j, "will retry", "out of memory", -1);
 		  return; }
-	rc = api_patch_json(s->up, url, s->authorization, json, &r, &e);
+	rc = api_patch_json(s->up, url, authorization, json, &r, &e);
 	free(json);
 	if (rc == -1) {
 		if (*s->ob->stop)
@@ -292,7 +285,8 @@ imagesend_failure_report(struct imagesend *s, struct job *j)
 		return;
 	}
 	if (api_status_transient(r.status)) {
-		s->token_at = 0;
+		if (r.status == 401)
+			token_refused(s, r.status);
 		job_defer(s->ob, j, "will retry", why, r.retry_after_seconds);
 		return;
 	}
