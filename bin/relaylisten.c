@@ -1091,14 +1091,6 @@ done:
 
 /* ----------------------------------------------------------- set-up */
 
-static const char *
-env(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v != NULL && *v != '\0' ? v : NULL;
-}
-
 /*
  * RELAY_SELF_ECHO: on, off, or auto (the default): on with a SAS key or
  * a token command, off with Entra ID (production's managed identity holds
@@ -1107,7 +1099,7 @@ env(const char *name)
 static int
 self_echo_setting(struct listener *l)
 {
-	const char *v = env("RELAY_SELF_ECHO");
+	const char *v = config_env("RELAY_SELF_ECHO");
 
 	if (v == NULL || strcmp(v, "auto") == 0)
 		l->self_echo = !identity_kind_entra(l->src.kind);
@@ -1152,9 +1144,9 @@ configure(struct listener *l)
 		log_err("bad configuration", &e);
 		return -1;
 	}
-	l->ns = env("AZURE_RELAY_NAMESPACE");
-	l->endpoint = env("AZURE_RELAY_ENDPOINT");
-	l->hc = env("AZURE_RELAY_HYBRID_CONNECTION");
+	l->ns = config_env("AZURE_RELAY_NAMESPACE");
+	l->endpoint = config_env("AZURE_RELAY_ENDPOINT");
+	l->hc = config_env("AZURE_RELAY_HYBRID_CONNECTION");
 	if (l->ns == NULL) {
 		log_error("AZURE_RELAY_NAMESPACE is not set", "%s",
 		    "note=\"e.g. relay-manbrs-prod.servicebus.windows.net\"");
@@ -1165,7 +1157,7 @@ configure(struct listener *l)
 		    "note=\"the hybrid connection the cloud sends actions to\"");
 		return -1;
 	}
-	l->ca_file = env("GATEWAY_CA_FILE");
+	l->ca_file = config_env("GATEWAY_CA_FILE");
 	l->token_in_header = h != NULL && strcmp(h, "1") == 0;
 	if (config_env_long("RELAY_PING_SECONDS", 1, 3600, 20, &l->ping_s,
 	    &e) == -1 || config_env_long("RELAY_PING_TIMEOUT_SECONDS", 1, 3600,

@@ -216,22 +216,13 @@ no_match_mode(const char *v, int *report)
 	return 0;
 }
 
-/* A set, non-empty environment variable, else NULL. */
-static const char *
-env(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v != NULL && *v != '\0' ? v : NULL;
-}
-
 /* Image uploads: on when CLOUD_API_ENDPOINT is set. */
 static int
 configure_images(struct sender *s)
 {
 	struct err e = { 0 };
 
-	s->img.endpoint = env("CLOUD_API_ENDPOINT");
+	s->img.endpoint = config_env("CLOUD_API_ENDPOINT");
 	if (s->img.endpoint == NULL)
 		return 0;
 	if (strncmp(s->img.endpoint, "https://", 8) != 0) {
@@ -253,9 +244,9 @@ configure_events(struct sender *s)
 {
 	struct err e = { 0 };
 
-	s->ev.events_hc = env("AZURE_RELAY_EVENTS_HYBRID_CONNECTION");
-	s->ev.ns = env("AZURE_RELAY_NAMESPACE");
-	s->ev.endpoint = env("AZURE_RELAY_ENDPOINT");
+	s->ev.events_hc = config_env("AZURE_RELAY_EVENTS_HYBRID_CONNECTION");
+	s->ev.ns = config_env("AZURE_RELAY_NAMESPACE");
+	s->ev.endpoint = config_env("AZURE_RELAY_ENDPOINT");
 	if (s->ev.ns == NULL || s->ev.events_hc == NULL)
 		return 0;
 	if (identity_choose(&s->ids, IDENTITY_FOR_RELAY, &s->ev.src,
@@ -329,7 +320,7 @@ configure(struct sender *s)
 		log_err("bad setting", &e);
 		return -1;
 	}
-	s->ca_file = env("GATEWAY_CA_FILE");
+	s->ca_file = config_env("GATEWAY_CA_FILE");
 	if (configure_mode(s) == -1)
 		return -1;
 	s->ev.open_timeout_seconds = connect;

@@ -57,44 +57,36 @@ struct identity {
 
 /* ------------------------------------------------------------ settings */
 
-static const char *
-env(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v != NULL && *v != '\0' ? v : NULL;
-}
-
 int
 identity_settings_load(struct identity_settings *s, struct err *e)
 {
-	const char *environment = env("ENVIRONMENT");
+	const char *environment = config_env("ENVIRONMENT");
 
 	memset(s, 0, sizeof *s);
 	s->prod = environment != NULL && strcasecmp(environment, "prod") == 0;
-	s->relay_key_name = env("AZURE_RELAY_KEY_NAME");
+	s->relay_key_name = config_env("AZURE_RELAY_KEY_NAME");
 	if (s->relay_key_name == NULL)
 		s->relay_key_name = IDENTITY_RELAY_KEY_NAME;
-	s->relay_key = env("AZURE_RELAY_SHARED_ACCESS_KEY");
-	s->relay_token_command = env("AZURE_RELAY_TOKEN_COMMAND");
-	s->api_resource = env("CLOUD_API_RESOURCE");
-	s->api_token = env("CLOUD_API_TOKEN");
-	s->api_token_command = env("CLOUD_API_TOKEN_COMMAND");
-	s->identity_endpoint = env("IDENTITY_ENDPOINT");
-	s->arc_tokens_dir = env("AZURE_ARC_TOKENS_DIR");
+	s->relay_key = config_env("AZURE_RELAY_SHARED_ACCESS_KEY");
+	s->relay_token_command = config_env("AZURE_RELAY_TOKEN_COMMAND");
+	s->api_resource = config_env("CLOUD_API_RESOURCE");
+	s->api_token = config_env("CLOUD_API_TOKEN");
+	s->api_token_command = config_env("CLOUD_API_TOKEN_COMMAND");
+	s->identity_endpoint = config_env("IDENTITY_ENDPOINT");
+	s->arc_tokens_dir = config_env("AZURE_ARC_TOKENS_DIR");
 	if (s->arc_tokens_dir == NULL)
 		s->arc_tokens_dir = IDENTITY_ARC_TOKENS_DIR;
-	s->imds_endpoint = env("AZURE_IMDS_ENDPOINT");
+	s->imds_endpoint = config_env("AZURE_IMDS_ENDPOINT");
 	if (s->imds_endpoint == NULL)
 		s->imds_endpoint = IDENTITY_IMDS_ENDPOINT;
-	s->tenant_id = env("AZURE_TENANT_ID");
-	s->client_id = env("AZURE_CLIENT_ID");
-	s->client_secret = env("AZURE_CLIENT_SECRET");
-	s->client_cert_path = env("AZURE_CLIENT_CERTIFICATE_PATH");
-	s->authority_host = env("AZURE_AUTHORITY_HOST");
+	s->tenant_id = config_env("AZURE_TENANT_ID");
+	s->client_id = config_env("AZURE_CLIENT_ID");
+	s->client_secret = config_env("AZURE_CLIENT_SECRET");
+	s->client_cert_path = config_env("AZURE_CLIENT_CERTIFICATE_PATH");
+	s->authority_host = config_env("AZURE_AUTHORITY_HOST");
 	if (s->authority_host == NULL)
 		s->authority_host = IDENTITY_AUTHORITY_HOST;
-	s->ca_file = env("GATEWAY_CA_FILE");
+	s->ca_file = config_env("GATEWAY_CA_FILE");
 	return config_env_long("RELAY_TOKEN_TTL_SECONDS", 10, 86400, 3600,
 	    &s->ttl_seconds, e);
 }
