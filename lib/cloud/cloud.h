@@ -141,8 +141,12 @@ int relay_parse_accept(const char *json, char *address, size_t addrsz,
  *                      AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or
  *                      AZURE_CLIENT_CERTIFICATE_PATH are set (the secret
  *                      first), else the managed identity
- *   managed identity   Azure Arc when IDENTITY_ENDPOINT is set, else IMDS
- *                      (AZURE_IMDS_ENDPOINT, default http://169.254.169.254)
+ *   managed identity   Azure Arc when IDENTITY_ENDPOINT is set, or else
+ *                      when the agent's IDENTITY_HIMDS_PROGRAM is there
+ *                      (a service may not inherit the agent's variables:
+ *                      IDENTITY_ARC_ENDPOINT then, as Microsoft's SDKs
+ *                      do), else IMDS (AZURE_IMDS_ENDPOINT, default
+ *                      http://169.254.169.254)
  *
  * Flows: Arc: GET IDENTITY_ENDPOINT?api-version=2020-06-01&resource=… with
  * "Metadata: true"; the 401's "WWW-Authenticate: Basic realm=PATH" names
@@ -185,6 +189,9 @@ int relay_parse_accept(const char *json, char *address, size_t addrsz,
 
 #define IDENTITY_RELAY_RESOURCE		"https://relay.azure.net"
 #define IDENTITY_ARC_TOKENS_DIR		"/var/opt/azcmagent/tokens"
+#define IDENTITY_HIMDS_PROGRAM		"/opt/azcmagent/bin/himds"
+#define IDENTITY_ARC_ENDPOINT \
+	"http://127.0.0.1:40342/metadata/identity/oauth2/token"
 #define IDENTITY_IMDS_ENDPOINT		"http://169.254.169.254"
 #define IDENTITY_AUTHORITY_HOST		"https://login.microsoftonline.com"
 #define IDENTITY_RELAY_KEY_NAME		"RootManageSharedAccessKey"

@@ -73,6 +73,9 @@ identity_settings_load(struct identity_settings *s, struct err *e)
 	s->api_token = config_env("CLOUD_API_TOKEN");
 	s->api_token_command = config_env("CLOUD_API_TOKEN_COMMAND");
 	s->identity_endpoint = config_env("IDENTITY_ENDPOINT");
+	if (s->identity_endpoint == NULL &&
+	    access(IDENTITY_HIMDS_PROGRAM, R_OK) == 0)
+		s->identity_endpoint = IDENTITY_ARC_ENDPOINT;	/* not inherited */
 	s->arc_tokens_dir = config_env("AZURE_ARC_TOKENS_DIR");
 	if (s->arc_tokens_dir == NULL)
 		s->arc_tokens_dir = IDENTITY_ARC_TOKENS_DIR;
