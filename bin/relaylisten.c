@@ -494,8 +494,9 @@ control_message(struct listener *l, const char *msg, size_t len)
 /*
  * Make before break: a new channel with a fresh token, then the old one
  * closed after what it already received has been handled.  -1 when no
- * new channel could be opened; 0 also when the credential could not make
- * a new token yet (the old channel stays until its token expires).
+ * new channel could be opened; 0 also when the credential gave no newer
+ * token yet (the old channel stays until its token expires, and renewal
+ * is tried again when lib/cloud/identity says).
  */
 static int
 renew(struct listener *l)
@@ -512,13 +513,18 @@ renew(struct listener *l)
 		failed(l, "token renewal: no token", NULL, &e);
 		return -1;
 	}
-	if (t->renew_error[0] != '\0') {
-		keep_error(l, "token renewal", t->renew_error);
-		log_warn("token renewal: no new token yet; the channel stays "
-		    "until its token expires", "hc=%s credential=%s error=%s",
-		    l->hc, identity_kind_name(l->src.kind),
-		    log_quote(t->renew_error, q, sizeof q));
-		l->renew_retry = time(NULL) + backoff_steps[BACKOFF_LAST] / 3;
+	if (t->expires_on != 0 && t->expires_on <= l->token_expiry) {
+		/* no newer token (yet): the channel stays until it expires */
+		if (t->renew_error[0] != '\0') {
+			keep_error(l, "token renewal", t->renew_error);
+			log_warn("token renewal: no new token yet; the channel "
+			    "stays until its token expires", "hc=%s "
+			    "credential=%s error=%s", l->hc,
+			    identity_kind_name(l->src.kind),
+			    log_quote(t->renew_error, q, sizeof q));
+		}
+		l->token_renew_at = t->renew_at;
+		l->renew_retry = time(NULL) + 1;
 		write_state(l, "connected");
 		return 0;
 	}

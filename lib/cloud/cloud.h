@@ -171,7 +171,8 @@ int relay_parse_accept(const char *json, char *address, size_t addrsz,
  * renew_at: IDENTITY_RENEW_MARGIN_SECONDS (at most a quarter of its
  * lifetime) before expires_on.  A renewal that fails while the cached
  * token is still valid for IDENTITY_RENEW_MARGIN_SECONDS / 5 more returns
- * that token with renew_error saying why; identity_forget drops a token
+ * that token with renew_error saying why (once), and is tried again a
+ * quarter of the remaining time later; identity_forget drops a token
  * the cloud refused (401), so the next call makes a new one.  Command
  * tokens expire when their JWT's exp says, else RELAY_TOKEN_TTL_SECONDS
  * after they were made; a relay SAS token RELAY_TOKEN_TTL_SECONDS after;

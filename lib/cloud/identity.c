@@ -53,6 +53,8 @@ struct identity {
 	char realm[PATH_MAX];		/* WWW-Authenticate: Basic realm= */
 	struct slot slot[CACHE_SLOTS];
 	struct identity_token fresh;	/* the token being made */
+	char form[32768];		/* a client-credentials request */
+	char assertion[8192];		/* its client assertion */
 };
 
 /* ------------------------------------------------------------ settings */
@@ -506,7 +508,7 @@ clear_body(struct identity *id)
  */
 static int
 request(struct identity *id, const char *what, const char *url,
-    const char *protocols, struct curl_slist *headers, const char *post,
+    int metadata, struct curl_slist *headers, const char *post,
     long *status, struct err *e)
 {
 	CURL *c = id->curl;
@@ -519,11 +521,14 @@ request(struct identity *id, const char *what, const char *url,
 	*status = 0;
 #define SET(opt, val) if (rc == CURLE_OK) rc = curl_easy_setopt(c, opt, val)
 	SET(CURLOPT_URL, url);
-	SET(CURLOPT_PROTOCOLS_STR, protocols);
+	/* the metadata services are on this machine: http, never a proxy;
+	 * Entra ID is https, through the site's proxy when it has one */
+	SET(CURLOPT_PROTOCOLS_STR, metadata ? "http,https" : "https");
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_NOPROXY, "*");
+	if (metadata)
+		SET(CURLOPT_NOPROXY, "*");
 	SET(CURLOPT_ERRORBUFFER, id->errbuf);
 	SET(CURLOPT_HTTPHEADER, headers);
 	SET(CURLOPT_WRITEFUNCTION, on_body);
@@ -597,6 +602,15 @@ nap(struct identity *id, int seconds, struct err *e)
 	return 0;
 }
 
+/* Free request headers, clearing them first (one may hold a key). */
+static void
+free_headers(struct curl_slist *h)
+{
+	for (struct curl_slist *t = h; t != NULL; t = t->next)
+		explicit_bzero(t->data, strlen(t->data));
+	curl_slist_free_all(h);
+}
+
 /* GET with "Metadata: true" (and auth when not NULL), retrying 404, 429
  * and 5xx IDENTITY_RETRIES times; *status the last answer. */
 static int
@@ -619,14 +633,14 @@ metadata_get(struct identity *id, const char *what, const char *url,
 			rc = -1;	/* stopped: EINTR, not the last status */
 			break;
 		}
-		if ((rc = request(id, what, url, "http,https", h, NULL, status,
+		if ((rc = request(id, what, url, 1, h, NULL, status,
 		    e)) == -1 || !retryable(*status))
 			break;
 	}
-	curl_slist_free_all(h);
+	free_headers(h);
 	return rc;
 oom:
-	curl_slist_free_all(h);
+	free_headers(h);
 	return err_set(e, ENOMEM, "%s: out of memory", what);
 }
 
@@ -920,7 +934,7 @@ static int
 client_credentials(struct identity *id, enum identity_kind kind,
     const char *resource, struct err *e)
 {
-	static char form[32768], assertion[8192];
+	char *form = id->form, *assertion = id->assertion;
 	char url[2048], scope[1100], what[2200];
 	struct curl_slist *h;
 	const struct identity_settings *s = &id->s;
@@ -937,32 +951,33 @@ client_credentials(struct identity *id, enum identity_kind kind,
 	snprintf(what, sizeof what, "client credentials (%s) at %s",
 	    kind == IDENTITY_CLIENT_SECRET ? "secret" : "certificate", url);
 	form[0] = '\0';
-	rc = form_add(form, sizeof form, "client_id", s->client_id, e);
+	rc = form_add(form, sizeof id->form, "client_id", s->client_id, e);
 	if (rc == 0)
-		rc = form_add(form, sizeof form, "scope", scope, e);
+		rc = form_add(form, sizeof id->form, "scope", scope, e);
 	if (rc == 0)
-		rc = form_add(form, sizeof form, "grant_type",
+		rc = form_add(form, sizeof id->form, "grant_type",
 		    "client_credentials", e);
 	if (rc == 0 && kind == IDENTITY_CLIENT_SECRET)
-		rc = form_add(form, sizeof form, "client_secret",
+		rc = form_add(form, sizeof id->form, "client_secret",
 		    s->client_secret, e);
 	if (rc == 0 && kind == IDENTITY_CLIENT_CERT) {
-		rc = client_assertion(s, url, assertion, sizeof assertion, e);
+		rc = client_assertion(s, url, assertion, sizeof id->assertion,
+		    e);
 		if (rc == 0)
-			rc = form_add(form, sizeof form,
+			rc = form_add(form, sizeof id->form,
 			    "client_assertion_type", ASSERTION_TYPE, e);
 		if (rc == 0)
-			rc = form_add(form, sizeof form, "client_assertion",
+			rc = form_add(form, sizeof id->form, "client_assertion",
 			    assertion, e);
-		explicit_bzero(assertion, sizeof assertion);
+		explicit_bzero(assertion, sizeof id->assertion);
 	}
 	h = rc == 0 ? curl_slist_append(NULL, "Accept: application/json") :
 	    NULL;
 	if (rc == 0 && h == NULL)
 		rc = err_set(e, ENOMEM, "out of memory");
 	if (rc == 0)
-		rc = request(id, what, url, "https", h, form, &status, e);
-	explicit_bzero(form, sizeof form);
+		rc = request(id, what, url, 0, h, form, &status, e);
+	explicit_bzero(form, sizeof id->form);
 	curl_slist_free_all(h);
 	if (rc == -1)
 		return -1;
@@ -1123,6 +1138,7 @@ identity_token(struct identity *id, const struct identity_source *src,
 	if (strlen(key) >= sizeof sl->key)
 		return err_set(e, ENAMETOOLONG, "token cache key too long");
 	if (sl != NULL && (sl->tok.renew_at == 0 || now < sl->tok.renew_at)) {
+		sl->tok.renew_error[0] = '\0';	/* said once */
 		*out = &sl->tok;
 		return 0;
 	}
@@ -1131,8 +1147,10 @@ identity_token(struct identity *id, const struct identity_source *src,
 		clear_body(id);
 		if (sl != NULL && sl->tok.expires_on - now >
 		    IDENTITY_RENEW_MARGIN_SECONDS / 5) {
+			/* keep the valid token; try again in a while */
 			snprintf(sl->tok.renew_error,
 			    sizeof sl->tok.renew_error, "%.250s", e->msg);
+			sl->tok.renew_at = now + (sl->tok.expires_on - now) / 4;
 			*out = &sl->tok;
 			return 0;
 		}
