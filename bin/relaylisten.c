@@ -442,7 +442,8 @@ open_with(struct listener *l, const struct identity_token *t, struct ws **out,
 	return rc;
 }
 
-/* No token: -1 with st->phase WS_OK and e saying why. */
+/* A new control channel: 0, -1 (st says the phase), or -2 when the
+ * credential gave no token (e says why). */
 static int
 open_channel(struct listener *l, struct ws **out, struct ws_status *st,
     struct err *e)
@@ -452,7 +453,7 @@ open_channel(struct listener *l, struct ws **out, struct ws_status *st,
 	memset(st, 0, sizeof *st);
 	st->phase = WS_OK;
 	if ((t = relay_token(l, e)) == NULL)
-		return -1;
+		return -2;
 	return open_with(l, t, out, st, e);
 }
 
@@ -655,11 +656,12 @@ listen_loop(struct listener *l)
 	struct err e = { 0 };
 	const char *down;
 	long wait;
+	int rc;
 
 	while (!stopping) {
 		write_state(l, "connecting");
 		down = "backoff";
-		if (open_channel(l, &l->ctl, &st, &e) == 0) {
+		if ((rc = open_channel(l, &l->ctl, &st, &e)) == 0) {
 			log_info("listening", "hc=%s listener_id=%s "
 			    "credential=%s", l->hc, l->id,
 			    identity_kind_name(l->src.kind));
@@ -670,7 +672,7 @@ listen_loop(struct listener *l)
 			memset(&st, 0, sizeof st);
 			if (stopping)
 				break;
-		} else if (e.code != EINTR && st.phase == WS_OK) {
+		} else if (e.code != EINTR && rc == -2) {
 			failed(l, "no token for the relay", NULL, &e);
 			down = "no-token";
 		} else if (e.code != EINTR) {

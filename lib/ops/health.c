@@ -745,13 +745,14 @@ disk_problems(struct report *r, long long free_bytes, double percent)
 	return 0;
 }
 
-/* Free space where dir is: 0, or the errno of statvfs. */
+/* Free space on a disk. */
 struct space {
 	unsigned long long free_bytes, total;
 	double percent;
 	int ok;			/* at least the minimum bytes and percent */
 };
 
+/* Free space where dir is: 0, or the errno of statvfs. */
 static int
 disk_space(const char *dir, struct space *sp)
 {
