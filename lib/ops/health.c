@@ -957,7 +957,7 @@ add_qr(struct report *r, struct err *e)
 	if (st.running)
 		answering = port_answering(bind != NULL && *bind != '\0' &&
 		    strcmp(bind, "0.0.0.0") != 0 ? bind : NULL, st.port,
-		    HEALTH_CONNECT_TIMEOUT_MS);
+		    HEALTH_CONNECT_TIMEOUT_MS) == 0;
 	o = json_pack("{s:b, s:s, s:i, s:b, s:i, s:i, s:o}", "running",
 	    st.running, "aet", st.aet, "port", st.port, "answering", answering,
 	    "associations", st.associations, "moves_in_progress", st.moves,
@@ -992,7 +992,7 @@ host_answering(const char *host, const char *port, int timeout_ms)
 		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
 			answering = 1;
 		else if (errno == EINPROGRESS)
-			answering = connect_finished(fd, timeout_ms);
+			answering = connect_finished(fd, timeout_ms) == 0;
 		close(fd);
 	}
 	freeaddrinfo(res);
