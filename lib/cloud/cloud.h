@@ -155,9 +155,9 @@ int relay_parse_accept(const char *json, char *address, size_t addrsz,
  * *.key, is a regular file (no symbolic link) of at most 4096 bytes; the
  * GET is repeated with "Authorization: Basic <its contents>".  IMDS: GET
  * …/metadata/identity/oauth2/token?api-version=2018-02-01&resource=…
- * with "Metadata: true".  Both retry 404, 429 and 5xx at most
- * IDENTITY_RETRIES times, 1, 2 and 4 s apart: a token call never blocks
- * its caller for minutes.  Client credentials: POST
+ * with "Metadata: true".  Both try again after 404, 429 and 5xx, 1, 2
+ * and 4 s later (IDENTITY_RETRIES tries in all): a token call never
+ * blocks its caller for minutes.  Client credentials: POST
  * AZURE_AUTHORITY_HOST/{tenant}/oauth2/v2.0/token, form-encoded,
  * scope <resource>/.default, with client_secret or a client assertion:
  * a PS256 JWT (x5t#S256 of the certificate; aud the token URL, iss = sub
