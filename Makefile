@@ -192,11 +192,15 @@ install: all
 	  chgrp $(GW_USER) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(CONFDIR)/gateway.env && \
 	  chown $(GW_USER):$(GW_USER) $(DESTDIR)$(STATEDIR); fi
 
-# The service's system user and group (no login, home = the data).
+# The service's system user and group (no login, home = the data), in
+# group himds where the Azure Connected Machine agent made it: reading
+# HIMDS's key file (the managed identity on an Arc machine) needs it.
 install-user:
 	getent group $(GW_USER) >/dev/null || groupadd --system $(GW_USER)
 	getent passwd $(GW_USER) >/dev/null || useradd --system --gid $(GW_USER) \
 	  --home-dir $(STATEDIR) --no-create-home --shell /usr/sbin/nologin $(GW_USER)
+	if getent group himds >/dev/null; then usermod -a -G himds $(GW_USER); \
+	else echo "install-user: no group himds (not an Azure Arc machine): $(GW_USER) not added"; fi
 
 # Removes what install put under PREFIX and the unit; keeps the
 # configuration, the data directory and the user (remove those by hand).

@@ -14,18 +14,25 @@
  * (--rendezvous) that connects to the given address, reads one action,
  * hands it to the program that owns it (images.request: lib/cloud/request)
  * and writes the reply, so a slow action never holds up the control
- * channel.  It sends an unsolicited PONG every RELAY_PONG_SECONDS,
- * opens a new channel with a fresh token before the old token expires
- * (the new one is up before the old one is closed), and proves the
- * channel by traffic: every RELAY_PROBE_SECONDS a child (--probe)
- * connects to the same hybrid connection as a sender and sends an
- * echo, which must come back through this listener.  When
- * that fails the channel is dropped and opened again.  Reconnects follow
- * the Azure SDK's back-off (0, 1, 2, 5, 10, 30 s); a 404 (no such hybrid
- * connection) waits the longest step at once.
+ * channel.  Its token comes from lib/cloud/identity (SAS, a command, or
+ * Entra ID: in production the machine's managed identity).
+ *
+ * Liveness, as production keeps it (PRODUCTION.md §6): a WebSocket PING
+ * every RELAY_PING_SECONDS, and the channel is dropped and opened again
+ * when no PONG came within RELAY_PING_TIMEOUT_SECONDS.  A new channel
+ * with a fresh token is opened before the old token expires (the new one
+ * is up before the old one is closed).  Where the credential may send
+ * (RELAY_SELF_ECHO: a SAS key or a command by default, never the Listen-
+ * only managed identity unless told), the channel is also proven by
+ * traffic: every RELAY_PROBE_SECONDS a child (--probe) connects to the
+ * same hybrid connection as a sender and sends an echo, which must come
+ * back through this listener, else the channel is opened again.
+ * Reconnects follow the Azure SDK's back-off (0, 1, 2, 5, 10, 30 s); a
+ * 404 (no such hybrid connection) waits the longest step at once; no
+ * token is retried the same way, never by exiting.
  *
  * Its state goes to $GATEWAY_DATA_DIR/run/relay.state for gatewayd status
- * and the health report.
+ * and the health report (never the token).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "base/base.h"
@@ -53,6 +61,7 @@
 #define OPEN_TIMEOUT_MS		20000
 #define CLOSE_TIMEOUT_MS	2000
 #define REPLY_DEADLINE_MS	25000	/* the cloud waits 30 s */
+#define ACTION_WAIT_MS		30000	/* production waits 30 s for it */
 #define PROBE_TIMEOUT_S		30
 #define PROBE_FIRST_S		5	/* first proof after connecting */
 #define PROBE_RETRY_S		5	/* another listener answered */
@@ -66,23 +75,27 @@ static const int backoff_steps[] = { 0, 1, 2, 5, 10, 30 };
 
 struct listener {
 	struct config cfg;
-	struct relay_auth auth;
-	const char *hc, *ca_file;
+	struct identity_settings ids;
+	struct identity *identity;
+	struct identity_source src;	/* the relay's credential */
+	const char *ns, *endpoint, *hc, *ca_file;
 	int token_in_header;
-	long pong_s, probe_s;
+	long ping_s, ping_timeout_s, probe_s;
 	struct ws_ctx *ctx;
 	struct ws *ctl;
 	char id[RELAY_UUID_LEN + 1];
 	char self[PATH_MAX];		/* this program, for the children */
-	int64_t token_expiry;
-	time_t connected_at, next_pong, next_probe, last_proof;
+	int64_t token_expiry, token_renew_at;	/* of the channel's token */
+	time_t started, connected_at, next_ping, next_probe;
+	time_t last_pong, last_action, last_proof;
 	time_t renew_retry;		/* after a failed renewal */
 	pid_t probe_pid;
 	time_t probe_started;
 	int rendezvous;			/* children answering now */
-	int probe_off;			/* no Send right: no traffic proof */
+	int self_echo;			/* traffic proof on (RELAY_SELF_ECHO) */
 	unsigned fails;			/* reconnects in a row */
 	char last_error[1024];
+	time_t last_error_at;
 	const char *state;		/* in relay.state, and since when */
 	time_t state_since;
 };
@@ -106,9 +119,13 @@ usage(FILE *f)
 	    "  --version    print the version\n"
 	    "\n"
 	    "Environment: AZURE_RELAY_NAMESPACE, AZURE_RELAY_HYBRID_CONNECTION,\n"
-	    "AZURE_RELAY_KEY_NAME, AZURE_RELAY_SHARED_ACCESS_KEY or\n"
-	    "AZURE_RELAY_TOKEN_COMMAND, AZURE_RELAY_ENDPOINT, GATEWAY_CA_FILE,\n"
-	    "RELAY_TOKEN_TTL_SECONDS, RELAY_PONG_SECONDS, RELAY_PROBE_SECONDS,\n"
+	    "ENVIRONMENT, AZURE_RELAY_KEY_NAME, AZURE_RELAY_SHARED_ACCESS_KEY,\n"
+	    "AZURE_RELAY_TOKEN_COMMAND, IDENTITY_ENDPOINT, AZURE_ARC_TOKENS_DIR,\n"
+	    "AZURE_IMDS_ENDPOINT, AZURE_TENANT_ID, AZURE_CLIENT_ID,\n"
+	    "AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH,\n"
+	    "AZURE_AUTHORITY_HOST, AZURE_RELAY_ENDPOINT, GATEWAY_CA_FILE,\n"
+	    "RELAY_TOKEN_TTL_SECONDS, RELAY_PING_SECONDS,\n"
+	    "RELAY_PING_TIMEOUT_SECONDS, RELAY_PROBE_SECONDS, RELAY_SELF_ECHO,\n"
 	    "RELAY_TOKEN_IN_HEADER, GATEWAY_DATA_DIR, PACS_DB_PATH,\n"
 	    "GATEWAY_SPOOL_DIR, LOG_LEVEL.\n"
 	    "See relaylisten(8).\n");
@@ -157,11 +174,17 @@ iso_time(time_t t, char *out, size_t outsz)
 		out[0] = '\0';
 }
 
-/* run/relay.state, replaced whole by a rename (gatewayd status reads it). */
+/*
+ * run/relay.state, replaced whole by a rename (gatewayd status and the
+ * health report read it): what a listener can tell about its channel,
+ * never the token.
+ */
 static void
 write_state(struct listener *l, const char *connection)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8], since[32], proof[32];
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	char since[32], started[32], pong[32], action[32], proof[32];
+	char error_at[32], expires[32];
 	FILE *f;
 
 	if (snprintf(path, sizeof path, "%s/run/relay.state",
@@ -173,34 +196,56 @@ write_state(struct listener *l, const char *connection)
 		l->state_since = time(NULL);
 	}
 	iso_time(l->state_since, since, sizeof since);
+	iso_time(l->started, started, sizeof started);
+	iso_time(l->last_pong, pong, sizeof pong);
+	iso_time(l->last_action, action, sizeof action);
 	iso_time(l->last_proof, proof, sizeof proof);
+	iso_time(l->last_error_at, error_at, sizeof error_at);
+	iso_time(l->ctl != NULL ? (time_t)l->token_expiry : 0, expires,
+	    sizeof expires);
 	if ((f = fopen(tmp, "w")) == NULL)
 		return;
-	fprintf(f, "connection=%s\nsince=%s\nlast_proof=%s\nlast_error=%s\n"
-	    "hybrid_connection=%s\npid=%ld\n", connection, since, proof,
-	    l->last_error, l->hc, (long)getpid());
+	fprintf(f, "connection=%s\nsince=%s\nstarted=%s\ncredential=%s\n"
+	    "token_expires=%s\nlast_pong=%s\nlast_action=%s\nself_echo=%s\n"
+	    "last_proof=%s\nlast_error=%s\nlast_error_at=%s\n"
+	    "hybrid_connection=%s\npid=%ld\n", connection, since, started,
+	    identity_kind_name(l->src.kind), expires, pong, action,
+	    l->self_echo ? "on" : "off", proof, l->last_error, error_at,
+	    l->hc, (long)getpid());
 	if (fclose(f) == 0)
 		rename(tmp, path);
 	else
 		unlink(tmp);
 }
 
-/* What a handshake status means (PROTOCOL.md §2). */
+/* What a handshake status means (PROTOCOL.md §2), for this credential. */
 static const char *
-status_hint(int status)
+status_hint(const struct listener *l, int status)
 {
+	int entra = identity_kind_entra(l->src.kind);
+
 	switch (status) {
 	case 401:
-		return "token refused: wrong key or key name, or expired "
-		    "(is the clock right?)";
+		return entra ? "token refused: wrong tenant or audience, or "
+		    "expired (is the clock right?)" : "token refused: wrong "
+		    "key or key name, or expired (is the clock right?)";
 	case 403:
-		return "the key lacks the Listen right";
+		return entra ? "the identity lacks the Azure Relay Listener "
+		    "role on the hybrid connection" :
+		    "the key lacks the Listen right";
 	case 404:
 		return "no such hybrid connection";
 	default:
 		return status >= 500 ? "relay service error" :
 		    "unexpected answer";
 	}
+}
+
+static void
+keep_error(struct listener *l, const char *what, const char *msg)
+{
+	snprintf(l->last_error, sizeof l->last_error, "%s: %s", what, msg);
+	l->last_error_at = time(NULL);
 }
 
 /* Log a failure with its phase, and keep it for the state file. */
@@ -210,34 +255,51 @@ failed(struct listener *l, const char *what, const struct ws_status *st,
 {
 	char q[400];
 
-	snprintf(l->last_error, sizeof l->last_error, "%s: %s", what, e->msg);
+	keep_error(l, what, e->msg);
 	if (st != NULL && st->http_status > 0)
 		log_error(what, "phase=%s status=%d hc=%s error=%s hint=\"%s\"",
 		    ws_phase_name(st->phase), st->http_status, l->hc,
-		    log_quote(e->msg, q, sizeof q), status_hint(st->http_status));
+		    log_quote(e->msg, q, sizeof q),
+		    status_hint(l, st->http_status));
 	else if (st != NULL && st->phase == WS_CLOSED)
 		log_error(what, "phase=closed code=%d hc=%s error=%s",
 		    st->close_code, l->hc, log_quote(e->msg, q, sizeof q));
 	else
-		log_error(what, "phase=%s hc=%s error=%s",
+		log_error(what, "phase=%s hc=%s credential=%s error=%s",
 		    st != NULL ? ws_phase_name(st->phase) : "token", l->hc,
+		    identity_kind_name(l->src.kind),
 		    log_quote(e->msg, q, sizeof q));
 }
 
 /* ------------------------------------------------------------ children */
 
-/* Start this program again with args; its pid, or -1. */
+/* Start this program again with args, in given on its stdin (NULL:
+ * inherited); its pid, or -1. */
 static pid_t
-spawn(struct listener *l, char *const args[])
+spawn(struct listener *l, char *const args[], const char *in)
 {
-	pid_t pid = fork();
+	int p[2] = { -1, -1 };
+	pid_t pid;
 
-	if (pid == 0) {
+	if (in != NULL && pipe2(p, O_CLOEXEC) == -1) {
+		log_error("cannot make a pipe", "error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	if ((pid = fork()) == 0) {
+		if (in != NULL && dup2(p[0], 0) == -1)
+			_exit(EX_OSERR);
 		execv(l->self, args);
 		_exit(EX_OSERR);
 	}
 	if (pid == -1)
 		log_error("cannot fork", "error=\"%s\"", strerror(errno));
+	if (in != NULL) {
+		close(p[0]);
+		if (pid != -1 && fs_write_all(p[1], in, strlen(in), NULL) == -1)
+			log_warn("cannot hand the child its token", "pid=%ld",
+			    (long)pid);
+		close(p[1]);
+	}
 	return pid;
 }
 
@@ -253,20 +315,45 @@ start_rendezvous(struct listener *l, const char *address, const char *id)
 		    "answering=%d", id, l->rendezvous);
 		return;
 	}
-	if ((pid = spawn(l, args)) != -1) {
+	if ((pid = spawn(l, args, NULL)) != -1) {
 		l->rendezvous++;
 		log_debug("accept", "id=%s pid=%ld", id, (long)pid);
 	}
 }
 
+/* The relay token for entity hc (lib/cloud/identity), or NULL with e. */
+static const struct identity_token *
+relay_token(struct listener *l, struct err *e)
+{
+	const struct identity_token *t;
+	char resource[1024];
+
+	if (relay_resource(l->ns, l->hc, resource, sizeof resource, e) == -1 ||
+	    identity_token(l->identity, &l->src, resource, &t, e) == -1)
+		return NULL;
+	return t;
+}
+
+/* The probe is a sender with our own credential, handed on its stdin. */
 static void
 start_probe(struct listener *l)
 {
 	char *args[] = { l->self, "--probe", "--listener-id", l->id, NULL };
+	const struct identity_token *t;
+	struct err e = { 0 };
+	char *in;
 
-	l->probe_pid = spawn(l, args);
 	l->probe_started = time(NULL);
 	l->next_probe = l->probe_started + l->probe_s;
+	if ((t = relay_token(l, &e)) == NULL) {
+		failed(l, "traffic proof: no token", NULL, &e);
+		return;
+	}
+	if (asprintf(&in, "%s\n", t->value) == -1)
+		return;
+	l->probe_pid = spawn(l, args, in);
+	explicit_bzero(in, strlen(in));
+	free(in);
 }
 
 /* The probe ended with status; 1 when the channel must be dropped. */
@@ -290,12 +377,14 @@ probe_done(struct listener *l, int status)
 	}
 	if (code == EX_NOPERM) {
 		log_warn("traffic proof needs the Send right on the hybrid "
-		    "connection; proof disabled", "hc=%s", l->hc);
-		l->probe_off = 1;
+		    "connection; proof disabled", "hc=%s credential=%s", l->hc,
+		    identity_kind_name(l->src.kind));
+		l->self_echo = 0;
+		write_state(l, "connected");
 		return 0;
 	}
-	snprintf(l->last_error, sizeof l->last_error,
-	    "traffic proof failed (exit %d)", code);
+	keep_error(l, "traffic proof failed", "the listener does not get "
+	    "traffic");
 	log_error("traffic proof failed: the listener does not get traffic",
 	    "hc=%s exit=%d note=\"reconnecting\"", l->hc, code);
 	return 1;
@@ -328,44 +417,44 @@ reap(struct listener *l)
 
 /* ------------------------------------------------------ control channel */
 
+/* Open a control channel with t; on success *out and the channel's id. */
 static int
-open_channel(struct listener *l, struct ws **out, struct ws_status *st,
-    struct err *e)
+open_with(struct listener *l, const struct identity_token *t, struct ws **out,
+    struct ws_status *st, struct err *e)
 {
-	static char token[RELAY_TOKEN_OUT], url[RELAY_URL_MAX];
+	static char url[RELAY_URL_MAX];
 	char id[RELAY_UUID_LEN + 1];
-	int64_t expiry;
 	int rc;
 
-	memset(st, 0, sizeof *st);
-	st->phase = WS_OK;
 	if (relay_uuid(id, e) == -1 ||
-	    relay_auth_token(&l->auth, l->hc, token, sizeof token, &expiry,
-	    e) == -1 ||
-	    relay_listen_url(l->auth.ns, l->hc, id,
-	    l->token_in_header ? NULL : token, l->auth.endpoint, url,
-	    sizeof url, e) == -1)
+	    relay_listen_url(l->ns, l->hc, id, l->token_in_header ? NULL :
+	    t->value, l->endpoint, url, sizeof url, e) == -1)
 		return -1;
-	rc = ws_open(l->ctx, out, url,
-	    l->token_in_header ? "ServiceBusAuthorization" : NULL,
-	    l->token_in_header ? token : NULL, OPEN_TIMEOUT_MS, st, e);
-	explicit_bzero(token, sizeof token);
+	rc = ws_open(l->ctx, out, url, l->token_in_header ?
+	    "ServiceBusAuthorization" : NULL, l->token_in_header ? t->value :
+	    NULL, OPEN_TIMEOUT_MS, st, e);
 	explicit_bzero(url, sizeof url);
 	if (rc == 0) {		/* the channel's id and token, once it is up */
 		memcpy(l->id, id, sizeof id);
-		l->token_expiry = expiry;
+		l->token_expiry = t->expires_on;
+		l->token_renew_at = t->renew_at;
 	}
 	return rc;
 }
 
-static time_t
-renew_at(const struct listener *l)
+/* A new control channel: 0, -1 (st says the phase), or -2 when the
+ * credential gave no token (e says why). */
+static int
+open_channel(struct listener *l, struct ws **out, struct ws_status *st,
+    struct err *e)
 {
-	long margin = l->auth.ttl_seconds / 4;
+	const struct identity_token *t;
 
-	if (margin > 300)
-		margin = 300;
-	return (time_t)l->token_expiry - margin;
+	memset(st, 0, sizeof *st);
+	st->phase = WS_OK;
+	if ((t = relay_token(l, e)) == NULL)
+		return -2;
+	return open_with(l, t, out, st, e);
 }
 
 static void
@@ -374,12 +463,12 @@ channel_up(struct listener *l)
 	time_t now = time(NULL);
 
 	l->connected_at = now;
-	l->next_pong = now + l->pong_s;
+	l->next_ping = now + l->ping_s;
 	l->next_probe = now + (l->probe_s < PROBE_FIRST_S ? l->probe_s :
 	    PROBE_FIRST_S);
+	l->renew_retry = 0;
 	l->fails = 0;
-	l->last_error[0] = '\0';
-	write_state(l, "connected");
+	write_state(l, "connected");	/* last_error stays, with its time */
 }
 
 /* One control message: an accept starts a child; the rest is logged. */
@@ -391,8 +480,10 @@ control_message(struct listener *l, const char *msg, size_t len)
 	int rc = relay_parse_accept(msg, address, sizeof address, id,
 	    sizeof id, &e);
 
+	l->last_action = time(NULL);	/* the relay routes to us */
 	if (rc == 1) {
 		start_rendezvous(l, address, id);
+		write_state(l, l->state != NULL ? l->state : "connected");
 		return;
 	}
 	snprintf(head, sizeof head, "%.*s", (int)(len < 60 ? len : 60), msg);
@@ -403,18 +494,42 @@ control_message(struct listener *l, const char *msg, size_t len)
 
 /*
  * Make before break: a new channel with a fresh token, then the old one
- * closed after what it already received has been handled.
+ * closed after what it already received has been handled.  -1 when no
+ * new channel could be opened; 0 also when the credential gave no newer
+ * token yet (the old channel stays until its token expires, and renewal
+ * is tried again when lib/cloud/identity says).
  */
 static int
 renew(struct listener *l)
 {
 	struct ws *fresh, *old = l->ctl;
+	const struct identity_token *t;
 	struct ws_status st;
 	struct err e = { 0 };
-	char *msg;
+	char *msg, q[300];
 	size_t len;
 
-	if (open_channel(l, &fresh, &st, &e) == -1) {
+	memset(&st, 0, sizeof st);
+	if ((t = relay_token(l, &e)) == NULL) {
+		failed(l, "token renewal: no token", NULL, &e);
+		return -1;
+	}
+	if (t->expires_on != 0 && t->expires_on <= l->token_expiry) {
+		/* no newer token (yet): the channel stays until it expires */
+		if (t->renew_error[0] != '\0') {
+			keep_error(l, "token renewal", t->renew_error);
+			log_warn("token renewal: no new token yet; the channel "
+			    "stays until its token expires", "hc=%s "
+			    "credential=%s error=%s", l->hc,
+			    identity_kind_name(l->src.kind),
+			    log_quote(t->renew_error, q, sizeof q));
+		}
+		l->token_renew_at = t->renew_at;
+		l->renew_retry = time(NULL) + 1;
+		write_state(l, "connected");
+		return 0;
+	}
+	if (open_with(l, t, &fresh, &st, &e) == -1) {
 		failed(l, "token renewal: cannot open a new channel", &st, &e);
 		return -1;
 	}
@@ -424,32 +539,56 @@ renew(struct listener *l)
 	}
 	ws_close(old, 1000, "token renewed", CLOSE_TIMEOUT_MS);
 	l->ctl = fresh;
-	log_info("token renewed", "hc=%s listener_id=%s", l->hc, l->id);
+	log_info("token renewed", "hc=%s listener_id=%s credential=%s", l->hc,
+	    l->id, identity_kind_name(l->src.kind));
 	channel_up(l);
 	return 0;
 }
 
-/* Timers: pong, renewal, probe.  -1 when the channel must be dropped. */
+/* PING every ping_s; -1 when the last one went unanswered too long. */
+static int
+keepalive(struct listener *l, time_t now)
+{
+	struct ws_status st;
+	struct err e = { 0 };
+	time_t pong = ws_last_pong(l->ctl);
+
+	if (pong != 0 && pong != l->last_pong) {
+		l->last_pong = pong;
+		write_state(l, "connected");
+	}
+	if (ws_ping_overdue(l->ctl, (int)l->ping_timeout_s * 1000)) {
+		err_set(&e, ETIMEDOUT, "no PONG within %ld s of a PING",
+		    l->ping_timeout_s);
+		failed(l, "control channel lost: the relay does not answer "
+		    "PINGs", NULL, &e);
+		return -1;
+	}
+	if (now >= l->next_ping) {
+		l->next_ping = now + l->ping_s;
+		if (ws_ping(l->ctl, 5000, &st, &e) == -1) {
+			failed(l, "keep-alive PING failed", &st, &e);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Timers: PING, renewal, probe.  -1 when the channel must be dropped. */
 static int
 timers(struct listener *l)
 {
 	time_t now = time(NULL);
-	struct ws_status st;
-	struct err e = { 0 };
 
-	if (now >= l->next_pong) {
-		l->next_pong = now + l->pong_s;
-		if (ws_pong(l->ctl, 5000, &st, &e) == -1) {
-			failed(l, "keep-alive pong failed", &st, &e);
-			return -1;
-		}
-	}
-	if (now >= renew_at(l) && now >= l->renew_retry && renew(l) == -1) {
-		if (now >= l->token_expiry)
+	if (keepalive(l, now) == -1)
+		return -1;
+	if (l->token_renew_at != 0 && now >= l->token_renew_at &&
+	    now >= l->renew_retry && renew(l) == -1) {
+		if (l->token_expiry != 0 && now >= l->token_expiry)
 			return -1;
 		l->renew_retry = now + backoff_steps[BACKOFF_LAST];
 	}
-	if (l->probe_s > 0 && !l->probe_off && l->probe_pid == 0 &&
+	if (l->probe_s > 0 && l->self_echo && l->probe_pid == 0 &&
 	    now >= l->next_probe)
 		start_probe(l);
 	return reap(l) ? -1 : 0;
@@ -515,13 +654,17 @@ listen_loop(struct listener *l)
 {
 	struct ws_status st;
 	struct err e = { 0 };
+	const char *down;
 	long wait;
+	int rc;
 
 	while (!stopping) {
 		write_state(l, "connecting");
-		if (open_channel(l, &l->ctl, &st, &e) == 0) {
-			log_info("listening", "hc=%s listener_id=%s", l->hc,
-			    l->id);
+		down = "backoff";
+		if ((rc = open_channel(l, &l->ctl, &st, &e)) == 0) {
+			log_info("listening", "hc=%s listener_id=%s "
+			    "credential=%s", l->hc, l->id,
+			    identity_kind_name(l->src.kind));
 			channel_up(l);
 			serve(l);
 			ws_close(l->ctl, 1000, "", CLOSE_TIMEOUT_MS);
@@ -529,11 +672,14 @@ listen_loop(struct listener *l)
 			memset(&st, 0, sizeof st);
 			if (stopping)
 				break;
+		} else if (e.code != EINTR && rc == -2) {
+			failed(l, "no token for the relay", NULL, &e);
+			down = "no-token";
 		} else if (e.code != EINTR) {
 			failed(l, "cannot open the control channel", &st, &e);
 		}
 		wait = backoff(l, &st);
-		write_state(l, "backoff");
+		write_state(l, down);
 		if (wait > 0)
 			log_info("reconnecting", "hc=%s wait=%ld", l->hc, wait);
 		pause_for(l, wait);
@@ -544,6 +690,8 @@ listen_loop(struct listener *l)
 
 /* ----------------------------------------------------------- actions */
 
+/* {"status":…[,"action_id":…][,"message":…]}; production's error
+ * replies carry no action_id (PRODUCTION.md §2): pass NULL for those. */
 static char *
 reply_json(const char *status, const char *action_id, const char *message)
 {
@@ -603,7 +751,7 @@ sibling(const char *self, const char *name, char *out, size_t outsz)
 
 /* worklist.* through `mwlsync apply`; its reply, checked to be JSON. */
 static char *
-worklist_action(const char *self, const char *text, const char *action_id)
+worklist_action(const char *self, const char *text)
 {
 	char prog[PATH_MAX];
 	char *argv[] = { prog, "apply", NULL };
@@ -619,7 +767,7 @@ worklist_action(const char *self, const char *text, const char *action_id)
 		return out;
 	}
 	free(out);
-	return reply_json("error", action_id, "worklist store failed");
+	return reply_json("error", NULL, "worklist store failed");
 }
 
 /*
@@ -627,8 +775,8 @@ worklist_action(const char *self, const char *text, const char *action_id)
  * and play the exam with modality-emu in the background.
  */
 static char *
-test_item_action(const char *self, json_t *action, const char *action_id,
-    char *accession, size_t accsz)
+test_item_action(const char *self, json_t *action, char *accession,
+    size_t accsz)
 {
 	json_t *copy = json_deep_copy(action);
 	const char *acc;
@@ -636,7 +784,7 @@ test_item_action(const char *self, json_t *action, const char *action_id,
 
 	accession[0] = '\0';
 	if (copy == NULL)
-		return reply_json("error", action_id, "out of memory");
+		return reply_json("error", NULL, "out of memory");
 	json_object_set_new(copy, "action_type",
 	    json_string("worklist.create_item"));
 	acc = json_string_value(json_object_get(json_object_get(
@@ -647,8 +795,8 @@ test_item_action(const char *self, json_t *action, const char *action_id,
 	text = json_dumps(copy, JSON_COMPACT);
 	json_decref(copy);
 	if (text == NULL)
-		return reply_json("error", action_id, "out of memory");
-	reply = worklist_action(self, text, action_id);
+		return reply_json("error", NULL, "out of memory");
+	reply = worklist_action(self, text);
 	free(text);
 	return reply;
 }
@@ -678,38 +826,40 @@ play_test_exam(const char *self, const char *accession)
 	log_info("test exam started", "accession_number=%s", accession);
 }
 
+/*
+ * {"status":"echo","payload":<the whole request>} as production answers;
+ * our own traffic proof ("probe":true) also gets this listener's id.
+ */
 static char *
-echo_reply(json_t *action, const char *action_id, const char *listener_id)
+echo_reply(json_t *action, const char *listener_id)
 {
-	json_t *payload = json_object_get(action, "payload");
-	json_t *j;
+	json_t *j = json_pack("{s:s, s:O}", "status", "echo", "payload",
+	    action);
 	char *out;
 
-	if (payload == NULL)
-		payload = json_object_get(action, "parameters");
-	j = json_pack("{s:s, s:O?, s:s}", "status", "echo", "payload",
-	    payload, "listener_id", listener_id);
 	if (j == NULL)
 		return NULL;
-	if (action_id != NULL)
-		json_object_set_new(j, "action_id", json_string(action_id));
+	if (json_is_true(json_object_get(action, "probe")))
+		json_object_set_new(j, "listener_id", json_string(listener_id));
 	out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	return out;
 }
 
+/* {"status":"ok","action_id":<as sent, or null>,"health":{…}} */
 static char *
-health_reply(const char *action_id)
+health_reply(json_t *action)
 {
+	json_t *id = json_object_get(action, "action_id");
 	struct config cfg;
 	struct err e = { 0 };
 	json_t *h = NULL, *j;
 	char *out;
 
 	if (config_load(&cfg, &e) == -1 || health_report(&cfg, &h, &e) == -1)
-		return reply_json("error", action_id, e.msg);
-	j = json_pack("{s:s, s:s?, s:o}", "status", "ok", "action_id",
-	    action_id, "health", h);
+		return reply_json("error", NULL, e.msg);
+	j = json_pack("{s:s, s:O?, s:o}", "status", "ok", "action_id", id,
+	    "health", h);
 	if (j == NULL)
 		return NULL;
 	out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -754,20 +904,54 @@ images_request(const json_t *action, const char *action_id)
 	return out;
 }
 
-/* The reply to one action (malloc'd JSON). */
+/* "Unsupported action: <type>" as production words it: "no-op" when
+ * there is none, the JSON text of a type that is not a string. */
+static char *
+unsupported(const json_t *type)
+{
+	char msg[300], *text = NULL;
+
+	if (type == NULL)
+		snprintf(msg, sizeof msg, "Unsupported action: no-op");
+	else if (json_is_string(type))
+		snprintf(msg, sizeof msg, "Unsupported action: %.200s",
+		    json_string_value(type));
+	else {
+		text = json_dumps(type, JSON_COMPACT | JSON_ENCODE_ANY);
+		snprintf(msg, sizeof msg, "Unsupported action: %.200s",
+		    text != NULL ? text : "?");
+		free(text);
+	}
+	return reply_json("error", NULL, msg);
+}
+
+/*
+ * The reply to one action (malloc'd JSON).  Every request gets one:
+ * text that is not a JSON object is answered with an error naming what
+ * is wrong, where production closes without a word.
+ */
 static char *
 answer(const char *self, const char *text, const char *listener_id,
     char *accession, size_t accsz)
 {
-	json_t *action = json_loads(text, 0, NULL);
+	json_error_t je;
+	json_t *action = json_loads(text, JSON_REJECT_DUPLICATES, &je);
 	const char *type, *id;
-	char msg[300], *out;
+	char msg[300], q[80], *out;
 
 	accession[0] = '\0';
-	if (!json_is_object(action)) {
+	if (action == NULL || !json_is_object(action)) {
+		if (action == NULL)
+			snprintf(msg, sizeof msg, "Invalid action: not JSON "
+			    "(line %d column %d: %.160s)", je.line, je.column,
+			    je.text);
+		else
+			snprintf(msg, sizeof msg, "Invalid action: not a JSON "
+			    "object");
 		json_decref(action);
-		return reply_json("error", NULL, "invalid action: not a JSON "
-		    "object");
+		log_warn("action refused", "reason=%s",
+		    log_quote(msg, q, sizeof q));
+		return reply_json("error", NULL, msg);
 	}
 	type = json_string_value(json_object_get(action, "action_type"));
 	id = json_string_value(json_object_get(action, "action_id"));
@@ -775,21 +959,19 @@ answer(const char *self, const char *text, const char *listener_id,
 	    LOG_INFO, "action", "type=%s action_id=%s", type ? type : "-",
 	    id ? id : "-");
 	if (type == NULL)
-		out = reply_json("error", id, "missing field: action_type");
+		out = unsupported(json_object_get(action, "action_type"));
 	else if (strcmp(type, "echo") == 0)
-		out = echo_reply(action, id, listener_id);
+		out = echo_reply(action, listener_id);
 	else if (strcmp(type, "health") == 0)
-		out = health_reply(id);
+		out = health_reply(action);
 	else if (strcmp(type, "images.request") == 0)
 		out = images_request(action, id);
 	else if (strcmp(type, "worklist.create_test_item") == 0)
-		out = test_item_action(self, action, id, accession, accsz);
+		out = test_item_action(self, action, accession, accsz);
 	else if (strncmp(type, "worklist.", 9) == 0)
-		out = worklist_action(self, text, id);
-	else {
-		snprintf(msg, sizeof msg, "Unsupported action: %.200s", type);
-		out = reply_json("error", id, msg);
-	}
+		out = worklist_action(self, text);
+	else
+		out = unsupported(json_object_get(action, "action_type"));
 	json_decref(action);
 	return out;
 }
@@ -813,7 +995,7 @@ rendezvous(const char *self, const char *address, const char *listener_id)
 		    : 0, e.msg);
 		goto done;
 	}
-	if (ws_recv(w, &msg, &len, NULL, 10000, &st, &e) != 1) {
+	if (ws_recv(w, &msg, &len, NULL, ACTION_WAIT_MS, &st, &e) != 1) {
 		log_error("rendezvous: no action received", "phase=%s "
 		    "error=\"%s\"", ws_phase_name(st.phase), e.msg);
 		goto done;
@@ -842,7 +1024,29 @@ done:
 	return rc;
 }
 
-/* --probe: an echo through the relay, as a sender on our own hc. */
+/* The token the listener hands the probe on stdin, into out. */
+static int
+read_token(char *out, size_t outsz, struct err *e)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	while (n + 1 < outsz && (r = read(0, out + n, outsz - 1 - n)) != 0) {
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			return err_sys(e, "reading the token");
+		n += (size_t)r;
+	}
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	if (out[0] == '\0')
+		return err_set(e, EINVAL, "no token on stdin");
+	return 0;
+}
+
+/* --probe: an echo through the relay, as a sender on our own hc, with
+ * the listener's token. */
 static int
 probe(struct listener *l, const char *listener_id)
 {
@@ -851,19 +1055,16 @@ probe(struct listener *l, const char *listener_id)
 	struct ws_status st = { 0 };
 	struct err e = { 0 };
 	json_t *j = NULL;
-	int64_t exp;
 	int rc = EX_UNAVAILABLE;
 	const char *who, *id;
 
 	if (relay_uuid(uuid, &e) == -1 ||
-	    relay_auth_token(&l->auth, l->hc, token, sizeof token, &exp,
-	    &e) == -1 ||
-	    relay_connect_url(l->auth.ns, l->hc, l->token_in_header ? NULL :
-	    token, l->auth.endpoint, url, sizeof url, &e) == -1)
+	    read_token(token, sizeof token, &e) == -1 ||
+	    relay_connect_url(l->ns, l->hc, l->token_in_header ? NULL : token,
+	    l->endpoint, url, sizeof url, &e) == -1)
 		goto done;
 	snprintf(text, sizeof text, "{\"schema_version\":1,\"action_id\":"
-	    "\"%s\",\"action_type\":\"echo\",\"payload\":\"traffic proof\"}",
-	    uuid);
+	    "\"%s\",\"action_type\":\"echo\",\"probe\":true}", uuid);
 	rc = ws_request(l->ctx, url, l->token_in_header ?
 	    "ServiceBusAuthorization" : NULL, l->token_in_header ? token :
 	    NULL, text, strlen(text), 15000, 10000, &msg, &st, &e);
@@ -877,7 +1078,8 @@ probe(struct listener *l, const char *listener_id)
 	rc = EX_UNAVAILABLE;
 	j = json_loads(msg, 0, NULL);
 	who = json_string_value(json_object_get(j, "listener_id"));
-	id = json_string_value(json_object_get(j, "action_id"));
+	id = json_string_value(json_object_get(json_object_get(j, "payload"),
+	    "action_id"));
 	if (id == NULL || strcmp(id, uuid) != 0) {
 		err_set(&e, EPROTO, "echo came back wrong");
 		goto done;
@@ -898,6 +1100,47 @@ done:
 
 /* ----------------------------------------------------------- set-up */
 
+/*
+ * RELAY_SELF_ECHO: on, off, or auto (the default): on with a SAS key or
+ * a token command, off with Entra ID (production's managed identity holds
+ * only the Listener role: it cannot send to itself).
+ */
+static int
+self_echo_setting(struct listener *l)
+{
+	const char *v = config_env("RELAY_SELF_ECHO");
+
+	if (v == NULL || strcmp(v, "auto") == 0)
+		l->self_echo = !identity_kind_entra(l->src.kind);
+	else if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0)
+		l->self_echo = strcmp(v, "on") == 0;
+	else {
+		log_error("RELAY_SELF_ECHO is auto, on or off", "value=%s", v);
+		return -1;
+	}
+	if (l->probe_s == 0)
+		l->self_echo = 0;
+	return 0;
+}
+
+/* Said once: the credential, what the rule ignored, how we stay alive. */
+static void
+log_credential(const struct listener *l)
+{
+	log_info("credential", "for=relay credential=%s resource=%s",
+	    identity_kind_name(l->src.kind), identity_kind_entra(l->src.kind) ?
+	    l->src.resource : "-");
+	if (l->src.ignored[0] != '\0')
+		log_warn("settings ignored by the credential rule", "for=relay "
+		    "credential=%s ignored=\"%s\"%s",
+		    identity_kind_name(l->src.kind), l->src.ignored,
+		    l->ids.prod ? " note=\"ENVIRONMENT=prod: the relay uses "
+		    "only the managed identity\"" : "");
+	log_info("liveness", "hc=%s ping_seconds=%ld ping_timeout_seconds=%ld "
+	    "self_echo=%s probe_seconds=%ld", l->hc, l->ping_s,
+	    l->ping_timeout_s, l->self_echo ? "on" : "off", l->probe_s);
+}
+
 static int
 configure(struct listener *l)
 {
@@ -905,34 +1148,48 @@ configure(struct listener *l)
 	const char *h = getenv("RELAY_TOKEN_IN_HEADER");
 
 	if (config_load(&l->cfg, &e) == -1 ||
-	    relay_auth_load(&l->auth, &e) == -1) {
+	    identity_settings_load(&l->ids, &e) == -1 ||
+	    identity_choose(&l->ids, IDENTITY_FOR_RELAY, &l->src, &e) == -1) {
 		log_err("bad configuration", &e);
 		return -1;
 	}
-	l->hc = getenv("AZURE_RELAY_HYBRID_CONNECTION");
-	if (l->hc == NULL || *l->hc == '\0') {
+	l->ns = config_env("AZURE_RELAY_NAMESPACE");
+	l->endpoint = config_env("AZURE_RELAY_ENDPOINT");
+	l->hc = config_env("AZURE_RELAY_HYBRID_CONNECTION");
+	if (l->ns == NULL) {
+		log_error("AZURE_RELAY_NAMESPACE is not set", "%s",
+		    "note=\"e.g. relay-manbrs-prod.servicebus.windows.net\"");
+		return -1;
+	}
+	if (l->hc == NULL) {
 		log_error("AZURE_RELAY_HYBRID_CONNECTION is not set", "%s",
 		    "note=\"the hybrid connection the cloud sends actions to\"");
 		return -1;
 	}
-	l->ca_file = getenv("GATEWAY_CA_FILE");
+	l->ca_file = config_env("GATEWAY_CA_FILE");
 	l->token_in_header = h != NULL && strcmp(h, "1") == 0;
-	if (config_env_long("RELAY_PONG_SECONDS", 1, 3600, 90, &l->pong_s,
-	    &e) == -1 || config_env_long("RELAY_PROBE_SECONDS", 0, 86400, 120,
+	if (config_env_long("RELAY_PING_SECONDS", 1, 3600, 20, &l->ping_s,
+	    &e) == -1 || config_env_long("RELAY_PING_TIMEOUT_SECONDS", 1, 3600,
+	    20, &l->ping_timeout_s, &e) == -1 ||
+	    config_env_long("RELAY_PROBE_SECONDS", 0, 86400, 120,
 	    &l->probe_s, &e) == -1) {
 		log_err("bad setting", &e);
 		return -1;
 	}
+	if (self_echo_setting(l) == -1)
+		return -1;
 	if (realpath("/proc/self/exe", l->self) == NULL) {
 		log_error("cannot find this program", "error=\"%s\"",
 		    strerror(errno));
 		return -1;
 	}
-	if (ws_ctx_new(&l->ctx, l->ca_file, 0, &e) == -1) {
-		log_err("cannot set up TLS", &e);
+	if (ws_ctx_new(&l->ctx, l->ca_file, 0, &e) == -1 ||
+	    identity_new(&l->identity, &l->ids, &stopping, &e) == -1) {
+		log_err("cannot start", &e);
 		return -1;
 	}
 	ws_ctx_stop_flag(l->ctx, &stopping);
+	l->started = time(NULL);
 	return 0;
 }
 
@@ -1005,11 +1262,20 @@ main(int argc, char **argv)
 	}
 	if (mode == 'r')
 		return rendezvous(argv[0], address, lid);
-	if (configure(&l) == -1) {
-		ws_ctx_free(l.ctx);
-		return EX_CONFIG;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("cannot initialise libcurl", "%s", "");
+		return EX_SOFTWARE;
 	}
-	rc = mode == 'p' ? probe(&l, lid) : listen_loop(&l);
+	if (configure(&l) == -1)
+		rc = EX_CONFIG;
+	else if (mode == 'p')
+		rc = probe(&l, lid);
+	else {
+		log_credential(&l);
+		rc = listen_loop(&l);
+	}
+	identity_free(l.identity);
 	ws_ctx_free(l.ctx);
+	curl_global_cleanup();
 	return rc;
 }

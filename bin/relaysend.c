@@ -60,6 +60,8 @@ struct sender {
 	struct eventsend ev;
 	struct sendqueue queue;
 	struct api_opts uo;
+	struct identity_settings ids;	/* the credentials' settings */
+	struct identity *identity;	/* this process's tokens */
 	int images_on, events_on;	/* which kinds are configured */
 	int mode_forced;		/* --upload-mode given */
 	const char *ca_file;
@@ -93,8 +95,11 @@ usage(FILE *f)
 	    "  -h, --help        this help\n"
 	    "  --version         print the version\n"
 	    "\n"
-	    "Environment: CLOUD_API_ENDPOINT, CLOUD_API_TOKEN or\n"
-	    "CLOUD_API_TOKEN_COMMAND, GATEWAY_CA_FILE, RELAY_RETRY_MAX_SECONDS,\n"
+	    "Environment: CLOUD_API_ENDPOINT, CLOUD_API_RESOURCE, CLOUD_API_TOKEN\n"
+	    "or CLOUD_API_TOKEN_COMMAND, ENVIRONMENT, IDENTITY_ENDPOINT,\n"
+	    "AZURE_ARC_TOKENS_DIR, AZURE_IMDS_ENDPOINT, AZURE_TENANT_ID,\n"
+	    "AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH,\n"
+	    "AZURE_AUTHORITY_HOST, GATEWAY_CA_FILE, RELAY_RETRY_MAX_SECONDS,\n"
 	    "RELAY_NO_MATCH, RELAY_MAX_SEND_BYTES_PER_SECOND,\n"
 	    "RELAY_CONNECT_TIMEOUT_SECONDS, RELAY_LOW_SPEED_SECONDS,\n"
 	    "RELAY_UPLOAD_TIMEOUT_SECONDS, RELAY_JOBS, RELAY_UPLOAD_MODE,\n"
@@ -103,8 +108,9 @@ usage(FILE *f)
 	    "AZURE_RELAY_NAMESPACE,\n"
 	    "AZURE_RELAY_EVENTS_HYBRID_CONNECTION, AZURE_RELAY_KEY_NAME,\n"
 	    "AZURE_RELAY_SHARED_ACCESS_KEY, AZURE_RELAY_TOKEN_COMMAND,\n"
-	    "AZURE_RELAY_ENDPOINT, GATEWAY_DATA_DIR, PACS_DB_PATH,\n"
-	    "WORKLIST_DB_PATH, GATEWAY_SPOOL_DIR, LOG_LEVEL.  See relaysend(1).\n");
+	    "AZURE_RELAY_ENDPOINT, RELAY_TOKEN_TTL_SECONDS, GATEWAY_DATA_DIR,\n"
+	    "PACS_DB_PATH, WORKLIST_DB_PATH, GATEWAY_SPOOL_DIR, LOG_LEVEL.\n"
+	    "See relaysend(1).\n");
 }
 
 static void
@@ -216,31 +222,22 @@ no_match_mode(const char *v, int *report)
 	return 0;
 }
 
-/* A set, non-empty environment variable, else NULL. */
-static const char *
-env(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v != NULL && *v != '\0' ? v : NULL;
-}
-
 /* Image uploads: on when CLOUD_API_ENDPOINT is set. */
 static int
 configure_images(struct sender *s)
 {
-	s->img.endpoint = env("CLOUD_API_ENDPOINT");
-	s->img.token = env("CLOUD_API_TOKEN");
-	s->img.token_command = env("CLOUD_API_TOKEN_COMMAND");
+	struct err e = { 0 };
+
+	s->img.endpoint = config_env("CLOUD_API_ENDPOINT");
 	if (s->img.endpoint == NULL)
 		return 0;
 	if (strncmp(s->img.endpoint, "https://", 8) != 0) {
 		log_error("CLOUD_API_ENDPOINT must be an https:// URL", "%s", "");
 		return -1;
 	}
-	if (s->img.token == NULL && s->img.token_command == NULL) {
-		log_error("set CLOUD_API_TOKEN or CLOUD_API_TOKEN_COMMAND", "%s",
-		    "");
+	if (identity_choose(&s->ids, IDENTITY_FOR_API, &s->img.src,
+	    &e) == -1) {
+		log_err("no credential for the Manage API", &e);
 		return -1;
 	}
 	s->images_on = 1;
@@ -253,11 +250,14 @@ configure_events(struct sender *s)
 {
 	struct err e = { 0 };
 
-	s->ev.events_hc = env("AZURE_RELAY_EVENTS_HYBRID_CONNECTION");
-	if (env("AZURE_RELAY_NAMESPACE") == NULL || s->ev.events_hc == NULL)
+	s->ev.events_hc = config_env("AZURE_RELAY_EVENTS_HYBRID_CONNECTION");
+	s->ev.ns = config_env("AZURE_RELAY_NAMESPACE");
+	s->ev.endpoint = config_env("AZURE_RELAY_ENDPOINT");
+	if (s->ev.ns == NULL || s->ev.events_hc == NULL)
 		return 0;
-	if (relay_auth_load(&s->ev.auth, &e) == -1) {
-		log_error("bad relay configuration", "error=\"%s\"", e.msg);
+	if (identity_choose(&s->ids, IDENTITY_FOR_RELAY, &s->ev.src,
+	    &e) == -1) {
+		log_err("no credential for the relay", &e);
 		return -1;
 	}
 	s->events_on = 1;
@@ -310,6 +310,10 @@ configure(struct sender *s)
 	enum request_policy policy;
 	struct err e = { 0 };
 
+	if (identity_settings_load(&s->ids, &e) == -1) {
+		log_err("bad setting", &e);
+		return -1;
+	}
 	if (configure_images(s) == -1 || configure_events(s) == -1)
 		return -1;
 	if (!s->images_on && !s->events_on) {
@@ -344,7 +348,7 @@ configure(struct sender *s)
 	}
 	s->img.max_retries = (int)retries;
 	s->ob.pending_queued = policy == REQUEST_POLICY_ALL;
-	s->ca_file = env("GATEWAY_CA_FILE");
+	s->ca_file = config_env("GATEWAY_CA_FILE");
 	if (configure_mode(s) == -1)
 		return -1;
 	s->ev.open_timeout_seconds = connect;
@@ -354,12 +358,23 @@ configure(struct sender *s)
 	return 0;
 }
 
+/* Said once at start: which credential, and what it ignores. */
+static void
+log_credential(const char *what, const struct identity_source *src)
+{
+	log_info("credential", "for=%s credential=%s resource=%s", what,
+	    identity_kind_name(src->kind), identity_kind_entra(src->kind) ?
+	    src->resource : "-");
+	if (src->ignored[0] != '\0')
+		log_warn("settings ignored by the credential rule", "for=%s "
+		    "credential=%s ignored=\"%s\"", what,
+		    identity_kind_name(src->kind), src->ignored);
+}
+
 /* Said once at start: what is sent, and what stays queued. */
 static void
 log_kinds(const struct sender *s)
 {
-	const struct relay_auth *a = &s->ev.auth;
-
 	if (!s->images_on)
 		log_warn("image uploads are off (CLOUD_API_ENDPOINT is not "
 		    "set): image jobs stay queued", "%s", "");
@@ -368,11 +383,15 @@ log_kinds(const struct sender *s)
 		    "AZURE_RELAY_EVENTS_HYBRID_CONNECTION are not both set): "
 		    "study.image_received and mpps.status_update jobs stay "
 		    "queued", "%s", "");
-	if (s->events_on)
+	if (s->images_on)
+		log_credential("api", &s->img.src);
+	if (s->events_on) {
 		log_info("events go over the relay", "namespace=%s "
-		    "hybrid_connection=%s endpoint=%s auth=%s", a->ns,
-		    s->ev.events_hc, a->endpoint ? a->endpoint : a->ns,
-		    a->token_command ? "command" : "sas");
+		    "hybrid_connection=%s endpoint=%s", s->ev.ns,
+		    s->ev.events_hc, s->ev.endpoint ? s->ev.endpoint :
+		    s->ev.ns);
+		log_credential("relay", &s->ev.src);
+	}
 }
 
 static int
@@ -386,6 +405,11 @@ open_all(struct sender *s)
 	s->ob.stop = &stopping;
 	s->img.ob = s->ev.ob = &s->ob;
 	s->img.store = &s->store;
+	if (identity_new(&s->identity, &s->ids, &stopping, &e) == -1) {
+		log_err("cannot start", &e);
+		return EX_SOFTWARE;
+	}
+	s->img.identity = s->ev.identity = s->identity;
 	/* pacs.db first, and never created (gatewayd's dcmindex --init
 	 * does that): run by hand in the wrong place, nothing is made. */
 	if (db_open_existing(&s->ob.db, s->cfg.pacs_db_path, &e) == -1) {
@@ -418,6 +442,8 @@ static void
 close_all(struct sender *s)
 {
 	sendqueue_free(&s->queue);
+	identity_free(s->identity);
+	s->identity = s->img.identity = s->ev.identity = NULL;
 	ws_ctx_free(s->ev.ws);
 	api_close(s->img.up);
 	worklist_close(s->ob.worklist);

@@ -90,44 +90,6 @@ usage(FILE *f)
 
 /* --- settings --- */
 
-/* A size: bytes, or a number with K, M, G or T (powers of 1024, as
- * gatewayd's size_kb reads PACS_DISK_MIN_FREE).  0, or -1. */
-static int
-parse_size(const char *s, long long *out)
-{
-	static const struct {
-		const char *unit;
-		int shift;
-	} units[] = {
-		{ "", 0 }, { "B", 0 }, { "K", 10 }, { "KB", 10 }, { "KiB", 10 },
-		{ "k", 10 }, { "M", 20 }, { "MB", 20 }, { "MiB", 20 },
-		{ "G", 30 }, { "GB", 30 }, { "GiB", 30 }, { "T", 40 },
-		{ "TB", 40 }, { "TiB", 40 },
-	};
-	char buf[64], *end;
-	size_t n = 0;
-	long long v;
-
-	for (; *s != '\0' && n < sizeof buf - 1; s++)
-		if (*s != ' ')
-			buf[n++] = *s;
-	buf[n] = '\0';
-	if (buf[0] < '0' || buf[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoll(buf, &end, 10);
-	if (errno != 0)
-		return -1;
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcmp(end, units[i].unit) != 0)
-			continue;
-		if (v > (LLONG_MAX >> units[i].shift))
-			return -1;
-		*out = v << units[i].shift;
-		return 0;
-	}
-	return -1;
-}
 
 /* The directory this program is in, for storescp-hook beside it. */
 static int
@@ -157,7 +119,7 @@ defaults(struct front *f, struct err *e)
 	    senders_from_env(&f->senders, e) == -1)
 		return -1;
 	v = getenv("PACS_DISK_MIN_FREE");
-	if (parse_size(v != NULL && *v != '\0' ? v : "2GiB", &f->min_free) ==
+	if (settings_parse_size(v != NULL && *v != '\0' ? v : "2GiB", &f->min_free) ==
 	    -1)
 		return err_set(e, EINVAL, "PACS_DISK_MIN_FREE must be a size "
 		    "(bytes, or a number with K, M, G), not \"%s\"", v);
@@ -683,7 +645,7 @@ main(int argc, char **argv)
 			    (int)sizeof f.hook ? 1 : -1;
 			break;
 		case OPT_DISK_MIN_FREE:
-			r = parse_size(optarg, &f.min_free) == 0 ? 1 : -1;
+			r = settings_parse_size(optarg, &f.min_free) == 0 ? 1 : -1;
 			break;
 		case SCP_OPT_ALLOW:
 			r = (f.senders.naets = senders_parse_aets(

@@ -15,10 +15,10 @@ rows() { sed -n 's/^	{ "\([A-Z][A-Z0-9_]*\)",.*/\1/p' "$TABLE" | sort -u; }
 rows >"$T/rows"
 ok "the table has rows" test "$(wc -l <"$T/rows")" -gt 80
 
-# Every name a program reads (getenv, config_env_long, relaysend's env();
+# Every name a program reads (getenv, config_env, config_env_long, env();
 # not the C library's own TMPDIR and TZDIR),
 # and the *_BIND, *_ALLOWED_*, *_TLS_PORT names lib/dicomnet's scp makes.
-grep -ohE '(getenv|config_env_long|[^_a-z]env)\("[A-Z][A-Z0-9_]+"' \
+grep -ohE '(getenv|config_env|config_env_long|[^_a-z]env)\("[A-Z][A-Z0-9_]+"' \
 	"$GW_ROOT"/lib/*/*.c "$GW_ROOT"/bin/*.c | sed 's/.*("//; s/"$//' |
 	grep -vxE 'TMPDIR|TZDIR' | sort -u >"$T/read"
 for p in WORKLIST QR; do

@@ -49,7 +49,7 @@ item act-62 ACC062000
 ingest 62 1
 CLOUD_API_TOKEN_COMMAND='echo nope >&2; exit 3' relaysend --once 2>"$T/cmd.log"
 is "$?" 75 "a failing token command leaves the image queued (exit 75)"
-ok "the log says the token command failed" grep -q 'msg="CLOUD_API_TOKEN_COMMAND failed: no token for the Manage API".*reason=' "$T/cmd.log"
+ok "the log says the token command failed" grep -q 'msg="no token for the Manage API" credential=command reason=.*CLOUD_API_TOKEN_COMMAND' "$T/cmd.log"
 is "$(count ACC062000 WAITING)" 1 "the image is WAITING"
 is "$(count_files "$SPOOL/failed")" 0 "nothing is parked"
 refused() { CLOUD_API_TOKEN_COMMAND='echo wrong' relaysend --once 2>>"$T/wrong.log"; grep -q 'refuses the token.*status=401' "$T/wrong.log"; }

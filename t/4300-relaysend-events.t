@@ -249,7 +249,7 @@ ok "the log says the relay refuses the token, with 401" grep -q 'msg="the relay 
 is "$(count_files "$SPOOL/failed")" 0 "nothing is parked for a bad key"
 
 # 8. a bearer token from AZURE_RELAY_TOKEN_COMMAND
-cmd_fails() { AZURE_RELAY_TOKEN_COMMAND=false relaysend --once 2>>"$T/cmd.log"; grep -q 'msg="no token for the relay".*AZURE_RELAY_TOKEN_COMMAND' "$T/cmd.log"; }
+cmd_fails() { AZURE_RELAY_SHARED_ACCESS_KEY= AZURE_RELAY_TOKEN_COMMAND=false relaysend --once 2>>"$T/cmd.log"; grep -q 'msg="no token for the relay".*AZURE_RELAY_TOKEN_COMMAND' "$T/cmd.log"; }
 ok "a failing token command is reported (once the job is due)" wait_until 10 cmd_fails
 is "$(jobs_of study.image_received new)" 1 "and the event waits"
 n0=$(events)

@@ -37,6 +37,13 @@ QR_BIND=127.0.0.1
 QR_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 PACS_BIND=127.0.0.1
 export WORKLIST_BIND WORKLIST_PORT QR_BIND QR_PORT PACS_BIND
+# No test reaches a real cloud identity: nothing from the caller's
+# environment chooses a credential, and the managed identity's metadata
+# service is a closed loopback port unless a test starts t/relay/entra
+# (on a cloud VM 169.254.169.254 answers).
+unset ENVIRONMENT IDENTITY_ENDPOINT AZURE_TENANT_ID AZURE_CLIENT_ID \
+	AZURE_CLIENT_SECRET AZURE_CLIENT_CERTIFICATE_PATH CLOUD_API_RESOURCE
+export AZURE_IMDS_ENDPOINT=http://127.0.0.1:1
 _tap_n=0
 _tap_failed=0
 _tap_planned=0

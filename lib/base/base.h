@@ -341,6 +341,9 @@ int config_env_load(struct err *e);
 /* A whole decimal number in [lo, hi] (option values): 0, or -1. */
 int config_parse_int(const char *s, int lo, int hi, int *out);
 
+/* A setting from the environment: NULL when it is unset or empty. */
+const char *config_env(const char *name);
+
 /*
  * A whole-number setting from the environment: def when name is unset or
  * empty; -1 with e naming the variable when it is not in [lo, hi].

@@ -396,9 +396,15 @@ config_load(struct config *c, struct err *e)
 static int
 is_set(const char *name)
 {
+	return config_env(name) != NULL;
+}
+
+const char *
+config_env(const char *name)
+{
 	const char *v = getenv(name);
 
-	return v != NULL && *v != '\0';
+	return v != NULL && *v != '\0' ? v : NULL;
 }
 
 int

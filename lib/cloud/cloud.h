@@ -4,8 +4,8 @@
  *
  * Layer 4.  The one public header of lib/cloud/; what its modules share
  * beyond it is static in its .c files.
- * Modules, each with its contract below: relay, ws, api, event, job,
- * sendqueue, imagesend, eventsend, request.
+ * Modules, each with its contract below: relay, identity, ws, api, event,
+ * job, sendqueue, imagesend, eventsend, request.
  */
 #ifndef GW_CLOUD_H
 #define GW_CLOUD_H
@@ -27,8 +27,9 @@
 /*
  * relay: the pieces of the Azure Relay Hybrid Connections protocol that
  * need no network (../shared/relay/PROTOCOL.md §1-3): SAS tokens, the
- * listen and connect URLs, a bearer token from a command (managed
- * identity), sb-hc-id UUIDs and the listener's "accept" message.
+ * listen and connect URLs, a token from a command, sb-hc-id UUIDs and
+ * the listener's "accept" message.  Which token is used is
+ * lib/cloud/identity's.
  *
  * Guarantees: a SAS token is exactly the §1 algorithm (the key is used as
  * the bytes it is written in, never base64-decoded), byte for byte equal
@@ -71,7 +72,10 @@ int relay_sas_token(const char *resource, const char *key_name,
  * and the sender's:
  *   wss://{host}/$hc/{hc}?sb-hc-action=connect[&sb-hc-token=T]
  * host is endpoint (host:port) when not NULL or empty, else ns.  token
- * (NULL: none, e.g. sent as a header instead) is percent-encoded once more.
+ * (NULL: none, e.g. sent as a header instead) is encoded once more as
+ * production does it (Python's quote_plus): a space becomes "+", every
+ * other byte but A-Z a-z 0-9 - _ . ~ becomes %XX, so a bearer token goes
+ * as sb-hc-token=Bearer+eyJ….
  */
 int relay_listen_url(const char *ns, const char *hc, const char *id,
     const char *token, const char *endpoint, char *out, size_t outsz,
@@ -111,33 +115,199 @@ int relay_parse_accept(const char *json, char *address, size_t addrsz,
     char *id, size_t idsz, struct err *e);
 
 /*
- * The relay settings from the environment: AZURE_RELAY_NAMESPACE,
- * AZURE_RELAY_KEY_NAME + AZURE_RELAY_SHARED_ACCESS_KEY (SAS) or
- * AZURE_RELAY_TOKEN_COMMAND (a bearer token; used when set), and
- * AZURE_RELAY_ENDPOINT (host:port override).  Pointers into environ.
- * -1 when the namespace or both ways of making a token are missing.
+ * identity: every token the gateway shows the cloud, whichever credential
+ * the configuration names: a relay SAS key, a *_TOKEN_COMMAND, the static
+ * CLOUD_API_TOKEN, or Microsoft Entra ID natively (libcurl, OpenSSL,
+ * jansson): the machine's managed identity through Azure Arc's HIMDS
+ * (IDENTITY_ENDPOINT) or the Azure VM's IMDS, or an application's client
+ * credentials (a secret, or a certificate's signed client assertion).
+ * ../shared/relay/PRODUCTION.md §1.
+ *
+ * Which credential (identity_choose, production's rule):
+ *
+ *   ENVIRONMENT=prod   relay: managed identity, resource
+ *                      https://relay.azure.net (a SAS key or token
+ *                      command is ignored and named in src->ignored);
+ *                      API: managed identity, resource CLOUD_API_RESOURCE;
+ *                      no CLOUD_API_RESOURCE is a configuration error
+ *   otherwise          relay: SAS when AZURE_RELAY_SHARED_ACCESS_KEY is set
+ *                      (AZURE_RELAY_KEY_NAME, default
+ *                      RootManageSharedAccessKey), else
+ *                      AZURE_RELAY_TOKEN_COMMAND, else Entra ID;
+ *                      API: Entra ID with CLOUD_API_RESOURCE set, else
+ *                      CLOUD_API_TOKEN, else CLOUD_API_TOKEN_COMMAND, else
+ *                      a configuration error
+ *   Entra ID           client credentials when AZURE_TENANT_ID,
+ *                      AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or
+ *                      AZURE_CLIENT_CERTIFICATE_PATH are set (the secret
+ *                      first), else the managed identity
+ *   managed identity   Azure Arc when IDENTITY_ENDPOINT is set, or else
+ *                      when the agent's IDENTITY_HIMDS_PROGRAM is there
+ *                      (a service may not inherit the agent's variables:
+ *                      IDENTITY_ARC_ENDPOINT then, as Microsoft's SDKs
+ *                      do), else IMDS (AZURE_IMDS_ENDPOINT, default
+ *                      http://169.254.169.254)
+ *
+ * Flows: Arc: GET IDENTITY_ENDPOINT?api-version=2020-06-01&resource=… with
+ * "Metadata: true"; the 401's "WWW-Authenticate: Basic realm=PATH" names
+ * a key file that is used only when PATH is directly inside
+ * AZURE_ARC_TOKENS_DIR (default /var/opt/azcmagent/tokens), is named
+ * *.key, is a regular file (no symbolic link) of at most 4096 bytes; the
+ * GET is repeated with "Authorization: Basic <its contents>".  IMDS: GET
+ * …/metadata/identity/oauth2/token?api-version=2018-02-01&resource=…
+ * with "Metadata: true".  Both try again after 404, 429 and 5xx, 1, 2
+ * and 4 s later (IDENTITY_RETRIES tries in all): a token call never
+ * blocks its caller for minutes.  Client credentials: POST
+ * AZURE_AUTHORITY_HOST/{tenant}/oauth2/v2.0/token, form-encoded,
+ * scope <resource>/.default, with client_secret or a client assertion:
+ * a PS256 JWT (x5t#S256 of the certificate; aud the token URL, iss = sub
+ * = client id, jti, nbf, iat, exp 10 minutes on) signed with the key of
+ * the one PEM file at AZURE_CLIENT_CERTIFICATE_PATH (certificate + key).
+ * A reply's expires_on is read as a number or a string of digits, else
+ * now + expires_in.
+ *
+ * Cache: one per struct identity (one per process), keyed by credential
+ * and resource (for SAS, the entity signed).  A token is used until its
+ * renew_at: IDENTITY_RENEW_MARGIN_SECONDS (at most a quarter of its
+ * lifetime) before expires_on.  A renewal that fails while the cached
+ * token is still valid for IDENTITY_RENEW_MARGIN_SECONDS / 5 more returns
+ * that token with renew_error saying why (once), and is tried again a
+ * quarter of the remaining time later; identity_forget drops a token
+ * the cloud refused (401), so the next call makes a new one.  Command
+ * tokens expire when their JWT's exp says, else RELAY_TOKEN_TTL_SECONDS
+ * after they were made; a relay SAS token RELAY_TOKEN_TTL_SECONDS after;
+ * CLOUD_API_TOKEN never.
+ *
+ * Never: prints, exits, logs, or puts a token, a secret, a key file's
+ * contents or a client assertion into an error message; buffers that held
+ * them are cleared (explicit_bzero) when done with.
+ *
+ * Memory: struct identity is opaque (identity_free); a token handed out
+ * points into it and is valid until the next call on it.  Settings and
+ * sources point into environ.  The caller calls curl_global_init() once
+ * before identity_new().
  */
-struct relay_auth {
-	const char *ns, *key_name, *key, *token_command, *endpoint;
-	long ttl_seconds;		/* SAS lifetime (RELAY_TOKEN_TTL_SECONDS) */
+
+#define IDENTITY_RELAY_RESOURCE		"https://relay.azure.net"
+#define IDENTITY_ARC_TOKENS_DIR		"/var/opt/azcmagent/tokens"
+#define IDENTITY_HIMDS_PROGRAM		"/opt/azcmagent/bin/himds"
+#define IDENTITY_ARC_ENDPOINT \
+	"http://127.0.0.1:40342/metadata/identity/oauth2/token"
+#define IDENTITY_IMDS_ENDPOINT		"http://169.254.169.254"
+#define IDENTITY_AUTHORITY_HOST		"https://login.microsoftonline.com"
+#define IDENTITY_RELAY_KEY_NAME		"RootManageSharedAccessKey"
+#define IDENTITY_KEY_FILE_MAX		4096
+#define IDENTITY_RENEW_MARGIN_SECONDS	300
+#define IDENTITY_RETRIES		4
+#define IDENTITY_ASSERTION_SECONDS	600
+
+enum identity_use { IDENTITY_FOR_RELAY, IDENTITY_FOR_API };
+
+enum identity_kind {
+	IDENTITY_SAS,			/* relay SAS key */
+	IDENTITY_COMMAND,		/* AZURE_RELAY_ / CLOUD_API_TOKEN_COMMAND */
+	IDENTITY_STATIC,		/* CLOUD_API_TOKEN */
+	IDENTITY_ARC,			/* managed identity, Azure Arc HIMDS */
+	IDENTITY_IMDS,			/* managed identity, Azure VM IMDS */
+	IDENTITY_CLIENT_SECRET,		/* Entra application, secret */
+	IDENTITY_CLIENT_CERT		/* Entra application, certificate */
 };
 
-int relay_auth_load(struct relay_auth *a, struct err *e);
+/* The settings, from the environment (unset and empty are the same). */
+struct identity_settings {
+	int prod;				/* ENVIRONMENT=prod (any case) */
+	const char *relay_key_name, *relay_key, *relay_token_command;
+	const char *api_resource, *api_token, *api_token_command;
+	const char *identity_endpoint;		/* IDENTITY_ENDPOINT (Arc) */
+	const char *arc_tokens_dir;		/* AZURE_ARC_TOKENS_DIR */
+	const char *imds_endpoint;		/* AZURE_IMDS_ENDPOINT */
+	const char *tenant_id, *client_id, *client_secret;
+	const char *client_cert_path;		/* AZURE_CLIENT_CERTIFICATE_PATH */
+	const char *authority_host;		/* AZURE_AUTHORITY_HOST */
+	const char *ca_file;			/* GATEWAY_CA_FILE */
+	long ttl_seconds;			/* RELAY_TOKEN_TTL_SECONDS */
+};
+
+/* -1 with e naming the variable when RELAY_TOKEN_TTL_SECONDS is bad. */
+int identity_settings_load(struct identity_settings *s, struct err *e);
+
+/* A credential chosen for one use. */
+struct identity_source {
+	enum identity_use use;
+	enum identity_kind kind;
+	const char *resource;		/* Entra ID kinds: the resource */
+	char ignored[256];		/* settings set but not used; "" none */
+};
 
 /*
- * A token for hybrid connection hc: SAS valid ttl_seconds from now, or
- * the command's output.  *expiry (Unix seconds) is when it stops being
- * valid, for the command's tokens ttl_seconds from now (run it again by
- * then).
+ * The rule above for use.  -1 with e saying what to set when there is
+ * no credential for it (only the API's: the relay falls back to Entra).
  */
-int relay_auth_token(const struct relay_auth *a, const char *hc, char *out,
-    size_t outsz, int64_t *expiry, struct err *e);
+int identity_choose(const struct identity_settings *s, enum identity_use use,
+    struct identity_source *out, struct err *e);
+
+/* "sas", "command", "static", "managed-identity-arc",
+ * "managed-identity-imds", "client-secret", "client-certificate" */
+const char *identity_kind_name(enum identity_kind k);
+
+/* Is it Microsoft Entra ID (managed identity or client credentials)? */
+int identity_kind_entra(enum identity_kind k);
+
+#define IDENTITY_TOKEN_OUT	RELAY_TOKEN_OUT
+
+struct identity_token {
+	char value[IDENTITY_TOKEN_OUT];	/* "Bearer …" or "SharedAccessSignature …" */
+	int64_t expires_on;		/* Unix seconds; 0: not known */
+	int64_t renew_at;		/* make a new one from then; 0: never */
+	char renew_error[256];		/* a failed renewal of this still
+					   valid token, else "" */
+};
+
+struct identity;
+
+int identity_new(struct identity **out, const struct identity_settings *s,
+    volatile sig_atomic_t *stop, struct err *e);
+void identity_free(struct identity *id);
+
+/*
+ * The token for src, from the cache or made now.  sas_resource is the
+ * entity a SAS token is signed for (relay_resource(); IDENTITY_SAS only,
+ * else NULL).  -1 with e naming the credential and what failed (the
+ * phase, the endpoint, the HTTP status and the service's error code).
+ */
+int identity_token(struct identity *id, const struct identity_source *src,
+    const char *sas_resource, const struct identity_token **out,
+    struct err *e);
+
+/* The cloud refused src's token (401): drop it from the cache. */
+void identity_forget(struct identity *id, const struct identity_source *src);
+
+/*
+ * Pieces of the flows, exported for tests:
+ *
+ * identity_parse_reply: a token endpoint's 200 JSON into "Bearer <token>"
+ * (out) and *expires_on (expires_on, a number or a string of digits,
+ * else now + expires_in).
+ * identity_arc_key_ok: is realm (a WWW-Authenticate realm) a key file
+ * HIMDS may name: an absolute path directly inside tokens_dir, *.key, no
+ * "." or ".." parts?  (Its size and type are checked when it is read.)
+ * identity_jwt_exp: the exp claim of a JWT ("Bearer " allowed), 0 when
+ * it is not a JWT with a numeric exp.
+ * identity_renew_at: when a token made at now and valid until expires_on
+ * is renewed.
+ */
+int identity_parse_reply(const char *json, int64_t now, char *out,
+    size_t outsz, int64_t *expires_on, struct err *e);
+int identity_arc_key_ok(const char *realm, const char *tokens_dir,
+    struct err *e);
+int64_t identity_jwt_exp(const char *token);
+int64_t identity_renew_at(int64_t now, int64_t expires_on);
 
 /*
  * ws: a small blocking WebSocket client (RFC 6455) over libwebsockets,
  * for the Azure Relay (../shared/relay/PROTOCOL.md §2-3): open a wss://
- * URL, send and receive whole messages, send unsolicited PONGs, close
- * with a code.
+ * URL, send and receive whole messages, send PINGs and see their PONGs,
+ * close with a code.
  *
  * Guarantees: TLS is always verified (peer and host name) against the
  * system's CAs plus an optional extra bundle; plain ws:// is refused.
@@ -211,9 +381,19 @@ int ws_open(struct ws_ctx *c, struct ws **out, const char *url,
 int ws_send_text(struct ws *w, const char *msg, size_t len, int timeout_ms,
     struct ws_status *st, struct err *e);
 
-/* Send an unsolicited PONG (empty payload): the relay's keep-alive. */
-int ws_pong(struct ws *w, int timeout_ms, struct ws_status *st,
+/*
+ * Send a PING (empty payload): the keep-alive production uses
+ * (PRODUCTION.md §6).  PONGs are seen while the context is served (any
+ * blocking call on it).
+ */
+int ws_ping(struct ws *w, int timeout_ms, struct ws_status *st,
     struct err *e);
+
+/* Has a PING gone timeout_ms without any PONG since it was sent? */
+int ws_ping_overdue(const struct ws *w, int timeout_ms);
+
+/* When the last PONG came (wall clock), 0 when none has. */
+time_t ws_last_pong(const struct ws *w);
 
 /*
  * Wait up to timeout_ms for one whole message.  Returns 1 with *msg
@@ -627,10 +807,12 @@ void sendqueue_free(struct sendqueue *q);
  *
  * The answer settles the job through lib/cloud/job, by api_outcome():
  *   2xx           COMPLETE, done;
- *   401           the token is made again and the PUT tried once more
- *                 at once (when a new token can differ: the command's);
- *                 still 401: logged as a refused token, tried again
- *                 later with back-off (WAITING);
+ *   401           the token is forgotten (lib/cloud/identity), a new one
+ *                 made and the PUT tried once more at once; still 401:
+ *                 logged as a refused token, tried again later with
+ *                 back-off (WAITING); no token at all (the credential
+ *                 failed): tried again later, the credential's error
+ *                 logged;
  *   403           REFUSED: the job dropped, no more PUTs for the study,
  *                 one alert per study (lib/cloud/job);
  *   400, 422, …   given up: FAILED, parked in failed/, reported;
@@ -649,7 +831,7 @@ void sendqueue_free(struct sendqueue *q);
  * 4xx.
  *
  * Memory: struct imagesend is the caller's; it points at the caller's
- * job context, store and api handle.
+ * job context, store, api handle and identity.
  */
 
 struct imagesend {
@@ -657,9 +839,9 @@ struct imagesend {
 	struct store *store;
 	struct api *up;
 	const char *endpoint;		/* CLOUD_API_ENDPOINT */
-	const char *token, *token_command;
-	char authorization[RELAY_TOKEN_OUT];
-	time_t token_at;		/* 0: none yet, or renew */
+	struct identity *identity;	/* the process's tokens */
+	struct identity_source src;	/* the Manage API's credential */
+	const char *auth;		/* the Authorization of this request */
 	enum transcode_mode mode;	/* RELAY_UPLOAD_MODE */
 	struct transcode_opts topts;	/* DICOM_THUMBNAIL_SIZE, _RATIO */
 	enum upload_classes classes;	/* RELAY_UPLOAD_CLASSES */
@@ -683,19 +865,21 @@ void imagesend_failure_report(struct imagesend *s, struct job *j);
  * updated or processed are done; action_not_found, appointment_not_found
  * and unknown_status park it (the cloud will never take it), as does a
  * close 1009 or an event over the cloud's 1 MiB; anything else (no
- * listener, a refused token, no reply) tries again later.  A
+ * listener, a refused token (made again after a 401), no token, no
+ * reply) tries again later.  A
  * study.image_received keeps the message_id of its first attempt in the
  * job, so the cloud can tell a repeat.
  *
- * Memory: struct eventsend is the caller's; ws is the caller's context.
+ * Memory: struct eventsend is the caller's; ws and identity are the
+ * caller's.
  */
 
 struct eventsend {
 	struct job_ctx *ob;
-	struct relay_auth auth;
+	struct identity *identity;	/* the process's tokens */
+	struct identity_source src;	/* the relay's credential */
+	const char *ns, *endpoint;	/* AZURE_RELAY_NAMESPACE, _ENDPOINT */
 	const char *events_hc;		/* AZURE_RELAY_EVENTS_HYBRID_CONNECTION */
-	char relay_token[RELAY_TOKEN_OUT];
-	time_t relay_token_at;		/* 0: none yet */
 	long open_timeout_seconds;
 	struct ws_ctx *ws;
 	char url[RELAY_URL_MAX];

@@ -11,26 +11,25 @@
 #include "cloud/cloud.h"
 #include "base/base.h"
 
-#define TOKEN_MAX_AGE_SECONDS	300
 #define EVENT_REPLY_MS		10000	/* PROTOCOL.md §3: wait 10 s */
 
-/* The relay token (lib/cloud/relay): made again every few minutes, and after
- * a 401/403. */
-static int
+/* The relay token for the events hybrid connection (lib/cloud/identity),
+ * or NULL with e set. */
+static const char *
 relay_authorization(struct eventsend *s, struct err *e)
 {
-	time_t now = time(NULL);
-	int64_t expiry;
+	const struct identity_token *t;
+	char resource[1024], q[400];
 
-	if (s->relay_token_at != 0 &&
-	    now - s->relay_token_at < TOKEN_MAX_AGE_SECONDS)
-		return 0;
-	if (relay_auth_token(&s->auth, s->events_hc, s->relay_token,
-	    sizeof s->relay_token, &expiry, e) == -1)
-		return s->auth.token_command != NULL ?
-		    err_wrap(e, "AZURE_RELAY_TOKEN_COMMAND") : -1;
-	s->relay_token_at = now;
-	return 0;
+	if (relay_resource(s->ns, s->events_hc, resource, sizeof resource,
+	    e) == -1 || identity_token(s->identity, &s->src, resource, &t,
+	    e) == -1)
+		return NULL;
+	if (t->renew_error[0] != '\0')
+		log_warn("cannot renew the relay token: using the current one",
+		    "credential=%s reason=%s", identity_kind_name(s->src.kind),
+		    log_quote(t->renew_error, q, sizeof q));
+	return t->value;
 }
 
 static void
@@ -160,11 +159,14 @@ ws_failed(struct eventsend *s, struct job *j,
 	}
 	if (st->phase == WS_HANDSHAKE && (st->http_status == 401 ||
 	    st->http_status == 403)) {
-		log_error("the relay refuses the token: check "
-		    "AZURE_RELAY_KEY_NAME and AZURE_RELAY_SHARED_ACCESS_KEY, "
-		    "or AZURE_RELAY_TOKEN_COMMAND", "status=%d "
-		    "hybrid_connection=%s", st->http_status, s->events_hc);
-		s->relay_token_at = 0;
+		log_error("the relay refuses the token", "status=%d "
+		    "hybrid_connection=%s credential=%s note=\"%s\"",
+		    st->http_status, s->events_hc,
+		    identity_kind_name(s->src.kind), st->http_status == 401 ?
+		    "a new token is made for the next event" :
+		    "the credential lacks the Send right");
+		if (st->http_status == 401)
+			identity_forget(s->identity, &s->src);
 	}
 	if (st->phase == WS_CLOSED && st->close_code == 1009) {
 		job_park(s->ob, j, why);
@@ -181,16 +183,18 @@ send_event(struct eventsend *s, struct job *j, const char *msg,
 	struct ws_status st = { 0 };
 	struct err e = { 0 };
 	char *reply = NULL, q[600];
+	const char *token;
 	int r;
 
-	if (relay_authorization(s, &e) == -1) {
-		log_error("no token for the relay", "reason=%s",
+	if ((token = relay_authorization(s, &e)) == NULL) {
+		log_error("no token for the relay", "credential=%s reason=%s",
+		    identity_kind_name(s->src.kind),
 		    log_quote(e.msg, q, sizeof q));
 		job_defer(s->ob, j, "will retry", e.msg, -1);
 		return;
 	}
-	if (relay_connect_url(s->auth.ns, s->events_hc, s->relay_token,
-	    s->auth.endpoint, s->url, sizeof s->url, &e) == -1)
+	if (relay_connect_url(s->ns, s->events_hc, token, s->endpoint, s->url,
+	    sizeof s->url, &e) == -1)
 		{ job_park(s->ob, j, e.msg); return; }
 	r = ws_request(s->ws, s->url, NULL, NULL, msg, len,
 	    (int)s->open_timeout_seconds * 1000, EVENT_REPLY_MS, &reply, &st,

@@ -13,55 +13,43 @@
 #include "cloud/cloud.h"
 #include "base/base.h"
 
-#define TOKEN_COMMAND_SECONDS	30
-#define TOKEN_MAX_AGE_SECONDS	300
 #define API_FILE_MAX		(100LL * 1024 * 1024)	/* the API's limit */
 
-/* The token, from CLOUD_API_TOKEN or (fresh every few minutes) the
- * command.  -1 with e set when the command fails. */
-static int
-authorization(struct imagesend *s, struct err *e)
+/* 401: the token is forgotten, so the next one is made again; 403: this
+ * identity may not do it (the cloud's configuration). */
+static void
+token_refused(struct imagesend *s, long status)
 {
-	time_t now = time(NULL);
-
-	if (s->token != NULL) {
-		if (snprintf(s->authorization, sizeof s->authorization, "%s%s",
-		    strncmp(s->token, "Bearer ", 7) == 0 ? "" : "Bearer ",
-		    s->token) >= (int)sizeof s->authorization)
-			return err_set(e, EINVAL, "CLOUD_API_TOKEN too long");
-		return 0;
-	}
-	if (s->token_at != 0 && now - s->token_at < TOKEN_MAX_AGE_SECONDS)
-		return 0;
-	if (relay_token_from_command(s->token_command, s->authorization,
-	    sizeof s->authorization, TOKEN_COMMAND_SECONDS, e) == -1)
-		return -1;
-	s->token_at = now;
-	return 0;
+	log_error("the Manage API refuses the token", "status=%ld "
+	    "credential=%s note=\"%s\"", status,
+	    identity_kind_name(s->src.kind), status == 401 ?
+	    "a new token is made for the next request" :
+	    "this identity is not allowed: check the cloud's configuration");
+	if (status == 401)
+		identity_forget(s->identity, &s->src);
 }
 
-/* A 401: the next request makes a new token.  1 when that can differ
- * from the one refused (a command's), 0 for CLOUD_API_TOKEN. */
-static int
-renew_token(struct imagesend *s)
-{
-	s->token_at = 0;
-	return s->token == NULL;
-}
-
-/* The token for a request, or the job deferred (1) with the command's
- * failure logged as such. */
+/* The Authorization for a request (lib/cloud/identity) in s->auth: 0,
+ * or the job deferred (1) with the credential's failure logged. */
 static int
 need_authorization(struct imagesend *s, struct job *j)
 {
+	const struct identity_token *t;
 	struct err e = { 0 };
 	char q[600];
 
-	if (authorization(s, &e) == 0)
+	if (identity_token(s->identity, &s->src, NULL, &t, &e) == 0) {
+		if (t->renew_error[0] != '\0')
+			log_warn("cannot renew the Manage API token: using the "
+			    "current one", "credential=%s reason=%s",
+			    identity_kind_name(s->src.kind),
+			    log_quote(t->renew_error, q, sizeof q));
+		s->auth = t->value;
 		return 0;
-	log_error("CLOUD_API_TOKEN_COMMAND failed: no token for the Manage "
-	    "API", "reason=%s", log_quote(e.msg, q, sizeof q));
-	job_defer(s->ob, j, "will retry", e.msg, -1);
+	}
+	log_error("no token for the Manage API", "credential=%s reason=%s",
+	    identity_kind_name(s->src.kind), log_quote(e.msg, q, sizeof q));
+	job_defer(s->ob, j, "will retry", "no token for the Manage API", -1);
 	return 1;
 }
 
@@ -234,10 +222,7 @@ uploaded(struct imagesend *s, struct job *j,
 		    j->requested);
 		return;
 	case API_TOKEN:
-		log_error("the Manage API refuses the token: check "
-		    "CLOUD_API_TOKEN or CLOUD_API_TOKEN_COMMAND",
-		    "status=%ld", r->status);
-		renew_token(s);
+		token_refused(s, r->status);
 		job_defer(s->ob, j, "will retry", why, r->retry_after_seconds);
 		return;
 	case API_REFUSED:
@@ -271,23 +256,22 @@ too_big(struct imagesend *s, struct job *j, const char *path)
 	return 1;
 }
 
-/* PUT, and once more with a new token after a 401 when a new one can
- * differ (the token command's). */
+/* PUT, and once more at once with a new token after a 401. */
 static int
 put(struct imagesend *s, struct job *j, const char *url, const char *path,
     const char *name, struct api_result *r, struct err *e)
 {
-	int rc = api_put_file(s->up, url, s->authorization, path, name, r, e);
+	int rc = api_put_file(s->up, url, s->auth, path, name, r, e);
 
-	if (rc == 0 && api_outcome(r->status) == API_TOKEN &&
-	    renew_token(s)) {
+	if (rc == 0 && api_outcome(r->status) == API_TOKEN) {
 		log_info("the Manage API refused the token: making a new one",
-		    "sop_instance_uid=%s status=%ld", j->sop_instance_uid,
-		    r->status);
+		    "sop_instance_uid=%s status=%ld credential=%s",
+		    j->sop_instance_uid, r->status,
+		    identity_kind_name(s->src.kind));
+		identity_forget(s->identity, &s->src);
 		if (need_authorization(s, j))
 			return 1;	/* deferred */
-		rc = api_put_file(s->up, url, s->authorization, path, name, r,
-		    e);
+		rc = api_put_file(s->up, url, s->auth, path, name, r, e);
 	}
 	return rc;
 }
@@ -441,7 +425,7 @@ imagesend_failure_report(struct imagesend *s, struct job *j)
 	if ((json = failure_json(j->error)) == NULL)
 		{ job_defer(s->ob, j, "will retry", "out of memory", -1);
 		  return; }
-	rc = api_patch_json(s->up, url, s->authorization, json, &r, &e);
+	rc = api_patch_json(s->up, url, s->auth, json, &r, &e);
 	free(json);
 	if (rc == -1) {
 		if (*s->ob->stop)
@@ -460,7 +444,7 @@ imagesend_failure_report(struct imagesend *s, struct job *j)
 		    j->source_message_id, r.status);
 		return;
 	case API_TOKEN:
-		renew_token(s);
+		token_refused(s, r.status);
 		/* FALLTHROUGH */
 	case API_SERVER_ERROR:
 	case API_TRANSIENT:

@@ -24,18 +24,19 @@ unreserved(unsigned char c)
 	    c == '~';
 }
 
-int
-relay_percent_encode(const char *in, char *out, size_t outsz, struct err *e)
+/* Percent-encoding; with plus, a space becomes "+" (quote_plus). */
+static int
+encode(const char *in, int plus, char *out, size_t outsz, struct err *e)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *p;
 	size_t n = 0;
 
 	for (p = (const unsigned char *)in; *p != '\0'; p++) {
-		if (unreserved(*p)) {
+		if (unreserved(*p) || (plus && *p == ' ')) {
 			if (n + 1 >= outsz)
 				goto full;
-			out[n++] = (char)*p;
+			out[n++] = *p == ' ' ? '+' : (char)*p;
 			continue;
 		}
 		if (n + 3 >= outsz)
@@ -51,6 +52,12 @@ relay_percent_encode(const char *in, char *out, size_t outsz, struct err *e)
 full:
 	return err_set(e, ENOSPC, "percent-encoding: result longer than %zu "
 	    "bytes", outsz > 0 ? outsz - 1 : 0);
+}
+
+int
+relay_percent_encode(const char *in, char *out, size_t outsz, struct err *e)
+{
+	return encode(in, 0, out, outsz, e);
 }
 
 /* Characters allowed in a name that goes into a URL unencoded. */
@@ -194,7 +201,7 @@ url_append_token(char *out, size_t outsz, const char *token, struct err *e)
 		return err_set(e, ENOSPC, "relay URL: token does not fit");
 	memcpy(out + used, param, plen + 1);
 	used += plen;
-	if (relay_percent_encode(token, out + used, outsz - used, e) == -1)
+	if (encode(token, 1, out + used, outsz - used, e) == -1)
 		return err_wrap(e, "relay URL token");
 	return 0;
 }
@@ -396,43 +403,4 @@ relay_parse_accept(const char *json, char *address, size_t addrsz, char *id,
 		    addrsz, id, idsz, e);
 	json_decref(root);
 	return rc;
-}
-
-int
-relay_auth_load(struct relay_auth *a, struct err *e)
-{
-	memset(a, 0, sizeof *a);
-	a->ns = getenv("AZURE_RELAY_NAMESPACE");
-	a->key_name = getenv("AZURE_RELAY_KEY_NAME");
-	a->key = getenv("AZURE_RELAY_SHARED_ACCESS_KEY");
-	a->token_command = getenv("AZURE_RELAY_TOKEN_COMMAND");
-	a->endpoint = getenv("AZURE_RELAY_ENDPOINT");
-	if (config_env_long("RELAY_TOKEN_TTL_SECONDS", 10, 86400, 3600,
-	    &a->ttl_seconds, e) == -1)
-		return -1;
-	if (a->token_command != NULL && *a->token_command == '\0')
-		a->token_command = NULL;
-	if (a->ns == NULL || *a->ns == '\0')
-		return err_set(e, EINVAL, "AZURE_RELAY_NAMESPACE is not set");
-	if (a->token_command == NULL && (a->key_name == NULL ||
-	    *a->key_name == '\0' || a->key == NULL || *a->key == '\0'))
-		return err_set(e, EINVAL, "set AZURE_RELAY_KEY_NAME and "
-		    "AZURE_RELAY_SHARED_ACCESS_KEY, or AZURE_RELAY_TOKEN_COMMAND");
-	return 0;
-}
-
-int
-relay_auth_token(const struct relay_auth *a, const char *hc, char *out,
-    size_t outsz, int64_t *expiry, struct err *e)
-{
-	char resource[1024];
-
-	*expiry = (int64_t)time(NULL) + a->ttl_seconds;
-	if (a->token_command != NULL)
-		return relay_token_from_command(a->token_command, out, outsz,
-		    30, e);
-	if (relay_resource(a->ns, hc, resource, sizeof resource, e) == -1)
-		return -1;
-	return relay_sas_token(resource, a->key_name, a->key, *expiry, out,
-	    outsz, e);
 }

@@ -57,7 +57,11 @@ struct ws {
 	struct msg *head, *tail;	/* whole messages, oldest first */
 	unsigned char *tx;		/* LWS_PRE + text to send */
 	size_t txlen;
-	int tx_pending, pong_pending, close_pending;
+	int tx_pending, ping_pending, close_pending;
+	long long ping_sent_ms;		/* the first PING not answered yet,
+					   monotonic; 0: none yet */
+	long long pong_ms;		/* the last PONG, monotonic */
+	time_t pong_at;			/* wall clock of the last PONG */
 	int close_code;
 	char close_reason[124];
 };
@@ -257,7 +261,7 @@ closed(struct ws *w)
 static int
 writable(struct ws *w, struct lws *wsi)
 {
-	unsigned char pong[LWS_PRE + 1];
+	unsigned char ping[LWS_PRE + 1];
 
 	if (w->close_pending) {
 		w->close_pending = 0;
@@ -272,14 +276,16 @@ writable(struct ws *w, struct lws *wsi)
 			end(w, WS_SEND, 0, "write failed");
 			return -1;
 		}
-	} else if (w->pong_pending) {
-		w->pong_pending = 0;
-		if (lws_write(wsi, pong + LWS_PRE, 0, LWS_WRITE_PONG) < 0) {
-			end(w, WS_SEND, 0, "pong write failed");
+	} else if (w->ping_pending) {
+		w->ping_pending = 0;
+		if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) {
+			end(w, WS_SEND, 0, "ping write failed");
 			return -1;
 		}
+		if (w->ping_sent_ms <= w->pong_ms)	/* none unanswered */
+			w->ping_sent_ms = now_ms();
 	}
-	if (w->tx_pending || w->pong_pending)
+	if (w->tx_pending || w->ping_pending)
 		lws_callback_on_writable(wsi);
 	return 0;
 }
@@ -335,6 +341,10 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return receive(w, wsi, in, len);
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		return writable(w, wsi);
+	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+		w->pong_ms = now_ms();
+		w->pong_at = time(NULL);
+		break;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		peer_close(w, in, len);
 		break;
@@ -630,7 +640,7 @@ ws_is_open(const struct ws *w)
 static int
 sent(const struct ws *w)
 {
-	return !ws_is_open(w) || (!w->tx_pending && !w->pong_pending &&
+	return !ws_is_open(w) || (!w->tx_pending && !w->ping_pending &&
 	    !lws_partial_buffered(w->wsi));
 }
 
@@ -675,12 +685,25 @@ ws_send_text(struct ws *w, const char *msg, size_t len, int timeout_ms,
 }
 
 int
-ws_pong(struct ws *w, int timeout_ms, struct ws_status *st, struct err *e)
+ws_ping(struct ws *w, int timeout_ms, struct ws_status *st, struct err *e)
 {
 	if (!ws_is_open(w))
 		return fail(w, st, e);
-	w->pong_pending = 1;
+	w->ping_pending = 1;
 	return flush(w, timeout_ms, st, e);
+}
+
+int
+ws_ping_overdue(const struct ws *w, int timeout_ms)
+{
+	return w->ping_sent_ms != 0 && w->pong_ms < w->ping_sent_ms &&
+	    now_ms() - w->ping_sent_ms >= timeout_ms;
+}
+
+time_t
+ws_last_pong(const struct ws *w)
+{
+	return w->pong_at;
 }
 
 static int

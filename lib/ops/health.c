@@ -40,6 +40,7 @@ struct report {
 	const struct config *c;
 	json_t *root;
 	json_t *problems;	/* borrowed: root holds it */
+	json_t *checks;		/* borrowed: production's checks */
 	time_t now;
 	int gatewayd_up;
 	long long failed_jobs;
@@ -301,7 +302,8 @@ monotonic_ms(void)
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* Wait until the connect in progress on fd completes: 1 connected. */
+/* Wait until the connect in progress on fd completes: 0 connected, else
+ * the errno (ETIMEDOUT when it did not finish in time). */
 static int
 connect_finished(int fd, int timeout_ms)
 {
@@ -315,16 +317,17 @@ connect_finished(int fd, int timeout_ms)
 		if (rc == -1 && errno == EINTR)
 			continue;
 		if (rc != 1)
-			return 0;
-		return getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 &&
-		    soerr == 0;
+			return rc == -1 ? errno : ETIMEDOUT;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
+			return errno;
+		return soerr;
 	}
-	return 0;
+	return ETIMEDOUT;
 }
 
 /*
- * Something accepts TCP connections on host:port (an IPv4 address;
- * NULL, empty or 0.0.0.0: 127.0.0.1).
+ * Does something accept TCP connections on host:port (an IPv4 address;
+ * NULL, empty or 0.0.0.0: 127.0.0.1)?  0 yes, else the errno.
  */
 static int
 port_answering(const char *host, int port, int timeout_ms)
@@ -332,33 +335,40 @@ port_answering(const char *host, int port, int timeout_ms)
 	struct sockaddr_in a = { .sin_family = AF_INET,
 	    .sin_port = htons((uint16_t)port),
 	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd, answering = 0;
+	int fd, rc = 0;
 
 	if (host != NULL && *host != '\0' && strcmp(host, "0.0.0.0") != 0 &&
 	    inet_pton(AF_INET, host, &a.sin_addr) != 1)
-		return 0;
+		return EINVAL;
 	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1)
-		return 0;
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
-		answering = 1;
-	else if (errno == EINPROGRESS)
-		answering = connect_finished(fd, timeout_ms);
+		return errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) == -1)
+		rc = errno == EINPROGRESS ? connect_finished(fd, timeout_ms) :
+		    errno;
 	close(fd);
-	return answering;
+	return rc;
 }
 
+/* ports.NAME {port, answering[, error]} and checks.CHECK {ok[, error]}
+ * (production's: PRODUCTION.md §5). */
 static int
 add_port(struct report *r, json_t *ports, const char *name,
-    const char *host, int port)
+    const char *check, const char *host, int port)
 {
-	int answering = port_answering(host, port, HEALTH_CONNECT_TIMEOUT_MS);
+	int why = port_answering(host, port, HEALTH_PORT_TIMEOUT_MS);
+	json_t *p, *c;
 
-	if (put(ports, name, json_pack("{s:i, s:b}", "port", port,
-	    "answering", answering)) == -1)
+	if (put(ports, name, p = json_pack("{s:i, s:b}", "port", port,
+	    "answering", why == 0)) == -1 ||
+	    put(r->checks, check, c = json_pack("{s:b}", "ok", why == 0)) == -1)
 		return -1;
-	return answering ? 0 : problem(r, "%s port %d not answering", name,
-	    port);
+	if (why == 0)
+		return 0;
+	if (put(p, "error", jstr(strerror(why))) == -1 ||
+	    put(c, "error", jstr(strerror(why))) == -1)
+		return -1;
+	return problem(r, "%s port %d not answering", name, port);
 }
 
 static int
@@ -367,8 +377,9 @@ add_ports(struct report *r, struct err *e)
 	json_t *ports = json_object();
 
 	if (put(r->root, "ports", ports) == -1 ||
-	    add_port(r, ports, "pacs", NULL, r->c->pacs_port) == -1 ||
-	    add_port(r, ports, "worklist", getenv("WORKLIST_BIND"),
+	    add_port(r, ports, "pacs", "pacs_port", NULL,
+	    r->c->pacs_port) == -1 ||
+	    add_port(r, ports, "worklist", "mwl_port", getenv("WORKLIST_BIND"),
 	    r->c->worklist_port) == -1)
 		return oom(e);
 	return 0;
@@ -734,32 +745,49 @@ disk_problems(struct report *r, long long free_bytes, double percent)
 	return 0;
 }
 
+/* Free space on a disk. */
+struct space {
+	unsigned long long free_bytes, total;
+	double percent;
+	int ok;			/* at least the minimum bytes and percent */
+};
+
+/* Free space where dir is: 0, or the errno of statvfs. */
+static int
+disk_space(const char *dir, struct space *sp)
+{
+	struct statvfs v;
+
+	if (statvfs(dir, &v) == -1)
+		return errno;
+	sp->free_bytes = (unsigned long long)v.f_bavail * v.f_frsize;
+	sp->total = (unsigned long long)v.f_blocks * v.f_frsize;
+	sp->percent = sp->total > 0 ? 100.0 * (double)sp->free_bytes /
+	    (double)sp->total : 0;
+	sp->ok = sp->free_bytes >= (unsigned long long)HEALTH_DISK_MIN_BYTES &&
+	    sp->percent >= HEALTH_DISK_MIN_PERCENT;
+	return 0;
+}
+
 static int
 add_disk(struct report *r, struct err *e)
 {
 	const char *dir = r->c->data_dir;
-	struct statvfs v;
-	unsigned long long free_bytes, total;
-	double percent;
-	int ok;
+	struct space sp;
+	int why;
 
-	if (statvfs(dir, &v) == -1) {
+	if ((why = disk_space(dir, &sp)) != 0) {
 		if (put(r->root, "disk", json_pack("{s:o, s:b}", "path",
 		    jstr(dir), "ok", 0)) == -1 || problem(r,
-		    "disk: cannot check %s: %s", dir, strerror(errno)) == -1)
+		    "disk: cannot check %s: %s", dir, strerror(why)) == -1)
 			return oom(e);
 		return 0;
 	}
-	free_bytes = (unsigned long long)v.f_bavail * v.f_frsize;
-	total = (unsigned long long)v.f_blocks * v.f_frsize;
-	percent = total > 0 ? 100.0 * (double)free_bytes / (double)total : 0;
-	ok = free_bytes >= (unsigned long long)HEALTH_DISK_MIN_BYTES &&
-	    percent >= HEALTH_DISK_MIN_PERCENT;
 	if (put(r->root, "disk", json_pack("{s:o, s:I, s:I, s:f, s:b}",
-	    "path", jstr(dir), "free_bytes", (json_int_t)free_bytes,
-	    "total_bytes", (json_int_t)total, "free_percent", percent,
-	    "ok", ok)) == -1 ||
-	    disk_problems(r, (long long)free_bytes, percent) == -1)
+	    "path", jstr(dir), "free_bytes", (json_int_t)sp.free_bytes,
+	    "total_bytes", (json_int_t)sp.total, "free_percent", sp.percent,
+	    "ok", sp.ok)) == -1 ||
+	    disk_problems(r, (long long)sp.free_bytes, sp.percent) == -1)
 		return oom(e);
 	return 0;
 }
@@ -812,6 +840,105 @@ add_relay(struct report *r, struct err *e)
 	return rc == -1 ? oom(e) : 0;
 }
 
+/* ------------------------------------------------ production's checks */
+
+/*
+ * checks.disk: free space beside worklist.db, as production measures it
+ * {ok, free_bytes, free_percent (one decimal)}; a problem of its own only
+ * when the data directory's disk (above) is fine.
+ */
+static int
+check_disk(struct report *r, json_t **out)
+{
+	char dir[PATH_MAX], *slash;
+	struct space sp;
+	int why;
+
+	snprintf(dir, sizeof dir, "%s", r->c->worklist_db_path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof dir, ".");
+	else
+		slash[slash == dir] = '\0';
+	if ((why = disk_space(dir, &sp)) != 0)
+		*out = json_pack("{s:b, s:s}", "ok", 0, "error", strerror(why));
+	else
+		*out = json_pack("{s:b, s:I, s:f}", "ok", sp.ok, "free_bytes",
+		    (json_int_t)sp.free_bytes, "free_percent",
+		    (double)(long long)(sp.percent * 10 + 0.5) / 10);
+	if (*out == NULL)
+		return -1;
+	if (json_is_true(json_object_get(*out, "ok")) ||
+	    !json_is_true(json_object_get(json_object_get(r->root, "disk"),
+	    "ok")))
+		return 0;
+	return why != 0 ? problem(r, "disk beside worklist.db: cannot check "
+	    "%s: %s", dir, strerror(why)) : problem(r, "disk beside "
+	    "worklist.db: %.1f %% free, %llu bytes", sp.percent,
+	    sp.free_bytes);
+}
+
+/*
+ * checks.services: gatewayd and the children it supervises, each
+ * {ok, state}, ok when every one runs (production's Windows services).
+ */
+static int
+check_services(struct report *r, json_t **out)
+{
+	json_t *services = json_object(), *child;
+	const char *name;
+	int all = r->gatewayd_up;
+
+	*out = NULL;
+	if (services == NULL || put(services, "gatewayd", json_pack("{s:b, s:s}",
+	    "ok", r->gatewayd_up, "state", r->gatewayd_up ? "running" :
+	    "not running")) == -1) {
+		json_decref(services);
+		return -1;
+	}
+	json_object_foreach(json_object_get(r->root, "children"), name,
+	    child) {
+		const char *state = sget(child, "state");
+		int ok = strcmp(state, "running") == 0;
+
+		all &= ok;
+		if (put(services, name, json_pack("{s:b, s:s}", "ok", ok,
+		    "state", state)) == -1) {
+			json_decref(services);
+			return -1;
+		}
+	}
+	*out = json_pack("{s:b, s:o}", "ok", all, "services", services);
+	return *out != NULL ? 0 : -1;
+}
+
+/* Seconds since relaylisten started (run/relay.state), null when it does
+ * not run. */
+static json_t *
+listener_uptime(const struct report *r)
+{
+	const json_t *relay = json_object_get(r->root, "relay");
+	time_t started;
+
+	if (!json_is_true(json_object_get(relay, "listener_running")) ||
+	    parse_iso8601(sget(relay, "started"), &started) == -1)
+		return json_null();
+	return json_integer(r->now > started ? (json_int_t)(r->now - started) :
+	    0);
+}
+
+static int
+add_checks(struct report *r, struct err *e)
+{
+	json_t *disk, *services;
+
+	if (check_disk(r, &disk) == -1 || put(r->checks, "disk", disk) == -1 ||
+	    check_services(r, &services) == -1 ||
+	    put(r->checks, "services", services) == -1 ||
+	    put(r->root, "listener_uptime_seconds", listener_uptime(r)) == -1)
+		return oom(e);
+	return 0;
+}
+
 /* -------------------------------------------------------------- qrscp */
 
 /* qrscp: its port, open associations, retrievals in progress and pending
@@ -830,7 +957,7 @@ add_qr(struct report *r, struct err *e)
 	if (st.running)
 		answering = port_answering(bind != NULL && *bind != '\0' &&
 		    strcmp(bind, "0.0.0.0") != 0 ? bind : NULL, st.port,
-		    HEALTH_CONNECT_TIMEOUT_MS);
+		    HEALTH_CONNECT_TIMEOUT_MS) == 0;
 	o = json_pack("{s:b, s:s, s:i, s:b, s:i, s:i, s:o}", "running",
 	    st.running, "aet", st.aet, "port", st.port, "answering", answering,
 	    "associations", st.associations, "moves_in_progress", st.moves,
@@ -865,7 +992,7 @@ host_answering(const char *host, const char *port, int timeout_ms)
 		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
 			answering = 1;
 		else if (errno == EINPROGRESS)
-			answering = connect_finished(fd, timeout_ms);
+			answering = connect_finished(fd, timeout_ms) == 0;
 		close(fd);
 	}
 	freeaddrinfo(res);
@@ -1087,13 +1214,16 @@ health_report(const struct config *c, json_t **out, struct err *e)
 {
 	static const report_step steps[] = { add_gatewayd, add_ports,
 	    add_children, add_spools, add_failed_jobs, add_quarantine,
-	    add_disk, add_relay, add_cloud, add_qr };
+	    add_disk, add_relay, add_checks, add_cloud, add_qr };
 	struct report r = { .c = c, .root = json_object(),
-	    .problems = json_array(), .now = time(NULL) };
+	    .problems = json_array(), .checks = json_object(),
+	    .now = time(NULL) };
 
 	*out = NULL;
-	if (put(r.root, "version", json_string(GW_VERSION)) == -1 ||
-	    put(r.root, "healthy", json_false()) == -1 ||
+	if (put(r.root, "healthy", json_false()) == -1 ||
+	    put(r.root, "version", json_string(GW_VERSION)) == -1 ||
+	    put(r.root, "listener_uptime_seconds", json_null()) == -1 ||
+	    put(r.root, "checks", r.checks) == -1 ||
 	    put(r.root, "problems", r.problems) == -1) {
 		json_decref(r.root);
 		return oom(e);
@@ -1129,36 +1259,58 @@ health_format_age(long long s, char *out, size_t outsz)
 		snprintf(out, outsz, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
 }
 
+static void
+print_when(FILE *f, const char *what, const char *when, time_t now)
+{
+	char age[32];
+	time_t t;
+
+	if (*when == '\0')
+		fprintf(f, "%s: none", what);
+	else if (parse_iso8601(when, &t) == -1)
+		fprintf(f, "%s: %s", what, when);
+	else {
+		health_format_age((long long)(now - t), age, sizeof age);
+		fprintf(f, "%s: %s (%s ago)", what, when, age);
+	}
+}
 
 static void
 print_relay(FILE *f, const json_t *st, time_t now)
 {
-	const char *since = sget(st, "since"), *proof = sget(st, "last_proof");
+	const char *since = sget(st, "since"), *cred = sget(st, "credential");
 	const char *hc = sget(st, "hybrid_connection"), *pid = sget(st, "pid");
 	const char *error = sget(st, "last_error");
-	char age[32];
-	time_t t;
+	const char *error_at = sget(st, "last_error_at");
 
 	fprintf(f, "relay: %s", sget(st, "connection"));
 	if (*since)
 		fprintf(f, " since %s", since);
 	if (*pid || *hc)
-		fprintf(f, " (pid %s, hybrid connection %s)", *pid ? pid : "-",
-		    *hc ? hc : "-");
+		fprintf(f, " (pid %s, hybrid connection %s%s%s)",
+		    *pid ? pid : "-", *hc ? hc : "-", *cred ? ", credential " :
+		    "", cred);
 	if (*pid && json_is_false(json_object_get(st, "listener_running")))
 		fprintf(f, "; relaylisten pid %s is not running", pid);
 	fprintf(f, "\n");
 	if (json_object_get(st, "listener_running") == NULL)
 		return;
-	if (*proof == '\0')
-		fprintf(f, "last traffic proof: none\n");
-	else if (parse_iso8601(proof, &t) == -1)
-		fprintf(f, "last traffic proof: %s\n", proof);
+	print_when(f, "last PONG", sget(st, "last_pong"), now);
+	print_when(f, "; last action", sget(st, "last_action"), now);
+	fprintf(f, "\n");
+	if (strcmp(sget(st, "self_echo"), "off") == 0)
+		fprintf(f, "traffic proof: off (the credential cannot send to "
+		    "itself; PONGs and actions are the proof)\n");
 	else {
-		health_format_age((long long)(now - t), age, sizeof age);
-		fprintf(f, "last traffic proof: %s (%s ago)\n", proof, age);
+		print_when(f, "last traffic proof", sget(st, "last_proof"), now);
+		fprintf(f, "\n");
 	}
-	fprintf(f, "last error: %s\n", *error ? error : "-");
+	if (*sget(st, "token_expires"))
+		fprintf(f, "token expires: %s\n", sget(st, "token_expires"));
+	fprintf(f, "last error: %s", *error ? error : "-");
+	if (*error && *error_at)
+		fprintf(f, " (at %s)", error_at);
+	fprintf(f, "\n");
 }
 
 static void
@@ -1184,22 +1336,6 @@ print_kinds(FILE *f, json_t *kinds)
 }
 
 /* "last upload: 2026-…Z (3m12s ago)", or "none". */
-static void
-print_when(FILE *f, const char *what, const char *when, time_t now)
-{
-	char age[32];
-	time_t t;
-
-	if (*when == '\0')
-		fprintf(f, "%s: none", what);
-	else if (parse_iso8601(when, &t) == -1)
-		fprintf(f, "%s: %s", what, when);
-	else {
-		health_format_age((long long)(now - t), age, sizeof age);
-		fprintf(f, "%s: %s (%s ago)", what, when, age);
-	}
-}
-
 /* "uploads: 40 sent, 3 waiting for a worklist item (1 study, oldest
  * 2h05m), 12 held", the states with none left out. */
 static void

@@ -21,7 +21,8 @@
  *   - run/gatewayd.pid, run/children and run/<name>.state, written by
  *     gatewayd (a "running" child whose pid is dead counts as "exited");
  *   - PACS_PORT and WORKLIST_PORT: a TCP connect to 127.0.0.1 (the worklist
- *     port at WORKLIST_BIND when that is a specific address), 1 s at most;
+ *     port at WORKLIST_BIND when that is a specific address), 0.5 s at
+ *     most, as production checks them;
  *   - the index, thumb and relay spools (new/cur/failed; *.reason files
  *     are not jobs), and per job kind in the relay spool the number
  *     pending (new/ + cur/), failed and the age of the oldest, with its
@@ -29,11 +30,13 @@
  *     queued: the time a generated job name starts with, or its stored
  *     object's arrival (object=), whichever is older than the file's
  *     mtime (a retry rewrites the file);
- *   - the quarantine, and free disk under the data directory (statvfs):
- *     enough is at least HEALTH_DISK_MIN_BYTES and HEALTH_DISK_MIN_PERCENT;
- *   - run/relay.state, key=value lines written by relaylisten
- *     (connection=, since=, last_proof=, last_error=, hybrid_connection=,
- *     pid=);
+ *   - the quarantine, and free disk under the data directory and beside
+ *     worklist.db (statvfs): enough is at least HEALTH_DISK_MIN_BYTES and
+ *     HEALTH_DISK_MIN_PERCENT;
+ *   - run/relay.state, key=value lines written by relaylisten (see
+ *     relaylisten(8): connection=, since=, started=, credential=,
+ *     token_expires=, last_pong=, last_action=, self_echo=, last_proof=,
+ *     last_error=, last_error_at=, hybrid_connection=, pid=);
  *   - the cloud: CLOUD_API_ENDPOINT's host and port (a TCP connect, 1 s at
  *     most), run/relaysend.state when relaysend writes one (last_upload=,
  *     last_event=, last_error=: ISO 8601 times and one line of text), else
@@ -45,7 +48,10 @@
  * The report is healthy when gatewayd and every child it supervises run,
  * both ports answer, the disk has room, no job has failed, and the relay
  * listener (when run/relay.state exists) is connected.  Each reason it is
- * not is one short line in "problems".
+ * not is one short line in "problems".  It begins with the production
+ * gateway's keys (PRODUCTION.md §5), so the cloud sees what it sees from
+ * production; "healthy" is ours, stricter: whenever one of production's
+ * checks fails, a problem says so.
  *
  * Never: exits, logs, prints anywhere but the FILE it is given, or writes
  * anything; it reads no patient data (job bodies only for their kind=,
@@ -64,16 +70,27 @@
 
 #define HEALTH_DISK_MIN_BYTES	(1024LL * 1024 * 1024)	/* 1 GiB */
 #define HEALTH_DISK_MIN_PERCENT	5.0
-#define HEALTH_CONNECT_TIMEOUT_MS 1000
+#define HEALTH_CONNECT_TIMEOUT_MS 1000	/* the Manage API's host */
+#define HEALTH_PORT_TIMEOUT_MS	500	/* our own ports, as production */
 #define HEALTH_ERROR_MAX	512	/* a job's error= as shown */
 #define HEALTH_UNMATCHED_SECONDS 3600	/* a study waits for its item */
 
 /*
- * The report as a JSON object:
+ * The report as a JSON object, production's keys first:
  *
- *   {"version":"0.1.0", "healthy":false, "problems":["2 failed jobs"],
+ *   {"healthy":false, "version":"0.1.0", "listener_uptime_seconds":3600,
+ *    "checks":{"mwl_port":{"ok":true},
+ *              "pacs_port":{"ok":false,"error":"Connection refused"},
+ *              "disk":{"ok":true,"free_bytes":…,"free_percent":30.8},
+ *              "services":{"ok":false,
+ *                          "services":{"gatewayd":{"ok":true,
+ *                                                  "state":"running"},
+ *                                      "storescp":{"ok":false,
+ *                                                  "state":"exited"},…}}},
+ *    "problems":["2 failed jobs"],
  *    "gatewayd":{"running":true, "pid":812},
- *    "ports":{"pacs":{"port":4244,"answering":true},
+ *    "ports":{"pacs":{"port":4244,"answering":false,
+ *                     "error":"Connection refused"},
  *             "worklist":{"port":4243,"answering":true}},
  *    "children":{"storescp":{"state":"running","pid":820,"restarts":0,
  *                "since":"…","last_exit":""}, …},
@@ -87,8 +104,11 @@
  *    "failed_jobs":2, "quarantine":0,
  *    "disk":{"path":"/var/lib/…","free_bytes":…,"total_bytes":…,
  *            "free_percent":41.5,"ok":true},
- *    "relay":{"connection":"connected","since":"…","last_proof":"…",
- *             "last_error":"","hybrid_connection":"…","pid":"901",
+ *    "relay":{"connection":"connected","since":"…","started":"…",
+ *             "credential":"managed-identity-arc","token_expires":"…",
+ *             "last_pong":"…","last_action":"…","self_echo":"off",
+ *             "last_proof":"","last_error":"","last_error_at":"",
+ *             "hybrid_connection":"…","pid":"901",
  *             "listener_running":true},
  *    "cloud":{"configured":{"images":true,"events":true,"actions":true},
  *             "api":{"host":"…","port":443,"reachable":true} or null,
@@ -103,6 +123,10 @@
  *                       or null (pacs.db not readable),
  *             "mpps_events_held":0}}
  *
+ * "checks" are computed as production computes them: mwl_port and
+ * pacs_port from "ports"; disk beside worklist.db (free_percent to one
+ * decimal); services from gatewayd's run files.  listener_uptime_seconds
+ * counts from relay.state's started= while relaylisten runs, else null.
  * "configured" is lib/base/config's config_cloud_images/events/actions;
  * "uploads" counts instances per upload_status (lib/archive/upload_state);
  * "mpps_events_held" the MPPS events not yet copied out of worklist.db's
@@ -117,11 +141,15 @@ int health_report(const struct config *c, json_t **out, struct err *e);
 
 /*
  * The relay section of `gatewayd status`, as text on f: the listener's
- * connection state and since when, the last traffic proof and how long
- * ago, the last error, then the relay queue per job kind:
+ * connection state and since when, its credential, the last PONG and the
+ * last action and how long ago, the last traffic proof (or "off" when the
+ * credential cannot send), when the token expires, the last error and
+ * when, then the relay queue per job kind:
  *
- *   relay: connected since 2026-11-28T01:00:00Z (pid 901, hybrid connection gw)
+ *   relay: connected since 2026-11-28T01:00:00Z (pid 901, hybrid connection gw, credential sas)
+ *   last PONG: 2026-11-28T01:30:01Z (11s ago); last action: none
  *   last traffic proof: 2026-11-28T01:29:00Z (1m12s ago)
+ *   token expires: 2026-11-28T02:00:00Z
  *   last error: -
  *
  *   KIND                  PENDING FAILED OLDEST

@@ -24,10 +24,40 @@
 #   relay_live HC N             N listeners on HC are usable now
 #   relay_admin PATH            POST to the emulator's admin interface
 #   relay_counter NAME          a counter of the emulator's /status
+#
+# Microsoft Entra ID (production's managed identity, PRODUCTION.md §1):
+#   entra_start [OPTS]          t/relay/entra: HIMDS and IMDS over http, the
+#                               token endpoint over https, issuing RS256
+#                               JWTs for tenant $ENTRA_TENANT to the
+#                               gateway's object id $ENTRA_OID; client
+#                               $ENTRA_CLIENT with secret $ENTRA_SECRET and
+#                               the certificate $ENTRA_CERT (certificate and
+#                               key in one PEM); sets ENTRA_HTTP, ENTRA_HTTPS,
+#                               ENTRA_DIR (its tokens dir: $ENTRA_DIR/tokens)
+#   entra_restart               SIGKILL it and start it again on its ports
+#   entra_admin PATH            POST to its admin interface
+#   entra_counter NAME          one of its counters
+#   use_arc | use_imds | use_client_secret | use_client_cert
+#                               export the settings of that credential (and
+#                               unset the others)
+#   relay_start_entra hc...     as relay_start, but the relay takes only
+#                               Entra ID tokens of $ENTRA_OID (Listen right)
+#                               for the gateway, and the cloud has a SAS
+#                               rule of its own (Cloud); no SAS key is
+#                               exported for the gateway
+#   api_start_entra             as api_start, but the Manage API takes only
+#                               Entra ID tokens for $ENTRA_API_RESOURCE of
+#                               $ENTRA_OID; exports CLOUD_API_RESOURCE
 PY=/usr/bin/python3
 RELAY_NS=contoso.servicebus.windows.net
 RELAY_KEY=dGVzdGtleXZhbHVlMTIzNDU2Nzg5MA==
 RELAY_SIM=$GW_ROOT/t/relay/cloudsim
+RELAY_CLOUD_KEY_NAME=RootManageSharedAccessKey
+ENTRA_TENANT=aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
+ENTRA_OID=99999999-8888-7777-6666-555555555555
+ENTRA_CLIENT=12121212-3434-5656-7878-909090909090
+ENTRA_SECRET=test-client-secret
+ENTRA_API_RESOURCE=11111111-2222-3333-4444-555555555555
 
 # relay_pki: the test CA and the servers' certificate, once per test.
 relay_pki() {
@@ -40,9 +70,10 @@ api_start() {
 	relay_pki
 	API=$T/api
 	APORT=$(free_port)
+	# shellcheck disable=SC2086
 	bg api $PY "$GW_ROOT/t/relay/manage-api" --cert "$T/pki/server.pem" \
 		--keyfile "$T/pki/server.key" --listen 127.0.0.1:$APORT \
-		--token sesame --dir "$API"
+		${API_AUTH:---token sesame} --dir "$API"
 	wait_for 15 "the Manage API test server is up" grep -q '^ready' "$T/api.out"
 	CLOUD_API_ENDPOINT=https://127.0.0.1:$APORT/api/v1/dicom
 	GATEWAY_CA_FILE=$RELAY_CA
@@ -58,30 +89,132 @@ api_admin() {
 }
 
 relay_start() {
+	_relay_start "$@" --key "*:RootManageSharedAccessKey:Listen,Send:$RELAY_KEY" \
+		--key "*:ListenOnly:Listen:$RELAY_KEY" \
+		--bearer "Listen,Send:static-test-bearer"
+	AZURE_RELAY_KEY_NAME=RootManageSharedAccessKey
+	AZURE_RELAY_SHARED_ACCESS_KEY=$RELAY_KEY
+	export AZURE_RELAY_KEY_NAME AZURE_RELAY_SHARED_ACCESS_KEY
+}
+
+relay_start_entra() {
+	RELAY_CLOUD_KEY_NAME=Cloud
+	_relay_start "$@" --key "*:Cloud:Listen,Send:$RELAY_KEY" \
+		--entra-jwks "$ENTRA_DIR/jwks.json" --entra-tenant $ENTRA_TENANT \
+		--entra-oid "$ENTRA_OID:Listen"
+	unset AZURE_RELAY_KEY_NAME AZURE_RELAY_SHARED_ACCESS_KEY
+}
+
+# _relay_start HC... -- OPTS: the emulator with hybrid connections HC and
+# the authentication options after them.
+_relay_start() {
 	relay_pki
 	RELAY_CPORT=$(free_port); _ap=$(free_port); _mp=$(free_port)
 	while [ "$_ap" = "$RELAY_CPORT" ]; do _ap=$(free_port); done
 	while [ "$_mp" = "$RELAY_CPORT" ] || [ "$_mp" = "$_ap" ]; do _mp=$(free_port); done
 	RELAY_ADMIN=http://127.0.0.1:$_mp
 	_hcs=''
-	for _h in "$@"; do _hcs="$_hcs --hc $_h"; done
+	while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do _hcs="$_hcs --hc $1"; shift; done
 	bg relay $PY "$GW_ROOT/t/relay-emulator" --cert "$T/pki/server.pem" \
 		--keyfile "$T/pki/server.key" --namespace $RELAY_NS \
 		--listen 127.0.0.1:$RELAY_CPORT --accept-listen 127.0.0.1:$_ap \
 		--accept-host localhost --admin 127.0.0.1:$_mp $_hcs \
-		--key "*:RootManageSharedAccessKey:Listen,Send:$RELAY_KEY" \
-		--key "*:ListenOnly:Listen:$RELAY_KEY" \
-		--bearer "Listen,Send:static-test-bearer" ${RELAY_EMU_OPTS:-}
+		"$@" ${RELAY_EMU_OPTS:-}
 	wait_until 15 grep -q '^ready' "$T/relay.out" ||
 		{ fail "relay emulator did not start"; cat "$T/relay.log" >&2; exit 1; }
 	AZURE_RELAY_NAMESPACE=$RELAY_NS
-	AZURE_RELAY_KEY_NAME=RootManageSharedAccessKey
-	AZURE_RELAY_SHARED_ACCESS_KEY=$RELAY_KEY
 	AZURE_RELAY_ENDPOINT=127.0.0.1:$RELAY_CPORT
 	GATEWAY_CA_FILE=$RELAY_CA
-	export AZURE_RELAY_NAMESPACE AZURE_RELAY_KEY_NAME \
-		AZURE_RELAY_SHARED_ACCESS_KEY AZURE_RELAY_ENDPOINT GATEWAY_CA_FILE
+	export AZURE_RELAY_NAMESPACE AZURE_RELAY_ENDPOINT GATEWAY_CA_FILE
 	unset AZURE_RELAY_TOKEN_COMMAND
+}
+
+entra_start() {
+	relay_pki
+	[ -f "$T/pki/client.pem" ] || {
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+			-subj "/CN=gateway test client" -keyout "$T/pki/client.key" \
+			-out "$T/pki/client.crt" 2>/dev/null &&
+		cat "$T/pki/client.crt" "$T/pki/client.key" >"$T/pki/client.pem"
+	} || skip_all "cannot make the client certificate"
+	ENTRA_CERT=$T/pki/client.pem
+	ENTRA_DIR=$T/entra
+	ENTRA_HTTP=${ENTRA_HTTP:-$(free_port)}
+	ENTRA_HTTPS=${ENTRA_HTTPS:-$(free_port)}
+	while [ "$ENTRA_HTTPS" = "$ENTRA_HTTP" ]; do ENTRA_HTTPS=$(free_port); done
+	ENTRA_OPTS="$*"
+	_entra_bg
+}
+
+_entra_bg() {
+	rm -f "$T/entra.out"
+	# shellcheck disable=SC2086
+	bg entra $PY "$GW_ROOT/t/relay/entra" serve --dir "$ENTRA_DIR" \
+		--listen 127.0.0.1:$ENTRA_HTTP --tls-listen 127.0.0.1:$ENTRA_HTTPS \
+		--cert "$T/pki/server.pem" --keyfile "$T/pki/server.key" \
+		--tenant $ENTRA_TENANT --oid $ENTRA_OID --client-id $ENTRA_CLIENT \
+		--client-secret $ENTRA_SECRET --client-cert "$T/pki/client.crt" \
+		$ENTRA_OPTS
+	ENTRA_PID=$BG_PID
+	wait_until 15 grep -q '^ready' "$T/entra.out" ||
+		{ fail "Entra ID emulator did not start"; cat "$T/entra.log" >&2; exit 1; }
+}
+
+entra_restart() {
+	kill -KILL "$ENTRA_PID" 2>/dev/null
+	wait_until 10 sh -c "! kill -0 $ENTRA_PID 2>/dev/null"
+	_entra_bg
+}
+
+entra_admin() {
+	curl -sf -X POST "http://127.0.0.1:$ENTRA_HTTP/_admin/$1" >/dev/null
+}
+
+entra_counter() {
+	curl -sf "http://127.0.0.1:$ENTRA_HTTP/_admin/status" | $PY -c 'import json,sys; print(json.load(sys.stdin)["counters"].get(sys.argv[1],0))' "$1"
+}
+
+_entra_unset() {
+	unset IDENTITY_ENDPOINT AZURE_ARC_TOKENS_DIR \
+		AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET \
+		AZURE_CLIENT_CERTIFICATE_PATH AZURE_AUTHORITY_HOST
+	export AZURE_IMDS_ENDPOINT=http://127.0.0.1:1	# as t/lib.sh: closed
+}
+
+use_arc() {
+	_entra_unset
+	IDENTITY_ENDPOINT=http://127.0.0.1:$ENTRA_HTTP/arc/metadata/identity/oauth2/token
+	AZURE_ARC_TOKENS_DIR=$ENTRA_DIR/tokens
+	export IDENTITY_ENDPOINT AZURE_ARC_TOKENS_DIR
+}
+
+use_imds() {
+	_entra_unset
+	AZURE_IMDS_ENDPOINT=http://127.0.0.1:$ENTRA_HTTP
+	export AZURE_IMDS_ENDPOINT
+}
+
+use_client_secret() {
+	_entra_unset
+	AZURE_TENANT_ID=$ENTRA_TENANT AZURE_CLIENT_ID=$ENTRA_CLIENT
+	AZURE_CLIENT_SECRET=$ENTRA_SECRET
+	AZURE_AUTHORITY_HOST=https://127.0.0.1:$ENTRA_HTTPS
+	export AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET AZURE_AUTHORITY_HOST
+}
+
+use_client_cert() {
+	use_client_secret
+	unset AZURE_CLIENT_SECRET
+	AZURE_CLIENT_CERTIFICATE_PATH=$ENTRA_CERT
+	export AZURE_CLIENT_CERTIFICATE_PATH
+}
+
+api_start_entra() {
+	API_AUTH="--jwks $ENTRA_DIR/jwks.json --tenant $ENTRA_TENANT --audience $ENTRA_API_RESOURCE --gateway-oid $ENTRA_OID"
+	api_start
+	CLOUD_API_RESOURCE=$ENTRA_API_RESOURCE
+	export CLOUD_API_RESOURCE
+	unset CLOUD_API_TOKEN CLOUD_API_TOKEN_COMMAND
 }
 
 cloud_listen() {
@@ -96,7 +229,7 @@ cloud_listen() {
 
 relay_token() {
 	$PY "$RELAY_SIM" token --ns $RELAY_NS --hc "$1" \
-		--key-name RootManageSharedAccessKey --key $RELAY_KEY --ttl 3600
+		--key-name $RELAY_CLOUD_KEY_NAME --key $RELAY_KEY --ttl 3600
 }
 
 relay_send() {

@@ -104,10 +104,10 @@ test_urls(void)
 	    &e) == 0, "listen URL succeeds");
 	is_str(out, "wss://" NS "/$hc/hc1?sb-hc-action=listen&sb-hc-id=0f0e0d0c"
 	    "-0b0a-4908-8706-050403020100&sb-hc-token=SharedAccessSignature"
-	    "%20sr%3Dhttp%253A%252F%252Fcontoso.servicebus.windows.net%252Fhc1"
+	    "+sr%3Dhttp%253A%252F%252Fcontoso.servicebus.windows.net%252Fhc1"
 	    "%26sig%3D%252FgPSk3xoMmIrGpqACTP3Kii3f2UypgITuzvykfJvmlM%253D"
 	    "%26se%3D1700000000%26skn%3DRootManageSharedAccessKey",
-	    "listen URL carries the token percent-encoded again");
+	    "listen URL carries the token encoded again as quote_plus does");
 	relay_listen_url(NS, "hc1", id, NULL, "", out, sizeof out, &e);
 	is_str(out, "wss://" NS "/$hc/hc1?sb-hc-action=listen&sb-hc-id=0f0e0d0c"
 	    "-0b0a-4908-8706-050403020100", "listen URL without a token");
@@ -119,7 +119,8 @@ test_urls(void)
 	ok(relay_connect_url(NS, "events", "Bearer a.b-c_d", NULL, out,
 	    sizeof out, &e) == 0, "connect URL succeeds");
 	is_str(out, "wss://" NS "/$hc/events?sb-hc-action=connect"
-	    "&sb-hc-token=Bearer%20a.b-c_d", "connect URL with a bearer token");
+	    "&sb-hc-token=Bearer+a.b-c_d", "connect URL with a bearer token: "
+	    "sb-hc-token=Bearer+<jwt> as production sends it");
 	relay_connect_url(NS, "events", NULL, "localhost:9000", out,
 	    sizeof out, &e);
 	is_str(out, "wss://localhost:9000/$hc/events?sb-hc-action=connect",
