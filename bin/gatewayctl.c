@@ -213,8 +213,10 @@ print_study_row(const struct ctl *x, sqlite3_stmt *st)
 	for (char *p = views; *p; p++)
 		if (*p == ',')
 			*p = ' ';
+	/* A study without an accession number is named by its UID, which
+	 * gatewayctl show and resend take as well. */
 	printf("%-8s  %-16s  %-24s %6d  %-20s %7s  %-13s %s\n", col(st, 2),
-	    *col(st, 0) ? col(st, 0) : "-",
+	    *col(st, 0) ? col(st, 0) : col(st, 8),
 	    x->names && *col(st, 1) ? col(st, 1) : "-", n, views, size,
 	    previews, upload);
 	return 0;
