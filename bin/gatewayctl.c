@@ -13,7 +13,7 @@
  *   gatewayctl config [--export | --check]
  *
  * gatewayd(8) runs it for `gatewayd today|studies|show|resend|waiting|
- * assign|release|worklist|status --check`, and every
+ * assign|release|worklist|check|alerts|status --check`, and every
  * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
  * It reads the configuration every program reads (lib/base/config) and never
  * creates pacs.db.  What touches uploads is lib/archive/upload_state.  Patient names
