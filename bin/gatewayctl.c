@@ -8,12 +8,13 @@
  *   gatewayctl assign ACCESSION|STUDY_UID WORKLIST_ACCESSION
  *   gatewayctl release ACCESSION|STUDY_UID
  *   gatewayctl worklist [--date YYYY-MM-DD] [--names]
+ *   gatewayctl retry
  *   gatewayctl check
  *   gatewayctl alerts
  *   gatewayctl config [--export | --check]
  *
  * gatewayd(8) runs it for `gatewayd today|studies|show|resend|waiting|
- * assign|release|worklist|check|alerts|status --check`, and every
+ * assign|release|worklist|retry|check|alerts|status --check`, and every
  * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
  * It reads the configuration every program reads (lib/base/config) and never
  * creates pacs.db.  What touches uploads is lib/archive/upload_state.  Patient names
@@ -62,7 +63,7 @@ usage(FILE *f)
 	    "       gatewayctl assign ACCESSION|STUDY_UID WORKLIST_ACCESSION\n"
 	    "       gatewayctl release ACCESSION|STUDY_UID\n"
 	    "       gatewayctl worklist [--date YYYY-MM-DD] [--names]\n"
-	    "       gatewayctl check | alerts | --help | --version\n"
+	    "       gatewayctl retry | check | alerts | --help | --version\n"
 	    "       gatewayctl config [--export | --check]\n"
 	    "\n"
 	    "  studies   what arrived on a day (default today, local time), per\n"
@@ -76,6 +77,9 @@ usage(FILE *f)
 	    "  waiting   the studies whose images wait for a worklist item\n"
 	    "  assign    send a study's images under another worklist item\n"
 	    "  release   stop a study's wait: not sent, kept in the store\n"
+	    "  retry     after a fix: every relay job waiting to be tried\n"
+	    "            again is due now (relaysend is woken); failed ones\n"
+	    "            stay (relaysend --retry-failed)\n"
 	    "  worklist  the day's worklist (default today, local time): each\n"
 	    "            item's time, accession, state, modality, station,\n"
 	    "            patient and when it arrived\n"
@@ -372,26 +376,33 @@ no_study(const char *key)
 	return EX_NOINPUT;
 }
 
-/* The relay spool, for commands that queue uploads: only when the cloud
- * takes images (else nothing would ever send them). */
+/* The relay spool as it is (never created). */
 static int
-open_relay(struct ctl *x, struct spool *relay)
+relay_spool(struct ctl *x, struct spool *relay)
 {
 	char dir[PATH_MAX];
 	struct err e = { 0 };
 
-	if (!config_cloud_images()) {
-		fprintf(stderr, "gatewayctl: the cloud is not configured "
-		    "(CLOUD_API_ENDPOINT): nothing would send the images; "
-		    "they stay in the store\n");
-		return EX_CONFIG;
-	}
 	if (config_spool_path(&x->cfg, "relay", dir, sizeof dir, &e) == -1 ||
 	    spool_open(relay, dir, 0, &e) == -1) {
 		fprintf(stderr, "gatewayctl: %s\n", e.msg);
 		return EX_UNAVAILABLE;
 	}
 	return 0;
+}
+
+/* The relay spool, for commands that queue uploads: only when the cloud
+ * takes images (else nothing would ever send them). */
+static int
+open_relay(struct ctl *x, struct spool *relay)
+{
+	if (!config_cloud_images()) {
+		fprintf(stderr, "gatewayctl: the cloud is not configured "
+		    "(CLOUD_API_ENDPOINT): nothing would send the images; "
+		    "they stay in the store\n");
+		return EX_CONFIG;
+	}
+	return relay_spool(x, relay);
 }
 
 static int
@@ -498,6 +509,42 @@ cmd_release(struct ctl *x, const char *key)
 	printf("%s released: %d image%s not sent (kept in the store; "
 	    "gatewayctl resend %s sends them)\n", key, n, n == 1 ? "" : "s",
 	    key);
+	return EX_OK;
+}
+
+/* ------------------------------------------------------------ retry */
+
+/* retry: every relay job waiting for a later attempt is due now, and
+ * relaysend is woken (lib/cloud/job); failed jobs stay failed. */
+static int
+cmd_retry(struct ctl *x)
+{
+	struct spool relay;
+	struct err e = { 0 };
+	int waiting = 0, failed_jobs, rc;
+
+	if (!config_cloud_images() && !config_cloud_events()) {
+		fprintf(stderr, "gatewayctl: the cloud is not configured "
+		    "(CLOUD_API_ENDPOINT, AZURE_RELAY_*): nothing sends the "
+		    "relay's jobs\n");
+		return EX_CONFIG;
+	}
+	if ((rc = relay_spool(x, &relay)) != 0)
+		return rc;
+	rc = job_retry_now(&relay, &waiting, &e);
+	failed_jobs = rc == 0 ? spool_count(&relay, "failed", &e) : -1;
+	spool_close(&relay);
+	if (rc == -1 || failed_jobs == -1)
+		return failed("retry failed", NULL, &e);
+	log_info("retry asked: every waiting relay job is due now",
+	    "waiting=%d failed=%d", waiting, failed_jobs);
+	printf("%d waiting job%s due now: relaysend woken\n", waiting,
+	    waiting == 1 ? "" : "s");
+	if (failed_jobs > 0)
+		printf("%d failed job%s left as %s (gatewayd exec relaysend "
+		    "--retry-failed queues them again)\n", failed_jobs,
+		    failed_jobs == 1 ? "" : "s", failed_jobs == 1 ? "it is" :
+		    "they are");
 	return EX_OK;
 }
 
@@ -872,6 +919,8 @@ run(struct ctl *x, const char *cmd, int argc, char **argv,
 		return cmd_check(x);
 	if (strcmp(cmd, "alerts") == 0 && argc == 0)
 		return cmd_alerts(x);
+	if (strcmp(cmd, "retry") == 0 && argc == 0)
+		return cmd_retry(x);
 	if (strcmp(cmd, "worklist") == 0 && argc == 0)
 		return cmd_worklist(x, date);
 	for (size_t i = 0; i < sizeof db_cmds / sizeof db_cmds[0]; i++)
