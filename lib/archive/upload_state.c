@@ -42,7 +42,9 @@
  *            Purged: no.  Problem: once it waited HEALTH_UNMATCHED_SECONDS.
  * HELD       No job: the cloud was off (no CLOUD_API_ENDPOINT) when it was
  *            indexed, or pacs.db was rebuilt.
- *            By: dcmindex (indexed(); reindexed() for --reindex).
+ *            By: dcmindex (indexed(); reindexed() for --reindex: every
+ *              row whose file is held; purged rows a backup gives back
+ *              keep their state, lib/archive/rebuild).
  *            Next: PENDING (resend --held, resend, its arrival again with
  *              the cloud on).
  *            Purged: no.  Problem: yes, once the cloud takes images.
@@ -242,7 +244,8 @@ upload_state_reindexed(sqlite3 *db, enum upload_classes c, struct err *e)
 {
 	return change(db, "UPDATE instances SET upload_status = CASE "
 	    "WHEN ?1 = 'all' OR sop_class_uid IN (?2, ?3) THEN 'HELD' "
-	    "ELSE 'LOCAL' END", upload_state_classes_name(c),
+	    "ELSE 'LOCAL' END WHERE purged_at IS NULL",
+	    upload_state_classes_name(c),
 	    MG_FOR_PRESENTATION, MG_FOR_PROCESSING, e) == -1 ? -1 : 0;
 }
 
