@@ -73,7 +73,8 @@ usage(FILE *f)
 	    "            preview, cloud)\n"
 	    "  resend    queue the study's uploads to the cloud again;\n"
 	    "            --held: every HELD image (indexed while the cloud\n"
-	    "            was off, or rebuilt by dcmindex --reindex)\n"
+	    "            was off, or rebuilt by dcmindex --reindex) and every\n"
+	    "            event held back while the relay's events were off\n"
 	    "  waiting   the studies whose images wait for a worklist item\n"
 	    "  assign    send a study's images under another worklist item\n"
 	    "  release   stop a study's wait: not sent, kept in the store\n"
@@ -261,6 +262,20 @@ cmd_studies(struct ctl *x, const char *date)
 
 /* ------------------------------------------------------------- show */
 
+/* Where dcmthumb writes the previews: GATEWAY_THUMBS_DIR, else thumbs/
+ * in the data directory. */
+static const char *
+thumbs_dir(const struct ctl *x, char *out, size_t outsz)
+{
+	const char *v = getenv("GATEWAY_THUMBS_DIR");
+
+	if (v != NULL && *v != '\0')
+		snprintf(out, outsz, "%s", v);
+	else
+		snprintf(out, outsz, "%s/thumbs", x->cfg.data_dir);
+	return out;
+}
+
 #define STUDY_KEY_SQL \
 	"SELECT st.id, st.study_instance_uid, st.accession_number, " \
 	"p.patient_name, st.study_date, st.study_time, " \
@@ -286,8 +301,7 @@ cmd_studies(struct ctl *x, const char *date)
 static void
 print_instance(const struct ctl *x, sqlite3_stmt *st)
 {
-	const char *thumbs = getenv("GATEWAY_THUMBS_DIR");
-	char size[16];
+	char size[16], thumbs[PATH_MAX];
 
 	human_size(sqlite3_column_int64(st, 4), size, sizeof size);
 	printf("\n  instance %s\n", col(st, 0));
@@ -297,10 +311,9 @@ print_instance(const struct ctl *x, sqlite3_stmt *st)
 	    *col(st, 6) ? col(st, 6) : "-");
 	printf("    store:   %s/%s\n", x->cfg.storage_path, col(st, 7));
 	printf("    preview: %s", col(st, 8));
-	if (*col(st, 9) && thumbs != NULL && *thumbs != '\0')
-		printf(" %s/%s", thumbs, col(st, 9));
-	else if (*col(st, 9))
-		printf(" %s/thumbs/%s", x->cfg.data_dir, col(st, 9));
+	if (*col(st, 9))
+		printf(" %s/%s", thumbs_dir(x, thumbs, sizeof thumbs),
+		    col(st, 9));
 	printf("\n");
 	printf("    cloud:   %s, %d attempt%s", *col(st, 10) ? col(st, 10) :
 	    "PENDING", sqlite3_column_int(st, 11),
@@ -426,6 +439,51 @@ find_study(struct ctl *x, const char *key, const char *what)
 	return n > 0 ? 0 : n == 0 ? no_study(key) : failed(what, key, &e);
 }
 
+/*
+ * resend --held: every HELD image's upload when the Manage API is
+ * configured, and every event held back while the relay's events were
+ * off when they are.
+ */
+static int
+resend_held(struct ctl *x)
+{
+	struct spool relay;
+	struct err e = { 0 };
+	char thumbs[PATH_MAX];
+	int images = config_cloud_images(), events = config_cloud_events();
+	int n = 0, ev = 0, rc;
+
+	if (!images && !events) {
+		fprintf(stderr, "gatewayctl: the cloud is not configured "
+		    "(CLOUD_API_ENDPOINT, AZURE_RELAY_*): nothing would send "
+		    "the images or their events; they stay in the store\n");
+		return EX_CONFIG;
+	}
+	if ((rc = relay_spool(x, &relay)) != 0)
+		return rc;
+	if (images)
+		n = upload_state_queue(x->db, &relay, UPLOAD_STATE_HELD, NULL,
+		    &e);
+	if (n != -1 && events)
+		ev = event_queue_held(x->db, &relay,
+		    thumbs_dir(x, thumbs, sizeof thumbs), &e);
+	spool_close(&relay);
+	if (n == -1 || ev == -1)
+		return failed("resend failed", NULL, &e);
+	log_info("held uploads and events queued", "instances=%d events=%d",
+	    n, ev);
+	if (images)
+		printf("%d upload%s queued (every HELD image)\n", n,
+		    n == 1 ? "" : "s");
+	else
+		printf("no upload queued: CLOUD_API_ENDPOINT is not set (HELD "
+		    "images stay held)\n");
+	if (events)
+		printf("%d event%s queued (held back while the relay's events "
+		    "were off)\n", ev, ev == 1 ? "" : "s");
+	return EX_OK;
+}
+
 /* resend KEY | --held */
 static int
 cmd_resend(struct ctl *x, const char *key)
@@ -435,20 +493,20 @@ cmd_resend(struct ctl *x, const char *key)
 	char q[600];
 	int n, rc;
 
-	if (key != NULL && (rc = find_study(x, key, "resend failed")) != 0)
+	if (key == NULL)
+		return resend_held(x);
+	if ((rc = find_study(x, key, "resend failed")) != 0)
 		return rc;
 	if ((rc = open_relay(x, &relay)) != 0)
 		return rc;
-	n = upload_state_queue(x->db, &relay, key ? UPLOAD_STATE_STUDY_ALL :
-	    UPLOAD_STATE_HELD, key, &e);
+	n = upload_state_queue(x->db, &relay, UPLOAD_STATE_STUDY_ALL, key, &e);
 	spool_close(&relay);
 	if (n == -1)
 		return failed("resend failed", key, &e);
 	log_info("uploads queued again", "key=%s instances=%d",
-	    key ? log_quote(key, q, sizeof q) : "held", n);
-	printf("%d upload%s queued%s%s\n", n, n == 1 ? "" : "s",
-	    key ? " again for " : " (every HELD image)",
-	    key ? key : "");
+	    log_quote(key, q, sizeof q), n);
+	printf("%d upload%s queued again for %s\n", n, n == 1 ? "" : "s",
+	    key);
 	return EX_OK;
 }
 

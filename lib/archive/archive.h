@@ -253,7 +253,8 @@ int purge_free_space(const char *path, double *pct, long long *free_bytes,
 /*
  * upload_state: each image's way to the cloud in pacs.db.  The only
  * writer of instances.upload_status, upload_error, upload_attempt_count,
- * upload_next_attempt_at and uploaded_at, and of the studies' hand-made
+ * upload_next_attempt_at, uploaded_at and event_held_at, and of the
+ * studies' hand-made
  * settings (upload_accession_number: gatewayctl assign;
  * upload_released_at: gatewayctl release), with their readers beside
  * them: the counts of gatewayd status and the health report, gatewayctl's
@@ -376,6 +377,32 @@ int upload_state_assign(sqlite3 *db, struct spool *relay, const char *key,
  * released, or -1.
  */
 int upload_state_release(sqlite3 *db, const char *key, struct err *e);
+
+/*
+ * The study.image_received event of an image held back because the
+ * relay's events were off when its preview was made (dcmthumb, through
+ * lib/cloud/event): marked in instances.event_held_at (sop's current
+ * object hash only).  upload_state_events_held() calls fn for each held
+ * back (not LOCAL) with what its job needs, oldest first (non-zero from
+ * fn stops); upload_state_events_sent() clears the mark of the rows
+ * whose jobs are queued.  0 (or the rows marked or cleared), -1 with e.
+ */
+struct upload_state_event {
+	long long id;
+	const char *object, *sop_instance_uid, *study_instance_uid;
+	const char *accession_number;
+	const char *thumbnail_status;	/* GENERATED, FAILED */
+	const char *thumbnail_path;	/* relative to the thumbs dir, or "" */
+	int width, height;
+};
+
+int upload_state_event_held(sqlite3 *db, const char *sop, const char *hash,
+    struct err *e);
+int upload_state_events_held(sqlite3 *db,
+    int (*fn)(const struct upload_state_event *, void *), void *arg,
+    struct err *e);
+int upload_state_events_sent(sqlite3 *db, const long long *ids, size_t n,
+    struct err *e);
 
 /* ------------------------------------------------------------ readers */
 

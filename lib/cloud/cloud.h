@@ -354,7 +354,9 @@ long long api_backoff_ms(int attempts, long cap_seconds,
 
 /*
  * event: the cloud's study.image_received message (PROTOCOL.md §4), one
- * per instance, built from pacs.db and the preview dcmthumb made.
+ * per instance, built from pacs.db and the preview dcmthumb made; its job
+ * (who gets one, and the events held back while events were off); and
+ * the gateway.alert event.
  *
  * Guarantees: fields come from pacs.db as stored (numbers stay numbers,
  * what is not stored is null); the message is at most EVENT_MAX bytes,
@@ -398,6 +400,39 @@ struct event_message {
 int event_image_received(sqlite3 *db, const char *sop,
     const char *message_id, const char *action_id,
     const struct event_preview *p, struct event_message *m, struct err *e);
+
+/*
+ * The study.image_received job of an instance, written in one place: by
+ * dcmthumb once its preview is made, by gatewayctl resend --held for one
+ * held back.  Named image-<object>, so a repeat replaces a waiting one;
+ * relaysend builds the message from pacs.db when it sends it.
+ */
+struct event_job {
+	const char *object, *sop_instance_uid, *study_instance_uid;
+	const char *accession_number;
+	const char *thumbnail_status;	/* GENERATED or FAILED */
+	const char *thumbnail;		/* the preview's path; NULL: none */
+	const char *format;		/* png, jpeg, pnm */
+	unsigned width, height;
+};
+
+/*
+ * Who gets an event job: not an image that is not for the cloud (LOCAL);
+ * none either while the relay's events are off (config_cloud_events),
+ * but pacs.db marks it held back (upload_state_event_held) for resend
+ * --held; else the job is queued in relay (flags: spool_enqueue's).
+ * 1 queued, 0 not, -1 with e set.
+ */
+int event_job_queue(sqlite3 *db, struct spool *relay, const struct event_job *j,
+    unsigned flags, struct err *e);
+
+/*
+ * gatewayctl resend --held, the relay's events on: the job of every
+ * event held back (previews under thumbs_dir), made durable and visible
+ * (spool_flush), then their marks cleared.  The count, or -1.
+ */
+int event_queue_held(sqlite3 *db, struct spool *relay,
+    const char *thumbs_dir, struct err *e);
 
 /*
  * The gateway.alert event (our extension, in the style of PROTOCOL.md's
