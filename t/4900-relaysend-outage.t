@@ -4,7 +4,8 @@
 # one warn line (the job kind, the error, how many are queued), a new
 # kind of error one more, each job's retries are debug lines only, the
 # recovery one info line; while it lasts a summary comes every
-# RELAY_SUMMARY_SECONDS (jobs per kind, the oldest, the last error).
+# RELAY_SUMMARY_SECONDS (jobs per kind, the oldest, the last error); one
+# whose jobs are all settled otherwise (refused) ends with an info line.
 # After the fix `gatewayd retry` (gatewayctl retry) sends every waiting
 # job at once, though their next attempt was an hour away; failed jobs
 # stay failed (relaysend --retry-failed).  Line counts are checked, not
@@ -113,6 +114,13 @@ wait_for 60 "while the outage lasts a summary is logged" summary
 ok "... at warn: the jobs retrying per kind, the oldest, the attempts and the last error" \
 	grep -Eq 'level=warn .*msg="still cannot deliver to the Manage API" for_seconds=[0-9]+ failed_attempts=[0-9]+ retrying=2 kinds=image:2 oldest_seconds=[0-9]+ last_error="HTTP 503' "$LOG"
 ok "each retry is a debug line" grep -q 'level=debug .*msg="will retry" .*kind=image accession_number=ACC092000' "$LOG"
+# Settled otherwise: the API now refuses the study (403); with no job
+# left retrying the outage ends, said once, and the summaries stop.
+api_fault '?status=403&count=-1'
+refused() { [ "$(acc_sql ACC092000 "sum(upload_status = 'REFUSED')")" = 2 ]; }
+wait_for 60 "the API refuses both images (403)" refused
+over() { grep -q 'level=info .*msg="no job waits for the Manage API any more" out_seconds=[0-9]* failed_attempts=[0-9]*$' "$LOG"; }
+wait_for 20 "an outage whose jobs were all settled otherwise ends with one info line" over
 
 NAME=$(sql "$PACS_DB" "SELECT patient_name FROM patients LIMIT 1")
 ok "no patient name in the logs" sh -c "! grep -qF '$NAME' '$T/relaysend.log' '$LOG' '$T/ctl.log'"

@@ -497,9 +497,11 @@ int event_alert_queue(struct spool *relay, const char *name,
  * first error of each other kind (job_error_kind) while the outage
  * lasts; every job's own retry is a debug line.  The channel's next
  * delivery (job_reached) ends the outage with one info line: how long,
- * how many attempts failed.  While it lasts, job_summary() says every
- * summary_seconds how many jobs wait per kind, the oldest and the last
- * error.  With relaysend --jobs N, each worker speaks for its own jobs.
+ * how many attempts failed; so does a pass after which none of its jobs
+ * is retrying any more (job_summary).  While it lasts, job_summary() says
+ * every summary_seconds how many jobs wait per kind, the oldest and the
+ * last error.  With relaysend --jobs N, each worker speaks for its own
+ * jobs.
  *
  * Retry now (gatewayctl retry): job_retry_now() writes the relay spool's
  * "retry" file (the time it was asked, in ms) and wakes relaysend; a job
@@ -635,9 +637,10 @@ void job_census_retrying(struct job_census *c, int kind,
  * channel is over, said once. */
 void job_reached(struct job_ctx *o, const struct job *j);
 
-/* While a channel's outage lasts, every summary_seconds: one warn line
- * with the jobs retrying per kind (o->census), the oldest, the last
- * error. */
+/* After each pass: while a channel's outage lasts, every
+ * summary_seconds one warn line with the jobs retrying per kind
+ * (o->census), the oldest, the last error; an outage with no job of its
+ * channel retrying any more (refused, parked) ends, said at info. */
 void job_summary(struct job_ctx *o);
 
 /*

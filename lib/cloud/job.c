@@ -394,12 +394,22 @@ job_summary(struct job_ctx *o)
 		long long oldest = o->census.oldest_ms[c];
 		int n;
 
-		if (u->since_ms == 0 || o->summary_seconds <= 0 ||
+		if (u->since_ms == 0)
+			continue;
+		n = retrying_text(&o->census, (enum job_channel)c, by_kind,
+		    sizeof by_kind);
+		if (n == 0) {	/* settled otherwise: refused, parked, … */
+			snprintf(msg, sizeof msg, "no job waits for %s any "
+			    "more", channel_name((enum job_channel)c));
+			log_info(msg, "out_seconds=%lld failed_attempts=%ld",
+			    (now - u->since_ms) / 1000, u->failures);
+			memset(u, 0, sizeof *u);
+			continue;
+		}
+		if (o->summary_seconds <= 0 ||
 		    now - u->summary_ms < o->summary_seconds * 1000LL)
 			continue;
 		u->summary_ms = now;
-		n = retrying_text(&o->census, (enum job_channel)c, by_kind,
-		    sizeof by_kind);
 		snprintf(msg, sizeof msg, "still cannot deliver to %s",
 		    channel_name((enum job_channel)c));
 		log_warn(msg, "for_seconds=%lld failed_attempts=%ld "
