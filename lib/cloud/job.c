@@ -286,13 +286,6 @@ reschedule(struct job_ctx *o, struct job *j)
 	free(body);
 }
 
-/*
- * Try again later (the attempt is already counted): the new state, with
- * the next attempt time, goes into the job (re-enqueued under its name,
- * then the claim is dropped), so a restart keeps the schedule.  A job a
- * producer queued under the same name meanwhile (an images.request for
- * the same object) is newer: it stands, and the claim is dropped.
- */
 /* A kind of error not said yet in this outage: remembered, 1. */
 static int
 new_error_kind(struct job_outage *u, const char *kind)
@@ -421,6 +414,13 @@ job_summary(struct job_ctx *o)
 	}
 }
 
+/*
+ * Try again later (the attempt is already counted): the new state, with
+ * the next attempt time, goes into the job (re-enqueued under its name,
+ * then the claim is dropped), so a restart keeps the schedule.  A job a
+ * producer queued under the same name meanwhile (an images.request for
+ * the same object) is newer: it stands, and the claim is dropped.
+ */
 void
 job_defer(struct job_ctx *o, struct job *j, const char *msg,
     const char *why, long retry_after)
