@@ -3,7 +3,8 @@
  *
  *   dcmindex [--once] [--batch N]   drain the index spool (follow by default)
  *   dcmindex --init                 create or migrate pacs.db, then exit
- *   dcmindex --reindex              rebuild pacs.db from the store alone
+ *   dcmindex --reindex              rebuild pacs.db from the store (and the
+ *                                   newest backup: purged rows, commitments)
  *   dcmindex --verify               re-hash every object (the scrub)
  *   dcmindex --backup               online backup of pacs.db, keep N
  *
@@ -84,7 +85,8 @@ usage(FILE *f)
 	    "  --once       drain the spool and exit (default: follow it)\n"
 	    "  --batch N    jobs per transaction (default %d)\n"
 	    "  --init       create or migrate pacs.db and exit\n"
-	    "  --reindex    rebuild pacs.db from the object store alone\n"
+	    "  --reindex    rebuild pacs.db from the object store; purged\n"
+	    "               instances and commitments from the newest backup\n"
 	    "  --retry-failed  move failed index jobs back to the queue, exit\n"
 	    "  --verify     re-hash every object; report missing and changed\n"
 	    "               ones (PACS_VERIFY_MAX_MB_PER_SECOND, default 50)\n"
@@ -495,36 +497,79 @@ reindex_walk(struct indexer *x, const char *dir, int depth, long *count,
 	return 0;
 }
 
-/* Remove a database and its WAL files (none may be in use). */
-static void
-remove_db(const char *path)
+/*
+ * --reindex: the rows the store cannot give back (purged instances, the
+ * commitment tables) from the newest backup that can be read
+ * (lib/archive/rebuild).  0 taken, or there is no backup; 1 there are
+ * backups and none could be read.
+ */
+static int
+reindex_from_backup(struct indexer *x, const char *scratch)
 {
-	char p[PATH_MAX + 8];
+	char path[PATH_MAX], **names, q[600];
+	struct rebuild_stats st;
+	struct err e = { 0 };
+	int n = rebuild_backups(x->cfg.backup_dir, &names, &e), rc = 1;
 
-	snprintf(p, sizeof p, "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof p, "%s-shm", path);
-	unlink(p);
-	unlink(path);
+	if (n <= 0) {
+		if (n == -1)
+			log_err("reindex: cannot list the backups", &e);
+		else
+			log_warn("reindex: no backup: purged instances and "
+			    "commitment requests are not recovered", "dir=%s",
+			    x->cfg.backup_dir);
+		return n == -1;
+	}
+	for (int i = n - 1; i >= 0 && rc == 1; i--) {
+		memset(&e, 0, sizeof e);
+		if (snprintf(path, sizeof path, "%s/%s", x->cfg.backup_dir,
+		    names[i]) >= (int)sizeof path)
+			continue;
+		if (rebuild_from_backup(x->db, path, scratch, &st, &e) == -1) {
+			log_warn("reindex: backup not usable", "backup=%s "
+			    "error=%s", path, log_quote(e.msg, q, sizeof q));
+			continue;
+		}
+		log_info("reindex: rows taken from the backup", "backup=%s "
+		    "purged_instances=%ld commitment_requests=%ld", path,
+		    st.purged, st.commitments);
+		if (st.missing > 0)
+			log_warn("reindex: instances the backup holds are not "
+			    "in the store (purged since the backup, or lost): "
+			    "not recovered", "backup=%s instances=%ld", path,
+			    st.missing);
+		rc = 0;
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (rc == 1)
+		log_error("reindex: no backup could be read: purged instances "
+		    "and commitment requests are not recovered", "dir=%s "
+		    "backups=%d", x->cfg.backup_dir, n);
+	return rc;
 }
 
 /*
  * Build a new database beside the old one from the store alone, then put
  * it in place.  Receipts are lost (the store does not keep them); each
- * object's file time stands in for its reception time.
+ * object's file time stands in for its reception time.  Then the newest
+ * backup gives back what the store cannot.  0, 1 when no backup could be
+ * read (the database is in place all the same), -1.
  */
 static int
 reindex_store(struct indexer *x)
 {
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], scratch[PATH_MAX];
 	struct err e = { 0 };
 	long count = 0, bad = 0;
-	int rc;
+	int rc, unread = 0;
 
 	if (snprintf(tmp, sizeof tmp, "%s.reindex", x->cfg.pacs_db_path) >=
-	    (int)sizeof tmp)
+	    (int)sizeof tmp || snprintf(scratch, sizeof scratch,
+	    "%s.reindex-backup", x->cfg.pacs_db_path) >= (int)sizeof scratch)
 		return -1;
-	remove_db(tmp);
+	db_remove(tmp);
 	if (open_db(x, tmp, 1, &e) == -1) {
 		log_err("reindex: cannot create database", &e);
 		return -1;
@@ -544,21 +589,23 @@ reindex_store(struct indexer *x)
 		rc = -1;
 	}
 	if (rc == 0)
+		unread = reindex_from_backup(x, scratch);
+	if (rc == 0)
 		db_exec(x->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
 	close_db(x);
 	if (rc == -1) {
-		remove_db(tmp);
+		db_remove(tmp);
 		return -1;
 	}
-	remove_db(x->cfg.pacs_db_path);
+	db_remove(x->cfg.pacs_db_path);
 	if (rename(tmp, x->cfg.pacs_db_path) == -1) {
 		log_error("reindex: cannot install database", "path=%s",
 		    x->cfg.pacs_db_path);
 		return -1;
 	}
-	remove_db(tmp);
+	db_remove(tmp);
 	log_info("reindexed", "objects=%ld skipped=%ld", count, bad);
-	return 0;
+	return unread;
 }
 
 /* --verify: one problem found by the scrub. */
@@ -597,34 +644,25 @@ verify_store(struct indexer *x)
 	return st.missing + st.mismatch + st.unreadable ? EX_DATAERR : EX_OK;
 }
 
-static int
-is_pacs_backup(const struct dirent *de)
-{
-	size_t n = strlen(de->d_name);
-
-	return n > 8 && strncmp(de->d_name, "pacs-", 5) == 0 &&
-	    strcmp(de->d_name + n - 3, ".db") == 0;
-}
-
 /* Remove the oldest pacs-*.db in dir beyond the newest keep. */
 static void
 prune_backups(const char *dir, long keep)
 {
-	char path[PATH_MAX];
-	struct dirent **list;
-	int n = scandir(dir, &list, is_pacs_backup, alphasort);
+	char path[PATH_MAX], **names;
+	struct err e = { 0 };
+	int n = rebuild_backups(dir, &names, &e);
 
 	if (n == -1) {
-		log_error("backup: cannot list", "dir=%s", dir);
+		log_err("backup: cannot list", &e);
 		return;
 	}
 	for (int i = 0; i < n; i++) {
 		if (i < n - keep && (size_t)snprintf(path, sizeof path, "%s/%s",
-		    dir, list[i]->d_name) < sizeof path && unlink(path) == 0)
+		    dir, names[i]) < sizeof path && unlink(path) == 0)
 			log_info("backup removed", "path=%s", path);
-		free(list[i]);
+		free(names[i]);
 	}
-	free(list);
+	free(names);
 }
 
 /* --backup: GATEWAY_BACKUP_DIR/pacs-<UTC time>.db, keep the newest. */
@@ -646,8 +684,8 @@ backup_db(struct indexer *x)
 	strftime(when, sizeof when, "%Y%m%dT%H%M%S", &tm);
 	if ((size_t)snprintf(dir, sizeof dir, "%s", x->cfg.backup_dir) >=
 	    sizeof dir || (size_t)snprintf(path, sizeof path,
-	    "%s/pacs-%s.%06ldZ.db", dir, when, now.tv_nsec / 1000) >=
-	    sizeof path) {
+	    "%s/" REBUILD_BACKUP_PREFIX "%s.%06ldZ.db", dir, when,
+	    now.tv_nsec / 1000) >= sizeof path) {
 		log_error("backup failed", "error=%s", "path too long");
 		return EX_USAGE;
 	}
@@ -750,8 +788,10 @@ main(int argc, char **argv)
 		close_db(&x);
 		return EX_CONFIG;
 	}
-	if (reindex)
-		return reindex_store(&x) == 0 ? EX_OK : EX_SOFTWARE;
+	if (reindex) {
+		rc = reindex_store(&x);
+		return rc == 0 ? EX_OK : rc == 1 ? EX_DATAERR : EX_SOFTWARE;
+	}
 	if (!retry && open_db(&x, x.cfg.pacs_db_path, 1, &e) == -1) {
 		log_err("cannot open database", &e);
 		return EX_CANTCREAT;

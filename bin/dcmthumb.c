@@ -8,9 +8,10 @@
  * <thumbs>/ab/cd/<sha256>.png, written atomically; pacs.db's instance
  * row (when the object is still the instance's current one) records
  * GENERATED, FAILED with the reason, or SKIP; and a study.image_received
- * job goes to the relay spool (when events go to the cloud at all:
- * config_cloud_events; never for an image not for the cloud, LOCAL in
- * lib/archive/upload_state).  Only then is the claim finished, so a
+ * job goes to the relay spool (lib/cloud/event decides: never for an
+ * image not for the cloud, LOCAL; while the relay's events are off,
+ * config_cloud_events, pacs.db marks it held back instead, for
+ * gatewayctl resend --held).  Only then is the claim finished, so a
  * crash repeats a job and never loses one; every step is idempotent.
  */
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include "base/base.h"
 #include "dicom/dicom.h"
 #include "archive/archive.h"
+#include "cloud/cloud.h"
 #include "image/image.h"
 #include "queue/queue.h"
 
@@ -41,7 +43,6 @@ struct thumbs {
 	struct config cfg;
 	struct store store;
 	struct spool thumb, relay;
-	int events;		/* the relay's events are configured */
 	char dir[PATH_MAX];	/* where previews go */
 	sqlite3 *db;
 	sqlite3_stmt *set_status;
@@ -238,39 +239,28 @@ save_preview(struct thumbs *t, const char *hash, const uint8_t *buf,
 	return fs_write_atomic(path, buf, len, e);
 }
 
+/* The study.image_received job, or (events off) the mark that it was
+ * held back: lib/cloud/event decides. */
 static int
 relay_event(struct thumbs *t, const char *body, const char *hash,
     const char *sop, const struct outcome *o, struct err *e)
 {
-	char study[128], acc[80], ev[2048], name[SPOOL_NAME_MAX];
-	char path[PATH_MAX];
-	enum upload_state up;
-	int n;
+	char study[128], acc[80], path[PATH_MAX];
+	struct event_job j = { hash, sop, study, acc, o->status, NULL,
+	    format_name(t->fmt), o->width, o->height };
 
-	if (!t->events)
-		return 0;	/* nothing would send it */
-	if ((n = upload_state_get(t->db, sop, &up, e)) == -1)
-		return -1;
-	if (n == 0 && up == UPLOAD_LOCAL)
-		return 0;	/* not for the cloud: it hears nothing of it */
 	if (spool_job_get(body, "study_instance_uid", study, sizeof study))
 		study[0] = '\0';
 	if (spool_job_get(body, "accession_number", acc, sizeof acc))
 		acc[0] = '\0';
-	if (o->size > 0 && snprintf(path, sizeof path, "%s/%s", t->dir,
-	    o->relpath) >= (int)sizeof path)
-		return err_set(e, ENAMETOOLONG, "thumbnail path too long");
-	n = snprintf(ev, sizeof ev, "kind=study.image_received\nobject=%s\n"
-	    "sop_instance_uid=%s\nstudy_instance_uid=%s\naccession_number=%s\n"
-	    "thumbnail_status=%s\n", hash, sop, study, acc, o->status);
-	if (n > 0 && (size_t)n < sizeof ev && o->size > 0)
-		n += snprintf(ev + n, sizeof ev - (size_t)n, "thumbnail=%s\n"
-		    "format=%s\nwidth=%u\nheight=%u\n", path,
-		    format_name(t->fmt), o->width, o->height);
-	if (n < 0 || (size_t)n >= sizeof ev)
-		return err_set(e, EINVAL, "relay job too long");
-	snprintf(name, sizeof name, "image-%s", hash);
-	return spool_enqueue(&t->relay, name, ev, (size_t)n, 0, e);
+	if (o->size > 0) {
+		if (snprintf(path, sizeof path, "%s/%s", t->dir, o->relpath) >=
+		    (int)sizeof path)
+			return err_set(e, ENAMETOOLONG,
+			    "thumbnail path too long");
+		j.thumbnail = path;
+	}
+	return event_job_queue(t->db, &t->relay, &j, 0, e) == -1 ? -1 : 0;
 }
 
 /* Render one object.  Fills o; -1 only for transient trouble. */
@@ -428,7 +418,6 @@ open_stage(struct thumbs *t, struct err *e)
 	    store_open(&t->store, t->cfg.storage_path, 1, e) == -1)
 		return -1;
 	log_init("dcmthumb");	/* LOG_LEVEL may come from gateway.env */
-	t->events = config_cloud_events();
 	env = getenv("GATEWAY_THUMBS_DIR");	/* after gateway.env */
 	if (snprintf(t->dir, sizeof t->dir, "%s", env && *env ? env : "") >=
 	    (int)sizeof t->dir || (t->dir[0] == '\0' && snprintf(t->dir,

@@ -8,13 +8,14 @@
  *   gatewayctl assign ACCESSION|STUDY_UID WORKLIST_ACCESSION
  *   gatewayctl release ACCESSION|STUDY_UID
  *   gatewayctl worklist [--date YYYY-MM-DD] [--names]
+ *   gatewayctl retry
  *   gatewayctl check
  *   gatewayctl alerts
  *   gatewayctl config [--export | --check]
  *   gatewayctl quarantine [release NAME | delete [--yes] NAME]
  *
  * gatewayd(8) runs it for `gatewayd today|studies|show|resend|waiting|
- * assign|release|worklist|quarantine|status --check`, and every
+ * assign|release|worklist|quarantine|retry|check|alerts|status --check`, and every
  * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
  * It reads the configuration every program reads (lib/base/config) and never
  * creates pacs.db.  What touches uploads is lib/archive/upload_state.  Patient names
@@ -67,7 +68,7 @@ usage(FILE *f)
 	    "       gatewayctl release ACCESSION|STUDY_UID\n"
 	    "       gatewayctl worklist [--date YYYY-MM-DD] [--names]\n"
 	    "       gatewayctl quarantine [release NAME | delete [--yes] NAME]\n"
-	    "       gatewayctl check | alerts | --help | --version\n"
+	    "       gatewayctl retry | check | alerts | --help | --version\n"
 	    "       gatewayctl config [--export | --check]\n"
 	    "\n"
 	    "  studies   what arrived on a day (default today, local time), per\n"
@@ -77,10 +78,14 @@ usage(FILE *f)
 	    "            preview, cloud)\n"
 	    "  resend    queue the study's uploads to the cloud again;\n"
 	    "            --held: every HELD image (indexed while the cloud\n"
-	    "            was off, or rebuilt by dcmindex --reindex)\n"
+	    "            was off, or rebuilt by dcmindex --reindex) and every\n"
+	    "            event held back while the relay's events were off\n"
 	    "  waiting   the studies whose images wait for a worklist item\n"
 	    "  assign    send a study's images under another worklist item\n"
 	    "  release   stop a study's wait: not sent, kept in the store\n"
+	    "  retry     after a fix: every relay job waiting to be tried\n"
+	    "            again is due now (relaysend is woken); failed ones\n"
+	    "            stay (relaysend --retry-failed)\n"
 	    "  worklist  the day's worklist (default today, local time): each\n"
 	    "            item's time, accession, state, modality, station,\n"
 	    "            patient and when it arrived\n"
@@ -224,8 +229,10 @@ print_study_row(const struct ctl *x, sqlite3_stmt *st)
 	for (char *p = views; *p; p++)
 		if (*p == ',')
 			*p = ' ';
+	/* A study without an accession number is named by its UID, which
+	 * gatewayctl show and resend take as well. */
 	printf("%-8s  %-16s  %-24s %6d  %-20s %7s  %-13s %s\n", col(st, 2),
-	    *col(st, 0) ? col(st, 0) : "-",
+	    *col(st, 0) ? col(st, 0) : col(st, 8),
 	    x->names && *col(st, 1) ? col(st, 1) : "-", n, views, size,
 	    previews, upload);
 	return 0;
@@ -266,6 +273,20 @@ cmd_studies(struct ctl *x, const char *date)
 
 /* ------------------------------------------------------------- show */
 
+/* Where dcmthumb writes the previews: GATEWAY_THUMBS_DIR, else thumbs/
+ * in the data directory. */
+static const char *
+thumbs_dir(const struct ctl *x, char *out, size_t outsz)
+{
+	const char *v = getenv("GATEWAY_THUMBS_DIR");
+
+	if (v != NULL && *v != '\0')
+		snprintf(out, outsz, "%s", v);
+	else
+		snprintf(out, outsz, "%s/thumbs", x->cfg.data_dir);
+	return out;
+}
+
 #define STUDY_KEY_SQL \
 	"SELECT st.id, st.study_instance_uid, st.accession_number, " \
 	"p.patient_name, st.study_date, st.study_time, " \
@@ -291,8 +312,7 @@ cmd_studies(struct ctl *x, const char *date)
 static void
 print_instance(const struct ctl *x, sqlite3_stmt *st)
 {
-	const char *thumbs = getenv("GATEWAY_THUMBS_DIR");
-	char size[16];
+	char size[16], thumbs[PATH_MAX];
 
 	human_size(sqlite3_column_int64(st, 4), size, sizeof size);
 	printf("\n  instance %s\n", col(st, 0));
@@ -302,10 +322,9 @@ print_instance(const struct ctl *x, sqlite3_stmt *st)
 	    *col(st, 6) ? col(st, 6) : "-");
 	printf("    store:   %s/%s\n", x->cfg.storage_path, col(st, 7));
 	printf("    preview: %s", col(st, 8));
-	if (*col(st, 9) && thumbs != NULL && *thumbs != '\0')
-		printf(" %s/%s", thumbs, col(st, 9));
-	else if (*col(st, 9))
-		printf(" %s/thumbs/%s", x->cfg.data_dir, col(st, 9));
+	if (*col(st, 9))
+		printf(" %s/%s", thumbs_dir(x, thumbs, sizeof thumbs),
+		    col(st, 9));
 	printf("\n");
 	printf("    cloud:   %s, %d attempt%s", *col(st, 10) ? col(st, 10) :
 	    "PENDING", sqlite3_column_int(st, 11),
@@ -381,26 +400,33 @@ no_study(const char *key)
 	return EX_NOINPUT;
 }
 
-/* The relay spool, for commands that queue uploads: only when the cloud
- * takes images (else nothing would ever send them). */
+/* The relay spool as it is (never created). */
 static int
-open_relay(struct ctl *x, struct spool *relay)
+relay_spool(struct ctl *x, struct spool *relay)
 {
 	char dir[PATH_MAX];
 	struct err e = { 0 };
 
-	if (!config_cloud_images()) {
-		fprintf(stderr, "gatewayctl: the cloud is not configured "
-		    "(CLOUD_API_ENDPOINT): nothing would send the images; "
-		    "they stay in the store\n");
-		return EX_CONFIG;
-	}
 	if (config_spool_path(&x->cfg, "relay", dir, sizeof dir, &e) == -1 ||
 	    spool_open(relay, dir, 0, &e) == -1) {
 		fprintf(stderr, "gatewayctl: %s\n", e.msg);
 		return EX_UNAVAILABLE;
 	}
 	return 0;
+}
+
+/* The relay spool, for commands that queue uploads: only when the cloud
+ * takes images (else nothing would ever send them). */
+static int
+open_relay(struct ctl *x, struct spool *relay)
+{
+	if (!config_cloud_images()) {
+		fprintf(stderr, "gatewayctl: the cloud is not configured "
+		    "(CLOUD_API_ENDPOINT): nothing would send the images; "
+		    "they stay in the store\n");
+		return EX_CONFIG;
+	}
+	return relay_spool(x, relay);
 }
 
 static int
@@ -424,6 +450,51 @@ find_study(struct ctl *x, const char *key, const char *what)
 	return n > 0 ? 0 : n == 0 ? no_study(key) : failed(what, key, &e);
 }
 
+/*
+ * resend --held: every HELD image's upload when the Manage API is
+ * configured, and every event held back while the relay's events were
+ * off when they are.
+ */
+static int
+resend_held(struct ctl *x)
+{
+	struct spool relay;
+	struct err e = { 0 };
+	char thumbs[PATH_MAX];
+	int images = config_cloud_images(), events = config_cloud_events();
+	int n = 0, ev = 0, rc;
+
+	if (!images && !events) {
+		fprintf(stderr, "gatewayctl: the cloud is not configured "
+		    "(CLOUD_API_ENDPOINT, AZURE_RELAY_*): nothing would send "
+		    "the images or their events; they stay in the store\n");
+		return EX_CONFIG;
+	}
+	if ((rc = relay_spool(x, &relay)) != 0)
+		return rc;
+	if (images)
+		n = upload_state_queue(x->db, &relay, UPLOAD_STATE_HELD, NULL,
+		    &e);
+	if (n != -1 && events)
+		ev = event_queue_held(x->db, &relay,
+		    thumbs_dir(x, thumbs, sizeof thumbs), &e);
+	spool_close(&relay);
+	if (n == -1 || ev == -1)
+		return failed("resend failed", NULL, &e);
+	log_info("held uploads and events queued", "instances=%d events=%d",
+	    n, ev);
+	if (images)
+		printf("%d upload%s queued (every HELD image)\n", n,
+		    n == 1 ? "" : "s");
+	else
+		printf("no upload queued: CLOUD_API_ENDPOINT is not set (HELD "
+		    "images stay held)\n");
+	if (events)
+		printf("%d event%s queued (held back while the relay's events "
+		    "were off)\n", ev, ev == 1 ? "" : "s");
+	return EX_OK;
+}
+
 /* resend KEY | --held */
 static int
 cmd_resend(struct ctl *x, const char *key)
@@ -433,20 +504,20 @@ cmd_resend(struct ctl *x, const char *key)
 	char q[600];
 	int n, rc;
 
-	if (key != NULL && (rc = find_study(x, key, "resend failed")) != 0)
+	if (key == NULL)
+		return resend_held(x);
+	if ((rc = find_study(x, key, "resend failed")) != 0)
 		return rc;
 	if ((rc = open_relay(x, &relay)) != 0)
 		return rc;
-	n = upload_state_queue(x->db, &relay, key ? UPLOAD_STATE_STUDY_ALL :
-	    UPLOAD_STATE_HELD, key, &e);
+	n = upload_state_queue(x->db, &relay, UPLOAD_STATE_STUDY_ALL, key, &e);
 	spool_close(&relay);
 	if (n == -1)
 		return failed("resend failed", key, &e);
 	log_info("uploads queued again", "key=%s instances=%d",
-	    key ? log_quote(key, q, sizeof q) : "held", n);
-	printf("%d upload%s queued%s%s\n", n, n == 1 ? "" : "s",
-	    key ? " again for " : " (every HELD image)",
-	    key ? key : "");
+	    log_quote(key, q, sizeof q), n);
+	printf("%d upload%s queued again for %s\n", n, n == 1 ? "" : "s",
+	    key);
 	return EX_OK;
 }
 
@@ -507,6 +578,42 @@ cmd_release(struct ctl *x, const char *key)
 	printf("%s released: %d image%s not sent (kept in the store; "
 	    "gatewayctl resend %s sends them)\n", key, n, n == 1 ? "" : "s",
 	    key);
+	return EX_OK;
+}
+
+/* ------------------------------------------------------------ retry */
+
+/* retry: every relay job waiting for a later attempt is due now, and
+ * relaysend is woken (lib/cloud/job); failed jobs stay failed. */
+static int
+cmd_retry(struct ctl *x)
+{
+	struct spool relay;
+	struct err e = { 0 };
+	int waiting = 0, failed_jobs, rc;
+
+	if (!config_cloud_images() && !config_cloud_events()) {
+		fprintf(stderr, "gatewayctl: the cloud is not configured "
+		    "(CLOUD_API_ENDPOINT, AZURE_RELAY_*): nothing sends the "
+		    "relay's jobs\n");
+		return EX_CONFIG;
+	}
+	if ((rc = relay_spool(x, &relay)) != 0)
+		return rc;
+	rc = job_retry_now(&relay, &waiting, &e);
+	failed_jobs = rc == 0 ? spool_count(&relay, "failed", &e) : -1;
+	spool_close(&relay);
+	if (rc == -1 || failed_jobs == -1)
+		return failed("retry failed", NULL, &e);
+	log_info("retry asked: every waiting relay job is due now",
+	    "waiting=%d failed=%d", waiting, failed_jobs);
+	printf("%d waiting job%s due now: relaysend woken\n", waiting,
+	    waiting == 1 ? "" : "s");
+	if (failed_jobs > 0)
+		printf("%d failed job%s left as %s (gatewayd exec relaysend "
+		    "--retry-failed queues them again)\n", failed_jobs,
+		    failed_jobs == 1 ? "" : "s", failed_jobs == 1 ? "it is" :
+		    "they are");
 	return EX_OK;
 }
 
@@ -1051,6 +1158,8 @@ run(struct ctl *x, const char *cmd, int argc, char **argv,
 		return cmd_check(x);
 	if (strcmp(cmd, "alerts") == 0 && argc == 0)
 		return cmd_alerts(x);
+	if (strcmp(cmd, "retry") == 0 && argc == 0)
+		return cmd_retry(x);
 	if (strcmp(cmd, "worklist") == 0 && argc == 0)
 		return cmd_worklist(x, date);
 	if (strcmp(cmd, "quarantine") == 0)

@@ -48,6 +48,7 @@
 #define RETRY_MAX_DEFAULT	600
 #define MAX_RETRIES_DEFAULT	3	/* production's MAX_UPLOAD_RETRIES */
 #define SPREAD_DEFAULT		600	/* 500s: at least 10 minutes */
+#define SUMMARY_DEFAULT		300	/* an outage's summary, every 5 min */
 
 static volatile sig_atomic_t stopping;
 
@@ -105,6 +106,7 @@ usage(FILE *f)
 	    "RELAY_UPLOAD_TIMEOUT_SECONDS, RELAY_JOBS, RELAY_UPLOAD_MODE,\n"
 	    "DICOM_THUMBNAIL_SIZE, DICOM_COMPRESSION_RATIO, RELAY_UPLOAD_CLASSES,\n"
 	    "RELAY_UPLOAD_POLICY, MAX_UPLOAD_RETRIES, RELAY_500_SPREAD_SECONDS,\n"
+	    "RELAY_SUMMARY_SECONDS, "
 	    "AZURE_RELAY_NAMESPACE,\n"
 	    "AZURE_RELAY_EVENTS_HYBRID_CONNECTION, AZURE_RELAY_KEY_NAME,\n"
 	    "AZURE_RELAY_SHARED_ACCESS_KEY, AZURE_RELAY_TOKEN_COMMAND,\n"
@@ -190,6 +192,7 @@ follow(struct sender *s)
 	while (!stopping) {
 		if ((r = sendqueue_pass(&s->queue, &s->ob, &ops)) == -1)
 			return EX_SOFTWARE;
+		job_summary(&s->ob);	/* while the cloud cannot be reached */
 		if (s->once || stopping)
 			break;
 		if (r == 1)
@@ -342,6 +345,8 @@ configure(struct sender *s)
 	    &retries, &e) == -1 ||
 	    config_env_long("RELAY_500_SPREAD_SECONDS", 0, 86400,
 	    SPREAD_DEFAULT, &s->img.spread_seconds, &e) == -1 ||
+	    config_env_long("RELAY_SUMMARY_SECONDS", 0, 86400,
+	    SUMMARY_DEFAULT, &s->ob.summary_seconds, &e) == -1 ||
 	    request_upload_policy(&policy, &e) == -1) {
 		log_err("bad setting", &e);
 		return -1;

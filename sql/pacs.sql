@@ -455,3 +455,15 @@ ALTER TABLE studies ADD COLUMN upload_accession_number TEXT;
 ALTER TABLE studies ADD COLUMN upload_released_at TEXT;
 CREATE INDEX instances_unsent ON instances(upload_status)
 	WHERE upload_status <> 'COMPLETE';
+
+-- version: 9
+-- Events held back (gatewayctl(8) resend --held, relaysend(1)).
+-- event_held_at: when dcmthumb made the image's preview while the
+-- relay's events were off, so that no study.image_received job was
+-- queued for it; `gatewayctl resend --held` queues it once events are
+-- configured, then sets this back to NULL.  NULL: queued, or not for the
+-- cloud (LOCAL), or no preview made yet.  Images indexed before this
+-- version are not marked.
+ALTER TABLE instances ADD COLUMN event_held_at TEXT;
+CREATE INDEX instances_event_held ON instances(event_held_at)
+	WHERE event_held_at IS NOT NULL;

@@ -81,7 +81,8 @@ ok "503s are retried until both images are delivered" drain 25
 is "$(count ACC042000 COMPLETE)" 2 "both are COMPLETE"
 is "$(puts act-42)" 2 "each stored once by the API"
 is "$(grep -c '"status": 503' "$API/requests.log")" 3 "three 503 answers were seen"
-ok "the retries were logged with their error" grep -q 'msg="will retry".*HTTP 503' "$T/send.log"
+ok "the outage was logged with its error" \
+	grep -q 'level=warn .*msg="cannot deliver to the Manage API: .* kind=image .*error="HTTP 503' "$T/send.log"
 ok "the attempt count is kept" retried
 
 # 3. a permanent 400: parked, reported; the report makes the cloud refuse

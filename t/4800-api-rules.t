@@ -46,7 +46,7 @@ value() {	# value ACCESSION COLUMN: the column of its instances, one a line
 	sql "$PACS_DB" "SELECT $2 FROM stored_instances WHERE accession_number = '$1' ORDER BY 1"
 }
 study_of() { sql "$PACS_DB" "SELECT DISTINCT study_instance_uid FROM stored_instances WHERE accession_number = '$1'"; }
-send() { relaysend --once 2>>"$T/send.log"; }
+send() { LOG_LEVEL=debug relaysend --once 2>>"$T/send.log"; }	# each retry's wait: debug
 drain() { wait_until "$1" send; }	# drain SECONDS: until nothing of ours is queued
 answered() {	# answered ACTION_ID STATUS: PUTs for the action answered so
 	grep '"method": "PUT"' "$API/requests.log" 2>/dev/null |

@@ -70,6 +70,21 @@ is "$(grep -l '^kind=image$' "$T/var/spool/relay/new/"* 2>/dev/null | wc -l | tr
 gw resend "$ACC" >/dev/null 2>&1
 is "$(ls "$T/var/spool/relay/new" | wc -l | tr -d ' ')" 4 "... and again: still four (one per object)"
 
+# A study sent without an accession number (an exam done without a
+# booking): today names it by its Study Instance UID, which show takes.
+"$GW_ROOT/t/tools/gen-mammo" "$T/noacc" 1 --size 64x48 --studies 1 --seed 42 >/dev/null
+dcmodify -nb -ma "(0008,0050)=" "$T/noacc"/*.dcm 2>/dev/null
+NOACC=$(dcm_value "$(ls "$T/noacc"/*.dcm)" 0020,000d)
+storescu -aec SCREENING_PACS 127.0.0.1 "$GW_PORT" "$T/noacc"/*.dcm
+indexed() { [ "$(sql "$PACS_DB" "SELECT count(*) FROM instances")" = 5 ]; }
+wait_for 30 "a study without an accession number is indexed" indexed
+gw today >"$T/today2.out" 2>>"$T/today.err"
+is "$(awk -v u="$NOACC" '$2 == u' "$T/today2.out" | wc -l | tr -d ' ')" 1 \
+    "today names a study without an accession number by its Study Instance UID"
+ok "... in the accession column, not an empty one" sh -c "! grep -Eq '^[0-9:]+ +- ' '$T/today2.out'"
+gw show "$NOACC" >"$T/show3.out" 2>&1
+ok "... which show takes" grep -q "^study $NOACC\$" "$T/show3.out"
+
 stop_gateway
 ok "no patient name in the gateway's log" sh -c "! grep -qF '$NAME' '$T/gatewayd.log' '$T/resend.err' '$T/today.err'"
 done_testing

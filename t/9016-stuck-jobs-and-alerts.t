@@ -51,6 +51,9 @@ echo "HTTP 400" >"$RELAY/failed/$job.reason"
 gw status --check >"$T/check.out" 2>&1
 is "$?" 1 "a failed job: WARNING (1)"
 ok "... saying so" grep -q '^GATEWAY WARNING - 1 failed job | failed_jobs=1' "$T/check.out"
+gw check >"$T/check2.out" 2>&1
+is "$?" 1 "gatewayd check passes through to gatewayctl check: the same code"
+ok "... and the same line" cmp -s "$T/check.out" "$T/check2.out"
 
 # Alerts (gatewayctl alerts, which gatewayd runs when events go to the
 # cloud).  With the cloud's events off an alert is recorded, not queued.
@@ -69,7 +72,7 @@ is "$(event quarantine | python3 -c 'import json,sys; e=json.load(sys.stdin); d=
     "gateway.alert 1 quarantine raised warning 1 36" "the event: type, alert, state, severity, value, a message id"
 ok "the job carries its kind" grep -qx 'kind=gateway.alert' "$RELAY/new/alert-quarantine"
 first=$(event quarantine)
-gatewayctl alerts 2>/dev/null
+ok "gatewayd alerts passes through to gatewayctl alerts" gw alerts
 is "$(event quarantine)" "$first" "a second run while it lasts sends nothing new"
 is "$(ls "$RELAY/new" | grep -c '^alert-')" 2 "... one job per condition"
 rm "$T/var/quarantine/broken.dcm"

@@ -5,7 +5,7 @@
  * Layer 2.  The one public header of lib/archive/; what its modules share
  * beyond it is static in its .c files.
  * Modules, each with its contract below: store, pacs, quarantine, ingest,
- * scrub, purge, upload_state.
+ * scrub, purge, upload_state, rebuild.
  */
 #ifndef GW_ARCHIVE_H
 #define GW_ARCHIVE_H
@@ -386,7 +386,8 @@ int purge_free_space(const char *path, double *pct, long long *free_bytes,
 /*
  * upload_state: each image's way to the cloud in pacs.db.  The only
  * writer of instances.upload_status, upload_error, upload_attempt_count,
- * upload_next_attempt_at and uploaded_at, and of the studies' hand-made
+ * upload_next_attempt_at, uploaded_at and event_held_at, and of the
+ * studies' hand-made
  * settings (upload_accession_number: gatewayctl assign;
  * upload_released_at: gatewayctl release), with their readers beside
  * them: the counts of gatewayd status and the health report, gatewayctl's
@@ -448,7 +449,8 @@ int upload_state_indexed(sqlite3 *db, const char *sop, const char *hash,
     struct err *e);
 
 /* dcmindex --reindex: what the cloud has is not known any more: every
- * instance HELD, or LOCAL when its class is not for the cloud. */
+ * instance whose file is held HELD, or LOCAL when its class is not for
+ * the cloud (a row purged by retention keeps its state). */
 int upload_state_reindexed(sqlite3 *db, enum upload_classes c,
     struct err *e);
 
@@ -508,6 +510,32 @@ int upload_state_assign(sqlite3 *db, struct spool *relay, const char *key,
  * released, or -1.
  */
 int upload_state_release(sqlite3 *db, const char *key, struct err *e);
+
+/*
+ * The study.image_received event of an image held back because the
+ * relay's events were off when its preview was made (dcmthumb, through
+ * lib/cloud/event): marked in instances.event_held_at (sop's current
+ * object hash only).  upload_state_events_held() calls fn for each held
+ * back (not LOCAL) with what its job needs, oldest first (non-zero from
+ * fn stops); upload_state_events_sent() clears the mark of the rows
+ * whose jobs are queued.  0 (or the rows marked or cleared), -1 with e.
+ */
+struct upload_state_event {
+	long long id;
+	const char *object, *sop_instance_uid, *study_instance_uid;
+	const char *accession_number;
+	const char *thumbnail_status;	/* GENERATED, FAILED */
+	const char *thumbnail_path;	/* relative to the thumbs dir, or "" */
+	int width, height;
+};
+
+int upload_state_event_held(sqlite3 *db, const char *sop, const char *hash,
+    struct err *e);
+int upload_state_events_held(sqlite3 *db,
+    int (*fn)(const struct upload_state_event *, void *), void *arg,
+    struct err *e);
+int upload_state_events_sent(sqlite3 *db, const long long *ids, size_t n,
+    struct err *e);
 
 /* ------------------------------------------------------------ readers */
 
@@ -580,5 +608,51 @@ struct upload_state_study {
 int upload_state_waiting(sqlite3 *db, enum upload_state s,
     int (*fn)(const struct upload_state_study *, void *), void *arg,
     struct err *e);
+
+/*
+ * rebuild: what a pacs.db rebuilt from the store alone (dcmindex
+ * --reindex) takes from a backup of the old one (dcmindex --backup):
+ * the rows the store cannot give back.
+ *
+ * Backups are GATEWAY_BACKUP_DIR/pacs-<UTC time>.db, so their names sort
+ * by age; rebuild_backups() lists them oldest first.
+ *
+ * rebuild_from_backup() works on a copy of the backup (made at scratch,
+ * brought to this program's schema, removed after; the backup itself is
+ * never written) attached to db, in one transaction of its own (the
+ * caller's is committed), and adds:
+ *   - every instance the backup records as purged by retention
+ *     (purged_at set) that db does not have (the store kept no file of
+ *     it), with its patient, study, series, object and receipt rows as
+ *     the backup has them, matched to db's rows by their natural keys
+ *     (patient ID and name, Study, Series and SOP Instance UIDs, object
+ *     hash, receipt key); its upload state and purged_at are kept;
+ *   - the Storage Commitment tables (commitment_requests,
+ *     commitment_items) as they are, claims dropped: a request pending
+ *     in the backup is answered again by qrscp.
+ * An instance the backup holds (purged_at NULL) whose file is not in the
+ * store is not added (purged since the backup, or lost): counted.
+ * Nothing else (receipts of held instances, upload states, gatewayctl
+ * assign and release, the scrub's findings) is taken: the store's rows
+ * are as rebuilt.
+ *
+ * Never: logs, prints, changes the backup.
+ */
+
+#define REBUILD_BACKUP_PREFIX	"pacs-"
+
+struct rebuild_stats {
+	long purged;			/* purged instances' rows added */
+	long missing;			/* held in the backup, not in the store */
+	long commitments;		/* commitment requests added */
+};
+
+/* The backups in dir, oldest first: their names in *names (malloc'd,
+ * free each and the array), their number returned; 0 when dir does not
+ * exist; -1 with e set. */
+int rebuild_backups(const char *dir, char ***names, struct err *e);
+
+int rebuild_from_backup(sqlite3 *db, const char *backup,
+    const char *scratch, struct rebuild_stats *st, struct err *e);
 
 #endif

@@ -42,7 +42,9 @@
  *            Purged: no.  Problem: once it waited HEALTH_UNMATCHED_SECONDS.
  * HELD       No job: the cloud was off (no CLOUD_API_ENDPOINT) when it was
  *            indexed, or pacs.db was rebuilt.
- *            By: dcmindex (indexed(); reindexed() for --reindex).
+ *            By: dcmindex (indexed(); reindexed() for --reindex: every
+ *              row whose file is held; purged rows a backup gives back
+ *              keep their state, lib/archive/rebuild).
  *            Next: PENDING (resend --held, resend, its arrival again with
  *              the cloud on).
  *            Purged: no.  Problem: yes, once the cloud takes images.
@@ -84,6 +86,11 @@
  *            Next: UPLOADING (resend, images.request: the cloud asked).
  *            Purged: yes, past the retention period or below the disk
  *              watermark.  Problem: no.
+ *
+ * Apart from these states, event_held_at marks an image whose
+ * study.image_received event was held back: the relay's events were off
+ * when dcmthumb made its preview (lib/cloud/event marks it); gatewayctl
+ * resend --held queues it once events are on, and clears the mark.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -242,7 +249,8 @@ upload_state_reindexed(sqlite3 *db, enum upload_classes c, struct err *e)
 {
 	return change(db, "UPDATE instances SET upload_status = CASE "
 	    "WHEN ?1 = 'all' OR sop_class_uid IN (?2, ?3) THEN 'HELD' "
-	    "ELSE 'LOCAL' END", upload_state_classes_name(c),
+	    "ELSE 'LOCAL' END WHERE purged_at IS NULL",
+	    upload_state_classes_name(c),
 	    MG_FOR_PRESENTATION, MG_FOR_PROCESSING, e) == -1 ? -1 : 0;
 }
 
@@ -476,6 +484,78 @@ upload_state_release(sqlite3 *db, const char *key, struct err *e)
 		return -1;
 	}
 	return n;
+}
+
+/* ------------------------------------------------------ held events */
+
+int
+upload_state_event_held(sqlite3 *db, const char *sop, const char *hash,
+    struct err *e)
+{
+	char now[32];
+
+	pacs_timestamp(now);
+	return change(db, "UPDATE instances SET event_held_at = ?3 WHERE "
+	    "sop_instance_uid = ?1 AND object_hash = ?2 AND upload_status <> "
+	    "'LOCAL'", sop, hash, now, e);
+}
+
+int
+upload_state_events_held(sqlite3 *db,
+    int (*fn)(const struct upload_state_event *, void *), void *arg,
+    struct err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_prepare(db, &st, "SELECT i.id, i.object_hash, "
+	    "i.sop_instance_uid, st.study_instance_uid, "
+	    "coalesce(st.accession_number, ''), i.thumbnail_status, "
+	    "coalesce(i.thumbnail_path, ''), coalesce(i.thumbnail_width, 0), "
+	    "coalesce(i.thumbnail_height, 0) FROM instances i "
+	    "JOIN series se ON se.id = i.series_ref "
+	    "JOIN studies st ON st.id = se.study_ref "
+	    "WHERE i.event_held_at IS NOT NULL AND i.upload_status <> 'LOCAL' "
+	    "ORDER BY i.event_held_at, i.id", e) == -1)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct upload_state_event ev = { sqlite3_column_int64(st, 0),
+		    col(st, 1), col(st, 2), col(st, 3), col(st, 4), col(st, 5),
+		    col(st, 6), sqlite3_column_int(st, 7),
+		    sqlite3_column_int(st, 8) };
+
+		if (fn(&ev, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sql_err(db, e);
+}
+
+int
+upload_state_events_sent(sqlite3 *db, const long long *ids, size_t n,
+    struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	if (db_exec(db, "BEGIN IMMEDIATE", e) == -1)
+		return -1;
+	if (db_prepare(db, &st, "UPDATE instances SET event_held_at = NULL "
+	    "WHERE id = ?1", e) == -1)
+		rc = -1;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		sqlite3_bind_int64(st, 1, ids[i]);
+		rc = db_step_done(db, st, e);
+	}
+	sqlite3_finalize(st);
+	if (rc == 0 && db_exec(db, "COMMIT", e) == 0)
+		return (int)n;
+	db_exec(db, "ROLLBACK", NULL);
+	return -1;
 }
 
 /* ----------------------------------------------------------- readers */

@@ -177,6 +177,9 @@ int db_open(sqlite3 **out, const char *path, struct err *e);
 int db_open_existing(sqlite3 **out, const char *path, struct err *e);
 void db_close(sqlite3 *db);
 
+/* Remove a database file and its -wal and -shm (none may be open). */
+void db_remove(const char *path);
+
 /* Apply the schema's missing versions.  Returns the version now. */
 int db_migrate(sqlite3 *db, const char *schema, struct err *e);
 

@@ -89,6 +89,18 @@ db_close(sqlite3 *db)
 	sqlite3_close(db);
 }
 
+void
+db_remove(const char *path)
+{
+	char p[PATH_MAX + 8];
+
+	snprintf(p, sizeof p, "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof p, "%s-shm", path);
+	unlink(p);
+	unlink(path);
+}
+
 int
 db_exec(sqlite3 *db, const char *sql, struct err *e)
 {

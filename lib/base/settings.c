@@ -201,6 +201,8 @@ static const struct setting table[] = {
 	  "an image no worklist item claims: wait (UNMATCHED) or report (failed)" },
 	{ "RELAY_RETRY_MAX_SECONDS", "600", SETTING_INT, 1, DAY, NULL, 0, NULL,
 	  "the longest pause between retries" },
+	{ "RELAY_SUMMARY_SECONDS", "300", SETTING_INT, 0, DAY, NULL, 0, NULL,
+	  "while the cloud cannot be reached, how often relaysend logs what waits; 0: never" },
 	{ "RELAY_CONNECT_TIMEOUT_SECONDS", "15", SETTING_INT, 1, 600, NULL, 0, NULL,
 	  "upload connect timeout" },
 	{ "RELAY_LOW_SPEED_SECONDS", "60", SETTING_INT, 1, 3600, NULL, 0, NULL,

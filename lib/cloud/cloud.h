@@ -534,7 +534,9 @@ long long api_backoff_ms(int attempts, long cap_seconds,
 
 /*
  * event: the cloud's study.image_received message (PROTOCOL.md §4), one
- * per instance, built from pacs.db and the preview dcmthumb made.
+ * per instance, built from pacs.db and the preview dcmthumb made; its job
+ * (who gets one, and the events held back while events were off); and
+ * the gateway.alert event.
  *
  * Guarantees: fields come from pacs.db as stored (numbers stay numbers,
  * what is not stored is null); the message is at most EVENT_MAX bytes,
@@ -578,6 +580,39 @@ struct event_message {
 int event_image_received(sqlite3 *db, const char *sop,
     const char *message_id, const char *action_id,
     const struct event_preview *p, struct event_message *m, struct err *e);
+
+/*
+ * The study.image_received job of an instance, written in one place: by
+ * dcmthumb once its preview is made, by gatewayctl resend --held for one
+ * held back.  Named image-<object>, so a repeat replaces a waiting one;
+ * relaysend builds the message from pacs.db when it sends it.
+ */
+struct event_job {
+	const char *object, *sop_instance_uid, *study_instance_uid;
+	const char *accession_number;
+	const char *thumbnail_status;	/* GENERATED or FAILED */
+	const char *thumbnail;		/* the preview's path; NULL: none */
+	const char *format;		/* png, jpeg, pnm */
+	unsigned width, height;
+};
+
+/*
+ * Who gets an event job: not an image that is not for the cloud (LOCAL);
+ * none either while the relay's events are off (config_cloud_events),
+ * but pacs.db marks it held back (upload_state_event_held) for resend
+ * --held; else the job is queued in relay (flags: spool_enqueue's).
+ * 1 queued, 0 not, -1 with e set.
+ */
+int event_job_queue(sqlite3 *db, struct spool *relay, const struct event_job *j,
+    unsigned flags, struct err *e);
+
+/*
+ * gatewayctl resend --held, the relay's events on: the job of every
+ * event held back (previews under thumbs_dir), made durable and visible
+ * (spool_flush), then their marks cleared.  The count, or -1.
+ */
+int event_queue_held(sqlite3 *db, struct spool *relay,
+    const char *thumbs_dir, struct err *e);
 
 /*
  * The gateway.alert event (our extension, in the style of PROTOCOL.md's
@@ -631,7 +666,28 @@ int event_alert_queue(struct spool *relay, const char *name,
  * job_park() moves it to failed/ with the reason (an image FAILED);
  * job_refuse() drops an image the Manage API refused (REFUSED);
  * job_done() removes the claim; job_unclaim() puts it back unchanged.
- * Each logs what it did (UIDs and accession numbers only).
+ * Each logs what it did (UIDs and accession numbers only).  A job put off
+ * also records deferred_at_ms= (when) and, from its first failed
+ * attempt on, failing_since_ms=.
+ *
+ * Outages, quietly: a job goes to the Manage API (image, image_failure)
+ * or over the relay (the events), each a channel.  A failed attempt
+ * (job_defer) of a channel that was delivering is said once, at warn,
+ * with the job kind, the error and the jobs queued for it; so is the
+ * first error of each other kind (job_error_kind) while the outage
+ * lasts; every job's own retry is a debug line.  The channel's next
+ * delivery (job_reached) ends the outage with one info line: how long,
+ * how many attempts failed; so does a pass after which none of its jobs
+ * is retrying any more (job_summary).  While it lasts, job_summary() says
+ * every summary_seconds how many jobs wait per kind, the oldest and the
+ * last error.  With relaysend --jobs N, each worker speaks for its own
+ * jobs.
+ *
+ * Retry now (gatewayctl retry): job_retry_now() writes the relay spool's
+ * "retry" file (the time it was asked, in ms) and wakes relaysend; a job
+ * put off before that time is due at once (lib/cloud/sendqueue reads it,
+ * job_retry_asked()).  Failed jobs (failed/) are not touched: that is
+ * relaysend --retry-failed.
  *
  * One alert per study: the first image of a study to become FAILED or
  * REFUSED (no other image of it was so before) logs an error naming the
@@ -648,6 +704,31 @@ int event_alert_queue(struct spool *relay, const char *name,
 #define JOB_IMAGE_EVENT	"study.image_received"
 #define JOB_MPPS_EVENT	"mpps.status_update"
 #define JOB_ALERT_EVENT	"gateway.alert"	/* gatewayctl alerts */
+#define JOB_NKINDS		6	/* the five above, then any other */
+
+/* Where a job goes. */
+enum job_channel { JOB_TO_API, JOB_TO_RELAY, JOB_CHANNELS };
+
+#define JOB_ERROR_KIND		48	/* "HTTP 503", "TCP connect", … */
+#define JOB_OUTAGE_KINDS	8	/* kinds of error said per outage */
+
+/* A channel's outage, as job_defer() and job_reached() see it. */
+struct job_outage {
+	long long since_ms;		/* its first failed attempt; 0: none */
+	long long summary_ms;		/* the last summary (or since_ms) */
+	long failures;			/* attempts failed since */
+	char last_error[200];
+	char said[JOB_OUTAGE_KINDS][JOB_ERROR_KIND];	/* kinds of error */
+	int nsaid;
+};
+
+/* What the relay spool holds of ours (lib/cloud/sendqueue fills it). */
+struct job_census {
+	int queued[JOB_CHANNELS];	/* when the last pass began */
+	int retrying[JOB_NKINDS];	/* after it: put off after a failure */
+	long long oldest_ms[JOB_CHANNELS];	/* their earliest
+					 * failing_since_ms; 0: none */
+};
 
 struct job_ctx {
 	struct spool *spool;		/* the relay spool */
@@ -661,6 +742,9 @@ struct job_ctx {
 	volatile sig_atomic_t *stop;	/* non-zero: we are stopping */
 	long uploaded, rejected, deferred, events;
 	int remaining;			/* jobs still queued (--once) */
+	long summary_seconds;		/* RELAY_SUMMARY_SECONDS; 0: none */
+	struct job_outage outage[JOB_CHANNELS];
+	struct job_census census;
 };
 
 struct job {
@@ -677,6 +761,8 @@ struct job {
 	long long next_attempt_ms;
 	int high;			/* priority=high */
 	int requested;			/* requested=1 */
+	long long deferred_at_ms;	/* when it was last put off */
+	long long failing_since_ms;	/* its first failed attempt, 0: none */
 	char *body;			/* as read: other keys are kept */
 };
 
@@ -687,6 +773,20 @@ long long job_now_ms(void);
 void job_line(char *dst, size_t dstsz, const char *src);
 
 int job_is(const struct job *j, const char *kind);
+
+/* The kind's index (0..JOB_NKINDS-1, the last for any other), its name
+ * ("other" for that one) and its channel. */
+int job_kind(const char *kind);
+const char *job_kind_name(int kind);
+enum job_channel job_channel(int kind);
+
+/*
+ * The kind of an error, to tell a new one from a repeat: its text before
+ * the first ':' or '{' ("HTTP 503"), after the "METHOD URL: " libcurl's
+ * errors begin with ("TCP connect"); a part under 6 characters
+ * ("relay") keeps the next one.
+ */
+void job_error_kind(const char *why, char *out, size_t outsz);
 
 /* Fill j from body (j->body is not set). */
 void job_parse(const char *body, struct job *j);
@@ -707,6 +807,31 @@ int job_park(struct job_ctx *o, struct job *j, const char *reason);
 void job_refuse(struct job_ctx *o, struct job *j, const char *reason);
 void job_done(struct job_ctx *o, const struct job *j);
 void job_unclaim(struct job_ctx *o, const struct job *j);
+
+/* One more job of kind retrying in c, failing since failing_ms (0: not
+ * known). */
+void job_census_retrying(struct job_census *c, int kind,
+    long long failing_ms);
+
+/* The cloud took the job (a delivery of its channel): an outage of that
+ * channel is over, said once. */
+void job_reached(struct job_ctx *o, const struct job *j);
+
+/* After each pass: while a channel's outage lasts, every
+ * summary_seconds one warn line with the jobs retrying per kind
+ * (o->census), the oldest, the last error; an outage with no job of its
+ * channel retrying any more (refused, parked) ends, said at info. */
+void job_summary(struct job_ctx *o);
+
+/*
+ * gatewayctl retry: every job of the relay spool put off before now is
+ * due now: the spool's retry file, then a wake-up.  *waiting (may be
+ * NULL): the jobs in new/ that were waiting for a later time.
+ */
+int job_retry_now(struct spool *relay, int *waiting, struct err *e);
+
+/* The time (ms) of the last retry asked for, 0 for none. */
+long long job_retry_asked(const struct spool *relay);
 
 /* Rewrite a claimed job in place (what was decided before a send). */
 int job_save_claimed(struct job_ctx *o, const struct job *j,
@@ -753,6 +878,13 @@ int job_find_action(struct job_ctx *o, struct job *j);
  * job in hand and returns 1: the next pass sees the new jobs (a request
  * for high-priority images does not wait behind a long pass).
  *
+ * A retry asked for (gatewayctl retry, job_retry_asked) since the last
+ * pass makes it forget what it remembers and read every job again: one
+ * put off (deferred_at_ms) before the retry was asked is due now.
+ * Each pass fills ob->census (what is queued and retrying, per kind), and
+ * a job the cloud took (ob->uploaded or ob->events grew) ends its
+ * channel's outage (job_reached).
+ *
  * Memory: struct sendqueue is the caller's; sendqueue_free() releases
  * what it remembers.
  */
@@ -774,6 +906,7 @@ struct sendqueue {
 	long long next_due_ms;		/* earliest job not yet due, 0: none */
 	struct sendqueue_entry *known;	/* by name */
 	size_t nknown;
+	long long retry_ms;		/* the last retry asked for, seen */
 };
 
 /* With --jobs N, is this job name this worker's? */

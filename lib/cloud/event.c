@@ -222,6 +222,127 @@ event_image_received(sqlite3 *db, const char *sop, const char *message_id,
 	return 0;
 }
 
+/* ------------------------------------------- study.image_received jobs */
+
+/* The job's body (as dcmthumb has always written it) into relay. */
+static int
+image_job(struct spool *relay, const struct event_job *j, unsigned flags,
+    struct err *e)
+{
+	char ev[2048], name[SPOOL_NAME_MAX];
+	int n;
+
+	n = snprintf(ev, sizeof ev, "kind=%s\nobject=%s\nsop_instance_uid=%s\n"
+	    "study_instance_uid=%s\naccession_number=%s\nthumbnail_status=%s\n",
+	    JOB_IMAGE_EVENT, j->object, j->sop_instance_uid,
+	    j->study_instance_uid, j->accession_number, j->thumbnail_status);
+	if (n > 0 && (size_t)n < sizeof ev && j->thumbnail != NULL)
+		n += snprintf(ev + n, sizeof ev - (size_t)n, "thumbnail=%s\n"
+		    "format=%s\nwidth=%u\nheight=%u\n", j->thumbnail, j->format,
+		    j->width, j->height);
+	if (n < 0 || (size_t)n >= sizeof ev)
+		return err_set(e, EINVAL, "relay job too long");
+	snprintf(name, sizeof name, "image-%s", j->object);
+	return spool_enqueue(relay, name, ev, (size_t)n, flags, e);
+}
+
+int
+event_job_queue(sqlite3 *db, struct spool *relay, const struct event_job *j,
+    unsigned flags, struct err *e)
+{
+	enum upload_state up;
+	int n;
+
+	if ((n = upload_state_get(db, j->sop_instance_uid, &up, e)) == -1)
+		return -1;
+	if (n == 0 && up == UPLOAD_LOCAL)
+		return 0;	/* not for the cloud: it hears nothing of it */
+	if (!config_cloud_events())	/* nothing would send it */
+		return upload_state_event_held(db, j->sop_instance_uid,
+		    j->object, e) == -1 ? -1 : 0;
+	return image_job(relay, j, flags, e) == -1 ? -1 : 1;
+}
+
+/* What event_queue_held collects: the rows queued, for their marks. */
+struct held {
+	struct spool *relay;
+	const char *thumbs_dir;
+	long long *ids;
+	size_t n, cap;
+	int failed;
+	struct err *e;
+};
+
+static const char *
+format_of(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+
+	return dot == NULL ? "png" : strcmp(dot, ".jpg") == 0 ? "jpeg" :
+	    strcmp(dot, ".pnm") == 0 ? "pnm" : "png";
+}
+
+/* Room for one more id in h. */
+static int
+grow(struct held *h)
+{
+	size_t cap = h->cap ? 2 * h->cap : 64;
+	long long *ids;
+
+	if (h->n < h->cap)
+		return 0;
+	if ((ids = realloc(h->ids, cap * sizeof *ids)) == NULL)
+		return err_sys(h->e, "malloc");
+	h->ids = ids;
+	h->cap = cap;
+	return 0;
+}
+
+/* One event held back: its job, deferred; non-zero stops the walk. */
+static int
+queue_held(const struct upload_state_event *ev, void *arg)
+{
+	struct held *h = arg;
+	char path[PATH_MAX];
+	int preview = strcmp(ev->thumbnail_status, "GENERATED") == 0 &&
+	    ev->thumbnail_path[0] != '\0';
+	struct event_job j = { ev->object, ev->sop_instance_uid,
+	    ev->study_instance_uid, ev->accession_number,
+	    ev->thumbnail_status, preview ? path : NULL,
+	    format_of(ev->thumbnail_path), (unsigned)ev->width,
+	    (unsigned)ev->height };
+
+	if (preview && snprintf(path, sizeof path, "%s/%s", h->thumbs_dir,
+	    ev->thumbnail_path) >= (int)sizeof path)
+		err_set(h->e, ENAMETOOLONG, "thumbnail path too long");
+	else if (grow(h) == 0 &&
+	    image_job(h->relay, &j, SPOOL_DEFER, h->e) == 0) {
+		h->ids[h->n++] = ev->id;
+		return 0;
+	}
+	h->failed = 1;
+	return -1;
+}
+
+int
+event_queue_held(sqlite3 *db, struct spool *relay, const char *thumbs_dir,
+    struct err *e)
+{
+	struct held h = { relay, thumbs_dir, NULL, 0, 0, 0, e };
+	int rc;
+
+	/* The jobs are on disk before the marks go: a crash between queues
+	 * them again (a repeat replaces a job of the same name). */
+	rc = upload_state_events_held(db, queue_held, &h, e);
+	if (h.failed)
+		rc = -1;
+	if (rc == 0 && h.n > 0 && (spool_flush(relay, e) == -1 ||
+	    upload_state_events_sent(db, h.ids, h.n, e) == -1))
+		rc = -1;
+	free(h.ids);
+	return rc == -1 ? -1 : (int)h.n;
+}
+
 /* ------------------------------------------------------ gateway.alert */
 
 char *

@@ -40,6 +40,54 @@ job_is(const struct job *j, const char *kind)
 	return strcmp(j->kind, kind) == 0;
 }
 
+static const char *const kinds[JOB_NKINDS] = { JOB_IMAGE, JOB_FAILURE,
+    JOB_IMAGE_EVENT, JOB_MPPS_EVENT, JOB_ALERT_EVENT, "other" };
+
+int
+job_kind(const char *kind)
+{
+	for (int k = 0; k < JOB_NKINDS - 1; k++)
+		if (strcmp(kind, kinds[k]) == 0)
+			return k;
+	return JOB_NKINDS - 1;
+}
+
+const char *
+job_kind_name(int kind)
+{
+	return kinds[kind >= 0 && kind < JOB_NKINDS ? kind : JOB_NKINDS - 1];
+}
+
+enum job_channel
+job_channel(int kind)
+{
+	return kind == 0 || kind == 1 ? JOB_TO_API : JOB_TO_RELAY;
+}
+
+static const char *
+channel_name(enum job_channel c)
+{
+	return c == JOB_TO_API ? "the Manage API" : "the relay";
+}
+
+void
+job_error_kind(const char *why, char *out, size_t outsz)
+{
+	const char *p = why, *sp = strchr(why, ' '), *colon;
+	size_t n;
+
+	/* "PUT https://host/api/v1/dicom/act-1: TCP connect: …" */
+	if (sp != NULL && strncmp(sp + 1, "https://", 8) == 0 &&
+	    (colon = strstr(sp, ": ")) != NULL)
+		p = colon + 2;
+	n = strcspn(p, ":{");
+	if (n < 6 && p[n] == ':')
+		n += 1 + strcspn(p + n + 1, ":{");
+	while (n > 0 && p[n - 1] == ' ')
+		n--;
+	snprintf(out, outsz, "%.*s", (int)n, p);
+}
+
 static void
 get(const char *body, const char *key, char *out, size_t outsz)
 {
@@ -74,6 +122,10 @@ job_parse(const char *body, struct job *j)
 	j->high = strcmp(n, "high") == 0;
 	get(body, "requested", n, sizeof n);
 	j->requested = strcmp(n, "1") == 0;
+	get(body, "deferred_at_ms", n, sizeof n);
+	j->deferred_at_ms = atoll(n);
+	get(body, "failing_since_ms", n, sizeof n);
+	j->failing_since_ms = atoll(n);
 }
 
 /* Keys job_format writes itself; any other line of the body is kept. */
@@ -83,7 +135,8 @@ known_key(const char *line)
 	static const char *const keys[] = { "kind", "object",
 	    "sop_instance_uid", "study_instance_uid", "accession_number",
 	    "source_message_id", "message_id", "error", "attempts",
-	    "server_errors", "next_attempt_ms" };
+	    "server_errors", "next_attempt_ms", "deferred_at_ms",
+	    "failing_since_ms" };
 	size_t n = strcspn(line, "=\n");
 
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
@@ -111,6 +164,10 @@ job_format(const struct job *j, char **out)
 		fprintf(f, "message_id=%s\n", j->message_id);
 	if (j->server_errors > 0)
 		fprintf(f, "server_errors=%d\n", j->server_errors);
+	if (j->deferred_at_ms > 0)
+		fprintf(f, "deferred_at_ms=%lld\n", j->deferred_at_ms);
+	if (j->failing_since_ms > 0)
+		fprintf(f, "failing_since_ms=%lld\n", j->failing_since_ms);
 	for (p = j->body; p != NULL && *p != '\0'; p = eol ? eol + 1 : NULL) {
 		eol = strchr(p, '\n');
 		if (*p != '\n' && !known_key(p))
@@ -215,6 +272,7 @@ reschedule(struct job_ctx *o, struct job *j)
 		job_done(o, j);
 		return;
 	}
+	j->deferred_at_ms = job_now_ms();
 	if ((n = job_format(j, &body)) == -1) {
 		log_error("cannot reschedule job: its body does not fit",
 		    "job=%s", j->name);
@@ -226,6 +284,134 @@ reschedule(struct job_ctx *o, struct job *j)
 		log_err("cannot reschedule job", &e);
 	}
 	free(body);
+}
+
+/* A kind of error not said yet in this outage: remembered, 1. */
+static int
+new_error_kind(struct job_outage *u, const char *kind)
+{
+	for (int i = 0; i < u->nsaid; i++)
+		if (strcmp(u->said[i], kind) == 0)
+			return 0;
+	if (u->nsaid == JOB_OUTAGE_KINDS)
+		return 0;	/* enough said: the summaries go on */
+	snprintf(u->said[u->nsaid++], JOB_ERROR_KIND, "%s", kind);
+	return 1;
+}
+
+/* A failed attempt: said when it begins an outage of the job's channel,
+ * or is a kind of error the outage has not shown yet. */
+static void
+outage_failed(struct job_ctx *o, const struct job *j)
+{
+	enum job_channel c = job_channel(job_kind(j->kind));
+	struct job_outage *u = &o->outage[c];
+	char kind[JOB_ERROR_KIND], msg[160], note[100], q[600];
+	int first = u->since_ms == 0;
+
+	job_error_kind(j->error, kind, sizeof kind);
+	job_line(u->last_error, sizeof u->last_error, j->error);
+	u->failures++;
+	if (first) {
+		u->since_ms = u->summary_ms = job_now_ms();
+		u->nsaid = 0;
+	}
+	if (!new_error_kind(u, kind))
+		return;
+	snprintf(msg, sizeof msg, first ? "cannot deliver to %s: its jobs "
+	    "wait and are retried with back-off" : "%s fails another way "
+	    "too", channel_name(c));
+	if (o->summary_seconds > 0)
+		snprintf(note, sizeof note, "each retry is logged at debug; a "
+		    "summary every %lds while it lasts", o->summary_seconds);
+	else
+		snprintf(note, sizeof note, "each retry is logged at debug");
+	log_warn(msg, "kind=%s queued=%d error=%s note=\"%s\"", j->kind,
+	    o->census.queued[c], log_quote(j->error, q, sizeof q), note);
+}
+
+void
+job_reached(struct job_ctx *o, const struct job *j)
+{
+	enum job_channel c = job_channel(job_kind(j->kind));
+	struct job_outage *u = &o->outage[c];
+	char msg[120];
+
+	if (u->since_ms == 0)
+		return;
+	snprintf(msg, sizeof msg, "delivering to %s again", channel_name(c));
+	log_info(msg, "kind=%s out_seconds=%lld failed_attempts=%ld",
+	    j->kind, (job_now_ms() - u->since_ms) / 1000, u->failures);
+	memset(u, 0, sizeof *u);
+}
+
+void
+job_census_retrying(struct job_census *c, int kind, long long failing_ms)
+{
+	long long *oldest = &c->oldest_ms[job_channel(kind)];
+
+	c->retrying[kind]++;
+	if (failing_ms > 0 && (*oldest == 0 || failing_ms < *oldest))
+		*oldest = failing_ms;
+}
+
+/* "image:25,image_failure:1", the channel's retrying jobs by kind, and
+ * their number. */
+static int
+retrying_text(const struct job_census *c, enum job_channel ch, char *out,
+    size_t outsz)
+{
+	int total = 0;
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (int k = 0; k < JOB_NKINDS; k++) {
+		if (job_channel(k) != ch || c->retrying[k] == 0)
+			continue;
+		total += c->retrying[k];
+		if (len < outsz)
+			len += (size_t)snprintf(out + len, outsz - len, "%s%s:%d",
+			    len ? "," : "", job_kind_name(k), c->retrying[k]);
+	}
+	return total;
+}
+
+void
+job_summary(struct job_ctx *o)
+{
+	long long now = job_now_ms();
+	char msg[120], by_kind[200], q[600];
+
+	for (int c = 0; c < JOB_CHANNELS; c++) {
+		struct job_outage *u = &o->outage[c];
+		long long oldest = o->census.oldest_ms[c];
+		int n;
+
+		if (u->since_ms == 0)
+			continue;
+		n = retrying_text(&o->census, (enum job_channel)c, by_kind,
+		    sizeof by_kind);
+		if (n == 0) {	/* settled otherwise: refused, parked, … */
+			snprintf(msg, sizeof msg, "no job waits for %s any "
+			    "more", channel_name((enum job_channel)c));
+			log_info(msg, "out_seconds=%lld failed_attempts=%ld",
+			    (now - u->since_ms) / 1000, u->failures);
+			memset(u, 0, sizeof *u);
+			continue;
+		}
+		if (o->summary_seconds <= 0 ||
+		    now - u->summary_ms < o->summary_seconds * 1000LL)
+			continue;
+		u->summary_ms = now;
+		snprintf(msg, sizeof msg, "still cannot deliver to %s",
+		    channel_name((enum job_channel)c));
+		log_warn(msg, "for_seconds=%lld failed_attempts=%ld "
+		    "retrying=%d kinds=%s oldest_seconds=%lld last_error=%s",
+		    (now - u->since_ms) / 1000, u->failures, n,
+		    by_kind[0] ? by_kind : "-",
+		    oldest > 0 ? (now - oldest) / 1000 : 0,
+		    log_quote(u->last_error, q, sizeof q));
+	}
 }
 
 /*
@@ -240,15 +426,19 @@ job_defer(struct job_ctx *o, struct job *j, const char *msg,
     const char *why, long retry_after)
 {
 	char q[600];
-	long long delay;
+	long long delay, now = job_now_ms();
 
 	delay = api_backoff_ms(j->attempts, o->retry_max_seconds,
 	    retry_after, arc4random());
-	j->next_attempt_ms = job_now_ms() + delay;
+	j->next_attempt_ms = now + delay;
+	if (j->failing_since_ms == 0)
+		j->failing_since_ms = now;
 	job_line(j->error, sizeof j->error, why);
 	o->deferred++;
 	o->remaining++;
-	log_warn(msg, "job=%s kind=%s accession_number=%s "
+	job_census_retrying(&o->census, job_kind(j->kind), j->failing_since_ms);
+	outage_failed(o, j);
+	log_debug(msg, "job=%s kind=%s accession_number=%s "
 	    "sop_instance_uid=%s attempts=%d retry_in_ms=%lld error=%s",
 	    j->name, j->kind, j->accession_number, j->sop_instance_uid,
 	    j->attempts, delay, log_quote(j->error, q, sizeof q));
@@ -439,4 +629,69 @@ job_find_action(struct job_ctx *o, struct job *j)
 	memcpy(j->source_message_id, item.source_message_id,
 	    sizeof j->source_message_id);
 	return 0;
+}
+
+/* ------------------------------------------------------- retry now */
+
+static int
+retry_path(const struct spool *relay, char *out, size_t outsz)
+{
+	return snprintf(out, outsz, "%s/retry", relay->dir) < (int)outsz ?
+	    0 : -1;
+}
+
+/* new/NAME is waiting for a later time (its next_attempt_ms). */
+static int
+waits(const struct spool *relay, const char *name, long long now)
+{
+	char path[PATH_MAX], *body = NULL;
+	struct job j = { 0 };
+	struct err e = { 0 };
+
+	if (snprintf(path, sizeof path, "%s/new/%s", relay->dir, name) >=
+	    (int)sizeof path ||
+	    fs_read_small(path, SPOOL_JOB_MAX, &body, NULL, &e) == -1)
+		return 0;	/* gone meanwhile: claimed, or done */
+	job_parse(body, &j);
+	free(body);
+	return j.next_attempt_ms > now;
+}
+
+int
+job_retry_now(struct spool *relay, int *waiting, struct err *e)
+{
+	char (*names)[SPOOL_NAME_MAX], path[PATH_MAX], stamp[32];
+	long long now = job_now_ms();
+	size_t n;
+	int w = 0;
+
+	if (retry_path(relay, path, sizeof path) == -1)
+		return err_set(e, ENAMETOOLONG, "relay spool path too long");
+	if (spool_list(relay, &names, &n, e) == -1)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		w += waits(relay, names[i], now);
+	free(names);
+	snprintf(stamp, sizeof stamp, "%lld\n", now);
+	if (fs_write_atomic(path, stamp, strlen(stamp), e) == -1)
+		return -1;
+	spool_wake(relay);
+	if (waiting != NULL)
+		*waiting = w;
+	return 0;
+}
+
+long long
+job_retry_asked(const struct spool *relay)
+{
+	char path[PATH_MAX], *body = NULL;
+	struct err e = { 0 };
+	long long t;
+
+	if (retry_path(relay, path, sizeof path) == -1 ||
+	    fs_read_small(path, 64, &body, NULL, &e) == -1)
+		return 0;
+	t = atoll(body);
+	free(body);
+	return t > 0 ? t : 0;
 }

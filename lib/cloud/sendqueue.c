@@ -14,6 +14,9 @@ struct sendqueue_entry {
 	long long due_ms;		/* 0: due now; LLONG_MAX: not ours */
 	int high;
 	uint64_t study;			/* a hash of it; 0: none */
+	int kind;			/* job_kind() */
+	int retrying;			/* put off after a failed attempt */
+	long long failing_ms;		/* failing_since_ms */
 	int gone;			/* claimed, or no longer waiting */
 	char *body;			/* read in this pass, not claimed yet */
 };
@@ -60,16 +63,24 @@ by_name(const void *key, const void *elem)
 	return strcmp(key, ((const struct sendqueue_entry *)elem)->name);
 }
 
-/* What a job's body says about when and in which order it goes. */
+/* What a job's body says about when and in which order it goes: due
+ * at its next_attempt_ms, or now when it was put off before the last
+ * retry asked for. */
 static void
-judge(struct sendqueue_entry *e, const struct job *j, int ours,
-    long long now)
+judge(const struct sendqueue *q, struct sendqueue_entry *e,
+    const struct job *j, int ours, long long now)
 {
+	int retry_now = q->retry_ms > 0 && j->deferred_at_ms < q->retry_ms;
+
 	e->due_ms = !ours ? LLONG_MAX :
-	    j->next_attempt_ms > now ? j->next_attempt_ms : 0;
+	    j->next_attempt_ms > now && !retry_now ? j->next_attempt_ms : 0;
 	e->high = j->high;
 	e->study = j->study_instance_uid[0] == '\0' ? 0 :
 	    fnv64(j->study_instance_uid) | 1;
+	e->kind = job_kind(j->kind);
+	e->retrying = j->attempts > 0 &&
+	    strncmp(j->error, JOB_NO_ITEM, sizeof JOB_NO_ITEM - 1) != 0;
+	e->failing_ms = j->failing_since_ms;
 }
 
 /* new/NAME's body (malloc'd), or NULL when it is gone. */
@@ -88,8 +99,9 @@ read_job(const struct job_ctx *ob, const char *name)
 
 /* A name not seen before, or due again: read it.  -1 gone. */
 static int
-read_entry(struct job_ctx *ob, const struct sendqueue_ops *ops,
-    const char *name, struct sendqueue_entry *e)
+read_entry(const struct sendqueue *q, struct job_ctx *ob,
+    const struct sendqueue_ops *ops, const char *name,
+    struct sendqueue_entry *e)
 {
 	struct job j = { 0 };
 
@@ -98,7 +110,7 @@ read_entry(struct job_ctx *ob, const struct sendqueue_ops *ops,
 	if ((e->body = read_job(ob, name)) == NULL)
 		return -1;
 	job_parse(e->body, &j);
-	judge(e, &j, ops->ours(ops->arg, &j), job_now_ms());
+	judge(q, e, &j, ops->ours(ops->arg, &j), job_now_ms());
 	if (e->due_ms != 0) {
 		free(e->body);
 		e->body = NULL;
@@ -108,8 +120,9 @@ read_entry(struct job_ctx *ob, const struct sendqueue_ops *ops,
 
 /* Claim the entry's job when it is still ours and due: 1 claimed. */
 static int
-claim(struct job_ctx *ob, const struct sendqueue_ops *ops,
-    struct sendqueue_entry *e, struct job *j)
+claim(const struct sendqueue *q, struct job_ctx *ob,
+    const struct sendqueue_ops *ops, struct sendqueue_entry *e,
+    struct job *j)
 {
 	struct err err = { 0 };
 	char *body = e->body;
@@ -123,7 +136,7 @@ claim(struct job_ctx *ob, const struct sendqueue_ops *ops,
 	}
 	job_parse(body, j);
 	j->body = body;
-	judge(e, j, ops->ours(ops->arg, j), job_now_ms());
+	judge(q, e, j, ops->ours(ops->arg, j), job_now_ms());
 	if (e->due_ms == 0 && spool_claim_name(ob->spool, e->name, &err) == 1)
 		return 1;
 	if (e->due_ms == 0)
@@ -191,6 +204,9 @@ keep(struct sendqueue *q, struct job_ctx *ob, struct sendqueue_entry *all,
 		if (all[i].gone)
 			continue;
 		all[k] = all[i];
+		if (all[k].due_ms != LLONG_MAX && all[k].retrying)
+			job_census_retrying(&ob->census, all[k].kind,
+			    all[k].failing_ms);
 		if (all[k].due_ms != LLONG_MAX) {
 			ob->remaining++;
 			if (all[k].due_ms != 0 && (q->next_due_ms == 0 ||
@@ -223,9 +239,11 @@ scan(struct sendqueue *q, struct job_ctx *ob, const struct sendqueue_ops *ops,
 			all[k] = *w;
 			if (w->due_ms <= now)
 				all[k].due_ms = 0;
-		} else if (read_entry(ob, ops, names[i], &all[k]) == -1) {
+		} else if (read_entry(q, ob, ops, names[i], &all[k]) == -1) {
 			continue;
 		}
+		if (all[k].due_ms != LLONG_MAX)
+			ob->census.queued[job_channel(all[k].kind)]++;
 		if (all[k].due_ms == 0)
 			slots[nslots++] = (struct slot){ k, all[k].high ? 0 : 1,
 			    all[k].study, 0, 0 };
@@ -245,10 +263,18 @@ sendqueue_pass(struct sendqueue *q, struct job_ctx *ob,
 	struct job j;
 	struct err e = { 0 };
 	size_t n, nall, nslots, i;
+	long long retry;
+	long took;
 	int rc = 0;
 
 	ob->remaining = 0;
 	q->next_due_ms = 0;
+	/* job_defer() counts the jobs it puts off, keep() the others */
+	memset(&ob->census, 0, sizeof ob->census);
+	if ((retry = job_retry_asked(ob->spool)) > q->retry_ms) {
+		q->retry_ms = retry;	/* read every job again */
+		sendqueue_free(q);
+	}
 	if (spool_list(ob->spool, &names, &n, &e) == -1) {
 		log_err("cannot read the spool", &e);
 		return -1;
@@ -270,10 +296,13 @@ sendqueue_pass(struct sendqueue *q, struct job_ctx *ob,
 			rc = 1;
 			break;
 		}
-		if (!claim(ob, ops, &all[slots[i].idx], &j))
+		if (!claim(q, ob, ops, &all[slots[i].idx], &j))
 			continue;
 		all[slots[i].idx].gone = 1;
+		took = ob->uploaded + ob->events;
 		ops->deliver(ops->arg, &j);
+		if (ob->uploaded + ob->events > took)
+			job_reached(ob, &j);
 		free(j.body);
 	}
 	free(slots);

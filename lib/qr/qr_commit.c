@@ -14,9 +14,16 @@
  * instance is indexed (storescp-hook fsyncs an object before it queues the
  * index job, so indexed implies durable), with the SOP class asked for,
  * and its current object is in the store and hashes to its name now.
- * Anything else fails: 0112 (not indexed, or its file is gone), 0119 (the
- * SOP class differs), 0110 (the file's bytes changed, or cannot be read),
- * 0131 (a reused Transaction UID; see sql/pacs.sql).
+ * Anything else fails: 0112 (not indexed, purged by retention, or its file
+ * is gone), 0119 (the SOP class differs), 0110 (the file's bytes changed,
+ * or cannot be read), 0131 (a reused Transaction UID; see sql/pacs.sql).
+ *
+ * The verification holds run/store.lock shared, as a retrieval does:
+ * dcmpurge takes it exclusively around marking and unlinking a batch, so
+ * a purge that chose an object before the request was recorded cannot
+ * free it between "verified" and the report; one that starts later sees
+ * the request pending (it stays so until the report is delivered) and
+ * keeps its instances.
  *
  * Each request is claimed by one process at a time (the association that
  * received it, or one resumer), in a transaction, so a report is never
@@ -26,11 +33,14 @@
 #include "dicomnet/dicomnet.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -587,8 +597,11 @@ evaluate(sqlite3 *db, const struct store *store, struct commit_request *r,
 	size_t i;
 
 	r->committed = 0;
+	/* A row retention marked purged holds no object (its file is gone,
+	 * or listed in purge_pending to go). */
 	if (db_prepare(db, &st, "SELECT sop_class_uid, object_hash FROM "
-	    "instances WHERE sop_instance_uid = ?", e) == -1)
+	    "instances WHERE sop_instance_uid = ? AND purged_at IS NULL",
+	    e) == -1)
 		return -1;
 	for (i = 0; i < r->nitems; i++) {
 		struct commit_item *it = &r->items[i];
@@ -611,6 +624,48 @@ evaluate(sqlite3 *db, const struct store *store, struct commit_request *r,
 	}
 	sqlite3_finalize(st);
 	return 0;
+}
+
+/*
+ * run/store.lock, shared (dcmpurge takes it exclusively around each
+ * batch's marks and unlinks; see the top of this file): the descriptor
+ * to close, or -1 with e set.  Waits while a purge batch runs.
+ */
+static int
+lock_store_shared(const struct config *cfg, struct err *e)
+{
+	char run[PATH_MAX], path[PATH_MAX];
+	int fd;
+
+	if (snprintf(run, sizeof run, "%s/run", cfg->data_dir) >=
+	    (int)sizeof run || snprintf(path, sizeof path, "%s/store.lock",
+	    run) >= (int)sizeof path)
+		return err_set(e, ENAMETOOLONG, "GATEWAY_DATA_DIR too long");
+	if (fs_mkdirs(run, e) == -1)
+		return -1;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) == -1)
+		return err_sys(e, "open %s", path);
+	while (flock(fd, LOCK_SH) == -1)
+		if (errno != EINTR) {
+			err_sys(e, "flock %s", path);
+			close(fd);
+			return -1;
+		}
+	return fd;
+}
+
+/* evaluate(), under the store lock. */
+static int
+evaluate_locked(sqlite3 *db, const struct store *store,
+    const struct config *cfg, struct commit_request *r, struct err *e)
+{
+	int fd, rc;
+
+	if ((fd = lock_store_shared(cfg, e)) == -1)
+		return -1;
+	rc = evaluate(db, store, r, e);
+	close(fd);
+	return rc;
 }
 
 /* The N-EVENT-REPORT's data set (PS3.4 J.3.3.1) in ts. */
@@ -781,7 +836,7 @@ report_here(struct qr_session *x, const struct dimse_msg *m,
 		    "peer=%s id=%lld", x->s->peer, r->id);
 		return 0;
 	}
-	if (evaluate(x->db, &x->store, r, &e) == -1) {
+	if (evaluate_locked(x->db, &x->store, &x->set->cfg, r, &e) == -1) {
 		release(x->db, r, 0, e.msg, cs);
 		log_warn("cannot decide a commitment now", "id=%lld "
 		    "error=\"%s\"", r->id, e.msg);
@@ -992,8 +1047,8 @@ resume_one(const struct qr_settings *set, sqlite3 *db,
 	int gone = 1, rc = 0;
 
 	r.id = id;
-	if (load_request(db, &r, &e) == -1 || evaluate(db, store, &r, &e) ==
-	    -1) {
+	if (load_request(db, &r, &e) == -1 ||
+	    evaluate_locked(db, store, &set->cfg, &r, &e) == -1) {
 		release(db, &r, 1, e.msg, cs);	/* backs off: not this pass */
 		request_free(&r);
 		log_warn("cannot read a commitment request", "id=%lld "

@@ -2,8 +2,9 @@
  * sendqueue_test: the order relaysend sends in (lib/cloud/sendqueue), over a
  * real spool: priority=high first, then round robin over studies, a job
  * without a study a round of its own; jobs not due or not ours stay and
- * are counted as they should; a pass ends early when woken; with --jobs
- * every name is exactly one worker's.
+ * are counted as they should; a pass ends early when woken; a retry asked
+ * for makes what was put off before it due; with --jobs every name is
+ * exactly one worker's.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -67,7 +68,7 @@ main(int argc, char **argv)
 {
 	volatile sig_atomic_t stop = 0;
 	struct job_ctx ob = { 0 };
-	struct sendqueue q = { 0, 1, 0, NULL, 0 };
+	struct sendqueue q = { .worker = 0, .workers = 1 };
 	struct sendqueue_ops ops = { ours, deliver, NULL, &ob };
 	char dir[4096], later[64];
 	struct err e = { 0 };
@@ -152,13 +153,37 @@ main(int argc, char **argv)
 		spool_finish(&sp, "90-f1", &e);
 	}
 
+	/* gatewayctl retry: what was put off before it is due at once. */
+	{
+		char after[160];
+		int waiting = -1;
+
+		snprintf(after, sizeof after, "%sdeferred_at_ms=%lld\n", later,
+		    job_now_ms() + 600 * 1000);
+		job("65-after", "1.5", after);
+		order[0] = '\0';
+		is_long(sendqueue_pass(&q, &ob, &ops), 0, "two jobs wait");
+		is_str(order, "", "... and are not sent");
+		ok(job_retry_now(&sp, &waiting, &e) == 0, "a retry is asked for");
+		is_long(waiting, 2, "... which counts the jobs waiting");
+		ok(job_retry_asked(&sp) >= job_now_ms() - 60000,
+		    "... and is in the spool's retry file");
+		order[0] = '\0';
+		is_long(sendqueue_pass(&q, &ob, &ops), 0, "the next pass");
+		is_str(order, "later", "... sends the job put off before the "
+		    "retry at once, though remembered as not due");
+		is_long(ob.remaining, 1, "one put off after the retry waits on");
+		ok(spool_claim_name(&sp, "65-after", &e) == 1 &&
+		    spool_finish(&sp, "65-after", &e) == 0, "(cleared)");
+	}
+
 	for (int i = 0; i < 200; i++) {
 		char name[32];
 		int n = 0;
 
 		snprintf(name, sizeof name, "job-%d", i);
 		for (int w = 0; w < 2; w++) {
-			struct sendqueue s2 = { w, 2, 0, NULL, 0 };
+			struct sendqueue s2 = { .worker = w, .workers = 2 };
 
 			if (sendqueue_mine(&s2, name)) {
 				n++;
