@@ -38,8 +38,8 @@ acc_sql() {	# acc_sql ACCESSION EXPR: EXPR over its instances
 	sql "$PACS_DB" "SELECT $2 FROM stored_instances WHERE accession_number = '$1'"
 }
 lines() { grep -c "$1" "$LOG"; }	# lines PATTERN: in relaysend's log
-# said: the lines other than the start's
-said() { grep -v -e 'msg=started' -e 'msg="events are off' "$LOG" | wc -l | tr -d ' '; }
+# said: the lines other than the start's (started, the credential, events off)
+said() { grep -v -e 'msg=started' -e 'msg=credential ' -e 'msg="events are off' "$LOG" | wc -l | tr -d ' '; }
 
 # 1. The outage: 25 jobs, the API answers 503.
 item act-91 ACC091000

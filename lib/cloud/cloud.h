@@ -168,7 +168,7 @@ int relay_parse_accept(const char *json, char *address, size_t addrsz,
  *
  * Cache: one per struct identity (one per process), keyed by credential
  * and resource (for SAS, the entity signed).  A token is used until its
- * renew_at: IDENTITY_RENEW_MARGIN_SECONDS (at most a quarter of its
+ * renew_at: IDENTITY_RENEW_MARGIN_SECONDS (at most half of its
  * lifetime) before expires_on.  A renewal that fails while the cached
  * token is still valid for IDENTITY_RENEW_MARGIN_SECONDS / 5 more returns
  * that token with renew_error saying why (once), and is tried again a

@@ -220,7 +220,7 @@ identity_choose(const struct identity_settings *s, enum identity_use use,
 int64_t
 identity_renew_at(int64_t now, int64_t expires_on)
 {
-	int64_t margin = (expires_on - now) / 4;
+	int64_t margin = (expires_on - now) / 2;
 
 	if (margin > IDENTITY_RENEW_MARGIN_SECONDS)
 		margin = IDENTITY_RENEW_MARGIN_SECONDS;
