@@ -414,6 +414,23 @@ native_reduced16(const uint8_t *b, int be, const struct pixel_desc *pd,
 	return 0;
 }
 
+/* Bits of one native frame (YBR_FULL_422: two pixels in 32 bits). */
+static uint64_t
+frame_bits(const struct pixel_desc *pd)
+{
+	if (is_native_422(pd))
+		return ((uint64_t)npixels(pd) + 1) / 2 * 32;
+	return (uint64_t)npixels(pd) * pd->samples * pd->bits_allocated;
+}
+
+uint64_t
+pixel_native_size(const struct pixel_desc *pd, long frames)
+{
+	if (pd->bits_allocated == 1)	/* frames follow bit after bit */
+		return (frame_bits(pd) * (uint64_t)frames + 7) / 8;
+	return frame_bits(pd) / 8 * (uint64_t)frames;
+}
+
 /* Native bytes b (len) holding frame (0-based) and maybe others; reduced
  * as min_side allows (see native_factor). */
 static int
@@ -422,22 +439,15 @@ decode_native_bytes(const uint8_t *b, size_t len, int be, int swap8,
     struct pixel_frame *f, struct err *e)
 {
 	unsigned k = native_factor(pd, min_side);
-
-	uint64_t bits = (uint64_t)npixels(pd) * pd->samples *
-	    pd->bits_allocated;
-	uint64_t start = 0, need, bit0 = 0;
+	uint64_t bits = frame_bits(pd), need = pixel_native_size(pd, frame + 1);
+	uint64_t start = 0, bit0 = 0;
 
 	if (len == 0)
 		return err_set(e, PIXEL_E_NO_PIXELS, "empty pixel data");
-	if (pd->bits_allocated == 1) {
+	if (pd->bits_allocated == 1)
 		bit0 = bits * (uint64_t)frame;
-		need = (bit0 + bits + 7) / 8;
-	} else {
-		if (is_native_422(pd))
-			bits = ((uint64_t)npixels(pd) + 1) / 2 * 32;
+	else
 		start = bits / 8 * (uint64_t)frame;
-		need = start + bits / 8;
-	}
 	if (need > len)
 		return err_set(e, PIXEL_E_CORRUPT, "pixel data has %zu bytes, "
 		    "frame %ld needs %llu", len, frame + 1,
@@ -565,6 +575,7 @@ frame_by_bot(const struct dcm_fragment *bot, const struct dcm_fragment *fr,
 	return join_fragments(fr, first, count, fb, e);
 }
 
+/* From the copied head: the other fragments stay untouched. */
 static int
 starts_frame(const struct dcm_fragment *f)
 {
@@ -572,8 +583,8 @@ starts_frame(const struct dcm_fragment *f)
 
 	if (f->length < 6)
 		return 0;
-	return (f->data[0] == 0xff && (f->data[1] == 0xd8 ||
-	    f->data[1] == 0x4f)) || memcmp(f->data, jp2, sizeof jp2) == 0;
+	return (f->head[0] == 0xff && (f->head[1] == 0xd8 ||
+	    f->head[1] == 0x4f)) || memcmp(f->head, jp2, sizeof jp2) == 0;
 }
 
 /* Frame by codec start markers (no usable offset table). */
