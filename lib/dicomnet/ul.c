@@ -1161,11 +1161,11 @@ ul_send_source(struct ul_assoc *a, uint8_t ctx_id, int is_command,
 			const uint8_t *p;
 			ssize_t k = src->next(src->arg, &p, n - done, e);
 
-			if (k <= 0 || (size_t)k > n - done) {
-				if (k == 0 || (size_t)k > n - done)
-					err_set(e, EIO, "data set source gave "
-					    "%zd bytes where %zu remained", k,
-					    n - done);
+			if (k == -1)
+				return source_failed(a, n - done, e);
+			if (k == 0 || (size_t)k > n - done) {
+				err_set(e, EIO, "data set source gave %zd bytes "
+				    "where %zu remained", k, n - done);
 				return source_failed(a, n - done, e);
 			}
 			if (write_full(a, p, (size_t)k, e) == -1)
