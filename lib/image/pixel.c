@@ -819,7 +819,14 @@ decode_jpeg(const struct frame_bytes *fb, const struct pixel_desc *pd,
 	return 0;
 }
 
-/* JPEG-LS through CharLS. */
+/*
+ * JPEG-LS through CharLS.  The decoded samples (8 or 16 bits) go into the
+ * upper part of the int32 frame itself and are widened from the front:
+ * sample i is read before the int32 at i is written, and no write reaches
+ * a sample not yet read, so a full-size frame needs no second buffer
+ * (17 MB less).  Planar colour data, whose samples move about, is
+ * decoded apart.
+ */
 static int
 decode_jls(const struct frame_bytes *fb, const struct pixel_desc *pd,
     struct pixel_frame *f, struct err *e)
@@ -829,7 +836,8 @@ decode_jls(const struct frame_bytes *fb, const struct pixel_desc *pd,
 	charls_interleave_mode im;
 	charls_jpegls_errc rc;
 	uint8_t *buf = NULL;
-	size_t sz, np = npixels(pd);
+	size_t sz, np = npixels(pd), n = np * pd->samples;
+	int planar, in_place = 0;
 
 	if (dec == NULL)
 		return err_sys(e, "charls_jpegls_decoder_create");
@@ -850,7 +858,14 @@ decode_jls(const struct frame_bytes *fb, const struct pixel_desc *pd,
 	if ((rc = charls_jpegls_decoder_get_destination_size(dec, 0, &sz))
 	    != 0)
 		goto fail;
-	if ((buf = malloc(sz)) == NULL) {
+	planar = im == CHARLS_INTERLEAVE_MODE_NONE && pd->samples > 1;
+	in_place = !planar && sz <= n * sizeof *f->v / 2;
+	if (in_place && frame_alloc(f, pd, e) == -1) {
+		charls_jpegls_decoder_destroy(dec);
+		return -1;
+	}
+	buf = in_place ? (uint8_t *)f->v + n * sizeof *f->v - sz : malloc(sz);
+	if (buf == NULL) {
 		charls_jpegls_decoder_destroy(dec);
 		return err_sys(e, "malloc %zu", sz);
 	}
@@ -858,23 +873,26 @@ decode_jls(const struct frame_bytes *fb, const struct pixel_desc *pd,
 	    0)
 		goto fail;
 	charls_jpegls_decoder_destroy(dec);
-	if (frame_alloc(f, pd, e) == -1) {
+	if (!in_place && frame_alloc(f, pd, e) == -1) {
 		free(buf);
 		return -1;
 	}
-	for (size_t i = 0; i < np * pd->samples; i++) {
+	for (size_t i = 0; i < n; i++) {
 		uint32_t raw = fi.bits_per_sample > 8 ?
 		    (uint32_t)buf[2 * i] | (uint32_t)buf[2 * i + 1] << 8 :
 		    buf[i];
-		f->v[dest_index(pd, i, im == CHARLS_INTERLEAVE_MODE_NONE)] =
-		    stored_value(pd, raw);
+		f->v[dest_index(pd, i, planar)] = stored_value(pd, raw);
 	}
 	f->desc.planar = 0;
-	free(buf);
+	if (!in_place)
+		free(buf);
 	return 0;
 fail:
 	charls_jpegls_decoder_destroy(dec);
-	free(buf);
+	if (in_place)
+		pixel_frame_free(f);
+	else
+		free(buf);
 	return err_set(e, PIXEL_E_CORRUPT, "JPEG-LS: %s",
 	    charls_get_error_message(rc));
 }
