@@ -116,7 +116,8 @@ struct parser {
 	int stopped;
 	int mapped;		/* buf is a file mapping (dcm_open) */
 	size_t released;	/* dropped up to here (release_behind) */
-	int inflate_cut;	/* the inflated dataset stops short */
+	int inflate_cut;	/* inflated only up to the limit asked */
+	int inflate_short;	/* the deflate stream itself ended early */
 	struct err *e;
 	uint32_t cur_item[DCM_MAX_DEPTH + 1];
 	struct scratch scr[DCM_MAX_DEPTH + 1];
@@ -744,7 +745,7 @@ inflate_run(struct parser *p, const uint8_t *in, size_t inlen, int wbits,
 	int rc;
 
 	memset(&zs, 0, sizeof zs);
-	p->inflate_cut = 0;
+	p->inflate_cut = p->inflate_short = 0;
 	if (inflateInit2(&zs, wbits) != Z_OK)
 		return err_set(p->e, DCM_E_DEFLATE, "inflateInit2 failed");
 	cap = inlen < DEFLATE_MAX / 4 ? inlen * 4 + 4096 : DEFLATE_MAX;
@@ -784,6 +785,7 @@ inflate_run(struct parser *p, const uint8_t *in, size_t inlen, int wbits,
 		if (rc == Z_STREAM_END)
 			break;
 		if (rc == Z_BUF_ERROR && fed == inlen) {
+			p->inflate_short = 1;
 			if (p->flags & DCM_STOP_AT_PIXELS)
 				break;	/* the parse decides if enough */
 			rc = err_set(p->e, DCM_E_DEFLATE,
@@ -877,6 +879,9 @@ parse_deflated(struct parser *p, size_t pos)
 			return -1;
 		rc = parse_elements(p, 0, p->len, ts_mode(DCM_TS_EXPLICIT_LE),
 		    0, CTX_ROOT, &end);
+		if (rc == 0 && !p->stopped && p->inflate_short)
+			return err_set(p->e, DCM_E_TRUNCATED, "deflated "
+			    "dataset is truncated before its pixel data");
 		if (!p->inflate_cut || (rc == 0 && p->stopped))
 			return rc;
 		/* Ran out of the part: start again with more. */
