@@ -411,20 +411,27 @@ first_nonzero(const uint8_t *b, size_t n)
 static int parse_elements(struct parser *, size_t, size_t, struct mode, int,
     enum ctx, size_t *);
 
-/* Drop the pages of the mapping at base from *mark to pos once pos is
- * RELEASE_STEP past it (see the top of the file). */
+/* Drop the whole pages of the mapping at base in [from, to). */
 static void
-release_behind(const uint8_t *base, size_t *mark, size_t pos)
+release_range(const uint8_t *base, size_t from, size_t to)
 {
-	size_t page = (size_t)sysconf(_SC_PAGESIZE), from, to;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
-	if (pos < *mark || pos - *mark < RELEASE_STEP)
-		return;
-	from = *mark / page * page;
-	to = pos / page * page;
+	from = from / page * page;
+	to = to / page * page;
 	if (to > from)
 		(void)madvise((void *)(uintptr_t)(base + from), to - from,
 		    MADV_DONTNEED);
+}
+
+/* Drop the mapping's pages from *mark to pos once pos is RELEASE_STEP
+ * past it (see the top of the file). */
+static void
+release_behind(const uint8_t *base, size_t *mark, size_t pos)
+{
+	if (pos < *mark || pos - *mark < RELEASE_STEP)
+		return;
+	release_range(base, *mark, pos);
 	*mark = pos;
 }
 
@@ -1687,6 +1694,9 @@ dcm_pixel_fragments(const struct dcm *d, const struct dcm_elem *el,
 		}
 		pos += 8 + (size_t)len;
 	}
+	if (d->map != NULL)	/* the walk's last pages too: only one
+				 * frame's fragments are read next */
+		release_range(b, mark, pos);
 	*frags = v;
 	*nfrags = n;
 	return 0;
