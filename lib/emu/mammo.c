@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #define MAX_STORED	4095u	/* BitsStored 12 */
 #define BACKGROUND	40u
@@ -664,26 +663,6 @@ put_bto_frame(struct dcm_builder *b, const struct mammo_image *img, int f,
 	    dcm_build_item_end(b, e) == -1 ? -1 : 0;
 }
 
-static int
-put_bto_frames(struct dcm_builder *b, const struct mammo_image *img,
-    struct err *e)
-{
-	char n[16], when[32];
-	int f;
-
-	snprintf(n, sizeof n, "%d", img->frames);
-	snprintf(when, sizeof when, "%s%s", img->exam->study_date,
-	    img->exam->study_time);
-	if (put(b, "NumberOfFrames", n, e) == -1 ||
-	    put_bto_shared(b, img, e) == -1 ||
-	    seq_begin(b, "PerFrameFunctionalGroupsSequence", e) == -1)
-		return -1;
-	for (f = 0; f < img->frames; f++)
-		if (put_bto_frame(b, img, f, when, e) == -1)
-			return -1;
-	return dcm_build_sequence_end(b, e);
-}
-
 /* Multi-frame Dimension: stack, then position in the stack. */
 static int
 put_bto_dimension(struct dcm_builder *b, struct err *e)
@@ -715,10 +694,11 @@ put_bto_dimension(struct dcm_builder *b, struct err *e)
 	    dcm_build_sequence_end(b, e) == -1 ? -1 : 0;
 }
 
-/* Frame of Reference, X-Ray 3D Image, Breast View. */
+/* What the enhanced classes share: Frame of Reference, the image's
+ * identity and the Breast View module (the view only as a code). */
 static int
-put_bto_image(struct dcm_builder *b, const struct mammo_image *img,
-    struct err *e)
+put_enhanced_image(struct dcm_builder *b, const struct mammo_image *img,
+    const char *image_type, struct err *e)
 {
 	char num[16], frame_uid[DCM_UID_MAX];
 
@@ -726,8 +706,7 @@ put_bto_image(struct dcm_builder *b, const struct mammo_image *img,
 	return dcm_uid_new(frame_uid, e) == -1 ||
 	    put(b, "FrameOfReferenceUID", frame_uid, e) == -1 ||
 	    put(b, "PositionReferenceIndicator", "", e) == -1 ||
-	    put(b, "ImageType", BTO_TYPE, e) == -1 ||
-	    put_bto_frame_type(b, e) == -1 ||
+	    put(b, "ImageType", image_type, e) == -1 ||
 	    put(b, "ContentQualification", "PRODUCT", e) == -1 ||
 	    put(b, "InstanceNumber", num, e) == -1 ||
 	    put(b, "ContentDate", img->exam->study_date, e) == -1 ||
@@ -743,6 +722,41 @@ put_bto_image(struct dcm_builder *b, const struct mammo_image *img,
 	    &code_cc : &code_mlo, "ViewModifierCodeSequence", e) == -1 ? -1 : 0;
 }
 
+/*
+ * Number of Frames, the shared group (shared()), and a per-frame group
+ * item for each frame (frame(), which opens and closes its item).
+ */
+static int
+put_groups(struct dcm_builder *b, const struct mammo_image *img,
+    int (*shared)(struct dcm_builder *, const struct mammo_image *,
+    struct err *),
+    int (*frame)(struct dcm_builder *, const struct mammo_image *, int,
+    const char *, struct err *), struct err *e)
+{
+	char n[16], when[32];
+	int f;
+
+	snprintf(n, sizeof n, "%d", img->frames);
+	snprintf(when, sizeof when, "%s%s", img->exam->study_date,
+	    img->exam->study_time);
+	if (put(b, "NumberOfFrames", n, e) == -1 || shared(b, img, e) == -1 ||
+	    seq_begin(b, "PerFrameFunctionalGroupsSequence", e) == -1)
+		return -1;
+	for (f = 0; f < img->frames; f++)
+		if (frame(b, img, f, when, e) == -1)
+			return -1;
+	return dcm_build_sequence_end(b, e);
+}
+
+/* Tomosynthesis: X-Ray 3D Image, Breast View. */
+static int
+put_bto_image(struct dcm_builder *b, const struct mammo_image *img,
+    struct err *e)
+{
+	return put_enhanced_image(b, img, BTO_TYPE, e) == -1 ||
+	    put_bto_frame_type(b, e) == -1 ? -1 : 0;
+}
+
 static int
 build_bto(struct dcm_builder *b, const struct mammo_image *img,
     struct err *e)
@@ -750,7 +764,7 @@ build_bto(struct dcm_builder *b, const struct mammo_image *img,
 	return put_series(b, img->exam, 0, e) == -1 ||
 	    put_bto_image(b, img, e) == -1 ||
 	    put_pixel_description(b, img, e) == -1 ||
-	    put_bto_frames(b, img, e) == -1 ||
+	    put_groups(b, img, put_bto_shared, put_bto_frame, e) == -1 ||
 	    put_bto_dimension(b, e) == -1 ? -1 : 0;
 }
 
@@ -847,58 +861,36 @@ put_bpx_shared(struct dcm_builder *b, const struct mammo_image *img,
 	    item_close(b, e) == -1 ? -1 : 0;
 }
 
+/* One frame's group: its time, and its anatomy when per frame. */
 static int
-put_bpx_frames(struct dcm_builder *b, const struct mammo_image *img,
-    struct err *e)
+put_bpx_frame(struct dcm_builder *b, const struct mammo_image *img, int f,
+    const char *when, struct err *e)
 {
-	char n[16], when[32];
-	int f;
-
-	snprintf(n, sizeof n, "%d", img->frames);
-	snprintf(when, sizeof when, "%s%s", img->exam->study_date,
-	    img->exam->study_time);
-	if (put(b, "NumberOfFrames", n, e) == -1 ||
-	    put_bpx_shared(b, img, e) == -1 ||
-	    seq_begin(b, "PerFrameFunctionalGroupsSequence", e) == -1)
-		return -1;
-	for (f = 0; f < img->frames; f++)
-		if (dcm_build_item_begin(b, e) == -1 ||
-		    item_open(b, "FrameContentSequence", e) == -1 ||
-		    put(b, "FrameAcquisitionDateTime", when, e) == -1 ||
-		    put(b, "FrameReferenceDateTime", when, e) == -1 ||
-		    put_fd(b, "FrameAcquisitionDuration", 1200.0, e) == -1 ||
-		    item_close(b, e) == -1 ||
-		    (img->anatomy_per_frame &&
-		    put_frame_anatomy(b, img, e) == -1) ||
-		    dcm_build_item_end(b, e) == -1)
-			return -1;
-	return dcm_build_sequence_end(b, e);
+	(void)f;
+	return dcm_build_item_begin(b, e) == -1 ||
+	    item_open(b, "FrameContentSequence", e) == -1 ||
+	    put(b, "FrameAcquisitionDateTime", when, e) == -1 ||
+	    put(b, "FrameReferenceDateTime", when, e) == -1 ||
+	    put_fd(b, "FrameAcquisitionDuration", 1200.0, e) == -1 ||
+	    item_close(b, e) == -1 ||
+	    (img->anatomy_per_frame && put_frame_anatomy(b, img, e) == -1) ||
+	    dcm_build_item_end(b, e) == -1 ? -1 : 0;
 }
 
+/* Breast Projection: Enhanced Mammography Image, Breast View. */
 static int
 put_bpx_image(struct dcm_builder *b, const struct mammo_image *img,
     struct err *e)
 {
-	char num[16], frame_uid[DCM_UID_MAX], when[32];
+	char when[32];
 
-	snprintf(num, sizeof num, "%d", img->instance_number);
 	snprintf(when, sizeof when, "%s%s", img->exam->study_date,
 	    img->exam->study_time);
-	return dcm_uid_new(frame_uid, e) == -1 ||
-	    put(b, "FrameOfReferenceUID", frame_uid, e) == -1 ||
-	    put(b, "PositionReferenceIndicator", "", e) == -1 ||
+	return put_enhanced_image(b, img, BPX_TYPE, e) == -1 ||
 	    put(b, "PresentationIntentType", is_processing(img) ?
 	    "FOR PROCESSING" : "FOR PRESENTATION", e) == -1 ||
-	    put(b, "ImageType", BPX_TYPE, e) == -1 ||
-	    put(b, "ContentQualification", "PRODUCT", e) == -1 ||
-	    put(b, "InstanceNumber", num, e) == -1 ||
-	    put(b, "ContentDate", img->exam->study_date, e) == -1 ||
-	    put(b, "ContentTime", img->exam->study_time, e) == -1 ||
 	    put(b, "AcquisitionDateTime", when, e) == -1 ||
 	    put_fd(b, "AcquisitionDuration", 1.2, e) == -1 ||
-	    put(b, "BurnedInAnnotation", "NO", e) == -1 ||
-	    put(b, "LossyImageCompression", "00", e) == -1 ||
-	    put(b, "PresentationLUTShape", "IDENTITY", e) == -1 ||
 	    put(b, "PositionerType", "MAMMOGRAPHIC", e) == -1 ||
 	    put(b, "PositionerMotion", "STATIONARY", e) == -1 ||
 	    put(b, "TypeOfDetectorMotion", "STATIONARY", e) == -1 ||
@@ -917,13 +909,7 @@ put_bpx_image(struct dcm_builder *b, const struct mammo_image *img,
 	    put(b, "ExposureControlModeDescription", "automatic exposure "
 	    "control", e) == -1 ||
 	    put(b, "OrganDose", "1.1", e) == -1 ||
-	    put(b, "EntranceDoseInmGy", "5.1", e) == -1 ||
-	    put(b, "BreastImplantPresent", "NO", e) == -1 ||
-	    put(b, "PartialView", "NO", e) == -1 ||
-	    seq_begin(b, "AcquisitionContextSequence", e) == -1 ||
-	    dcm_build_sequence_end(b, e) == -1 ||
-	    put_code(b, "ViewCodeSequence", img->view.position[0] == 'C' ?
-	    &code_cc : &code_mlo, "ViewModifierCodeSequence", e) == -1 ? -1 : 0;
+	    put(b, "EntranceDoseInmGy", "5.1", e) == -1 ? -1 : 0;
 }
 
 static int
@@ -933,7 +919,8 @@ build_bpx(struct dcm_builder *b, const struct mammo_image *img,
 	return put_series(b, img->exam, 0, e) == -1 ||
 	    put_bpx_image(b, img, e) == -1 ||
 	    put_pixel_description(b, img, e) == -1 ||
-	    put_bpx_frames(b, img, e) == -1 ? -1 : 0;
+	    put_groups(b, img, put_bpx_shared, put_bpx_frame, e) == -1 ?
+	    -1 : 0;
 }
 
 /* --- the image --- */
@@ -1053,22 +1040,14 @@ mammo_build(const struct mammo_image *img, struct dcm_builder **out,
 	return 0;
 }
 
+/* fs_write_all, counting what was written. */
 static int
-write_all(int fd, const uint8_t *p, size_t n, uint64_t *written,
+write_counted(int fd, const void *p, size_t n, uint64_t *written,
     struct err *e)
 {
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return err_sys(e, "write");
-		}
-		p += w;
-		n -= (size_t)w;
-		*written += (uint64_t)w;
-	}
+	if (fs_write_all(fd, p, n, e) == -1)
+		return -1;
+	*written += n;
 	return 0;
 }
 
@@ -1096,12 +1075,12 @@ mammo_write(const struct mammo_image *img, int fd, uint64_t *written,
 		err_set(e, ENOMEM, "out of memory for a frame");
 		goto out;
 	}
-	if (write_all(fd, head, len, &total, e) == -1 ||
-	    write_all(fd, el, sizeof el, &total, e) == -1)
+	if (write_counted(fd, head, len, &total, e) == -1 ||
+	    write_counted(fd, el, sizeof el, &total, e) == -1)
 		goto out;
 	for (int f = 0; f < img->frames; f++) {
 		mammo_frame(img, f, px);
-		if (write_all(fd, px, (size_t)fb, &total, e) == -1)
+		if (write_counted(fd, px, (size_t)fb, &total, e) == -1)
 			goto out;
 	}
 	rc = 0;
