@@ -167,7 +167,10 @@ int render_pnm(const struct render_image *im, uint8_t **out, size_t *len,
  * description, the file meta information and (for "reduced") the lossy
  * compression attributes is copied unchanged; the SOP Instance UID stays
  * the same (the cloud identifies an image by it).  "lossless" decodes to
- * exactly the input's pixels.  The input is never changed.
+ * exactly the input's pixels.  The input is never changed.  Memory is
+ * one frame whatever the frames (a 2 GB tomosynthesis object included):
+ * frames are decoded, encoded and written one at a time, the input's
+ * mapped pages dropped after each.
  *
  * What each mode takes:
  * - "lossless": every frame, one fragment each after a Basic Offset

@@ -199,62 +199,110 @@ sample_mask(unsigned bits)
 	return bits >= 32 ? 0xffffffffu : (1u << bits) - 1;
 }
 
-/* JPEG-LS lossless through CharLS: samples as bits_stored-bit unsigned
- * patterns (signed data in two's complement, as PS3.5 8.2.3 has it). */
+/*
+ * The frame's samples, masked, as bytes-wide little endian values packed
+ * into the frame's own memory, which holds nothing else afterwards:
+ * sample i is read before anything is written where it was, and written
+ * at or before it, so no second frame-sized buffer is needed (a
+ * full-size frame as int32 is 34 MB).
+ */
+static uint8_t *
+pack_in_place(struct pixel_frame *f, size_t bytes, uint32_t mask)
+{
+	const struct pixel_desc *pd = &f->desc;
+	size_t n = (size_t)pd->rows * pd->columns * pd->samples;
+	uint8_t *out = (uint8_t *)f->v;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v = (uint32_t)f->v[i] & mask;
+
+		for (size_t k = 0; k < bytes; k++)
+			out[i * bytes + k] = (uint8_t)(v >> (8 * k));
+	}
+	return out;
+}
+
+/* One JPEG-LS encoding of src into dst (cap bytes); the bytes written
+ * in *len.  With dst NULL, only the encoder's estimate of the size in
+ * *len. */
+static charls_jpegls_errc
+jls_encode_into(const charls_frame_info *fi, const uint8_t *src,
+    size_t srclen, uint8_t *dst, size_t cap, size_t *len)
+{
+	charls_jpegls_encoder *enc = charls_jpegls_encoder_create();
+	charls_jpegls_errc rc;
+
+	if (enc == NULL)
+		return CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY;
+	if ((rc = charls_jpegls_encoder_set_frame_info(enc, fi)) == 0 &&
+	    (rc = charls_jpegls_encoder_set_interleave_mode(enc,
+	    fi->component_count > 1 ? CHARLS_INTERLEAVE_MODE_SAMPLE :
+	    CHARLS_INTERLEAVE_MODE_NONE)) == 0 &&
+	    (rc = charls_jpegls_encoder_set_near_lossless(enc, 0)) == 0) {
+		if (dst == NULL)
+			rc = charls_jpegls_encoder_get_estimated_destination_size(
+			    enc, len);
+		else if ((rc = charls_jpegls_encoder_set_destination_buffer(enc,
+		    dst, cap)) == 0 &&
+		    (rc = charls_jpegls_encoder_encode_from_buffer(enc, src,
+		    srclen, 0)) == 0)
+			rc = charls_jpegls_encoder_get_bytes_written(enc, len);
+	}
+	charls_jpegls_encoder_destroy(enc);
+	return rc;
+}
+
+/*
+ * JPEG-LS lossless through CharLS: samples as bits_stored-bit unsigned
+ * patterns (signed data in two's complement, as PS3.5 8.2.3 has it).
+ * The frame is used up: its samples are packed in place into the front
+ * of its memory, and the stream is encoded into the back of it (half a
+ * 16-bit frame as int32), then copied out at its real size; only noise
+ * that does not compress takes a buffer of the encoder's estimate.
+ */
 static int
-encode_jls(const struct pixel_frame *f, unsigned bits, uint8_t **out,
+encode_jls(struct pixel_frame *f, unsigned bits, uint8_t **out,
     size_t *outlen, struct err *e)
 {
 	const struct pixel_desc *pd = &f->desc;
 	size_t n = (size_t)pd->rows * pd->columns * pd->samples;
-	size_t unit = bits > 8 ? 2 : 1, cap = 0;
+	size_t unit = bits > 8 ? 2 : 1, cap = 0, len = 0;
 	charls_frame_info fi = { pd->columns, pd->rows, (int32_t)bits,
 	    (int32_t)pd->samples };
-	charls_jpegls_encoder *enc = charls_jpegls_encoder_create();
-	charls_jpegls_errc rc = CHARLS_JPEGLS_ERRC_SUCCESS;
-	uint32_t mask = sample_mask(bits);
-	uint8_t *src = malloc(n * unit), *dst = NULL;
+	charls_jpegls_errc rc;
+	uint8_t *src = pack_in_place(f, unit, sample_mask(bits));
+	uint8_t *spare = src + n * unit, *dst = NULL;
 
-	if (enc == NULL || src == NULL) {
-		charls_jpegls_encoder_destroy(enc);
-		free(src);
-		return err_set(e, ENOMEM, "JPEG-LS: out of memory");
-	}
-	for (size_t i = 0; i < n; i++) {
-		uint32_t v = (uint32_t)f->v[i] & mask;
-		if (unit == 2)
-			((uint16_t *)(void *)src)[i] = (uint16_t)v;
+	rc = jls_encode_into(&fi, src, n * unit, spare,
+	    n * sizeof *f->v - n * unit, &len);
+	if (rc == CHARLS_JPEGLS_ERRC_DESTINATION_BUFFER_TOO_SMALL &&
+	    (rc = jls_encode_into(&fi, NULL, 0, NULL, 0, &cap)) == 0) {
+		if ((dst = malloc(cap)) == NULL)
+			rc = CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY;
 		else
-			src[i] = (uint8_t)v;
+			rc = jls_encode_into(&fi, src, n * unit, dst, cap,
+			    &len);
 	}
-	if ((rc = charls_jpegls_encoder_set_frame_info(enc, &fi)) != 0 ||
-	    (rc = charls_jpegls_encoder_set_interleave_mode(enc, pd->samples
-	    > 1 ? CHARLS_INTERLEAVE_MODE_SAMPLE : CHARLS_INTERLEAVE_MODE_NONE))
-	    != 0 ||
-	    (rc = charls_jpegls_encoder_set_near_lossless(enc, 0)) != 0 ||
-	    (rc = charls_jpegls_encoder_get_estimated_destination_size(enc,
-	    &cap)) != 0)
-		goto fail;
-	if ((dst = malloc(cap)) == NULL) {
-		rc = CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY;
-		goto fail;
+	if (rc == 0 && dst == NULL) {
+		if ((dst = malloc(len ? len : 1)) == NULL)
+			rc = CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY;
+		else
+			memcpy(dst, spare, len);
 	}
-	if ((rc = charls_jpegls_encoder_set_destination_buffer(enc, dst, cap))
-	    != 0 ||
-	    (rc = charls_jpegls_encoder_encode_from_buffer(enc, src, n * unit,
-	    0)) != 0 ||
-	    (rc = charls_jpegls_encoder_get_bytes_written(enc, outlen)) != 0)
-		goto fail;
-	charls_jpegls_encoder_destroy(enc);
-	free(src);
+	if (rc == CHARLS_JPEGLS_ERRC_DESTINATION_BUFFER_TOO_SMALL) {
+		free(dst);	/* past even the estimate: noise */
+		return err_set(e, EFBIG, "JPEG-LS output is larger than the "
+		    "samples: no gain");
+	}
+	if (rc != 0) {
+		free(dst);
+		return err_set(e, rc == CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY ?
+		    ENOMEM : EINVAL, "JPEG-LS encoder: %s",
+		    charls_get_error_message(rc));
+	}
 	*out = dst;
+	*outlen = len;
 	return 0;
-fail:
-	charls_jpegls_encoder_destroy(enc);
-	free(src);
-	free(dst);
-	return err_set(e, rc == CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY ? ENOMEM :
-	    EINVAL, "JPEG-LS encoder: %s", charls_get_error_message(rc));
 }
 
 /* JPEG 2000 through OpenJPEG, into memory. */
@@ -532,8 +580,9 @@ area_average(const struct pixel_frame *f, unsigned columns, unsigned rows,
 
 /* --- one frame --- */
 
+/* Encode frame f (used up: JPEG-LS packs it in place). */
 static int
-encode_frame(struct job *j, const struct pixel_frame *f, struct err *e)
+encode_frame(struct job *j, struct pixel_frame *f, struct err *e)
 {
 	const struct pixel_desc *pd = &f->desc;
 	unsigned bits = pd->bits_stored;
@@ -1017,6 +1066,15 @@ check_frames(const struct job *j, struct err *e)
 	    "frames in %zu fragments", j->pd.frames, n) : 0;
 }
 
+/* A frame that failed: 1 when it only means "no gain" (EFBIG: the
+ * encoding outgrew the samples), else -1. */
+static int
+frame_failed(const struct job *j, const struct err *e)
+{
+	return j->mode == TRANSCODE_LOSSLESS && e != NULL &&
+	    e->code == EFBIG ? 1 : -1;
+}
+
 /*
  * Frame by frame into out.  1 (out removed) when lossless output grows
  * past the input: there is no gain, and no point in encoding the rest.
@@ -1027,13 +1085,17 @@ transcode(struct job *j, const char *out, size_t in_bytes, struct err *e)
 	struct writer w;
 	int rc;
 
-	if (check_layout(j, e) == -1 || check_frames(j, e) == -1 ||
-	    do_frame(j, 0, e) == -1 || writer_open(&w, out, e) == -1)
+	if (check_layout(j, e) == -1 || check_frames(j, e) == -1)
+		return -1;
+	if (do_frame(j, 0, e) == -1)
+		return frame_failed(j, e);
+	if (writer_open(&w, out, e) == -1)
 		return -1;
 	rc = write_head(j, &w, e);
 	for (long i = 0; rc == 0 && i < j->pd.frames; i++) {
-		if ((i > 0 && do_frame(j, i, e) == -1) ||
-		    write_frame(j, &w, i, e) == -1)
+		if (i > 0 && do_frame(j, i, e) == -1)
+			rc = frame_failed(j, e);
+		else if (write_frame(j, &w, i, e) == -1)
 			rc = -1;
 		else if (j->mode == TRANSCODE_LOSSLESS && w.bytes >= in_bytes)
 			rc = 1;
@@ -1146,8 +1208,9 @@ struct transcode_stream {
 	size_t pixlen;			/* the pixel data's value */
 	enum piece piece;
 	size_t pos;			/* in the current piece */
-	/* decoded: the current frame packed, and the next to decode */
-	uint8_t *frame;
+	/* decoded: the current frame, packed in place, and the next */
+	struct pixel_frame cur;
+	const uint8_t *frame;		/* cur's memory, packed */
 	size_t framelen, framepos;
 	long next;
 	/* kept: the input's value, swapped into buf when big endian */
@@ -1159,41 +1222,34 @@ struct transcode_stream {
 
 #define STREAM_CHUNK	((size_t)1 << 20)
 
-/* Decode frame i into s->frame, Bits Allocated wide, little endian. */
+/* Decode frame i into s->cur, packed in place Bits Allocated wide,
+ * little endian (s->frame). */
 static int
 pack_frame(struct transcode_stream *s, long i, struct err *e)
 {
 	struct job *j = &s->j;
-	struct pixel_frame f;
-	size_t bytes = j->pd.bits_allocated / 8, n;
-	uint8_t *p = s->frame;
+	struct pixel_frame *f = &s->cur;
+	size_t bytes = j->pd.bits_allocated / 8;
 	int rc;
 
-	memset(&f, 0, sizeof f);
-	rc = pixel_decode(j->d, j->path, i, 0, &f, e);
+	pixel_frame_free(f);
+	memset(f, 0, sizeof *f);
+	rc = pixel_decode(j->d, j->path, i, 0, f, e);
 	dcm_release(j->d);
 	if (rc == -1)
 		return err_wrap(e, "frame %ld", i + 1);
-	if (f.desc.rows != j->pd.rows || f.desc.columns != j->pd.columns ||
-	    f.desc.samples != j->pd.samples) {
-		pixel_frame_free(&f);
+	if (f->desc.rows != j->pd.rows || f->desc.columns != j->pd.columns ||
+	    f->desc.samples != j->pd.samples)
 		return err_set(e, PIXEL_E_CORRUPT, "frame %ld decodes to "
 		    "%ux%ux%u where the image says %ux%ux%u", i + 1,
-		    f.desc.rows, f.desc.columns, f.desc.samples, j->pd.rows,
+		    f->desc.rows, f->desc.columns, f->desc.samples, j->pd.rows,
 		    j->pd.columns, j->pd.samples);
-	}
 	if (i == 0)
 		snprintf(j->photometric, sizeof j->photometric, "%s",
-		    f.desc.photometric);
-	n = (size_t)f.desc.rows * f.desc.columns * f.desc.samples;
-	for (size_t k = 0; k < n; k++) {
-		uint32_t v = (uint32_t)f.v[k];
-
-		for (size_t b = 0; b < bytes; b++)
-			*p++ = (uint8_t)(v >> (8 * b));
-	}
-	pixel_frame_free(&f);
-	s->framelen = n * bytes;
+		    f->desc.photometric);
+	s->frame = pack_in_place(f, bytes, 0xffffffffu);
+	s->framelen = (size_t)f->desc.rows * f->desc.columns *
+	    f->desc.samples * bytes;
 	s->framepos = 0;
 	s->next = i + 1;
 	return 0;
@@ -1205,16 +1261,11 @@ static int
 open_decoded(struct transcode_stream *s, struct err *e)
 {
 	struct job *j = &s->j;
-	size_t frame;
 
 	if (pixel_describe(j->d, &j->pd, e) == -1 || check_native(j, e) == -1)
 		return -1;
-	frame = (size_t)j->pd.rows * j->pd.columns * j->pd.samples *
-	    (j->pd.bits_allocated / 8);
-	if ((s->frame = malloc(frame)) == NULL)
-		return err_set(e, ENOMEM, "out of memory for a frame of %zu "
-		    "bytes", frame);
-	s->pixlen = frame * (size_t)j->pd.frames;
+	s->pixlen = (size_t)j->pd.rows * j->pd.columns * j->pd.samples *
+	    (j->pd.bits_allocated / 8) * (size_t)j->pd.frames;
 	return pack_frame(s, 0, e);
 }
 
@@ -1392,7 +1443,7 @@ transcode_native_close(struct transcode_stream *s)
 		return;
 	free(s->head);
 	free(s->tail);
-	free(s->frame);
+	pixel_frame_free(&s->cur);
 	free(s->buf);
 	job_free(&s->j);
 	free(s);
