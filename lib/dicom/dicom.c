@@ -1110,6 +1110,19 @@ dcm_open(const char *path, unsigned flags, struct dcm **out, struct err *e)
 }
 
 void
+dcm_release_part(const struct dcm *d, const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p, base;
+
+	if (d == NULL || d->map == NULL)
+		return;
+	base = (uintptr_t)d->map;
+	if (a < base || a - base > d->maplen || len > d->maplen - (a - base))
+		return;
+	release_range(d->map, a - base, a - base + len);
+}
+
+void
 dcm_release(const struct dcm *d)
 {
 	if (d != NULL && d->map != NULL)
