@@ -833,6 +833,7 @@ inflate_dataset(struct parser *p, size_t pos, size_t limit)
 	p->buf = out;
 	p->len = outlen;
 	p->where = " of the inflated dataset";
+	p->mapped = 0;		/* no page of the heap is ever dropped */
 	return 0;
 }
 

@@ -130,8 +130,9 @@ void dcm_free(struct dcm *d);
  * the frames of a walk over a large object.  No effect on dcm_parse(). */
 void dcm_release(const struct dcm *d);
 
-/* The same for the whole pages of the mapping in [p, p + len), once a
- * long value has been read through (nothing when p is not in it). */
+/* The same for the pages of the mapping that hold [p, p + len) (a
+ * partial last page kept), once a long value has been read through;
+ * nothing when p is not in the mapping. */
 void dcm_release_part(const struct dcm *d, const void *p, size_t len);
 
 /* The transfer syntax UID of the dataset (from meta, or the one guessed). */
