@@ -61,6 +61,7 @@
 #define DEFLATE_MAX	((size_t)1 << 30)
 #define INFLATE_FIRST	((size_t)1 << 20)
 #define RELEASE_STEP	((size_t)8 << 20)
+#define FOLIO_MAX	((size_t)2 << 20)	/* the largest a touch maps */
 
 #define TAGFMT		"(%04X,%04X)"
 #define TAGARG(t)	DCM_GROUP(t), DCM_ELEMENT(t)
@@ -424,14 +425,20 @@ release_range(const uint8_t *base, size_t from, size_t to)
 		    MADV_DONTNEED);
 }
 
-/* Drop the mapping's pages from *mark to pos once pos is RELEASE_STEP
- * past it (see the top of the file). */
+/*
+ * Drop the mapping's pages from *mark to pos once pos is RELEASE_STEP
+ * past it (see the top of the file).  A touch maps the whole folio
+ * around it, which may begin up to FOLIO_MAX before the byte touched:
+ * the range starts that much before the mark, or what the walk touched
+ * there would stay mapped, a little at every mark (30 MB over the 120
+ * fragments of a freshly written object).
+ */
 static void
 release_behind(const uint8_t *base, size_t *mark, size_t pos)
 {
 	if (pos < *mark || pos - *mark < RELEASE_STEP)
 		return;
-	release_range(base, *mark, pos);
+	release_range(base, *mark > FOLIO_MAX ? *mark - FOLIO_MAX : 0, pos);
 	*mark = pos;
 }
 
@@ -457,6 +464,11 @@ skip_fragments(struct parser *p, uint32_t tag, size_t pos, size_t end,
 		len = rd32(p->buf + pos + 4, m.be);
 		if (t == TAG_SEQ_END) {
 			*endpos = pos + 8;
+			if (p->mapped)	/* what the walk touched last */
+				release_range(p->buf, p->released >
+				    FOLIO_MAX ? p->released - FOLIO_MAX : 0,
+				    pos);
+			p->released = pos;
 			return 0;
 		}
 		if (t != TAG_ITEM)
@@ -1710,7 +1722,8 @@ dcm_pixel_fragments(const struct dcm *d, const struct dcm_elem *el,
 	}
 	if (d->map != NULL)	/* the walk's last pages too: only one
 				 * frame's fragments are read next */
-		release_range(b, mark, pos);
+		release_range(b, mark > FOLIO_MAX ? mark - FOLIO_MAX : 0,
+		    end - pos > FOLIO_MAX ? pos + FOLIO_MAX : end);
 	*frags = v;
 	*nfrags = n;
 	return 0;
