@@ -123,7 +123,7 @@ demo: deps-run all
 	sh tools/demo
 
 # Benchmarks print their figures (README quotes them); each compares with
-# a dcmtk reference in the same run.
+# a dcmtk reference in the same run (bench/tomo: with the 64 MB target).
 bench: deps all
 	bench/ingest
 	bench/mwl
@@ -131,6 +131,7 @@ bench: deps all
 	bench/upload
 	bench/qr
 	bench/purge
+	bench/tomo
 
 # libFuzzer targets (clang): build/fuzz/fuzzers/fuzz_<t> (make fuzzers),
 # each run by make fuzz for FUZZ_SECONDS on its own seeds, fuzz/seeds/<t>/,

@@ -302,12 +302,50 @@ thumbs_dir(const struct ctl *x, char *out, size_t outsz)
 	"coalesce(i.view_position, '')), o.size, i.received_at, " \
 	"i.source_aet, o.storage_path, i.thumbnail_status, " \
 	"i.thumbnail_path, i.upload_status, i.upload_attempt_count, " \
-	"i.uploaded_at, i.upload_error, i.upload_next_attempt_at " \
+	"i.uploaded_at, i.upload_error, i.upload_next_attempt_at, " \
+	"i.sop_class_uid, i.presentation_intent, i.number_of_frames, " \
+	"i.rows, i.columns " \
 	"FROM instances i JOIN objects o ON o.hash = i.object_hash " \
 	"JOIN series se ON se.id = i.series_ref " \
 	"WHERE se.study_ref = ?1 " \
 	"ORDER BY se.series_number + 0, i.instance_number + 0, " \
 	"i.sop_instance_uid"
+
+/* The mammography classes in words; the others by their UID. */
+static const struct {
+	const char *uid, *words;
+} image_classes[] = {
+	{ "1.2.840.10008.5.1.4.1.1.1.2", "mammogram, for presentation" },
+	{ "1.2.840.10008.5.1.4.1.1.1.2.1", "mammogram, for processing" },
+	{ "1.2.840.10008.5.1.4.1.1.13.1.3", "tomosynthesis" },
+	{ "1.2.840.10008.5.1.4.1.1.13.1.4",
+	    "breast projection, for presentation" },
+	{ "1.2.840.10008.5.1.4.1.1.13.1.5",
+	    "breast projection, for processing" },
+};
+
+/* "    image:   tomosynthesis, 60 frames of 2457x1890" */
+static void
+print_image_line(sqlite3_stmt *st)
+{
+	const char *uid = col(st, 15), *words = NULL;
+	int frames = sqlite3_column_int(st, 17);
+
+	for (size_t i = 0; i < sizeof image_classes / sizeof image_classes[0];
+	    i++)
+		if (strcmp(uid, image_classes[i].uid) == 0)
+			words = image_classes[i].words;
+	if (words != NULL)
+		printf("    image:   %s", words);
+	else
+		printf("    image:   SOP class %s%s%s", *uid ? uid : "-",
+		    *col(st, 16) ? ", " : "", col(st, 16));
+	printf(", %d frame%s", frames > 1 ? frames : 1, frames > 1 ? "s" : "");
+	if (sqlite3_column_int(st, 18) > 0)
+		printf(" of %dx%d", sqlite3_column_int(st, 18),
+		    sqlite3_column_int(st, 19));	/* rows x columns */
+	printf("\n");
+}
 
 static void
 print_instance(const struct ctl *x, sqlite3_stmt *st)
@@ -320,6 +358,7 @@ print_instance(const struct ctl *x, sqlite3_stmt *st)
 	    *col(st, 1) ? col(st, 1) : "-", *col(st, 2) ? col(st, 2) : "-",
 	    *col(st, 3) ? col(st, 3) : "-", size, col(st, 5),
 	    *col(st, 6) ? col(st, 6) : "-");
+	print_image_line(st);
 	printf("    store:   %s/%s\n", x->cfg.storage_path, col(st, 7));
 	printf("    preview: %s", col(st, 8));
 	if (*col(st, 9))

@@ -309,7 +309,7 @@ static int
 configure(struct sender *s)
 {
 	const char *nm = getenv("RELAY_NO_MATCH");
-	long connect, low, total, rate, jobs, retries;
+	long connect, low, total, rate, jobs, retries, max_mb;
 	enum request_policy policy;
 	struct err e = { 0 };
 
@@ -347,11 +347,14 @@ configure(struct sender *s)
 	    SPREAD_DEFAULT, &s->img.spread_seconds, &e) == -1 ||
 	    config_env_long("RELAY_SUMMARY_SECONDS", 0, 86400,
 	    SUMMARY_DEFAULT, &s->ob.summary_seconds, &e) == -1 ||
+	    config_env_long("CLOUD_API_MAX_MB", 1, 1048576, 100, &max_mb,
+	    &e) == -1 ||
 	    request_upload_policy(&policy, &e) == -1) {
 		log_err("bad setting", &e);
 		return -1;
 	}
 	s->img.max_retries = (int)retries;
+	s->img.max_bytes = (long long)max_mb * 1024 * 1024;
 	s->ob.pending_queued = policy == REQUEST_POLICY_ALL;
 	s->ca_file = config_env("GATEWAY_CA_FILE");
 	if (configure_mode(s) == -1)

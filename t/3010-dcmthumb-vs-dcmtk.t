@@ -2,7 +2,8 @@
 # 3010-dcmthumb-vs-dcmtk: the differential.  Every image of pydicom's
 # test_files and the shared corpus is rendered by dcmthumb and by dcmtk's
 # dcm2pnm with the same window choice (the first Window Center/Width:
-# +Wi 1; else the first VOI LUT: +Wl 1; else min-max: +Wm) and the same
+# +Wi 1; else an enhanced object's Frame VOI LUT group: +Ww C W; else
+# the first VOI LUT: +Wl 1; else min-max: +Wm) and the same
 # frame (the middle one); dcmtk's full-size picture is area-reduced to
 # dcmthumb's size and the two must agree: PSNR >= 30 dB or mean absolute
 # difference <= 3 grey levels.  Images dcmtk cannot render are not
@@ -50,8 +51,22 @@ for path in open(sys.argv[1]).read().split():
     frame = (max(frames, 1) - 1) // 2 + 1
     ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
     prog = "dcml2pnm" if ts in ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81") else "dcmj2pnm"
+    # An enhanced object's window is in its Frame VOI LUT functional
+    # group (the frame's, else the shared one): dcmtk's +Wi does not look
+    # there, so it gets the values (dcmtk applies the group's rescale).
+    voi = None
+    for fg in ([ds.PerFrameFunctionalGroupsSequence[frame - 1]]
+               if len(ds.get("PerFrameFunctionalGroupsSequence", [])) >= frame
+               else []) + list(ds.get("SharedFunctionalGroupsSequence", [])):
+        for item in fg.get("FrameVOILUTSequence", []):
+            if voi is None and item.get("WindowWidth") not in (None, "", []):
+                voi = item
     if ds.get("WindowWidth") not in (None, "", []):
         opt = "+Wi 1"
+    elif voi is not None:
+        c = voi.WindowCenter[0] if voi["WindowCenter"].VM > 1 else voi.WindowCenter
+        w = voi.WindowWidth[0] if voi["WindowWidth"].VM > 1 else voi.WindowWidth
+        opt = "+Ww %s %s" % (float(c), float(w))
     elif "VOILUTSequence" in ds and len(ds.VOILUTSequence) > 0 and \
             ds.VOILUTSequence[0].get("LUTData") not in (None, b"", []):
         opt = "+Wl 1"

@@ -122,6 +122,33 @@ fi
 "$tc" --check lossless "$P/SC_rgb_small_odd.dcm" "$T/x.dcm"
 is "$?:$(test -e "$T/x.dcm" && echo kept)" 3: \
     "lossless no smaller than the input: nothing to do, output removed"
+# 16-bit noise: JPEG-LS output does not fit the half of the decoded frame
+# the encoder writes into, and takes a buffer of its own; still no gain.
+/usr/bin/python3 - "$T/noise.dcm" <<'PY'
+import sys
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+m = FileMetaDataset()
+m.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+m.MediaStorageSOPInstanceUID = generate_uid()
+m.TransferSyntaxUID = ExplicitVRLittleEndian
+d = Dataset()
+d.file_meta = m
+d.is_little_endian, d.is_implicit_VR = True, False
+d.SOPClassUID, d.SOPInstanceUID = m.MediaStorageSOPClassUID, m.MediaStorageSOPInstanceUID
+d.StudyInstanceUID, d.SeriesInstanceUID = generate_uid(), generate_uid()
+d.Modality = "OT"
+d.SamplesPerPixel, d.PhotometricInterpretation = 1, "MONOCHROME2"
+d.Rows = d.Columns = 256
+d.BitsAllocated = d.BitsStored = 16
+d.HighBit, d.PixelRepresentation = 15, 0
+d.PixelData = np.random.default_rng(7).integers(0, 65536, (256, 256), dtype=np.uint16).tobytes()
+d.save_as(sys.argv[1], write_like_original=False)
+PY
+"$tc" --check lossless "$T/noise.dcm" "$T/x.dcm"
+is "$?:$(test -e "$T/x.dcm" && echo kept)" 3: \
+    "lossless of 16-bit noise (larger than it went in): nothing to do, no error"
 "$tc" --check reduced "$P/SC_rgb_rle_16bit_2frame.dcm" "$T/x.dcm" 2>"$T/err"
 is "$?:$(cat "$T/err")" "2:transcode: reduced mode does not take multi-frame images (2 frames) (code 22)" \
     "reduced refuses a multi-frame image, saying why"

@@ -126,7 +126,7 @@ is "$rc" 66 "a modality filter with no match: exit 66"
 
 mkdir -p "$T/unit"
 ok "lib/emu/mammo unit tests pass (t/unit/mammo_test)" "$GW_BUILD/t/mammo_test" "$T/unit"
-ok "its four views and two tomosynthesis images are clean for dcmdump and dciodvfy" clean_files "$T/unit"
+ok "its four views, two tomosynthesis and two breast projection images are clean for dcmdump and dciodvfy" clean_files "$T/unit"
 
 ok "no sanitizer report from the emulator" \
     sh -c "! cat '$T'/*.err | grep -q 'Sanitizer\|runtime error'"

@@ -44,8 +44,8 @@ static const struct attr_map attr_map[] = {
 	F(0x0008, 0x0008, image_type, 1),
 	F(0x0008, 0x0068, presentation_intent, 0),
 	F(0x0018, 0x5101, view_position, 0),
-	F(0x0020, 0x0062, laterality, 0),	/* Image Laterality */
-	F(0x0020, 0x0060, laterality, 0),	/* else (series) Laterality */
+	F(0x0020, 0x0062, laterality, 0),	/* Image Laterality; else see
+						 * laterality_and_view() */
 	F(0x0040, 0x0316, organ_dose, 0),
 	F(0x0040, 0x8302, entrance_dose_in_mgy, 0),
 	F(0x0018, 0x0060, kvp, 0),
@@ -101,7 +101,21 @@ first_item(const struct dcm *d, const struct dcm_item *item, uint32_t tag)
 	    dcm_item_at(d, sq, 0) : NULL;
 }
 
-/* Mammography view codes (SNOMED CT, and the older SNOMED RT ones). */
+#define TAG_SHARED_GROUPS	DCM_TAG(0x5200, 0x9229)
+#define TAG_PER_FRAME_GROUPS	DCM_TAG(0x5200, 0x9230)
+#define TAG_FRAME_ANATOMY	DCM_TAG(0x0020, 0x9071)
+#define TAG_FRAME_LATERALITY	DCM_TAG(0x0020, 0x9072)
+#define TAG_VIEW_CODE		DCM_TAG(0x0054, 0x0220)
+#define TAG_CODE_VALUE		DCM_TAG(0x0008, 0x0100)
+
+/*
+ * View for Mammography (PS3.16 CID 4014): each code in SNOMED CT and in
+ * the older SNOMED RT (SRT, SNM3), with its ACR MQCM 1999 equivalent,
+ * which is what View Position holds.  Y-X1770 and Y-X1771 are the codes
+ * an earlier version of the context group gave XCCL and XCCM (deprecated,
+ * still sent).  A tissue specimen (127457009, G-8310) has no view and
+ * none is indexed.
+ */
 static const struct {
 	const char *code, *view;
 } view_codes[] = {
@@ -109,39 +123,97 @@ static const struct {
 	{ "399368009", "MLO" }, { "R-10226", "MLO" },
 	{ "399260004", "ML" }, { "R-10224", "ML" },
 	{ "399352003", "LM" }, { "R-10228", "LM" },
-	{ "399099002", "XCCL" }, { "R-1024A", "XCCL" },
-	{ "399192003", "XCCM" }, { "R-1024B", "XCCM" },
+	{ "399099002", "LMO" }, { "R-10230", "LMO" },
+	{ "399196006", "FB" }, { "R-10244", "FB" },
+	{ "399188001", "SIO" }, { "R-102D0", "SIO" },
+	{ "441555000", "ISO" }, { "R-40AAA", "ISO" },
+	{ "399192008", "XCCL" }, { "R-1024A", "XCCL" }, { "Y-X1770", "XCCL" },
+	{ "399101009", "XCCM" }, { "R-1024B", "XCCM" }, { "Y-X1771", "XCCM" },
 };
 
-/*
- * Enhanced multi-frame objects (Breast Tomosynthesis) have no top-level
- * Image Laterality or View Position: laterality is the shared Frame
- * Anatomy's Frame Laterality, the view is the View Code Sequence's code.
- */
-static void
-enhanced_view(const struct dcm *d, struct pacs_attrs *a)
+/* The View Position term for the first item of a View Code Sequence in
+ * item (NULL: root): 0, or -1 when absent or not a CID 4014 view. */
+static int
+view_of_code(const struct dcm *d, const struct dcm_item *item, char *out,
+    size_t outsz)
 {
-	const struct dcm_item *it;
-	struct err ignored;
+	const struct dcm_item *it = first_item(d, item, TAG_VIEW_CODE);
 	char code[64];
 
-	if (a->laterality[0] == '\0' &&
-	    (it = first_item(d, NULL, DCM_TAG(0x5200, 0x9229))) != NULL &&
-	    (it = first_item(d, it, DCM_TAG(0x0020, 0x9071))) != NULL &&
-	    dcm_get_string(d, it, DCM_TAG(0x0020, 0x9072), 0, a->laterality,
-	    sizeof a->laterality, &ignored) < 0)
-		a->laterality[0] = '\0';
-	if (a->view_position[0] != '\0' ||
-	    (it = first_item(d, NULL, DCM_TAG(0x0054, 0x0220))) == NULL ||
-	    dcm_get_string(d, it, DCM_TAG(0x0008, 0x0100), 0, code,
-	    sizeof code, &ignored) < 0)
-		return;
+	if (it == NULL || dcm_get_string(d, it, TAG_CODE_VALUE, 0, code,
+	    sizeof code, NULL) < 1)
+		return -1;
 	for (size_t i = 0; i < sizeof view_codes / sizeof view_codes[0]; i++)
 		if (strcmp(code, view_codes[i].code) == 0) {
-			snprintf(a->view_position, sizeof a->view_position,
-			    "%s", view_codes[i].view);
-			return;
+			snprintf(out, outsz, "%s", view_codes[i].view);
+			return 0;
 		}
+	return -1;
+}
+
+/* Frame Laterality in a functional group item's Frame Anatomy. */
+static int
+frame_laterality(const struct dcm *d, const struct dcm_item *group,
+    char *out, size_t outsz)
+{
+	const struct dcm_item *it = first_item(d, group, TAG_FRAME_ANATOMY);
+
+	return it != NULL && dcm_get_string(d, it, TAG_FRAME_LATERALITY, 0,
+	    out, outsz, NULL) > 0 ? 0 : -1;
+}
+
+/*
+ * A value of an enhanced (multi-frame functional groups) object: from
+ * the shared group, else from the per-frame groups when every frame says
+ * the same (frames that differ give no value for the image as a whole).
+ */
+static int
+from_groups(const struct dcm *d, int (*get)(const struct dcm *,
+    const struct dcm_item *, char *, size_t), char *out, size_t outsz)
+{
+	const struct dcm_elem *pf = dcm_find(d, NULL, TAG_PER_FRAME_GROUPS);
+	const struct dcm_item *shared = first_item(d, NULL,
+	    TAG_SHARED_GROUPS);
+	char v[PACS_LO];
+	size_t n = pf != NULL ? dcm_item_count(d, pf) : 0;
+
+	if (shared != NULL && get(d, shared, out, outsz) == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (get(d, dcm_item_at(d, pf, i), v, sizeof v) == -1 ||
+		    (i > 0 && strcmp(v, out) != 0)) {
+			out[0] = '\0';
+			return -1;
+		}
+		if (i == 0)
+			snprintf(out, outsz, "%s", v);
+	}
+	return n > 0 ? 0 : -1;
+}
+
+/*
+ * Laterality and view.  Laterality: Image Laterality (0020,0062) at the
+ * top (Digital Mammography); else Frame Laterality (0020,9072) of the
+ * Frame Anatomy functional group (Breast Tomosynthesis, Breast
+ * Projection), shared or the same in every frame; else the series'
+ * Laterality (0020,0060).  View: View Position (0018,5101) at the top;
+ * else the View Code Sequence (0054,0220) at the top (the Breast View
+ * module of the enhanced classes), else in the shared or every
+ * per-frame functional group item, mapped to its View Position term.
+ */
+static void
+laterality_and_view(const struct dcm *d, struct pacs_attrs *a)
+{
+	if (a->laterality[0] == '\0' && from_groups(d, frame_laterality,
+	    a->laterality, sizeof a->laterality) == -1 &&
+	    dcm_get_string(d, NULL, DCM_TAG(0x0020, 0x0060), 0, a->laterality,
+	    sizeof a->laterality, NULL) < 0)
+		a->laterality[0] = '\0';
+	if (a->view_position[0] == '\0' && view_of_code(d, NULL,
+	    a->view_position, sizeof a->view_position) == -1 &&
+	    from_groups(d, view_of_code, a->view_position,
+	    sizeof a->view_position) == -1)
+		a->view_position[0] = '\0';
 }
 
 int
@@ -173,7 +245,7 @@ pacs_extract(const struct dcm *d, struct pacs_attrs *a, struct err *e)
 	    dcm_get_string(d, NULL, DCM_TAG(0x0002, 0x0002), 0,
 	    a->sop_class_uid, sizeof a->sop_class_uid, &ignored) < 0)
 		a->sop_class_uid[0] = '\0';
-	enhanced_view(d, a);
+	laterality_and_view(d, a);
 	ts = dcm_transfer_syntax(d);
 	snprintf(a->transfer_syntax_uid, sizeof a->transfer_syntax_uid, "%s",
 	    ts ? ts : "");

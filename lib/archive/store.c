@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,67 +35,73 @@ store_open(struct store *st, const char *root, int create, struct err *e)
 	return 0;
 }
 
-static void
-digest_hex(const unsigned char md[SHA256_DIGEST_LENGTH],
-    char hex[STORE_HASH_LEN + 1])
+/* The digest of ctx, finished, as 64 hex digits. */
+static int
+hash_final(SHA256_CTX *ctx, char hex[STORE_HASH_LEN + 1], struct err *e)
 {
 	static const char digits[] = "0123456789abcdef";
+	unsigned char md[SHA256_DIGEST_LENGTH];
 
-	for (unsigned i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+	if (SHA256_Final(md, ctx) != 1)
+		return err_set(e, EIO, "SHA-256 failed (OpenSSL)");
+	for (unsigned i = 0; i < 32; i++) {
 		hex[2 * i] = digits[md[i] >> 4];
 		hex[2 * i + 1] = digits[md[i] & 15];
 	}
 	hex[STORE_HASH_LEN] = '\0';
+	return 0;
 }
 
 int
 store_hash_buf(const void *buf, size_t len, char hex[STORE_HASH_LEN + 1],
     struct err *e)
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
 	SHA256_CTX ctx;
 
-	if (SHA256_Init(&ctx) != 1 || SHA256_Update(&ctx, buf, len) != 1 ||
-	    SHA256_Final(md, &ctx) != 1)
+	if (SHA256_Init(&ctx) != 1 || SHA256_Update(&ctx, buf, len) != 1)
 		return err_set(e, EIO, "SHA-256 failed (OpenSSL)");
-	digest_hex(md, hex);
-	return 0;
+	return hash_final(&ctx, hex, e);
+}
+
+/*
+ * SHA-256 of the file open on fd, read a chunk at a time: a mapping of a
+ * 2 GB object would count whole in the process's resident memory, the
+ * page cache that read() goes through does not.
+ */
+#define HASH_CHUNK	((size_t)1 << 20)
+
+static int
+hash_fd(int fd, const char *path, char hex[STORE_HASH_LEN + 1],
+    struct err *e)
+{
+	SHA256_CTX ctx;
+	uint8_t *buf = malloc(HASH_CHUNK);
+	ssize_t n;
+	int rc = 0;
+
+	if (buf == NULL)
+		return err_set(e, ENOMEM, "out of memory");
+	if (SHA256_Init(&ctx) != 1)
+		rc = err_set(e, EIO, "SHA-256 failed (OpenSSL)");
+	while (rc == 0 && (n = read(fd, buf, HASH_CHUNK)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			rc = err_sys(e, "read %s", path);
+		else if (SHA256_Update(&ctx, buf, (size_t)n) != 1)
+			rc = err_set(e, EIO, "SHA-256 failed (OpenSSL)");
+	}
+	free(buf);
+	return rc == 0 ? hash_final(&ctx, hex, e) : -1;
 }
 
 int
 store_hash_fd(int fd, char hex[STORE_HASH_LEN + 1], struct err *e)
 {
-	const size_t bufsz = 1u << 20;
-	unsigned char md[SHA256_DIGEST_LENGTH], *buf;
-	SHA256_CTX ctx;
-	ssize_t n;
-	int rc = 0;
-
-	if ((buf = malloc(bufsz)) == NULL)
-		return err_set(e, ENOMEM, "out of memory for hashing");
-	if (lseek(fd, 0, SEEK_SET) == -1) {
-		free(buf);
+	if (lseek(fd, 0, SEEK_SET) == -1)
 		return err_sys(e, "lseek");
-	}
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	if (SHA256_Init(&ctx) != 1)
-		rc = err_set(e, EIO, "SHA-256 failed (OpenSSL)");
-	while (rc == 0 && (n = read(fd, buf, bufsz)) != 0) {
-		if (n == -1) {
-			if (errno != EINTR)
-				rc = err_sys(e, "read");
-			continue;
-		}
-		if (SHA256_Update(&ctx, buf, (size_t)n) != 1)
-			rc = err_set(e, EIO, "SHA-256 failed (OpenSSL)");
-	}
-	free(buf);
-	if (rc == 0 && SHA256_Final(md, &ctx) != 1)
-		rc = err_set(e, EIO, "SHA-256 failed (OpenSSL)");
-	if (rc == -1)
-		return -1;
-	digest_hex(md, hex);
-	return 0;
+	return hash_fd(fd, "the file", hex, e);
 }
 
 int
@@ -168,26 +173,14 @@ int
 store_verify(const struct store *st, const char *hash, struct err *e)
 {
 	char path[PATH_MAX], got[STORE_HASH_LEN + 1];
-	struct stat sb;
-	void *map;
 	int fd, r;
 
 	if (store_path(st, hash, path, sizeof path, e) == -1)
 		return -1;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return err_sys(e, "object %s", hash);
-	if (fstat(fd, &sb) == -1) {
-		close(fd);
-		return err_sys(e, "stat %s", path);
-	}
-	map = sb.st_size ? mmap(NULL, (size_t)sb.st_size, PROT_READ,
-	    MAP_PRIVATE, fd, 0) : NULL;
+	r = hash_fd(fd, path, got, e);
 	close(fd);
-	if (map == MAP_FAILED)
-		return err_sys(e, "mmap %s", path);
-	r = store_hash_buf(map ? map : "", (size_t)sb.st_size, got, e);
-	if (map)
-		munmap(map, (size_t)sb.st_size);
 	if (r == -1)
 		return -1;
 	if (strcmp(got, hash) != 0)

@@ -191,6 +191,8 @@ static const struct setting table[] = {
 	/* the cloud: the Manage API and relaysend */
 	{ "CLOUD_API_ENDPOINT", NULL, SETTING_URL, 0, 0, NULL, 0, NULL,
 	  "the Manage API for images (https://host/api/v1/dicom); unset: images are HELD" },
+	{ "CLOUD_API_MAX_MB", "100", SETTING_INT, 1, 1048576, NULL, 0, NULL,
+	  "the largest file the Manage API takes, in MiB (production's 100): a larger one is not sent" },
 	{ "CLOUD_API_TOKEN", NULL, SETTING_TEXT, 0, 0, NULL, S, NULL,
 	  "a static Manage API token (not in production)" },
 	{ "CLOUD_API_TOKEN_COMMAND", NULL, SETTING_TEXT, 0, 0, NULL, 0, NULL,

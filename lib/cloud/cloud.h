@@ -934,7 +934,8 @@ void sendqueue_free(struct sendqueue *q);
  * is dropped, the image LOCAL; an image of a study the API refused is
  * REFUSED without a PUT; one missing ImageLaterality or ViewPosition, or
  * whose laterality and view differ from its series' first image, or
- * whose file to send is over the API's 100 MiB, is given up (FAILED).
+ * whose file to send is over the API's limit (CLOUD_API_MAX_MB, 100 MiB),
+ * is given up (FAILED).
  * An upload asked for by images.request (requested=1) skips the first
  * two and is sent even when the instance was uploaded before.
  *
@@ -979,6 +980,7 @@ struct imagesend {
 	struct transcode_opts topts;	/* DICOM_THUMBNAIL_SIZE, _RATIO */
 	enum upload_classes classes;	/* RELAY_UPLOAD_CLASSES */
 	int max_retries;		/* MAX_UPLOAD_RETRIES: 500s, then FAILED */
+	long long max_bytes;		/* CLOUD_API_MAX_MB: larger is not sent */
 	long spread_seconds;		/* RELAY_500_SPREAD_SECONDS */
 	char scratch[PATH_MAX];		/* where transcoded copies are made */
 };

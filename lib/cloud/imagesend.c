@@ -13,7 +13,6 @@
 #include "cloud/cloud.h"
 #include "base/base.h"
 
-#define API_FILE_MAX		(100LL * 1024 * 1024)	/* the API's limit */
 
 /* 401: the token is forgotten, so the next one is made again; 403: this
  * identity may not do it (the cloud's configuration). */
@@ -240,18 +239,20 @@ uploaded(struct imagesend *s, struct job *j,
 	}
 }
 
-/* The file the Manage API would refuse for its size (over 100 MiB):
- * given up here, no PUT.  1 when it was. */
+/* The file the Manage API would refuse for its size (over its limit,
+ * CLOUD_API_MAX_MB): given up here, no PUT.  1 when it was. */
 static int
 too_big(struct imagesend *s, struct job *j, const char *path)
 {
 	char why[300];
 	struct stat sb;
 
-	if (stat(path, &sb) == -1 || sb.st_size <= API_FILE_MAX)
+	if (stat(path, &sb) == -1 || s->max_bytes <= 0 ||
+	    sb.st_size <= s->max_bytes)
 		return 0;
 	snprintf(why, sizeof why, "not sent: %lld bytes, over the Manage "
-	    "API's limit of 100 MiB", (long long)sb.st_size);
+	    "API's limit of %lld MiB (CLOUD_API_MAX_MB)",
+	    (long long)sb.st_size, s->max_bytes / (1024 * 1024));
 	give_up(s, j, why);
 	return 1;
 }

@@ -24,7 +24,16 @@
  *   which is not recorded.  Pixel data inside sequences (icons) is read.
  * - Stray item / sequence delimiters outside a sequence are skipped, and
  *   zero bytes at the end of the top-level dataset are taken as padding.
- * - A deflated dataset is inflated whole (at most DEFLATE_MAX bytes).
+ * - A deflated dataset is inflated whole (at most DEFLATE_MAX bytes),
+ *   but with DCM_STOP_AT_PIXELS only as far as the parse needs: a first
+ *   INFLATE_FIRST bytes, four times more while the parse runs out.
+ * - Memory of a mapped file: on this kernel a touch of one byte of a
+ *   large file's mapping maps a whole page-cache folio (2 MB), so stepping
+ *   over the fragments of a 2 GB object would bring all of it into the
+ *   process's resident memory.  Walks over pixel data (skip_fragments,
+ *   dcm_pixel_fragments) drop what they left behind every RELEASE_STEP
+ *   bytes (madvise MADV_DONTNEED: the pages are read again from the file
+ *   if touched), and dcm_release() drops the lot.
  */
 #include "dicom/dicom.h"
 
@@ -50,6 +59,9 @@
 #define TAG_CHARSET	DCM_TAG(0x0008, 0x0005)
 #define TAG_TS		DCM_TAG(0x0002, 0x0010)
 #define DEFLATE_MAX	((size_t)1 << 30)
+#define INFLATE_FIRST	((size_t)1 << 20)
+#define RELEASE_STEP	((size_t)8 << 20)
+#define FOLIO_MAX	((size_t)2 << 20)	/* the largest a touch maps */
 
 #define TAGFMT		"(%04X,%04X)"
 #define TAGARG(t)	DCM_GROUP(t), DCM_ELEMENT(t)
@@ -103,6 +115,10 @@ struct parser {
 	const char *where;	/* "" or " of the inflated dataset" */
 	unsigned flags;
 	int stopped;
+	int mapped;		/* buf is a file mapping (dcm_open) */
+	size_t released;	/* dropped up to here (release_behind) */
+	int inflate_cut;	/* inflated only up to the limit asked */
+	int inflate_short;	/* the deflate stream itself ended early */
 	struct err *e;
 	uint32_t cur_item[DCM_MAX_DEPTH + 1];
 	struct scratch scr[DCM_MAX_DEPTH + 1];
@@ -396,6 +412,36 @@ first_nonzero(const uint8_t *b, size_t n)
 static int parse_elements(struct parser *, size_t, size_t, struct mode, int,
     enum ctx, size_t *);
 
+/* Drop the whole pages of the mapping at base in [from, to). */
+static void
+release_range(const uint8_t *base, size_t from, size_t to)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	from = from / page * page;
+	to = to / page * page;
+	if (to > from)
+		(void)madvise((void *)(uintptr_t)(base + from), to - from,
+		    MADV_DONTNEED);
+}
+
+/*
+ * Drop the mapping's pages from *mark to pos once pos is RELEASE_STEP
+ * past it (see the top of the file).  A touch maps the whole folio
+ * around it, which may begin up to FOLIO_MAX before the byte touched:
+ * the range starts that much before the mark, or what the walk touched
+ * there would stay mapped, a little at every mark (30 MB over the 120
+ * fragments of a freshly written object).
+ */
+static void
+release_behind(const uint8_t *base, size_t *mark, size_t pos)
+{
+	if (pos < *mark || pos - *mark < RELEASE_STEP)
+		return;
+	release_range(base, *mark > FOLIO_MAX ? *mark - FOLIO_MAX : 0, pos);
+	*mark = pos;
+}
+
 /* Steps over encapsulated pixel data fragment by fragment. */
 static int
 skip_fragments(struct parser *p, uint32_t tag, size_t pos, size_t end,
@@ -403,7 +449,11 @@ skip_fragments(struct parser *p, uint32_t tag, size_t pos, size_t end,
 {
 	uint32_t t, len;
 
+	if (p->released < pos)
+		p->released = pos;	/* the header stays */
 	for (;;) {
+		if (p->mapped)
+			release_behind(p->buf, &p->released, pos);
 		if (end - pos < 8)
 			return err_set(p->e, DCM_E_TRUNCATED,
 			    "encapsulated " TAGFMT " at offset %zu%s ends "
@@ -414,6 +464,11 @@ skip_fragments(struct parser *p, uint32_t tag, size_t pos, size_t end,
 		len = rd32(p->buf + pos + 4, m.be);
 		if (t == TAG_SEQ_END) {
 			*endpos = pos + 8;
+			if (p->mapped)	/* what the walk touched last */
+				release_range(p->buf, p->released >
+				    FOLIO_MAX ? p->released - FOLIO_MAX : 0,
+				    pos);
+			p->released = pos;
 			return 0;
 		}
 		if (t != TAG_ITEM)
@@ -697,9 +752,11 @@ ts_mode(const char *ts)
 	return m;
 }
 
+/* Inflate in into *out, at most limit bytes: with fewer than the
+ * whole, p->inflate_cut says so. */
 static int
 inflate_run(struct parser *p, const uint8_t *in, size_t inlen, int wbits,
-    uint8_t **out, size_t *outlen)
+    size_t limit, uint8_t **out, size_t *outlen)
 {
 	z_stream zs;
 	uint8_t *buf = NULL, *nb;
@@ -707,10 +764,17 @@ inflate_run(struct parser *p, const uint8_t *in, size_t inlen, int wbits,
 	int rc;
 
 	memset(&zs, 0, sizeof zs);
+	p->inflate_cut = p->inflate_short = 0;
 	if (inflateInit2(&zs, wbits) != Z_OK)
 		return err_set(p->e, DCM_E_DEFLATE, "inflateInit2 failed");
 	cap = inlen < DEFLATE_MAX / 4 ? inlen * 4 + 4096 : DEFLATE_MAX;
+	if (cap > limit)
+		cap = limit;
 	for (;;) {
+		if (done == limit && limit < DEFLATE_MAX) {
+			p->inflate_cut = 1;
+			break;
+		}
 		if (done == cap || buf == NULL) {
 			if (buf != NULL && cap >= DEFLATE_MAX) {
 				rc = err_set(p->e, DCM_E_DEFLATE, "inflated "
@@ -720,6 +784,8 @@ inflate_run(struct parser *p, const uint8_t *in, size_t inlen, int wbits,
 			if (buf != NULL)
 				cap = cap > DEFLATE_MAX / 2 ? DEFLATE_MAX :
 				    cap * 2;
+			if (cap > limit)
+				cap = limit;
 			if ((nb = realloc(buf, cap)) == NULL) {
 				rc = err_sys(p->e, "realloc");
 				goto fail;
@@ -738,6 +804,7 @@ inflate_run(struct parser *p, const uint8_t *in, size_t inlen, int wbits,
 		if (rc == Z_STREAM_END)
 			break;
 		if (rc == Z_BUF_ERROR && fed == inlen) {
+			p->inflate_short = 1;
 			if (p->flags & DCM_STOP_AT_PIXELS)
 				break;	/* the parse decides if enough */
 			rc = err_set(p->e, DCM_E_DEFLATE,
@@ -761,22 +828,24 @@ fail:
 }
 
 static int
-inflate_dataset(struct parser *p, size_t pos)
+inflate_dataset(struct parser *p, size_t pos, size_t limit)
 {
 	const uint8_t *in = p->buf + pos;
 	size_t inlen = p->len - pos, outlen;
 	uint8_t *out;
 
-	if (inflate_run(p, in, inlen, -15, &out, &outlen) == -1) {
+	if (inflate_run(p, in, inlen, -15, limit, &out, &outlen) == -1) {
 		/* Some writers wrap the stream in a zlib header. */
 		if (inlen < 2 || in[0] != 0x78 || (in[0] << 8 | in[1]) % 31 ||
-		    inflate_run(p, in, inlen, 15, &out, &outlen) == -1)
+		    inflate_run(p, in, inlen, 15, limit, &out,
+		    &outlen) == -1)
 			return -1;
 	}
 	p->d->inflated = out;
 	p->buf = out;
 	p->len = outlen;
 	p->where = " of the inflated dataset";
+	p->mapped = 0;		/* no page of the heap is ever dropped */
 	return 0;
 }
 
@@ -808,6 +877,49 @@ meta_ts(struct parser *p)
 	return 0;
 }
 
+/*
+ * A deflated dataset: inflated whole, or with DCM_STOP_AT_PIXELS a part
+ * at a time: when the parse runs out of a part before the pixel data, it
+ * starts again on four times as much (a header is read in one or two
+ * rounds, and a 2 GB object is never inflated to find its pixel data).
+ */
+static int
+parse_deflated(struct parser *p, size_t pos)
+{
+	const uint8_t *in = p->buf;
+	size_t inlen = p->len, end, limit = DEFLATE_MAX;
+	size_t nitems = p->d->nitems, nelems = p->d->nelems;
+	size_t nrefs = p->d->nrefs, nmeta = p->scr[0].n;
+	int rc;
+
+	if (p->flags & DCM_STOP_AT_PIXELS)
+		limit = INFLATE_FIRST;
+	for (;;) {
+		if (inflate_dataset(p, pos, limit) == -1)
+			return -1;
+		rc = parse_elements(p, 0, p->len, ts_mode(DCM_TS_EXPLICIT_LE),
+		    0, CTX_ROOT, &end);
+		if (rc == 0 && !p->stopped && p->inflate_short)
+			return err_set(p->e, DCM_E_TRUNCATED, "deflated "
+			    "dataset is truncated before its pixel data");
+		if (!p->inflate_cut || (rc == 0 && p->stopped))
+			return rc;
+		/* Ran out of the part: start again with more. */
+		free(p->d->inflated);
+		p->d->inflated = NULL;
+		p->buf = in;
+		p->len = inlen;
+		p->where = "";
+		p->stopped = 0;
+		p->d->nitems = nitems;
+		p->d->nelems = nelems;
+		p->d->nrefs = nrefs;
+		p->scr[0].n = nmeta;
+		p->scr[0].nitems = 0;
+		limit = limit > DEFLATE_MAX / 4 ? DEFLATE_MAX : limit * 4;
+	}
+}
+
 /* Parses the dataset at pos (after any meta) into the root item. */
 static int
 parse_dataset(struct parser *p, size_t pos, const char *ts)
@@ -816,12 +928,9 @@ parse_dataset(struct parser *p, size_t pos, const char *ts)
 	size_t end;
 	int plain;
 
-	if (ts != NULL && is_deflated(ts)) {
-		if (inflate_dataset(p, pos) == -1)
-			return -1;
-		m = ts_mode(DCM_TS_EXPLICIT_LE);
-		pos = 0;
-	} else if (ts != NULL)
+	if (ts != NULL && is_deflated(ts))
+		return parse_deflated(p, pos);
+	if (ts != NULL)
 		m = check_mode(ts_mode(ts), p->buf + pos, p->len - pos);
 	else
 		m = guess_mode(p->buf + pos, p->len - pos);
@@ -901,7 +1010,7 @@ parse_root(struct parser *p, size_t pos, int meta, const char *ts)
 
 static int
 parse_common(const uint8_t *buf, size_t len, unsigned flags, int detect,
-    const char *ts, struct dcm **out, struct err *e)
+    const char *ts, int mapped, struct dcm **out, struct err *e)
 {
 	struct parser *p;
 	struct dcm *d;
@@ -937,6 +1046,7 @@ parse_common(const uint8_t *buf, size_t len, unsigned flags, int detect,
 	p->len = len;
 	p->where = "";
 	p->flags = flags;
+	p->mapped = mapped;
 	p->e = e;
 	d->has_meta = meta;
 	d->buf = buf;
@@ -956,7 +1066,7 @@ int
 dcm_parse(const uint8_t *buf, size_t len, unsigned flags, struct dcm **out,
     struct err *e)
 {
-	return parse_common(buf, len, flags, 1, NULL, out, e);
+	return parse_common(buf, len, flags, 1, NULL, 0, out, e);
 }
 
 int
@@ -968,7 +1078,7 @@ dcm_parse_dataset(const uint8_t *buf, size_t len, const char *ts_uid,
 		return err_set(e, DCM_E_NOT_DICOM, "empty dataset");
 	}
 	return parse_common(buf, len, flags & ~DCM_REQUIRE_META, 0, ts_uid,
-	    out, e);
+	    0, out, e);
 }
 
 int
@@ -1002,13 +1112,34 @@ dcm_open(const char *path, unsigned flags, struct dcm **out, struct err *e)
 		return -1;
 	}
 	close(fd);
-	if (dcm_parse(map, (size_t)st.st_size, flags, out, e) == -1) {
+	if (parse_common(map, (size_t)st.st_size, flags, 1, NULL, 1, out,
+	    e) == -1) {
 		munmap(map, (size_t)st.st_size);
 		return err_wrap(e, "%s", path);
 	}
 	(*out)->map = map;
 	(*out)->maplen = (size_t)st.st_size;
 	return 0;
+}
+
+void
+dcm_release_part(const struct dcm *d, const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p, base;
+
+	if (d == NULL || d->map == NULL)
+		return;
+	base = (uintptr_t)d->map;
+	if (a < base || a - base > d->maplen || len > d->maplen - (a - base))
+		return;
+	release_range(d->map, a - base, a - base + len);
+}
+
+void
+dcm_release(const struct dcm *d)
+{
+	if (d != NULL && d->map != NULL)
+		(void)madvise(d->map, d->maplen, MADV_DONTNEED);
 }
 
 void
@@ -1534,7 +1665,7 @@ dcm_pixel_fragments(const struct dcm *d, const struct dcm_elem *el,
     struct err *e)
 {
 	struct dcm_fragment *v = NULL;
-	size_t pos, n = 0, cap = 0, end = d->buflen;
+	size_t pos, n = 0, cap = 0, end = d->buflen, mark;
 	const uint8_t *b = d->buf;
 	uint32_t t, len;
 
@@ -1550,7 +1681,10 @@ dcm_pixel_fragments(const struct dcm *d, const struct dcm_elem *el,
 	pos = el->offset + 8;
 	if (rd32(b + pos, el->big_endian) == UNDEFINED)	/* explicit VR */
 		pos += 4;
+	mark = pos;
 	for (int first = 1;; first = 0) {
+		if (d->map != NULL)
+			release_behind(b, &mark, pos);
 		if (end - pos < 8) {
 			free(v);
 			return err_set(e, DCM_E_TRUNCATED, "pixel data "
@@ -1568,7 +1702,7 @@ dcm_pixel_fragments(const struct dcm *d, const struct dcm_elem *el,
 			    "fragment at offset %zu", pos);
 		}
 		if (first) {
-			*bot = (struct dcm_fragment){ b + pos + 8, len };
+			*bot = (struct dcm_fragment){ b + pos + 8, len, { 0 } };
 		} else {
 			if (n == cap) {
 				size_t nc = cap ? cap * 2 : 16;
@@ -1580,10 +1714,16 @@ dcm_pixel_fragments(const struct dcm *d, const struct dcm_elem *el,
 				v = nv;
 				cap = nc;
 			}
-			v[n++] = (struct dcm_fragment){ b + pos + 8, len };
+			v[n] = (struct dcm_fragment){ b + pos + 8, len, { 0 } };
+			memcpy(v[n++].head, b + pos + 8, len <
+			    sizeof v->head ? len : sizeof v->head);
 		}
 		pos += 8 + (size_t)len;
 	}
+	if (d->map != NULL)	/* the walk's last pages too: only one
+				 * frame's fragments are read next */
+		release_range(b, mark > FOLIO_MAX ? mark - FOLIO_MAX : 0,
+		    end - pos > FOLIO_MAX ? pos + FOLIO_MAX : end);
 	*frags = v;
 	*nfrags = n;
 	return 0;

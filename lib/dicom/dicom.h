@@ -36,6 +36,12 @@
  *   the inflated bytes.  dcm_parse() borrows the caller's buffer, which must
  *   outlive the struct dcm; dcm_open() maps the file itself and unmaps it in
  *   dcm_free().  Values returned by pointer live as long as the struct dcm.
+ * - Resident memory with large files: a touched page of the mapping counts
+ *   in the process's memory (and the kernel maps whole 2 MB folios), so
+ *   the reader never touches pixel bytes it does not need, drops what it
+ *   stepped over while walking encapsulated fragments, and dcm_release()
+ *   drops all it touched.  A deflated dataset is inflated in memory: whole
+ *   (at most 1 GiB), or with DCM_STOP_AT_PIXELS only up to the pixel data.
  * - Text values are returned decoded from the dataset's Specific Character
  *   Set (0008,0005) into UTF-8 with iconv, including ISO 2022 escape
  *   sequences where iconv supports them; trailing padding is removed.
@@ -83,10 +89,14 @@ struct dcm_elem {
 	int big_endian;		/* value bytes are big endian */
 };
 
-/* One item of encapsulated pixel data: bytes inside the parsed input. */
+/* One item of encapsulated pixel data: bytes inside the parsed input.
+ * head: its first bytes (up to 8, zeros after a shorter one), copied by
+ * dcm_pixel_fragments() so that finding where frames start touches no
+ * fragment again. */
 struct dcm_fragment {
 	const uint8_t *data;
 	uint32_t length;
+	uint8_t head[8];
 };
 
 /*
@@ -114,6 +124,16 @@ int dcm_open(const char *path, unsigned flags, struct dcm **out,
     struct err *e);
 
 void dcm_free(struct dcm *d);
+
+/* Drop the pages of dcm_open()'s mapping from the process's resident
+ * memory (they are read again from the file when next touched): between
+ * the frames of a walk over a large object.  No effect on dcm_parse(). */
+void dcm_release(const struct dcm *d);
+
+/* The same for the pages of the mapping that hold [p, p + len) (a
+ * partial last page kept), once a long value has been read through;
+ * nothing when p is not in the mapping. */
+void dcm_release_part(const struct dcm *d, const void *p, size_t len);
 
 /* The transfer syntax UID of the dataset (from meta, or the one guessed). */
 const char *dcm_transfer_syntax(const struct dcm *d);
@@ -242,6 +262,17 @@ int dcm_build_bytes(struct dcm_builder *b, uint32_t tag, const char *vr,
  */
 int dcm_build_encapsulated(struct dcm_builder *b, uint32_t tag,
     const struct dcm_fragment *frames, size_t nframes, struct err *e);
+
+/*
+ * For values written in pieces after an encoded dataset (pixel data too
+ * large to hold, lib/image/transcode): the header of an element, item or
+ * delimiter in little endian, explicit VR or implicit (items and
+ * delimiters never have a VR), length 0xFFFFFFFF for undefined, into
+ * out.  Returns its size, 8 or 12; 0 when len does not fit vr's 16-bit
+ * length.
+ */
+size_t dcm_build_header(uint8_t out[12], uint32_t tag, const char *vr,
+    uint32_t len, int explicit_vr);
 
 /* Sequences: open one, add items with elements, close it.  Nesting is
  * allowed; an empty sequence is open + close with no item. */

@@ -454,6 +454,32 @@ dcm_build_encapsulated(struct dcm_builder *b, uint32_t tag,
 	return attach(b, n, e);
 }
 
+size_t
+dcm_build_header(uint8_t out[12], uint32_t tag, const char *vr, uint32_t len,
+    int explicit_vr)
+{
+	out[0] = (uint8_t)DCM_GROUP(tag);
+	out[1] = (uint8_t)(DCM_GROUP(tag) >> 8);
+	out[2] = (uint8_t)DCM_ELEMENT(tag);
+	out[3] = (uint8_t)(DCM_ELEMENT(tag) >> 8);
+	if (!explicit_vr || DCM_GROUP(tag) == 0xfffe) {
+		le32_at(out + 4, len);
+		return 8;
+	}
+	out[4] = (uint8_t)vr[0];
+	out[5] = (uint8_t)vr[1];
+	if (vr_long_length(vr)) {
+		out[6] = out[7] = 0;
+		le32_at(out + 8, len);
+		return 12;
+	}
+	if (len > 0xffff)
+		return 0;
+	out[6] = (uint8_t)len;
+	out[7] = (uint8_t)(len >> 8);
+	return 8;
+}
+
 /* --- copying from a parsed dataset --- */
 
 static size_t
@@ -602,23 +628,6 @@ put(struct enc *x, const void *p, size_t n)
 	return 0;
 }
 
-static int
-put16(struct enc *x, uint16_t v)
-{
-	uint8_t b[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
-
-	return put(x, b, 2);
-}
-
-static int
-put32(struct enc *x, uint32_t v)
-{
-	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
-	    (uint8_t)(v >> 24) };
-
-	return put(x, b, 4);
-}
-
 static void
 patch32(struct enc *x, size_t at, uint32_t v)
 {
@@ -702,19 +711,14 @@ put_converted(struct enc *x, const uint8_t *s, size_t n)
 static int
 put_header(struct enc *x, uint32_t tag, const char *vr, uint32_t len)
 {
-	if (put16(x, DCM_GROUP(tag)) == -1 || put16(x, DCM_ELEMENT(tag)) == -1)
-		return -1;
-	if (!x->explicit || DCM_GROUP(tag) == 0xfffe)
-		return put32(x, len);
-	if (put(x, vr, 2) == -1)
-		return -1;
-	if (vr_long_length(vr))
-		return put16(x, 0) == -1 ? -1 : put32(x, len);
-	if (len > 0xffff)
+	uint8_t h[12];
+	size_t n = dcm_build_header(h, tag, vr, len, x->explicit);
+
+	if (n == 0)
 		return err_set(x->e, EOVERFLOW, "value of " TAGFMT " (%s) is "
 		    "%u bytes, more than its 16-bit length holds",
 		    TAGARG(tag), vr, len);
-	return put16(x, (uint16_t)len);
+	return put(x, h, n);
 }
 
 static int encode_item(struct enc *x, struct bitem *it);

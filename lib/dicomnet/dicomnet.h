@@ -322,6 +322,26 @@ int ul_pending(struct ul_assoc *a);
 int ul_send(struct ul_assoc *a, uint8_t ctx_id, int is_command,
     const uint8_t *buf, size_t len, struct err *e);
 
+/*
+ * A data set produced while it is sent, so that a 2 GB object never sits
+ * in memory: read from its file, or decoded a frame at a time.  next()
+ * points *p at the following bytes (at most max of them, valid until its
+ * next call) and returns how many (at least 1 while any remain), or -1
+ * with e set.  len is the number of bytes in all, known beforehand.
+ */
+struct ul_source {
+	ssize_t (*next)(void *arg, const uint8_t **p, size_t max,
+	    struct err *e);
+	void *arg;
+	size_t len;
+};
+
+/* ul_send from a source, one PDU at a time.  A source that fails once
+ * part of the data set is on the wire aborts the association (the
+ * message cannot be completed): e->code is then UL_E_ABORTED. */
+int ul_send_source(struct ul_assoc *a, uint8_t ctx_id, int is_command,
+    const struct ul_source *src, struct err *e);
+
 /* The accepted context with this id, or NULL. */
 const struct ul_context *ul_context(const struct ul_assoc *a, uint8_t id);
 
@@ -453,6 +473,10 @@ void dimse_msg_free(struct dimse_msg *m);
 int dimse_send(struct ul_assoc *a, uint8_t ctx_id, const struct dimse_cmd *c,
     const uint8_t *data, size_t datalen, struct err *e);
 
+/* Send a command and a data set from a source (ul_send_source). */
+int dimse_send_source(struct ul_assoc *a, uint8_t ctx_id,
+    const struct dimse_cmd *c, const struct ul_source *src, struct err *e);
+
 /* A short name for a command field ("C-FIND-RQ"), for logs. */
 const char *dimse_command_name(uint16_t command_field);
 
@@ -468,6 +492,7 @@ const char *dimse_command_name(uint16_t command_field);
  * - scu_store() is one C-STORE of an encoded data set (bytes in the
  *   context's transfer syntax, no meta group) and hands back the peer's
  *   status; success and the B0xx warnings are the caller's to tell apart.
+ *   scu_store_source() takes the data set from a struct ul_source.
  * - scu_dataset_offset() finds where a Part 10 file's data set starts
  *   (after the meta group), so stored bytes are sent as they are.
  * - Nothing here prints or exits; errors come back in struct err.
@@ -497,6 +522,12 @@ void scu_store_command(const struct scu_store_rq *r, struct dimse_cmd *rq);
  * -1 with e set when the association failed. */
 int scu_store(struct ul_assoc *a, uint8_t ctx_id, const struct scu_store_rq *r,
     const uint8_t *data, size_t len, uint16_t *status, struct err *e);
+
+/* The same with the data set from a source (ul_send_source): a stored
+ * object of any size in bounded memory. */
+int scu_store_source(struct ul_assoc *a, uint8_t ctx_id,
+    const struct scu_store_rq *r, const struct ul_source *src,
+    uint16_t *status, struct err *e);
 
 /* 1 when a C-STORE status means the object was stored (success, or a
  * B000 / B006 / B007 warning). */

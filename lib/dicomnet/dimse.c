@@ -369,6 +369,23 @@ dimse_send(struct ul_assoc *a, uint8_t ctx_id, const struct dimse_cmd *c,
 	return ul_send(a, ctx_id, 0, data, datalen, e);
 }
 
+int
+dimse_send_source(struct ul_assoc *a, uint8_t ctx_id,
+    const struct dimse_cmd *c, const struct ul_source *src, struct err *e)
+{
+	struct dimse_cmd cc = *c;
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	cc.data_set_type = DIMSE_DATASET;
+	if (dimse_encode_command(&cc, &buf, &len, e) == -1)
+		return -1;
+	rc = ul_send(a, ctx_id, 1, buf, len, e);
+	free(buf);
+	return rc == -1 ? -1 : ul_send_source(a, ctx_id, 0, src, e);
+}
+
 const char *
 dimse_command_name(uint16_t f)
 {

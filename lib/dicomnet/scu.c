@@ -11,15 +11,13 @@ scu_reject_reason(const struct ul_reject *r)
 	return ul_reject_reason(r);
 }
 
-int
-scu_request(struct ul_assoc *a, uint8_t ctx_id, const struct dimse_cmd *rq,
-    const uint8_t *data, size_t len, struct dimse_msg *rsp, struct err *e)
+/* The response to rq, just sent: anything else is a protocol error. */
+static int
+await_response(struct ul_assoc *a, const struct dimse_cmd *rq,
+    struct dimse_msg *rsp, struct err *e)
 {
-	int k;
+	int k = dimse_recv(a, rsp, e);
 
-	if (dimse_send(a, ctx_id, rq, data, len, e) == -1)
-		return -1;
-	k = dimse_recv(a, rsp, e);
 	if (k == UL_MESSAGE && rsp->cmd.command_field ==
 	    (rq->command_field | 0x8000) &&
 	    rsp->cmd.message_id_responded == rq->message_id)
@@ -41,6 +39,15 @@ scu_request(struct ul_assoc *a, uint8_t ctx_id, const struct dimse_cmd *rq,
 	return -1;
 }
 
+int
+scu_request(struct ul_assoc *a, uint8_t ctx_id, const struct dimse_cmd *rq,
+    const uint8_t *data, size_t len, struct dimse_msg *rsp, struct err *e)
+{
+	if (dimse_send(a, ctx_id, rq, data, len, e) == -1)
+		return -1;
+	return await_response(a, rq, rsp, e);
+}
+
 void
 scu_store_command(const struct scu_store_rq *r, struct dimse_cmd *rq)
 {
@@ -60,6 +67,18 @@ scu_store_command(const struct scu_store_rq *r, struct dimse_cmd *rq)
 	}
 }
 
+/* The status of a C-STORE response m (freed here). */
+static int
+store_status(struct dimse_msg *m, uint16_t *status, struct err *e)
+{
+	*status = m->cmd.status;
+	if (!scu_store_ok(m->cmd.status))
+		err_set(e, m->cmd.status, "C-STORE refused with status 0x%04X "
+		    "%s", m->cmd.status, m->cmd.error_comment);
+	dimse_msg_free(m);
+	return 0;
+}
+
 int
 scu_store(struct ul_assoc *a, uint8_t ctx_id, const struct scu_store_rq *r,
     const uint8_t *data, size_t len, uint16_t *status, struct err *e)
@@ -70,12 +89,22 @@ scu_store(struct ul_assoc *a, uint8_t ctx_id, const struct scu_store_rq *r,
 	scu_store_command(r, &rq);
 	if (scu_request(a, ctx_id, &rq, data, len, &m, e) == -1)
 		return -1;
-	*status = m.cmd.status;
-	if (!scu_store_ok(m.cmd.status))
-		err_set(e, m.cmd.status, "C-STORE refused with status 0x%04X "
-		    "%s", m.cmd.status, m.cmd.error_comment);
-	dimse_msg_free(&m);
-	return 0;
+	return store_status(&m, status, e);
+}
+
+int
+scu_store_source(struct ul_assoc *a, uint8_t ctx_id,
+    const struct scu_store_rq *r, const struct ul_source *src,
+    uint16_t *status, struct err *e)
+{
+	struct dimse_cmd rq;
+	struct dimse_msg m;
+
+	scu_store_command(r, &rq);
+	if (dimse_send_source(a, ctx_id, &rq, src, e) == -1 ||
+	    await_response(a, &rq, &m, e) == -1)
+		return -1;
+	return store_status(&m, status, e);
 }
 
 int

@@ -1239,9 +1239,51 @@ ul_context(const struct ul_assoc *a, uint8_t id)
 	return NULL;
 }
 
+/* The header of a P-DATA-TF PDU holding one PDV of n bytes. */
+static void
+pdv_header(uint8_t h[12], size_t n, uint8_t ctx_id, int is_command,
+    int last)
+{
+	h[0] = PDU_DATA;
+	h[1] = 0;
+	h[2] = (uint8_t)((n + 6) >> 24);
+	h[3] = (uint8_t)((n + 6) >> 16);
+	h[4] = (uint8_t)((n + 6) >> 8);
+	h[5] = (uint8_t)(n + 6);
+	h[6] = (uint8_t)((n + 2) >> 24);
+	h[7] = (uint8_t)((n + 2) >> 16);
+	h[8] = (uint8_t)((n + 2) >> 8);
+	h[9] = (uint8_t)(n + 2);
+	h[10] = ctx_id;
+	h[11] = (uint8_t)((is_command ? 1 : 0) | (last ? 2 : 0));
+}
+
+/*
+ * A source that fails in the middle of a PDU: the PDU is completed with
+ * zeros (so the peer can still parse the stream) and the association
+ * aborted, since the message cannot be completed.
+ */
+static int
+source_failed(struct ul_assoc *a, size_t left, struct err *e)
+{
+	static const uint8_t zeros[4096];
+
+	while (left > 0) {
+		size_t k = left < sizeof zeros ? left : sizeof zeros;
+
+		if (write_full(a, zeros, k, NULL) == -1)
+			break;
+		left -= k;
+	}
+	ul_abort(a, 0, 0);
+	if (e != NULL)
+		e->code = UL_E_ABORTED;
+	return err_wrap(e, "data set source failed (association aborted)");
+}
+
 int
-ul_send(struct ul_assoc *a, uint8_t ctx_id, int is_command,
-    const uint8_t *buf, size_t len, struct err *e)
+ul_send_source(struct ul_assoc *a, uint8_t ctx_id, int is_command,
+    const struct ul_source *src, struct err *e)
 {
 	uint32_t max = a->peer_max_pdu;
 	size_t chunk, off = 0;
@@ -1252,27 +1294,58 @@ ul_send(struct ul_assoc *a, uint8_t ctx_id, int is_command,
 		max = SEND_PDU_MAX;
 	chunk = max - 6;
 	do {
-		size_t n = len - off < chunk ? len - off : chunk;
+		size_t n = src->len - off < chunk ? src->len - off : chunk;
 
-		last = off + n == len;
-		h[0] = PDU_DATA;
-		h[1] = 0;
-		h[2] = (uint8_t)((n + 6) >> 24);
-		h[3] = (uint8_t)((n + 6) >> 16);
-		h[4] = (uint8_t)((n + 6) >> 8);
-		h[5] = (uint8_t)(n + 6);
-		h[6] = (uint8_t)((n + 2) >> 24);
-		h[7] = (uint8_t)((n + 2) >> 16);
-		h[8] = (uint8_t)((n + 2) >> 8);
-		h[9] = (uint8_t)(n + 2);
-		h[10] = ctx_id;
-		h[11] = (uint8_t)((is_command ? 1 : 0) | (last ? 2 : 0));
-		if (write_full(a, h, sizeof h, e) == -1 ||
-		    (n > 0 && write_full(a, buf + off, n, e) == -1))
+		last = off + n == src->len;
+		pdv_header(h, n, ctx_id, is_command, last);
+		if (write_full(a, h, sizeof h, e) == -1)
 			return -1;
+		for (size_t done = 0; done < n;) {
+			const uint8_t *p;
+			ssize_t k = src->next(src->arg, &p, n - done, e);
+
+			if (k == -1)
+				return source_failed(a, n - done, e);
+			if (k == 0 || (size_t)k > n - done) {
+				err_set(e, EIO, "data set source gave %zd bytes "
+				    "where %zu remained", k, n - done);
+				return source_failed(a, n - done, e);
+			}
+			if (write_full(a, p, (size_t)k, e) == -1)
+				return -1;
+			done += (size_t)k;
+		}
 		off += n;
 	} while (!last);
 	return 0;
+}
+
+/* A data set already in memory, as a source: no copy. */
+struct mem_source {
+	const uint8_t *p;
+	size_t pos, len;
+};
+
+static ssize_t
+mem_next(void *arg, const uint8_t **p, size_t max, struct err *e)
+{
+	struct mem_source *m = arg;
+	size_t n = m->len - m->pos < max ? m->len - m->pos : max;
+
+	(void)e;
+	*p = m->p + m->pos;
+	m->pos += n;
+	return (ssize_t)n;
+}
+
+int
+ul_send(struct ul_assoc *a, uint8_t ctx_id, int is_command,
+    const uint8_t *buf, size_t len, struct err *e)
+{
+	struct mem_source m = { buf, 0, len };
+	struct ul_source src = { mem_next, &m, len };
+
+	return ul_send_source(a, ctx_id, is_command, &src, e);
 }
 
 int

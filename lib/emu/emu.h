@@ -10,6 +10,7 @@
 #define GW_EMU_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/base.h"
 #include "dicom/dicom.h"
@@ -33,6 +34,17 @@
  *   per-frame functional groups and the dimensions (stack, in-stack
  *   position) the IOD requires; dciodvfy reports no error on it either.
  *   mammo_sop_class() says which class an image gets.
+ * - kind asks for a class whatever the frames: a Breast Projection X-Ray
+ *   Image (PS3.3 A.74, For Presentation or For Processing: enhanced
+ *   mammography, one frame or more, with its acquisition, dose and
+ *   geometry functional groups; dciodvfy reports no error, and warns of
+ *   the empty Value 3 of Frame Type that a plain 2D view has).  The
+ *   enhanced classes carry laterality only in Frame Anatomy (shared, or
+ *   in every per-frame item with anatomy_per_frame) and the view only as
+ *   View Code Sequence, as real ones do.
+ * - mammo_write() streams a whole Part 10 file (explicit VR little
+ *   endian) to a file descriptor one frame at a time: its memory is one
+ *   frame and the header, whatever the frames (up to 4 GiB of pixels).
  * - Pixels are deterministic for a given seed: two calls give the same
  *   bytes.  UIDs come from dcm_uid_new() (2.25 + 128 random bits).
  * - The caller owns the builder (dcm_build_free).  Nothing here prints or
@@ -41,6 +53,8 @@
 
 #define MAMMO_SOP_CLASS		"1.2.840.10008.5.1.4.1.1.1.2"
 #define MAMMO_BTO_SOP_CLASS	"1.2.840.10008.5.1.4.1.1.13.1.3"
+#define MAMMO_BPX_SOP_CLASS	"1.2.840.10008.5.1.4.1.1.13.1.4"
+#define MAMMO_BPX_PROC_SOP_CLASS "1.2.840.10008.5.1.4.1.1.13.1.5"
 #define MAMMO_UID_MAX		DCM_UID_MAX
 #define MAMMO_SMALL_ROWS	512
 #define MAMMO_SMALL_COLS	400
@@ -68,6 +82,15 @@ struct mammo_view {
 	char position[4];	/* "CC" or "MLO" */
 };
 
+/* Which IOD an image follows. */
+enum mammo_kind {
+	MAMMO_KIND_AUTO = 0,		/* DX for one frame, BTO for more */
+	MAMMO_KIND_DX,			/* Digital Mammography, For Presentation */
+	MAMMO_KIND_BTO,			/* Breast Tomosynthesis */
+	MAMMO_KIND_BPX_PRESENTATION,	/* Breast Projection X-Ray, For Pres. */
+	MAMMO_KIND_BPX_PROCESSING,	/* Breast Projection X-Ray, For Proc. */
+};
+
 struct mammo_image {
 	const struct mammo_exam *exam;
 	struct mammo_view view;
@@ -75,6 +98,8 @@ struct mammo_image {
 	int instance_number;
 	int rows, cols, frames;
 	unsigned seed;		/* varies the texture */
+	enum mammo_kind kind;	/* 0: by the frames */
+	int anatomy_per_frame;	/* enhanced: Frame Anatomy per frame */
 };
 
 /* "RCC", "LCC", "RMLO", "LMLO" (any case) into *v. */
@@ -86,8 +111,27 @@ int mammo_size_parse(const char *s, int *rows, int *cols, struct err *e);
 /* MAMMO_SOP_CLASS for one frame, MAMMO_BTO_SOP_CLASS for more. */
 const char *mammo_sop_class(int frames);
 
+/* The SOP class of img (its kind, else by its frames). */
+const char *mammo_image_sop_class(const struct mammo_image *img);
+
+/* "bto", "bpx", "bpx-processing", "dx" (or "auto") into *k. */
+int mammo_kind_parse(const char *name, enum mammo_kind *k, struct err *e);
+
 /* A new builder holding the whole image; *out is the caller's. */
 int mammo_build(const struct mammo_image *img, struct dcm_builder **out,
+    struct err *e);
+
+/* The same without Pixel Data (for mammo_write and other streams). */
+int mammo_build_header(const struct mammo_image *img,
+    struct dcm_builder **out, struct err *e);
+
+/* The pixels of one frame (0-based): rows * cols 16-bit values, little
+ * endian, into out (2 * rows * cols bytes). */
+void mammo_frame(const struct mammo_image *img, int frame, uint8_t *out);
+
+/* Write img as a Part 10 file to fd, frame by frame; *written (may be
+ * NULL) gets the bytes written.  0, or -1 with e set. */
+int mammo_write(const struct mammo_image *img, int fd, uint64_t *written,
     struct err *e);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "base/base.h"
 #include "dicom/dicom.h"
@@ -89,6 +90,9 @@ int pixel_decode(const struct dcm *d, const char *path, long frame,
 
 void pixel_frame_free(struct pixel_frame *f);
 
+/* Bytes that frames native (uncompressed) frames of pd take. */
+uint64_t pixel_native_size(const struct pixel_desc *pd, long frames);
+
 /*
  * render: turn one frame of a DICOM image into a small 8-bit picture, the
  * way a radiologist expects to see it, and encode it (PNG, JPEG, PGM/PPM).
@@ -164,7 +168,10 @@ int render_pnm(const struct render_image *im, uint8_t **out, size_t *len,
  * description, the file meta information and (for "reduced") the lossy
  * compression attributes is copied unchanged; the SOP Instance UID stays
  * the same (the cloud identifies an image by it).  "lossless" decodes to
- * exactly the input's pixels.  The input is never changed.
+ * exactly the input's pixels.  The input is never changed.  Memory is
+ * one frame whatever the frames (a 2 GB tomosynthesis object included):
+ * frames are decoded, encoded and written one at a time, the input's
+ * mapped pages dropped after each.
  *
  * What each mode takes:
  * - "lossless": every frame, one fragment each after a Basic Offset
@@ -249,16 +256,29 @@ int transcode_is_native(const char *ts);
 /*
  * For a peer that takes no compressed syntax (qrscp's C-MOVE and C-GET):
  * the image at in as a bare data set (no meta group) in ts, Explicit or
- * Implicit VR Little Endian, into *out (malloc'd).  Compressed pixel data
- * is decoded (lib/image/pixel) to native samples Bits Allocated wide (8, 16 or
- * 32), High Bit Bits Stored - 1, the Photometric Interpretation the
- * codec gave, Planar Configuration 0; an uncompressed input (or one
- * without pixel data) is only re-encoded, its pixels copied.  Every
- * other element is copied as "lossless" copies them.  0, or -1 with e
- * set (EINVAL, EOVERFLOW, PIXEL_E_*: this object cannot be sent
- * uncompressed; ENOMEM, EIO: a bad moment).
+ * Implicit VR Little Endian, made a piece at a time as it is read, so
+ * that memory stays one frame whatever the object's size.  Compressed
+ * pixel data is decoded (lib/image/pixel) to native samples Bits
+ * Allocated wide (8, 16 or 32), High Bit Bits Stored - 1, the
+ * Photometric Interpretation the codec gave, Planar Configuration 0; an
+ * uncompressed input (or one without pixel data) is only re-encoded, its
+ * pixels copied (16-bit words swapped from big endian).  Every other
+ * element is copied as "lossless" copies them.
+ *
+ * transcode_native_open() reads the object's elements and decodes its
+ * first frame, and says in *len how many bytes the data set has; -1 with
+ * e set (EINVAL, EOVERFLOW, PIXEL_E_*: this object cannot be sent
+ * uncompressed; ENOMEM, EIO: a bad moment).  transcode_native_read()
+ * points *p at the next bytes (at most max, valid until the next call)
+ * and returns how many, 0 at the end, or -1 with e set when a later frame
+ * cannot be decoded.  The shape of lib/dicomnet's struct ul_source.
  */
-int transcode_native(const char *in, const char *ts, uint8_t **out,
-    size_t *outlen, struct err *e);
+struct transcode_stream;
+
+int transcode_native_open(const char *in, const char *ts,
+    struct transcode_stream **out, size_t *len, struct err *e);
+ssize_t transcode_native_read(struct transcode_stream *s, const uint8_t **p,
+    size_t max, struct err *e);
+void transcode_native_close(struct transcode_stream *s);
 
 #endif

@@ -221,20 +221,31 @@ sample16(const uint8_t *b, size_t i, int be, struct bits16 k)
 	return (int32_t)(((x >> k.shift & k.mask) ^ k.sign) - k.sign);
 }
 
+/* Samples read between drops of a mapped frame's pages (src). */
+#define UNPACK_CHUNK	((size_t)1 << 21)
+
 /* The common case (16-bit mammograms), in a loop the compiler can
- * vectorise. */
+ * vectorise; read through a chunk at a time, whose mapped pages (src:
+ * the dcm the bytes are in, or NULL) are then dropped, so a full-size
+ * frame does not stay resident beside its int32 copy. */
 static void
-unpack16(struct pixel_frame *f, const uint8_t *b, size_t n, int be)
+unpack16(struct pixel_frame *f, const uint8_t *b, size_t n, int be,
+    const struct dcm *src)
 {
 	struct bits16 k = bits16(&f->desc);
 	int32_t *v = f->v;
 	int32_t lo = INT32_MAX, hi = INT32_MIN;
 
-	for (size_t i = 0; i < n; i++) {
-		int32_t y = sample16(b, i, be, k);
-		v[i] = y;
-		lo = y < lo ? y : lo;
-		hi = y > hi ? y : hi;
+	for (size_t i0 = 0; i0 < n; i0 += UNPACK_CHUNK) {
+		size_t end = n - i0 < UNPACK_CHUNK ? n : i0 + UNPACK_CHUNK;
+
+		for (size_t i = i0; i < end; i++) {
+			int32_t y = sample16(b, i, be, k);
+			v[i] = y;
+			lo = y < lo ? y : lo;
+			hi = y > hi ? y : hi;
+		}
+		dcm_release_part(src, b + 2 * i0, 2 * (end - i0));
 	}
 	f->min = lo;
 	f->max = hi;
@@ -260,14 +271,14 @@ native_byte(const uint8_t *b, size_t len, uint64_t k, int swap8)
  * the value b (len bytes, enough for the frame: checked by the caller). */
 static void
 native_unpack(struct pixel_frame *f, const uint8_t *b, size_t len,
-    uint64_t start, uint64_t bit0, int be, int swap8)
+    uint64_t start, uint64_t bit0, int be, int swap8, const struct dcm *src)
 {
 	const struct pixel_desc *pd = &f->desc;
 	size_t n = npixels(pd) * pd->samples;
 	uint32_t raw;
 
 	if (pd->bits_allocated == 16 && (pd->samples == 1 || !pd->planar)) {
-		unpack16(f, b + start, n, be);
+		unpack16(f, b + start, n, be, src);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -374,10 +385,12 @@ add_row16(const uint8_t *r, size_t n, int be, const struct pixel_desc *pd,
  */
 static int
 native_reduced16(const uint8_t *b, int be, const struct pixel_desc *pd,
-    unsigned k, struct pixel_frame *f, struct err *e)
+    unsigned k, struct pixel_frame *f, const struct dcm *src, struct err *e)
 {
 	struct pixel_desc rd = *pd;
 	int32_t lo = INT32_MAX, hi = INT32_MIN, *col;
+	size_t row = (size_t)pd->columns * 2;
+	unsigned kept = 0;		/* first row not yet dropped */
 
 	rd.rows = (pd->rows + k - 1) / k;
 	rd.columns = (pd->columns + k - 1) / k;
@@ -406,6 +419,10 @@ native_reduced16(const uint8_t *b, int be, const struct pixel_desc *pd,
 			lo = m < lo ? m : lo;
 			hi = m > hi ? m : hi;
 		}
+		if ((y1 - kept) * row >= 2 * UNPACK_CHUNK || y1 == pd->rows) {
+			dcm_release_part(src, b + kept * row, (y1 - kept) * row);
+			kept = y1;
+		}
 	}
 	free(col);
 	f->min = lo;
@@ -414,30 +431,40 @@ native_reduced16(const uint8_t *b, int be, const struct pixel_desc *pd,
 	return 0;
 }
 
+/* Bits of one native frame (YBR_FULL_422: two pixels in 32 bits). */
+static uint64_t
+frame_bits(const struct pixel_desc *pd)
+{
+	if (is_native_422(pd))
+		return ((uint64_t)npixels(pd) + 1) / 2 * 32;
+	return (uint64_t)npixels(pd) * pd->samples * pd->bits_allocated;
+}
+
+uint64_t
+pixel_native_size(const struct pixel_desc *pd, long frames)
+{
+	if (pd->bits_allocated == 1)	/* frames follow bit after bit */
+		return (frame_bits(pd) * (uint64_t)frames + 7) / 8;
+	return frame_bits(pd) / 8 * (uint64_t)frames;
+}
+
 /* Native bytes b (len) holding frame (0-based) and maybe others; reduced
  * as min_side allows (see native_factor). */
 static int
 decode_native_bytes(const uint8_t *b, size_t len, int be, int swap8,
     const struct pixel_desc *pd, long frame, unsigned min_side,
-    struct pixel_frame *f, struct err *e)
+    struct pixel_frame *f, const struct dcm *src, struct err *e)
 {
 	unsigned k = native_factor(pd, min_side);
-
-	uint64_t bits = (uint64_t)npixels(pd) * pd->samples *
-	    pd->bits_allocated;
-	uint64_t start = 0, need, bit0 = 0;
+	uint64_t bits = frame_bits(pd), need = pixel_native_size(pd, frame + 1);
+	uint64_t start = 0, bit0 = 0;
 
 	if (len == 0)
 		return err_set(e, PIXEL_E_NO_PIXELS, "empty pixel data");
-	if (pd->bits_allocated == 1) {
+	if (pd->bits_allocated == 1)
 		bit0 = bits * (uint64_t)frame;
-		need = (bit0 + bits + 7) / 8;
-	} else {
-		if (is_native_422(pd))
-			bits = ((uint64_t)npixels(pd) + 1) / 2 * 32;
+	else
 		start = bits / 8 * (uint64_t)frame;
-		need = start + bits / 8;
-	}
 	if (need > len)
 		return err_set(e, PIXEL_E_CORRUPT, "pixel data has %zu bytes, "
 		    "frame %ld needs %llu", len, frame + 1,
@@ -445,22 +472,25 @@ decode_native_bytes(const uint8_t *b, size_t len, int be, int swap8,
 	if (is_native_422(pd))
 		return native_422(b + start, pd, f, e);
 	if (k > 1)
-		return native_reduced16(b + start, be, pd, k, f, e);
+		return native_reduced16(b + start, be, pd, k, f, src, e);
 	if (frame_alloc(f, pd, e) == -1)
 		return -1;
-	native_unpack(f, b, len, start, bit0, be, swap8);
+	native_unpack(f, b, len, start, bit0, be, swap8, src);
 	return 0;
 }
 
+/* Native pixel data px of src (whose mapped pages are dropped as the
+ * frame is read). */
 static int
-decode_native(const struct dcm_elem *px, const struct pixel_desc *pd,
-    long frame, unsigned min_side, struct pixel_frame *f, struct err *e)
+decode_native(const struct dcm *src, const struct dcm_elem *px,
+    const struct pixel_desc *pd, long frame, unsigned min_side,
+    struct pixel_frame *f, struct err *e)
 {
 	int swap8 = px->big_endian && pd->bits_allocated <= 8 &&
 	    strcmp(px->vr, "OW") == 0;
 
 	return decode_native_bytes(px->value, px->value ? px->length : 0,
-	    px->big_endian, swap8, pd, frame, min_side, f, e);
+	    px->big_endian, swap8, pd, frame, min_side, f, src, e);
 }
 
 /* Deflated Image Frame Compression (1.2.840.10008.1.2.8.1): each frame
@@ -495,7 +525,7 @@ decode_deflated_frame(const uint8_t *src, size_t len,
 		return err_set(e, PIXEL_E_CORRUPT, "deflated frame: %s",
 		    zs.msg ? zs.msg : "too short");
 	}
-	rc = decode_native_bytes(out, want, 0, 0, pd, 0, 0, f, e);
+	rc = decode_native_bytes(out, want, 0, 0, pd, 0, 0, f, NULL, e);
 	free(out);
 	return rc;
 }
@@ -565,6 +595,7 @@ frame_by_bot(const struct dcm_fragment *bot, const struct dcm_fragment *fr,
 	return join_fragments(fr, first, count, fb, e);
 }
 
+/* From the copied head: the other fragments stay untouched. */
 static int
 starts_frame(const struct dcm_fragment *f)
 {
@@ -572,8 +603,8 @@ starts_frame(const struct dcm_fragment *f)
 
 	if (f->length < 6)
 		return 0;
-	return (f->data[0] == 0xff && (f->data[1] == 0xd8 ||
-	    f->data[1] == 0x4f)) || memcmp(f->data, jp2, sizeof jp2) == 0;
+	return (f->head[0] == 0xff && (f->head[1] == 0xd8 ||
+	    f->head[1] == 0x4f)) || memcmp(f->head, jp2, sizeof jp2) == 0;
 }
 
 /* Frame by codec start markers (no usable offset table). */
@@ -684,7 +715,7 @@ decode_rle(const struct frame_bytes *fb, const struct pixel_desc *pd,
 		return -1;
 	}
 	if (pd->bits_allocated == 1) {
-		native_unpack(f, seg, seglen, 0, 0, 0, 0);
+		native_unpack(f, seg, seglen, 0, 0, 0, 0, NULL);
 		free(seg);
 		return 0;
 	}
@@ -808,7 +839,14 @@ decode_jpeg(const struct frame_bytes *fb, const struct pixel_desc *pd,
 	return 0;
 }
 
-/* JPEG-LS through CharLS. */
+/*
+ * JPEG-LS through CharLS.  The decoded samples (8 or 16 bits) go into the
+ * upper part of the int32 frame itself and are widened from the front:
+ * sample i is read before the int32 at i is written, and no write reaches
+ * a sample not yet read, so a full-size frame needs no second buffer
+ * (17 MB less).  Planar colour data, whose samples move about, is
+ * decoded apart.
+ */
 static int
 decode_jls(const struct frame_bytes *fb, const struct pixel_desc *pd,
     struct pixel_frame *f, struct err *e)
@@ -818,7 +856,8 @@ decode_jls(const struct frame_bytes *fb, const struct pixel_desc *pd,
 	charls_interleave_mode im;
 	charls_jpegls_errc rc;
 	uint8_t *buf = NULL;
-	size_t sz, np = npixels(pd);
+	size_t sz, np = npixels(pd), n = np * pd->samples;
+	int planar, in_place = 0;
 
 	if (dec == NULL)
 		return err_sys(e, "charls_jpegls_decoder_create");
@@ -839,7 +878,14 @@ decode_jls(const struct frame_bytes *fb, const struct pixel_desc *pd,
 	if ((rc = charls_jpegls_decoder_get_destination_size(dec, 0, &sz))
 	    != 0)
 		goto fail;
-	if ((buf = malloc(sz)) == NULL) {
+	planar = im == CHARLS_INTERLEAVE_MODE_NONE && pd->samples > 1;
+	in_place = !planar && sz <= n * sizeof *f->v / 2;
+	if (in_place && frame_alloc(f, pd, e) == -1) {
+		charls_jpegls_decoder_destroy(dec);
+		return -1;
+	}
+	buf = in_place ? (uint8_t *)f->v + n * sizeof *f->v - sz : malloc(sz);
+	if (buf == NULL) {
 		charls_jpegls_decoder_destroy(dec);
 		return err_sys(e, "malloc %zu", sz);
 	}
@@ -847,23 +893,26 @@ decode_jls(const struct frame_bytes *fb, const struct pixel_desc *pd,
 	    0)
 		goto fail;
 	charls_jpegls_decoder_destroy(dec);
-	if (frame_alloc(f, pd, e) == -1) {
+	if (!in_place && frame_alloc(f, pd, e) == -1) {
 		free(buf);
 		return -1;
 	}
-	for (size_t i = 0; i < np * pd->samples; i++) {
+	for (size_t i = 0; i < n; i++) {
 		uint32_t raw = fi.bits_per_sample > 8 ?
 		    (uint32_t)buf[2 * i] | (uint32_t)buf[2 * i + 1] << 8 :
 		    buf[i];
-		f->v[dest_index(pd, i, im == CHARLS_INTERLEAVE_MODE_NONE)] =
-		    stored_value(pd, raw);
+		f->v[dest_index(pd, i, planar)] = stored_value(pd, raw);
 	}
 	f->desc.planar = 0;
-	free(buf);
+	if (!in_place)
+		free(buf);
 	return 0;
 fail:
 	charls_jpegls_decoder_destroy(dec);
-	free(buf);
+	if (in_place)
+		pixel_frame_free(f);
+	else
+		free(buf);
 	return err_set(e, PIXEL_E_CORRUPT, "JPEG-LS: %s",
 	    charls_get_error_message(rc));
 }
@@ -1230,7 +1279,7 @@ decode_external(const char *prog, const char *path,
 			err_set(e, PIXEL_E_UNSUPPORTED, "%s left the pixel "
 			    "data encapsulated", prog);
 		else
-			rc = decode_native(dcm_find(d2, NULL, TAG_PIXEL_DATA),
+			rc = decode_native(d2, dcm_find(d2, NULL, TAG_PIXEL_DATA),
 			    &pd2, frame, 0, f, e);
 	}
 	if (d2 != NULL)
@@ -1379,7 +1428,7 @@ pixel_decode(const struct dcm *d, const char *path, long frame,
 		rc = decode_encapsulated(d, px, path, &pd, frame, min_side, f,
 		    e);
 	else
-		rc = decode_native(px, &pd, frame, min_side, f, e);
+		rc = decode_native(d, px, &pd, frame, min_side, f, e);
 	if (rc == 0 && !f->ranged)
 		finish_range(f);
 	return rc;

@@ -33,6 +33,12 @@
 #define TAG_RED_DATA		DCM_TAG(0x0028, 0x1201)
 #define TAG_RED_SEGMENTED	DCM_TAG(0x0028, 0x1221)
 
+#define TAG_SHARED_GROUPS	DCM_TAG(0x5200, 0x9229)
+#define TAG_PER_FRAME_GROUPS	DCM_TAG(0x5200, 0x9230)
+#define TAG_PIXEL_MEASURES	DCM_TAG(0x0028, 0x9110)
+#define TAG_FRAME_VOI		DCM_TAG(0x0028, 0x9132)
+#define TAG_PIXEL_TRANSFORM	DCM_TAG(0x0028, 0x9145)
+
 #define LUT_MAX_SPAN	(1 << 22)	/* stored-value LUT entries at most */
 
 enum voi_fn { VOI_LINEAR, VOI_LINEAR_EXACT, VOI_SIGMOID };
@@ -81,6 +87,41 @@ get_double(const struct dcm *d, const struct dcm_item *it, uint32_t tag,
 	if (dcm_get_double(d, it, tag, i, &v, NULL) == -1 || !isfinite(v))
 		return def;
 	return v;
+}
+
+/* The first item of sequence tag in item it (NULL: the top), or NULL. */
+static const struct dcm_item *
+first_item(const struct dcm *d, const struct dcm_item *it, uint32_t tag)
+{
+	const struct dcm_elem *sq = dcm_find(d, it, tag);
+
+	return sq != NULL && dcm_item_count(d, sq) > 0 ?
+	    dcm_item_at(d, sq, 0) : NULL;
+}
+
+/*
+ * Where frame's value of tag is kept: the top level (NULL) when it is
+ * there; else, in an enhanced multi-frame object, the item of the
+ * functional group macro (Frame VOI LUT, Pixel Value Transformation,
+ * Pixel Measures) in the frame's per-frame group, else in the shared
+ * group.  NULL when none has it.
+ */
+static const struct dcm_item *
+holder(const struct dcm *d, long frame, uint32_t macro, uint32_t tag)
+{
+	const struct dcm_elem *pf = dcm_find(d, NULL, TAG_PER_FRAME_GROUPS);
+	const struct dcm_item *it;
+
+	if (dcm_find(d, NULL, tag) != NULL)
+		return NULL;
+	if (pf != NULL && frame >= 0 && (size_t)frame < dcm_item_count(d, pf) &&
+	    (it = first_item(d, dcm_item_at(d, pf, (size_t)frame), macro)) !=
+	    NULL && dcm_find(d, it, tag) != NULL)
+		return it;
+	if ((it = first_item(d, first_item(d, NULL, TAG_SHARED_GROUPS),
+	    macro)) != NULL && dcm_find(d, it, tag) != NULL)
+		return it;
+	return NULL;
 }
 
 /* LUT Descriptor + LUT Data (PS3.3 C.11.1): 8- or 16-bit entries. */
@@ -144,11 +185,11 @@ lut_at(const struct lut *l, double x)
 }
 
 static enum voi_fn
-voi_function(const struct dcm *d)
+voi_function(const struct dcm *d, const struct dcm_item *it)
 {
 	char fn[32];
 
-	if (dcm_get_string(d, NULL, TAG_VOI_FUNCTION, 0, fn, sizeof fn,
+	if (dcm_get_string(d, it, TAG_VOI_FUNCTION, 0, fn, sizeof fn,
 	    NULL) < 1)
 		return VOI_LINEAR;
 	if (strcmp(fn, "SIGMOID") == 0)
@@ -222,17 +263,29 @@ min_max(const struct dcm *d, const struct pixel_frame *f, struct grey *g)
 	g->hi = a < b ? b : a;
 }
 
+/* The frame o asks for, 0-based (-1: the middle one, as pixel_decode). */
+static long
+frame_of(const struct render_opts *o, const struct pixel_frame *f)
+{
+	return o->frame >= 0 ? o->frame : (f->desc.frames - 1) / 2;
+}
+
 static int
 setup_grey(const struct dcm *d, const struct pixel_frame *f,
     const struct render_opts *o, struct grey *g)
 {
+	long frame = frame_of(o, f);
+	const struct dcm_item *px = holder(d, frame, TAG_PIXEL_TRANSFORM,
+	    TAG_SLOPE);
+	const struct dcm_item *wc = holder(d, frame, TAG_FRAME_VOI,
+	    TAG_WINDOW_WIDTH);
 	const struct dcm_elem *sq;
 	char shape[32];
 	int w = o->window;
 
 	memset(g, 0, sizeof *g);
-	g->slope = get_double(d, NULL, TAG_SLOPE, 0, 1);
-	g->intercept = get_double(d, NULL, TAG_INTERCEPT, 0, 0);
+	g->slope = get_double(d, px, TAG_SLOPE, 0, 1);
+	g->intercept = get_double(d, px, TAG_INTERCEPT, 0, 0);
 	if (g->slope == 0)
 		g->slope = 1;
 	if ((sq = dcm_find(d, NULL, TAG_MODALITY_LUT)) != NULL &&
@@ -242,13 +295,13 @@ setup_grey(const struct dcm *d, const struct pixel_frame *f,
 		    TAG_LUT_DESCRIPTOR, TAG_LUT_DATA, f->desc.is_signed,
 		    &g->mlut, NULL) == 0;
 	}
-	g->fn = voi_function(d);
-	if (!o->min_max && dcm_find(d, NULL, TAG_WINDOW_WIDTH) != NULL) {
-		if (w >= dcm_vm(d, dcm_find(d, NULL, TAG_WINDOW_WIDTH)) ||
-		    w >= dcm_vm(d, dcm_find(d, NULL, TAG_WINDOW_CENTER)))
+	g->fn = voi_function(d, wc);
+	if (!o->min_max && dcm_find(d, wc, TAG_WINDOW_WIDTH) != NULL) {
+		if (w >= dcm_vm(d, dcm_find(d, wc, TAG_WINDOW_WIDTH)) ||
+		    w >= dcm_vm(d, dcm_find(d, wc, TAG_WINDOW_CENTER)))
 			w = 0;
-		g->center = get_double(d, NULL, TAG_WINDOW_CENTER, w, NAN);
-		g->width = get_double(d, NULL, TAG_WINDOW_WIDTH, w, NAN);
+		g->center = get_double(d, wc, TAG_WINDOW_CENTER, w, NAN);
+		g->width = get_double(d, wc, TAG_WINDOW_WIDTH, w, NAN);
 		g->have_window = isfinite(g->center) && isfinite(g->width) &&
 		    g->width >= (g->fn == VOI_LINEAR ? 1 : 1e-9);
 	}
@@ -600,16 +653,19 @@ render_fit(unsigned columns, unsigned rows, double aspect, unsigned size,
 		*width = columns;
 }
 
-/* Row spacing / column spacing, 1 when unknown or implausible. */
+/* Row spacing / column spacing, 1 when unknown or implausible.  An
+ * enhanced object keeps Pixel Spacing in its Pixel Measures group. */
 static double
-pixel_aspect(const struct dcm *d)
+pixel_aspect(const struct dcm *d, long frame)
 {
 	static const uint32_t tags[] = { TAG_SPACING, TAG_IMAGER_SPACING };
+	const struct dcm_item *it;
 	double a, b;
 
 	for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
-		a = get_double(d, NULL, tags[i], 0, 0);
-		b = get_double(d, NULL, tags[i], 1, 0);
+		it = holder(d, frame, TAG_PIXEL_MEASURES, tags[i]);
+		a = get_double(d, it, tags[i], 0, 0);
+		b = get_double(d, it, tags[i], 1, 0);
 		if (a > 0 && b > 0)
 			return a / b;
 	}
@@ -688,7 +744,8 @@ render_frame(const struct dcm *d, const struct pixel_frame *f,
 		im->channels = 3;
 	}
 	render_fit(f->desc.columns, f->desc.rows, o->square_pixels ? 1 :
-	    pixel_aspect(d), o->size ? o->size : RENDER_SIZE_DEFAULT,
+	    pixel_aspect(d, frame_of(o, f)), o->size ? o->size :
+	    RENDER_SIZE_DEFAULT,
 	    &im->width, &im->height);
 	rc = reduce(&s, im, e);
 out:

@@ -6,6 +6,13 @@
  * into one fragment of encapsulated pixel data, and the dataset rebuilt
  * with lib/dicom/dicom_write: every element of the input copied but the pixel
  * description, which is set anew.
+ *
+ * Memory is one frame, whatever the frames: the elements before the pixel
+ * data are encoded and written first, then each frame as it is encoded
+ * (the Basic Offset Table written as zeros and filled in at the end), then
+ * the elements after the pixel data; the mapped input's pages are dropped
+ * after each frame (dcm_release).  transcode_native_*() make their output
+ * the same way, a frame at a time as the reader asks for it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,7 +76,7 @@ transcode_mode_name(enum transcode_mode m)
 }
 
 /* One transcoding: the input, what is decided about the output, and the
- * encoded frames. */
+ * frame just encoded. */
 struct job {
 	const char *path;
 	enum transcode_mode mode;
@@ -80,26 +87,19 @@ struct job {
 	unsigned rows, columns;		/* of the output */
 	char photometric[32];		/* of the output */
 	const char *ts;			/* of the output */
-	struct dcm_fragment *frames;	/* data malloc'd, one per frame */
-	size_t nframes;
+	uint8_t *coded;			/* the frame just encoded (malloc'd) */
+	size_t coded_len;
 	size_t raw_bytes;		/* uncompressed size of the output */
-	size_t coded_bytes;
+	size_t coded_bytes;		/* of the frames encoded so far */
 	size_t out_bytes;		/* of the file written */
 	int keep_pixels;		/* native input: copied as it is */
-	uint8_t *native;		/* transcode_native()'s pixel data */
-	size_t native_len, native_cap;
 };
 
 static void
 job_free(struct job *j)
 {
-	for (size_t i = 0; i < j->nframes; i++)
-		free((void *)(uintptr_t)j->frames[i].data);
-	free(j->frames);
-	j->frames = NULL;
-	j->nframes = 0;
-	free(j->native);
-	j->native = NULL;
+	free(j->coded);
+	j->coded = NULL;
 	dcm_free(j->d);
 	j->d = NULL;
 }
@@ -178,24 +178,17 @@ check_photometric(const struct job *j, const char *p, struct err *e)
 
 /* --- encoded frames --- */
 
+/* The frame just encoded becomes j->coded (the one before is gone). */
 static int
-add_frame(struct job *j, uint8_t *data, size_t len, struct err *e)
+set_frame(struct job *j, uint8_t *data, size_t len, struct err *e)
 {
-	struct dcm_fragment *f;
-
 	if (len > UINT32_MAX - 1) {
 		free(data);
 		return err_set(e, EOVERFLOW, "encoded frame over 4 GiB");
 	}
-	f = realloc(j->frames, (j->nframes + 1) * sizeof *f);
-	if (f == NULL) {
-		free(data);
-		return err_sys(e, "realloc");
-	}
-	j->frames = f;
-	f[j->nframes].data = data;
-	f[j->nframes].length = (uint32_t)len;
-	j->nframes++;
+	free(j->coded);
+	j->coded = data;
+	j->coded_len = len;
 	j->coded_bytes += len;
 	return 0;
 }
@@ -206,62 +199,110 @@ sample_mask(unsigned bits)
 	return bits >= 32 ? 0xffffffffu : (1u << bits) - 1;
 }
 
-/* JPEG-LS lossless through CharLS: samples as bits_stored-bit unsigned
- * patterns (signed data in two's complement, as PS3.5 8.2.3 has it). */
+/*
+ * The frame's samples, masked, as bytes-wide little endian values packed
+ * into the frame's own memory, which holds nothing else afterwards:
+ * sample i is read before anything is written where it was, and written
+ * at or before it, so no second frame-sized buffer is needed (a
+ * full-size frame as int32 is 34 MB).
+ */
+static uint8_t *
+pack_in_place(struct pixel_frame *f, size_t bytes, uint32_t mask)
+{
+	const struct pixel_desc *pd = &f->desc;
+	size_t n = (size_t)pd->rows * pd->columns * pd->samples;
+	uint8_t *out = (uint8_t *)f->v;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v = (uint32_t)f->v[i] & mask;
+
+		for (size_t k = 0; k < bytes; k++)
+			out[i * bytes + k] = (uint8_t)(v >> (8 * k));
+	}
+	return out;
+}
+
+/* One JPEG-LS encoding of src into dst (cap bytes); the bytes written
+ * in *len.  With dst NULL, only the encoder's estimate of the size in
+ * *len. */
+static charls_jpegls_errc
+jls_encode_into(const charls_frame_info *fi, const uint8_t *src,
+    size_t srclen, uint8_t *dst, size_t cap, size_t *len)
+{
+	charls_jpegls_encoder *enc = charls_jpegls_encoder_create();
+	charls_jpegls_errc rc;
+
+	if (enc == NULL)
+		return CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY;
+	if ((rc = charls_jpegls_encoder_set_frame_info(enc, fi)) == 0 &&
+	    (rc = charls_jpegls_encoder_set_interleave_mode(enc,
+	    fi->component_count > 1 ? CHARLS_INTERLEAVE_MODE_SAMPLE :
+	    CHARLS_INTERLEAVE_MODE_NONE)) == 0 &&
+	    (rc = charls_jpegls_encoder_set_near_lossless(enc, 0)) == 0) {
+		if (dst == NULL)
+			rc = charls_jpegls_encoder_get_estimated_destination_size(
+			    enc, len);
+		else if ((rc = charls_jpegls_encoder_set_destination_buffer(enc,
+		    dst, cap)) == 0 &&
+		    (rc = charls_jpegls_encoder_encode_from_buffer(enc, src,
+		    srclen, 0)) == 0)
+			rc = charls_jpegls_encoder_get_bytes_written(enc, len);
+	}
+	charls_jpegls_encoder_destroy(enc);
+	return rc;
+}
+
+/*
+ * JPEG-LS lossless through CharLS: samples as bits_stored-bit unsigned
+ * patterns (signed data in two's complement, as PS3.5 8.2.3 has it).
+ * The frame is used up: its samples are packed in place into the front
+ * of its memory, and the stream is encoded into the back of it (half a
+ * 16-bit frame as int32), then copied out at its real size; only noise
+ * that does not compress takes a buffer of the encoder's estimate.
+ */
 static int
-encode_jls(const struct pixel_frame *f, unsigned bits, uint8_t **out,
+encode_jls(struct pixel_frame *f, unsigned bits, uint8_t **out,
     size_t *outlen, struct err *e)
 {
 	const struct pixel_desc *pd = &f->desc;
 	size_t n = (size_t)pd->rows * pd->columns * pd->samples;
-	size_t unit = bits > 8 ? 2 : 1, cap = 0;
+	size_t unit = bits > 8 ? 2 : 1, cap = 0, len = 0;
 	charls_frame_info fi = { pd->columns, pd->rows, (int32_t)bits,
 	    (int32_t)pd->samples };
-	charls_jpegls_encoder *enc = charls_jpegls_encoder_create();
-	charls_jpegls_errc rc = CHARLS_JPEGLS_ERRC_SUCCESS;
-	uint32_t mask = sample_mask(bits);
-	uint8_t *src = malloc(n * unit), *dst = NULL;
+	charls_jpegls_errc rc;
+	uint8_t *src = pack_in_place(f, unit, sample_mask(bits));
+	uint8_t *spare = src + n * unit, *dst = NULL;
 
-	if (enc == NULL || src == NULL) {
-		charls_jpegls_encoder_destroy(enc);
-		free(src);
-		return err_set(e, ENOMEM, "JPEG-LS: out of memory");
-	}
-	for (size_t i = 0; i < n; i++) {
-		uint32_t v = (uint32_t)f->v[i] & mask;
-		if (unit == 2)
-			((uint16_t *)(void *)src)[i] = (uint16_t)v;
+	rc = jls_encode_into(&fi, src, n * unit, spare,
+	    n * sizeof *f->v - n * unit, &len);
+	if (rc == CHARLS_JPEGLS_ERRC_DESTINATION_BUFFER_TOO_SMALL &&
+	    (rc = jls_encode_into(&fi, NULL, 0, NULL, 0, &cap)) == 0) {
+		if ((dst = malloc(cap)) == NULL)
+			rc = CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY;
 		else
-			src[i] = (uint8_t)v;
+			rc = jls_encode_into(&fi, src, n * unit, dst, cap,
+			    &len);
 	}
-	if ((rc = charls_jpegls_encoder_set_frame_info(enc, &fi)) != 0 ||
-	    (rc = charls_jpegls_encoder_set_interleave_mode(enc, pd->samples
-	    > 1 ? CHARLS_INTERLEAVE_MODE_SAMPLE : CHARLS_INTERLEAVE_MODE_NONE))
-	    != 0 ||
-	    (rc = charls_jpegls_encoder_set_near_lossless(enc, 0)) != 0 ||
-	    (rc = charls_jpegls_encoder_get_estimated_destination_size(enc,
-	    &cap)) != 0)
-		goto fail;
-	if ((dst = malloc(cap)) == NULL) {
-		rc = CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY;
-		goto fail;
+	if (rc == 0 && dst == NULL) {
+		if ((dst = malloc(len ? len : 1)) == NULL)
+			rc = CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY;
+		else
+			memcpy(dst, spare, len);
 	}
-	if ((rc = charls_jpegls_encoder_set_destination_buffer(enc, dst, cap))
-	    != 0 ||
-	    (rc = charls_jpegls_encoder_encode_from_buffer(enc, src, n * unit,
-	    0)) != 0 ||
-	    (rc = charls_jpegls_encoder_get_bytes_written(enc, outlen)) != 0)
-		goto fail;
-	charls_jpegls_encoder_destroy(enc);
-	free(src);
+	if (rc == CHARLS_JPEGLS_ERRC_DESTINATION_BUFFER_TOO_SMALL) {
+		free(dst);	/* past even the estimate: noise */
+		return err_set(e, EFBIG, "JPEG-LS output is larger than the "
+		    "samples: no gain");
+	}
+	if (rc != 0) {
+		free(dst);
+		return err_set(e, rc == CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY ?
+		    ENOMEM : EINVAL, "JPEG-LS encoder: %s",
+		    charls_get_error_message(rc));
+	}
 	*out = dst;
+	*outlen = len;
 	return 0;
-fail:
-	charls_jpegls_encoder_destroy(enc);
-	free(src);
-	free(dst);
-	return err_set(e, rc == CHARLS_JPEGLS_ERRC_NOT_ENOUGH_MEMORY ? ENOMEM :
-	    EINVAL, "JPEG-LS encoder: %s", charls_get_error_message(rc));
 }
 
 /* JPEG 2000 through OpenJPEG, into memory. */
@@ -539,8 +580,9 @@ area_average(const struct pixel_frame *f, unsigned columns, unsigned rows,
 
 /* --- one frame --- */
 
+/* Encode frame f (used up: JPEG-LS packs it in place). */
 static int
-encode_frame(struct job *j, const struct pixel_frame *f, struct err *e)
+encode_frame(struct job *j, struct pixel_frame *f, struct err *e)
 {
 	const struct pixel_desc *pd = &f->desc;
 	unsigned bits = pd->bits_stored;
@@ -558,7 +600,7 @@ encode_frame(struct job *j, const struct pixel_frame *f, struct err *e)
 		    &len, e);
 	if (rc == -1)
 		return -1;
-	return add_frame(j, data, len, e);
+	return set_frame(j, data, len, e);
 }
 
 /* The output's geometry, colour model and syntax, from the first frame
@@ -597,7 +639,9 @@ do_frame(struct job *j, long i, struct err *e)
 	int rc;
 
 	memset(&f, 0, sizeof f);
-	if (pixel_decode(j->d, j->path, i, min_side, &f, e) == -1)
+	rc = pixel_decode(j->d, j->path, i, min_side, &f, e);
+	dcm_release(j->d);	/* the frame's pages of the input */
+	if (rc == -1)
 		return err_wrap(e, "frame %ld", i + 1);
 	if (i == 0 && plan_output(j, &f, e) == -1) {
 		pixel_frame_free(&f);
@@ -707,15 +751,21 @@ copy_raw(struct dcm_builder *b, const struct dcm *d,
 	return dcm_build_bytes(b, el->tag, vr, el->value, el->length, e);
 }
 
+/* The top-level elements with tags in [lo, hi): those before the pixel
+ * data go before it in the output, those after (digital signatures),
+ * after it. */
 static int
-copy_elements(const struct job *j, struct dcm_builder *b, struct err *e)
+copy_elements(const struct job *j, struct dcm_builder *b, uint32_t lo,
+    uint32_t hi, struct err *e)
 {
 	size_t n = dcm_elem_count(j->d, NULL);
 
 	for (size_t i = 0; i < n; i++) {
 		const struct dcm_elem *el = dcm_elem_at(j->d, NULL, i);
 
-		if (skip_element(j, el->tag) ||
+		if (el->tag < lo || el->tag >= hi ||
+		    (j->keep_pixels && el->tag == TAG_PIXEL_DATA) ||
+		    skip_element(j, el->tag) ||
 		    (strcmp(el->vr, "SQ") == 0 && holds_encapsulated(j->d, el)))
 			continue;
 		if (copy_raw(b, j->d, el, e) == -1)
@@ -801,9 +851,7 @@ put_pixel_module(const struct job *j, struct dcm_builder *b, struct err *e)
 	    e) == -1 ||
 	    dcm_build_string(b, TAG_PHOTOMETRIC, "CS", j->photometric,
 	    e) == -1 ||
-	    (j->pd.samples > 1 && dcm_build_u16(b, TAG_PLANAR, 0, e) == -1) ||
-	    dcm_build_encapsulated(b, TAG_PIXEL_DATA, j->frames, j->nframes,
-	    e) == -1)
+	    (j->pd.samples > 1 && dcm_build_u16(b, TAG_PLANAR, 0, e) == -1))
 		return -1;
 	if (j->mode != TRANSCODE_REDUCED)
 		return 0;
@@ -819,69 +867,243 @@ put_pixel_module(const struct job *j, struct dcm_builder *b, struct err *e)
 	return 0;
 }
 
-static int
-write_file(const char *path, const uint8_t *buf, size_t len, struct err *e)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
-	if (fd == -1)
-		return err_sys(e, "open %s", path);
-	if (fs_write_all(fd, buf, len, e) == -1) {
-		close(fd);
-		unlink(path);
-		return -1;
-	}
-	if (close(fd) == -1) {
-		err_sys(e, "close %s", path);
-		unlink(path);
-		return -1;
-	}
-	return 0;
-}
+/* --- the output, a piece at a time --- */
 
+/* Encode b as a Part 10 file (meta) or a bare data set (!file) in ts. */
 static int
-write_output(struct job *j, const char *out, struct err *e)
+encode_part(const struct job *j, struct dcm_builder *b, int file,
+    const char *ts, uint8_t **out, size_t *len, struct err *e)
 {
-	struct dcm_builder *b = dcm_build_new();
 	char sop_class[DCM_UID_MAX], sop_instance[DCM_UID_MAX];
-	uint8_t *buf = NULL;
-	size_t len;
-	int rc = -1;
 
-	if (b == NULL)
-		return err_set(e, ENOMEM, "out of memory building a dataset");
+	if (!file)
+		return dcm_build_encode(b, ts, NULL, out, len, e);
 	if (dcm_get_string(j->d, NULL, TAG_SOP_CLASS, 0, sop_class,
 	    sizeof sop_class, NULL) < 1 ||
 	    dcm_get_string(j->d, NULL, TAG_SOP_INSTANCE, 0, sop_instance,
-	    sizeof sop_instance, NULL) < 1) {
-		err_set(e, EINVAL, "no SOP Class or SOP Instance UID");
-		goto out;
-	}
-	if (copy_elements(j, b, e) == -1 || put_pixel_module(j, b, e) == -1)
-		goto out;
-	for (size_t i = 0; i < j->nframes; i++)
-		free((void *)(uintptr_t)j->frames[i].data);
-	j->nframes = 0;		/* the builder holds copies now */
-	if (dcm_build_encode_file(b, sop_class, sop_instance, j->ts,
-	    NULL, &buf, &len, e) == -1)
-		goto out;
-	rc = write_file(out, buf, len, e);
-	j->out_bytes = len;
-out:
-	free(buf);
+	    sizeof sop_instance, NULL) < 1)
+		return err_set(e, EINVAL, "no SOP Class or SOP Instance UID");
+	return dcm_build_encode_file(b, sop_class, sop_instance, ts, NULL,
+	    out, len, e);
+}
+
+/*
+ * The output's elements on one side of the pixel data, encoded: before
+ * it (head, with the pixel description native() or the encoder's puts),
+ * or after it (!head).
+ */
+static int
+encode_elements(const struct job *j, int head, int file, const char *ts,
+    int (*describe)(const struct job *, struct dcm_builder *, struct err *),
+    uint8_t **out, size_t *len, struct err *e)
+{
+	struct dcm_builder *b = dcm_build_new();
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	if (b == NULL)
+		return err_set(e, ENOMEM, "out of memory building a dataset");
+	rc = head ? copy_elements(j, b, 0, TAG_PIXEL_DATA, e) :
+	    copy_elements(j, b, TAG_PIXEL_DATA + 1, UINT32_MAX, e);
+	if (rc == 0 && head && describe != NULL)
+		rc = describe(j, b, e);
+	if (rc == 0)
+		rc = encode_part(j, b, file, ts, out, len, e);
 	dcm_build_free(b);
 	return rc;
 }
 
+/* The file being written, and where its offset table waits. */
+struct writer {
+	const char *path;
+	int fd;
+	size_t bytes;
+	size_t bot_at;			/* the offset table's values */
+	uint32_t *offsets;		/* of each frame's item */
+	long nframes;
+};
+
 static int
-transcode(struct job *j, const char *out, struct err *e)
+put_bytes(struct writer *w, const void *p, size_t n, struct err *e)
 {
-	if (check_layout(j, e) == -1)
+	if (fs_write_all(w->fd, p, n, e) == -1)
 		return -1;
-	for (long i = 0; i < j->pd.frames; i++)
-		if (do_frame(j, i, e) == -1)
+	w->bytes += n;
+	return 0;
+}
+
+/* The head, the Pixel Data element and its offset table (zeros). */
+static int
+write_head(struct job *j, struct writer *w, struct err *e)
+{
+	static const uint8_t zeros[1024];
+	uint8_t *head, h[12];
+	size_t len, n, left;
+	int rc;
+
+	if ((size_t)j->pd.frames > (UINT32_MAX - 16) / 4)
+		return err_set(e, EOVERFLOW, "%ld frames: the offset table "
+		    "cannot hold them", j->pd.frames);
+	if ((w->offsets = calloc((size_t)j->pd.frames, sizeof *w->offsets))
+	    == NULL)
+		return err_set(e, ENOMEM, "out of memory for %ld frames",
+		    j->pd.frames);
+	if (encode_elements(j, 1, 1, j->ts, put_pixel_module, &head, &len,
+	    e) == -1)
+		return -1;
+	rc = put_bytes(w, head, len, e);
+	free(head);
+	n = dcm_build_header(h, TAG_PIXEL_DATA, "OB", 0xffffffffu, 1);
+	if (rc == -1 || put_bytes(w, h, n, e) == -1)
+		return -1;
+	n = dcm_build_header(h, DCM_TAG(0xfffe, 0xe000), NULL,
+	    (uint32_t)(4 * j->pd.frames), 1);
+	if (put_bytes(w, h, n, e) == -1)
+		return -1;
+	w->bot_at = w->bytes;
+	for (left = 4 * (size_t)j->pd.frames; left > 0; left -= n) {
+		n = left < sizeof zeros ? left : sizeof zeros;
+		if (put_bytes(w, zeros, n, e) == -1)
 			return -1;
-	return write_output(j, out, e);
+	}
+	return 0;
+}
+
+/* Frame i, just encoded, as one fragment (padded to even length). */
+static int
+write_frame(struct job *j, struct writer *w, long i, struct err *e)
+{
+	uint32_t len = (uint32_t)j->coded_len + (j->coded_len & 1);
+	uint8_t h[12];
+	size_t n = dcm_build_header(h, DCM_TAG(0xfffe, 0xe000), NULL, len, 1);
+	size_t offset = w->bytes - (w->bot_at + 4 * (size_t)j->pd.frames);
+
+	if (offset > UINT32_MAX - 8 - len)
+		return err_set(e, EOVERFLOW, "encapsulated pixel data over "
+		    "4 GiB: the offset table cannot address it");
+	w->offsets[i] = (uint32_t)offset;
+	if (put_bytes(w, h, n, e) == -1 ||
+	    put_bytes(w, j->coded, j->coded_len, e) == -1 ||
+	    ((j->coded_len & 1) && put_bytes(w, "", 1, e) == -1))
+		return -1;
+	free(j->coded);
+	j->coded = NULL;
+	return 0;
+}
+
+/* The sequence delimiter, the elements after the pixel data, and the
+ * offset table's values. */
+static int
+write_end(struct job *j, struct writer *w, struct err *e)
+{
+	uint8_t h[12], *tail, le[4];
+	size_t n = dcm_build_header(h, DCM_TAG(0xfffe, 0xe0dd), NULL, 0, 1);
+	size_t len;
+	int rc;
+
+	if (put_bytes(w, h, n, e) == -1 ||
+	    encode_elements(j, 0, 0, j->ts, NULL, &tail, &len, e) == -1)
+		return -1;
+	rc = put_bytes(w, tail, len, e);
+	free(tail);
+	for (long i = 0; rc == 0 && i < j->pd.frames; i++) {
+		for (int k = 0; k < 4; k++)
+			le[k] = (uint8_t)(w->offsets[i] >> (8 * k));
+		if (pwrite(w->fd, le, 4, (off_t)(w->bot_at + 4 * (size_t)i))
+		    != 4)
+			rc = err_sys(e, "write %s", w->path);
+	}
+	return rc;
+}
+
+static int
+writer_open(struct writer *w, const char *path, struct err *e)
+{
+	memset(w, 0, sizeof *w);
+	w->path = path;
+	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	return w->fd == -1 ? err_sys(e, "open %s", path) : 0;
+}
+
+/* Close; on failure (rc -1, or no gain: 1) the file goes. */
+static int
+writer_close(struct writer *w, int rc, struct err *e)
+{
+	free(w->offsets);
+	if (close(w->fd) == -1 && rc == 0)
+		rc = err_sys(e, "close %s", w->path);
+	if (rc != 0)
+		unlink(w->path);
+	return rc;
+}
+
+/*
+ * More frames than the pixel data holds would have the offset table
+ * written for nothing (a hostile Number of Frames): native data must
+ * hold them all, encapsulated data needs a fragment each.
+ */
+static int
+check_frames(const struct job *j, struct err *e)
+{
+	const struct dcm_elem *px = dcm_find(j->d, NULL, TAG_PIXEL_DATA);
+	struct dcm_fragment bot, *fr;
+	uint64_t need;
+	size_t n;
+
+	if (px->value != NULL) {
+		need = pixel_native_size(&j->pd, j->pd.frames);
+		return need > px->length ? err_set(e, PIXEL_E_CORRUPT, "pixel "
+		    "data has %u bytes, %ld frames need %llu", px->length,
+		    j->pd.frames, (unsigned long long)need) : 0;
+	}
+	if (dcm_pixel_fragments(j->d, px, &bot, &fr, &n, NULL) == -1)
+		return 0;	/* the decoder says what is wrong */
+	free(fr);
+	dcm_release(j->d);
+	return (size_t)j->pd.frames > n ? err_set(e, PIXEL_E_CORRUPT, "%ld "
+	    "frames in %zu fragments", j->pd.frames, n) : 0;
+}
+
+/* A frame that failed: 1 when it only means "no gain" (EFBIG: the
+ * encoding outgrew the samples), else -1. */
+static int
+frame_failed(const struct job *j, const struct err *e)
+{
+	return j->mode == TRANSCODE_LOSSLESS && e != NULL &&
+	    e->code == EFBIG ? 1 : -1;
+}
+
+/*
+ * Frame by frame into out.  1 (out removed) when lossless output grows
+ * past the input: there is no gain, and no point in encoding the rest.
+ */
+static int
+transcode(struct job *j, const char *out, size_t in_bytes, struct err *e)
+{
+	struct writer w;
+	int rc;
+
+	if (check_layout(j, e) == -1 || check_frames(j, e) == -1)
+		return -1;
+	if (do_frame(j, 0, e) == -1)
+		return frame_failed(j, e);
+	if (writer_open(&w, out, e) == -1)
+		return -1;
+	rc = write_head(j, &w, e);
+	for (long i = 0; rc == 0 && i < j->pd.frames; i++) {
+		if (i > 0 && do_frame(j, i, e) == -1)
+			rc = frame_failed(j, e);
+		else if (write_frame(j, &w, i, e) == -1)
+			rc = -1;
+		else if (j->mode == TRANSCODE_LOSSLESS && w.bytes >= in_bytes)
+			rc = 1;
+	}
+	if (rc == 0)
+		rc = write_end(j, &w, e);
+	j->out_bytes = w.bytes;
+	return writer_close(&w, rc, e);
 }
 
 /* Opened and described; 1 when there is nothing to do. */
@@ -937,14 +1159,11 @@ transcode_file_opts(const char *in, const char *out, enum transcode_mode m,
 	    TRANSCODE_REDUCED_SIDE;
 	j.ratio = o != NULL && o->reduced_ratio > 1 ? o->reduced_ratio :
 	    TRANSCODE_REDUCED_RATIO;
-	if ((rc = prepare(&j, e)) == 0 && (rc = transcode(&j, out, e)) == 0) {
+	if ((rc = prepare(&j, e)) == 0 &&
+	    (rc = transcode(&j, out, r->in_bytes, e)) == 0) {
 		r->out_bytes = j.out_bytes;
 		snprintf(r->transfer_syntax, sizeof r->transfer_syntax, "%s",
 		    j.ts);
-		if (m == TRANSCODE_LOSSLESS && j.out_bytes >= r->in_bytes) {
-			unlink(out);	/* no gain: send the original */
-			rc = 1;
-		}
 	}
 	if (rc == 1) {
 		r->out_bytes = r->in_bytes;
@@ -957,44 +1176,7 @@ transcode_file_opts(const char *in, const char *out, enum transcode_mode m,
 	return rc;
 }
 
-/* --- decompression to native pixel data (transcode_native) --- */
-
-/* Append one decoded frame to j->native, Bits Allocated wide, little
- * endian. */
-static int
-pack_frame(struct job *j, const struct pixel_frame *f, struct err *e)
-{
-	const struct pixel_desc *fd = &f->desc;
-	size_t bytes = j->pd.bits_allocated / 8;
-	size_t n = (size_t)fd->rows * fd->columns * fd->samples;
-	uint8_t *p;
-
-	if (fd->rows != j->pd.rows || fd->columns != j->pd.columns ||
-	    fd->samples != j->pd.samples)
-		return err_set(e, PIXEL_E_CORRUPT, "a frame decodes to %ux%ux%u"
-		    " where the image says %ux%ux%u", fd->rows, fd->columns,
-		    fd->samples, j->pd.rows, j->pd.columns, j->pd.samples);
-	if (j->native_len + n * bytes > j->native_cap) {
-		size_t cap = n * bytes * (size_t)j->pd.frames;
-
-		if (cap < j->native_len + n * bytes)
-			cap = j->native_len + n * bytes;
-		if ((p = realloc(j->native, cap)) == NULL)
-			return err_set(e, ENOMEM, "out of memory for %zu bytes "
-			    "of pixel data", cap);
-		j->native = p;
-		j->native_cap = cap;
-	}
-	p = j->native + j->native_len;
-	for (size_t i = 0; i < n; i++) {
-		uint32_t v = (uint32_t)f->v[i];
-
-		for (size_t k = 0; k < bytes; k++)
-			*p++ = (uint8_t)(v >> (8 * k));
-	}
-	j->native_len += n * bytes;
-	return 0;
-}
+/* --- decompression to native pixel data (transcode_native_*) --- */
 
 /* What native output can hold, checked before decoding. */
 static int
@@ -1015,75 +1197,266 @@ check_native(const struct job *j, struct err *e)
 	return 0;
 }
 
+/* The pixel description of the decoded image. */
 static int
-decode_frames(struct job *j, struct err *e)
+put_native_description(const struct job *j, struct dcm_builder *b,
+    struct err *e)
 {
-	struct pixel_frame f;
-	int rc;
-
-	if (check_native(j, e) == -1)
-		return -1;
-	for (long i = 0; i < j->pd.frames; i++) {
-		memset(&f, 0, sizeof f);
-		if (pixel_decode(j->d, j->path, i, 0, &f, e) == -1)
-			return err_wrap(e, "frame %ld", i + 1);
-		if (i == 0)
-			snprintf(j->photometric, sizeof j->photometric, "%s",
-			    f.desc.photometric);
-		rc = pack_frame(j, &f, e);
-		pixel_frame_free(&f);
-		if (rc == -1)
-			return -1;
-	}
-	return 0;
-}
-
-/* The pixel description of the decoded image and its native pixels. */
-static int
-put_native_pixels(const struct job *j, struct dcm_builder *b, struct err *e)
-{
-	const char *vr = j->pd.bits_allocated == 8 ? "OB" : "OW";
-
 	return dcm_build_u16(b, TAG_HIGH_BIT,
 	    (uint16_t)(j->pd.bits_stored - 1), e) == -1 ||
 	    dcm_build_string(b, TAG_PHOTOMETRIC, "CS", j->photometric,
 	    e) == -1 ||
-	    (j->pd.samples > 1 && dcm_build_u16(b, TAG_PLANAR, 0, e) == -1) ||
-	    dcm_build_bytes(b, TAG_PIXEL_DATA, vr, j->native, j->native_len,
-	    e) == -1 ? -1 : 0;
+	    (j->pd.samples > 1 && dcm_build_u16(b, TAG_PLANAR, 0, e) == -1) ?
+	    -1 : 0;
+}
+
+enum piece { P_HEAD, P_PIXELS, P_PAD, P_TAIL, P_END };
+
+struct transcode_stream {
+	struct job j;
+	const char *ts;
+	uint8_t *head, *tail;		/* encoded, around the pixel data */
+	size_t headlen, taillen;
+	size_t pixlen;			/* the pixel data's value */
+	enum piece piece;
+	size_t pos;			/* in the current piece */
+	/* decoded: the current frame, packed in place, and the next */
+	struct pixel_frame cur;
+	const uint8_t *frame;		/* cur's memory, packed */
+	size_t framelen, framepos;
+	long next;
+	/* kept: the input's value, swapped into buf when big endian */
+	const struct dcm_elem *px;
+	int swap;
+	uint8_t *buf;
+	size_t released;		/* input bytes since dcm_release */
+};
+
+#define STREAM_CHUNK	((size_t)1 << 20)
+
+/* Decode frame i into s->cur, packed in place Bits Allocated wide,
+ * little endian (s->frame). */
+static int
+pack_frame(struct transcode_stream *s, long i, struct err *e)
+{
+	struct job *j = &s->j;
+	struct pixel_frame *f = &s->cur;
+	size_t bytes = j->pd.bits_allocated / 8;
+	int rc;
+
+	pixel_frame_free(f);
+	memset(f, 0, sizeof *f);
+	rc = pixel_decode(j->d, j->path, i, 0, f, e);
+	dcm_release(j->d);
+	if (rc == -1)
+		return err_wrap(e, "frame %ld", i + 1);
+	if (f->desc.rows != j->pd.rows || f->desc.columns != j->pd.columns ||
+	    f->desc.samples != j->pd.samples)
+		return err_set(e, PIXEL_E_CORRUPT, "frame %ld decodes to "
+		    "%ux%ux%u where the image says %ux%ux%u", i + 1,
+		    f->desc.rows, f->desc.columns, f->desc.samples, j->pd.rows,
+		    j->pd.columns, j->pd.samples);
+	if (i == 0)
+		snprintf(j->photometric, sizeof j->photometric, "%s",
+		    f->desc.photometric);
+	s->frame = pack_in_place(f, bytes, 0xffffffffu);
+	s->framelen = (size_t)f->desc.rows * f->desc.columns *
+	    f->desc.samples * bytes;
+	s->framepos = 0;
+	s->next = i + 1;
+	return 0;
+}
+
+/* Decoded pixel data: frame 0 now (its colour model goes in the head),
+ * the others as they are read. */
+static int
+open_decoded(struct transcode_stream *s, struct err *e)
+{
+	struct job *j = &s->j;
+
+	if (pixel_describe(j->d, &j->pd, e) == -1 || check_native(j, e) == -1)
+		return -1;
+	s->pixlen = (size_t)j->pd.rows * j->pd.columns * j->pd.samples *
+	    (j->pd.bits_allocated / 8) * (size_t)j->pd.frames;
+	return pack_frame(s, 0, e);
+}
+
+/* The Pixel Data element's header, after the head. */
+static int
+append_pixel_header(struct transcode_stream *s, const char *vr,
+    struct err *e)
+{
+	uint8_t h[12], *p;
+	size_t n = dcm_build_header(h, TAG_PIXEL_DATA, vr,
+	    (uint32_t)(s->pixlen + (s->pixlen & 1)),
+	    strcmp(s->ts, DCM_TS_EXPLICIT_LE) == 0);
+
+	if ((p = realloc(s->head, s->headlen + n)) == NULL)
+		return err_set(e, ENOMEM, "out of memory");
+	memcpy(p + s->headlen, h, n);
+	s->head = p;
+	s->headlen += n;
+	return 0;
 }
 
 int
-transcode_native(const char *in, const char *ts, uint8_t **out,
-    size_t *outlen, struct err *e)
+transcode_native_open(const char *in, const char *ts,
+    struct transcode_stream **out, size_t *len, struct err *e)
 {
-	struct dcm_builder *b = NULL;
-	struct job j;
+	struct transcode_stream *s;
+	const char *vr;
 	int rc;
 
-	memset(&j, 0, sizeof j);
-	j.path = in;
+	*out = NULL;
 	if (strcmp(ts, DCM_TS_EXPLICIT_LE) != 0 &&
 	    strcmp(ts, DCM_TS_IMPLICIT_LE) != 0)
 		return err_set(e, EINVAL, "native output is explicit or "
 		    "implicit VR little endian, not %s", ts);
-	if ((rc = dcm_open(in, 0, &j.d, e)) == 0) {
-		j.keep_pixels =
-		    transcode_is_native(dcm_transfer_syntax(j.d)) ||
-		    dcm_find(j.d, NULL, TAG_PIXEL_DATA) == NULL;
-		if (!j.keep_pixels &&
-		    (rc = pixel_describe(j.d, &j.pd, e)) == 0)
-			rc = decode_frames(&j, e);
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		return err_set(e, ENOMEM, "out of memory");
+	s->ts = ts;
+	s->j.path = in;
+	if ((rc = dcm_open(in, 0, &s->j.d, e)) == 0) {
+		s->px = dcm_find(s->j.d, NULL, TAG_PIXEL_DATA);
+		s->j.keep_pixels =
+		    transcode_is_native(dcm_transfer_syntax(s->j.d)) ||
+		    s->px == NULL;
+		if (s->j.keep_pixels && s->px != NULL && s->px->value == NULL)
+			rc = err_set(e, EINVAL, "encapsulated pixel data "
+			    "under the native transfer syntax %s",
+			    dcm_transfer_syntax(s->j.d));
+		else if (s->j.keep_pixels && s->px != NULL)
+			s->pixlen = s->px->length;
+		else if (!s->j.keep_pixels)
+			rc = open_decoded(s, e);
 	}
-	if (rc == 0 && (b = dcm_build_new()) == NULL)
-		rc = err_set(e, ENOMEM, "out of memory building a dataset");
+	vr = s->j.keep_pixels && s->px != NULL ? s->px->vr :
+	    s->j.pd.bits_allocated == 8 ? "OB" : "OW";
+	s->swap = s->px != NULL && s->j.keep_pixels && s->px->big_endian &&
+	    strcmp(vr, "OW") == 0;
+	if (rc == 0 && s->swap && (s->buf = malloc(STREAM_CHUNK)) == NULL)
+		rc = err_set(e, ENOMEM, "out of memory");
 	if (rc == 0)
-		rc = copy_elements(&j, b, e);
-	if (rc == 0 && !j.keep_pixels)
-		rc = put_native_pixels(&j, b, e);
+		rc = encode_elements(&s->j, 1, 0, ts, s->j.keep_pixels ? NULL :
+		    put_native_description, &s->head, &s->headlen, e);
+	if (rc == 0 && s->px != NULL)
+		rc = append_pixel_header(s, vr, e);
 	if (rc == 0)
-		rc = dcm_build_encode(b, ts, NULL, out, outlen, e);
-	dcm_build_free(b);
-	job_free(&j);
-	return rc;
+		rc = encode_elements(&s->j, 0, 0, ts, NULL, &s->tail,
+		    &s->taillen, e);
+	if (rc == -1) {
+		transcode_native_close(s);
+		return -1;
+	}
+	*len = s->headlen + s->pixlen + (s->pixlen & 1) + s->taillen;
+	*out = s;
+	return 0;
+}
+
+/* Kept pixel data: the input's bytes, 16-bit words swapped from big
+ * endian, the mapped pages dropped every STREAM_CHUNK * 8. */
+static ssize_t
+next_kept(struct transcode_stream *s, const uint8_t **p, size_t max)
+{
+	size_t n = s->pixlen - s->pos;
+
+	if (n > max)
+		n = max;
+	if (n > STREAM_CHUNK)
+		n = STREAM_CHUNK;
+	if (s->released >= STREAM_CHUNK * 8) {
+		dcm_release(s->j.d);
+		s->released = 0;
+	}
+	s->released += n;
+	*p = s->px->value + s->pos;
+	if (s->swap) {
+		n &= ~(size_t)1;	/* whole words (the length is even) */
+		if (n == 0)
+			n = 1;
+		for (size_t k = 0; k + 1 < n; k += 2) {
+			s->buf[k] = (*p)[k + 1];
+			s->buf[k + 1] = (*p)[k];
+		}
+		if (n == 1)
+			s->buf[0] = (*p)[0];
+		*p = s->buf;
+	}
+	return (ssize_t)n;
+}
+
+/* Decoded pixel data: what is left of the current frame, or the next. */
+static ssize_t
+next_decoded(struct transcode_stream *s, const uint8_t **p, size_t max,
+    struct err *e)
+{
+	size_t n;
+
+	if (s->framepos == s->framelen && pack_frame(s, s->next, e) == -1)
+		return -1;
+	n = s->framelen - s->framepos;
+	if (n > max)
+		n = max;
+	*p = s->frame + s->framepos;
+	s->framepos += n;
+	return (ssize_t)n;
+}
+
+/* From a piece held whole (head, tail): the rest of it. */
+static ssize_t
+next_held(const uint8_t *piece, size_t len, size_t pos, const uint8_t **p,
+    size_t max)
+{
+	size_t n = len - pos < max ? len - pos : max;
+
+	*p = piece + pos;
+	return (ssize_t)n;
+}
+
+ssize_t
+transcode_native_read(struct transcode_stream *s, const uint8_t **p,
+    size_t max, struct err *e)
+{
+	static const uint8_t pad[1];
+	size_t size[] = { s->headlen, s->pixlen, s->pixlen & 1, s->taillen };
+	ssize_t n;
+
+	while (s->piece != P_END && s->pos == size[s->piece]) {
+		s->piece++;
+		s->pos = 0;
+	}
+	if (s->piece == P_END || max == 0)
+		return 0;
+	switch (s->piece) {
+	case P_HEAD:
+		n = next_held(s->head, s->headlen, s->pos, p, max);
+		break;
+	case P_PIXELS:
+		n = s->j.keep_pixels ? next_kept(s, p, max) :
+		    next_decoded(s, p, max, e);
+		break;
+	case P_PAD:
+		*p = pad;
+		n = 1;
+		break;
+	default:
+		n = next_held(s->tail, s->taillen, s->pos, p, max);
+		break;
+	}
+	if (n > 0)
+		s->pos += (size_t)n;
+	return n;
+}
+
+void
+transcode_native_close(struct transcode_stream *s)
+{
+	if (s == NULL)
+		return;
+	free(s->head);
+	free(s->tail);
+	pixel_frame_free(&s->cur);
+	free(s->buf);
+	job_free(&s->j);
+	free(s);
 }

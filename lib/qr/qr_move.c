@@ -7,8 +7,11 @@
  * the requester's own association (it took the SCP role for the storage
  * classes).  Each object goes in its stored transfer syntax where a
  * context took it (the stored bytes after the meta group), else decoded
- * to uncompressed little endian (transcode_native), else it is a failed
- * sub-operation with a log line.  A pending response follows each
+ * to uncompressed little endian (transcode_native_*), else it is a failed
+ * sub-operation with a log line.  Either way the data set is sent as it is
+ * read or decoded (struct ul_source): a buffer of the file, or one frame,
+ * in memory at a time, so a 2 GB tomosynthesis object costs no more than
+ * a mammogram.  A pending response follows each
  * sub-operation; a C-CANCEL between two ends the retrieval with FE00; the
  * final response carries the counts and, when some failed, the Failed
  * SOP Instance UID List.  While a retrieval runs, run/qr-move.<pid> says
@@ -23,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -280,11 +282,37 @@ pick_context(const struct retrieve *r, const struct item *it, int *as_stored)
 	return le;
 }
 
-/* A stored object, mapped. */
+/* A stored object sent as stored: its data set read from the file a
+ * buffer at a time (the page cache is not this process's memory). */
+#define OBJECT_BUF	((size_t)256 << 10)
+
 struct object {
-	uint8_t *map;
-	size_t len, off;	/* the data set starts at off */
+	int fd;
+	size_t len, pos;	/* the data set is [off, len): pos next */
+	uint8_t *buf;
+	const char *path;
 };
+
+static ssize_t
+object_next(void *arg, const uint8_t **p, size_t max, struct err *e)
+{
+	struct object *o = arg;
+	size_t n = max < OBJECT_BUF ? max : OBJECT_BUF;
+	ssize_t k;
+
+	if (n > o->len - o->pos)
+		n = o->len - o->pos;
+	while ((k = pread(o->fd, o->buf, n, (off_t)o->pos)) == -1 &&
+	    errno == EINTR)
+		;
+	if (k == -1)
+		return err_sys(e, "read %s", o->path);
+	if (k == 0 && n > 0)
+		return err_set(e, EIO, "%s: shorter than it was", o->path);
+	o->pos += (size_t)k;
+	*p = o->buf;
+	return k;
+}
 
 static int
 object_open(const struct item *it, const char *path,
@@ -293,25 +321,18 @@ object_open(const struct item *it, const char *path,
 	struct dcm *d = NULL;
 	struct stat st;
 	char uid[DIMSE_UID_MAX];
-	int fd, rc;
+	int rc;
 
 	memset(o, 0, sizeof o[0]);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	o->path = path;
+	if ((o->fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return err_sys(e, "open %s", path);
-	if (fstat(fd, &st) == -1 || st.st_size == 0) {
-		rc = err_sys(e, "empty or unreadable %s", path);
-		close(fd);
-		return rc;
-	}
+	if (fstat(o->fd, &st) == -1 || st.st_size == 0)
+		return err_sys(e, "empty or unreadable %s", path);
 	o->len = (size_t)st.st_size;
-	o->map = mmap(NULL, o->len, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (o->map == MAP_FAILED) {
-		o->map = NULL;
-		return err_sys(e, "mmap %s", path);
-	}
-	rc = dcm_parse(o->map, o->len, DCM_STOP_AT_PIXELS | DCM_REQUIRE_META,
-	    &d, e);
+	if ((o->buf = malloc(OBJECT_BUF)) == NULL)
+		return err_set(e, ENOMEM, "out of memory");
+	rc = dcm_open(path, DCM_STOP_AT_PIXELS | DCM_REQUIRE_META, &d, e);
 	if (rc == 0 && strcmp(dcm_transfer_syntax(d), it->ts) != 0)
 		rc = err_set(e, EINVAL, "the object is in %s, the index says "
 		    "%s", dcm_transfer_syntax(d), it->ts);
@@ -320,7 +341,7 @@ object_open(const struct item *it, const char *path,
 		rc = err_set(e, EINVAL, "the object's SOP Instance UID is not "
 		    "the index's");
 	if (rc == 0)
-		rc = scu_dataset_offset(d, &o->off, e);
+		rc = scu_dataset_offset(d, &o->pos, e);
 	dcm_free(d);
 	return rc;
 }
@@ -328,9 +349,18 @@ object_open(const struct item *it, const char *path,
 static void
 object_close(struct object *o)
 {
-	if (o->map != NULL)
-		munmap(o->map, o->len);
-	o->map = NULL;
+	if (o->fd >= 0)
+		close(o->fd);
+	o->fd = -1;
+	free(o->buf);
+	o->buf = NULL;
+}
+
+/* The decoded object (transcode_native_*) as a source. */
+static ssize_t
+native_next(void *arg, const uint8_t **p, size_t max, struct err *e)
+{
+	return transcode_native_read(arg, p, max, e);
 }
 
 /* C-GET: wait for our C-STORE's response on the requester's association,
@@ -369,8 +399,8 @@ get_store_response(struct retrieve *r, uint16_t *status, struct err *e)
 }
 
 static int
-store_bytes(struct retrieve *r, const struct ul_context *c,
-    const struct item *it, const uint8_t *data, size_t len, uint16_t *status,
+store_source(struct retrieve *r, const struct ul_context *c,
+    const struct item *it, const struct ul_source *src, uint16_t *status,
     struct err *e)
 {
 	struct scu_store_rq s = { it->sop_class_uid, it->sop_instance_uid,
@@ -380,10 +410,10 @@ store_bytes(struct retrieve *r, const struct ul_context *c,
 	if (!r->is_get) {
 		s.move_originator_aet = r->x->s->a->calling_aet;
 		s.move_originator_id = r->rq->cmd.message_id;
-		return scu_store(r->sub, c->id, &s, data, len, status, e);
+		return scu_store_source(r->sub, c->id, &s, src, status, e);
 	}
 	scu_store_command(&s, &rq);
-	if (dimse_send(r->sub, c->id, &rq, data, len, e) == -1)
+	if (dimse_send_source(r->sub, c->id, &rq, src, e) == -1)
 		return -1;
 	return get_store_response(r, status, e);
 }
@@ -404,11 +434,11 @@ static enum outcome
 send_one(struct retrieve *r, struct item *it)
 {
 	const struct ul_context *c;
-	struct object o = { 0 };
+	struct object o = { .fd = -1 };
+	struct transcode_stream *native = NULL;
+	struct ul_source src = { NULL, NULL, 0 };
 	struct err e = { 0 };
 	char path[PATH_MAX];
-	uint8_t *native = NULL;
-	size_t len;
 	uint16_t status = 0;
 	int as_stored, rc;
 
@@ -428,11 +458,15 @@ send_one(struct retrieve *r, struct item *it)
 		log_failed(r, it, e.msg);
 		return SENT_FAILED;
 	}
-	if (as_stored)
+	if (as_stored) {
 		rc = object_open(it, path, &o, &e);
-	else
-		rc = transcode_native(path, c->transfer_syntax, &native, &len,
-		    &e);
+		src = (struct ul_source){ object_next, &o, o.len - o.pos };
+	} else {
+		rc = transcode_native_open(path, c->transfer_syntax, &native,
+		    &src.len, &e);
+		src.next = native_next;
+		src.arg = native;
+	}
 	if (rc == -1) {
 		object_close(&o);
 		log_failed(r, it, e.code == ENOENT ? "the object is no longer "
@@ -442,11 +476,10 @@ send_one(struct retrieve *r, struct item *it)
 	if (!as_stored)
 		log_debug("decompressed for the peer", "sop_instance_uid=%s "
 		    "from=%s to=%s bytes=%zu", it->sop_instance_uid, it->ts,
-		    c->transfer_syntax, len);
-	rc = as_stored ? store_bytes(r, c, it, o.map + o.off, o.len - o.off,
-	    &status, &e) : store_bytes(r, c, it, native, len, &status, &e);
+		    c->transfer_syntax, src.len);
+	rc = store_source(r, c, it, &src, &status, &e);
 	object_close(&o);
-	free(native);
+	transcode_native_close(native);
 	if (rc == -1) {
 		snprintf(r->why, sizeof r->why, "%s lost: %.120s", r->is_get ?
 		    "the association" : "the sub-association to the "

@@ -3,7 +3,8 @@
 # TLS with a test CA.  Source after t/lib.sh.
 #
 #   api_start                   the Manage API (bearer token "sesame",
-#                               what it gets in $API); sets APORT and
+#                               what it gets in $API, files up to
+#                               $API_MAX_MB, 100); sets APORT and
 #                               exports CLOUD_API_ENDPOINT, GATEWAY_CA_FILE
 #   api_fault QUERY             e.g. '?status=500&count=2', '/clear'
 #   api_admin PATH              a switch of production's rules, e.g.
@@ -73,7 +74,7 @@ api_start() {
 	# shellcheck disable=SC2086
 	bg api $PY "$GW_ROOT/t/relay/manage-api" --cert "$T/pki/server.pem" \
 		--keyfile "$T/pki/server.key" --listen 127.0.0.1:$APORT \
-		${API_AUTH:---token sesame} --dir "$API"
+		${API_AUTH:---token sesame} --dir "$API" --max-mb "${API_MAX_MB:-100}"
 	wait_for 15 "the Manage API test server is up" grep -q '^ready' "$T/api.out"
 	CLOUD_API_ENDPOINT=https://127.0.0.1:$APORT/api/v1/dicom
 	GATEWAY_CA_FILE=$RELAY_CA

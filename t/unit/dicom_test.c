@@ -564,6 +564,75 @@ test_deflate(void)
 	    "garbage deflate stream: %s", e.msg);
 }
 
+/*
+ * A deflated data set whose header passes the first part the reader
+ * inflates (a 3 MB private value before Patient Name): with
+ * DCM_STOP_AT_PIXELS it inflates more until the pixel data, and stops
+ * there; whole, it reads the 4 MB of pixel data after it.
+ */
+static void
+test_deflate_large(void)
+{
+	size_t big = (size_t)3 << 20, px = (size_t)4 << 20;
+	size_t n = 64 + big + 64 + px, cap = n + 4096, len;
+	uint8_t *ds = calloc(1, n), *file = malloc(cap + 1024);
+	struct bb meta = { .n = 0 }, hdr = { .n = 0 };
+	const struct dcm_elem *el;
+	struct dcm *d;
+	struct err e;
+	z_stream zs;
+	size_t k = 0;
+
+	if (ds == NULL || file == NULL)
+		abort();
+	bstr(&hdr, DCM_TAG(0x0008, 0x0060), "CS", "MG");
+	bexp(&hdr, DCM_TAG(0x0009, 0x1010), "OB", NULL, big);
+	memcpy(ds, hdr.p, hdr.n);
+	k = hdr.n + big;		/* the private value: zeros */
+	hdr.n = 0;
+	bstr(&hdr, DCM_TAG(0x0010, 0x0010), "PN", "After^Big");
+	bexp(&hdr, DCM_TAG(0x7fe0, 0x0010), "OW", NULL, px);
+	memcpy(ds + k, hdr.p, hdr.n);
+	k += hdr.n;
+	for (size_t i = 0; i < px; i++)	/* pixels, a little texture */
+		ds[k + i] = (uint8_t)(i * 7 >> 3);
+	k += px;
+	bmeta(&meta, DCM_TS_DEFLATED_LE);
+	memcpy(file, meta.p, meta.n);
+	memset(&zs, 0, sizeof zs);
+	if (deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) !=
+	    Z_OK)
+		abort();
+	zs.next_in = ds;
+	zs.avail_in = (uInt)k;
+	zs.next_out = file + meta.n;
+	zs.avail_out = (uInt)(cap + 1024 - meta.n);
+	if (deflate(&zs, Z_FINISH) != Z_STREAM_END)
+		abort();
+	len = meta.n + zs.total_out;
+	deflateEnd(&zs);
+	if (ok(dcm_parse(file, len, DCM_STOP_AT_PIXELS, &d, &e) == 0,
+	    "a deflated header of 3 MB is read up to the pixel data")) {
+		is_str(str(d, NULL, DCM_TAG(0x10, 0x10), 0), "After^Big",
+		    "... the element after the 3 MB value is there");
+		ok(dcm_find(d, NULL, DCM_TAG(0x7fe0, 0x0010)) == NULL,
+		    "... and the parse stopped at the pixel data");
+		dcm_free(d);
+	}
+	if (ok(dcm_parse(file, len, 0, &d, &e) == 0, "read whole")) {
+		el = dcm_find(d, NULL, DCM_TAG(0x7fe0, 0x0010));
+		ok(el != NULL && el->length == px && el->value[px - 1] ==
+		    (uint8_t)((px - 1) * 7 >> 3), "... with its 4 MB of pixels");
+		dcm_free(d);
+	}
+	/* 16 bytes of deflate: a few kilobytes inflated, inside the 3 MB */
+	if (!ok(dcm_parse(file, meta.n + 16, DCM_STOP_AT_PIXELS, &d, &e) == -1,
+	    "a deflated stream cut before the pixel data fails: %s", e.msg))
+		dcm_free(d);
+	free(ds);
+	free(file);
+}
+
 static void
 test_implicit_meta_mismatch(void)
 {
@@ -1243,6 +1312,7 @@ main(int argc, char **argv)
 	test_delimiters_and_padding();
 	test_un_undefined();
 	test_deflate();
+	test_deflate_large();
 	test_implicit_meta_mismatch();
 	test_dictionary();
 	test_dictionary_complete("/usr/share/libdcmtk17/dicom.dic");

@@ -23,6 +23,9 @@
 #define T_PFG	DCM_TAG(0x5200, 0x9230)
 #define T_SFG	DCM_TAG(0x5200, 0x9229)
 #define T_DIM	DCM_TAG(0x0020, 0x9222)
+#define T_FANAT	DCM_TAG(0x0020, 0x9071)
+#define T_FLAT	DCM_TAG(0x0020, 0x9072)
+#define T_INTENT	DCM_TAG(0x0008, 0x0068)
 
 static const char *views[] = { "RCC", "LCC", "RMLO", "LMLO" };
 
@@ -178,6 +181,76 @@ check_bto(const char *view, const char *dir)
 	free(buf);
 }
 
+/* Frame Laterality of the shared group, or of per-frame item i. */
+static int
+frame_laterality(const struct dcm *d, long i, char *out, size_t outsz)
+{
+	const struct dcm_elem *sq = dcm_find(d, NULL, i < 0 ? T_SFG : T_PFG);
+	const struct dcm_item *it;
+	const struct dcm_elem *fa;
+
+	if (sq == NULL || (it = dcm_item_at(d, sq, i < 0 ? 0 : (size_t)i)) ==
+	    NULL || (fa = dcm_find(d, it, T_FANAT)) == NULL ||
+	    (it = dcm_item_at(d, fa, 0)) == NULL)
+		return -1;
+	return dcm_get_string(d, it, T_FLAT, 0, out, outsz, NULL) > 0 ? 0 : -1;
+}
+
+/* Breast Projection X-Ray, For Presentation or For Processing; written
+ * with mammo_write() (a frame at a time) and read back. */
+static void
+check_bpx(enum mammo_kind kind, int per_frame, const char *dir)
+{
+	struct mammo_image img = { .exam = &exam, .rows = 64, .cols = 48,
+	    .frames = 2, .instance_number = 3, .seed = 3, .kind = kind,
+	    .anatomy_per_frame = per_frame };
+	const char *want = kind == MAMMO_KIND_BPX_PROCESSING ?
+	    MAMMO_BPX_PROC_SOP_CLASS : MAMMO_BPX_SOP_CLASS;
+	char uid[MAMMO_UID_MAX], cls[80], lat[8], path[4096], intent[32];
+	struct dcm *d;
+	struct err e = { 0 };
+	const struct dcm_elem *px;
+	uint8_t frame[64 * 48 * 2];
+	uint64_t written = 0;
+	FILE *f;
+
+	if (mammo_view_parse("LMLO", &img.view, &e) == -1 ||
+	    dcm_uid_new(uid, &e) == -1)
+		return;
+	img.sop_instance_uid = uid;
+	ok(strcmp(mammo_image_sop_class(&img), want) == 0,
+	    "%s: the class its kind asks for", want);
+	snprintf(path, sizeof path, "%s/BPX-%d%s.dcm", dir ? dir : "/tmp",
+	    (int)kind, per_frame ? "-pf" : "");
+	if ((f = fopen(path, "wb")) == NULL)
+		return;
+	ok(mammo_write(&img, fileno(f), &written, &e) == 0 && written > 0,
+	    "%s written a frame at a time: %s", want, e.msg);
+	fclose(f);
+	if (!ok(dcm_open(path, 0, &d, &e) == 0, "%s reads back: %s", want,
+	    e.msg))
+		return;
+	ok(dcm_get_string(d, NULL, T_CLASS, 0, cls, sizeof cls, &e) >= 0 &&
+	    strcmp(cls, want) == 0, "%s: SOP class", want);
+	ok(dcm_find(d, NULL, T_LAT) == NULL && dcm_find(d, NULL, T_VIEW) ==
+	    NULL, "%s: no top-level Image Laterality or View Position", want);
+	ok(frame_laterality(d, per_frame ? 1 : -1, lat, sizeof lat) == 0 &&
+	    strcmp(lat, "L") == 0, "%s: Frame Laterality L in the %s group",
+	    want, per_frame ? "per-frame" : "shared");
+	ok(dcm_get_string(d, NULL, T_INTENT, 0, intent, sizeof intent, &e) >
+	    0 && strcmp(intent, kind == MAMMO_KIND_BPX_PROCESSING ?
+	    "FOR PROCESSING" : "FOR PRESENTATION") == 0,
+	    "%s: Presentation Intent Type %s", want, intent);
+	px = dcm_find(d, NULL, T_PIX);
+	mammo_frame(&img, 1, frame);
+	ok(px != NULL && px->length == 2 * sizeof frame &&
+	    memcmp(px->value + sizeof frame, frame, sizeof frame) == 0,
+	    "%s: the second frame's pixels are mammo_frame()'s", want);
+	dcm_free(d);
+	if (dir == NULL)
+		remove(path);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -189,6 +262,16 @@ main(int argc, char **argv)
 		check_view(views[i], i, argc > 1 ? argv[1] : NULL);
 	check_bto("RCC", argc > 1 ? argv[1] : NULL);
 	check_bto("LMLO", argc > 1 ? argv[1] : NULL);
+	check_bpx(MAMMO_KIND_BPX_PRESENTATION, 0, argc > 1 ? argv[1] : NULL);
+	check_bpx(MAMMO_KIND_BPX_PROCESSING, 1, argc > 1 ? argv[1] : NULL);
+	{
+		enum mammo_kind k;
+
+		ok(mammo_kind_parse("bpx-processing", &k, &e) == 0 &&
+		    k == MAMMO_KIND_BPX_PROCESSING &&
+		    mammo_kind_parse("ct", &k, &e) == -1,
+		    "classes parse by name, others are refused");
+	}
 	ok(mammo_view_parse("XCC", &v, &e) == -1, "XCC is refused");
 	ok(mammo_size_parse("small", &rows, &cols, &e) == 0 && rows == 512 &&
 	    cols == 400, "small is 512x400");

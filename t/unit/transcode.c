@@ -204,6 +204,8 @@ same_pixels(const char *a, const char *b, char *why, size_t whysz)
 		}
 		pixel_frame_free(&fa);
 		pixel_frame_free(&fb);
+		dcm_release(da);	/* a big object stays small */
+		dcm_release(db);
 	}
 out:
 	dcm_free(da);
