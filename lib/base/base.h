@@ -4,8 +4,8 @@
  *
  * Layer 0.  The one public header of lib/base/; what its modules share
  * beyond it is static in its .c files.
- * Modules, each with its contract below: err, log, fsutil, proc, db,
- * config.
+ * Modules, each with its contract below: err, log, fsutil, runstate,
+ * proc, db, config.
  */
 #ifndef GW_BASE_H
 #define GW_BASE_H
@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 /*
  * err: the error a library function hands back to its caller.
@@ -119,6 +120,96 @@ int fs_read_small(const char *path, size_t maxlen, char **out, size_t *len,
 
 /* Copy src to dst durably (dst written as tmp + fsync + rename). */
 int fs_copy_durable(const char *src, const char *dst, struct err *e);
+
+/*
+ * Could user uid create a file in dir (write and search on it)?  1 yes;
+ * 0 no, with why in e (it does not exist, is on a read-only file system,
+ * or its permission bits refuse uid, its group or its supplementary
+ * groups); -1 when it cannot be told (e set).  For this process's own
+ * user it asks access(2), so ACLs count; for another, the mode bits
+ * (root may write anywhere but on a read-only file system).
+ */
+int fs_dir_writable_by(const char *dir, uid_t uid, struct err *e);
+
+/*
+ * runstate: the files in $GATEWAY_DATA_DIR/run/ by which a running
+ * program tells the others about itself: key=value lines, one value a
+ * line (control characters become spaces), never a secret and never
+ * patient data; times ISO 8601 UTC ("2026-11-28T01:29:00Z"), "" for
+ * none.  The one read/write pair for all of them: a writer builds the
+ * whole text (runstate_put) and replaces the file at once (a temporary
+ * name beside it, fsync, rename, fsync of run/), so a reader never sees
+ * half a file.  Each file has one owner, its only writer; the owner's
+ * subsystem holds the typed reader beside the writer:
+ *
+ *   file                  written by                  read through
+ *   run/gatewayd.pid      gatewayd (sh)               ops (supervisor)
+ *   run/children, timers  gatewayd (sh)               ops (supervisor)
+ *   run/NAME.state        gatewayd, per child and     ops (supervisor)
+ *                         timed job (sh: write_state,
+ *                         the same format)
+ *   run/storage.state     storescp-front              archive (floor_state)
+ *   run/qr.state          qrscp                       qr (qr_status)
+ *   run/qr-move.PID       qrscp, one per retrieval    qr (qr_status)
+ *   run/relay.state       relaylisten                 cloud (relay_state)
+ *   run/relaysend.state   relaysend (its workers      cloud (send_state)
+ *                         merge under a lock)
+ *   run/alert.NAME        gatewayctl alerts           ops (alerts)
+ *   run/store.lock        a lock, no content: dcmpurge exclusive, qrscp
+ *                         shared (archive/purge)
+ *
+ * Memory: struct runstate is the caller's (RUNSTATE_MAX of text).
+ */
+
+#define RUNSTATE_MAX	8192
+#define RUNSTATE_TIME	32	/* "2026-11-28T01:29:00Z" and its NUL */
+
+struct runstate {
+	char text[RUNSTATE_MAX];
+	size_t len;
+	int overflow;		/* a put did not fit: the write refuses */
+};
+
+void runstate_init(struct runstate *s);
+
+/* Add key=value (printf); a value is made one line. */
+void runstate_put(struct runstate *s, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Add key=<ISO 8601 time>, or key= when t is 0. */
+void runstate_put_time(struct runstate *s, const char *key, time_t t);
+
+/* Replace run/<name> (name: "relay.state") with s; run/ must exist. */
+int runstate_write(const char *data_dir, const char *name,
+    const struct runstate *s, struct err *e);
+
+/* Read run/<name>: 0; 1 when there is no such file (s empty); -1 when
+ * it cannot be read (e: EACCES for a user who may not, ...). */
+int runstate_read(const char *data_dir, const char *name, struct runstate *s,
+    struct err *e);
+
+/* run/<name> under data_dir into out: 0, or -1 (too long). */
+int runstate_path(const char *data_dir, const char *name, char *out,
+    size_t outsz, struct err *e);
+
+/* A value into out ("" when absent): 0 found, -1 absent or cut. */
+int runstate_get(const struct runstate *s, const char *key, char *out,
+    size_t outsz);
+
+/* A whole number, or dflt when absent or not one. */
+long long runstate_get_ll(const struct runstate *s, const char *key,
+    long long dflt);
+
+/* A time, or 0 when absent or not one. */
+time_t runstate_get_time(const struct runstate *s, const char *key);
+
+/* t as ISO 8601 UTC ("" for 0), and back (fractions and a +hh:mm zone
+ * accepted): 0, or -1 when s is not such a time. */
+void runstate_time_text(time_t t, char out[RUNSTATE_TIME]);
+int runstate_time_parse(const char *s, time_t *out);
+
+/* A process pid exists (a process of another user counts). */
+int runstate_pid_alive(long pid);
 
 /*
  * proc: run a helper program with a deadline and take what it prints

@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int
@@ -231,4 +234,57 @@ fail:
 	close(out);
 	unlink(tmp);
 	return -1;
+}
+
+/* uid (or its groups) may write and search a directory of mode st. */
+static int
+mode_allows(const struct stat *st, uid_t uid)
+{
+	struct passwd *pw = getpwuid(uid);
+	gid_t groups[64];
+	int n = 64;
+
+	if (st->st_uid == uid)
+		return (st->st_mode & (S_IWUSR | S_IXUSR)) == (S_IWUSR | S_IXUSR);
+	if (pw != NULL && getgrouplist(pw->pw_name, pw->pw_gid, groups,
+	    &n) != -1)
+		for (int i = 0; i < n; i++)
+			if (groups[i] == st->st_gid)
+				return (st->st_mode & (S_IWGRP | S_IXGRP)) ==
+				    (S_IWGRP | S_IXGRP);
+	return (st->st_mode & (S_IWOTH | S_IXOTH)) == (S_IWOTH | S_IXOTH);
+}
+
+int
+fs_dir_writable_by(const char *dir, uid_t uid, struct err *e)
+{
+	struct statvfs v;
+	struct stat st;
+	int why;
+
+	if (stat(dir, &st) == -1) {
+		why = errno;
+		err_sys(e, "%s", dir);
+		return why == ENOENT || why == ENOTDIR ? 0 : -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		err_set(e, ENOTDIR, "%s is not a directory", dir);
+		return 0;
+	}
+	if (statvfs(dir, &v) == 0 && (v.f_flag & ST_RDONLY)) {
+		err_set(e, EROFS, "%s is on a read-only file system", dir);
+		return 0;
+	}
+	if (uid == geteuid()) {
+		if (access(dir, W_OK | X_OK) == 0)
+			return 1;
+		why = errno;
+		err_sys(e, "%s", dir);
+		return why == EACCES || why == EROFS ? 0 : -1;
+	}
+	if (uid == 0 || mode_allows(&st, uid))
+		return 1;
+	err_set(e, EACCES, "%s: its permissions refuse user %ld", dir,
+	    (long)uid);
+	return 0;
 }
