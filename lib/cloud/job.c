@@ -278,8 +278,8 @@ reschedule(struct job_ctx *o, struct job *j)
 		    "job=%s", j->name);
 		return;	/* the claim stays in cur/: recovered at start */
 	}
-	if (spool_enqueue(o->spool, j->name, body, (size_t)n, 0, &e) == -1 ||
-	    spool_finish(o->spool, j->name, &e) == -1) {
+	/* its first queueing time kept: the status counts its age from it */
+	if (spool_requeue(o->spool, j->name, body, (size_t)n, &e) == -1) {
 		/* The claim stays in cur/: recovered at the next start. */
 		log_err("cannot reschedule job", &e);
 	}

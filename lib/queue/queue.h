@@ -4,7 +4,7 @@
  *
  * Layer 1.  The one public header of lib/queue/; what its modules share
  * beyond it is static in its .c files.
- * Modules, each with its contract below: spool, workers.
+ * Modules, each with its contract below: spool, census, workers.
  */
 #ifndef GW_QUEUE_H
 #define GW_QUEUE_H
@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "base/base.h"
 
@@ -31,6 +32,9 @@
  * (and removes the tmp/ files of writers that died before renaming), so
  * a crash repeats work and never loses it: consumers must be idempotent.
  * Job order is the order of names; generated names start with the time.
+ * A job file's mtime is when it was first queued: spool_rewrite() and
+ * spool_requeue() keep it, so a job retried for an hour is an hour old
+ * (a producer that replaces a waiting job queues it anew).
  *
  * A job body is text, one key=value per line (spool_job_get reads one).
  * Deferred enqueues (SPOOL_DEFER) write tmp/ files without fsync and make
@@ -94,6 +98,12 @@ int spool_unclaim(struct spool *s, const char *name, struct err *e);
 int spool_rewrite(struct spool *s, const char *name, const char *body,
     size_t len, struct err *e);
 
+/* Put a claimed job back into new/ with a new body (its next attempt),
+ * durably, keeping the time it was first queued; then drop the claim.
+ * The caller makes sure no job of that name waits in new/. */
+int spool_requeue(struct spool *s, const char *name, const char *body,
+    size_t len, struct err *e);
+
 /* Read a claimed job's body (malloc'd, NUL-terminated). */
 int spool_read(struct spool *s, const char *name, char **body,
     struct err *e);
@@ -120,6 +130,33 @@ int spool_count(struct spool *s, const char *sub, struct err *e);
 /* Value of key in a job body into out.  0 found, -1 absent or too long. */
 int spool_job_get(const char *body, const char *key, char *out,
     size_t outsz);
+
+/*
+ * census: what a spool holds, for the status (lib/ops), read without
+ * opening the spool as a consumer: the jobs in new/, cur/ and failed/
+ * (.reason files are not jobs) and how long the oldest waiting one
+ * (new/ or cur/) has waited since it was first queued: its file's
+ * mtime, or the time a generated name starts with when that is older.
+ * spool_scan() calls fn for every job with that time and the start of
+ * its body (SPOOL_PEEK bytes at most, cut at a line end), failed 1 for
+ * one in failed/; a non-zero return stops it and is returned.
+ * Nothing is written, created or claimed.
+ */
+
+#define SPOOL_PEEK	4096
+
+struct spool_census {
+	long count[3];		/* new, cur, failed; -1: cannot be read */
+	int error[3];		/* its errno when -1 */
+	time_t oldest;		/* the oldest waiting job's; 0: none */
+};
+
+void spool_census(const char *dir, struct spool_census *c);
+
+typedef int spool_visit_fn(void *arg, const char *name, time_t queued,
+    const char *head, int failed);
+int spool_scan(const char *dir, spool_visit_fn *fn, void *arg,
+    struct err *e);
 
 /*
  * workers: --jobs N, N worker processes sharing one spool (relaysend).

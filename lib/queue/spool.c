@@ -387,6 +387,27 @@ spool_unclaim(struct spool *s, const char *name, struct err *e)
 	return move(s, "cur", "new", name, e);
 }
 
+/* The tmp/ file of name takes the times of its claim, cur/NAME: a job
+ * keeps the time it was first queued through its rewrites. */
+static int
+keep_queued_time(struct spool *s, const char *name, struct err *e)
+{
+	char tmp[PATH_MAX], claim[PATH_MAX];
+	struct timespec times[2];
+	struct stat st;
+
+	if (tmp_path(s, name, tmp, sizeof tmp, e) == -1 ||
+	    sub_path(s, "cur", name, claim, sizeof claim, e) == -1)
+		return -1;
+	if (stat(claim, &st) == -1)
+		return 0;	/* no claim (a test's hand): the time is now */
+	times[0] = st.st_atim;
+	times[1] = st.st_mtim;
+	if (utimensat(AT_FDCWD, tmp, times, 0) == -1)
+		return err_sys(e, "spool: utimensat %s", tmp);
+	return 0;
+}
+
 int
 spool_rewrite(struct spool *s, const char *name, const char *body,
     size_t len, struct err *e)
@@ -397,12 +418,36 @@ spool_rewrite(struct spool *s, const char *name, const char *body,
 	    sub_path(s, "cur", name, to, sizeof to, e) == -1 ||
 	    write_tmp(s, name, body, len, 1, e) == -1)
 		return -1;
+	if (keep_queued_time(s, name, e) == -1) {
+		unlink(from);
+		return -1;
+	}
 	if (rename(from, to) == -1) {
 		err_sys(e, "spool: rename %s to cur/", from);
 		unlink(from);
 		return -1;
 	}
 	return fs_sync_parent(to, e);
+}
+
+int
+spool_requeue(struct spool *s, const char *name, const char *body,
+    size_t len, struct err *e)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+
+	if (tmp_path(s, name, tmp, sizeof tmp, e) == -1 ||
+	    write_tmp(s, name, body, len, 1, e) == -1)
+		return -1;
+	if (keep_queued_time(s, name, e) == -1 || publish(s, name, e) == -1) {
+		unlink(tmp);
+		return -1;
+	}
+	if (sub_path(s, "new", NULL, dir, sizeof dir, e) == -1 ||
+	    fs_sync_dir(dir, e) == -1 || spool_finish(s, name, e) == -1)
+		return -1;
+	spool_wake(s);
+	return 0;
 }
 
 int

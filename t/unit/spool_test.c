@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -126,6 +127,65 @@ check_tmp_sweep(const char *dir)
 	spool_close(&s);
 }
 
+/* A job retried keeps the time it was first queued; the census counts
+ * the jobs and ages the oldest from that time. */
+static int
+count_kind(void *arg, const char *name, time_t queued, const char *head,
+    int failed)
+{
+	int *n = arg;
+
+	(void)name;
+	(void)queued;
+	if (!failed && strstr(head, "kind=image\n") != NULL)
+		(*n)++;
+	return 0;
+}
+
+static void
+check_first_queued(const char *root)
+{
+	char dir[4200], path[4300];
+	struct spool s;
+	struct spool_census c;
+	struct timespec old[2] = { { 0, 0 }, { 0, 0 } };
+	struct stat st;
+	struct err e = { 0 };
+	int images = 0;
+
+	snprintf(dir, sizeof dir, "%s/census", root);
+	if (spool_open(&s, dir, 1, &e) == -1) {
+		ok(0, "census spool: %s", e.msg);
+		return;
+	}
+	spool_enqueue(&s, "mpps-1", "kind=mpps.status_update\n", 24, 0, &e);
+	spool_enqueue(&s, "img-1", "kind=image\n", 11, 0, &e);
+	snprintf(path, sizeof path, "%s/new/mpps-1", dir);
+	old[0].tv_sec = old[1].tv_sec = time(NULL) - 240;
+	utimensat(AT_FDCWD, path, old, 0);
+	spool_claim_name(&s, "mpps-1", &e);
+	ok(spool_requeue(&s, "mpps-1", "kind=mpps.status_update\nattempts=1\n",
+	    35, &e) == 0, "a claimed job is queued again with its next attempt");
+	ok(stat(path, &st) == 0 && st.st_mtime == old[1].tv_sec,
+	    "... keeping the time it was first queued");
+	ok(!exists(dir, "cur", "mpps-1"), "... its claim dropped");
+	spool_claim_name(&s, "mpps-1", &e);
+	ok(spool_rewrite(&s, "mpps-1", "kind=mpps.status_update\nattempts=2\n",
+	    35, &e) == 0, "a claimed job rewritten");
+	snprintf(path, sizeof path, "%s/cur/mpps-1", dir);
+	ok(stat(path, &st) == 0 && st.st_mtime == old[1].tv_sec,
+	    "... keeps it too");
+	spool_unclaim(&s, "mpps-1", &e);
+	spool_census(dir, &c);
+	ok(c.count[0] == 2 && c.count[1] == 0 && c.count[2] == 0,
+	    "the census counts the jobs waiting, claimed and failed");
+	ok(c.oldest == old[1].tv_sec, "... and the oldest waits since its "
+	    "first queueing, not its last retry");
+	ok(spool_scan(dir, count_kind, &images, &e) == 0 && images == 1,
+	    "spool_scan shows each job's first lines");
+	spool_close(&s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -239,6 +299,7 @@ main(int argc, char **argv)
 
 	check_same_name_race(dir);
 	check_tmp_sweep(dir);
+	check_first_queued(argv[1]);
 	spool_close(&s);
 	spool_close(&s2);
 	return tap_done();
