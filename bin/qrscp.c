@@ -12,7 +12,7 @@
  * timers, a graceful stop) is lib/dicomnet/scp's, as mwlscp's; the services are
  * lib/qr_*.c.  qrscp reads pacs.db and never writes it, except for its own
  * table of commitment requests; readers never block ingest (WAL).  The
- * parent writes run/qr.state (port, associations) for gatewayd status and
+ * parent writes run/qr.state (port, associations) for gatewayctl status and
  * answers commitment requests left over from a crash (qr_commit_resume)
  * at start and every QR_COMMIT_RETRY_SECONDS, in a child of its own.
  */
@@ -44,6 +44,7 @@ struct server {
 	pid_t resumer;		/* the qr_commit_resume child, or 0 */
 	time_t next_resume;
 	int last_assoc;		/* as last written to run/qr.state */
+	int state_warned;	/* it could not be written: said once */
 };
 
 enum { OPT_DESTINATIONS = 256, OPT_VERSION, OPT_STATUS };
@@ -174,57 +175,38 @@ serve_association(struct scp_session *s)
 	return EX_OK;
 }
 
-/* --- qrscp --status: one line for gatewayd status --- */
+/* --- qrscp --status: its line of gatewayctl status --- */
 
 static int
 print_status(const struct server *s)
 {
 	struct qr_status st;
 	struct err e = { 0 };
-	char pending[32];
+	char line[300];
 
 	if (qr_status_read(&s->set.cfg, &st, &e) == -1) {
 		fprintf(stderr, "qrscp: %s\n", e.msg);
 		return EX_SOFTWARE;
 	}
-	if (!st.running) {
-		printf("qrscp: %s (AE %s, port %d)\n", st.present ?
-		    "not running" : "not started", st.aet, st.port);
-		return EX_OK;
-	}
-	if (st.pending_commitments < 0)
-		snprintf(pending, sizeof pending, "unknown");
-	else
-		snprintf(pending, sizeof pending, "%ld",
-		    st.pending_commitments);
-	printf("qrscp: running (pid %ld) AE %s port %d, %d association%s, "
-	    "%d retrieval%s in progress, commitments pending: %s\n", st.pid,
-	    st.aet, st.port, st.associations, st.associations == 1 ? "" : "s",
-	    st.moves, st.moves == 1 ? "" : "s", pending);
+	qr_status_line(&st, line, sizeof line);
+	printf("qrscp: %s\n", line);
 	return EX_OK;
 }
 
 /* --- the parent --- */
 
-/* run/qr.state, replaced whole by a rename: what gatewayd status shows. */
+/* run/qr.state (lib/qr qr_status): what gatewayctl status shows. */
 static void
 write_state(struct server *s)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	FILE *f;
+	struct err e = { 0 };
 
-	if (snprintf(path, sizeof path, "%s/run/qr.state",
-	    s->set.cfg.data_dir) >= (int)sizeof path)
-		return;
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	if ((f = fopen(tmp, "w")) == NULL)
-		return;
-	fprintf(f, "aet=%s\nport=%d\nassociations=%d\npid=%ld\n", s->scp.aet,
-	    s->scp.port, s->scp.nchildren, (long)getpid());
-	if (fclose(f) == 0)
-		rename(tmp, path);
-	else
-		unlink(tmp);
+	/* said once: run by hand, there may be no run/ */
+	if (qr_status_write(s->set.cfg.data_dir, s->scp.aet, s->scp.port,
+	    s->scp.nchildren, &e) == -1 && !s->state_warned) {
+		log_warn("cannot write run/qr.state", "error=\"%s\"", e.msg);
+		s->state_warned = 1;
+	}
 	s->last_assoc = s->scp.nchildren;
 }
 

@@ -138,8 +138,9 @@ int fs_dir_writable_by(const char *dir, uid_t uid, struct err *e);
  * patient data; times ISO 8601 UTC ("2026-11-28T01:29:00Z"), "" for
  * none.  The one read/write pair for all of them: a writer builds the
  * whole text (runstate_put) and replaces the file at once (a temporary
- * name beside it, fsync, rename, fsync of run/), so a reader never sees
- * half a file.  Each file has one owner, its only writer; the owner's
+ * name beside it, renamed), so a reader never sees half a file.  No
+ * fsync: they describe running processes, which write them again after
+ * a crash, and a writer's loop must not wait on a busy disk.  Each file has one owner, its only writer; the owner's
  * subsystem holds the typed reader beside the writer:
  *
  *   file                  written by                  read through

@@ -5,11 +5,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void
 runstate_init(struct runstate *s)
@@ -75,14 +77,31 @@ int
 runstate_write(const char *data_dir, const char *name,
     const struct runstate *s, struct err *e)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int fd, n;
 
 	if (s->overflow)
 		return err_set(e, EOVERFLOW, "run/%s: more than %d bytes",
 		    name, RUNSTATE_MAX);
-	if (runstate_path(data_dir, name, path, sizeof path, e) == -1)
+	n = snprintf(tmp, sizeof tmp, "%s/run/.%s.tmp.%ld", data_dir, name,
+	    (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof tmp ||
+	    runstate_path(data_dir, name, path, sizeof path, e) == -1)
+		return err_set(e, ENAMETOOLONG, "data directory path too long");
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0644)) == -1)
+		return err_sys(e, "create %s", tmp);
+	if (fs_write_all(fd, s->text, s->len, e) == -1) {
+		close(fd);
+		unlink(tmp);
 		return -1;
-	return fs_write_atomic(path, s->text, s->len, e);
+	}
+	if (close(fd) == -1 || rename(tmp, path) == -1) {
+		err_sys(e, "write %s", path);
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
 }
 
 int

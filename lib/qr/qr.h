@@ -241,10 +241,8 @@ int qr_serve_commit(struct qr_session *x, const struct dimse_msg *m);
  */
 int qr_commit_resume(const struct qr_settings *set, struct err *e);
 
-/* The number of commitment requests not yet reported, into *pending. */
-int qr_commit_pending(sqlite3 *db, long *pending, struct err *e);
-
-/* --- qr_status.c: what gatewayd status and the health report show --- */
+/* --- qr_status.c: qrscp as gatewayctl status and the health report see
+ * it, and its one writer --- */
 
 struct qr_status {
 	int present;		/* run/qr.state exists: qrscp was started */
@@ -257,8 +255,23 @@ struct qr_status {
 	long pending_commitments;	/* -1: unknown (no pacs.db) */
 };
 
-/* Read run/qr.state, run/qr-move.* and pacs.db's commitment table. */
+/* qrscp's parent: run/qr.state (AE title, port, associations open, its
+ * pid), replaced whole (lib/base runstate). */
+int qr_status_write(const char *data_dir, const char *aet, int port,
+    int associations, struct err *e);
+
+/* Read run/qr.state, run/qr-move.* and pacs.db's commitment table
+ * (read-only).  A run/ closed to this user reads as not started. */
 int qr_status_read(const struct config *c, struct qr_status *st,
     struct err *e);
+
+/* The status in one line, as qrscp --status and gatewayctl status print
+ * it after "qrscp: ": "running (pid 812) AE SCREENING_QR port 4246, 1
+ * association, 0 retrievals in progress, commitments pending: 0", or
+ * "not running (AE …, port …)" / "not started (…)". */
+void qr_status_line(const struct qr_status *st, char *out, size_t outsz);
+
+/* The number of commitment requests not yet reported, into *pending. */
+int qr_commit_pending(sqlite3 *db, long *pending, struct err *e);
 
 #endif

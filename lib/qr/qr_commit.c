@@ -1106,21 +1106,3 @@ qr_commit_resume(const struct qr_settings *set, struct err *e)
 	qr_session_close(&x);
 	return n == -1 ? -1 : answered;
 }
-
-int
-qr_commit_pending(sqlite3 *db, long *pending, struct err *e)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	*pending = 0;
-	if (db_prepare(db, &st, "SELECT count(*) FROM commitment_requests "
-	    "WHERE state = 'PENDING'", e) == -1)
-		return -1;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		*pending = (long)sqlite3_column_int64(st, 0);
-	else
-		step_error(db, e, "commitment requests");
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : -1;
-}
