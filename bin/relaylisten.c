@@ -98,6 +98,7 @@ struct listener {
 	time_t last_error_at;
 	const char *state;		/* in relay.state, and since when */
 	time_t state_since;
+	int state_warned;		/* relay.state could not be written */
 };
 
 static void
@@ -164,58 +165,42 @@ install_signals(void)
 
 /* ---------------------------------------------------------- the state */
 
-static void
-iso_time(time_t t, char *out, size_t outsz)
-{
-	struct tm tm;
-
-	if (t == 0 || gmtime_r(&t, &tm) == NULL ||
-	    strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		out[0] = '\0';
-}
-
 /*
- * run/relay.state, replaced whole by a rename (gatewayd status and the
+ * run/relay.state (lib/cloud cloud_status: gatewayctl status and the
  * health report read it): what a listener can tell about its channel,
  * never the token.
  */
 static void
 write_state(struct listener *l, const char *connection)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	char since[32], started[32], pong[32], action[32], proof[32];
-	char error_at[32], expires[32];
-	FILE *f;
+	struct relay_state r = { 0 };
+	struct err e = { 0 };
 
-	if (snprintf(path, sizeof path, "%s/run/relay.state",
-	    l->cfg.data_dir) >= (int)sizeof path)
-		return;
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	if (l->state == NULL || strcmp(l->state, connection) != 0) {
 		l->state = connection;
 		l->state_since = time(NULL);
 	}
-	iso_time(l->state_since, since, sizeof since);
-	iso_time(l->started, started, sizeof started);
-	iso_time(l->last_pong, pong, sizeof pong);
-	iso_time(l->last_action, action, sizeof action);
-	iso_time(l->last_proof, proof, sizeof proof);
-	iso_time(l->last_error_at, error_at, sizeof error_at);
-	iso_time(l->ctl != NULL ? (time_t)l->token_expiry : 0, expires,
-	    sizeof expires);
-	if ((f = fopen(tmp, "w")) == NULL)
-		return;
-	fprintf(f, "connection=%s\nsince=%s\nstarted=%s\ncredential=%s\n"
-	    "token_expires=%s\nlast_pong=%s\nlast_action=%s\nself_echo=%s\n"
-	    "last_proof=%s\nlast_error=%s\nlast_error_at=%s\n"
-	    "hybrid_connection=%s\npid=%ld\n", connection, since, started,
-	    identity_kind_name(l->src.kind), expires, pong, action,
-	    l->self_echo ? "on" : "off", proof, l->last_error, error_at,
-	    l->hc, (long)getpid());
-	if (fclose(f) == 0)
-		rename(tmp, path);
-	else
-		unlink(tmp);
+	snprintf(r.connection, sizeof r.connection, "%s", connection);
+	r.since = l->state_since;
+	r.started = l->started;
+	snprintf(r.credential, sizeof r.credential, "%s",
+	    identity_kind_name(l->src.kind));
+	r.token_expires = l->ctl != NULL ? (time_t)l->token_expiry : 0;
+	r.last_pong = l->last_pong;
+	r.last_action = l->last_action;
+	snprintf(r.self_echo, sizeof r.self_echo, "%s", l->self_echo ? "on" :
+	    "off");
+	r.last_proof = l->last_proof;
+	snprintf(r.last_error, sizeof r.last_error, "%s", l->last_error);
+	r.last_error_at = l->last_error_at;
+	snprintf(r.hybrid_connection, sizeof r.hybrid_connection, "%s",
+	    l->hc);
+	if (relay_state_write(l->cfg.data_dir, &r, &e) == -1 &&
+	    !l->state_warned) {
+		log_warn("cannot write run/relay.state", "error=\"%s\"",
+		    e.msg);
+		l->state_warned = 1;	/* said once */
+	}
 }
 
 /* What a handshake status means (PROTOCOL.md §2), for this credential. */

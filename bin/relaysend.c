@@ -69,6 +69,8 @@ struct sender {
 	int workers;			/* --jobs */
 	int once;
 	int wake_fd;			/* from the parent; -1: the spool's */
+	struct send_state told;		/* as last merged into run/ */
+	int state_warned;
 };
 
 static void
@@ -180,6 +182,30 @@ woken(void *arg)
 	return wait_wake(arg, 0, &e) == 1;
 }
 
+/*
+ * run/relaysend.state (lib/cloud cloud_status): the last deliveries and
+ * the errors they fail with now, for gatewayctl status; written when
+ * they change.  Without run/ (run by hand elsewhere) there is no one to
+ * tell.
+ */
+static void
+tell_state(struct sender *s)
+{
+	struct send_state seen;
+	struct err e = { 0 };
+
+	send_state_seen(&s->ob, &seen);
+	if (memcmp(&seen, &s->told, sizeof seen) == 0)
+		return;
+	if (send_state_update(s->cfg.data_dir, &seen, &e) == 0)
+		s->told = seen;
+	else if (e.code != ENOENT && !s->state_warned) {
+		log_warn("cannot write run/relaysend.state", "error=\"%s\"",
+		    e.msg);
+		s->state_warned = 1;	/* said once */
+	}
+}
+
 static int
 follow(struct sender *s)
 {
@@ -193,6 +219,7 @@ follow(struct sender *s)
 		if ((r = sendqueue_pass(&s->queue, &s->ob, &ops)) == -1)
 			return EX_SOFTWARE;
 		job_summary(&s->ob);	/* while the cloud cannot be reached */
+		tell_state(s);
 		if (s->once || stopping)
 			break;
 		if (r == 1)

@@ -5,7 +5,7 @@
  * Layer 0.  The one public header of lib/base/; what its modules share
  * beyond it is static in its .c files.
  * Modules, each with its contract below: err, log, fsutil, runstate,
- * proc, db, config.
+ * probe, proc, db, config.
  */
 #ifndef GW_BASE_H
 #define GW_BASE_H
@@ -211,6 +211,15 @@ int runstate_time_parse(const char *s, time_t *out);
 
 /* A process pid exists (a process of another user counts). */
 int runstate_pid_alive(long pid);
+
+/*
+ * probe: whether something takes TCP connections at host:port (a name or
+ * an address, any of its addresses), all within timeout_ms: 0 when one
+ * connect succeeded, else the errno of the last try (ECONNREFUSED,
+ * ETIMEDOUT; EHOSTUNREACH when the name does not resolve).  The
+ * connection is closed at once; nothing is sent.
+ */
+int probe_tcp(const char *host, const char *port, int timeout_ms);
 
 /*
  * proc: run a helper program with a deadline and take what it prints

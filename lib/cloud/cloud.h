@@ -5,7 +5,7 @@
  * Layer 4.  The one public header of lib/cloud/; what its modules share
  * beyond it is static in its .c files.
  * Modules, each with its contract below: relay, identity, ws, api, event,
- * job, sendqueue, imagesend, eventsend, request.
+ * job, sendqueue, imagesend, eventsend, request, cloud_status.
  */
 #ifndef GW_CLOUD_H
 #define GW_CLOUD_H
@@ -717,6 +717,7 @@ struct job_outage {
 	long long since_ms;		/* its first failed attempt; 0: none */
 	long long summary_ms;		/* the last summary (or since_ms) */
 	long failures;			/* attempts failed since */
+	long long last_ms;		/* the last of them */
 	char last_error[200];
 	char said[JOB_OUTAGE_KINDS][JOB_ERROR_KIND];	/* kinds of error */
 	int nsaid;
@@ -743,6 +744,7 @@ struct job_ctx {
 	long uploaded, rejected, deferred, events;
 	int remaining;			/* jobs still queued (--once) */
 	long summary_seconds;		/* RELAY_SUMMARY_SECONDS; 0: none */
+	long long reached_ms[JOB_CHANNELS];	/* the last delivery */
 	struct job_outage outage[JOB_CHANNELS];
 	struct job_census census;
 };
@@ -1086,5 +1088,109 @@ struct request_outcome {
  */
 char *request_images(sqlite3 *db, struct spool *relay, const json_t *action,
     struct request_outcome *out);
+
+/*
+ * cloud_status: the cloud as gatewayctl status and the health report see
+ * it, and the two run/ files that tell it, each written and read here
+ * (lib/base runstate):
+ *
+ *   run/relay.state      relaylisten: its control channel (connection,
+ *                        since, started, credential, token_expires,
+ *                        last_pong, last_action, self_echo, last_proof,
+ *                        last_error, last_error_at, hybrid_connection,
+ *                        pid), never the token (relaylisten(8)).
+ *   run/relaysend.state  relaysend: last_upload and last_event (its last
+ *                        delivery to the Manage API and over the relay)
+ *                        and, for each of the two, the error its
+ *                        deliveries fail with (api_error, api_error_at,
+ *                        api_failing_since; relay_error, ...).  A later
+ *                        delivery clears the error.  The workers of
+ *                        relaysend --jobs merge what each saw under
+ *                        run/relaysend.lock: the newest of each wins.
+ *
+ * cloud_status_read() adds what is configured (lib/base config), the
+ * relay spool per job kind (pending in new/ or cur/, failed, and of the
+ * oldest pending: its age from when it was first queued, or from its
+ * stored object's arrival when that is older, its attempts= and error=),
+ * and whether the Manage API's host takes a TCP connection
+ * (CLOUD_STATUS_CONNECT_MS).  It reads job bodies only for kind=,
+ * object=, attempts= and error=, and no token.  The relay.state of a
+ * listener whose pid is gone is shown as it is, listener_running 0.
+ */
+
+#define CLOUD_KINDS_MAX		16	/* the known kinds, then others */
+#define CLOUD_STATUS_CONNECT_MS	1000	/* the Manage API's host */
+
+struct relay_state {
+	char connection[32];	/* connected, connecting, backoff, stopped */
+	time_t since, started, token_expires, last_pong, last_action;
+	time_t last_proof, last_error_at;
+	char credential[48];
+	char self_echo[8];	/* on, off */
+	char last_error[1024];
+	char hybrid_connection[256];
+	long pid;
+};
+
+/* relaylisten: run/relay.state from s (its own pid added). */
+int relay_state_write(const char *data_dir, const struct relay_state *s,
+    struct err *e);
+/* 0, 1 when there is none, -1 when it cannot be read. */
+int relay_state_read(const char *data_dir, struct relay_state *s,
+    struct err *e);
+
+struct send_channel {
+	char error[256];	/* "": delivering (or never failed) */
+	time_t at, since;	/* the last failure, the first of this run */
+};
+
+struct send_state {
+	time_t last_upload, last_event;
+	struct send_channel api, relay;
+};
+
+/* relaysend, after each pass: what its job context saw (the last
+ * deliveries, the failing outages) merged into run/relaysend.state. */
+void send_state_seen(const struct job_ctx *o, struct send_state *seen);
+int send_state_update(const char *data_dir, const struct send_state *seen,
+    struct err *e);
+/* 0, 1 when there is none, -1 when it cannot be read. */
+int send_state_read(const char *data_dir, struct send_state *s,
+    struct err *e);
+
+/* The Manage API refuses the gateway (its error is an HTTP 401 or 403,
+ * or no token could be had): not a passing outage, a person must act. */
+int send_channel_refused(const struct send_channel *c);
+
+struct cloud_kind {
+	char kind[64];
+	long pending, failed;
+	long long oldest_seconds;	/* -1: none pending */
+	int oldest_attempts;
+	char oldest_error[512];
+	int configured;		/* its way out is (config_cloud_*) */
+};
+
+struct cloud_status {
+	int images_on, events_on, actions_on;	/* config_cloud_* */
+	int relay_present;	/* run/relay.state exists */
+	int listener_running;	/* ... and its pid is alive */
+	struct relay_state relay;
+	int send_present;	/* run/relaysend.state exists */
+	struct send_state send;
+	struct {
+		int valid;	/* CLOUD_API_ENDPOINT is a URL */
+		char host[256];
+		int port;
+		int reachable;
+	} api;			/* when images_on */
+	struct cloud_kind kinds[CLOUD_KINDS_MAX];
+	int nkinds;		/* the five known ones always, in order */
+	int oldest;		/* the kind with the oldest pending job of a
+				 * configured way out; -1: none */
+};
+
+int cloud_status_read(const struct config *c, time_t now,
+    struct cloud_status *st, struct err *e);
 
 #endif

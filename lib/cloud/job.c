@@ -312,6 +312,7 @@ outage_failed(struct job_ctx *o, const struct job *j)
 	job_error_kind(j->error, kind, sizeof kind);
 	job_line(u->last_error, sizeof u->last_error, j->error);
 	u->failures++;
+	u->last_ms = job_now_ms();
 	if (first) {
 		u->since_ms = u->summary_ms = job_now_ms();
 		u->nsaid = 0;
@@ -337,6 +338,7 @@ job_reached(struct job_ctx *o, const struct job *j)
 	struct job_outage *u = &o->outage[c];
 	char msg[120];
 
+	o->reached_ms[c] = job_now_ms();	/* run/relaysend.state */
 	if (u->since_ms == 0)
 		return;
 	snprintf(msg, sizeof msg, "delivering to %s again", channel_name(c));
