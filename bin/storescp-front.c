@@ -31,13 +31,13 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/base.h"
+#include "archive/archive.h"
 #include "dicomnet/dicomnet.h"
 
 /* Where storescp finds what the front gives it. */
@@ -54,6 +54,9 @@ struct front {
 	struct scp_server scp;
 	struct senders senders;
 	long long min_free;		/* bytes; 0: no disk floor */
+	long disk_check_s;		/* GATEWAY_DISK_CHECK_SECONDS */
+	time_t next_disk_check;
+	struct floor_state floor;	/* run/storage.state */
 	const char *storescp;		/* dcmtk's storescp */
 	char hook[PATH_MAX];		/* storescp-hook */
 	char hook_command[2 * PATH_MAX];
@@ -110,7 +113,6 @@ own_dir(char *out, size_t outsz)
 static int
 defaults(struct front *f, struct err *e)
 {
-	const char *v;
 	char dir[PATH_MAX - 32];
 
 	if (config_load(&f->cfg, e) == -1 ||
@@ -118,11 +120,10 @@ defaults(struct front *f, struct err *e)
 	    f->cfg.pacs_aet, e) == -1 ||
 	    senders_from_env(&f->senders, e) == -1)
 		return -1;
-	v = getenv("PACS_DISK_MIN_FREE");
-	if (settings_parse_size(v != NULL && *v != '\0' ? v : "2GiB", &f->min_free) ==
-	    -1)
-		return err_set(e, EINVAL, "PACS_DISK_MIN_FREE must be a size "
-		    "(bytes, or a number with K, M, G), not \"%s\"", v);
+	if (floor_min_free(&f->min_free, e) == -1 ||
+	    config_env_long("GATEWAY_DISK_CHECK_SECONDS", 1, 3600, 5,
+	    &f->disk_check_s, e) == -1)
+		return -1;
 	f->storescp = "storescp";
 	if (own_dir(dir, sizeof dir) == 0 && snprintf(f->hook, sizeof f->hook,
 	    "%s/storescp-hook", dir) >= (int)sizeof f->hook)
@@ -201,17 +202,6 @@ peer_address(int fd, char *out, size_t outsz)
 		snprintf(out, outsz, "unknown");
 }
 
-/* Free bytes for us on the file system of path, or -1. */
-static long long
-free_bytes(const char *path)
-{
-	struct statvfs sv;
-
-	if (statvfs(path, &sv) == -1)
-		return -1;
-	return (long long)sv.f_bavail * (long long)sv.f_frsize;
-}
-
 /*
  * 0 to hand the association on; 1 to refuse it with *r, why in detail.
  * Who first (a permanent answer beats a transient one), then room.
@@ -220,8 +210,7 @@ static int
 decide(struct front *f, const struct ul_assoc *a, const char *address,
     int busy, struct ul_reject *r, char *detail, size_t detailsz)
 {
-	const char *paths[] = { f->cfg.incoming_dir, f->cfg.storage_path };
-	long long avail;
+	struct floor_check room;
 
 	*r = (struct ul_reject){ 1, 1, 0 };
 	if (busy) {
@@ -241,13 +230,11 @@ decide(struct front *f, const struct ul_assoc *a, const char *address,
 		r->reason = 3;
 		return 1;
 	}
-	for (size_t i = 0; i < 2 && f->min_free > 0; i++) {
-		if ((avail = free_bytes(paths[i])) == -1 || avail >= f->min_free)
-			continue;
+	if (floor_check(&f->cfg, f->min_free, &room)) {
 		*r = (struct ul_reject){ 2, 3, 2 };
 		snprintf(detail, detailsz, "free space below PACS_DISK_MIN_FREE "
-		    "on %s: %lld bytes free, floor %lld", paths[i], avail,
-		    f->min_free);
+		    "on %.200s: %lld bytes free, floor %lld", room.path,
+		    room.free_bytes, f->min_free);
 		return 1;
 	}
 	return 0;
@@ -565,6 +552,46 @@ hand_over(struct front *f, struct scp_session *x, struct ul_assoc *a,
 	return EX_OK;
 }
 
+/*
+ * The disk floor as the front sees it, every GATEWAY_DISK_CHECK_SECONDS
+ * (lib/archive floor_watch): run/storage.state for the status and the
+ * alert (gatewayctl alerts), and a line when it changes.  Each
+ * association is still decided by the free space at its start.
+ */
+static void
+watch_floor(struct front *f)
+{
+	struct err e = { 0 };
+	int first = !f->floor.present;
+
+	if (f->min_free <= 0 || time(NULL) < f->next_disk_check)
+		return;
+	f->next_disk_check = time(NULL) + f->disk_check_s;
+	if (floor_watch(&f->cfg, f->min_free, &f->floor) == 0)
+		return;
+	/* no run/: run by hand, unsupervised, no one to tell */
+	if (floor_state_write(f->cfg.data_dir, &f->floor, &e) == -1 &&
+	    e.code != ENOENT)
+		log_warn("cannot write run/storage.state", "error=\"%s\"",
+		    e.msg);
+	if (f->floor.refusing)
+		log_warn("free space below PACS_DISK_MIN_FREE: storage refuses "
+		    "new associations", "path=%s free_bytes=%lld "
+		    "min_free_bytes=%lld", f->floor.path, f->floor.free_bytes,
+		    f->min_free);
+	else if (!first)
+		log_info("free space back above the floor: storage accepts "
+		    "new associations", "path=%s free_bytes=%lld "
+		    "min_free_bytes=%lld", f->floor.path, f->floor.free_bytes,
+		    f->min_free);
+}
+
+static void
+tick(struct scp_server *scp)
+{
+	watch_floor(scp->arg);
+}
+
 /* The scp frame's take: one connection, in its own process. */
 static int
 take(struct scp_session *x, int fd, struct tls_conn *tls, int busy)
@@ -682,6 +709,7 @@ main(int argc, char **argv)
 	}
 	scp_signals();
 	f.scp.take = take;
+	f.scp.tick = tick;
 	f.scp.arg = &f;
 	if (scp_listen(&f.scp, &e) == -1) {
 		log_error("cannot listen", "error=%s",

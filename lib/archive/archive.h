@@ -5,7 +5,7 @@
  * Layer 2.  The one public header of lib/archive/; what its modules share
  * beyond it is static in its .c files.
  * Modules, each with its contract below: store, pacs, quarantine, ingest,
- * scrub, purge, upload_state, rebuild.
+ * scrub, purge, upload_state, rebuild, archive_status.
  */
 #ifndef GW_ARCHIVE_H
 #define GW_ARCHIVE_H
@@ -544,13 +544,15 @@ struct upload_state_count {
 	long long pending, uploading, waiting, unmatched, held, local, failed,
 	    refused, released, complete;
 	long long unmatched_studies, refused_studies;
+	long long events_held;	/* study.image_received held back (not LOCAL) */
 	char oldest_unmatched[40];	/* its received_at, or "" */
 	char last_upload[40];		/* the newest uploaded_at, or "" */
 	char last_error[512];		/* of the newest FAILED or WAITING */
 };
 
 /* Instances per upload_status, the studies waiting for an item and those
- * refused: every instance (key NULL) or the KEY's studies'. */
+ * refused: every instance (key NULL) or the KEY's studies'; with key
+ * NULL also the image events held back (event_held_at). */
 int upload_state_count(sqlite3 *db, const char *key,
     struct upload_state_count *c, struct err *e);
 
@@ -654,5 +656,95 @@ int rebuild_backups(const char *dir, char ***names, struct err *e);
 
 int rebuild_from_backup(sqlite3 *db, const char *backup,
     const char *scratch, struct rebuild_stats *st, struct err *e);
+
+/*
+ * archive_status: the archive as gatewayctl status and the health report
+ * see it, and the disk floor's state: run/storage.state, written by
+ * storescp-front and read here (lib/base runstate; refusing=0|1, since=,
+ * path=, free_bytes=, min_free_bytes=).
+ *
+ * The disk floor: floor_check() is the rule storescp-front applies to
+ * every new association: free space on the file system of the incoming
+ * directory, then of the store, against min_free bytes
+ * (PACS_DISK_MIN_FREE, floor_min_free(); 0: no floor).  floor_watch() is
+ * what its tick does: the rule with a margin (it refuses below the
+ * floor, and says it accepts again only once free space is back above
+ * the floor plus 10 %): 1 when the state in fs changed (or was not yet
+ * known), for the front to write (floor_state_write) and log; else 0.
+ *
+ * archive_status_read(): files in the quarantine (not their .reason
+ * records) and in incoming/ (those older than ARCHIVE_INCOMING_STALE_
+ * SECONDS: files the hook never took), the store's file system (and the
+ * data directory's when it is another), whether the store, incoming/
+ * and the data directory are writable by user (the gateway's user, not
+ * necessarily the caller: fs_dir_writable_by), the disk floor now and
+ * since when, and the instances per upload state (pacs.db opened
+ * read-only, never created).  Counts are -1 where this user may not
+ * look: what cannot be read is a finding, never a failure.  Reads only.
+ */
+
+#define ARCHIVE_INCOMING_STALE_SECONDS	300
+#define ARCHIVE_FLOOR_DEFAULT		"2GiB"
+
+struct floor_check {
+	int below;		/* new associations are refused */
+	char path[PATH_MAX];	/* the file system that is short */
+	long long free_bytes;
+};
+
+struct floor_state {
+	int present;		/* run/storage.state exists */
+	int refusing;
+	time_t since;
+	char path[PATH_MAX];
+	long long free_bytes, min_free;
+};
+
+/* PACS_DISK_MIN_FREE in bytes (default 2GiB); -1 with e on a bad value. */
+int floor_min_free(long long *bytes, struct err *e);
+int floor_check(const struct config *c, long long min_free,
+    struct floor_check *f);
+int floor_watch(const struct config *c, long long min_free,
+    struct floor_state *fs);
+int floor_state_write(const char *data_dir, const struct floor_state *fs,
+    struct err *e);
+/* 0, 1 when there is none, -1 when it cannot be read. */
+int floor_state_read(const char *data_dir, struct floor_state *fs,
+    struct err *e);
+
+struct disk_status {
+	char path[PATH_MAX];
+	int error;		/* statvfs's errno; 0: the figures hold */
+	long long free_bytes, total_bytes;
+	double free_percent;
+	dev_t dev;
+};
+
+struct place_status {
+	const char *setting;	/* PACS_STORAGE_PATH, ... */
+	const char *path;	/* into the config */
+	int writable;		/* 1, 0 (why says why), -1 cannot tell */
+	char why[600];
+};
+
+#define ARCHIVE_PLACES	3	/* the store, incoming/, the data directory */
+
+struct archive_status {
+	long quarantined;	/* -1: cannot be read */
+	long incoming;		/* -1: cannot be read */
+	long incoming_stale;
+	time_t incoming_oldest;	/* 0: none */
+	struct disk_status store_disk, data_disk;
+	int data_disk_apart;	/* the data directory is on another one */
+	struct place_status places[ARCHIVE_PLACES];
+	long long min_free;	/* the floor; -1: PACS_DISK_MIN_FREE is bad */
+	struct floor_check floor_now;
+	struct floor_state floor;
+	int uploads_known;	/* pacs.db was read */
+	struct upload_state_count uploads;
+};
+
+void archive_status_read(const struct config *c, uid_t user, time_t now,
+    struct archive_status *st);
 
 #endif

@@ -640,7 +640,9 @@ upload_state_count(sqlite3 *db, const char *key,
 	    "(SELECT coalesce(max(uploaded_at), '') FROM instances), "
 	    "(SELECT upload_error FROM instances WHERE upload_status IN "
 	    " ('FAILED', 'WAITING') AND upload_error IS NOT NULL "
-	    " ORDER BY id DESC LIMIT 1)", e) == -1)
+	    " ORDER BY id DESC LIMIT 1), "
+	    "(SELECT count(*) FROM instances WHERE event_held_at IS NOT NULL "
+	    " AND upload_status <> 'LOCAL')", e) == -1)
 		return -1;
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		c->unmatched_studies = sqlite3_column_int64(st, 0);
@@ -651,6 +653,7 @@ upload_state_count(sqlite3 *db, const char *key,
 		    col(st, 3));
 		snprintf(c->last_error, sizeof c->last_error, "%s",
 		    col(st, 4));
+		c->events_held = sqlite3_column_int64(st, 5);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : sql_err(db, e);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "worklist/worklist_int.h"
@@ -416,6 +417,36 @@ worklist_each(struct worklist *w, const char *day, int all,
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return rc == -1 ? -1 : n;
+}
+
+int
+worklist_outbox_held(const char *db_path, long *count, time_t *oldest,
+    struct err *e)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	const char *t;
+	int rc = -1;
+
+	*count = 0;
+	*oldest = 0;
+	if (access(db_path, R_OK) == -1)
+		return err_sys(e, "%s", db_path);
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_busy_timeout(db, 1000) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT count(*), min(created_at) FROM "
+	    "outbox WHERE sent_at IS NULL", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		*count = (long)sqlite3_column_int64(st, 0);
+		if ((t = (const char *)sqlite3_column_text(st, 1)) != NULL &&
+		    runstate_time_parse(t, oldest) == -1)
+			*oldest = 0;
+		rc = 0;
+	} else
+		err_set(e, EIO, "%s: %s", db_path, sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
 }
 
 /* Outbox rows into the relay spool, then marked sent. */

@@ -184,6 +184,13 @@ int worklist_mpps_set(struct worklist *w, const char *sop_instance_uid,
 int worklist_outbox_drain(struct worklist *w, struct spool *relay,
     struct err *e);
 
+/* For the status: the MPPS events still in the outbox (not yet in the
+ * relay spool: they wait there while the relay's events are off) and
+ * when the oldest was written (0: none), worklist.db opened read-only,
+ * never created.  0, or -1 (no worklist.db, or not readable). */
+int worklist_outbox_held(const char *db_path, long *count, time_t *oldest,
+    struct err *e);
+
 /* Write a dcmtk wlmscpfs worklist file per offered item into dir (and its
  * "lockfile"), complete enough that wlmscpfs serves every one: local
  * times, and the site's station_aet for items with no station.  Returns
