@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -818,160 +819,154 @@ cmd_worklist(struct ctl *x, const char *date)
 	return EX_OK;
 }
 
-/* ------------------------------------------------------------ check */
+/* ----------------------------------------------------- status, check */
 
-/* Problems that mean the gateway is not doing its job now. */
+/* This user may list dir (a missing one is simply empty). */
 static int
-is_critical(const char *problem)
+can_look(const char *dir)
 {
-	return strstr(problem, "not running") != NULL ||
-	    strstr(problem, "not answering") != NULL ||
-	    strncmp(problem, "disk:", 5) == 0;
+	return access(dir, F_OK) == -1 || access(dir, R_OK | X_OK) == 0;
 }
 
-static int
-cmd_check(struct ctl *x)
+static const char *
+user_name(void)
 {
-	static const char *const names[] = { "OK", "WARNING", "CRITICAL",
-	    "UNKNOWN" };
-	json_t *r, *p;
-	struct err e = { 0 };
-	size_t i;
-	int code = NAGIOS_OK;
+	struct passwd *pw = getpwuid(geteuid());
 
-	if (access(x->cfg.data_dir, R_OK | X_OK) == -1) {
+	return pw != NULL ? pw->pw_name : "?";
+}
+
+/* run/ closed to this user: whether gatewayd runs cannot be told (LSB 4);
+ * say so, and whether some gatewayd runs, instead of calling it down. */
+static int
+cannot_tell(const struct ctl *x, const char *dir)
+{
+	long other = sv_find_gatewayd();
+
+	fprintf(stderr, "gatewayd: cannot tell whether it runs: %s is not "
+	    "readable by user %s\n", dir, user_name());
+	if (other > 0)
+		fprintf(stderr, "gatewayd: a gatewayd process runs on this "
+		    "machine (pid %ld)\n", other);
+	fprintf(stderr, "gatewayd: run status as the gateway's user or root "
+	    "(sudo -u screening-gateway gatewayd status)\n");
+	(void)x;
+	return 4;
+}
+
+/* The directories the status reads that this user may not list, on
+ * stderr: their counts show as ?. */
+static void
+tell_blind(const struct ctl *x)
+{
+	const char *dirs[] = { x->cfg.data_dir, x->cfg.quarantine_dir,
+	    x->cfg.incoming_dir, x->cfg.spool_dir };
+	static const char *const subs[] = { "new", "cur", "failed" };
+	char path[PATH_MAX], list[4096] = "";
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+		if (!can_look(dirs[i]))
+			n += (size_t)snprintf(list + n, n < sizeof list ?
+			    sizeof list - n : 0, " %s", dirs[i]);
+	for (int i = 0; i < 3; i++)
+		for (int k = 0; k < 3; k++) {
+			if (snprintf(path, sizeof path, "%s/%s/%s",
+			    x->cfg.spool_dir, status_stages[i], subs[k]) >=
+			    (int)sizeof path)
+				continue;
+			if (!can_look(path) && n < sizeof list)
+				n += (size_t)snprintf(list + n, sizeof list - n,
+				    " %s", path);
+		}
+	if (list[0] != '\0')
+		fprintf(stderr, "gatewayd: user %s may not read:%s; counts "
+		    "shown as ? are unknown\n", user_name(), list);
+}
+
+/* relaylisten is beside us (GW_BIN, else this program's directory). */
+static int
+relaylisten_installed(void)
+{
+	const char *bin = getenv("GW_BIN");
+	char self[PATH_MAX], path[PATH_MAX + 16], *slash;
+	ssize_t n;
+
+	if (bin != NULL && *bin != '\0') {
+		snprintf(path, sizeof path, "%s/relaylisten", bin);
+		return access(path, X_OK) == 0;
+	}
+	if ((n = readlink("/proc/self/exe", self, sizeof self - 1)) <= 0)
+		return 1;
+	self[n] = '\0';
+	if ((slash = strrchr(self, '/')) != NULL)
+		*slash = '\0';
+	snprintf(path, sizeof path, "%s/relaylisten", self);
+	return access(path, X_OK) == 0;
+}
+
+/* status: the status screen; exit 0 while gatewayd runs, 3 when it does
+ * not, 4 when that cannot be told (LSB).  status --check: the line. */
+static int
+cmd_status(struct ctl *x, int check)
+{
+	char run[PATH_MAX];
+	struct ops_status *st;
+	struct err e = { 0 };
+	int rc;
+
+	if (check && access(x->cfg.data_dir, R_OK | X_OK) == -1 &&
+	    errno != ENOENT) {
 		printf("GATEWAY UNKNOWN - cannot read %s: %s\n",
 		    x->cfg.data_dir, strerror(errno));
 		return NAGIOS_UNKNOWN;
 	}
-	if (health_report(&x->cfg, &r, &e) == -1) {
-		printf("GATEWAY UNKNOWN - %s\n", e.msg);
-		return NAGIOS_UNKNOWN;
+	if (runstate_path(x->cfg.data_dir, "", run, sizeof run, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return check ? NAGIOS_UNKNOWN : EX_CONFIG;
 	}
-	json_array_foreach(json_object_get(r, "problems"), i, p) {
-		int c = is_critical(json_string_value(p)) ? NAGIOS_CRITICAL :
-		    NAGIOS_WARNING;
-		code = c > code ? c : code;
+	run[strlen(run) - 1] = '\0';	/* "DIR/run/" */
+	if (!check && (!can_look(run) || !can_look(x->cfg.data_dir)))
+		return cannot_tell(x, can_look(run) ? x->cfg.data_dir : run);
+	if ((st = malloc(sizeof *st)) == NULL ||
+	    ops_status_read(&x->cfg, st, &e) == -1) {
+		if (st == NULL)
+			err_set(&e, ENOMEM, "out of memory");
+		free(st);
+		if (check)
+			printf("GATEWAY UNKNOWN - %s\n", e.msg);
+		else
+			fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return check ? NAGIOS_UNKNOWN : EX_CONFIG;
 	}
-	printf("GATEWAY %s - ", names[code]);
-	if (code == NAGIOS_OK)
-		printf("running");
-	json_array_foreach(json_object_get(r, "problems"), i, p)
-		printf("%s%s", i ? "; " : "", json_string_value(p));
-	printf(" | failed_jobs=%lld quarantine=%lld\n",
-	    (long long)json_integer_value(json_object_get(r, "failed_jobs")),
-	    (long long)json_integer_value(json_object_get(r, "quarantine")));
-	json_decref(r);
-	return code;
+	if (check)
+		rc = screen_check(st, stdout);
+	else if (screen_print(st, relaylisten_installed(), stdout, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		rc = EX_IOERR;
+	} else {
+		tell_blind(x);
+		rc = st->data_dir_missing ? 4 : st->sv.running ? 0 : 3;
+	}
+	if (st->data_dir_missing && !check)
+		fprintf(stderr, "gatewayctl: %s\n", st->problems[0].text);
+	free(st);
+	return rc;
 }
 
 /* ----------------------------------------------------------- alerts */
 
-struct alert {
-	const char *name;	/* gateway.alert data.alert */
-	const char *severity;
-	int active;
-	long long value;
-	char summary[128];
-};
-
-static void
-find_alerts(json_t *r, struct alert a[3])
-{
-	long long q = json_integer_value(json_object_get(r, "quarantine"));
-	long long f = json_integer_value(json_object_get(r, "failed_jobs"));
-	json_t *disk = json_object_get(r, "disk");
-
-	a[0] = (struct alert){ "quarantine", "warning", q > 0, q, "" };
-	snprintf(a[0].summary, sizeof a[0].summary,
-	    "%lld file%s in quarantine", q, q == 1 ? "" : "s");
-	a[1] = (struct alert){ "failed_jobs", "warning", f > 0, f, "" };
-	snprintf(a[1].summary, sizeof a[1].summary, "%lld failed job%s", f,
-	    f == 1 ? "" : "s");
-	a[2] = (struct alert){ "low_disk", "critical",
-	    json_is_false(json_object_get(disk, "ok")),
-	    json_integer_value(json_object_get(disk, "free_bytes")), "" };
-	snprintf(a[2].summary, sizeof a[2].summary, "%.1f %% disk free",
-	    json_real_value(json_object_get(disk, "free_percent")));
-}
-
-/* run/alert.NAME exists while the condition is raised. */
-static int
-marker_path(const struct ctl *x, const char *name, char *out, size_t outsz)
-{
-	return snprintf(out, outsz, "%s/run/alert.%s", x->cfg.data_dir, name) <
-	    (int)outsz ? 0 : -1;
-}
-
-/* Queue alert-NAME (a waiting one of the same name is replaced; none
- * while the cloud's events are off), then record the new state. */
-static int
-send_alert(struct ctl *x, struct spool *relay, const struct alert *a,
-    const char *marker, struct err *e)
-{
-	struct event_alert ev = { a->name, a->active, a->severity,
-	    a->summary, a->value, x->cfg.pacs_aet, x->cfg.pacs_port, NULL,
-	    NULL };
-	char name[SPOOL_NAME_MAX];
-
-	snprintf(name, sizeof name, "alert-%s", a->name);
-	if (config_cloud_events() &&
-	    event_alert_queue(relay, name, &ev, e) == -1)
-		return -1;
-	if (a->active ? fs_write_atomic(marker, a->summary, strlen(a->summary),
-	    e) : unlink(marker) == -1 && errno != ENOENT ?
-	    err_sys(e, "unlink %s", marker) : 0)
-		return -1;
-	log_msg(a->active ? LOG_WARN : LOG_INFO, a->active ? "alert raised" :
-	    "alert cleared", "alert=%s value=%lld", a->name, a->value);
-	return 0;
-}
-
-static int
-alerts_changed(struct ctl *x, struct spool *relay, json_t *r)
-{
-	char marker[PATH_MAX];
-	struct alert a[3];
-	struct err e = { 0 };
-	int failed = 0;
-
-	find_alerts(r, a);
-	for (int i = 0; i < 3; i++) {
-		if (marker_path(x, a[i].name, marker, sizeof marker) == -1)
-			return -1;
-		if (a[i].active == (access(marker, F_OK) == 0))
-			continue;
-		if (send_alert(x, relay, &a[i], marker, &e) == -1) {
-			log_err("alert not queued", &e);
-			failed = 1;
-		}
-	}
-	return failed ? -1 : 0;
-}
-
 static int
 cmd_alerts(struct ctl *x)
 {
-	char dir[PATH_MAX];
-	struct spool relay;
 	struct err e = { 0 };
-	json_t *r;
-	int rc;
 
-	if (config_spool_path(&x->cfg, "relay", dir, sizeof dir, &e) == -1 ||
-	    spool_open(&relay, dir, 0, &e) == -1) {
-		log_err("cannot open the relay spool", &e);
-		return EX_UNAVAILABLE;
+	if (alerts_run(&x->cfg, &e) == -1) {
+		log_err("alerts", &e);
+		return e.code == ENOENT || e.code == EACCES ? EX_UNAVAILABLE :
+		    EX_IOERR;
 	}
-	if (health_report(&x->cfg, &r, &e) == -1) {
-		log_err("no health report", &e);
-		spool_close(&relay);
-		return EX_SOFTWARE;
-	}
-	rc = alerts_changed(x, &relay, r);
-	json_decref(r);
-	spool_close(&relay);
-	return rc == 0 ? EX_OK : EX_IOERR;
+	return EX_OK;
 }
 
 /* ------------------------------------------------------- quarantine */
@@ -1182,7 +1177,7 @@ run_db(struct ctl *x, const char *cmd, int argc, char **argv,
 
 static int
 run(struct ctl *x, const char *cmd, int argc, char **argv,
-    const char *date, int held)
+    const char *date, int held, int check)
 {
 	static const struct { const char *name; int argc; } db_cmds[] = {
 		{ "studies", 0 }, { "show", 1 }, { "resend", 1 },
@@ -1194,7 +1189,9 @@ run(struct ctl *x, const char *cmd, int argc, char **argv,
 		return EX_USAGE;
 	}
 	if (strcmp(cmd, "check") == 0 && argc == 0)
-		return cmd_check(x);
+		return cmd_status(x, 1);
+	if (strcmp(cmd, "status") == 0 && argc == 0)
+		return cmd_status(x, check);
 	if (strcmp(cmd, "alerts") == 0 && argc == 0)
 		return cmd_alerts(x);
 	if (strcmp(cmd, "retry") == 0 && argc == 0)
@@ -1301,6 +1298,13 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	log_init("gatewayctl");	/* LOG_LEVEL may come from gateway.env */
+	if (config_mode != NULL && (strcmp(argv[optind], "status") != 0 ||
+	    strcmp(config_mode, "check") != 0)) {
+		fprintf(stderr, "gatewayctl: --%s goes with config%s\n",
+		    config_mode, strcmp(config_mode, "check") == 0 ?
+		    " or status" : "");
+		return EX_USAGE;
+	}
 	return run(&x, argv[optind], argc - optind - 1, argv + optind + 1,
-	    date, held);
+	    date, held, config_mode != NULL);
 }

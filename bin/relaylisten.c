@@ -1190,7 +1190,14 @@ report(int text)
 		return EX_CONFIG;
 	}
 	if (text) {
-		if (health_print_status(&cfg, stdout, &e) == -1) {
+		struct ops_status *st = malloc(sizeof *st);
+		int rc = st == NULL ? err_set(&e, ENOMEM, "out of memory") :
+		    ops_status_read(&cfg, st, &e);
+
+		if (rc == 0)
+			rc = screen_print_cloud(st, 1, stdout, &e);
+		free(st);
+		if (rc == -1) {
 			log_err("status failed", &e);
 			return EX_SOFTWARE;
 		}

@@ -121,6 +121,14 @@ static const struct setting table[] = {
 	  "1: back up worklist.db and clear finished and past items at midnight" },
 	{ "GATEWAY_ALERT_INTERVAL_SECONDS", "300", SETTING_INT, 0, DAY, NULL, 0, NULL,
 	  "how often the alert conditions are checked; 0: never" },
+	{ "STATUS_PENDING_WARN_SECONDS", "900", SETTING_INT, 1, 30 * DAY, NULL, 0, NULL,
+	  "status --check warns of a job waiting for the cloud this long" },
+	{ "STATUS_PENDING_CRIT_SECONDS", "3600", SETTING_INT, 1, 30 * DAY, NULL, 0, NULL,
+	  "... and is critical from this long" },
+	{ "STATUS_RESTART_LOOP_COUNT", "5", SETTING_INT, 2, 8, NULL, 0, NULL,
+	  "a child that exits this often within STATUS_RESTART_LOOP_SECONDS is in a restart loop" },
+	{ "STATUS_RESTART_LOOP_SECONDS", "600", SETTING_INT, 1, DAY, NULL, 0, NULL,
+	  "the window of STATUS_RESTART_LOOP_COUNT" },
 
 	/* retention and disk safety */
 	{ "PACS_RETENTION_DAYS", "30", SETTING_INT, 0, 36500, NULL, 0, NULL,

@@ -1186,8 +1186,10 @@ struct cloud_status {
 	} api;			/* when images_on */
 	struct cloud_kind kinds[CLOUD_KINDS_MAX];
 	int nkinds;		/* the five known ones always, in order */
-	int oldest;		/* the kind with the oldest pending job of a
-				 * configured way out; -1: none */
+	int oldest;		/* the kind with the oldest pending job;
+				 * -1: none */
+	int oldest_sent;	/* the same among the kinds whose way out is
+				 * configured (those that should move) */
 };
 
 int cloud_status_read(const struct config *c, time_t now,

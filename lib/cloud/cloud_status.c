@@ -312,12 +312,19 @@ relay_kinds(const struct config *c, time_t now, struct cloud_status *st,
 	if (config_spool_path(c, "relay", dir, sizeof dir, e) == -1 ||
 	    spool_scan(dir, tally_job, &t, e) == -1)
 		return -1;
-	st->oldest = -1;
-	for (int i = 0; i < st->nkinds; i++)
-		if (st->kinds[i].configured && st->kinds[i].oldest_seconds >= 0 &&
-		    (st->oldest == -1 || st->kinds[i].oldest_seconds >
-		    st->kinds[st->oldest].oldest_seconds))
+	st->oldest = st->oldest_sent = -1;
+	for (int i = 0; i < st->nkinds; i++) {
+		const struct cloud_kind *k = &st->kinds[i];
+
+		if (k->oldest_seconds < 0)
+			continue;
+		if (st->oldest == -1 || k->oldest_seconds >
+		    st->kinds[st->oldest].oldest_seconds)
 			st->oldest = i;
+		if (k->configured && (st->oldest_sent == -1 ||
+		    k->oldest_seconds > st->kinds[st->oldest_sent].oldest_seconds))
+			st->oldest_sent = i;
+	}
 	return 0;
 }
 

@@ -1,9 +1,18 @@
 /*
- * ops: what an operator and the cloud are told: the health report.
+ * ops: what an operator and the cloud are told: the status each subsystem
+ * reports of itself, composed here into the health report (JSON), the
+ * status screen, the monitoring line and the gateway.alert events; and the
+ * settings table as gatewayctl shows it.
  *
  * Layer 5.  The one public header of lib/ops/; what its modules share
  * beyond it is static in its .c files.
- * Modules, each with its contract below: health.
+ * Modules, each with its contract below: supervisor, status, report,
+ * screen, alerts, configview.
+ *
+ * ops reads no other program's files itself but gatewayd's: each
+ * subsystem reads its own (lib/base runstate has the table of run/ files
+ * and their owners).  Nothing here writes, but alerts (run/alert.NAME and
+ * the relay jobs it queues).
  */
 #ifndef GW_OPS_H
 #define GW_OPS_H
@@ -12,88 +21,188 @@
 #include <stdio.h>
 
 #include "base/base.h"
+#include "queue/queue.h"
+#include "archive/archive.h"
+#include "qr/qr.h"
+#include "cloud/cloud.h"
 
 /*
- * health: the gateway's health report, for the cloud's "health" action
- * and for `relaylisten --health` / `relaylisten --status`.
- *
- * What it looks at, all under the configuration it is given:
- *   - run/gatewayd.pid, run/children and run/<name>.state, written by
- *     gatewayd (a "running" child whose pid is dead counts as "exited");
- *   - PACS_PORT and WORKLIST_PORT: a TCP connect to 127.0.0.1 (the worklist
- *     port at WORKLIST_BIND when that is a specific address), 0.5 s at
- *     most, as production checks them;
- *   - the index, thumb and relay spools (new/cur/failed; *.reason files
- *     are not jobs), and per job kind in the relay spool the number
- *     pending (new/ + cur/), failed and the age of the oldest, with its
- *     attempts= and error=; a job's age runs from when it was first
- *     queued: the time a generated job name starts with, or its stored
- *     object's arrival (object=), whichever is older than the file's
- *     mtime (a retry rewrites the file);
- *   - the quarantine, and free disk under the data directory and beside
- *     worklist.db (statvfs): enough is at least HEALTH_DISK_MIN_BYTES and
- *     HEALTH_DISK_MIN_PERCENT;
- *   - run/relay.state, key=value lines written by relaylisten (see
- *     relaylisten(8): connection=, since=, started=, credential=,
- *     token_expires=, last_pong=, last_action=, self_echo=, last_proof=,
- *     last_error=, last_error_at=, hybrid_connection=, pid=);
- *   - the cloud: CLOUD_API_ENDPOINT's host and port (a TCP connect, 1 s at
- *     most), run/relaysend.state when relaysend writes one (last_upload=,
- *     last_event=, last_error=: ISO 8601 times and one line of text), else
- *     the newest uploaded_at and upload_error in pacs.db (opened
- *     read-only, never created), the oldest pending relay job, the
- *     instances per upload state (lib/archive/upload_state) and the MPPS events still
- *     in worklist.db's outbox (read-only too).
- *
- * The report is healthy when gatewayd and every child it supervises run,
- * both ports answer, the disk has room, no job has failed, and the relay
- * listener (when run/relay.state exists) is connected.  Each reason it is
- * not is one short line in "problems".  It begins with the production
- * gateway's keys (PRODUCTION.md §5), so the cloud sees what it sees from
- * production; "healthy" is ours, stricter: whenever one of production's
- * checks fails, a problem says so.
- *
- * Never: exits, logs, prints anywhere but the FILE it is given, or writes
- * anything; it reads no patient data (job bodies only for their kind=,
- * object=, attempts= and error=; pacs.db only for upload times and
- * errors and the count per upload state).  An unreachable Manage API is
- * no problem of its own: it shows in "cloud", the jobs it holds up in the
- * queue.  Uploads are: a study whose images have waited for a worklist
- * item HEALTH_UNMATCHED_SECONDS or more, images still HELD once the
- * cloud takes images, and images the Manage API refused (REFUSED).
- * A missing file or directory is a finding in the report, not an error:
- * -1 means the report could not be made at all (memory, path too long).
- *
- * Memory: *out is a new jansson reference owned by the caller
- * (json_decref).
+ * supervisor: gatewayd's files, as it writes them in sh (pipeline/
+ * gatewayd: write_state): run/gatewayd.pid; run/children and run/timers
+ * (names, in start order); run/NAME.state per child and timed job:
+ * name=, state= (running, backoff, stopped; a timed job waiting, running),
+ * pid=, restarts=, since=, last_exit= (status=N or signal=NAME), exits=
+ * (the Unix times of its last exits, oldest first), and for a timed job
+ * schedule=, last_run=, next_run=.  A child "running" whose pid is dead is
+ * "exited".  A gatewayd is running when the pid file's process is alive
+ * and (where /proc tells) a gatewayd; one of another user counts.
  */
 
-#define HEALTH_DISK_MIN_BYTES	(1024LL * 1024 * 1024)	/* 1 GiB */
-#define HEALTH_DISK_MIN_PERCENT	5.0
-#define HEALTH_CONNECT_TIMEOUT_MS 1000	/* the Manage API's host */
-#define HEALTH_PORT_TIMEOUT_MS	500	/* our own ports, as production */
-#define HEALTH_ERROR_MAX	512	/* a job's error= as shown */
-#define HEALTH_UNMATCHED_SECONDS 3600	/* a study waits for its item */
+#define SV_MAX		24	/* children, timed jobs */
+#define SV_EXITS_MAX	8	/* exits= kept */
+
+struct sv_job {
+	char name[64];
+	char state[16];		/* as above; "stopped" when gatewayd is not */
+	long pid;		/* 0: none */
+	long restarts;		/* -1: not known */
+	char since[RUNSTATE_TIME];
+	char last_exit[40];
+	time_t exits[SV_EXITS_MAX];
+	int nexits;
+	char schedule[48];	/* timed: "every 600s", "daily 00:30", ... */
+	char last_run[RUNSTATE_TIME], next_run[RUNSTATE_TIME];
+};
+
+struct sv_status {
+	int running;
+	long pid;
+	uid_t uid;		/* who runs it: the pid file's owner */
+	struct sv_job children[SV_MAX], timers[SV_MAX];
+	int nchildren, ntimers;
+};
+
+/* Read gatewayd's run files.  What is missing is a finding: 0 always,
+ * but -1 for a data directory path too long. */
+int sv_status_read(const char *data_dir, struct sv_status *sv,
+    struct err *e);
+
+/* Restarts of j within window seconds before now. */
+int sv_recent_exits(const struct sv_job *j, time_t now, long window);
+
+/* Some process of this machine is a "gatewayd run" (of any user): its
+ * pid, else 0 (for "cannot tell" when run/ is closed to this user). */
+long sv_find_gatewayd(void);
 
 /*
- * The report as a JSON object, production's keys first:
+ * status: the gateway's status, each part from its owner: gatewayd's
+ * files (supervisor), our ports (a TCP connect to 127.0.0.1, or
+ * WORKLIST_BIND when that is an address, STATUS_PORT_MS at most, as
+ * production checks them), each spool's census (lib/queue), the archive
+ * (lib/archive archive_status), qrscp (lib/qr qr_status), the cloud
+ * (lib/cloud cloud_status), the MPPS events held in worklist.db's outbox
+ * (lib/worklist), and free space beside worklist.db (production's disk
+ * check).
+ *
+ * And the problems, each one line with its severity; the rules (the
+ * thresholds are settings, gateway.env(5)):
+ *
+ *   CRITICAL  the data directory does not exist; gatewayd not running;
+ *             a child not running, or restarting in a loop
+ *             (STATUS_RESTART_LOOP_COUNT exits within
+ *             STATUS_RESTART_LOOP_SECONDS); a port not answering; the
+ *             store, incoming/ or the data directory not writable by the
+ *             gateway's user; storage refusing new associations (the
+ *             disk floor); low disk (STATUS_DISK_MIN_BYTES and _PERCENT
+ *             free on the store's file system, and the data directory's
+ *             when apart); qrscp not running or its port not answering;
+ *             the Manage API refusing the gateway (HTTP 401 or 403, no
+ *             token) or the relay refusing the events' token; a job
+ *             waiting for the cloud longer than STATUS_PENDING_CRIT_
+ *             SECONDS; relaylisten not running while its relay.state
+ *             says it should.
+ *   WARNING   failed jobs; files in the quarantine; files left in
+ *             incoming/ the hook never took (ARCHIVE_INCOMING_STALE_
+ *             SECONDS); a job waiting longer than STATUS_PENDING_WARN_
+ *             SECONDS; deliveries to the Manage API or over the relay
+ *             failing otherwise, or its host not reachable; the relay
+ *             not connected; images waiting an hour for a worklist item,
+ *             HELD or image events held back with the cloud on, or
+ *             REFUSED; a spool that cannot be read; little room beside
+ *             worklist.db.
+ *
+ * A job's age runs from when it was first queued (lib/queue: retries
+ * keep it) or its object's arrival, whichever is older; only the kinds
+ * whose way out is configured count (the others wait for a
+ * configuration, and the status shows them).  The problems of a gateway
+ * whose data directory does not exist are that one alone.
+ *
+ * Never: exits, logs, prints, writes; reads no patient data.
+ */
+
+#define STATUS_PORT_MS		500	/* our own ports, as production */
+#define STATUS_DISK_MIN_BYTES	(1024LL * 1024 * 1024)	/* 1 GiB */
+#define STATUS_DISK_MIN_PERCENT	5.0
+#define STATUS_UNMATCHED_SECONDS 3600	/* a study waits for its item */
+#define STATUS_PROBLEMS_MAX	48
+#define STATUS_PROBLEM_LEN	320
+
+enum status_severity { STATUS_OK, STATUS_WARNING, STATUS_CRITICAL };
+
+struct status_problem {
+	enum status_severity severity;
+	char text[STATUS_PROBLEM_LEN];
+};
+
+struct port_status {
+	int port;
+	int why;		/* 0: answering, else the connect's errno */
+};
+
+struct ops_status {
+	const struct config *c;
+	time_t now;
+	int data_dir_missing;
+	struct sv_status sv;
+	struct port_status pacs, worklist, qr_port;
+	struct spool_census spools[3];	/* index, thumb, relay */
+	long failed_jobs;	/* in every spool's failed/ */
+	struct archive_status archive;
+	struct qr_status qr;
+	struct cloud_status cloud;
+	int mpps_known;		/* worklist.db read */
+	long mpps_held;
+	struct disk_status worklist_disk;	/* beside worklist.db */
+	struct status_problem problems[STATUS_PROBLEMS_MAX];
+	int nproblems;
+	enum status_severity severity;	/* the worst */
+};
+
+extern const char *const status_stages[3];
+
+/* Gather it all and judge it; -1 (e set) only when the settings are bad
+ * or a path does not fit.  The caller frees nothing. */
+int ops_status_read(const struct config *c, struct ops_status *st,
+    struct err *e);
+
+/* The cloud's last delivery error and when (0: not known), "" once
+ * deliveries succeed: relaysend's own (run/relaysend.state), else the
+ * newest in pacs.db. */
+void status_cloud_error(const struct ops_status *st, const char **error,
+    time_t *at);
+
+/* The last upload (ISO 8601, "" for none): relaysend's, else pacs.db's
+ * newest uploaded_at. */
+void status_last_upload(const struct ops_status *st,
+    char out[RUNSTATE_TIME]);
+
+/* A disk is short of room: less than STATUS_DISK_MIN_BYTES or _PERCENT
+ * free (one that cannot be measured is not). */
+int status_disk_low(const struct disk_status *d);
+
+/*
+ * report: the health report, for the cloud's "health" action and
+ * `relaylisten --health`, as a JSON object, production's keys first
+ * (PRODUCTION.md §5):
  *
  *   {"healthy":false, "version":"0.1.0", "listener_uptime_seconds":3600,
- *    "checks":{"mwl_port":{"ok":true},
- *              "pacs_port":{"ok":false,"error":"Connection refused"},
+ *    "checks":{"pacs_port":{"ok":false,"error":"Connection refused"},
+ *              "mwl_port":{"ok":true},
  *              "disk":{"ok":true,"free_bytes":…,"free_percent":30.8},
  *              "services":{"ok":false,
  *                          "services":{"gatewayd":{"ok":true,
  *                                                  "state":"running"},
- *                                      "storescp":{"ok":false,
+ *                                      "storescp-front":{"ok":false,
  *                                                  "state":"exited"},…}}},
  *    "problems":["2 failed jobs"],
  *    "gatewayd":{"running":true, "pid":812},
  *    "ports":{"pacs":{"port":4244,"answering":false,
  *                     "error":"Connection refused"},
  *             "worklist":{"port":4243,"answering":true}},
- *    "children":{"storescp":{"state":"running","pid":820,"restarts":0,
- *                "since":"…","last_exit":""}, …},
+ *    "children":{"storescp-front":{"state":"running","pid":820,
+ *                "restarts":0,"since":"…","last_exit":""}, …},
+ *    "timers":{"sweep":{"schedule":"every 600s","state":"waiting",
+ *              "last_run":"…","last_exit":"status=0","next_run":"…"},…},
  *    "spools":{"index":{"new":0,"cur":0,"failed":0}, "thumb":{…},
  *              "relay":{"new":3,"cur":0,"failed":2,
  *                       "kinds":{"image":{"pending":3,"failed":2,
@@ -102,8 +211,11 @@
  *                                         "oldest_error":"HTTP 503"},
  *                                …}}},
  *    "failed_jobs":2, "quarantine":0,
- *    "disk":{"path":"/var/lib/…","free_bytes":…,"total_bytes":…,
+ *    "incoming":{"files":0,"stale":0},
+ *    "disk":{"path":"/var/lib/…/store","free_bytes":…,"total_bytes":…,
  *            "free_percent":41.5,"ok":true},
+ *    "storage":{"accepting":true,"floor_bytes":2147483648,
+ *               "refusing_since":null},
  *    "relay":{"connection":"connected","since":"…","started":"…",
  *             "credential":"managed-identity-arc","token_expires":"…",
  *             "last_pong":"…","last_action":"…","self_echo":"off",
@@ -113,65 +225,91 @@
  *    "cloud":{"configured":{"images":true,"events":true,"actions":true},
  *             "api":{"host":"…","port":443,"reachable":true} or null,
  *             "last_upload":"…","last_event":"","last_error":"…",
+ *             "last_error_at":"…",
  *             "oldest_job":{"kind":"image","age_seconds":192,
  *                           "attempts":4,"error":"HTTP 503"} or null,
  *             "uploads":{"total":52,"complete":40,"pending":0,
  *                        "uploading":0,"waiting":0,"unmatched":3,
  *                        "unmatched_studies":1,"held":9,"failed":0,
  *                        "released":0,"refused":0,"refused_studies":0,
- *                        "local":0,"oldest_unmatched_seconds":7500}
+ *                        "local":0,"events_held":0,
+ *                        "oldest_unmatched_seconds":7500}
  *                       or null (pacs.db not readable),
- *             "mpps_events_held":0}}
+ *             "mpps_events_held":0},
+ *    "qr":{"running":true,"aet":"SCREENING_QR","port":4246,
+ *          "answering":true,"associations":0,"moves_in_progress":0,
+ *          "pending_commitments":0}}
  *
- * "checks" are computed as production computes them: mwl_port and
- * pacs_port from "ports"; disk beside worklist.db (free_percent to one
- * decimal); services from gatewayd's run files.  listener_uptime_seconds
- * counts from relay.state's started= while relaylisten runs, else null.
- * "configured" is lib/base/config's config_cloud_images/events/actions;
- * "uploads" counts instances per upload_status (lib/archive/upload_state);
- * "mpps_events_held" the MPPS events not yet copied out of worklist.db's
- * outbox (they wait there while the relay's events are off).
- * "kinds" always has image, image_failure, study.image_received and
- * mpps.status_update (oldest_seconds null when none is pending), and any
- * other kind found.  Without run/relay.state, "relay" is
- * {"connection":"not running"}, or "not configured" when the relay's
- * actions are not (AZURE_RELAY_NAMESPACE, AZURE_RELAY_HYBRID_CONNECTION).
+ * "healthy" is ours, stricter than production's: no problem at all
+ * (whenever one of production's checks fails, a problem says so).
+ * "checks" are computed as production computes them: the ports, free
+ * space beside worklist.db (free_percent to one decimal), the services
+ * from gatewayd's run files.  listener_uptime_seconds counts from
+ * relay.state's started= while relaylisten runs, else null.  A count
+ * this user cannot read is null.  "disk" is the store's file system.
+ * Without run/relay.state, "relay" is {"connection":"not running"}, or
+ * "not configured" when the relay's actions are not.
+ *
+ * Memory: *out is a new jansson reference owned by the caller.
  */
 int health_report(const struct config *c, json_t **out, struct err *e);
+int report_json(const struct ops_status *st, json_t **out, struct err *e);
 
 /*
- * The relay section of `gatewayd status`, as text on f: the listener's
- * connection state and since when, its credential, the last PONG and the
- * last action and how long ago, the last traffic proof (or "off" when the
- * credential cannot send), when the token expires, the last error and
- * when, then the relay queue per job kind:
+ * screen: the status as text.
  *
- *   relay: connected since 2026-11-28T01:00:00Z (pid 901, hybrid connection gw, credential sas)
- *   last PONG: 2026-11-28T01:30:01Z (11s ago); last action: none
- *   last traffic proof: 2026-11-28T01:29:00Z (1m12s ago)
- *   token expires: 2026-11-28T02:00:00Z
- *   last error: -
+ * screen_print(): what `gatewayctl status` (and `gatewayd status`)
+ * prints: the supervisor; the children (state, pid, restarts, since,
+ * last exit) and the timed jobs (schedule, state, last run and exit,
+ * next run); each spool's jobs; the quarantine, incoming/, the store's
+ * file system (and the data directory's when apart) and whether storage
+ * accepts images; qrscp; then screen_print_cloud().  A count this user
+ * may not read is "?".
  *
- *   KIND                  PENDING FAILED OLDEST
- *   image                       3      2 3m12s
- *   image_failure               0      0 -
- * then the cloud (see health_report's "cloud"), with the images per
- * upload state (the states with none left out):
+ * screen_print_cloud(): the relay listener (connection, since, pid,
+ * hybrid connection, credential; the last PONG, action and traffic
+ * proof; the token's expiry; the last error and when), the relay spool
+ * per job kind, and the cloud: the Manage API and whether it answers,
+ * the images per upload state, the MPPS events held, the last upload
+ * and event, the last error and when (cleared once deliveries succeed),
+ * and the oldest job waiting (what `relaylisten --status` prints).
+ * Without relaylisten installed (relaylisten_installed 0) the relay's
+ * line says so.
  *
- *   cloud: Manage API gw.example:443 reachable
- *   uploads: 40 sent, 3 waiting for a worklist item (1 study, oldest 2h05m: gatewayctl waiting)
- *   last upload: 2026-11-28T01:29:00Z (1m12s ago); last event: none
- *   cloud last error: -
- *   oldest job: image, queued 3m12s ago, 4 attempts, last error: HTTP 503
+ * screen_check(): one line for monitoring, in the manner of a Nagios
+ * plugin: "GATEWAY OK - running | failed_jobs=0 quarantine=0", or
+ * WARNING / CRITICAL and the problems, "; "-separated; returns the
+ * plugin's exit code (0, 1, 2).
  *
- * Without the cloud: "relay: not configured" and "cloud: not configured
- * (…): nothing is queued for it; images are kept, HELD".
  * -1 with e set when f cannot be written.
  */
-int health_print_status(const struct config *c, FILE *f, struct err *e);
+int screen_print(const struct ops_status *st, int relaylisten_installed,
+    FILE *f, struct err *e);
+int screen_print_cloud(const struct ops_status *st,
+    int relaylisten_installed, FILE *f, struct err *e);
+int screen_check(const struct ops_status *st, FILE *f);
 
 /* An age as the status shows it: "45s", "3m12s", "2h05m", "3d04h". */
-void health_format_age(long long seconds, char *out, size_t outsz);
+void screen_age(long long seconds, char *out, size_t outsz);
+
+/* bytes as df -h would: "1.2G", "16M", "512K". */
+void screen_size(long long bytes, char *out, size_t outsz);
+
+/*
+ * alerts: gateway.alert events for the conditions an operator must hear
+ * of without watching: quarantine (files in it; warning), failed_jobs
+ * (warning), low_disk (critical; the store's file system short of room,
+ * status_disk_low).  (disk_floor, storage refusing new associations, is
+ * still gatewayd's own loop's: it goes once gatewayd only supervises.)
+ * alerts_run()
+ * compares them with the last run (run/alert.NAME exists while one is
+ * raised) and for each that started or ended queues the relay job
+ * alert-NAME (a waiting one of the same name is replaced), when the
+ * relay's events are configured, and logs it.  -1 with e when the relay
+ * spool cannot be opened; a job that cannot be queued is logged, the
+ * rest go on, and -1 is returned at the end.
+ */
+int alerts_run(const struct config *c, struct err *e);
 
 /*
  * configview: the settings table (lib/base settings) as gatewayctl

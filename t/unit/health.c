@@ -76,6 +76,12 @@ make_tree(void)
 	snprintf(p, sizeof p, "%s/quarantine", root);
 	if (fs_mkdirs(p, &e) == -1)
 		die(e.msg);
+	snprintf(p, sizeof p, "%s/store", root);
+	if (fs_mkdirs(p, &e) == -1)
+		die(e.msg);
+	snprintf(p, sizeof p, "%s/incoming", root);
+	if (fs_mkdirs(p, &e) == -1)
+		die(e.msg);
 }
 
 /* A TCP socket listening on 127.0.0.1; its port in *port. */
@@ -232,7 +238,20 @@ show(const char *text)
 	}
 }
 
-/* health_print_status into a malloc'd string. */
+/* The cloud's part of the status screen of the gateway c configures. */
+static int
+print_cloud(const struct config *c, FILE *f, struct err *e)
+{
+	struct ops_status *st = malloc(sizeof *st);
+	int rc = st == NULL ? -1 : ops_status_read(c, st, e);
+
+	if (rc == 0)
+		rc = screen_print_cloud(st, 1, f, e);
+	free(st);
+	return rc;
+}
+
+/* screen_print_cloud into a malloc'd string. */
 static char *
 status_text(const struct config *c)
 {
@@ -243,8 +262,8 @@ status_text(const struct config *c)
 
 	if (f == NULL)
 		die("open_memstream");
-	if (health_print_status(c, f, &e) == -1)
-		diag("health_print_status: %s", e.msg);
+	if (print_cloud(c, f, &e) == -1)
+		diag("screen_print_cloud: %s", e.msg);
 	fclose(f);
 	return text;
 }
@@ -355,9 +374,12 @@ check_disk_and_relay(json_t *r, const char *proof)
 	long long free_b = (long long)json_integer_value(jget(r, "disk/free_bytes"));
 	long long total = (long long)json_integer_value(jget(r, "disk/total_bytes"));
 	double pct = json_real_value(jget(r, "disk/free_percent"));
-	int want_ok = free_b >= HEALTH_DISK_MIN_BYTES && pct >= HEALTH_DISK_MIN_PERCENT;
+	int want_ok = free_b >= STATUS_DISK_MIN_BYTES && pct >= STATUS_DISK_MIN_PERCENT;
 
-	is_str(jstr(r, "disk/path"), root, "disk: the data directory is checked");
+	char store[8192];
+
+	snprintf(store, sizeof store, "%s/store", root);
+	is_str(jstr(r, "disk/path"), store, "disk: the store's file system is checked");
 	ok(total > 0 && free_b >= 0 && free_b <= total, "disk: free and total bytes are sane");
 	ok(pct >= 0 && pct <= 100, "disk: free_percent is a percentage");
 	ok(json_is_boolean(jget(r, "disk/ok")) &&
@@ -406,7 +428,8 @@ only_disk_problems(json_t *r)
 	size_t i;
 
 	json_array_foreach(json_object_get(r, "problems"), i, p)
-		if (strncmp(json_string_value(p), "disk:", 5) != 0)
+		if (strncmp(json_string_value(p), "disk:", 5) != 0 &&
+		    strncmp(json_string_value(p), "storage refusing", 16) != 0)
 			return 0;
 	return 1;
 }
@@ -423,6 +446,8 @@ check_healthy(int port)
 	write_state("mwlscp", "running", (long)getpid(), 3);
 	unlink(strcat(strcpy(body, root), "/spool/relay/failed/0000-f"));
 	unlink(strcat(strcpy(body, root), "/spool/thumb/failed/t1"));
+	unlink(strcat(strcpy(body, root), "/quarantine/20261128-a.dcm"));
+	unlink(strcat(strcpy(body, root), "/quarantine/20261128-b.dcm"));
 	iso_ago(5, proof, sizeof proof);
 	snprintf(body, sizeof body, "connection=connected\nsince=2026-11-28T01:02:03Z\n"
 	    "last_proof=%s\nlast_error=\nhybrid_connection=gw-control\npid=%ld\n",
@@ -497,7 +522,7 @@ check_ages(void)
 	char out[32], title[64];
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		health_format_age(cases[i].s, out, sizeof out);
+		screen_age(cases[i].s, out, sizeof out);
 		snprintf(title, sizeof title, "age %lld s reads %s", cases[i].s,
 		    cases[i].want);
 		is_str(out, cases[i].want, title);
@@ -513,7 +538,7 @@ status_main(void)
 	struct err e = { 0 };
 
 	if (config_load(&c, &e) == -1 ||
-	    health_print_status(&c, stdout, &e) == -1) {
+	    print_cloud(&c, stdout, &e) == -1) {
 		fprintf(stderr, "health --status: %s\n", e.msg);
 		return 1;
 	}
