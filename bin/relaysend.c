@@ -183,7 +183,7 @@ woken(void *arg)
 }
 
 /*
- * run/relaysend.state (lib/cloud cloud_status): the last deliveries and
+ * run/delivery.state (lib/cloud cloud_status): the last deliveries and
  * the errors they fail with now, for gatewayctl status; written when
  * they change.  Without run/ (run by hand elsewhere) there is no one to
  * tell.
@@ -200,7 +200,7 @@ tell_state(struct sender *s)
 	if (send_state_update(s->cfg.data_dir, &seen, &e) == 0)
 		s->told = seen;
 	else if (e.code != ENOENT && !s->state_warned) {
-		log_warn("cannot write run/relaysend.state", "error=\"%s\"",
+		log_warn("cannot write run/delivery.state", "error=\"%s\"",
 		    e.msg);
 		s->state_warned = 1;	/* said once */
 	}

@@ -153,11 +153,15 @@ int fs_dir_writable_by(const char *dir, uid_t uid, struct err *e);
  *   run/qr.state          qrscp                       qr (qr_status)
  *   run/qr-move.PID       qrscp, one per retrieval    qr (qr_status)
  *   run/relay.state       relaylisten                 cloud (relay_state)
- *   run/relaysend.state   relaysend (its workers      cloud (send_state)
+ *   run/delivery.state    relaysend (its workers      cloud (send_state)
  *                         merge under a lock)
  *   run/alert.NAME        gatewayctl alerts           ops (alerts)
  *   run/store.lock        a lock, no content: dcmpurge exclusive, qrscp
  *                         shared (archive/purge)
+ *
+ * A program's own file is never named after a child (gatewayd's
+ * run/relaysend.state is its child relaysend's supervision record; what
+ * relaysend tells is run/delivery.state).
  *
  * Memory: struct runstate is the caller's (RUNSTATE_MAX of text).
  */

@@ -1099,14 +1099,14 @@ char *request_images(sqlite3 *db, struct spool *relay, const json_t *action,
  *                        last_pong, last_action, self_echo, last_proof,
  *                        last_error, last_error_at, hybrid_connection,
  *                        pid), never the token (relaylisten(8)).
- *   run/relaysend.state  relaysend: last_upload and last_event (its last
+ *   run/delivery.state  relaysend: last_upload and last_event (its last
  *                        delivery to the Manage API and over the relay)
  *                        and, for each of the two, the error its
  *                        deliveries fail with (api_error, api_error_at,
  *                        api_failing_since; relay_error, ...).  A later
  *                        delivery clears the error.  The workers of
  *                        relaysend --jobs merge what each saw under
- *                        run/relaysend.lock: the newest of each wins.
+ *                        run/delivery.lock: the newest of each wins.
  *
  * cloud_status_read() adds what is configured (lib/base config), the
  * relay spool per job kind (pending in new/ or cur/, failed, and of the
@@ -1150,7 +1150,7 @@ struct send_state {
 };
 
 /* relaysend, after each pass: what its job context saw (the last
- * deliveries, the failing outages) merged into run/relaysend.state. */
+ * deliveries, the failing outages) merged into run/delivery.state. */
 void send_state_seen(const struct job_ctx *o, struct send_state *seen);
 int send_state_update(const char *data_dir, const struct send_state *seen,
     struct err *e);
@@ -1176,7 +1176,7 @@ struct cloud_status {
 	int relay_present;	/* run/relay.state exists */
 	int listener_running;	/* ... and its pid is alive */
 	struct relay_state relay;
-	int send_present;	/* run/relaysend.state exists */
+	int send_present;	/* run/delivery.state exists */
 	struct send_state send;
 	struct {
 		int valid;	/* CLOUD_API_ENDPOINT is a URL */

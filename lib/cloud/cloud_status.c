@@ -1,5 +1,5 @@
 /*
- * cloud_status: run/relay.state and run/relaysend.state, each written and
+ * cloud_status: run/relay.state and run/delivery.state, each written and
  * read here, and the cloud as the status sees it (see cloud/cloud.h).
  */
 #include <errno.h>
@@ -18,8 +18,8 @@
 #include "cloud/cloud.h"
 
 #define RELAY_STATE	"relay.state"
-#define SEND_STATE	"relaysend.state"
-#define SEND_LOCK	"relaysend.lock"
+#define SEND_STATE	"delivery.state"
+#define SEND_LOCK	"delivery.lock"
 
 /* ------------------------------------------------------ run/relay.state */
 
@@ -72,7 +72,7 @@ relay_state_read(const char *data_dir, struct relay_state *r, struct err *e)
 	return 0;
 }
 
-/* -------------------------------------------------- run/relaysend.state */
+/* -------------------------------------------------- run/delivery.state */
 
 static void
 put_channel(struct runstate *s, const char *name,

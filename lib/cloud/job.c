@@ -338,7 +338,7 @@ job_reached(struct job_ctx *o, const struct job *j)
 	struct job_outage *u = &o->outage[c];
 	char msg[120];
 
-	o->reached_ms[c] = job_now_ms();	/* run/relaysend.state */
+	o->reached_ms[c] = job_now_ms();	/* run/delivery.state */
 	if (u->since_ms == 0)
 		return;
 	snprintf(msg, sizeof msg, "delivering to %s again", channel_name(c));

@@ -166,7 +166,7 @@ int ops_status_read(const struct config *c, struct ops_status *st,
     struct err *e);
 
 /* The cloud's last delivery error and when (0: not known), "" once
- * deliveries succeed: relaysend's own (run/relaysend.state), else the
+ * deliveries succeed: relaysend's own (run/delivery.state), else the
  * newest in pacs.db. */
 void status_cloud_error(const struct ops_status *st, const char **error,
     time_t *at);

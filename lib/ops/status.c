@@ -361,7 +361,7 @@ judge_qr(struct ops_status *st)
 }
 
 /* The last error of the cloud's deliveries and when, "" when they
- * succeed: relaysend's own (run/relaysend.state), else pacs.db's. */
+ * succeed: relaysend's own (run/delivery.state), else pacs.db's. */
 void
 status_cloud_error(const struct ops_status *st, const char **error,
     time_t *at)
