@@ -9,13 +9,14 @@
  *   gatewayctl release ACCESSION|STUDY_UID
  *   gatewayctl worklist [--date YYYY-MM-DD] [--names]
  *   gatewayctl retry
+ *   gatewayctl status [--check]
  *   gatewayctl check
  *   gatewayctl alerts
  *   gatewayctl config [--export | --check]
  *   gatewayctl quarantine [release NAME | delete [--yes] NAME]
  *
  * gatewayd(8) runs it for `gatewayd today|studies|show|resend|waiting|
- * assign|release|worklist|quarantine|retry|check|alerts|status --check`, and every
+ * assign|release|worklist|quarantine|retry|check|alerts|status [--check]`, and every
  * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
  * It reads the configuration every program reads (lib/base/config) and never
  * creates pacs.db.  What touches uploads is lib/archive/upload_state.  Patient names
@@ -69,6 +70,7 @@ usage(FILE *f)
 	    "       gatewayctl release ACCESSION|STUDY_UID\n"
 	    "       gatewayctl worklist [--date YYYY-MM-DD] [--names]\n"
 	    "       gatewayctl quarantine [release NAME | delete [--yes] NAME]\n"
+	    "       gatewayctl status [--check]\n"
 	    "       gatewayctl retry | check | alerts | --help | --version\n"
 	    "       gatewayctl config [--export | --check]\n"
 	    "\n"
@@ -94,8 +96,11 @@ usage(FILE *f)
 	    "            release NAME: through the normal checks again (stored\n"
 	    "            and indexed, or kept with the new reason); delete NAME:\n"
 	    "            remove it for good (asks first; --yes does not)\n"
-	    "  check     one line for monitoring; exit 0 OK, 1 WARNING,\n"
-	    "            2 CRITICAL, 3 UNKNOWN (Nagios plugin codes)\n"
+	    "  status    the gateway's status (gatewayd status): the supervisor,\n"
+	    "            its children, the spools, the store, qrscp, the cloud\n"
+	    "            and the problems; exit 0 running, 3 not, 4 cannot tell\n"
+	    "  check     (or status --check) one line for monitoring; exit 0 OK,\n"
+	    "            1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios plugin codes)\n"
 	    "  alerts    queue a gateway.alert event for each condition that\n"
 	    "            started or ended: quarantine, failed jobs, low disk\n"
 	    "  config    every setting, its value and where it came from;\n"
