@@ -55,8 +55,8 @@ ok "below the floor an association is refused, for now (rejected-transient)" \
 	grep -q 'Result: Rejected Transient' '$T/rj.out' && grep -q 'Reason: Local Limit Exceeded' '$T/rj.out'"
 ok "... the port stays open" port_open "$GW_PORT"
 ok "the worklist still answers C-ECHO" echoscu -to 5 -aec SCREENING_MWL 127.0.0.1 "$WORKLIST_PORT"
-wait_for 10 "gatewayd logs that storage refuses new associations" \
-    grep -q 'free space below PACS_DISK_MIN_FREE: storage refuses new associations' "$T/gatewayd.log"
+wait_for 10 "storescp-front logs that storage refuses new associations" \
+    grep -q 'prog=storescp-front msg="free space below PACS_DISK_MIN_FREE: storage refuses new associations' "$T/gatewayd.log"
 sh "$GW_ROOT/pipeline/gatewayd" status >"$T/status.out" 2>&1
 ok "gatewayd status says storage refuses new associations, since when" \
     grep -q '^storage: *refusing new associations: free space below PACS_DISK_MIN_FREE (.* free, floor 16M) since 20' "$T/status.out"
