@@ -92,7 +92,10 @@ check-layers:
 	@sh tools/check-layers
 
 # The test build: ASan + UBSan, its own tree, then every t/*.t under prove.
+# The programs make run builds (-O2, where the compiler warns of more)
+# must build too.
 check: deps check-layers
+	$(MAKE) all
 	$(MAKE) BUILD=build/check OPT='-O1 -g' SAN='$(CHECK_SAN)' all units
 	GW_BUILD=$(CURDIR)/build/check GW_ROOT=$(CURDIR) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

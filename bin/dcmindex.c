@@ -628,8 +628,7 @@ verify_store(struct indexer *x)
 	struct err e = { 0 };
 	long rate;
 
-	if (config_env_long("PACS_VERIFY_MAX_MB_PER_SECOND", 0, 100000, 50,
-	    &rate, &e) == -1) {
+	if (config_long("PACS_VERIFY_MAX_MB_PER_SECOND", &rate, &e) == -1) {
 		log_err("cannot verify", &e);
 		return EX_CONFIG;
 	}
@@ -675,7 +674,7 @@ backup_db(struct indexer *x)
 	struct tm tm;
 	long keep;
 
-	if (config_env_long("PACS_DB_BACKUPS", 1, 10000, 7, &keep, &e) == -1) {
+	if (config_long("PACS_DB_BACKUPS", &keep, &e) == -1) {
 		log_err("cannot back up", &e);
 		return EX_CONFIG;
 	}

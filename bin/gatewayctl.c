@@ -273,19 +273,6 @@ cmd_studies(struct ctl *x, const char *date)
 
 /* ------------------------------------------------------------- show */
 
-/* Where dcmthumb writes the previews: GATEWAY_THUMBS_DIR, else thumbs/
- * in the data directory. */
-static const char *
-thumbs_dir(const struct ctl *x, char *out, size_t outsz)
-{
-	const char *v = getenv("GATEWAY_THUMBS_DIR");
-
-	if (v != NULL && *v != '\0')
-		snprintf(out, outsz, "%s", v);
-	else
-		snprintf(out, outsz, "%s/thumbs", x->cfg.data_dir);
-	return out;
-}
 
 #define STUDY_KEY_SQL \
 	"SELECT st.id, st.study_instance_uid, st.accession_number, " \
@@ -350,7 +337,7 @@ print_image_line(sqlite3_stmt *st)
 static void
 print_instance(const struct ctl *x, sqlite3_stmt *st)
 {
-	char size[16], thumbs[PATH_MAX];
+	char size[16];
 
 	human_size(sqlite3_column_int64(st, 4), size, sizeof size);
 	printf("\n  instance %s\n", col(st, 0));
@@ -362,7 +349,7 @@ print_instance(const struct ctl *x, sqlite3_stmt *st)
 	printf("    store:   %s/%s\n", x->cfg.storage_path, col(st, 7));
 	printf("    preview: %s", col(st, 8));
 	if (*col(st, 9))
-		printf(" %s/%s", thumbs_dir(x, thumbs, sizeof thumbs),
+		printf(" %s/%s", x->cfg.thumbs_dir,
 		    col(st, 9));
 	printf("\n");
 	printf("    cloud:   %s, %d attempt%s", *col(st, 10) ? col(st, 10) :
@@ -499,7 +486,6 @@ resend_held(struct ctl *x)
 {
 	struct spool relay;
 	struct err e = { 0 };
-	char thumbs[PATH_MAX];
 	int images = config_cloud_images(), events = config_cloud_events();
 	int n = 0, ev = 0, rc;
 
@@ -516,7 +502,7 @@ resend_held(struct ctl *x)
 		    &e);
 	if (n != -1 && events)
 		ev = event_queue_held(x->db, &relay,
-		    thumbs_dir(x, thumbs, sizeof thumbs), &e);
+		    x->cfg.thumbs_dir, &e);
 	spool_close(&relay);
 	if (n == -1 || ev == -1)
 		return failed("resend failed", NULL, &e);

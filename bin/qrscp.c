@@ -76,8 +76,7 @@ defaults(struct server *s, struct err *e)
 	if (config_load(&s->set.cfg, e) == -1 ||
 	    scp_defaults(&s->scp, "qrscp", "QR", s->set.cfg.qr_port,
 	    s->set.cfg.qr_aet, e) == -1 ||
-	    config_env_long("QR_COMMIT_RETRY_SECONDS", 1, 86400, 30,
-	    &s->commit_retry_s, e) == -1)
+	    config_long("QR_COMMIT_RETRY_SECONDS", &s->commit_retry_s, e) == -1)
 		return -1;
 	v = getenv("QR_DESTINATIONS");
 	snprintf(s->destinations, sizeof s->destinations, "%s",

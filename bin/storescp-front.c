@@ -110,19 +110,17 @@ own_dir(char *out, size_t outsz)
 static int
 defaults(struct front *f, struct err *e)
 {
-	const char *v;
 	char dir[PATH_MAX - 32];
+	long min_free;
 
 	if (config_load(&f->cfg, e) == -1 ||
 	    scp_defaults(&f->scp, "storescp-front", "PACS", f->cfg.pacs_port,
 	    f->cfg.pacs_aet, e) == -1 ||
 	    senders_from_env(&f->senders, e) == -1)
 		return -1;
-	v = getenv("PACS_DISK_MIN_FREE");
-	if (settings_parse_size(v != NULL && *v != '\0' ? v : "2GiB", &f->min_free) ==
-	    -1)
-		return err_set(e, EINVAL, "PACS_DISK_MIN_FREE must be a size "
-		    "(bytes, or a number with K, M, G), not \"%s\"", v);
+	if (config_long("PACS_DISK_MIN_FREE", &min_free, e) == -1)
+		return -1;
+	f->min_free = min_free;
 	f->storescp = "storescp";
 	if (own_dir(dir, sizeof dir) == 0 && snprintf(f->hook, sizeof f->hook,
 	    "%s/storescp-hook", dir) >= (int)sizeof f->hook)

@@ -189,13 +189,9 @@ int relay_parse_accept(const char *json, char *address, size_t addrsz,
  */
 
 #define IDENTITY_RELAY_RESOURCE		"https://relay.azure.net"
-#define IDENTITY_ARC_TOKENS_DIR		"/var/opt/azcmagent/tokens"
 #define IDENTITY_HIMDS_PROGRAM		"/opt/azcmagent/bin/himds"
 #define IDENTITY_ARC_ENDPOINT \
 	"http://127.0.0.1:40342/metadata/identity/oauth2/token"
-#define IDENTITY_IMDS_ENDPOINT		"http://169.254.169.254"
-#define IDENTITY_AUTHORITY_HOST		"https://login.microsoftonline.com"
-#define IDENTITY_RELAY_KEY_NAME		"RootManageSharedAccessKey"
 #define IDENTITY_KEY_FILE_MAX		4096
 #define IDENTITY_RENEW_MARGIN_SECONDS	300
 #define IDENTITY_RETRIES		4

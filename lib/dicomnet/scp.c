@@ -130,7 +130,8 @@ scp_defaults(struct scp_server *s, const char *prog, const char *env,
 		    "or networks (10.0.0.0/8, fd00::/8), at most %d", name,
 		    NETALLOW_MAX);
 	snprintf(name, sizeof name, "%s_TLS_PORT", env);
-	if (config_env_long(name, 0, 65535, 0, &tls_port, e) == -1)
+	tls_port = 0;	/* unset: no TLS port */
+	if (config_value(name) != NULL && config_long(name, &tls_port, e) == -1)
 		return -1;
 	s->tls_port = (int)tls_port;
 	if (env_path(s->tls_cert, "GATEWAY_TLS_CERT") == -1 ||
