@@ -16,7 +16,7 @@
 #include "base/base.h"
 
 /*
- * spool: the maildir-style job queue between stages (DESIGN.md).
+ * spool: the maildir-style job queue between stages (screening-gateway(7)).
  *
  *   <dir>/tmp/     jobs being written
  *   <dir>/new/     jobs waiting (a rename from tmp/ makes one visible)
