@@ -148,6 +148,14 @@ int proc_run(char *const argv[], const char *in, size_t inlen, char *buf,
 int proc_exit_ok(int status, struct err *e);
 
 /*
+ * The stop signals of a program that finishes the work in hand and then
+ * returns (a pipeline stage): SIGTERM, SIGINT and SIGHUP call handler
+ * (which sets the program's flag), SIGPIPE is ignored (a peer that goes
+ * away is an error to handle, not a death).  0, or -1 with errno.
+ */
+int proc_on_stop(void (*handler)(int));
+
+/*
  * db: SQLite the same way everywhere.
  *
  * db_open() sets WAL, synchronous=FULL (a committed transaction survives a
