@@ -163,8 +163,11 @@ int proc_on_stop(void (*handler)(int));
  * timeout, and foreign keys.  db_migrate() brings a database's schema up
  * to date from an embedded schema text made of sections that each start
  * with a line "-- version: N"; each section runs once, in its own
- * transaction, and PRAGMA user_version records the last one applied.
- * A database newer than the program is refused, never touched.
+ * transaction, and PRAGMA user_version records the last one applied.  A
+ * last section after a line "-- views" (the views, each dropped and
+ * made again) runs with the last version applied, so a view is written
+ * once, as it is now, and versions change only tables.  A database newer
+ * than the program is refused, never touched.
  *
  * Schemas (sql/NAME.sql) are compiled in as strings: db_schema_pacs.
  */
