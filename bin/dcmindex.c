@@ -728,7 +728,6 @@ main(int argc, char **argv)
 	};
 	struct indexer x = { .batch = BATCH_DEFAULT };
 	struct err e = { 0 };
-	struct sigaction sa = { 0 };
 	int c, once = 0, init = 0, reindex = 0, retry = 0, verify = 0;
 	int backup = 0, rc;
 	char *end;
@@ -766,9 +765,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	proc_on_stop(on_signal);
 	if (config_load(&x.cfg, &e) == -1 ||
 	    request_upload_policy(&x.policy, &e) == -1 ||
 	    upload_state_classes(&x.classes, &e) == -1) {

@@ -185,7 +185,6 @@ main(int argc, char **argv)
 	struct purge_ctx ctx = { 0 };
 	struct config cfg;
 	struct store store;
-	struct sigaction sa = { 0 };
 	struct err e = { 0 };
 	char lock[PATH_MAX];
 	sqlite3 *db = NULL;
@@ -239,9 +238,7 @@ main(int argc, char **argv)
 		db_close(db);
 		return rc == 0 ? EX_OK : rc == 1 ? EX_TEMPFAIL : EX_SOFTWARE;
 	}
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	proc_on_stop(on_signal);
 	log_info("started", "interval_seconds=%ld retention_days=%ld "
 	    "low_watermark_percent=%d", interval, p.retention_days,
 	    p.low_watermark_pct);

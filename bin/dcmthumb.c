@@ -463,13 +463,10 @@ retry_failed(struct thumbs *t)
 static int
 stage(struct thumbs *t, int once, int retry)
 {
-	struct sigaction sa = { 0 };
 	struct err e = { 0 };
 	int rc;
 
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	proc_on_stop(on_signal);
 	if (open_stage(t, &e) == -1) {
 		log_err("cannot start", &e);
 		close_stage(t);

@@ -149,17 +149,11 @@ install_signals(void)
 {
 	struct sigaction sa = { 0 };
 
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL) == -1 ||
-	    sigaction(SIGINT, &sa, NULL) == -1 ||
-	    sigaction(SIGHUP, &sa, NULL) == -1)
+	if (proc_on_stop(on_signal) == -1)
 		return -1;
 	sa.sa_handler = on_child;	/* wakes the service loop */
-	if (sigaction(SIGCHLD, &sa, NULL) == -1)
-		return -1;
-	sa.sa_handler = SIG_IGN;
-	return sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGCHLD, &sa, NULL);
 }
 
 /* ---------------------------------------------------------- the state */

@@ -585,7 +585,6 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sender s = { .wake_fd = -1, .img.mode = TRANSCODE_REDUCED };
-	struct sigaction sa = { 0 };
 	int c, retry = 0, no_match = -1, jobs = 0, r, rc;
 	enum transcode_mode mode;
 	long rate = -1;
@@ -642,11 +641,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
+	proc_on_stop(on_signal);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("cannot initialise libcurl", "%s", "");
 		return EX_SOFTWARE;

@@ -148,6 +148,14 @@ int proc_run(char *const argv[], const char *in, size_t inlen, char *buf,
 int proc_exit_ok(int status, struct err *e);
 
 /*
+ * The stop signals of a program that finishes the work in hand and then
+ * returns (a pipeline stage): SIGTERM, SIGINT and SIGHUP call handler
+ * (which sets the program's flag), SIGPIPE is ignored (a peer that goes
+ * away is an error to handle, not a death).  0, or -1 with errno.
+ */
+int proc_on_stop(void (*handler)(int));
+
+/*
  * db: SQLite the same way everywhere.
  *
  * db_open() sets WAL, synchronous=FULL (a committed transaction survives a
@@ -155,8 +163,11 @@ int proc_exit_ok(int status, struct err *e);
  * timeout, and foreign keys.  db_migrate() brings a database's schema up
  * to date from an embedded schema text made of sections that each start
  * with a line "-- version: N"; each section runs once, in its own
- * transaction, and PRAGMA user_version records the last one applied.
- * A database newer than the program is refused, never touched.
+ * transaction, and PRAGMA user_version records the last one applied.  A
+ * last section after a line "-- views" (the views, each dropped and
+ * made again) runs with the last version applied, so a view is written
+ * once, as it is now, and versions change only tables.  A database newer
+ * than the program is refused, never touched.
  *
  * Schemas (sql/NAME.sql) are compiled in as strings: db_schema_pacs.
  */
