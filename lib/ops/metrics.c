@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "archive/archive.h"
@@ -516,7 +517,11 @@ metrics_write_textfile(const struct config *c, const char *dir,
 		return err_set(e, ENAMETOOLONG, "path too long: %s", dir);
 	if ((len = metrics_format(c, &text, e)) == -1)
 		return -1;
+	/* Readable by the collector's user (the service's umask may be 027):
+	 * the file holds no patient data. */
+	mode_t old = umask(022);
 	rc = fs_write_atomic(path, text, (size_t)len, e);
+	umask(old);
 	free(text);
 	return rc;
 }

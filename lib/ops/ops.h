@@ -298,7 +298,8 @@ int report_html_write(const struct config *c,
  * (malloc'd, NUL-terminated; free()), its length returned.
  * metrics_write_textfile(): that text as dir/METRICS_TEXTFILE_NAME,
  * atomically (a hidden temporary file in dir, which the collector does
- * not read, fsync, rename).  Each returns -1 with e set.  Never logs or
+ * not read, fsync, rename), mode 0644 whatever the umask (the collector
+ * runs as another user; the file holds no patient data).  Each returns -1 with e set.  Never logs or
  * prints.
  */
 #define METRICS_TEXTFILE_NAME	"screening_gateway.prom"

@@ -107,6 +107,18 @@ state_class(const char *s)
 	return "muted";
 }
 
+/* A size as "17 B", "9.6 kB", "12.3 MB". */
+static void
+size_text(long long n, char *out, size_t outsz)
+{
+	if (n < 1000)
+		snprintf(out, outsz, "%lld B", n);
+	else if (n < 1000000)
+		snprintf(out, outsz, "%.1f kB", n / 1e3);
+	else
+		snprintf(out, outsz, "%.1f MB", n / 1e6);
+}
+
 static void
 local_time(time_t t, const char *fmt, char *out, size_t outsz)
 {
@@ -390,6 +402,7 @@ static void
 store_cell(const struct page *p, const struct pacs_day_image *im)
 {
 	FILE *f = p->f;
+	char size[32];
 
 	fputs("<td>", f);
 	if (*im->purged_at) {
@@ -405,9 +418,9 @@ store_cell(const struct page *p, const struct pacs_day_image *im)
 		esc(f, im->storage_path);
 		fputs("</code>", f);
 	}
-	fprintf(f, "<br>%.1f %s, sha256 <code>%.16s&hellip;</code></td>",
-	    im->size >= 1000000 ? im->size / 1e6 : im->size / 1e3,
-	    im->size >= 1000000 ? "MB" : "kB", im->object_hash);
+	size_text(im->size, size, sizeof size);
+	fprintf(f, "<br>%s, sha256 <code>%.16s&hellip;</code></td>", size,
+	    im->object_hash);
 }
 
 static void
@@ -589,7 +602,7 @@ static int
 quarantine_row(const struct quarantine_record *r, void *arg)
 {
 	struct page *p = arg;
-	char from[160];
+	char from[160], size[32];
 
 	snprintf(from, sizeof from, "%s at %s", *r->calling_aet ?
 	    r->calling_aet : "?", *r->peer ? r->peer : "?");
@@ -597,7 +610,8 @@ quarantine_row(const struct quarantine_record *r, void *arg)
 	cell(p->f, r->name);
 	cell(p->f, r->received_at);
 	cell(p->f, from);
-	fprintf(p->f, "<td>%.1f kB</td>", r->size / 1e3);
+	size_text(r->size, size, sizeof size);
+	cell(p->f, size);
 	fputs("<td class=\"bad\">", p->f);
 	esc(p->f, r->reason);
 	fputs("</td>", p->f);
