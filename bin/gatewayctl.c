@@ -18,7 +18,8 @@
  *
  * gatewayd(8) runs it for `gatewayd today|studies|show|resend|waiting|
  * assign|release|worklist|quarantine|retry|check|alerts|status --check`, and every
- * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
+ * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts (GATEWAY_REPORT_INTERVAL_SECONDS
+ * for the page, METRICS_INTERVAL_SECONDS for the metrics, when set).
  * It reads the configuration every program reads (lib/base/config) and never
  * creates pacs.db.  What touches uploads is lib/archive/upload_state.  Patient names
  * go to standard output only, and only when it is a terminal (or with
