@@ -121,6 +121,16 @@ static const struct setting table[] = {
 	  "1: back up worklist.db and clear finished and past items at midnight" },
 	{ "GATEWAY_ALERT_INTERVAL_SECONDS", "300", SETTING_INT, 0, DAY, NULL, 0, NULL,
 	  "how often the alert conditions are checked; 0: never" },
+	{ "GATEWAY_REPORT_HTML", NULL, SETTING_PATH, 0, 0, NULL, 0, NULL,
+	  "the day's page gatewayd keeps written (gatewayctl report); unset: none" },
+	{ "GATEWAY_REPORT_INTERVAL_SECONDS", "60", SETTING_INT, 1, DAY, NULL, 0, NULL,
+	  "how often GATEWAY_REPORT_HTML is written again" },
+	{ "GATEWAY_REPORT_NAMES", "0", SETTING_BOOL, 0, 0, NULL, 0, NULL,
+	  "1: patient names on the page gatewayd writes" },
+	{ "METRICS_TEXTFILE_DIR", NULL, SETTING_PATH, 0, 0, NULL, 0, NULL,
+	  "node_exporter's textfile directory: gatewayd writes screening_gateway.prom there; unset: none" },
+	{ "METRICS_INTERVAL_SECONDS", "60", SETTING_INT, 1, DAY, NULL, 0, NULL,
+	  "how often the metrics file is written again" },
 
 	/* retention and disk safety */
 	{ "PACS_RETENTION_DAYS", "30", SETTING_INT, 0, 36500, NULL, 0, NULL,

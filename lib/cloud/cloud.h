@@ -5,7 +5,7 @@
  * Layer 4.  The one public header of lib/cloud/; what its modules share
  * beyond it is static in its .c files.
  * Modules, each with its contract below: relay, identity, ws, api, event,
- * job, sendqueue, imagesend, eventsend, request.
+ * job, jobqueue, sendqueue, imagesend, eventsend, request.
  */
 #ifndef GW_CLOUD_H
 #define GW_CLOUD_H
@@ -847,6 +847,27 @@ int job_save_claimed(struct job_ctx *o, const struct job *j,
  * (dropped, RELEASED), or worklist.db or pacs.db failed (deferred).
  */
 int job_find_action(struct job_ctx *o, struct job *j);
+
+/*
+ * jobqueue: what waits in the relay spool, per job kind, for those who
+ * show it (gatewayctl report and metrics): the jobs pending (new/ and
+ * cur/) and failed (failed/), and of the oldest pending one when it was
+ * first queued (the earliest of spool_queued_at(), its stored object's
+ * arrival and its failing_since_ms=: a retry rewrites the file), its
+ * attempts and last error.  Kinds as job_kind() counts them (the last:
+ * any other).  A missing spool directory holds no job.
+ * Never: writes, logs, or reads more of a job than its first 4 KiB
+ * (kind=, object=, attempts=, error=, failing_since_ms=; no patient data).
+ */
+struct job_queue_kind {
+	long pending, failed;
+	time_t oldest;			/* 0: none pending */
+	int oldest_attempts;
+	char oldest_error[512];
+};
+
+int job_queue_scan(const struct config *c,
+    struct job_queue_kind k[JOB_NKINDS], struct err *e);
 
 /*
  * sendqueue: which relay job relaysend sends next.

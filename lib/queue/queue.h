@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "base/base.h"
 
@@ -116,6 +117,18 @@ void spool_wake(struct spool *s);
 
 /* Number of jobs in sub ("new", "cur", "failed"; reasons not counted). */
 int spool_count(struct spool *s, const char *sub, struct err *e);
+
+/*
+ * When a job was first queued: the time its generated name starts with
+ * (spool_new_name), or its file's mtime, whichever is earlier (a named
+ * job, or one rewritten by a retry, counts from its last write).
+ */
+time_t spool_queued_at(const char *name, time_t mtime);
+
+/* The jobs in sub, as spool_count(), and in *oldest when the oldest of
+ * them was queued (spool_queued_at; 0 when there is none). */
+int spool_oldest(struct spool *s, const char *sub, time_t *oldest,
+    struct err *e);
 
 /* Value of key in a job body into out.  0 found, -1 absent or too long. */
 int spool_job_get(const char *body, const char *key, char *out,

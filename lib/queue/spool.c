@@ -560,3 +560,46 @@ spool_job_get(const char *body, const char *key, char *out, size_t outsz)
 	}
 	return -1;
 }
+
+time_t
+spool_queued_at(const char *name, time_t mtime)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(name, &end, 10);
+	if (errno == 0 && end - name == 10 && *end == '.' && v > 0 &&
+	    v < (long long)mtime)
+		return (time_t)v;
+	return mtime;
+}
+
+int
+spool_oldest(struct spool *s, const char *sub, time_t *oldest, struct err *e)
+{
+	char (*names)[SPOOL_NAME_MAX], path[PATH_MAX];
+	struct stat st;
+	size_t n;
+	int count = 0;
+
+	*oldest = 0;
+	if (list_dir(s, sub, &names, &n, e) == -1)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		time_t t;
+
+		if (is_reason(names[i]))
+			continue;
+		count++;
+		/* A job taken meanwhile is no longer waiting. */
+		if (sub_path(s, sub, names[i], path, sizeof path, NULL) == -1 ||
+		    stat(path, &st) == -1)
+			continue;
+		t = spool_queued_at(names[i], st.st_mtime);
+		if (*oldest == 0 || t < *oldest)
+			*oldest = t;
+	}
+	free(names);
+	return count;
+}
