@@ -92,7 +92,10 @@ check-layers:
 	@sh tools/check-layers
 
 # The test build: ASan + UBSan, its own tree, then every t/*.t under prove.
+# The programs make run builds (-O2, where the compiler warns of more)
+# must build too.
 check: deps check-layers
+	$(MAKE) all
 	$(MAKE) BUILD=build/check OPT='-O1 -g' SAN='$(CHECK_SAN)' all units
 	GW_BUILD=$(CURDIR)/build/check GW_ROOT=$(CURDIR) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -168,6 +171,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/screening-gateway/sql \
 	  $(DESTDIR)$(PREFIX)/share/screening-gateway/pipeline \
 	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	  $(DESTDIR)$(PREFIX)/share/man/man7 \
 	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(UNITDIR)
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 pipeline/gatewayd $(DESTDIR)$(PREFIX)/bin/gatewayd
@@ -180,7 +184,7 @@ install: all
 	  pipeline/gatewayd.service > $(DESTDIR)$(UNITDIR)/gatewayd.service.tmp
 	chmod 644 $(DESTDIR)$(UNITDIR)/gatewayd.service.tmp
 	mv $(DESTDIR)$(UNITDIR)/gatewayd.service.tmp $(DESTDIR)$(UNITDIR)/gatewayd.service
-	for m in man/*.[158]; do \
+	for m in man/*.[1578]; do \
 	  s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory install-user; \
 	else echo "install: user $(GW_USER) not created (DESTDIR set or not root): make install-user on the server"; fi
@@ -208,7 +212,7 @@ install-user:
 uninstall:
 	rm -f $(PROGS:%=$(DESTDIR)$(PREFIX)/bin/%) $(DESTDIR)$(PREFIX)/bin/gatewayd \
 	  $(DESTDIR)$(UNITDIR)/gatewayd.service
-	for m in man/*.[158]; do \
+	for m in man/*.[1578]; do \
 	  s=$${m##*.}; rm -f $(DESTDIR)$(PREFIX)/share/man/man$$s/$${m##*/}; done
 	rm -rf $(DESTDIR)$(PREFIX)/share/screening-gateway
 	@echo "uninstall: kept $(CONFDIR), $(STATEDIR) and user $(GW_USER)"

@@ -628,8 +628,7 @@ verify_store(struct indexer *x)
 	struct err e = { 0 };
 	long rate;
 
-	if (config_env_long("PACS_VERIFY_MAX_MB_PER_SECOND", 0, 100000, 50,
-	    &rate, &e) == -1) {
+	if (config_long("PACS_VERIFY_MAX_MB_PER_SECOND", &rate, &e) == -1) {
 		log_err("cannot verify", &e);
 		return EX_CONFIG;
 	}
@@ -675,7 +674,7 @@ backup_db(struct indexer *x)
 	struct tm tm;
 	long keep;
 
-	if (config_env_long("PACS_DB_BACKUPS", 1, 10000, 7, &keep, &e) == -1) {
+	if (config_long("PACS_DB_BACKUPS", &keep, &e) == -1) {
 		log_err("cannot back up", &e);
 		return EX_CONFIG;
 	}
@@ -729,7 +728,6 @@ main(int argc, char **argv)
 	};
 	struct indexer x = { .batch = BATCH_DEFAULT };
 	struct err e = { 0 };
-	struct sigaction sa = { 0 };
 	int c, once = 0, init = 0, reindex = 0, retry = 0, verify = 0;
 	int backup = 0, rc;
 	char *end;
@@ -767,9 +765,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	proc_on_stop(on_signal);
 	if (config_load(&x.cfg, &e) == -1 ||
 	    request_upload_policy(&x.policy, &e) == -1 ||
 	    upload_state_classes(&x.classes, &e) == -1) {

@@ -26,7 +26,6 @@
 #include "base/base.h"
 #include "archive/archive.h"
 
-#define INTERVAL_DEFAULT	3600
 #define LOCK_WAIT_MS		5000
 
 static volatile sig_atomic_t stopping;
@@ -66,28 +65,7 @@ on_signal(int sig)
 static int
 read_interval(long *out, struct err *e)
 {
-	const char *v = getenv("PACS_PURGE_INTERVAL");
-	char *end;
-	long n, unit = 1;
-
-	*out = INTERVAL_DEFAULT;
-	if (v == NULL || *v == '\0')
-		return 0;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	switch (*end) {
-	case '\0': case 's': break;
-	case 'm': unit = 60; break;
-	case 'h': unit = 3600; break;
-	case 'd': unit = 86400; break;
-	default: n = -1;
-	}
-	if (errno != 0 || end == v || (*end != '\0' && end[1] != '\0') ||
-	    n < 1 || n > 30L * 86400 / unit)
-		return err_set(e, EINVAL, "PACS_PURGE_INTERVAL must be a "
-		    "number of seconds (or 30m, 1h, 1d), not '%s'", v);
-	*out = n * unit;
-	return 0;
+	return config_long("PACS_PURGE_INTERVAL", out, e);
 }
 
 static int
@@ -95,9 +73,8 @@ read_policy(struct purge_policy *p, struct err *e)
 {
 	long days, low;
 
-	if (config_env_long("PACS_RETENTION_DAYS", 0, 36500, 30, &days,
-	    e) == -1 || config_env_long("PACS_DISK_LOW_WATERMARK", 0, 95, 15,
-	    &low, e) == -1)
+	if (config_long("PACS_RETENTION_DAYS", &days, e) == -1 ||
+	    config_long("PACS_DISK_LOW_WATERMARK", &low, e) == -1)
 		return -1;
 	p->retention_days = days;
 	p->low_watermark_pct = (int)low;
@@ -208,7 +185,6 @@ main(int argc, char **argv)
 	struct purge_ctx ctx = { 0 };
 	struct config cfg;
 	struct store store;
-	struct sigaction sa = { 0 };
 	struct err e = { 0 };
 	char lock[PATH_MAX];
 	sqlite3 *db = NULL;
@@ -262,9 +238,7 @@ main(int argc, char **argv)
 		db_close(db);
 		return rc == 0 ? EX_OK : rc == 1 ? EX_TEMPFAIL : EX_SOFTWARE;
 	}
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	proc_on_stop(on_signal);
 	log_info("started", "interval_seconds=%ld retention_days=%ld "
 	    "low_watermark_percent=%d", interval, p.retention_days,
 	    p.low_watermark_pct);

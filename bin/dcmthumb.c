@@ -409,7 +409,6 @@ follow(struct thumbs *t, int once)
 static int
 open_stage(struct thumbs *t, struct err *e)
 {
-	const char *env;
 	char dir[PATH_MAX];
 
 	/* pacs.db first: a run in the wrong place creates nothing. */
@@ -418,11 +417,8 @@ open_stage(struct thumbs *t, struct err *e)
 	    store_open(&t->store, t->cfg.storage_path, 1, e) == -1)
 		return -1;
 	log_init("dcmthumb");	/* LOG_LEVEL may come from gateway.env */
-	env = getenv("GATEWAY_THUMBS_DIR");	/* after gateway.env */
-	if (snprintf(t->dir, sizeof t->dir, "%s", env && *env ? env : "") >=
-	    (int)sizeof t->dir || (t->dir[0] == '\0' && snprintf(t->dir,
-	    sizeof t->dir, "%s/thumbs", t->cfg.data_dir) >=
-	    (int)sizeof t->dir))
+	if (snprintf(t->dir, sizeof t->dir, "%s", t->cfg.thumbs_dir) >=
+	    (int)sizeof t->dir)
 		return err_set(e, ENAMETOOLONG, "thumbs directory too long");
 	if (fs_mkdirs(t->dir, e) == -1 ||
 	    config_spool_path(&t->cfg, "thumb", dir, sizeof dir, e) == -1 ||
@@ -467,13 +463,10 @@ retry_failed(struct thumbs *t)
 static int
 stage(struct thumbs *t, int once, int retry)
 {
-	struct sigaction sa = { 0 };
 	struct err e = { 0 };
 	int rc;
 
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	proc_on_stop(on_signal);
 	if (open_stage(t, &e) == -1) {
 		log_err("cannot start", &e);
 		close_stage(t);

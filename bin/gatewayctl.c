@@ -14,14 +14,18 @@
  *   gatewayctl alerts
  *   gatewayctl config [--export | --check]
  *   gatewayctl quarantine [release NAME | delete [--yes] NAME]
+ *   gatewayctl report --html FILE [--date YYYY-MM-DD] [--names]
+ *   gatewayctl metrics [--textfile[=DIR]]
  *
  * gatewayd(8) runs it for `gatewayd today|studies|show|resend|waiting|
  * assign|release|worklist|quarantine|retry|check|alerts|status [--check]`, and every
- * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts.
+ * GATEWAY_ALERT_INTERVAL_SECONDS for the alerts (GATEWAY_REPORT_INTERVAL_SECONDS
+ * for the page, METRICS_INTERVAL_SECONDS for the metrics, when set).
  * It reads the configuration every program reads (lib/base/config) and never
  * creates pacs.db.  What touches uploads is lib/archive/upload_state.  Patient names
  * go to standard output only, and only when it is a terminal (or with
- * --names); logs never carry them.
+ * --names; the report's page, a file, only with --names); logs never
+ * carry them.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -56,6 +60,9 @@ struct ctl {
 	sqlite3 *db;
 	int names;		/* patient names may be shown */
 	int yes;		/* quarantine delete: do not ask */
+	int names_asked;	/* --names given */
+	const char *html;	/* report --html FILE */
+	const char *textfile;	/* metrics --textfile[=DIR]: DIR, or "" */
 };
 
 static void
@@ -73,6 +80,8 @@ usage(FILE *f)
 	    "       gatewayctl status [--check]\n"
 	    "       gatewayctl retry | check | alerts | --help | --version\n"
 	    "       gatewayctl config [--export | --check]\n"
+	    "       gatewayctl report --html FILE [--date YYYY-MM-DD] [--names]\n"
+	    "       gatewayctl metrics [--textfile[=DIR]]\n"
 	    "\n"
 	    "  studies   what arrived on a day (default today, local time), per\n"
 	    "            study: time, accession, patient, images, views, size,\n"
@@ -106,9 +115,20 @@ usage(FILE *f)
 	    "  config    every setting, its value and where it came from;\n"
 	    "            --check: warn of unknown or repeated names, refuse\n"
 	    "            bad values (exit 78); --export: for gatewayd (sh)\n"
+	    "  report    the day's page (default today): alerts, worklist,\n"
+	    "            studies with previews and where each image went, the\n"
+	    "            cloud queue, the quarantine; one self-contained HTML\n"
+	    "            file, written atomically; names only with --names\n"
+	    "  metrics   the gateway's state in the Prometheus text format;\n"
+	    "            --textfile: into DIR/screening_gateway.prom (DIR\n"
+	    "            default METRICS_TEXTFILE_DIR), atomically, for\n"
+	    "            node_exporter's textfile collector\n"
 	    "\n"
 	    "  --date D  the day to list (YYYY-MM-DD)\n"
 	    "  --names   show patient names even when output is not a terminal\n"
+	    "            (report: on the page)\n"
+	    "  --html FILE      report: the page to write\n"
+	    "  --textfile[=DIR] metrics: write the textfile collector's file\n"
 	    "  --yes     quarantine delete without asking\n"
 	    "  -h, --help     this help\n"
 	    "  --version      print the version\n"
@@ -116,7 +136,8 @@ usage(FILE *f)
 	    "Environment: GATEWAY_ENV_FILE, GATEWAY_DATA_DIR, PACS_DB_PATH,\n"
 	    "PACS_STORAGE_PATH, WORKLIST_DB_PATH, WORKLIST_TIMEZONE,\n"
 	    "GATEWAY_SPOOL_DIR, GATEWAY_QUARANTINE_DIR, PACS_ALLOWED_AETS,\n"
-	    "PACS_ALLOWED_HOSTS, LOG_LEVEL.  See gatewayctl(8).\n");
+	    "PACS_ALLOWED_HOSTS, GATEWAY_THUMBS_DIR, METRICS_TEXTFILE_DIR,\n"
+	    "LOG_LEVEL.  See gatewayctl(8).\n");
 }
 
 /* ---------------------------------------------------------- helpers */
@@ -279,19 +300,6 @@ cmd_studies(struct ctl *x, const char *date)
 
 /* ------------------------------------------------------------- show */
 
-/* Where dcmthumb writes the previews: GATEWAY_THUMBS_DIR, else thumbs/
- * in the data directory. */
-static const char *
-thumbs_dir(const struct ctl *x, char *out, size_t outsz)
-{
-	const char *v = getenv("GATEWAY_THUMBS_DIR");
-
-	if (v != NULL && *v != '\0')
-		snprintf(out, outsz, "%s", v);
-	else
-		snprintf(out, outsz, "%s/thumbs", x->cfg.data_dir);
-	return out;
-}
 
 #define STUDY_KEY_SQL \
 	"SELECT st.id, st.study_instance_uid, st.accession_number, " \
@@ -356,7 +364,7 @@ print_image_line(sqlite3_stmt *st)
 static void
 print_instance(const struct ctl *x, sqlite3_stmt *st)
 {
-	char size[16], thumbs[PATH_MAX];
+	char size[16];
 
 	human_size(sqlite3_column_int64(st, 4), size, sizeof size);
 	printf("\n  instance %s\n", col(st, 0));
@@ -368,7 +376,7 @@ print_instance(const struct ctl *x, sqlite3_stmt *st)
 	printf("    store:   %s/%s\n", x->cfg.storage_path, col(st, 7));
 	printf("    preview: %s", col(st, 8));
 	if (*col(st, 9))
-		printf(" %s/%s", thumbs_dir(x, thumbs, sizeof thumbs),
+		printf(" %s/%s", x->cfg.thumbs_dir,
 		    col(st, 9));
 	printf("\n");
 	printf("    cloud:   %s, %d attempt%s", *col(st, 10) ? col(st, 10) :
@@ -505,7 +513,6 @@ resend_held(struct ctl *x)
 {
 	struct spool relay;
 	struct err e = { 0 };
-	char thumbs[PATH_MAX];
 	int images = config_cloud_images(), events = config_cloud_events();
 	int n = 0, ev = 0, rc;
 
@@ -522,7 +529,7 @@ resend_held(struct ctl *x)
 		    &e);
 	if (n != -1 && events)
 		ev = event_queue_held(x->db, &relay,
-		    thumbs_dir(x, thumbs, sizeof thumbs), &e);
+		    x->cfg.thumbs_dir, &e);
 	spool_close(&relay);
 	if (n == -1 || ev == -1)
 		return failed("resend failed", NULL, &e);
@@ -1144,6 +1151,74 @@ cmd_quarantine(struct ctl *x, int argc, char **argv)
 	return EX_USAGE;
 }
 
+/* ----------------------------------------------------------- report */
+
+/* report --html FILE: the day's page (lib/ops report_html), names only
+ * with --names: a file is no terminal. */
+static int
+cmd_report(struct ctl *x, const char *date)
+{
+	struct worklist_site site;
+	struct report_html_opts o = { date, x->names_asked,
+	    x->cfg.thumbs_dir };
+	struct err e = { 0 };
+
+	if (x->html == NULL || *x->html == '\0') {
+		fprintf(stderr, "gatewayctl: report needs --html FILE\n");
+		return EX_USAGE;
+	}
+	/* The site's zone: the day and every time on the page. */
+	if (worklist_site_init(&site, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return EX_CONFIG;
+	}
+	if (report_html_write(&x->cfg, &o, x->html, &e) == -1) {
+		log_err("report not written", &e);
+		return e.code == ENOMEM ? EX_OSERR : EX_CANTCREAT;
+	}
+	return EX_OK;
+}
+
+/* ---------------------------------------------------------- metrics */
+
+/* metrics [--textfile[=DIR]]: on stdout, or into DIR (default
+ * METRICS_TEXTFILE_DIR) for node_exporter's textfile collector. */
+static int
+cmd_metrics(struct ctl *x)
+{
+	const char *dir = x->textfile;
+	struct worklist_site site;
+	struct err e = { 0 };
+	char *text;
+	long len;
+
+	/* Today's worklist is the site's day. */
+	if (worklist_site_init(&site, &e) == -1) {
+		fprintf(stderr, "gatewayctl: %s\n", e.msg);
+		return EX_CONFIG;
+	}
+	if (dir == NULL) {
+		if ((len = metrics_format(&x->cfg, &text, &e)) == -1) {
+			fprintf(stderr, "gatewayctl: %s\n", e.msg);
+			return EX_OSERR;
+		}
+		len = (long)fwrite(text, 1, (size_t)len, stdout) == len &&
+		    fflush(stdout) != EOF ? 0 : -1;
+		free(text);
+		return len == 0 ? EX_OK : EX_IOERR;
+	}
+	if (*dir == '\0' && (dir = config_env("METRICS_TEXTFILE_DIR")) == NULL) {
+		fprintf(stderr, "gatewayctl: metrics --textfile needs a "
+		    "directory: --textfile=DIR or METRICS_TEXTFILE_DIR\n");
+		return EX_USAGE;
+	}
+	if (metrics_write_textfile(&x->cfg, dir, &e) == -1) {
+		log_err("metrics not written", &e);
+		return EX_CANTCREAT;
+	}
+	return EX_OK;
+}
+
 /* ------------------------------------------------------------- main */
 
 static int
@@ -1189,6 +1264,12 @@ run(struct ctl *x, const char *cmd, int argc, char **argv,
 		{ "waiting", 0 }, { "assign", 2 }, { "release", 1 },
 	};
 
+	if ((x->html != NULL && strcmp(cmd, "report") != 0) ||
+	    (x->textfile != NULL && strcmp(cmd, "metrics") != 0)) {
+		fprintf(stderr, "gatewayctl: --html goes with report, "
+		    "--textfile with metrics\n");
+		return EX_USAGE;
+	}
 	if (held && !(strcmp(cmd, "resend") == 0 && argc == 0)) {
 		fprintf(stderr, "gatewayctl: --held goes with resend alone\n");
 		return EX_USAGE;
@@ -1205,6 +1286,10 @@ run(struct ctl *x, const char *cmd, int argc, char **argv,
 		return cmd_worklist(x, date);
 	if (strcmp(cmd, "quarantine") == 0)
 		return cmd_quarantine(x, argc, argv);
+	if (strcmp(cmd, "report") == 0 && argc == 0)
+		return cmd_report(x, date);
+	if (strcmp(cmd, "metrics") == 0 && argc == 0)
+		return cmd_metrics(x);
 	for (size_t i = 0; i < sizeof db_cmds / sizeof db_cmds[0]; i++)
 		if (strcmp(cmd, db_cmds[i].name) == 0 &&
 		    argc == db_cmds[i].argc - held)
@@ -1249,6 +1334,8 @@ main(int argc, char **argv)
 		{ "export", no_argument, NULL, 'E' },
 		{ "check", no_argument, NULL, 'C' },
 		{ "yes", no_argument, NULL, 'y' },
+		{ "html", required_argument, NULL, 'R' },
+		{ "textfile", optional_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -1270,7 +1357,9 @@ main(int argc, char **argv)
 			}
 			date = optarg;
 			break;
-		case 'n': x.names = 1; break;
+		case 'n': x.names = x.names_asked = 1; break;
+		case 'R': x.html = optarg; break;
+		case 'T': x.textfile = optarg ? optarg : ""; break;
 		case 'H': held = 1; break;
 		case 'E': config_mode = "export"; break;
 		case 'C': config_mode = "check"; break;

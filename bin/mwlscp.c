@@ -92,7 +92,7 @@ defaults(struct server *s, struct err *e)
 	return 0;
 }
 
-enum { OPT_CHARSET = 256, OPT_VERSION };
+enum { OPT_CHARSET = 256 };
 
 /* --- serving one association (child) --- */
 
@@ -305,14 +305,20 @@ prepare(struct server *s, struct err *e)
 	return n == -1 ? -1 : 0;
 }
 
+/* mwlscp's own option: --charset. */
+static int
+own_option(void *arg, int c, const char *value)
+{
+	if (c != OPT_CHARSET)
+		return 0;
+	return set_charset(arg, value) == -1 ? -1 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		SCP_OPTIONS,
+	static const struct option own[] = {
 		{ "charset", required_argument, NULL, OPT_CHARSET },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const sops[] = {
@@ -320,38 +326,17 @@ main(int argc, char **argv)
 	};
 	static struct server s;
 	struct err e = { 0 };
-	char bindq[300];
-	int c, r;
+	char more[512];
+	int rc;
 
 	log_init("mwlscp");
 	if (defaults(&s, &e) == -1) {
 		log_error("bad configuration", "error=\"%s\"", e.msg);
 		return EX_CONFIG;
 	}
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			usage(stdout);
-			return EX_OK;
-		}
-		if (c == OPT_VERSION) {
-			printf("mwlscp %s\n", GW_VERSION);
-			return EX_OK;
-		}
-		r = c == OPT_CHARSET ? (set_charset(&s, optarg) == -1 ? -1 : 1)
-		    : scp_option(&s.scp, c, optarg);
-		if (c == '?' || r != 1) {
-			if (c != '?')
-				fprintf(stderr, "mwlscp: bad value for an "
-				    "option: %s\n", optarg);
-			usage(stderr);
-			return EX_USAGE;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return EX_USAGE;
-	}
-	scp_signals();
+	if ((rc = scp_command_line(&s.scp, argc, argv, own, own_option, &s,
+	    usage)) != -1)
+		return rc;
 	if (prepare(&s, &e) == -1) {
 		log_error("cannot prepare worklist.db or the relay spool",
 		    "error=\"%s\"", e.msg);
@@ -360,16 +345,10 @@ main(int argc, char **argv)
 	s.scp.abstract_syntaxes = sops;
 	s.scp.serve = serve_association;
 	s.scp.arg = &s;
-	if (scp_listen(&s.scp, &e) == -1) {
-		log_error("cannot listen", "error=\"%s\"", e.msg);
-		return e.code == EINVAL ? EX_CONFIG : EX_UNAVAILABLE;
-	}
-	log_info("listening", "bind=%s port=%d tls_port=%d client_certs=%s "
-	    "aet=%s max_associations=%d charset=\"%s\" timezone=%s "
-	    "show_finished=%d", log_quote(s.scp.bind_addr, bindq,
-	    sizeof bindq), s.scp.port, s.scp.tls_port,
-	    s.scp.tls_ca[0] != '\0' ? "required" : "no", s.scp.aet,
-	    s.scp.max_assoc, s.charset, s.site.timezone[0] ?
+	snprintf(more, sizeof more, "charset=\"%s\" timezone=%s "
+	    "show_finished=%d", s.charset, s.site.timezone[0] ?
 	    s.site.timezone : "system", s.site.show_finished);
+	if ((rc = scp_start(&s.scp, more)) != 0)
+		return rc;
 	return scp_run(&s.scp);
 }

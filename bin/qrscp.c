@@ -45,9 +45,10 @@ struct server {
 	time_t next_resume;
 	int last_assoc;		/* as last written to run/qr.state */
 	int state_warned;	/* it could not be written: said once */
+	int status;		/* --status: print it and exit */
 };
 
-enum { OPT_DESTINATIONS = 256, OPT_VERSION, OPT_STATUS };
+enum { OPT_DESTINATIONS = 256, OPT_STATUS };
 
 static void
 usage(FILE *f)
@@ -77,8 +78,7 @@ defaults(struct server *s, struct err *e)
 	if (config_load(&s->set.cfg, e) == -1 ||
 	    scp_defaults(&s->scp, "qrscp", "QR", s->set.cfg.qr_port,
 	    s->set.cfg.qr_aet, e) == -1 ||
-	    config_env_long("QR_COMMIT_RETRY_SECONDS", 1, 86400, 30,
-	    &s->commit_retry_s, e) == -1)
+	    config_long("QR_COMMIT_RETRY_SECONDS", &s->commit_retry_s, e) == -1)
 		return -1;
 	v = getenv("QR_DESTINATIONS");
 	snprintf(s->destinations, sizeof s->destinations, "%s",
@@ -285,69 +285,53 @@ configure(struct server *s, struct err *e)
 	return 0;
 }
 
+/* qrscp's own options: --destinations FILE, --status. */
+static int
+own_option(void *arg, int c, const char *value)
+{
+	struct server *s = arg;
+
+	switch (c) {
+	case OPT_DESTINATIONS:
+		return snprintf(s->destinations, sizeof s->destinations, "%s",
+		    value) < (int)sizeof s->destinations ? 1 : -1;
+	case OPT_STATUS:
+		s->status = 1;
+		return 1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		SCP_OPTIONS,
+	static const struct option own[] = {
 		{ "destinations", required_argument, NULL, OPT_DESTINATIONS },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "status", no_argument, NULL, OPT_STATUS },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct server s;
 	struct err e = { 0 };
-	char bindq[300];
-	int c, r, rc;
+	char more[64];
+	int rc;
 
 	log_init("qrscp");
 	if (defaults(&s, &e) == -1) {
 		log_error("bad configuration", "error=\"%s\"", e.msg);
 		return EX_CONFIG;
 	}
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			usage(stdout);
-			return EX_OK;
-		}
-		if (c == OPT_VERSION) {
-			printf("qrscp %s\n", GW_VERSION);
-			return EX_OK;
-		}
-		if (c == OPT_STATUS)
-			return print_status(&s);
-		if (c == OPT_DESTINATIONS)
-			r = snprintf(s.destinations, sizeof s.destinations,
-			    "%s", optarg) < (int)sizeof s.destinations ? 1 : -1;
-		else
-			r = scp_option(&s.scp, c, optarg);
-		if (c == '?' || r != 1) {
-			if (c != '?')
-				fprintf(stderr, "qrscp: bad value for an "
-				    "option: %s\n", optarg);
-			usage(stderr);
-			return EX_USAGE;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return EX_USAGE;
-	}
+	if ((rc = scp_command_line(&s.scp, argc, argv, own, own_option, &s,
+	    usage)) != -1)
+		return rc;
+	if (s.status)
+		return print_status(&s);
 	if (configure(&s, &e) == -1) {
 		log_error("bad configuration", "error=\"%s\"", e.msg);
 		return EX_CONFIG;
 	}
-	scp_signals();
-	if (scp_listen(&s.scp, &e) == -1) {
-		log_error("cannot listen", "error=\"%s\"", e.msg);
-		return e.code == EINVAL ? EX_CONFIG : EX_UNAVAILABLE;
-	}
-	log_info("listening", "bind=%s port=%d tls_port=%d client_certs=%s "
-	    "aet=%s max_associations=%d destinations=%d", log_quote(s.scp.bind_addr,
-	    bindq, sizeof bindq), s.scp.port, s.scp.tls_port,
-	    s.scp.tls_ca[0] != '\0' ? "required" : "no", s.scp.aet,
-	    s.scp.max_assoc, s.set.dests.n);
+	snprintf(more, sizeof more, "destinations=%d", s.set.dests.n);
+	if ((rc = scp_start(&s.scp, more)) != 0)
+		return rc;
 	rc = scp_run(&s.scp);
 	if (s.resumer > 0) {
 		kill(s.resumer, SIGTERM);

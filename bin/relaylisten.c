@@ -150,17 +150,11 @@ install_signals(void)
 {
 	struct sigaction sa = { 0 };
 
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL) == -1 ||
-	    sigaction(SIGINT, &sa, NULL) == -1 ||
-	    sigaction(SIGHUP, &sa, NULL) == -1)
+	if (proc_on_stop(on_signal) == -1)
 		return -1;
 	sa.sa_handler = on_child;	/* wakes the service loop */
-	if (sigaction(SIGCHLD, &sa, NULL) == -1)
-		return -1;
-	sa.sa_handler = SIG_IGN;
-	return sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGCHLD, &sa, NULL);
 }
 
 /* ---------------------------------------------------------- the state */
@@ -1093,16 +1087,15 @@ done:
 static int
 self_echo_setting(struct listener *l)
 {
-	const char *v = config_env("RELAY_SELF_ECHO");
+	struct err e = { 0 };
+	int i;
 
-	if (v == NULL || strcmp(v, "auto") == 0)
-		l->self_echo = !identity_kind_entra(l->src.kind);
-	else if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0)
-		l->self_echo = strcmp(v, "on") == 0;
-	else {
-		log_error("RELAY_SELF_ECHO is auto, on or off", "value=%s", v);
+	if (config_choice("RELAY_SELF_ECHO", &i, &e) == -1) {
+		log_err("bad setting", &e);
 		return -1;
 	}
+	/* auto, on, off */
+	l->self_echo = i == 0 ? !identity_kind_entra(l->src.kind) : i == 1;
 	if (l->probe_s == 0)
 		l->self_echo = 0;
 	return 0;
@@ -1130,7 +1123,7 @@ static int
 configure(struct listener *l)
 {
 	struct err e = { 0 };
-	const char *h = getenv("RELAY_TOKEN_IN_HEADER");
+	long in_header;
 
 	if (config_load(&l->cfg, &e) == -1 ||
 	    identity_settings_load(&l->ids, &e) == -1 ||
@@ -1152,15 +1145,15 @@ configure(struct listener *l)
 		return -1;
 	}
 	l->ca_file = config_env("GATEWAY_CA_FILE");
-	l->token_in_header = h != NULL && strcmp(h, "1") == 0;
-	if (config_env_long("RELAY_PING_SECONDS", 1, 3600, 20, &l->ping_s,
-	    &e) == -1 || config_env_long("RELAY_PING_TIMEOUT_SECONDS", 1, 3600,
-	    20, &l->ping_timeout_s, &e) == -1 ||
-	    config_env_long("RELAY_PROBE_SECONDS", 0, 86400, 120,
-	    &l->probe_s, &e) == -1) {
+	if (config_long("RELAY_PING_SECONDS", &l->ping_s, &e) == -1 ||
+	    config_long("RELAY_PING_TIMEOUT_SECONDS", &l->ping_timeout_s,
+	    &e) == -1 ||
+	    config_long("RELAY_PROBE_SECONDS", &l->probe_s, &e) == -1 ||
+	    config_long("RELAY_TOKEN_IN_HEADER", &in_header, &e) == -1) {
 		log_err("bad setting", &e);
 		return -1;
 	}
+	l->token_in_header = in_header == 1;
 	if (self_echo_setting(l) == -1)
 		return -1;
 	if (realpath("/proc/self/exe", l->self) == NULL) {

@@ -45,10 +45,6 @@
 #include "worklist/worklist.h"
 
 #define WAIT_MS			5000	/* rescan new/ at least this often */
-#define RETRY_MAX_DEFAULT	600
-#define MAX_RETRIES_DEFAULT	3	/* production's MAX_UPLOAD_RETRIES */
-#define SPREAD_DEFAULT		600	/* 500s: at least 10 minutes */
-#define SUMMARY_DEFAULT		300	/* an outage's summary, every 5 min */
 
 static volatile sig_atomic_t stopping;
 
@@ -303,20 +299,17 @@ configure_events(struct sender *s)
 static int
 configure_mode(struct sender *s)
 {
-	const char *m = getenv("RELAY_UPLOAD_MODE");
 	long side, ratio;
 	struct err e = { 0 };
 
-	if (!s->mode_forced && m != NULL && *m != '\0' &&
-	    transcode_mode_parse(m, &s->img.mode) == -1) {
-		log_error("RELAY_UPLOAD_MODE is original, lossless or reduced",
-		    "%s", "");
+	if (!s->mode_forced && (config_choice("RELAY_UPLOAD_MODE", NULL, &e) ==
+	    -1 || transcode_mode_parse(config_value("RELAY_UPLOAD_MODE"),
+	    &s->img.mode) == -1)) {
+		log_err("bad setting", &e);
 		return -1;
 	}
-	if (config_env_long("DICOM_THUMBNAIL_SIZE", 16, 16384,
-	    TRANSCODE_REDUCED_SIDE, &side, &e) == -1 ||
-	    config_env_long("DICOM_COMPRESSION_RATIO", 2, 1000,
-	    (long)TRANSCODE_REDUCED_RATIO, &ratio, &e) == -1 ||
+	if (config_long("DICOM_THUMBNAIL_SIZE", &side, &e) == -1 ||
+	    config_long("DICOM_COMPRESSION_RATIO", &ratio, &e) == -1 ||
 	    upload_state_classes(&s->img.classes, &e) == -1) {
 		log_err("bad setting", &e);
 		return -1;
@@ -335,7 +328,6 @@ configure_mode(struct sender *s)
 static int
 configure(struct sender *s)
 {
-	const char *nm = getenv("RELAY_NO_MATCH");
 	long connect, low, total, rate, jobs, retries, max_mb;
 	enum request_policy policy;
 	struct err e = { 0 };
@@ -352,30 +344,24 @@ configure(struct sender *s)
 		    "AZURE_RELAY_EVENTS_HYBRID_CONNECTION", "%s", "");
 		return -1;
 	}
-	if (nm != NULL && *nm != '\0' && no_match_mode(nm,
-	    &s->ob.no_match_report) == -1) {
-		log_error("RELAY_NO_MATCH is wait or report", "%s", "");
+	if (config_choice("RELAY_NO_MATCH", &s->ob.no_match_report, &e) ==
+	    -1) {	/* wait (0) or report (1) */
+		log_err("bad setting", &e);
 		return -1;
 	}
-	if (config_env_long("RELAY_RETRY_MAX_SECONDS", 1, 86400,
-	    RETRY_MAX_DEFAULT, &s->ob.retry_max_seconds, &e) == -1 ||
-	    config_env_long("RELAY_CONNECT_TIMEOUT_SECONDS", 1, 3600, 15,
-	    &connect, &e) == -1 ||
-	    config_env_long("RELAY_LOW_SPEED_SECONDS", 1, 3600, 60, &low,
+	if (config_long("RELAY_RETRY_MAX_SECONDS", &s->ob.retry_max_seconds,
 	    &e) == -1 ||
-	    config_env_long("RELAY_UPLOAD_TIMEOUT_SECONDS", 0, 86400, 1800,
-	    &total, &e) == -1 ||
-	    config_env_long("RELAY_MAX_SEND_BYTES_PER_SECOND", 0, 2000000000,
-	    0, &rate, &e) == -1 ||
-	    config_env_long("RELAY_JOBS", 1, WORKERS_MAX, 1, &jobs, &e) == -1 ||
-	    config_env_long("MAX_UPLOAD_RETRIES", 1, 1000, MAX_RETRIES_DEFAULT,
-	    &retries, &e) == -1 ||
-	    config_env_long("RELAY_500_SPREAD_SECONDS", 0, 86400,
-	    SPREAD_DEFAULT, &s->img.spread_seconds, &e) == -1 ||
-	    config_env_long("RELAY_SUMMARY_SECONDS", 0, 86400,
-	    SUMMARY_DEFAULT, &s->ob.summary_seconds, &e) == -1 ||
-	    config_env_long("CLOUD_API_MAX_MB", 1, 1048576, 100, &max_mb,
+	    config_long("RELAY_CONNECT_TIMEOUT_SECONDS", &connect, &e) == -1 ||
+	    config_long("RELAY_LOW_SPEED_SECONDS", &low, &e) == -1 ||
+	    config_long("RELAY_UPLOAD_TIMEOUT_SECONDS", &total, &e) == -1 ||
+	    config_long("RELAY_MAX_SEND_BYTES_PER_SECOND", &rate, &e) == -1 ||
+	    config_long("RELAY_JOBS", &jobs, &e) == -1 ||
+	    config_long("MAX_UPLOAD_RETRIES", &retries, &e) == -1 ||
+	    config_long("RELAY_500_SPREAD_SECONDS", &s->img.spread_seconds,
 	    &e) == -1 ||
+	    config_long("RELAY_SUMMARY_SECONDS", &s->ob.summary_seconds,
+	    &e) == -1 ||
+	    config_long("CLOUD_API_MAX_MB", &max_mb, &e) == -1 ||
 	    request_upload_policy(&policy, &e) == -1) {
 		log_err("bad setting", &e);
 		return -1;
@@ -626,7 +612,6 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sender s = { .wake_fd = -1, .img.mode = TRANSCODE_REDUCED };
-	struct sigaction sa = { 0 };
 	int c, retry = 0, no_match = -1, jobs = 0, r, rc;
 	enum transcode_mode mode;
 	long rate = -1;
@@ -683,11 +668,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
+	proc_on_stop(on_signal);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("cannot initialise libcurl", "%s", "");
 		return EX_SOFTWARE;

@@ -63,7 +63,7 @@ struct front {
 	int log_config_fd;		/* memfd with the logger configuration */
 };
 
-enum { OPT_STORESCP = 300, OPT_HOOK, OPT_DISK_MIN_FREE, OPT_VERSION };
+enum { OPT_STORESCP = 300, OPT_HOOK, OPT_DISK_MIN_FREE };
 
 static void
 usage(FILE *f)
@@ -121,8 +121,8 @@ defaults(struct front *f, struct err *e)
 	    senders_from_env(&f->senders, e) == -1)
 		return -1;
 	if (floor_min_free(&f->min_free, e) == -1 ||
-	    config_env_long("GATEWAY_DISK_CHECK_SECONDS", 1, 3600, 5,
-	    &f->disk_check_s, e) == -1)
+	    config_long("GATEWAY_DISK_CHECK_SECONDS", &f->disk_check_s,
+	    e) == -1)
 		return -1;
 	f->storescp = "storescp";
 	if (own_dir(dir, sizeof dir) == 0 && snprintf(f->hook, sizeof f->hook,
@@ -631,22 +631,48 @@ take(struct scp_session *x, int fd, struct tls_conn *tls, int busy)
 	return rc;
 }
 
+/* The front's own options, and the allow-lists it applies itself (the
+ * frame's would close on a refused host instead of refusing it). */
+static int
+own_option(void *arg, int c, const char *value)
+{
+	struct front *f = arg;
+	long long bytes;
+
+	switch (c) {
+	case OPT_STORESCP:
+		f->storescp = value;
+		return 1;
+	case OPT_HOOK:
+		return snprintf(f->hook, sizeof f->hook, "%s", value) <
+		    (int)sizeof f->hook ? 1 : -1;
+	case OPT_DISK_MIN_FREE:
+		if (settings_parse_size(value, &bytes) == -1)
+			return -1;
+		f->min_free = bytes;
+		return 1;
+	case SCP_OPT_ALLOW:
+		return (f->senders.naets = senders_parse_aets(f->senders.aets,
+		    SENDERS_MAX_AETS, value)) == -1 ? -1 : 1;
+	case SCP_OPT_ALLOW_HOSTS:
+		return netallow_parse(&f->senders.hosts, value) == 0 ? 1 : -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		SCP_OPTIONS,
+	static const struct option own[] = {
 		{ "storescp", required_argument, NULL, OPT_STORESCP },
 		{ "hook", required_argument, NULL, OPT_HOOK },
 		{ "disk-min-free", required_argument, NULL, OPT_DISK_MIN_FREE },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct front f;
 	struct err e = { 0 };
-	char q[600];
-	int c, r;
+	char q[600], more[PATH_MAX + 128];
+	int rc;
 
 	log_init("storescp-front");
 	if (defaults(&f, &e) == -1) {
@@ -655,49 +681,9 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	log_init("storescp-front");	/* LOG_LEVEL may come from gateway.env */
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return EX_OK;
-		case OPT_VERSION:
-			printf("storescp-front %s\n", GW_VERSION);
-			return EX_OK;
-		case OPT_STORESCP:
-			f.storescp = optarg;
-			r = 1;
-			break;
-		case OPT_HOOK:
-			r = snprintf(f.hook, sizeof f.hook, "%s", optarg) <
-			    (int)sizeof f.hook ? 1 : -1;
-			break;
-		case OPT_DISK_MIN_FREE:
-			r = settings_parse_size(optarg, &f.min_free) == 0 ? 1 : -1;
-			break;
-		case SCP_OPT_ALLOW:
-			r = (f.senders.naets = senders_parse_aets(
-			    f.senders.aets, SENDERS_MAX_AETS, optarg)) == -1 ?
-			    -1 : 1;
-			break;
-		case SCP_OPT_ALLOW_HOSTS:
-			r = netallow_parse(&f.senders.hosts, optarg) == 0 ? 1 :
-			    -1;
-			break;
-		default:
-			r = c == '?' ? -1 : scp_option(&f.scp, c, optarg);
-		}
-		if (r != 1) {
-			if (c != '?')
-				fprintf(stderr, "storescp-front: bad value for "
-				    "an option: %s\n", optarg);
-			usage(stderr);
-			return EX_USAGE;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return EX_USAGE;
-	}
+	if ((rc = scp_command_line(&f.scp, argc, argv, own, own_option, &f,
+	    usage)) != -1)
+		return rc;
 	/* The door answers refused hosts itself, with A-ASSOCIATE-RJ: the
 	 * frame must not close on them first. */
 	f.scp.hosts.n = 0;
@@ -707,20 +693,13 @@ main(int argc, char **argv)
 		    log_quote(e.msg, q, sizeof q));
 		return EX_CONFIG;
 	}
-	scp_signals();
 	f.scp.take = take;
 	f.scp.tick = tick;
 	f.scp.arg = &f;
-	if (scp_listen(&f.scp, &e) == -1) {
-		log_error("cannot listen", "error=%s",
-		    log_quote(e.msg, q, sizeof q));
-		return e.code == EINVAL ? EX_CONFIG : EX_UNAVAILABLE;
-	}
-	log_info("listening", "bind=%s port=%d tls_port=%d client_certs=%s "
-	    "aet=%s max_associations=%d allowed_aets=%d allowed_hosts=%d "
-	    "disk_min_free=%lld storescp=%s", log_quote(f.scp.bind_addr, q,
-	    sizeof q), f.scp.port, f.scp.tls_port, f.scp.tls_ca[0] != '\0' ?
-	    "required" : "no", f.scp.aet, f.scp.max_assoc, f.senders.naets,
-	    f.senders.hosts.n, f.min_free, f.storescp);
+	snprintf(more, sizeof more, "allowed_aets=%d allowed_hosts=%d "
+	    "disk_min_free=%lld storescp=%s", f.senders.naets,
+	    f.senders.hosts.n, f.min_free, log_quote(f.storescp, q, sizeof q));
+	if ((rc = scp_start(&f.scp, more)) != 0)
+		return rc;
 	return scp_run(&f.scp);
 }

@@ -14,7 +14,9 @@
 -- to correct it); ties go to the later-indexed one.
 --
 -- Sections start with "-- version: N" and are applied once each, in order,
--- by db_migrate(), which records the last in PRAGMA user_version.
+-- by db_migrate(), which records the last in PRAGMA user_version; they
+-- change tables.  The views are the last section ("-- views"), made again
+-- after the last version applied.
 
 -- version: 1
 
@@ -106,100 +108,6 @@ CREATE TABLE receipts (
 );
 CREATE INDEX receipts_object ON receipts(object_hash);
 
-CREATE VIEW stored_instances AS
-SELECT
-	i.sop_instance_uid,
-	o.storage_path,
-	o.size			AS file_size,
-	o.hash			AS storage_hash,
-	p.patient_id,
-	p.patient_name,
-	st.study_instance_uid,
-	se.series_instance_uid,
-	st.accession_number,
-	st.study_date,
-	st.study_time,
-	st.study_description,
-	se.series_number,
-	se.series_description,
-	se.modality,
-	i.instance_number,
-	i.view_position,
-	i.laterality,
-	i.organ_dose,
-	i.entrance_dose_in_mgy,
-	i.kvp,
-	i.exposure_in_uas,
-	i.anode_target_material,
-	i.filter_material,
-	i.filter_thickness,
-	o.transfer_syntax_uid,
-	i.sop_class_uid,
-	i.rows,
-	i.columns,
-	i.received_at,
-	i.source_aet,
-	i.status,
-	i.thumbnail_status
-FROM instances i
-JOIN objects o	 ON o.hash = i.object_hash
-JOIN series se	 ON se.id = i.series_ref
-JOIN studies st	 ON st.id = se.study_ref
-JOIN patients p	 ON p.id = st.patient_ref;
-
-CREATE VIEW series_summary AS
-SELECT
-	se.series_instance_uid,
-	st.study_instance_uid,
-	se.modality,
-	se.series_number,
-	se.series_description,
-	count(i.id)		AS instance_count,
-	coalesce(sum(o.size), 0) AS total_size,
-	min(i.received_at)	AS first_received,
-	max(i.received_at)	AS last_received
-FROM series se
-JOIN studies st		ON st.id = se.study_ref
-LEFT JOIN instances i	ON i.series_ref = se.id
-LEFT JOIN objects o	ON o.hash = i.object_hash
-GROUP BY se.id;
-
-CREATE VIEW study_summary AS
-SELECT
-	st.study_instance_uid,
-	p.patient_id,
-	p.patient_name,
-	st.accession_number,
-	st.study_date,
-	st.study_time,
-	st.study_description,
-	(SELECT group_concat(DISTINCT s2.modality) FROM series s2
-	  WHERE s2.study_ref = st.id)				AS modalities,
-	(SELECT count(*) FROM series s2 WHERE s2.study_ref = st.id) AS series_count,
-	count(i.id)		AS instance_count,
-	coalesce(sum(o.size), 0) AS total_size,
-	min(i.received_at)	AS first_received,
-	max(i.received_at)	AS last_received
-FROM studies st
-JOIN patients p		ON p.id = st.patient_ref
-LEFT JOIN series se	ON se.study_ref = st.id
-LEFT JOIN instances i	ON i.series_ref = se.id
-LEFT JOIN objects o	ON o.hash = i.object_hash
-GROUP BY st.id;
-
--- Storage statistics, computed when asked.
-CREATE VIEW storage_stats AS
-SELECT
-	(SELECT count(*) FROM patients)		AS patient_count,
-	(SELECT count(*) FROM studies)		AS study_count,
-	(SELECT count(*) FROM series)		AS series_count,
-	(SELECT count(*) FROM instances)	AS instance_count,
-	(SELECT count(*) FROM objects)		AS object_count,
-	(SELECT coalesce(sum(size), 0) FROM objects) AS total_bytes,
-	(SELECT count(*) FROM receipts)		AS receipt_count,
-	(SELECT min(first_received_at) FROM objects) AS first_received,
-	(SELECT max(received_at) FROM receipts)	AS last_received;
-
 -- version: 2
 -- Previews (dcmthumb): where the PNG is, its size, and why one failed.
 -- thumbnail_status: PENDING, GENERATED, FAILED (thumbnail_error says why),
@@ -223,53 +131,6 @@ ALTER TABLE instances ADD COLUMN upload_attempt_count INTEGER DEFAULT 0;
 ALTER TABLE instances ADD COLUMN upload_error TEXT;
 ALTER TABLE instances ADD COLUMN uploaded_at TEXT;
 ALTER TABLE instances ADD COLUMN upload_next_attempt_at TEXT;
-
-DROP VIEW stored_instances;
-CREATE VIEW stored_instances AS
-SELECT
-	i.sop_instance_uid,
-	o.storage_path,
-	o.size			AS file_size,
-	o.hash			AS storage_hash,
-	p.patient_id,
-	p.patient_name,
-	st.study_instance_uid,
-	se.series_instance_uid,
-	st.accession_number,
-	st.study_date,
-	st.study_time,
-	st.study_description,
-	se.series_number,
-	se.series_description,
-	se.modality,
-	i.instance_number,
-	i.view_position,
-	i.laterality,
-	i.organ_dose,
-	i.entrance_dose_in_mgy,
-	i.kvp,
-	i.exposure_in_uas,
-	i.anode_target_material,
-	i.filter_material,
-	i.filter_thickness,
-	o.transfer_syntax_uid,
-	i.sop_class_uid,
-	i.rows,
-	i.columns,
-	i.received_at,
-	i.source_aet,
-	i.status,
-	i.thumbnail_status,
-	i.upload_status,
-	i.upload_attempt_count,
-	i.upload_error,
-	i.uploaded_at,
-	i.upload_next_attempt_at
-FROM instances i
-JOIN objects o	 ON o.hash = i.object_hash
-JOIN series se	 ON se.id = i.series_ref
-JOIN studies st	 ON st.id = se.study_ref
-JOIN patients p	 ON p.id = st.patient_ref;
 
 -- version: 4
 -- Retention (dcmpurge(1)): the store file of an instance the cloud
@@ -370,19 +231,54 @@ CREATE TABLE verify_problems (
 	detail		TEXT,
 	found_at	TEXT NOT NULL
 );
-CREATE VIEW verify_failures AS
-SELECT
-	v.object_hash,
-	v.problem,
-	v.detail,
-	v.found_at,
-	o.storage_path,
-	o.size			AS file_size,
-	o.sop_instance_uid
-FROM verify_problems v
-LEFT JOIN objects o ON o.hash = v.object_hash;
 
-DROP VIEW stored_instances;
+-- version: 8
+-- Uploads an operator can see and steer (gatewayctl(8) uploads, waiting,
+-- assign, release, resend --held).  upload_status gains:
+--   HELD       not queued: the cloud was not configured (no
+--              CLOUD_API_ENDPOINT) when the image was indexed, or
+--              `dcmindex --reindex` rebuilt it; kept until
+--              `gatewayctl resend --held` queues it;
+--   UNMATCHED  no worklist item with a source message id has its
+--              accession number (nor the one assigned by hand): relaysend
+--              looks again every minute, and sends it once there is one;
+--   RELEASED   an operator gave up the wait (`gatewayctl release`): not
+--              uploaded, kept; `gatewayctl resend` sends it again.
+-- studies.upload_accession_number: the worklist item an operator named
+-- for the study (`gatewayctl assign`): its images and their events go
+-- under that item's source message id, whatever accession number they
+-- carry.  studies.upload_released_at: when an operator released it; its
+-- waiting jobs, and any later ones, are dropped, their images RELEASED.
+-- Neither ever changes an image.  dcmpurge still frees only COMPLETE ones.
+ALTER TABLE studies ADD COLUMN upload_accession_number TEXT;
+ALTER TABLE studies ADD COLUMN upload_released_at TEXT;
+CREATE INDEX instances_unsent ON instances(upload_status)
+	WHERE upload_status <> 'COMPLETE';
+
+-- version: 9
+-- Events held back (gatewayctl(8) resend --held, relaysend(1)).
+-- event_held_at: when dcmthumb made the image's preview while the
+-- relay's events were off, so that no study.image_received job was
+-- queued for it; `gatewayctl resend --held` queues it once events are
+-- configured, then sets this back to NULL.  NULL: queued, or not for the
+-- cloud (LOCAL), or no preview made yet.  Images indexed before this
+-- version are not marked.
+ALTER TABLE instances ADD COLUMN event_held_at TEXT;
+CREATE INDEX instances_event_held ON instances(event_held_at)
+	WHERE event_held_at IS NOT NULL;
+
+-- views
+-- The views keep the seed's names (stored_instances, study_summary,
+-- series_summary) so its sqlite3 one-liners still work.  This section is
+-- not a version: db_migrate() runs it after the last version it applies,
+-- in the same transaction, so each view is written once, as it is now,
+-- and a version only changes tables.
+DROP VIEW IF EXISTS stored_instances;
+DROP VIEW IF EXISTS series_summary;
+DROP VIEW IF EXISTS study_summary;
+DROP VIEW IF EXISTS storage_stats;
+DROP VIEW IF EXISTS verify_failures;
+
 CREATE VIEW stored_instances AS
 SELECT
 	i.sop_instance_uid,
@@ -433,37 +329,67 @@ JOIN series se	 ON se.id = i.series_ref
 JOIN studies st	 ON st.id = se.study_ref
 JOIN patients p	 ON p.id = st.patient_ref;
 
--- version: 8
--- Uploads an operator can see and steer (gatewayctl(8) uploads, waiting,
--- assign, release, resend --held).  upload_status gains:
---   HELD       not queued: the cloud was not configured (no
---              CLOUD_API_ENDPOINT) when the image was indexed, or
---              `dcmindex --reindex` rebuilt it; kept until
---              `gatewayctl resend --held` queues it;
---   UNMATCHED  no worklist item with a source message id has its
---              accession number (nor the one assigned by hand): relaysend
---              looks again every minute, and sends it once there is one;
---   RELEASED   an operator gave up the wait (`gatewayctl release`): not
---              uploaded, kept; `gatewayctl resend` sends it again.
--- studies.upload_accession_number: the worklist item an operator named
--- for the study (`gatewayctl assign`): its images and their events go
--- under that item's source message id, whatever accession number they
--- carry.  studies.upload_released_at: when an operator released it; its
--- waiting jobs, and any later ones, are dropped, their images RELEASED.
--- Neither ever changes an image.  dcmpurge still frees only COMPLETE ones.
-ALTER TABLE studies ADD COLUMN upload_accession_number TEXT;
-ALTER TABLE studies ADD COLUMN upload_released_at TEXT;
-CREATE INDEX instances_unsent ON instances(upload_status)
-	WHERE upload_status <> 'COMPLETE';
+CREATE VIEW series_summary AS
+SELECT
+	se.series_instance_uid,
+	st.study_instance_uid,
+	se.modality,
+	se.series_number,
+	se.series_description,
+	count(i.id)		AS instance_count,
+	coalesce(sum(o.size), 0) AS total_size,
+	min(i.received_at)	AS first_received,
+	max(i.received_at)	AS last_received
+FROM series se
+JOIN studies st		ON st.id = se.study_ref
+LEFT JOIN instances i	ON i.series_ref = se.id
+LEFT JOIN objects o	ON o.hash = i.object_hash
+GROUP BY se.id;
 
--- version: 9
--- Events held back (gatewayctl(8) resend --held, relaysend(1)).
--- event_held_at: when dcmthumb made the image's preview while the
--- relay's events were off, so that no study.image_received job was
--- queued for it; `gatewayctl resend --held` queues it once events are
--- configured, then sets this back to NULL.  NULL: queued, or not for the
--- cloud (LOCAL), or no preview made yet.  Images indexed before this
--- version are not marked.
-ALTER TABLE instances ADD COLUMN event_held_at TEXT;
-CREATE INDEX instances_event_held ON instances(event_held_at)
-	WHERE event_held_at IS NOT NULL;
+CREATE VIEW study_summary AS
+SELECT
+	st.study_instance_uid,
+	p.patient_id,
+	p.patient_name,
+	st.accession_number,
+	st.study_date,
+	st.study_time,
+	st.study_description,
+	(SELECT group_concat(DISTINCT s2.modality) FROM series s2
+	  WHERE s2.study_ref = st.id)				AS modalities,
+	(SELECT count(*) FROM series s2 WHERE s2.study_ref = st.id) AS series_count,
+	count(i.id)		AS instance_count,
+	coalesce(sum(o.size), 0) AS total_size,
+	min(i.received_at)	AS first_received,
+	max(i.received_at)	AS last_received
+FROM studies st
+JOIN patients p		ON p.id = st.patient_ref
+LEFT JOIN series se	ON se.study_ref = st.id
+LEFT JOIN instances i	ON i.series_ref = se.id
+LEFT JOIN objects o	ON o.hash = i.object_hash
+GROUP BY st.id;
+
+-- Storage statistics, computed when asked.
+CREATE VIEW storage_stats AS
+SELECT
+	(SELECT count(*) FROM patients)		AS patient_count,
+	(SELECT count(*) FROM studies)		AS study_count,
+	(SELECT count(*) FROM series)		AS series_count,
+	(SELECT count(*) FROM instances)	AS instance_count,
+	(SELECT count(*) FROM objects)		AS object_count,
+	(SELECT coalesce(sum(size), 0) FROM objects) AS total_bytes,
+	(SELECT count(*) FROM receipts)		AS receipt_count,
+	(SELECT min(first_received_at) FROM objects) AS first_received,
+	(SELECT max(received_at) FROM receipts)	AS last_received;
+
+CREATE VIEW verify_failures AS
+SELECT
+	v.object_hash,
+	v.problem,
+	v.detail,
+	v.found_at,
+	o.storage_path,
+	o.size			AS file_size,
+	o.sop_instance_uid
+FROM verify_problems v
+LEFT JOIN objects o ON o.hash = v.object_hash;

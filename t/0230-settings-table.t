@@ -34,6 +34,13 @@ is "$(tr '\n' ' ' <"$T/undocumented")" "" "gateway.env(5) documents every row"
 sed -n 's/^\.It Ev \([A-Z][A-Z0-9_]*\).*/\1/p; s/^\.It Ev .*, Ev \([A-Z][A-Z0-9_]*\).*/\1/p' "$MAN" |
 	sort -u | comm -23 - "$T/rows" >"$T/extra"
 is "$(tr '\n' ' ' <"$T/extra")" "" "gateway.env(5) documents no setting the table lacks"
+"$GW_ROOT/tools/settings-md" "$TABLE" >"$T/settings.md"
+ok "tools/settings-md prints every row" sh -c \
+	'test "$(grep -c "^| [A-Z]" "$0")" -gt 80' "$T/settings.md"
+sed -n '/^| where things are |/,/^(end of the settings table)$/p' "$GW_ROOT/README" |
+	sed '/^(end of the settings table)$/d' | sed '$d' >"$T/readme.md"
+ok "README's settings table is tools/settings-md's (every row, its default)" \
+	diff -u "$T/settings.md" "$T/readme.md"
 
 # Checking a configuration.
 unset PACS_AET PACS_PORT WORKLIST_AET WORKLIST_PORT LOG_LEVEL GATEWAY_DATA_DIR

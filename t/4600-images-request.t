@@ -15,7 +15,7 @@ command -v storescu >/dev/null || skip_all "dcmtk not installed"
 
 GATEWAY_DATA_DIR=$T/bad RELAY_UPLOAD_POLICY=sometimes dcmindex --once 2>"$T/policy.log"
 is "$?" 78 "dcmindex refuses an unknown RELAY_UPLOAD_POLICY (EX_CONFIG)"
-ok "... naming it" grep -q 'RELAY_UPLOAD_POLICY is all or on_request' "$T/policy.log"
+ok "... naming it and its choices" grep -q 'RELAY_UPLOAD_POLICY: .*sometimes.* is not one of: all, on_request' "$T/policy.log"
 
 relay_start actions events
 api_start

@@ -7,7 +7,7 @@
 # server keeps serving.
 . "${0%/*}/lib.sh"
 
-. "${0%/*}/qr-lib.sh"
+. "${0%/*}/qr/lib.sh"
 GATEWAY_DATA_DIR=$T/var
 export GATEWAY_DATA_DIR
 ROOT=$QR_ROOT

@@ -15,7 +15,7 @@
 # - dcmqrscp refuses a query without the unique keys of the levels above;
 #   qrscp matches any value there (t/6000): only hierarchical queries here.
 . "${0%/*}/lib.sh"
-. "${0%/*}/qr-lib.sh"
+. "${0%/*}/qr/lib.sh"
 
 command -v dcmqrscp >/dev/null || skip_all "no dcmqrscp"
 GATEWAY_DATA_DIR=$T/var

@@ -9,7 +9,7 @@
 # clear statuses and the server keeps serving; a Transaction UID sent again
 # is answered again, reused for other references fails them with 0131.
 . "${0%/*}/lib.sh"
-. "${0%/*}/qr/commit.sh"
+. "${0%/*}/qr/lib.sh"
 
 command -v node >/dev/null 2>&1 || skip_all "node not installed"
 [ -d "$GW_ROOT/node_modules/dcmjs-dimse" ] ||

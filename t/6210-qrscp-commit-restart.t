@@ -7,7 +7,7 @@
 # from QR_DESTINATIONS is logged, kept and retried, and answered once it is
 # listed; two qrscp resuming at once never send one report twice.
 . "${0%/*}/lib.sh"
-. "${0%/*}/qr/commit.sh"
+. "${0%/*}/qr/lib.sh"
 
 command -v node >/dev/null 2>&1 || skip_all "node not installed"
 command -v setsid >/dev/null 2>&1 || skip_all "setsid not installed"

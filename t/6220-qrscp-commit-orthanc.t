@@ -6,7 +6,7 @@
 # the N-ACTION and takes the report on its own DICOM port, so qrscp sends
 # it on a new association (Orthanc is listed in QR_DESTINATIONS).
 . "${0%/*}/lib.sh"
-. "${0%/*}/qr/commit.sh"
+. "${0%/*}/qr/lib.sh"
 
 command -v Orthanc >/dev/null || skip_all "Orthanc is not installed (Debian package orthanc)"
 command -v curl >/dev/null || skip_all "curl is not installed"

@@ -11,7 +11,6 @@
 # purge), and qrscp's wait is seen in /proc/locks; no sleeps.
 . "${0%/*}/lib.sh"
 . "${0%/*}/qr/lib.sh"
-. "${0%/*}/qr/commit.sh"
 
 command -v node >/dev/null 2>&1 || skip_all "node not installed"
 [ -d "$GW_ROOT/node_modules/dcmjs-dimse" ] ||

@@ -27,8 +27,8 @@ ok "gateway.env is created from the example" test -f "$ROOT/etc/screening-gatewa
 ok "... naming the data directory" grep -qx 'GATEWAY_DATA_DIR=/var/lib/screening-gateway' "$ROOT/etc/screening-gateway/gateway.env"
 is "$(stat -c %a "$ROOT/etc/screening-gateway/gateway.env")" 640 "... readable by root and the group only"
 is "$(stat -c %a "$ROOT/var/lib/screening-gateway")" 750 "the data directory exists, closed to others"
-ok "man pages are installed, gatewayctl(8) among them" \
-    sh -c "test -f '$ROOT/usr/local/share/man/man8/gatewayctl.8' && test -f '$ROOT/usr/local/share/man/man5/gateway.env.5'"
+ok "man pages are installed: gatewayctl(8), gateway.env(5), screening-gateway(7)" \
+    sh -c "test -f '$ROOT/usr/local/share/man/man8/gatewayctl.8' && test -f '$ROOT/usr/local/share/man/man5/gateway.env.5' && test -f '$ROOT/usr/local/share/man/man7/screening-gateway.7'"
 ok "the DESTDIR install says the user is left to the server" grep -q 'user screening-gateway not created' "$T/install.log"
 
 if command -v systemd-analyze >/dev/null 2>&1; then

@@ -5,7 +5,7 @@
  * Layer 2.  The one public header of lib/archive/; what its modules share
  * beyond it is static in its .c files.
  * Modules, each with its contract below: store, pacs, quarantine, ingest,
- * scrub, purge, upload_state, rebuild, archive_status.
+ * scrub, purge, upload_state, rebuild, archive_status, pacs_day.
  */
 #ifndef GW_ARCHIVE_H
 #define GW_ARCHIVE_H
@@ -684,7 +684,6 @@ int rebuild_from_backup(sqlite3 *db, const char *backup,
  */
 
 #define ARCHIVE_INCOMING_STALE_SECONDS	300
-#define ARCHIVE_FLOOR_DEFAULT		"2GiB"
 
 struct floor_check {
 	int below;		/* new associations are refused */
@@ -700,7 +699,8 @@ struct floor_state {
 	long long free_bytes, min_free;
 };
 
-/* PACS_DISK_MIN_FREE in bytes (default 2GiB); -1 with e on a bad value. */
+/* PACS_DISK_MIN_FREE in bytes (the settings table); -1 with e on a bad
+ * value. */
 int floor_min_free(long long *bytes, struct err *e);
 int floor_check(const struct config *c, long long min_free,
     struct floor_check *f);
@@ -746,5 +746,50 @@ struct archive_status {
 
 void archive_status_read(const struct config *c, uid_t user, time_t now,
     struct archive_status *st);
+
+/*
+ * pacs_day: what arrived on a day, study by study and image by image,
+ * with where each image went (gatewayctl report): its object in the
+ * store (or when retention freed it), its preview, its upload to the
+ * cloud, and the newest Storage Commitment that reported it committed.
+ *
+ * The day is a local date (YYYY-MM-DD, the process's zone, as SQLite's
+ * 'localtime'); an image belongs to it by its received_at.  Studies come
+ * in the order of their first image that day, images by series and
+ * instance number.  Times are local, "YYYY-MM-DD HH:MM:SS".  Reads
+ * pacs.db only; strings are "" when NULL and
+ * valid during the call only.  patient_name is patient data: the caller
+ * decides whether to show it.
+ */
+struct pacs_day_image {
+	long long study_id;		/* changes with each new study */
+	const char *study_instance_uid, *accession_number, *patient_name;
+	const char *study_description;
+	const char *sop_instance_uid, *sop_class_uid;
+	const char *series_number, *instance_number;
+	const char *laterality, *view_position;
+	const char *received_at, *source_aet;
+	const char *object_hash, *storage_path;	/* relative to the store */
+	long long size;
+	const char *purged_at;		/* "" while the file is held */
+	const char *thumbnail_status, *thumbnail_path;	/* relative to the
+					 * thumbs dir, "" when none */
+	const char *upload_status, *uploaded_at, *upload_error;
+	const char *upload_next_attempt_at;
+	int upload_attempts;
+	int rows, columns, frames;
+	const char *committed_to, *committed_at;	/* "" when none */
+};
+
+typedef int pacs_day_fn(const struct pacs_day_image *im, void *arg);
+
+/* fn for each image of the day, in order; a non-zero return stops.  The
+ * number of images, or -1 with e set. */
+int pacs_day_each(sqlite3 *db, const char *date, pacs_day_fn *fn, void *arg,
+    struct err *e);
+
+/* Every reception pacs.db records, ever (receipts: an object sent again
+ * counts again), into *n: 0, or -1 with e set. */
+int pacs_receipt_count(sqlite3 *db, long long *n, struct err *e);
 
 #endif

@@ -23,12 +23,11 @@
 int
 floor_min_free(long long *bytes, struct err *e)
 {
-	const char *v = config_env("PACS_DISK_MIN_FREE");
+	long v;
 
-	if (settings_parse_size(v != NULL ? v : ARCHIVE_FLOOR_DEFAULT,
-	    bytes) == -1)
-		return err_set(e, EINVAL, "PACS_DISK_MIN_FREE must be a size "
-		    "(bytes, or a number with K, M, G), not \"%s\"", v);
+	if (config_long("PACS_DISK_MIN_FREE", &v, e) == -1)
+		return -1;
+	*bytes = v;
 	return 0;
 }
 

@@ -198,15 +198,11 @@ number(sqlite3 *db, const char *sql, const char *a, const char *b, int n,
 int
 upload_state_classes(enum upload_classes *out, struct err *e)
 {
-	const char *v = getenv("RELAY_UPLOAD_CLASSES");
+	int i;
 
-	if (v == NULL || *v == '\0' || strcmp(v, "mammo") == 0)
-		*out = UPLOAD_CLASSES_MAMMO;
-	else if (strcmp(v, "all") == 0)
-		*out = UPLOAD_CLASSES_ALL;
-	else
-		return err_set(e, EINVAL, "RELAY_UPLOAD_CLASSES is mammo or "
-		    "all, not \"%.40s\"", v);
+	if (config_choice("RELAY_UPLOAD_CLASSES", &i, e) == -1)
+		return -1;
+	*out = i == 0 ? UPLOAD_CLASSES_MAMMO : UPLOAD_CLASSES_ALL;
 	return 0;
 }
 

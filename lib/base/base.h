@@ -253,6 +253,14 @@ int proc_run(char *const argv[], const char *in, size_t inlen, char *buf,
 int proc_exit_ok(int status, struct err *e);
 
 /*
+ * The stop signals of a program that finishes the work in hand and then
+ * returns (a pipeline stage): SIGTERM, SIGINT and SIGHUP call handler
+ * (which sets the program's flag), SIGPIPE is ignored (a peer that goes
+ * away is an error to handle, not a death).  0, or -1 with errno.
+ */
+int proc_on_stop(void (*handler)(int));
+
+/*
  * db: SQLite the same way everywhere.
  *
  * db_open() sets WAL, synchronous=FULL (a committed transaction survives a
@@ -260,8 +268,11 @@ int proc_exit_ok(int status, struct err *e);
  * timeout, and foreign keys.  db_migrate() brings a database's schema up
  * to date from an embedded schema text made of sections that each start
  * with a line "-- version: N"; each section runs once, in its own
- * transaction, and PRAGMA user_version records the last one applied.
- * A database newer than the program is refused, never touched.
+ * transaction, and PRAGMA user_version records the last one applied.  A
+ * last section after a line "-- views" (the views, each dropped and
+ * made again) runs with the last version applied, so a view is written
+ * once, as it is now, and versions change only tables.  A database newer
+ * than the program is refused, never touched.
  *
  * Schemas (sql/NAME.sql) are compiled in as strings: db_schema_pacs.
  */
@@ -326,6 +337,7 @@ int db_bind_text(sqlite3_stmt *st, int i, const char *s);
  *   GATEWAY_INCOMING_DIR   $GATEWAY_DATA_DIR/incoming
  *   GATEWAY_QUARANTINE_DIR $GATEWAY_DATA_DIR/quarantine
  *   GATEWAY_BACKUP_DIR     $GATEWAY_DATA_DIR/backup
+ *   GATEWAY_THUMBS_DIR     $GATEWAY_DATA_DIR/thumbs
  *
  * and PACS_AET (SCREENING_PACS), PACS_PORT (4244), WORKLIST_AET
  * (SCREENING_MWL), WORKLIST_PORT (4243), QR_AET (SCREENING_QR), QR_PORT
@@ -355,6 +367,7 @@ struct config {
 	char incoming_dir[PATH_MAX];
 	char quarantine_dir[PATH_MAX];
 	char backup_dir[PATH_MAX];
+	char thumbs_dir[PATH_MAX];
 	char pacs_aet[17];
 	int pacs_port;
 	char worklist_aet[17];
@@ -453,11 +466,23 @@ int config_parse_int(const char *s, int lo, int hi, int *out);
 const char *config_env(const char *name);
 
 /*
- * A whole-number setting from the environment: def when name is unset or
- * empty; -1 with e naming the variable when it is not in [lo, hi].
+ * A setting as a program reads it, through the settings table: its value
+ * from the environment (config_load put gateway.env there), else the
+ * table's default (NULL when it has none).
  */
-int config_env_long(const char *name, long lo, long hi, long def, long *out,
-    struct err *e);
+const char *config_value(const char *name);
+
+/*
+ * A number setting (INT, PORT, BOOL; DURATION in seconds; SIZE in
+ * bytes), checked against its row's range: 0, or -1 with e naming the
+ * setting, the value and what it takes.  A name with no row is an error.
+ */
+int config_long(const char *name, long *out, struct err *e);
+
+/* A CHOICE setting: the index of its value among the row's choices
+ * ("a|b|c": a is 0), any case, in *index unless NULL (a check only); -1
+ * with e as above. */
+int config_choice(const char *name, int *index, struct err *e);
 
 /*
  * What of the cloud is configured.  Images go to the Manage API when

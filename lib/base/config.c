@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 
@@ -381,7 +382,8 @@ config_load(struct config *c, struct err *e)
 	    set_path(c->incoming_dir, "GATEWAY_INCOMING_DIR", d, "incoming", e) ||
 	    set_path(c->quarantine_dir, "GATEWAY_QUARANTINE_DIR", d,
 	    "quarantine", e) ||
-	    set_path(c->backup_dir, "GATEWAY_BACKUP_DIR", d, "backup", e))
+	    set_path(c->backup_dir, "GATEWAY_BACKUP_DIR", d, "backup", e) ||
+	    set_path(c->thumbs_dir, "GATEWAY_THUMBS_DIR", d, "thumbs", e))
 		return -1;
 	if (set_aet(c->pacs_aet, "PACS_AET", "SCREENING_PACS", e) ||
 	    set_aet(c->worklist_aet, "WORKLIST_AET", "SCREENING_MWL", e) ||
@@ -452,22 +454,90 @@ config_parse_int(const char *s, int lo, int hi, int *out)
 	return 0;
 }
 
-int
-config_env_long(const char *name, long lo, long hi, long def, long *out,
-    struct err *e)
+const char *
+config_value(const char *name)
 {
+	const struct setting *s;
 	const char *v = getenv(name);
-	char *end;
-	long n;
 
-	*out = def;
+	if (v != NULL && *v != '\0')
+		return v;
+	return (s = settings_find(name)) != NULL ? s->dflt : NULL;
+}
+
+/* The row of a setting the code reads; its absence is the code's bug. */
+static const struct setting *
+row(const char *name, struct err *e)
+{
+	const struct setting *s = settings_find(name);
+
+	if (s == NULL)
+		err_set(e, EINVAL, "%s: not in the settings table "
+		    "(lib/base/settings.c)", name);
+	return s;
+}
+
+int
+config_long(const char *name, long *out, struct err *e)
+{
+	const struct setting *s;
+	const char *v;
+	long long n;
+
+	if ((s = row(name, e)) == NULL)
+		return -1;
+	v = config_value(name);
 	if (v == NULL || *v == '\0')
-		return 0;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
-		return err_set(e, EINVAL, "%s: \"%s\" is not a whole number "
-		    "from %ld to %ld", name, v, lo, hi);
-	*out = n;
+		return err_set(e, EINVAL, "%s: no value and no default", name);
+	if (settings_check_value(s, v, e) == -1)
+		return -1;
+	switch (s->kind) {
+	case SETTING_DURATION:
+		if (settings_parse_duration(v, &n) == -1)
+			return err_set(e, EINVAL, "%s: not a time", name);
+		break;
+	case SETTING_SIZE:
+		if (settings_parse_size(v, &n) == -1)
+			return err_set(e, EINVAL, "%s: not a size", name);
+		break;
+	case SETTING_INT:
+	case SETTING_PORT:
+	case SETTING_BOOL:
+		n = strtoll(v, NULL, 10);
+		break;
+	default:
+		return err_set(e, EINVAL, "%s: not a number setting", name);
+	}
+	*out = (long)n;
+	return 0;
+}
+
+int
+config_choice(const char *name, int *index, struct err *e)
+{
+	const struct setting *s;
+	const char *v, *p;
+	size_t n, len;
+	int i = 0;
+
+	if ((s = row(name, e)) == NULL)
+		return -1;
+	if (s->kind != SETTING_CHOICE)
+		return err_set(e, EINVAL, "%s: not a choice setting", name);
+	if ((v = config_value(name)) == NULL)
+		return err_set(e, EINVAL, "%s: no value", name);
+	if (settings_check_value(s, v, e) == -1)
+		return -1;
+	n = strlen(v);
+	for (p = s->choices;; p += len + 1, i++) {
+		len = strcspn(p, "|");
+		if (len == n && strncasecmp(p, v, n) == 0)
+			break;
+		if (p[len] == '\0')
+			return err_set(e, EINVAL, "%s: \"%s\" is not a "
+			    "choice", name, v);
+	}
+	if (index != NULL)
+		*index = i;
 	return 0;
 }

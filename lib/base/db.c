@@ -144,14 +144,24 @@ db_bind_text(sqlite3_stmt *st, int i, const char *s)
 }
 
 static const char marker[] = "-- version: ";
+static const char views_marker[] = "\n-- views\n";
+
+/* Where the versions end: the views section, else the end. */
+static const char *
+versions_end(const char *schema)
+{
+	const char *v = strstr(schema, views_marker);
+
+	return v != NULL ? v + 1 : schema + strlen(schema);
+}
 
 /* The section for version v: pointer to its text, length in *len. */
 static const char *
 section(const char *schema, int v, size_t *len)
 {
-	const char *p = schema, *start = NULL;
+	const char *p = schema, *start = NULL, *end = versions_end(schema);
 
-	while ((p = strstr(p, marker)) != NULL) {
+	while ((p = strstr(p, marker)) != NULL && p < end) {
 		if (p != schema && p[-1] != '\n') {
 			p++;
 			continue;
@@ -166,7 +176,7 @@ section(const char *schema, int v, size_t *len)
 		p++;
 	}
 	if (start != NULL)
-		*len = strlen(start);
+		*len = (size_t)(end - start);
 	return start;
 }
 
@@ -220,7 +230,9 @@ apply_version(sqlite3 *db, const char *schema, int v, struct err *e)
 		goto fail;
 	}
 	snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d;", v);
-	if (db_exec(db, sql, e) == -1 || db_exec(db, pragma, e) == -1) {
+	if (db_exec(db, sql, e) == -1 || db_exec(db, pragma, e) == -1 ||
+	    (v == db_schema_version(schema) &&
+	    db_exec(db, versions_end(schema), e) == -1)) {
 		free(sql);
 		goto fail;
 	}

@@ -186,3 +186,18 @@ proc_run(char *const argv[], const char *in, size_t inlen, char *buf,
 	}
 	return 0;
 }
+
+int
+proc_on_stop(void (*handler)(int))
+{
+	struct sigaction sa = { 0 };
+
+	sa.sa_handler = handler;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGINT, &sa, NULL) == -1 ||
+	    sigaction(SIGHUP, &sa, NULL) == -1)
+		return -1;
+	sa.sa_handler = SIG_IGN;
+	return sigaction(SIGPIPE, &sa, NULL);
+}

@@ -5,7 +5,7 @@
  * Layer 4.  The one public header of lib/cloud/; what its modules share
  * beyond it is static in its .c files.
  * Modules, each with its contract below: relay, identity, ws, api, event,
- * job, sendqueue, imagesend, eventsend, request, cloud_status.
+ * job, jobqueue, sendqueue, imagesend, eventsend, request, cloud_status.
  */
 #ifndef GW_CLOUD_H
 #define GW_CLOUD_H
@@ -189,13 +189,9 @@ int relay_parse_accept(const char *json, char *address, size_t addrsz,
  */
 
 #define IDENTITY_RELAY_RESOURCE		"https://relay.azure.net"
-#define IDENTITY_ARC_TOKENS_DIR		"/var/opt/azcmagent/tokens"
 #define IDENTITY_HIMDS_PROGRAM		"/opt/azcmagent/bin/himds"
 #define IDENTITY_ARC_ENDPOINT \
 	"http://127.0.0.1:40342/metadata/identity/oauth2/token"
-#define IDENTITY_IMDS_ENDPOINT		"http://169.254.169.254"
-#define IDENTITY_AUTHORITY_HOST		"https://login.microsoftonline.com"
-#define IDENTITY_RELAY_KEY_NAME		"RootManageSharedAccessKey"
 #define IDENTITY_KEY_FILE_MAX		4096
 #define IDENTITY_RENEW_MARGIN_SECONDS	300
 #define IDENTITY_RETRIES		4
@@ -855,6 +851,27 @@ int job_save_claimed(struct job_ctx *o, const struct job *j,
 int job_find_action(struct job_ctx *o, struct job *j);
 
 /*
+ * jobqueue: what waits in the relay spool, per job kind, for those who
+ * show it (gatewayctl report and metrics): the jobs pending (new/ and
+ * cur/) and failed (failed/), and of the oldest pending one when it was
+ * first queued (the earliest of spool_queued_at(), its stored object's
+ * arrival and its failing_since_ms=: a retry rewrites the file), its
+ * attempts and last error.  Kinds as job_kind() counts them (the last:
+ * any other).  A missing spool directory holds no job.
+ * Never: writes, logs, or reads more of a job than its first 4 KiB
+ * (kind=, object=, attempts=, error=, failing_since_ms=; no patient data).
+ */
+struct job_queue_kind {
+	long pending, failed;
+	time_t oldest;			/* 0: none pending */
+	int oldest_attempts;
+	char oldest_error[512];
+};
+
+int job_queue_scan(const struct config *c,
+    struct job_queue_kind k[JOB_NKINDS], struct err *e);
+
+/*
  * sendqueue: which relay job relaysend sends next.
  *
  * A pass lists new/, reads the jobs it has not seen (and those whose
@@ -1109,16 +1126,15 @@ char *request_images(sqlite3 *db, struct spool *relay, const json_t *action,
  *                        run/delivery.lock: the newest of each wins.
  *
  * cloud_status_read() adds what is configured (lib/base config), the
- * relay spool per job kind (pending in new/ or cur/, failed, and of the
- * oldest pending: its age from when it was first queued, or from its
- * stored object's arrival when that is older, its attempts= and error=),
+ * relay spool per job kind (jobqueue's job_queue_scan: pending, failed,
+ * and of the oldest pending its age from when it was first queued, its
+ * attempts and last error),
  * and whether the Manage API's host takes a TCP connection
  * (CLOUD_STATUS_CONNECT_MS).  It reads job bodies only for kind=,
  * object=, attempts= and error=, and no token.  The relay.state of a
  * listener whose pid is gone is shown as it is, listener_running 0.
  */
 
-#define CLOUD_KINDS_MAX		16	/* the known kinds, then others */
 #define CLOUD_STATUS_CONNECT_MS	1000	/* the Manage API's host */
 
 struct relay_state {
@@ -1184,8 +1200,8 @@ struct cloud_status {
 		int port;
 		int reachable;
 	} api;			/* when images_on */
-	struct cloud_kind kinds[CLOUD_KINDS_MAX];
-	int nkinds;		/* the five known ones always, in order */
+	struct cloud_kind kinds[JOB_NKINDS];
+	int nkinds;		/* JOB_NKINDS: job_kind()'s, "other" last */
 	int oldest;		/* the kind with the oldest pending job;
 				 * -1: none */
 	int oldest_sent;	/* the same among the kinds whose way out is

@@ -204,118 +204,40 @@ send_channel_refused(const struct send_channel *c)
 
 /* ------------------------------------------------- the relay spool */
 
-static const char *const known_kinds[] = {
-	JOB_IMAGE, JOB_FAILURE, JOB_IMAGE_EVENT, JOB_MPPS_EVENT,
-	JOB_ALERT_EVENT,
-};
-
-struct tally {
-	const struct config *c;
-	struct cloud_status *st;
-	time_t now;
-};
-
-static struct cloud_kind *
-kind_entry(struct cloud_status *st, const char *kind)
-{
-	struct cloud_kind *k;
-
-	for (int i = 0; i < st->nkinds; i++)
-		if (strcmp(st->kinds[i].kind, kind) == 0)
-			return &st->kinds[i];
-	if (st->nkinds == CLOUD_KINDS_MAX)
-		return NULL;	/* enough kinds shown: the rest uncounted */
-	k = &st->kinds[st->nkinds++];
-	memset(k, 0, sizeof *k);
-	snprintf(k->kind, sizeof k->kind, "%s", kind);
-	k->oldest_seconds = -1;
-	k->configured = job_channel(job_kind(kind)) == JOB_TO_API ?
-	    st->images_on : st->events_on;
-	return k;
-}
-
-static void
-peek(const char *head, const char *key, char *out, size_t outsz)
-{
-	if (spool_job_get(head, key, out, outsz) == -1)
-		out[0] = '\0';
-}
-
-/* A kind as a name may show it: [A-Za-z0-9_.-], else "unknown". */
-static void
-kind_of(const char *head, char *out, size_t outsz)
-{
-	peek(head, "kind", out, outsz);
-	if (out[0] == '\0' || out[0] == '.' ||
-	    strspn(out, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789_.-") != strlen(out))
-		snprintf(out, outsz, "unknown");
-}
-
-/* An image's age runs from its object's arrival when that is older. */
-static time_t
-object_arrival(const struct config *c, const char *head, time_t queued)
-{
-	char object[STORE_HASH_LEN + 8], rel[STORE_RELPATH_MAX];
-	char path[PATH_MAX];
-	struct stat sb;
-
-	peek(head, "object", object, sizeof object);
-	if (!store_valid_hash(object))
-		return queued;
-	store_relpath(object, rel);
-	if (snprintf(path, sizeof path, "%s/%s", c->storage_path, rel) >=
-	    (int)sizeof path || stat(path, &sb) == -1 ||
-	    sb.st_mtime >= queued)
-		return queued;
-	return sb.st_mtime;
-}
-
-static int
-tally_job(void *arg, const char *name, time_t queued, const char *head,
-    int failed)
-{
-	struct tally *t = arg;
-	struct cloud_kind *k;
-	char kind[64], attempts[16];
-	long long age;
-
-	(void)name;
-	kind_of(head, kind, sizeof kind);
-	if ((k = kind_entry(t->st, kind)) == NULL)
-		return 0;
-	if (failed) {
-		k->failed++;
-		return 0;
-	}
-	k->pending++;
-	age = (long long)(t->now - object_arrival(t->c, head, queued));
-	if (k->oldest_seconds >= 0 && k->oldest_seconds >= age)
-		return 0;
-	k->oldest_seconds = age < 0 ? 0 : age;
-	peek(head, "attempts", attempts, sizeof attempts);
-	k->oldest_attempts = atoi(attempts);
-	peek(head, "error", k->oldest_error, sizeof k->oldest_error);
-	return 0;
-}
-
+/* The relay spool per kind: lib/cloud jobqueue's scan, the one reader
+ * of what waits there. */
 static int
 relay_kinds(const struct config *c, time_t now, struct cloud_status *st,
     struct err *e)
 {
-	struct tally t = { c, st, now };
-	char dir[PATH_MAX];
+	struct job_queue_kind q[JOB_NKINDS];
+	struct err qe = { 0 };
 
-	for (size_t i = 0; i < sizeof known_kinds / sizeof known_kinds[0];
-	    i++)
-		kind_entry(st, known_kinds[i]);
-	if (config_spool_path(c, "relay", dir, sizeof dir, e) == -1 ||
-	    spool_scan(dir, tally_job, &t, e) == -1)
-		return -1;
+	/* a spool this user may not read: its counts show as unknown */
+	if (job_queue_scan(c, q, &qe) == -1) {
+		if (qe.code != EACCES) {
+			*e = qe;
+			return -1;
+		}
+		memset(q, 0, sizeof q);
+	}
 	st->oldest = st->oldest_sent = -1;
-	for (int i = 0; i < st->nkinds; i++) {
-		const struct cloud_kind *k = &st->kinds[i];
+	st->nkinds = JOB_NKINDS;
+	for (int i = 0; i < JOB_NKINDS; i++) {
+		struct cloud_kind *k = &st->kinds[i];
 
+		snprintf(k->kind, sizeof k->kind, "%s", job_kind_name(i));
+		k->pending = q[i].pending;
+		k->failed = q[i].failed;
+		k->oldest_seconds = q[i].oldest == 0 ? -1 : now > q[i].oldest ?
+		    (long long)(now - q[i].oldest) : 0;
+		k->oldest_attempts = q[i].oldest_attempts;
+		snprintf(k->oldest_error, sizeof k->oldest_error, "%s",
+		    q[i].oldest_error);
+		k->configured = job_channel(i) == JOB_TO_API ? st->images_on :
+		    st->events_on;
+		if (i == JOB_NKINDS - 1)
+			k->configured = 0;	/* nothing sends those */
 		if (k->oldest_seconds < 0)
 			continue;
 		if (st->oldest == -1 || k->oldest_seconds >

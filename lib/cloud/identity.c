@@ -66,9 +66,7 @@ identity_settings_load(struct identity_settings *s, struct err *e)
 
 	memset(s, 0, sizeof *s);
 	s->prod = environment != NULL && strcasecmp(environment, "prod") == 0;
-	s->relay_key_name = config_env("AZURE_RELAY_KEY_NAME");
-	if (s->relay_key_name == NULL)
-		s->relay_key_name = IDENTITY_RELAY_KEY_NAME;
+	s->relay_key_name = config_value("AZURE_RELAY_KEY_NAME");
 	s->relay_key = config_env("AZURE_RELAY_SHARED_ACCESS_KEY");
 	s->relay_token_command = config_env("AZURE_RELAY_TOKEN_COMMAND");
 	s->api_resource = config_env("CLOUD_API_RESOURCE");
@@ -78,22 +76,15 @@ identity_settings_load(struct identity_settings *s, struct err *e)
 	if (s->identity_endpoint == NULL &&
 	    access(IDENTITY_HIMDS_PROGRAM, R_OK) == 0)
 		s->identity_endpoint = IDENTITY_ARC_ENDPOINT;	/* not inherited */
-	s->arc_tokens_dir = config_env("AZURE_ARC_TOKENS_DIR");
-	if (s->arc_tokens_dir == NULL)
-		s->arc_tokens_dir = IDENTITY_ARC_TOKENS_DIR;
-	s->imds_endpoint = config_env("AZURE_IMDS_ENDPOINT");
-	if (s->imds_endpoint == NULL)
-		s->imds_endpoint = IDENTITY_IMDS_ENDPOINT;
+	s->arc_tokens_dir = config_value("AZURE_ARC_TOKENS_DIR");
+	s->imds_endpoint = config_value("AZURE_IMDS_ENDPOINT");
 	s->tenant_id = config_env("AZURE_TENANT_ID");
 	s->client_id = config_env("AZURE_CLIENT_ID");
 	s->client_secret = config_env("AZURE_CLIENT_SECRET");
 	s->client_cert_path = config_env("AZURE_CLIENT_CERTIFICATE_PATH");
-	s->authority_host = config_env("AZURE_AUTHORITY_HOST");
-	if (s->authority_host == NULL)
-		s->authority_host = IDENTITY_AUTHORITY_HOST;
+	s->authority_host = config_value("AZURE_AUTHORITY_HOST");
 	s->ca_file = config_env("GATEWAY_CA_FILE");
-	return config_env_long("RELAY_TOKEN_TTL_SECONDS", 10, 86400, 3600,
-	    &s->ttl_seconds, e);
+	return config_long("RELAY_TOKEN_TTL_SECONDS", &s->ttl_seconds, e);
 }
 
 /* ------------------------------------------------------------ the rule */

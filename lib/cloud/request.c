@@ -19,15 +19,11 @@
 int
 request_upload_policy(enum request_policy *out, struct err *e)
 {
-	const char *v = getenv("RELAY_UPLOAD_POLICY");
+	int i;
 
-	if (v == NULL || *v == '\0' || strcmp(v, "all") == 0)
-		*out = REQUEST_POLICY_ALL;
-	else if (strcmp(v, "on_request") == 0)
-		*out = REQUEST_POLICY_ON_REQUEST;
-	else
-		return err_set(e, EINVAL, "RELAY_UPLOAD_POLICY is all or "
-		    "on_request, not \"%.40s\"", v);
+	if (config_choice("RELAY_UPLOAD_POLICY", &i, e) == -1)
+		return -1;
+	*out = i == 0 ? REQUEST_POLICY_ALL : REQUEST_POLICY_ON_REQUEST;
 	return 0;
 }
 

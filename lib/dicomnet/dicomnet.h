@@ -11,6 +11,7 @@
 #define GW_DICOMNET_H
 
 #include <getopt.h>
+#include <stdio.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -663,6 +664,28 @@ extern const char scp_options_help[];
 
 /* Handle one of SCP_OPTIONS: 1 handled, 0 not ours, -1 bad value. */
 int scp_option(struct scp_server *s, int c, const char *arg);
+
+/*
+ * A server program's command line: SCP_OPTIONS, -h/--help, --version and
+ * the program's own options (own_opts, ended by a zero entry; at most
+ * 16).  Every option goes first to own(arg, c, value): 1 handled, -1 a
+ * bad value, 0 not the program's (then scp_option takes it).  -1 when
+ * the program goes on; else the status main returns: EX_OK after --help
+ * (usage(stdout)) or --version, EX_USAGE (usage(stderr)) for a bad
+ * option or value or an argument left over.
+ */
+int scp_command_line(struct scp_server *s, int argc, char **argv,
+    const struct option *own_opts,
+    int (*own)(void *arg, int c, const char *value), void *arg,
+    void (*usage)(FILE *));
+
+/*
+ * Start serving: the signals, scp_listen(), and one "listening" log line
+ * with the frame's settings and the program's own fields after them
+ * (more: logfmt key=value text, or "").  0, or the status main returns
+ * (EX_CONFIG for a bad TLS setting, else EX_UNAVAILABLE), logged.
+ */
+int scp_start(struct scp_server *s, const char *more);
 
 /* Parse a comma-separated list of AE titles into s->allowed. */
 int scp_parse_allow(struct scp_server *s, const char *list);

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -130,7 +131,8 @@ scp_defaults(struct scp_server *s, const char *prog, const char *env,
 		    "or networks (10.0.0.0/8, fd00::/8), at most %d", name,
 		    NETALLOW_MAX);
 	snprintf(name, sizeof name, "%s_TLS_PORT", env);
-	if (config_env_long(name, 0, 65535, 0, &tls_port, e) == -1)
+	tls_port = 0;	/* unset: no TLS port */
+	if (config_value(name) != NULL && config_long(name, &tls_port, e) == -1)
 		return -1;
 	s->tls_port = (int)tls_port;
 	if (env_path(s->tls_cert, "GATEWAY_TLS_CERT") == -1 ||
@@ -495,6 +497,78 @@ listen_port(const char *bind_addr, int port, struct err *e)
 	}
 	freeaddrinfo(res);
 	return fd;
+}
+
+#define SCP_OWN_MAX	16
+
+int
+scp_command_line(struct scp_server *s, int argc, char **argv,
+    const struct option *own_opts,
+    int (*own)(void *arg, int c, const char *value), void *arg,
+    void (*usage)(FILE *))
+{
+	enum { OPT_VERSION = 190 };
+	static const struct option common[] = {
+		SCP_OPTIONS,
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+	};
+	struct option opts[sizeof common / sizeof common[0] + SCP_OWN_MAX + 1];
+	size_t n = sizeof common / sizeof common[0];
+	int c, r;
+
+	memcpy(opts, common, sizeof common);
+	for (size_t i = 0; own_opts != NULL && own_opts[i].name != NULL &&
+	    i < SCP_OWN_MAX; i++)
+		opts[n++] = own_opts[i];
+	memset(&opts[n], 0, sizeof opts[n]);
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			return EX_OK;
+		}
+		if (c == OPT_VERSION) {
+			printf("%s %s\n", s->prog, GW_VERSION);
+			return EX_OK;
+		}
+		if (c == '?') {
+			usage(stderr);
+			return EX_USAGE;
+		}
+		r = own != NULL ? own(arg, c, optarg) : 0;
+		if (r == 0)
+			r = scp_option(s, c, optarg);
+		if (r != 1) {
+			fprintf(stderr, "%s: bad value for an option: %s\n",
+			    s->prog, optarg ? optarg : "");
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	return -1;
+}
+
+int
+scp_start(struct scp_server *s, const char *more)
+{
+	struct err e = { 0 };
+	char q[600], bindq[300];
+
+	scp_signals();
+	if (scp_listen(s, &e) == -1) {
+		log_error("cannot listen", "error=%s",
+		    log_quote(e.msg, q, sizeof q));
+		return e.code == EINVAL ? EX_CONFIG : EX_UNAVAILABLE;
+	}
+	log_info("listening", "bind=%s port=%d tls_port=%d client_certs=%s "
+	    "aet=%s max_associations=%d%s%s", log_quote(s->bind_addr, bindq,
+	    sizeof bindq), s->port, s->tls_port, s->tls_ca[0] != '\0' ?
+	    "required" : "no", s->aet, s->max_assoc, *more ? " " : "", more);
+	return 0;
 }
 
 int

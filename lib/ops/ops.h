@@ -7,7 +7,7 @@
  * Layer 5.  The one public header of lib/ops/; what its modules share
  * beyond it is static in its .c files.
  * Modules, each with its contract below: supervisor, status, report,
- * screen, alerts, configview.
+ * screen, alerts, configview, alertlist, report_html, metrics.
  *
  * ops reads no other program's files itself but gatewayd's: each
  * subsystem reads its own (lib/base runstate has the table of run/ files
@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "base/base.h"
 #include "queue/queue.h"
@@ -339,5 +340,109 @@ int alerts_run(const struct config *c, struct err *e);
 int configview_print(FILE *out, struct err *e);
 int configview_export(FILE *out, struct err *e);
 int configview_check(struct err *e);
+
+/*
+ * alertlist: the alerts open now, as the gateway's own checks leave them
+ * in the run directory: run/alert.NAME while gatewayctl alerts has
+ * raised NAME (its content the summary), and disk_floor while
+ * storescp-front's run/storage.state says storage refuses (lib/archive
+ * floor_state_read; since its since=).
+ * fn(a, arg) for each, by name; a non-zero return stops.  The number
+ * given, or -1 with e set (a run directory that does not exist has
+ * none).  Never writes, logs or prints.
+ */
+struct open_alert {
+	char name[64];
+	char summary[256];		/* one line */
+	time_t since;			/* when it was raised (file's mtime) */
+};
+
+typedef int open_alert_fn(const struct open_alert *a, void *arg);
+int alertlist_each(const struct config *c, open_alert_fn *fn, void *arg,
+    struct err *e);
+
+/*
+ * report_html: the day's page for the clinic's staff (gatewayctl report
+ * --html FILE, and gatewayd every GATEWAY_REPORT_INTERVAL_SECONDS into
+ * GATEWAY_REPORT_HTML): one self-contained HTML file with the open
+ * alerts, the day's worklist (with the images received for each item),
+ * each study received that day with every image's preview and where it
+ * went (the store: object hash and path, or when retention freed it;
+ * the preview; the cloud: upload state, attempts, when, the last error;
+ * Query/Retrieve: held for retrieval, and the newest Storage Commitment
+ * that reported it committed), the cloud queue per job kind (pending,
+ * failed, the oldest and its last error) with the images per upload
+ * state, and the quarantine with each entry's reason.
+ *
+ * Self-contained: previews are the PNG files dcmthumb wrote
+ * (o->thumbs_dir), embedded as data: URIs; the style sheet is inline;
+ * there is no script, and a Content-Security-Policy allows nothing else,
+ * so the page loads from a file with no server and no network.  The page
+ * asks the browser to read it again every minute.  Every text from the
+ * data is escaped as HTML.  The day and times are local (the process's
+ * zone: the caller runs worklist_site_init() first, so they are
+ * WORKLIST_TIMEZONE's).  Patient names appear only with o->names.
+ * Missing pacs.db or worklist.db, or an unreadable quarantine or spool,
+ * are said on the page, not errors.
+ *
+ * Written atomically (a temporary file beside path, fsync, rename): a
+ * browser never reads half a page.  0, or -1 with e set (path cannot be
+ * written, memory).  Never logs or prints.
+ */
+struct report_html_opts {
+	const char *date;		/* YYYY-MM-DD, local; NULL: today */
+	int names;			/* show patient names */
+	const char *thumbs_dir;		/* GATEWAY_THUMBS_DIR as resolved */
+};
+
+int report_html_write(const struct config *c,
+    const struct report_html_opts *o, const char *path, struct err *e);
+
+/*
+ * metrics: the gateway's state in the Prometheus text exposition format
+ * (version 0.0.4), for node_exporter's textfile collector (gatewayctl
+ * metrics; gatewayd every METRICS_INTERVAL_SECONDS into
+ * METRICS_TEXTFILE_DIR).  Each family has # HELP and # TYPE; labels
+ * carry no patient data (stages, states, job kinds, child and alert
+ * names, paths of the gateway's own directories):
+ *
+ *   gateway_info{version,pacs_aet}            1
+ *   gateway_supervisor_up                     gatewayd runs (1/0)
+ *   gateway_child_up{child}                   each supervised child runs
+ *   gateway_child_restarts_total{child}       restarts since gatewayd
+ *                                             started (a counter)
+ *   gateway_images_received_total             receptions recorded in
+ *                                             pacs.db (repeats included)
+ *   gateway_upload_state{state}               images per upload state
+ *                                             (pending ... complete)
+ *   gateway_last_upload_timestamp_seconds     the newest upload
+ *   gateway_spool_jobs{stage,dir}             index, thumb, relay x new,
+ *                                             cur, failed
+ *   gateway_spool_oldest_age_seconds{stage}   the oldest job waiting or
+ *                                             claimed (0: none)
+ *   gateway_relay_jobs{kind,state}            pending, failed per job kind
+ *   gateway_relay_oldest_age_seconds{kind}    (lib/cloud/jobqueue; 0: none)
+ *   gateway_quarantine_files
+ *   gateway_disk_free_bytes{path}             for the data directory,
+ *   gateway_disk_size_bytes{path}             the store, worklist.db's
+ *   gateway_alert_active{alert}               quarantine, failed_jobs,
+ *                                             low_disk, disk_floor, and
+ *                                             any other open (1/0)
+ *   gateway_worklist_items{state}             today's items per state
+ *
+ * Families whose source cannot be read (no pacs.db, no worklist.db) are
+ * left out rather than given as 0.  metrics_format(): the text in *out
+ * (malloc'd, NUL-terminated; free()), its length returned.
+ * metrics_write_textfile(): that text as dir/METRICS_TEXTFILE_NAME,
+ * atomically (a hidden temporary file in dir, which the collector does
+ * not read, fsync, rename), mode 0644 whatever the umask (the collector
+ * runs as another user; the file holds no patient data).  Each returns -1 with e set.  Never logs or
+ * prints.
+ */
+#define METRICS_TEXTFILE_NAME	"screening_gateway.prom"
+
+long metrics_format(const struct config *c, char **out, struct err *e);
+int metrics_write_textfile(const struct config *c, const char *dir,
+    struct err *e);
 
 #endif

@@ -27,16 +27,12 @@ struct rules {
 static int
 read_rules(struct rules *r, struct err *e)
 {
-	if (config_env_long("STATUS_PENDING_WARN_SECONDS", 1, 30L * 86400,
-	    900, &r->pending_warn, e) == -1 ||
-	    config_env_long("STATUS_PENDING_CRIT_SECONDS", 1, 30L * 86400,
-	    3600, &r->pending_crit, e) == -1 ||
-	    config_env_long("STATUS_RESTART_LOOP_COUNT", 2, SV_EXITS_MAX, 5,
-	    &r->loop_count, e) == -1 ||
-	    config_env_long("STATUS_RESTART_LOOP_SECONDS", 1, 86400, 600,
-	    &r->loop_seconds, e) == -1)
-		return -1;
-	return 0;
+	return config_long("STATUS_PENDING_WARN_SECONDS", &r->pending_warn,
+	    e) == -1 || config_long("STATUS_PENDING_CRIT_SECONDS",
+	    &r->pending_crit, e) == -1 ||
+	    config_long("STATUS_RESTART_LOOP_COUNT", &r->loop_count, e) == -1 ||
+	    config_long("STATUS_RESTART_LOOP_SECONDS", &r->loop_seconds,
+	    e) == -1 ? -1 : 0;
 }
 
 static void

@@ -106,12 +106,9 @@ struct commit_settings {
 static int
 commit_settings(struct commit_settings *cs, struct err *e)
 {
-	if (config_env_long("QR_COMMIT_REPORT_DELAY_MS", 0, 3600000, 0,
-	    &cs->delay_ms, e) == -1 ||
-	    config_env_long("QR_COMMIT_RETRY_SECONDS", 1, 86400, 30,
-	    &cs->retry_s, e) == -1 ||
-	    config_env_long("QR_COMMIT_RETRY_MAX_SECONDS", 1, 604800, 3600,
-	    &cs->retry_max_s, e) == -1)
+	if (config_long("QR_COMMIT_REPORT_DELAY_MS", &cs->delay_ms, e) == -1 ||
+	    config_long("QR_COMMIT_RETRY_SECONDS", &cs->retry_s, e) == -1 ||
+	    config_long("QR_COMMIT_RETRY_MAX_SECONDS", &cs->retry_max_s, e) == -1)
 		return -1;
 	return 0;
 }

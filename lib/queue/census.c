@@ -26,49 +26,13 @@ is_job(const char *name)
 	    ".reason") == 0);
 }
 
-/* When the job was first queued: its mtime (kept through rewrites), or
- * the time a generated name ("1733740000.123456.812_0") starts with. */
-static time_t
-queued_at(const char *name, time_t mtime)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(name, &end, 10);
-	if (errno == 0 && end - name == 10 && *end == '.' && v > 0 &&
-	    v < mtime)
-		return (time_t)v;
-	return mtime;
-}
-
-/* The start of a job's body, cut after its last whole line. */
-static void
-peek(int dirfd, const char *name, char *buf, size_t bufsz)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	ssize_t n = -1;
-	char *eol;
-
-	buf[0] = '\0';
-	if (fd != -1) {
-		n = read(fd, buf, bufsz - 1);
-		close(fd);
-	}
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	if ((size_t)n == bufsz - 1 && (eol = strrchr(buf, '\n')) != NULL)
-		eol[1] = '\0';
-}
-
-/* Every job in dir/sub: fn, or (fn NULL) counted; -1 when the directory
+/* The jobs in dir/sub, and the oldest waiting one's first queueing
+ * (lib/queue spool_queued_at) into *oldest; -1 when the directory
  * cannot be read (errno kept). */
 static long
-visit(const char *dir, int sub, spool_visit_fn *fn, void *arg,
-    time_t *oldest, int *stopped)
+visit(const char *dir, int sub, time_t *oldest)
 {
-	char path[PATH_MAX], head[SPOOL_PEEK];
+	char path[PATH_MAX];
 	struct dirent *de;
 	struct stat st;
 	long n = 0;
@@ -82,18 +46,14 @@ visit(const char *dir, int sub, spool_visit_fn *fn, void *arg,
 	}
 	if ((d = opendir(path)) == NULL)
 		return -1;
-	while ((de = readdir(d)) != NULL && *stopped == 0) {
+	while ((de = readdir(d)) != NULL) {
 		if (!is_job(de->d_name) || fstatat(dirfd(d), de->d_name, &st,
 		    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode))
 			continue;
 		n++;
-		t = queued_at(de->d_name, st.st_mtime);
+		t = spool_queued_at(de->d_name, st.st_mtime);
 		if (sub < 2 && (*oldest == 0 || t < *oldest))
 			*oldest = t;
-		if (fn == NULL)
-			continue;
-		peek(dirfd(d), de->d_name, head, sizeof head);
-		*stopped = fn(arg, de->d_name, t, head, sub == 2);
 	}
 	closedir(d);
 	return n;
@@ -102,24 +62,8 @@ visit(const char *dir, int sub, spool_visit_fn *fn, void *arg,
 void
 spool_census(const char *dir, struct spool_census *c)
 {
-	int stopped = 0;
-
 	memset(c, 0, sizeof *c);
 	for (int i = 0; i < 3; i++)
-		if ((c->count[i] = visit(dir, i, NULL, NULL, &c->oldest,
-		    &stopped)) == -1)
+		if ((c->count[i] = visit(dir, i, &c->oldest)) == -1)
 			c->error[i] = errno;
-}
-
-int
-spool_scan(const char *dir, spool_visit_fn *fn, void *arg, struct err *e)
-{
-	time_t oldest = 0;
-	int stopped = 0;
-
-	for (int i = 0; i < 3 && stopped == 0; i++)
-		if (visit(dir, i, fn, arg, &oldest, &stopped) == -1 &&
-		    errno != ENOENT && errno != EACCES)
-			return err_sys(e, "spool %s/%s", dir, subs[i]);
-	return stopped;
 }

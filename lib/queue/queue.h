@@ -17,7 +17,7 @@
 #include "base/base.h"
 
 /*
- * spool: the maildir-style job queue between stages (DESIGN.md).
+ * spool: the maildir-style job queue between stages (screening-gateway(7)).
  *
  *   <dir>/tmp/     jobs being written
  *   <dir>/new/     jobs waiting (a rename from tmp/ makes one visible)
@@ -127,6 +127,13 @@ void spool_wake(struct spool *s);
 /* Number of jobs in sub ("new", "cur", "failed"; reasons not counted). */
 int spool_count(struct spool *s, const char *sub, struct err *e);
 
+/*
+ * When a job was first queued: the time its generated name starts with
+ * (spool_new_name), or its file's mtime, whichever is earlier (a named
+ * job, or one rewritten by a retry, counts from its last write).
+ */
+time_t spool_queued_at(const char *name, time_t mtime);
+
 /* Value of key in a job body into out.  0 found, -1 absent or too long. */
 int spool_job_get(const char *body, const char *key, char *out,
     size_t outsz);
@@ -135,15 +142,9 @@ int spool_job_get(const char *body, const char *key, char *out,
  * census: what a spool holds, for the status (lib/ops), read without
  * opening the spool as a consumer: the jobs in new/, cur/ and failed/
  * (.reason files are not jobs) and how long the oldest waiting one
- * (new/ or cur/) has waited since it was first queued: its file's
- * mtime, or the time a generated name starts with when that is older.
- * spool_scan() calls fn for every job with that time and the start of
- * its body (SPOOL_PEEK bytes at most, cut at a line end), failed 1 for
- * one in failed/; a non-zero return stops it and is returned.
- * Nothing is written, created or claimed.
+ * (new/ or cur/) has waited since it was first queued
+ * (spool_queued_at).  Nothing is written, created or claimed.
  */
-
-#define SPOOL_PEEK	4096
 
 struct spool_census {
 	long count[3];		/* new, cur, failed; -1: cannot be read */
@@ -152,11 +153,6 @@ struct spool_census {
 };
 
 void spool_census(const char *dir, struct spool_census *c);
-
-typedef int spool_visit_fn(void *arg, const char *name, time_t queued,
-    const char *head, int failed);
-int spool_scan(const char *dir, spool_visit_fn *fn, void *arg,
-    struct err *e);
 
 /*
  * workers: --jobs N, N worker processes sharing one spool (relaysend).

@@ -605,3 +605,17 @@ spool_job_get(const char *body, const char *key, char *out, size_t outsz)
 	}
 	return -1;
 }
+
+time_t
+spool_queued_at(const char *name, time_t mtime)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(name, &end, 10);
+	if (errno == 0 && end - name == 10 && *end == '.' && v > 0 &&
+	    v < (long long)mtime)
+		return (time_t)v;
+	return mtime;
+}

@@ -217,10 +217,9 @@ wl_day_add(const char *day, int days, char *out)
 	to_tm(&t, &tm);
 	tm.tm_hour = 12;
 	when = timegm(&tm) + (time_t)days * 86400;
-	if (gmtime_r(&when, &tm) == NULL)
+	if (gmtime_r(&when, &tm) == NULL ||
+	    strftime(out, 9, "%Y%m%d", &tm) != 8)
 		return -1;
-	snprintf(out, 9, "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-	    tm.tm_mday);
 	return 0;
 }
 

@@ -23,10 +23,11 @@ base(void)
 	struct identity_settings s;
 
 	memset(&s, 0, sizeof s);
-	s.relay_key_name = IDENTITY_RELAY_KEY_NAME;
-	s.arc_tokens_dir = IDENTITY_ARC_TOKENS_DIR;
-	s.imds_endpoint = IDENTITY_IMDS_ENDPOINT;
-	s.authority_host = IDENTITY_AUTHORITY_HOST;
+	/* the settings table's defaults */
+	s.relay_key_name = settings_find("AZURE_RELAY_KEY_NAME")->dflt;
+	s.arc_tokens_dir = settings_find("AZURE_ARC_TOKENS_DIR")->dflt;
+	s.imds_endpoint = settings_find("AZURE_IMDS_ENDPOINT")->dflt;
+	s.authority_host = settings_find("AZURE_AUTHORITY_HOST")->dflt;
 	s.ttl_seconds = 3600;
 	return s;
 }
