@@ -39,6 +39,7 @@
 #include "base/base.h"
 #include "archive/archive.h"
 #include "dicomnet/dicomnet.h"
+#include "cloud/cloud.h"
 
 /* Where storescp finds what the front gives it. */
 #define FD_SOCKET	0
@@ -552,6 +553,35 @@ hand_over(struct front *f, struct scp_session *x, struct ul_assoc *a,
 	return EX_OK;
 }
 
+/* The cloud hears of it: the relay job alert-disk_floor (a gateway.alert
+ * event, raised or cleared; a waiting one is replaced), when the relay's
+ * events are configured. */
+static void
+tell_cloud(struct front *f)
+{
+	struct event_alert a = { "disk_floor", f->floor.refusing, "critical",
+	    f->floor.refusing ? "free space below PACS_DISK_MIN_FREE: storage "
+	    "refuses new associations" : "free space above the disk floor: "
+	    "storage accepts images", f->floor.free_bytes, f->cfg.pacs_aet,
+	    f->cfg.pacs_port, NULL, NULL };
+	char dir[PATH_MAX], q[512];
+	struct spool relay;
+	struct err e = { 0 };
+
+	if (!config_cloud_events())
+		return;
+	if (config_spool_path(&f->cfg, "relay", dir, sizeof dir, &e) == -1 ||
+	    spool_open(&relay, dir, 0, &e) == -1) {
+		log_error("cannot queue the disk floor alert", "error=%s",
+		    log_quote(e.msg, q, sizeof q));
+		return;
+	}
+	if (event_alert_queue(&relay, "alert-disk_floor", &a, &e) == -1)
+		log_error("cannot queue the disk floor alert", "error=%s",
+		    log_quote(e.msg, q, sizeof q));
+	spool_close(&relay);
+}
+
 /*
  * The disk floor as the front sees it, every GATEWAY_DISK_CHECK_SECONDS
  * (lib/archive floor_watch): run/storage.state for the status and the
@@ -584,6 +614,8 @@ watch_floor(struct front *f)
 		    "new associations", "path=%s free_bytes=%lld "
 		    "min_free_bytes=%lld", f->floor.path, f->floor.free_bytes,
 		    f->min_free);
+	if (f->floor.refusing || !first)
+		tell_cloud(f);
 }
 
 static void

@@ -112,6 +112,10 @@ supervisor(struct out *o)
 	for (int i = 0; i < sv->nchildren; i++)
 		sample(o, "gateway_child_up", strcmp(sv->children[i].state,
 		    "running") == 0, "child", sv->children[i].name, NULL, NULL);
+	for (int i = 0; i < sv->ntimers; i++)	/* a timed job waits or runs */
+		sample(o, "gateway_child_up", sv->running &&
+		    strcmp(sv->timers[i].state, "stopped") != 0, "child",
+		    sv->timers[i].name, NULL, NULL);
 	family(o, "gateway_child_restarts_total", "counter",
 	    "Restarts of each child since gatewayd started.");
 	for (int i = 0; i < sv->nchildren; i++)
