@@ -966,6 +966,26 @@ cmd_status(struct ctl *x, int check)
 	return rc;
 }
 
+/* The configuration file is closed to this user: whether gatewayd runs
+ * cannot be told (status: LSB 4; the line: UNKNOWN). */
+static int
+config_closed(int check)
+{
+	char file[PATH_MAX];
+
+	if (config_env_file(file, sizeof file) == -1)
+		snprintf(file, sizeof file, "(unknown)");
+	if (check) {
+		printf("GATEWAY UNKNOWN - configuration file %s is not readable "
+		    "by user %s\n", file, user_name());
+		return NAGIOS_UNKNOWN;
+	}
+	fprintf(stderr, "gatewayd: cannot tell whether it runs: configuration "
+	    "file %s is not readable by user %s (run as root or a member of "
+	    "its group)\n", file, user_name());
+	return 4;
+}
+
 /* ----------------------------------------------------------- alerts */
 
 static int
@@ -1388,6 +1408,10 @@ main(int argc, char **argv)
 		return cmd_config(config_mode);
 	}
 	if (config_load(&x.cfg, &e) == -1) {
+		if (e.code == EACCES && (strcmp(argv[optind], "status") == 0 ||
+		    strcmp(argv[optind], "check") == 0))
+			return config_closed(strcmp(argv[optind], "check") == 0 ||
+			    config_mode != NULL);
 		fprintf(stderr, "gatewayctl: %s\n", e.msg);
 		return EX_CONFIG;
 	}
