@@ -301,7 +301,7 @@ void screen_size(long long bytes, char *out, size_t outsz);
  * of without watching: quarantine (files in it; warning), failed_jobs
  * (warning), low_disk (critical; the store's file system short of room,
  * status_disk_low).  (disk_floor, storage refusing new associations, is
- * still gatewayd's own loop's: it goes once gatewayd only supervises.)
+ * storescp-front's to raise and clear: it sees the change.)
  * alerts_run()
  * compares them with the last run (run/alert.NAME exists while one is
  * raised) and for each that started or ended queues the relay job
