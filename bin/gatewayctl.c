@@ -1159,9 +1159,8 @@ static int
 cmd_report(struct ctl *x, const char *date)
 {
 	struct worklist_site site;
-	char thumbs[PATH_MAX];
 	struct report_html_opts o = { date, x->names_asked,
-	    thumbs_dir(x, thumbs, sizeof thumbs) };
+	    x->cfg.thumbs_dir };
 	struct err e = { 0 };
 
 	if (x->html == NULL || *x->html == '\0') {
