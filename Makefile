@@ -127,7 +127,9 @@ demo: deps-run all
 
 # Benchmarks print their figures (README quotes them); each compares with
 # a dcmtk reference in the same run (bench/tomo: with the 64 MB target).
-bench: deps all
+# The units build their helpers: t/findbench (bench/qr's C-FIND client),
+# t/gen_tomo (bench/ingest, bench/tomo), t/maxrss (bench/tomo).
+bench: deps all units
 	bench/ingest
 	bench/mwl
 	bench/thumb

@@ -390,15 +390,6 @@ struct relay {
 	int idle_ms;
 };
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Peer to storescp: what TLS has for us. */
 static void
 relay_up(struct relay *r, struct scp_session *x)
@@ -407,7 +398,7 @@ relay_up(struct relay *r, struct scp_session *x)
 	struct err e = { 0 }, we = { 0 };
 	ssize_t n;
 
-	n = tls_read(r->a->tls, buf, sizeof buf, now_ms() + r->idle_ms, &e);
+	n = tls_read(r->a->tls, buf, sizeof buf, mono_ms() + r->idle_ms, &e);
 	if (n == -1) {
 		if (e.code != TLS_E_CLOSED)
 			log_warn("TLS connection failed", "peer=%s error=\"%s\"",
@@ -439,7 +430,7 @@ relay_down(struct relay *r, struct scp_session *x)
 		shutdown(r->a->fd, SHUT_WR);
 		return;
 	}
-	if (tls_write(r->a->tls, buf, (size_t)n, now_ms() + r->idle_ms,
+	if (tls_write(r->a->tls, buf, (size_t)n, mono_ms() + r->idle_ms,
 	    &e) == -1) {
 		log_warn("TLS connection failed", "peer=%s error=\"%s\"",
 		    x->peer, e.msg);

@@ -41,6 +41,17 @@ sed -n '/^| where things are |/,/^(end of the settings table)$/p' "$GW_ROOT/READ
 	sed '/^(end of the settings table)$/d' | sed '$d' >"$T/readme.md"
 ok "README's settings table is tools/settings-md's (every row, its default)" \
 	diff -u "$T/settings.md" "$T/readme.md"
+EXAMPLE=$GW_ROOT/pipeline/gateway.env.example
+sed -n 's/^#\{0,1\}\([A-Z][A-Z0-9_]*\)=.*/\1/p' "$EXAMPLE" | sort -u >"$T/example"
+is "$(comm -23 "$T/example" "$T/rows" | tr '\n' ' ')" "" \
+	"every name in gateway.env.example is a row of the table"
+for k in PACS_RETENTION_DAYS PACS_DISK_LOW_WATERMARK PACS_PURGE_INTERVAL \
+    PACS_DISK_MIN_FREE PACS_VERIFY_MAX_MB_PER_SECOND PACS_DB_BACKUPS \
+    QR_DESTINATIONS PACS_ALLOWED_AETS PACS_BIND CLOUD_API_RESOURCE; do
+	grep -qx "$k" "$T/example" || echo "$k"
+done >"$T/example-missing"
+is "$(tr '\n' ' ' <"$T/example-missing")" "" \
+	"... and it shows retention, the disk floor, Q/R, who may store and the cloud"
 
 # Checking a configuration.
 unset PACS_AET PACS_PORT WORKLIST_AET WORKLIST_PORT LOG_LEVEL GATEWAY_DATA_DIR

@@ -26,6 +26,7 @@ printf 'not DICOM\n' >"$V/incoming/junk"
 storescp-hook "$V/incoming/junk" MAMMO1 SCREENING_PACS 127.0.0.1 2>>"$T/hook.log"
 dcmindex --once 2>>"$T/index.log"
 gatewayctl alerts 2>>"$T/alerts.log"	# raises the quarantine alert
+rm -f "$V"/spool/thumb/new/*	# as if dcmthumb had made the previews
 
 # Jobs: two for the cloud waiting (one queued 1700000000), one failed;
 # one index job waiting.
@@ -96,7 +97,8 @@ age=$(val gateway_spool_oldest_age_seconds,stage=relay)
 want=$(( $(date +%s) - 1700000000 ))
 ok "the relay's oldest job is as old as the time its name starts with ($age s)" \
     test "$age" -ge $((want - 5)) -a "$age" -le $((want + 5))
-is "$(val gateway_spool_oldest_age_seconds,stage=thumb)" 0 "an empty spool's oldest age is 0"
+is "$(val gateway_spool_jobs,dir=new,stage=thumb) $(val gateway_spool_oldest_age_seconds,stage=thumb)" "0 0" \
+    "an empty spool's oldest age is 0"
 is "$(val gateway_relay_jobs,kind=image,state=pending) $(val gateway_relay_jobs,kind=image,state=failed) $(val gateway_relay_jobs,kind=study.image_received,state=pending)" \
     "1 1 1" "the relay queue per job kind: pending and failed"
 is "$(val gateway_quarantine_files)" 1 "one file in quarantine"

@@ -252,6 +252,9 @@ int proc_run(char *const argv[], const char *in, size_t inlen, char *buf,
 /* 0 for a wait status of exit 0; else -1 with e saying how it ended. */
 int proc_exit_ok(int status, struct err *e);
 
+/* Milliseconds of the monotonic clock: for timeouts and durations. */
+int64_t mono_ms(void);
+
 /*
  * The stop signals of a program that finishes the work in hand and then
  * returns (a pipeline stage): SIGTERM, SIGINT and SIGHUP call handler

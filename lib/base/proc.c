@@ -14,8 +14,8 @@
 
 #include "base/base.h"
 
-static int64_t
-now_ms(void)
+int64_t
+mono_ms(void)
 {
 	struct timespec ts;
 
@@ -53,7 +53,7 @@ exchange(int *fd_in, const char *in, size_t inlen, int fd_out, char *buf,
 	ssize_t r;
 
 	for (;;) {
-		if ((left = deadline - now_ms()) <= 0)
+		if ((left = deadline - mono_ms()) <= 0)
 			return err_set(e, ETIMEDOUT, "timed out");
 		if (poll(p, p[1].fd == -1 ? 1 : 2, (int)(left > INT32_MAX ?
 		    INT32_MAX : left)) == -1) {
@@ -100,7 +100,7 @@ wait_child(pid_t pid, int *status, int64_t deadline, struct err *e)
 			return 0;
 		if (r == -1 && errno != EINTR)
 			return err_sys(e, "waitpid");
-		if (now_ms() >= deadline)
+		if (mono_ms() >= deadline)
 			return err_set(e, ETIMEDOUT, "timed out");
 		(void)nanosleep(&tick, NULL);
 	}
@@ -145,7 +145,7 @@ int
 proc_run(char *const argv[], const char *in, size_t inlen, char *buf,
     size_t bufsz, int timeout_ms, int *status, struct err *e)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = mono_ms() + timeout_ms;
 	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 };
 	ssize_t len;
 	pid_t pid;

@@ -58,17 +58,29 @@ api_close(struct api *u)
 	free(u);
 }
 
-/* Add the extra CA bundle to the store curl verifies against. */
+/* Add the extra CA bundle (arg, its path) to the store curl verifies
+ * against. */
 static CURLcode
 add_ca(CURL *curl, void *ssl_ctx, void *arg)
 {
-	struct api *u = arg;
 	X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
 
 	(void)curl;
-	if (store == NULL || X509_STORE_load_file(store, u->ca_file) != 1)
+	if (store == NULL || X509_STORE_load_file(store, arg) != 1)
 		return CURLE_SSL_CACERT_BADFILE;
 	return CURLE_OK;
+}
+
+int
+api_trust_ca(void *curl, const char *ca_file)
+{
+	CURLcode rc;
+
+	if ((rc = curl_easy_setopt(curl, CURLOPT_CA_CACHE_TIMEOUT, 0L)) ==
+	    CURLE_OK && (rc = curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION,
+	    add_ca)) == CURLE_OK)
+		rc = curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, ca_file);
+	return (int)rc;
 }
 
 static size_t
@@ -146,11 +158,8 @@ setup(struct api *u, const char *url, struct curl_slist *headers,
 	SET(CURLOPT_TIMEOUT, u->opts.total_timeout_seconds);
 	SET(CURLOPT_MAX_SEND_SPEED_LARGE,
 	    (curl_off_t)u->opts.max_send_bytes_per_second);
-	if (u->ca_file[0] != '\0') {
-		SET(CURLOPT_CA_CACHE_TIMEOUT, 0L);
-		SET(CURLOPT_SSL_CTX_FUNCTION, add_ca);
-		SET(CURLOPT_SSL_CTX_DATA, u);
-	}
+	if (rc == CURLE_OK && u->ca_file[0] != '\0')
+		rc = api_trust_ca(c, u->ca_file);
 #undef SET
 	if (rc != CURLE_OK)
 		return err_set(e, EINVAL, "upload: libcurl option: %s",

@@ -513,6 +513,14 @@ enum api_outcome { API_DONE, API_TOKEN, API_REFUSED, API_REJECTED,
 
 enum api_outcome api_outcome(long status);
 
+/*
+ * Make the libcurl handle curl trust ca_file's certificates too, beside
+ * the system's (a private PKI, the tests: GATEWAY_CA_FILE); ca_file must
+ * outlive the handle's transfers.  CURLE_OK (0) or libcurl's error.
+ * identity uses it for its token requests as api does for the Manage API.
+ */
+int api_trust_ca(void *curl, const char *ca_file);
+
 /* Retry-After: delta-seconds or an HTTP-date, as seconds from now
  * (0 for a date in the past); -1 when value is not either. */
 long api_parse_retry_after(const char *value, long long now);

@@ -409,18 +409,6 @@ identity_arc_key_ok(const char *realm, const char *tokens_dir, struct err *e)
 
 /* ---------------------------------------------------------------- HTTP */
 
-static CURLcode
-add_ca(CURL *curl, void *ssl_ctx, void *arg)
-{
-	struct identity *id = arg;
-	X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
-
-	(void)curl;
-	if (store == NULL || X509_STORE_load_file(store, id->s.ca_file) != 1)
-		return CURLE_SSL_CACERT_BADFILE;
-	return CURLE_OK;
-}
-
 static size_t
 on_body(char *data, size_t size, size_t n, void *arg)
 {
@@ -533,11 +521,8 @@ request(struct identity *id, const char *what, const char *url,
 	SET(CURLOPT_TIMEOUT, REQUEST_SECONDS);
 	if (post != NULL)
 		SET(CURLOPT_POSTFIELDS, post);
-	if (id->s.ca_file != NULL) {
-		SET(CURLOPT_CA_CACHE_TIMEOUT, 0L);
-		SET(CURLOPT_SSL_CTX_FUNCTION, add_ca);
-		SET(CURLOPT_SSL_CTX_DATA, id);
-	}
+	if (rc == CURLE_OK && id->s.ca_file != NULL)
+		rc = api_trust_ca(c, id->s.ca_file);
 #undef SET
 	if (rc != CURLE_OK)
 		return err_set(e, EINVAL, "%s: libcurl option: %s", what,

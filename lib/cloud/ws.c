@@ -68,15 +68,6 @@ struct ws {
 
 static struct ws_ctx *creating;	/* the context whose CA callback runs */
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 const char *
 ws_phase_name(enum ws_phase p)
 {
@@ -283,7 +274,7 @@ writable(struct ws *w, struct lws *wsi)
 			return -1;
 		}
 		if (w->ping_sent_ms <= w->pong_ms)	/* none unanswered */
-			w->ping_sent_ms = now_ms();
+			w->ping_sent_ms = mono_ms();
 	}
 	if (w->tx_pending || w->ping_pending)
 		lws_callback_on_writable(wsi);
@@ -342,7 +333,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		return writable(w, wsi);
 	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
-		w->pong_ms = now_ms();
+		w->pong_ms = mono_ms();
 		w->pong_at = time(NULL);
 		break;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -462,7 +453,7 @@ serve_until(struct ws *w, int (*done)(const struct ws *), long long deadline,
 			rc = err_set(e, EINTR, "stopped");
 			break;
 		}
-		if ((left = deadline - now_ms()) <= 0)
+		if ((left = deadline - mono_ms()) <= 0)
 			break;
 		lws_sul_schedule(c->lws, 0, &c->wake, wake,
 		    (lws_usec_t)left * 1000);
@@ -612,7 +603,7 @@ ws_open(struct ws_ctx *c, struct ws **out, const char *url,
 	ci.pwsi = &w->wsi;
 	if (lws_client_connect_via_info(&ci) == NULL && w->state != S_ENDED)
 		end(w, WS_TCP, 0, "cannot start the connection");
-	rc = serve_until(w, is_open_or_ended, now_ms() + timeout_ms, e);
+	rc = serve_until(w, is_open_or_ended, mono_ms() + timeout_ms, e);
 	if (rc == 1 && w->state == S_OPEN) {
 		*out = w;
 		return 0;
@@ -650,7 +641,7 @@ flush(struct ws *w, int timeout_ms, struct ws_status *st, struct err *e)
 	int rc;
 
 	lws_callback_on_writable(w->wsi);
-	rc = serve_until(w, sent, now_ms() + timeout_ms, e);
+	rc = serve_until(w, sent, mono_ms() + timeout_ms, e);
 	if (rc == -1)
 		return -1;
 	if (!ws_is_open(w))
@@ -697,7 +688,7 @@ int
 ws_ping_overdue(const struct ws *w, int timeout_ms)
 {
 	return w->ping_sent_ms != 0 && w->pong_ms < w->ping_sent_ms &&
-	    now_ms() - w->ping_sent_ms >= timeout_ms;
+	    mono_ms() - w->ping_sent_ms >= timeout_ms;
 }
 
 time_t
@@ -722,7 +713,7 @@ ws_recv(struct ws *w, char **msg, size_t *len, int *binary, int timeout_ms,
 	if (st != NULL)
 		memset(st, 0, sizeof *st);
 	if (w->head == NULL && ws_is_open(w)) {
-		rc = serve_until(w, has_message, now_ms() + timeout_ms, e);
+		rc = serve_until(w, has_message, mono_ms() + timeout_ms, e);
 		if (rc == -1)
 			return -1;
 	}
@@ -759,7 +750,7 @@ ws_close(struct ws *w, int code, const char *reason, int timeout_ms)
 		    reason != NULL ? reason : "");
 		w->close_pending = 1;
 		lws_callback_on_writable(w->wsi);
-		serve_until(w, gone, now_ms() + timeout_ms, NULL);
+		serve_until(w, gone, mono_ms() + timeout_ms, NULL);
 	}
 	destroy(w);
 }

@@ -31,15 +31,6 @@ struct tls_conn {
 	char subject[256];
 };
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The last OpenSSL error in words, cleared from the queue. */
 static const char *
 ssl_reason(char *buf, size_t bufsz)
@@ -171,7 +162,7 @@ wait_for(struct tls_conn *c, int want, long long deadline, struct err *e)
 
 	p.events = want == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN;
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - mono_ms();
 		if (left <= 0)
 			return 0;
 		rc = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
@@ -248,7 +239,7 @@ conn_new(struct tls_conn **out, struct tls_ctx *ctx, int fd, struct err *e)
 static int
 handshake(struct tls_conn *c, int accept, int timeout_ms, struct err *e)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = mono_ms() + timeout_ms;
 	X509 *peer;
 	int r;
 

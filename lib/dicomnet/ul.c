@@ -67,15 +67,6 @@ struct wbuf {
 
 /* --- time and sockets --- */
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 ul_socket_setup(int fd, struct err *e)
 {
@@ -111,7 +102,7 @@ wait_readable(int fd, long long deadline, struct err *e)
 	int rc;
 
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - mono_ms();
 		if (left < 0)
 			left = 0;
 		rc = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
@@ -176,7 +167,7 @@ write_full(struct ul_assoc *a, const void *buf, size_t n, struct err *e)
 	if (e == NULL)
 		e = &scratch;
 	if (a->tls != NULL)
-		return tls_write(a->tls, buf, n, now_ms() + a->idle_ms, e) ==
+		return tls_write(a->tls, buf, n, mono_ms() + a->idle_ms, e) ==
 		    -1 ? tls_error(e) : 0;
 	while (n > 0) {
 		r = send(a->fd, p, n, MSG_NOSIGNAL);
@@ -397,7 +388,7 @@ read_pdu(struct ul_assoc *a, long long first_deadline, struct err *e)
 
 	if (read_full(a, h, 1, first_deadline, e) == -1)
 		return -1;
-	dl = now_ms() + a->idle_ms;
+	dl = mono_ms() + a->idle_ms;
 	if (read_full(a, h + 1, 5, dl, e) == -1)
 		return cut_short(e);
 	if (!valid_type(h[0]))
@@ -839,7 +830,7 @@ peek_full(int fd, uint8_t *buf, size_t n, long long deadline, struct err *e)
 		if (r == last)		/* no SO_RCVLOWAT: do not spin */
 			poll(NULL, 0, 5);
 		last = r;
-		if ((left = deadline - now_ms()) <= 0) {
+		if ((left = deadline - mono_ms()) <= 0) {
 			rc = err_set(e, UL_E_TIMEOUT, "timed out waiting for "
 			    "the peer");
 			break;
@@ -877,7 +868,7 @@ peek_pdu(struct ul_assoc *a, long long deadline, struct err *e)
 		return err_set(e, ENOMEM, "out of memory for a PDU");
 	a->pdu = np;
 	a->pducap = 6 + (size_t)len;
-	if (peek_full(a->fd, a->pdu, 6 + (size_t)len, now_ms() + a->idle_ms,
+	if (peek_full(a->fd, a->pdu, 6 + (size_t)len, mono_ms() + a->idle_ms,
 	    e) == -1)
 		return e->code == UL_E_CLOSED ? cut_short(e) : -1;
 	memmove(a->pdu, a->pdu + 6, len);
@@ -893,7 +884,7 @@ static int
 take_request(struct ul_assoc *a, int peek, int *app_ok, int *version_ok,
     struct err *e)
 {
-	long long dl = now_ms() + a->artim_ms;
+	long long dl = mono_ms() + a->artim_ms;
 	int type;
 
 	if (ul_socket_setup(a->fd, e) == -1)
@@ -980,9 +971,9 @@ ul_refuse(struct ul_assoc *a, const struct ul_reject *r, struct err *e)
 
 	if (a->peeked) {	/* take the request off the socket first */
 		a->peeked = 0;
-		if (read_full(a, h, sizeof h, now_ms() + a->idle_ms, e) == -1 ||
+		if (read_full(a, h, sizeof h, mono_ms() + a->idle_ms, e) == -1 ||
 		    (a->pdulen > 0 && read_full(a, a->pdu, a->pdulen,
-		    now_ms() + a->idle_ms, e) == -1))
+		    mono_ms() + a->idle_ms, e) == -1))
 			return -1;
 	}
 	a->pdulen = a->pdupos = 0;
@@ -1156,7 +1147,7 @@ read_answer(struct ul_assoc *a, struct err *e)
 {
 	int type;
 
-	if ((type = read_pdu(a, now_ms() + a->artim_ms, e)) == -1)
+	if ((type = read_pdu(a, mono_ms() + a->artim_ms, e)) == -1)
 		return -1;
 	if (type != PDU_ASSOC_AC)
 		a->pdulen = a->pdupos = 0;
@@ -1377,7 +1368,7 @@ take_pdv(struct ul_assoc *a, const uint8_t *p, size_t n, struct err *e)
 		a->msg_ctx = ctx;
 		a->msg_command = command;
 		a->msglen = 0;
-		a->msg_deadline = now_ms() + a->dimse_ms;
+		a->msg_deadline = mono_ms() + a->dimse_ms;
 	} else if (a->msg_ctx != ctx || a->msg_command != command)
 		return protocol_abort(a, AB_UNEXPECTED_PARAM, e,
 		    "PDV interleaved with an unfinished message");
@@ -1454,7 +1445,7 @@ ul_recv(struct ul_assoc *a, struct ul_msg *m, struct err *e)
 	for (;;) {
 		if ((r = next_pdvs(a, m, e)) != 0)
 			return r == 1 ? UL_MESSAGE : -1;
-		dl = now_ms() + a->idle_ms;
+		dl = mono_ms() + a->idle_ms;
 		if (a->msg_ctx != -1 && a->msg_deadline < dl)
 			dl = a->msg_deadline;
 		if ((type = read_pdu(a, dl, e)) == -1) {
@@ -1490,7 +1481,7 @@ ul_release(struct ul_assoc *a, struct err *e)
 		return -1;
 	for (;;) {
 		a->pdulen = a->pdupos = 0;
-		if ((type = read_pdu(a, now_ms() + a->artim_ms, e)) == -1)
+		if ((type = read_pdu(a, mono_ms() + a->artim_ms, e)) == -1)
 			return -1;
 		if (type == PDU_RELEASE_RP)
 			return 0;
@@ -1507,7 +1498,7 @@ void
 ul_linger(struct ul_assoc *a)
 {
 	struct err e;
-	long long dl = now_ms() + a->artim_ms;
+	long long dl = mono_ms() + a->artim_ms;
 	int type;
 
 	for (;;) {
