@@ -39,7 +39,7 @@ ok "C-ECHO with echoscu succeeds" echo_ok
 not_ok "a wrong called AE title is rejected" \
     echoscu -to 5 -aec NOT_OUR_AE 127.0.0.1 "$PORT"
 wait_for 10 "the rejection is logged with the called AE" \
-    grep -q 'association rejected.*called_aet=NOT_OUR_AE.*reason=7' \
+    grep -q 'association rejected.*called_aet=NOT_OUR_AE.*reason="called AE title not recognised"' \
     "$T/mwlscp.log"
 
 # --- malformed input ---
@@ -76,7 +76,7 @@ wait_until 20 no_children
 ok "beyond --max-associations the extra one is rejected, the held ones work" \
     $RAW "$PORT" hold 3 echoscu -to 5 -aec SCREENING_MWL 127.0.0.1 "$PORT"
 wait_for 10 "the limit rejection says local limit exceeded" \
-    grep -q 'association rejected.*result=2 source=3 reason=2' \
+    grep -q 'association rejected.*result=rejected-transient reason="local limit exceeded" source=3' \
     "$T/mwlscp.log"
 ok "once they are released, C-ECHO succeeds again" wait_until 10 echo_ok
 

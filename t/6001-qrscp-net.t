@@ -40,11 +40,11 @@ ok "C-ECHO succeeds" echo_ok
 not_ok "a wrong called AE title is rejected" \
     echoscu -to 5 -aec NOT_OUR_AE 127.0.0.1 "$PORT"
 wait_for 10 "... logged with the called AE and reason 7" \
-    grep -q 'association rejected.*called_aet=NOT_OUR_AE.*reason=7' "$T/qrscp.log"
+    grep -q 'association rejected.*called_aet=NOT_OUR_AE.*reason="called AE title not recognised"' "$T/qrscp.log"
 not_ok "a calling AE not on the allow-list is rejected" \
     echoscu -to 5 -aet STRANGER -aec SCREENING_QR 127.0.0.1 "$PORT"
 wait_for 10 "... logged with the calling AE, the peer and reason 3" \
-    grep -q 'association rejected" peer=127.0.0.1:[0-9]* calling_aet=STRANGER.*reason=3' \
+    grep -q 'association rejected" peer=127.0.0.1:[0-9]* calling_aet=STRANGER.*reason="calling AE title not recognised"' \
     "$T/qrscp.log"
 
 # A modality worklist query is not ours: its context is refused, the
@@ -83,7 +83,7 @@ ok "beyond --max-associations the extra one is rejected, the held ones work" \
     env DULRAW_CALLED=SCREENING_QR $RAW "$PORT" hold 2 \
     echoscu -to 5 -aec SCREENING_QR 127.0.0.1 "$PORT"
 wait_for 10 "... said as local limit exceeded" \
-    grep -q 'association rejected.*result=2 source=3 reason=2' "$T/qrscp.log"
+    grep -q 'association rejected.*result=rejected-transient reason="local limit exceeded" source=3' "$T/qrscp.log"
 
 # --- status ---
 status_has() { qrscp --status | grep -q "$1"; }

@@ -212,7 +212,7 @@ wait_until 20 no_children
 ok "beyond --max-associations 3 the extra one is rejected, the held ones work" \
     $RAW "$PORT" hold 3 echoscu -to 5 -aec SCREENING_QR 127.0.0.1 "$PORT"
 ok "the limit rejection says local limit exceeded" \
-    grep -q 'association rejected.*result=2 source=3 reason=2' "$T/qrscp.log"
+    grep -q 'association rejected.*result=rejected-transient reason="local limit exceeded" source=3' "$T/qrscp.log"
 PORT2=$(free_port)
 QR_ALLOWED_AETS="VIEWER1,MOVESCU" qr_start qrscp-allow "$PORT2" \
     --destinations "$T/destinations"

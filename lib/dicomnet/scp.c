@@ -394,8 +394,10 @@ log_refusal(struct scp_session *x, const struct err *e)
 		log_quote(x->a->calling_aet, calling, sizeof calling);
 		log_quote(x->a->called_aet, called, sizeof called);
 		log_warn("association rejected", "peer=%s calling_aet=%s "
-		    "called_aet=%s result=%d source=%d reason=%d", x->peer,
-		    calling, called, x->a->reject.result, x->a->reject.source,
+		    "called_aet=%s result=%s reason=\"%s\" source=%d "
+		    "reason_code=%d", x->peer, calling, called,
+		    ul_reject_result(&x->a->reject),
+		    ul_reject_reason(&x->a->reject), x->a->reject.source,
 		    x->a->reject.reason);
 	} else if (e->code == UL_E_CLOSED)	/* no byte: a port check */
 		log_debug("closed before an association", "peer=%s "
