@@ -87,6 +87,10 @@ ok "the Manage API refusing the gateway: CRITICAL (2), with the error" \
 STATUS_PENDING_WARN_SECONDS=1 STATUS_PENDING_CRIT_SECONDS=3 \
     wait_for 20 "an upload waiting longer than STATUS_PENDING_CRIT_SECONDS: CRITICAL, with its age" \
     check 2 'image job waiting for the cloud for [0-9]+s \([0-9]+ attempts'
+tried() { [ "$(sql "$PACS_DB" 'SELECT max(upload_attempt_count) FROM instances')" -ge 3 ]; }
+wait_for 60 "relaysend tries the upload again and again" tried
+is "$(grep -c 'level=error prog=relaysend msg="the Manage API refuses the token"' "$T/gatewayd.log")" 1 \
+    "the refused token is logged once, not at every attempt (the outage's lines go on)"
 gw status >"$T/status.out" 2>&1
 ok "the status screen shows the same problems" \
     sh -c "grep -q '^  CRITICAL: the Manage API refuses the gateway since' '$T/status.out'"

@@ -1010,6 +1010,7 @@ struct imagesend {
 	long long max_bytes;		/* CLOUD_API_MAX_MB: larger is not sent */
 	long spread_seconds;		/* RELAY_500_SPREAD_SECONDS */
 	char scratch[PATH_MAX];		/* where transcoded copies are made */
+	char renew_said[256];		/* the renewal failure last logged */
 };
 
 void imagesend_image(struct imagesend *s, struct job *j);
@@ -1045,6 +1046,7 @@ struct eventsend {
 	long open_timeout_seconds;
 	struct ws_ctx *ws;
 	char url[RELAY_URL_MAX];
+	char renew_said[256];		/* the renewal failure last logged */
 };
 
 #define EVENTSEND_REPLY_MAX	65536	/* largest reply read */

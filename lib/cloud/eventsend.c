@@ -25,10 +25,13 @@ relay_authorization(struct eventsend *s, struct err *e)
 	    e) == -1 || identity_token(s->identity, &s->src, resource, &t,
 	    e) == -1)
 		return NULL;
-	if (t->renew_error[0] != '\0')
+	/* said once per failure, not at every event */
+	if (t->renew_error[0] != '\0' && strncmp(s->renew_said,
+	    t->renew_error, sizeof s->renew_said - 1) != 0)
 		log_warn("cannot renew the relay token: using the current one",
 		    "credential=%s reason=%s", identity_kind_name(s->src.kind),
 		    log_quote(t->renew_error, q, sizeof q));
+	snprintf(s->renew_said, sizeof s->renew_said, "%s", t->renew_error);
 	return t->value;
 }
 
@@ -159,7 +162,11 @@ ws_failed(struct eventsend *s, struct job *j,
 	}
 	if (st->phase == WS_HANDSHAKE && (st->http_status == 401 ||
 	    st->http_status == 403)) {
-		log_error("the relay refuses the token", "status=%d "
+		/* at error when the outage begins, then the outage's
+		 * own lines (lib/cloud/job) say it */
+		log_msg(s->ob->outage[JOB_TO_RELAY].since_ms != 0 ?
+		    LOG_DEBUG : LOG_ERROR, "the relay refuses the token",
+		    "status=%d "
 		    "hybrid_connection=%s credential=%s note=\"%s\"",
 		    st->http_status, s->events_hc,
 		    identity_kind_name(s->src.kind), st->http_status == 401 ?
@@ -182,15 +189,18 @@ send_event(struct eventsend *s, struct job *j, const char *msg,
 {
 	struct ws_status st = { 0 };
 	struct err e = { 0 };
-	char *reply = NULL, q[600];
+	char *reply = NULL, q[600], why[700];
 	const char *token;
 	int r;
 
 	if ((token = relay_authorization(s, &e)) == NULL) {
-		log_error("no token for the relay", "credential=%s reason=%s",
+		log_msg(s->ob->outage[JOB_TO_RELAY].since_ms != 0 ?
+		    LOG_DEBUG : LOG_ERROR, "no token for the relay",
+		    "credential=%s reason=%s",
 		    identity_kind_name(s->src.kind),
 		    log_quote(e.msg, q, sizeof q));
-		job_defer(s->ob, j, "will retry", e.msg, -1);
+		snprintf(why, sizeof why, "no token for the relay: %s", e.msg);
+		job_defer(s->ob, j, "will retry", why, -1);
 		return;
 	}
 	if (relay_connect_url(s->ns, s->events_hc, token, s->endpoint, s->url,

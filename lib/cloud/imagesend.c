@@ -14,12 +14,23 @@
 #include "base/base.h"
 
 
+/* The Manage API's outage is under way (lib/cloud/job): its lines say
+ * what fails; an attempt's own line is debug. */
+static int
+quiet(const struct imagesend *s)
+{
+	return s->ob->outage[JOB_TO_API].since_ms != 0;
+}
+
 /* 401: the token is forgotten, so the next one is made again; 403: this
- * identity may not do it (the cloud's configuration). */
+ * identity may not do it (the cloud's configuration).  Said at error
+ * when the Manage API's outage begins, then at debug: the outage's own
+ * lines (lib/cloud/job) go on saying it, not one line per attempt. */
 static void
 token_refused(struct imagesend *s, long status)
 {
-	log_error("the Manage API refuses the token", "status=%ld "
+	log_msg(quiet(s) ? LOG_DEBUG : LOG_ERROR,
+	    "the Manage API refuses the token", "status=%ld "
 	    "credential=%s note=\"%s\"", status,
 	    identity_kind_name(s->src.kind), status == 401 ?
 	    "a new token is made for the next request" :
@@ -35,20 +46,26 @@ need_authorization(struct imagesend *s, struct job *j)
 {
 	const struct identity_token *t;
 	struct err e = { 0 };
-	char q[600];
+	char q[600], why[700];
 
 	if (identity_token(s->identity, &s->src, NULL, &t, &e) == 0) {
-		if (t->renew_error[0] != '\0')
+		/* said once per failure, not at every request */
+		if (t->renew_error[0] != '\0' && strncmp(s->renew_said,
+		    t->renew_error, sizeof s->renew_said - 1) != 0)
 			log_warn("cannot renew the Manage API token: using the "
 			    "current one", "credential=%s reason=%s",
 			    identity_kind_name(s->src.kind),
 			    log_quote(t->renew_error, q, sizeof q));
+		snprintf(s->renew_said, sizeof s->renew_said, "%s",
+		    t->renew_error);
 		s->auth = t->value;
 		return 0;
 	}
-	log_error("no token for the Manage API", "credential=%s reason=%s",
+	log_msg(quiet(s) ? LOG_DEBUG : LOG_ERROR,
+	    "no token for the Manage API", "credential=%s reason=%s",
 	    identity_kind_name(s->src.kind), log_quote(e.msg, q, sizeof q));
-	job_defer(s->ob, j, "will retry", "no token for the Manage API", -1);
+	snprintf(why, sizeof why, "no token for the Manage API: %s", e.msg);
+	job_defer(s->ob, j, "will retry", why, -1);
 	return 1;
 }
 
@@ -265,7 +282,7 @@ put(struct imagesend *s, struct job *j, const char *url, const char *path,
 	int rc = api_put_file(s->up, url, s->auth, path, name, r, e);
 
 	if (rc == 0 && api_outcome(r->status) == API_TOKEN) {
-		log_info("the Manage API refused the token: making a new one",
+		log_debug("the Manage API refused the token: making a new one",
 		    "sop_instance_uid=%s status=%ld credential=%s",
 		    j->sop_instance_uid, r->status,
 		    identity_kind_name(s->src.kind));
