@@ -16,14 +16,7 @@ mkdir -p "$IN" "$T/in"
 "$GW_ROOT/t/tools/gen-mammo" "$T/mg" 3 --size 64x48 --studies 1 --seed 31 >"$T/mg.list"
 good=$T/mg/mg00000.dcm
 GOOD_UID=$(dcm_value "$good" 0008,0018)
-/usr/bin/python3 - "$T/mg/mg00001.dcm" "$T/in/bad-uid.dcm" <<'PY'
-import struct, sys
-data = open(sys.argv[1], "rb").read()
-k = data.index(b"\x08\x00\x18\x00UI")
-n = struct.unpack("<H", data[k + 6:k + 8])[0]
-v = b"1.2.826.0.1.3680043.10.bad_uid"
-open(sys.argv[2], "wb").write(data[:k + 6] + struct.pack("<H", len(v)) + v + data[k + 8 + n:])
-PY
+"$GW_ROOT/t/tools/dcm-bad-uid" "$T/mg/mg00001.dcm" "$T/in/bad-uid.dcm"
 instances() { sql "$PACS_DB" 'SELECT count(*) FROM instances' 2>/dev/null; }
 entries() { find "$Q" -type f ! -name '*.reason' 2>/dev/null | wc -l | tr -d ' '; }
 ctl() { gatewayctl "$@" 2>>"$T/ctl.err"; }

@@ -30,14 +30,7 @@ wait_for 20 "status --check of a gateway just started: OK" check 0 '^GATEWAY OK 
 
 # 1. An image the hook quarantines (an invalid SOP Instance UID).
 "$GW_ROOT/t/tools/gen-mammo" "$T/mg" 2 --size 64x48 --studies 1 --seed 81 >/dev/null
-/usr/bin/python3 - "$T/mg/mg00001.dcm" "$T/bad-uid.dcm" <<'PY'
-import struct, sys
-data = open(sys.argv[1], "rb").read()
-k = data.index(b"\x08\x00\x18\x00UI")
-n = struct.unpack("<H", data[k + 6:k + 8])[0]
-v = b"1.2.826.0.1.3680043.10.bad_uid"
-open(sys.argv[2], "wb").write(data[:k + 6] + struct.pack("<H", len(v)) + v + data[k + 8 + n:])
-PY
+"$GW_ROOT/t/tools/dcm-bad-uid" "$T/mg/mg00001.dcm" "$T/bad-uid.dcm"
 storescu -aec SCREENING_PACS 127.0.0.1 "$GW_PORT" "$T/bad-uid.dcm" 2>/dev/null
 quarantined() { [ "$(find "$T/var/quarantine" -type f ! -name '*.reason' | wc -l)" -ge 1 ]; }
 wait_for 20 "an image with an invalid UID is quarantined" quarantined

@@ -16,24 +16,37 @@
 
 #define NAMES_MAX	4096	/* run/children, run/timers */
 
+/* /proc/PID/cmdline into buf (its arguments NUL-separated, NUL-ended):
+ * their length, or -1 when it cannot be read. */
+static ssize_t
+cmdline(long pid, char *buf, size_t bufsz)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, bufsz - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
 /* pid is alive and (where /proc tells) a gatewayd, not a recycled pid. */
 static int
 gatewayd_alive(long pid)
 {
-	char path[64], buf[4096];
+	char buf[4096];
 	ssize_t n;
-	int fd;
 
 	if (!runstate_pid_alive(pid))
 		return 0;
-	snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((n = cmdline(pid, buf, sizeof buf)) == -1)
 		return 1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 1;
-	buf[n] = '\0';
 	for (ssize_t i = 0; i < n; i++)
 		if (buf[i] == '\0')
 			buf[i] = ' ';
@@ -162,21 +175,13 @@ sv_recent_exits(const struct sv_job *j, time_t now, long window)
 
 /* /proc/PID/cmdline has an argument ending in "gatewayd" and one "run". */
 static int
-is_gatewayd_run(const char *pid)
+is_gatewayd_run(long pid)
 {
-	char path[300], buf[4096];
-	int fd, name = 0, run = 0;
-	ssize_t n;
+	char buf[4096];
+	int name = 0, run = 0;
+	ssize_t n = cmdline(pid, buf, sizeof buf);
 
-	snprintf(path, sizeof path, "/proc/%s/cmdline", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return 0;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	for (char *a = buf; a < buf + n; a += strlen(a) + 1) {
+	for (char *a = buf; n > 0 && a < buf + n; a += strlen(a) + 1) {
 		size_t len = strlen(a);
 
 		name |= len >= 8 && strcmp(a + len - 8, "gatewayd") == 0;
@@ -194,7 +199,7 @@ sv_find_gatewayd(void)
 
 	while (d != NULL && found == 0 && (de = readdir(d)) != NULL)
 		if (isdigit((unsigned char)de->d_name[0]) &&
-		    is_gatewayd_run(de->d_name))
+		    is_gatewayd_run(strtol(de->d_name, NULL, 10)))
 			found = strtol(de->d_name, NULL, 10);
 	if (d != NULL)
 		closedir(d);
