@@ -266,12 +266,12 @@ print_jobs(FILE *f, const struct sv_status *sv)
 	}
 	if (sv->ntimers == 0)
 		return;
-	fprintf(f, "\n%-12s %-13s %-9s %-21s %-12s %s\n", "TIMER", "SCHEDULE",
+	fprintf(f, "\n%-12s %-17s %-9s %-21s %-12s %s\n", "TIMER", "SCHEDULE",
 	    "STATE", "LAST_RUN", "LAST_EXIT", "NEXT_RUN");
 	for (int i = 0; i < sv->ntimers; i++) {
 		const struct sv_job *j = &sv->timers[i];
 
-		fprintf(f, "%-12s %-13s %-9s %-21s %-12s %s\n", j->name,
+		fprintf(f, "%-12s %-17s %-9s %-21s %-12s %s\n", j->name,
 		    dash(j->schedule), j->state, dash(j->last_run),
 		    dash(j->last_exit), dash(j->next_run));
 	}
