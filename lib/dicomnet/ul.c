@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,6 +179,49 @@ write_full(struct ul_assoc *a, const void *buf, size_t n, struct err *e)
 		}
 		p += r;
 		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/*
+ * Write a PDU's header h (hn bytes) and its first data (n bytes) in one
+ * system call where the socket takes it (sendmsg of both), so a short
+ * message costs one send, not two: C-FIND answers are mostly such.
+ */
+static int
+write_pair(struct ul_assoc *a, const uint8_t *h, size_t hn,
+    const uint8_t *p, size_t n, struct err *e)
+{
+	struct iovec iov[2] = { { (void *)h, hn }, { (void *)p, n } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+	ssize_t r;
+
+	if (a->tls != NULL)
+		return write_full(a, h, hn, e) == -1 ? -1 :
+		    n == 0 ? 0 : write_full(a, p, n, e);
+	for (;;) {
+		/* Drop what is sent (or was empty); done when nothing is left. */
+		while (mh.msg_iovlen > 0 && mh.msg_iov[0].iov_len == 0) {
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen == 0)
+			break;
+		r = sendmsg(a->fd, &mh, MSG_NOSIGNAL);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return err_sys(e, "send");
+		}
+		for (size_t i = 0; r > 0 && i < mh.msg_iovlen; i++) {
+			size_t k = (size_t)r < mh.msg_iov[i].iov_len ?
+			    (size_t)r : mh.msg_iov[i].iov_len;
+
+			mh.msg_iov[i].iov_base = (uint8_t *)
+			    mh.msg_iov[i].iov_base + k;
+			mh.msg_iov[i].iov_len -= k;
+			r -= (ssize_t)k;
+		}
 	}
 	return 0;
 }
@@ -1289,22 +1333,30 @@ ul_send_source(struct ul_assoc *a, uint8_t ctx_id, int is_command,
 
 		last = off + n == src->len;
 		pdv_header(h, n, ctx_id, is_command, last);
-		if (write_full(a, h, sizeof h, e) == -1)
-			return -1;
-		for (size_t done = 0; done < n;) {
-			const uint8_t *p;
-			ssize_t k = src->next(src->arg, &p, n - done, e);
+		/* The header goes with the PDU's first data, in one write. */
+		for (size_t done = 0; done < n || done == 0;) {
+			const uint8_t *p = NULL;
+			ssize_t k = n == 0 ? 0 : src->next(src->arg, &p,
+			    n - done, e);
 
-			if (k == -1)
-				return source_failed(a, n - done, e);
-			if (k == 0 || (size_t)k > n - done) {
-				err_set(e, EIO, "data set source gave %zd bytes "
-				    "where %zu remained", k, n - done);
+			if (k == -1 || (n > 0 && (k == 0 || (size_t)k >
+			    n - done))) {
+				if (k != -1)
+					err_set(e, EIO, "data set source gave "
+					    "%zd bytes where %zu remained", k,
+					    n - done);
+				if (done == 0 && write_full(a, h, sizeof h,
+				    NULL) == -1)
+					return -1;
 				return source_failed(a, n - done, e);
 			}
-			if (write_full(a, p, (size_t)k, e) == -1)
+			if ((done == 0 ? write_pair(a, h, sizeof h, p,
+			    (size_t)k, e) : write_full(a, p, (size_t)k, e)) ==
+			    -1)
 				return -1;
 			done += (size_t)k;
+			if (n == 0)
+				break;
 		}
 		off += n;
 	} while (!last);
