@@ -36,7 +36,7 @@ bin_dir() {
 
 # stand_in DIR NAME: a stand-in for relaylisten or relaysend that records
 # its start, writes relay.state as relaylisten does, and waits for TERM;
-# `--status` prints the relay status through lib/ops/health.
+# `--status` prints the relay status through lib/ops (screen_print_cloud).
 stand_in() {
 	cat >"$1/$2" <<EOF
 #!/bin/sh
@@ -75,7 +75,7 @@ group_empty() {
 
 # ------------------------------------------------- the health library
 
-ok "lib/ops/health: the report and the relay status over a fake data directory (t/unit/health.c)" \
+ok "lib/ops: the health report and the relay status over a fake data directory (t/unit/health.c)" \
     "$GW_BUILD/t/health" "$T/unit"
 
 # ------------------------------------------------ gatewayd config

@@ -39,7 +39,7 @@
  *            By: relaysend (set(), job_find_action).
  *            Next: UPLOADING (the item came), PENDING (assign),
  *              RELEASED, FAILED (RELAY_NO_MATCH=report).
- *            Purged: no.  Problem: once it waited HEALTH_UNMATCHED_SECONDS.
+ *            Purged: no.  Problem: once it waited STATUS_UNMATCHED_SECONDS (lib/ops).
  * HELD       No job: the cloud was off (no CLOUD_API_ENDPOINT) when it was
  *            indexed, or pacs.db was rebuilt.
  *            By: dcmindex (indexed(); reindexed() for --reindex: every
