@@ -204,10 +204,11 @@ print_cloud(FILE *f, const struct ops_status *st)
 		fprintf(f, "mpps events held: %ld (in worklist.db, sent once "
 		    "the relay's events are configured)\n", st->mpps_held);
 	status_last_upload(st, last_upload);
-	if (last_upload[0] == '\0' || runstate_time_parse(last_upload, &t) ==
+	if (last_upload[0] != '\0' && runstate_time_parse(last_upload, &t) ==
 	    -1)
-		t = 0;
-	print_when(f, "last upload", t, st->now);
+		fprintf(f, "last upload: %s", last_upload);	/* as recorded */
+	else
+		print_when(f, "last upload", last_upload[0] ? t : 0, st->now);
 	fprintf(f, "; ");
 	print_when(f, "last event", cl->send.last_event, st->now);
 	status_cloud_error(st, &error, &t);
