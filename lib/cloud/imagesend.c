@@ -282,7 +282,8 @@ put(struct imagesend *s, struct job *j, const char *url, const char *path,
 	int rc = api_put_file(s->up, url, s->auth, path, name, r, e);
 
 	if (rc == 0 && api_outcome(r->status) == API_TOKEN) {
-		log_debug("the Manage API refused the token: making a new one",
+		log_msg(quiet(s) ? LOG_DEBUG : LOG_INFO,
+		    "the Manage API refused the token: making a new one",
 		    "sop_instance_uid=%s status=%ld credential=%s",
 		    j->sop_instance_uid, r->status,
 		    identity_kind_name(s->src.kind));
