@@ -45,4 +45,9 @@ GATEWAY_ENV_FILE=/dev/null GATEWAY_DATA_DIR=$T/co/var dcmindex --init 2>/dev/nul
 (cd "$T" && env -u GW_BIN GATEWAY_ENV_FILE=/dev/null GATEWAY_DATA_DIR=$T/co/var \
 	sh "$T/co/pipeline/gatewayd" today) >"$T/today.out" 2>&1
 is "$?" 0 "pipeline/gatewayd today works from a checkout without GW_BIN"
+(cd "$T" && env -u GW_BIN GATEWAY_ENV_FILE=/dev/null GATEWAY_DATA_DIR=$T/co/var \
+	sh "$T/co/pipeline/gatewayd" status) >"$T/status.out" 2>&1
+is "$?" 3 "... and gatewayd status (not running: 3)"
+ok "... with qrscp's line from its own state, never 'not installed'" \
+	sh -c "grep -q '^qrscp: not started' '$T/status.out' && ! grep -q 'not installed' '$T/status.out'"
 done_testing
