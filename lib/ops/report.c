@@ -205,8 +205,7 @@ add_archive(json_t *root, const struct ops_status *st)
 	    (a->data_disk_apart && put(root, "data_disk",
 	    disk_entry(&a->data_disk)) == -1) ||
 	    put(root, "storage", json_pack("{s:b, s:I, s:o}", "accepting",
-	    !(a->floor_now.below || (st->sv.running && a->floor.present &&
-	    a->floor.refusing)), "floor_bytes", (json_int_t)a->min_free,
+	    !a->floor_now.below, "floor_bytes", (json_int_t)a->min_free,
 	    "refusing_since", a->floor.present && a->floor.refusing ?
 	    jtime(a->floor.since) : json_null())) == -1 ? -1 : 0;
 }

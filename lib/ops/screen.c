@@ -315,12 +315,13 @@ print_storage(FILE *f, const struct ops_status *st)
 		    "is not)");
 		return;
 	}
-	if (!a->floor_now.below && !(a->floor.present && a->floor.refusing)) {
+	/* the rule storescp-front applies to each association, now; its
+	 * run/storage.state (with a margin, for the alert) says since when */
+	if (!a->floor_now.below) {
 		fprintf(f, "%-22s %s\n", "storage:", "accepting images");
 		return;
 	}
-	screen_size(a->floor_now.below ? a->floor_now.free_bytes :
-	    a->floor.free_bytes, avail, sizeof avail);
+	screen_size(a->floor_now.free_bytes, avail, sizeof avail);
 	screen_size(a->min_free, floor, sizeof floor);
 	if (a->floor.present && a->floor.refusing)
 		runstate_time_text(a->floor.since, since);

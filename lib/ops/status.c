@@ -230,11 +230,10 @@ judge_archive(struct ops_status *st)
 			problem(st, STATUS_CRITICAL, "%s not writable by the "
 			    "gateway's user: %s", a->places[i].setting,
 			    a->places[i].why);
-	if (a->floor_now.below || (st->sv.running && a->floor.present &&
-	    a->floor.refusing))
+	if (a->floor_now.below)	/* the rule each association meets, now */
 		problem(st, STATUS_CRITICAL, "storage refusing new "
 		    "associations: free space below PACS_DISK_MIN_FREE on %s",
-		    a->floor_now.below ? a->floor_now.path : a->floor.path);
+		    a->floor_now.path);
 	judge_disk(st, &a->store_disk);
 	if (a->data_disk_apart)
 		judge_disk(st, &a->data_disk);
