@@ -520,8 +520,8 @@ scp_command_line(struct scp_server *s, int argc, char **argv,
 	int c, r;
 
 	memcpy(opts, common, sizeof common);
-	for (size_t i = 0; own_opts != NULL && own_opts[i].name != NULL &&
-	    i < SCP_OWN_MAX; i++)
+	for (size_t i = 0; own_opts != NULL && i < SCP_OWN_MAX &&
+	    own_opts[i].name != NULL; i++)
 		opts[n++] = own_opts[i];
 	memset(&opts[n], 0, sizeof opts[n]);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

@@ -1316,6 +1316,23 @@ source_failed(struct ul_assoc *a, size_t left, struct err *e)
 	return err_wrap(e, "data set source failed (association aborted)");
 }
 
+/* The source's next piece of at most want (> 0) bytes into *p: its
+ * length, or -1 (e says why: the source's error, or a piece of a size
+ * it may not give). */
+static ssize_t
+next_piece(const struct ul_source *src, const uint8_t **p, size_t want,
+    struct err *e)
+{
+	ssize_t k = src->next(src->arg, p, want, e);
+
+	if (k == 0 || k > (ssize_t)want) {
+		err_set(e, EIO, "data set source gave %zd bytes where %zu "
+		    "remained", k, want);
+		return -1;
+	}
+	return k;
+}
+
 int
 ul_send_source(struct ul_assoc *a, uint8_t ctx_id, int is_command,
     const struct ul_source *src, struct err *e)
@@ -1330,33 +1347,24 @@ ul_send_source(struct ul_assoc *a, uint8_t ctx_id, int is_command,
 	chunk = max - 6;
 	do {
 		size_t n = src->len - off < chunk ? src->len - off : chunk;
+		const uint8_t *p = NULL;
+		ssize_t k = 0;
 
 		last = off + n == src->len;
 		pdv_header(h, n, ctx_id, is_command, last);
-		/* The header goes with the PDU's first data, in one write. */
-		for (size_t done = 0; done < n || done == 0;) {
-			const uint8_t *p = NULL;
-			ssize_t k = n == 0 ? 0 : src->next(src->arg, &p,
-			    n - done, e);
-
-			if (k == -1 || (n > 0 && (k == 0 || (size_t)k >
-			    n - done))) {
-				if (k != -1)
-					err_set(e, EIO, "data set source gave "
-					    "%zd bytes where %zu remained", k,
-					    n - done);
-				if (done == 0 && write_full(a, h, sizeof h,
-				    NULL) == -1)
-					return -1;
-				return source_failed(a, n - done, e);
-			}
-			if ((done == 0 ? write_pair(a, h, sizeof h, p,
-			    (size_t)k, e) : write_full(a, p, (size_t)k, e)) ==
-			    -1)
+		/* The header goes with the PDU's first piece, in one write. */
+		if (n > 0 && (k = next_piece(src, &p, n, e)) == -1) {
+			if (write_full(a, h, sizeof h, NULL) == -1)
 				return -1;
-			done += (size_t)k;
-			if (n == 0)
-				break;
+			return source_failed(a, n, e);
+		}
+		if (write_pair(a, h, sizeof h, p, (size_t)k, e) == -1)
+			return -1;
+		for (size_t done = (size_t)k; done < n; done += (size_t)k) {
+			if ((k = next_piece(src, &p, n - done, e)) == -1)
+				return source_failed(a, n - done, e);
+			if (write_full(a, p, (size_t)k, e) == -1)
+				return -1;
 		}
 		off += n;
 	} while (!last);
