@@ -13,14 +13,8 @@
 command -v openssl >/dev/null || skip_all "openssl not installed"
 command -v curl >/dev/null || skip_all "curl not installed"
 
-export GATEWAY_DATA_DIR=$T/var GATEWAY_ENV_FILE=/dev/null
-PACS_DB=$GATEWAY_DATA_DIR/pacs.db
+cloud_off
 WL=$GATEWAY_DATA_DIR/worklist.db
-SPOOL=$GATEWAY_DATA_DIR/spool/relay
-mkdir -p "$GATEWAY_DATA_DIR/incoming"
-unset CLOUD_API_ENDPOINT CLOUD_API_TOKEN CLOUD_API_TOKEN_COMMAND RELAY_NO_MATCH \
-	AZURE_RELAY_NAMESPACE AZURE_RELAY_HYBRID_CONNECTION \
-	AZURE_RELAY_EVENTS_HYBRID_CONNECTION
 export RELAY_RETRY_MAX_SECONDS=1	# a worklist lookup every second
 
 count() {	# count ACCESSION STATUS

@@ -15,13 +15,8 @@
 command -v openssl >/dev/null || skip_all "openssl not installed"
 command -v curl >/dev/null || skip_all "curl not installed"
 
-export GATEWAY_DATA_DIR=$T/var GATEWAY_ENV_FILE=/dev/null
-PACS_DB=$GATEWAY_DATA_DIR/pacs.db
-SPOOL=$GATEWAY_DATA_DIR/spool/relay
-mkdir -p "$GATEWAY_DATA_DIR/incoming"
-unset CLOUD_API_ENDPOINT CLOUD_API_TOKEN_COMMAND RELAY_NO_MATCH LOG_LEVEL \
-	AZURE_RELAY_NAMESPACE AZURE_RELAY_HYBRID_CONNECTION \
-	AZURE_RELAY_EVENTS_HYBRID_CONNECTION
+cloud_off
+unset LOG_LEVEL
 export RELAY_SUMMARY_SECONDS=0	# part 1 counts lines: no summaries
 gw() { sh "$GW_ROOT/pipeline/gatewayd" "$@"; }
 

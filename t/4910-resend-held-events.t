@@ -13,12 +13,7 @@ $PY -c 'import websockets' 2>/dev/null || skip_all "python3-websockets not insta
 command -v openssl >/dev/null || skip_all "openssl not installed"
 command -v curl >/dev/null || skip_all "curl not installed"
 
-export GATEWAY_DATA_DIR=$T/var GATEWAY_ENV_FILE=/dev/null
-PACS_DB=$GATEWAY_DATA_DIR/pacs.db
-SPOOL=$GATEWAY_DATA_DIR/spool/relay
-mkdir -p "$GATEWAY_DATA_DIR/incoming"
-unset CLOUD_API_ENDPOINT CLOUD_API_TOKEN CLOUD_API_TOKEN_COMMAND RELAY_NO_MATCH \
-	AZURE_RELAY_HYBRID_CONNECTION AZURE_RELAY_EVENTS_HYBRID_CONNECTION
+cloud_off
 export RELAY_RETRY_MAX_SECONDS=1
 
 relay_start events

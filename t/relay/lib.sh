@@ -2,6 +2,10 @@
 # (t/relay-emulator) and the Manage API server (t/relay/manage-api), over
 # TLS with a test CA.  Source after t/lib.sh.
 #
+#   cloud_off                   a data directory in $T/var with no part of
+#                               the cloud configured (the test turns on
+#                               what it needs): GATEWAY_DATA_DIR, PACS_DB,
+#                               SPOOL (its relay spool), incoming/ made
 #   api_start                   the Manage API (bearer token "sesame",
 #                               what it gets in $API, files up to
 #                               $API_MAX_MB, 100); sets APORT and
@@ -67,6 +71,16 @@ relay_pki() {
 	RELAY_CA=$T/pki/ca.pem
 }
 
+
+cloud_off() {
+	export GATEWAY_DATA_DIR=$T/var GATEWAY_ENV_FILE=/dev/null
+	PACS_DB=$GATEWAY_DATA_DIR/pacs.db
+	SPOOL=$GATEWAY_DATA_DIR/spool/relay
+	mkdir -p "$GATEWAY_DATA_DIR/incoming"
+	unset CLOUD_API_ENDPOINT CLOUD_API_TOKEN CLOUD_API_TOKEN_COMMAND \
+		RELAY_NO_MATCH AZURE_RELAY_NAMESPACE AZURE_RELAY_HYBRID_CONNECTION \
+		AZURE_RELAY_EVENTS_HYBRID_CONNECTION
+}
 api_start() {
 	relay_pki
 	API=$T/api
