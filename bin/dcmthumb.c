@@ -33,6 +33,8 @@
 #include "queue/queue.h"
 
 #define WAIT_MS		5000	/* rescan new/ at least this often */
+#define DEFER_MAX_MS	60000	/* previews wait for storage at most this */
+#define DEFER_STEP_MS	50
 #define JPEG_QUALITY	85
 
 enum format { FMT_PNG, FMT_JPEG, FMT_PNM };
@@ -373,6 +375,26 @@ drain(struct thumbs *t)
 	return 0;
 }
 
+/*
+ * Previews are made when no images are arriving (incoming/ has no
+ * association directory), or after DEFER_MAX_MS: decoding a full-size
+ * image takes the CPU a transfer needs, and nothing waits on a preview
+ * the way a modality waits on its C-STORE.
+ */
+static void
+defer(struct thumbs *t)
+{
+	long long until = mono_ms() + DEFER_MAX_MS;
+
+	while (!stopping && mono_ms() < until &&
+	    incoming_busy(t->cfg.incoming_dir) &&
+	    spool_count(&t->thumb, "new", NULL) > 0) {
+		struct timespec ts = { 0, DEFER_STEP_MS * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
 static int
 follow(struct thumbs *t, int once)
 {
@@ -385,6 +407,8 @@ follow(struct thumbs *t, int once)
 	}
 	log_info("started", "recovered=%d once=%d", recovered, once);
 	while (!stopping) {
+		if (!once)
+			defer(t);
 		if (drain(t) == -1) {
 			if (once) {
 				rc = -1;

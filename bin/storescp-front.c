@@ -12,7 +12,12 @@
  * below PACS_DISK_MIN_FREE, or too many associations, for now
  * (A-ASSOCIATE-RJ, the port stays open and modalities retry).  Anything
  * else is handed untouched to dcmtk's storescp --inetd, bit-preserving
- * (+B), which writes into incoming/ and runs storescp-hook per file.
+ * (+B).
+ * storescp writes into a directory of the association's own in incoming/,
+ * with .sender locked for as long as it runs (lib/archive incoming), and
+ * runs nothing per file: storescp-hook --watch takes each file from
+ * there.  With --hook, storescp writes into incoming/ itself and runs
+ * the hook per file instead (--exec-on-reception: an exec a file).
  * Over TLS the front ends TLS itself and relays through a socketpair.
  * storescp's own log lines come back through a pipe and are logged with
  * the peer and AE titles.
@@ -46,6 +51,7 @@
 #define FD_LOG		3	/* its log lines, to the front */
 #define FD_LOG_CONFIG	4	/* its logger configuration */
 #define FD_HOOK_LOG	5	/* the hook's stderr: the front's */
+#define FD_SENDER	6	/* .sender, locked while storescp runs */
 
 #define RELAY_BUF	(64 * 1024)
 #define LINE_MAX_LEN	1024
@@ -59,7 +65,7 @@ struct front {
 	time_t next_disk_check;
 	struct floor_state floor;	/* run/storage.state */
 	const char *storescp;		/* dcmtk's storescp */
-	char hook[PATH_MAX];		/* storescp-hook */
+	char hook[PATH_MAX];		/* --hook; "": storescp-hook --watch */
 	char hook_command[2 * PATH_MAX];
 	int log_config_fd;		/* memfd with the logger configuration */
 };
@@ -76,10 +82,13 @@ usage(FILE *f)
 	    "The storage port: refuses an association from a calling AE title\n"
 	    "or address not allowed, to another called AE title, or below the\n"
 	    "disk floor (A-ASSOCIATE-RJ), and hands every other one to dcmtk's\n"
-	    "storescp --inetd (bit-preserving), which runs storescp-hook per file.\n"
+	    "storescp --inetd (bit-preserving), which writes each association's\n"
+	    "files into a directory of its own in incoming/ for storescp-hook\n"
+	    "--watch.\n"
 	    "\n"
 	    "  --storescp PATH         dcmtk's storescp (default: storescp on PATH)\n"
-	    "  --hook PATH             storescp-hook (default: beside this program)\n"
+	    "  --hook PATH             instead, storescp writes into incoming/ and\n"
+	    "                          runs PATH FILE per file\n"
 	    "  --disk-min-free SIZE    refuse (transient) below this much free space\n"
 	    "                          (PACS_DISK_MIN_FREE, default 2GiB; 0: never)\n"
 	    "%s"
@@ -95,27 +104,9 @@ usage(FILE *f)
 /* --- settings --- */
 
 
-/* The directory this program is in, for storescp-hook beside it. */
-static int
-own_dir(char *out, size_t outsz)
-{
-	char self[PATH_MAX], *slash;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-
-	if (n <= 0)
-		return -1;
-	self[n] = '\0';
-	if ((slash = strrchr(self, '/')) == NULL)
-		return -1;
-	*slash = '\0';
-	return snprintf(out, outsz, "%s", self) >= (int)outsz ? -1 : 0;
-}
-
 static int
 defaults(struct front *f, struct err *e)
 {
-	char dir[PATH_MAX - 32];
-
 	if (config_load(&f->cfg, e) == -1 ||
 	    scp_defaults(&f->scp, "storescp-front", "PACS", f->cfg.pacs_port,
 	    f->cfg.pacs_aet, e) == -1 ||
@@ -126,14 +117,11 @@ defaults(struct front *f, struct err *e)
 	    e) == -1)
 		return -1;
 	f->storescp = "storescp";
-	if (own_dir(dir, sizeof dir) == 0 && snprintf(f->hook, sizeof f->hook,
-	    "%s/storescp-hook", dir) >= (int)sizeof f->hook)
-		f->hook[0] = '\0';
 	return 0;
 }
 
 /*
- * What storescp runs per file (through /bin/sh -c).  storescp pastes the
+ * With --hook: what storescp runs per file (through /bin/sh -c).  storescp pastes the
  * placeholders (#p, #f, #a...) into it, and the peer's AE titles would
  * arrive unquoted: so none of those goes in; the sender reaches the hook
  * through the environment (STORESCP_FRONT_*), and the paths must not
@@ -145,6 +133,8 @@ make_hook_command(struct front *f, struct err *e)
 {
 	const char *paths[] = { f->hook, f->cfg.incoming_dir };
 
+	if (f->hook[0] == '\0')
+		return 0;
 	for (size_t i = 0; i < 2; i++)
 		if (strpbrk(paths[i], "'#\n") != NULL)
 			return err_set(e, EINVAL, "path '%s' must not contain a "
@@ -285,18 +275,20 @@ lift(int fd)
  */
 static void
 exec_storescp(struct front *f, const struct ul_assoc *a, const char *address,
-    int sock, int logw, int tls)
+    int sock, int logw, int tls, const char *dir, int sender)
 {
 	const int from[] = { lift(sock), lift(logw), lift(f->log_config_fd),
-	    lift(STDERR_FILENO) };
-	const int to[] = { FD_SOCKET, FD_LOG, FD_LOG_CONFIG, FD_HOOK_LOG };
+	    lift(STDERR_FILENO), sender == -1 ? -1 : lift(sender) };
+	const int to[] = { FD_SOCKET, FD_LOG, FD_LOG_CONFIG, FD_HOOK_LOG,
+	    FD_SENDER };
+	const size_t nfd = sender == -1 ? 4 : 5;
 	char config[64];
 	sigset_t none;
 
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < nfd; i++)
 		if (from[i] == -1 || dup2(from[i], to[i]) == -1)
 			_exit(EX_OSERR);
-	close_range(FD_HOOK_LOG + 1, ~0u, 0);
+	close_range(to[nfd - 1] + 1, ~0u, 0);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
@@ -313,10 +305,16 @@ exec_storescp(struct front *f, const struct ul_assoc *a, const char *address,
 	if (tls)
 		unsetenv("TCP_NODELAY");
 	snprintf(config, sizeof config, "/proc/self/fd/%d", FD_LOG_CONFIG);
-	execlp(f->storescp, f->storescp, "--inetd", "-lc", config,
-	    "-aet", f->scp.aet, "-od", f->cfg.incoming_dir,
-	    "+B", "+uf", "-pm", "+xa", "-pdu", "131072", "-dhl",
-	    "--exec-on-reception", f->hook_command, (char *)NULL);
+	if (f->hook[0] != '\0')
+		execlp(f->storescp, f->storescp, "--inetd", "-lc", config,
+		    "-aet", f->scp.aet, "-od", f->cfg.incoming_dir,
+		    "+B", "+uf", "-pm", "+xa", "-pdu", "131072", "-dhl",
+		    "--exec-on-reception", f->hook_command, (char *)NULL);
+	else
+		execlp(f->storescp, f->storescp, "--inetd", "-lc", config,
+		    "-aet", f->scp.aet, "-od", dir,
+		    "+B", "+uf", "-pm", "+xa", "-pdu", "131072", "-dhl",
+		    (char *)NULL);
 	_exit(EX_UNAVAILABLE);
 }
 
@@ -485,7 +483,7 @@ follow(struct scp_session *x, pid_t pid, int logfd, struct relay *r,
 
 static int
 hand_over(struct front *f, struct scp_session *x, struct ul_assoc *a,
-    const char *address, int tls)
+    const char *address, int tls, const char *dir, int sender)
 {
 	struct relay r = { a, -1, 0, 0, f->scp.idle_s * 1000 };
 	struct err e = { 0 };
@@ -513,8 +511,11 @@ hand_over(struct front *f, struct scp_session *x, struct ul_assoc *a,
 		return EX_OSERR;
 	}
 	if (pid == 0)
-		exec_storescp(f, a, address, tls ? sp[1] : a->fd, logp[1], tls);
+		exec_storescp(f, a, address, tls ? sp[1] : a->fd, logp[1], tls,
+		    dir, sender);
 	close(logp[1]);
+	if (sender != -1)
+		close(sender);	/* storescp holds the lock now, alone */
 	log_info("association handed to storescp", "%s storescp_pid=%ld "
 	    "tls=%d", fields, (long)pid, tls);
 	if (tls) {
@@ -615,6 +616,34 @@ tick(struct scp_server *scp)
 	watch_floor(scp->arg);
 }
 
+/*
+ * The association's own directory in incoming/ (lib/archive incoming):
+ * the descriptor of its locked .sender, for storescp; -1 with --hook
+ * (no directory); -2 when it cannot be made: refused for now (*r).
+ */
+static int
+assoc_dir(struct front *f, const struct ul_assoc *a, const char *address,
+    char *dir, size_t dirsz, struct ul_reject *r, char *detail,
+    size_t detailsz)
+{
+	struct incoming_sender s;
+	struct err e = { 0 };
+	int fd;
+
+	if (f->hook[0] != '\0')
+		return -1;
+	snprintf(s.calling_aet, sizeof s.calling_aet, "%s", a->calling_aet);
+	snprintf(s.called_aet, sizeof s.called_aet, "%s", a->called_aet);
+	snprintf(s.peer, sizeof s.peer, "%s", address);
+	if ((fd = incoming_begin(f->cfg.incoming_dir, &s, dir, dirsz,
+	    &e)) >= 0)
+		return fd;
+	*r = (struct ul_reject){ 2, 3, 2 };
+	snprintf(detail, detailsz, "cannot make the association's directory "
+	    "in incoming/: %.200s", e.msg);
+	return -2;
+}
+
 /* The scp frame's take: one connection, in its own process. */
 static int
 take(struct scp_session *x, int fd, struct tls_conn *tls, int busy)
@@ -624,8 +653,8 @@ take(struct scp_session *x, int fd, struct tls_conn *tls, int busy)
 	struct ul_assoc *a = NULL;
 	struct ul_reject r;
 	struct err e = { 0 };
-	char address[64], detail[300], q[600];
-	int rc;
+	char address[64], detail[300], q[600], dir[PATH_MAX];
+	int rc, sender = -1;
 
 	/* Once storescp has the association, it ends with it (or by KILL):
 	 * the front only follows. */
@@ -646,10 +675,12 @@ take(struct scp_session *x, int fd, struct tls_conn *tls, int busy)
 		ul_free(a);
 		return EX_OK;
 	}
-	if (decide(f, a, address, busy, &r, detail, sizeof detail))
+	if (decide(f, a, address, busy, &r, detail, sizeof detail) ||
+	    (sender = assoc_dir(f, a, address, dir, sizeof dir, &r, detail,
+	    sizeof detail)) == -2)
 		rc = refuse(x, a, &r, detail);
 	else
-		rc = hand_over(f, x, a, address, tls != NULL);
+		rc = hand_over(f, x, a, address, tls != NULL, dir, sender);
 	ul_free(a);
 	return rc;
 }

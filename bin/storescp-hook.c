@@ -1,18 +1,25 @@
 /*
- * storescp-hook: take one file that dcmtk's storescp received, keep it.
+ * storescp-hook: keep what dcmtk's storescp received.
  *
+ *   storescp-hook --watch
  *   storescp-hook [--take] FILE [CALLING_AET [CALLED_AET [PEER]]]
  *   storescp-hook --sweep [--min-age SECONDS]
  *
- * lib/archive/ingest does the work: the file is parsed whole, its UIDs
+ * --watch is how the gateway runs it: resident, it takes the files
+ * storescp writes into each association's directory in incoming/ (lib/
+ * archive incoming), each once it is whole, in batches.  One FILE is the
+ * per-file form (storescp-front --hook, or by hand); --sweep takes what
+ * is left.
+ *
+ * lib/archive/ingest does the work: each file is parsed whole, its UIDs
  * checked, hashed (streamed), linked into the content store durably, and
  * an index job is enqueued; only then is the incoming file removed.
  * Anything unusable, or from a sender off PACS_ALLOWED_AETS/_HOSTS, goes
  * to the quarantine with the reason.  A crash at any point leaves the
- * file in incoming/, where --sweep (run by gatewayd at start and every
- * GATEWAY_SWEEP_INTERVAL_SECONDS) finds it again; a hook storescp started
- * leaves storage's process group first, so stopping storage does not
- * stop it (detach()).
+ * file in incoming/, where --watch when it starts again, and --sweep (run
+ * by gatewayd at start and every GATEWAY_SWEEP_INTERVAL_SECONDS), find
+ * it again.  A per-file hook storescp started leaves storage's process
+ * group first, so stopping storage does not stop it (detach()).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,7 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -51,10 +61,13 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: storescp-hook [--take] FILE [CALLING_AET [CALLED_AET [PEER]]]\n"
 	    "       storescp-hook --sweep [--min-age SECONDS]\n"
+	    "       storescp-hook --watch\n"
 	    "\n"
 	    "Moves a file received by storescp into the content store and\n"
 	    "queues it for indexing; quarantines what is not usable DICOM.\n"
 	    "\n"
+	    "  --watch          stay, and take each file storescp writes into an\n"
+	    "                   association's directory in incoming/ (storescp-front)\n"
 	    "  --sweep          process every file left in the incoming directory\n"
 	    "  --min-age SECS   with --sweep, skip files younger than SECS (default 0)\n"
 	    "  --take           take FILE even outside the incoming directory\n"
@@ -87,34 +100,29 @@ peak_rss_kb(void)
 	return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
 }
 
-/*
- * Store the file, or quarantine it; the sender is checked again here
- * (storescp-front refused anyone else at the association: this is the
- * second line, for files that come another way).  0 stored or
- * quarantined; -1 on a failure that leaves the file in place.
- */
-static int
-ingest(struct hook *h, const struct arrival *a)
+/* Why the sender may not store here (PACS_ALLOWED_AETS/_HOSTS), or NULL:
+ * storescp-front refused anyone else at the association; this is the
+ * second line, for files that come another way. */
+static const char *
+refusal(struct hook *h, const char *calling, const char *peer, char *why,
+    size_t whysz)
 {
-	char why[200], q[1200], calling[40];
-	struct ingest_arrival ia = { a->path, a->calling_aet, a->called_aet,
-	    a->peer, NULL, NULL };
-	struct ingest_result *r;
-	struct err e = { 0 };
-	int rc;
+	return senders_refusal(&h->senders, calling, peer, why, whysz);
+}
 
-	if ((r = malloc(sizeof *r)) == NULL) {
-		log_error("store failed", "file=%s error=\"out of memory\"",
-		    base_name(a->path));
+/* One file's outcome, logged; 0, or -1 for one left in place. */
+static int
+report(const struct ingest_arrival *a, const struct ingest_result *r)
+{
+	char q[1200], calling[40];
+
+	log_quote(a->calling_aet, calling, sizeof calling);
+	if (r->outcome == INGEST_FAILED) {
+		log_error("store failed", "file=%s error=%s",
+		    base_name(a->path), log_quote(r->err.msg, q, sizeof q));
 		return -1;
 	}
-	ia.refused = senders_refusal(&h->senders, a->calling_aet, a->peer,
-	    why, sizeof why);
-	log_quote(a->calling_aet, calling, sizeof calling);
-	if ((rc = ingest_file(&h->ingest, &ia, r, &e)) == -1)
-		log_error("store failed", "file=%s error=%s",
-		    base_name(a->path), log_quote(e.msg, q, sizeof q));
-	else if (r->outcome == INGEST_QUARANTINED)
+	if (r->outcome == INGEST_QUARANTINED)
 		log_warn("quarantined", "file=%s entry=%s calling_aet=%s "
 		    "peer=%s reason=%s", base_name(a->path), r->q.name,
 		    calling, a->peer[0] ? a->peer : "-",
@@ -124,21 +132,277 @@ ingest(struct hook *h, const struct arrival *a)
 		    "calling_aet=%s new_object=%d peak_rss_kb=%ld",
 		    r->attrs.sop_instance_uid, r->hash, r->size, calling,
 		    r->new_object, peak_rss_kb());
+	return 0;
+}
+
+/* One file, from the sender given. */
+static int
+ingest(struct hook *h, const struct arrival *a)
+{
+	char why[200];
+	struct ingest_arrival ia = { a->path, a->calling_aet, a->called_aet,
+	    a->peer, NULL, NULL };
+	struct ingest_result *r = malloc(sizeof *r);
+	int rc;
+
+	if (r == NULL) {
+		log_error("store failed", "file=%s error=\"out of memory\"",
+		    base_name(a->path));
+		return -1;
+	}
+	ia.refused = refusal(h, a->calling_aet, a->peer, why, sizeof why);
+	ingest_files(&h->ingest, &ia, 1, r);
+	rc = report(&ia, r);
 	free(r);
 	return rc;
 }
 
+/* Files to ingest together (lib/archive ingest_files): one flush of
+ * the file system for all of them. */
+#define BATCH_MAX	64
+
+struct batch {
+	struct ingest_arrival a[BATCH_MAX];
+	struct ingest_result r[BATCH_MAX];
+	char path[BATCH_MAX][PATH_MAX];
+	char why[BATCH_MAX][200];
+	size_t n;
+};
+
+/*
+ * What takes batches: in line (the sweep), or (--watch) with a second
+ * thread that flushes one batch (ingest_commit) while the first reads
+ * the next (ingest_read): the disk's waits off the reading's path.
+ */
+struct taker {
+	struct hook *h;
+	struct batch *b[2];
+	int cur;			/* the batch being filled */
+	int threaded;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct batch *flushing;		/* the thread's, or NULL */
+	int quit;
+	int done, failed;		/* taken, left in place (under mu) */
+};
+
+/* A read batch stored, each file logged, the totals counted. */
+static void
+commit(struct taker *tk, struct batch *b)
+{
+	int failed = 0;
+
+	ingest_commit(&tk->h->ingest, b->a, b->n, b->r);
+	for (size_t i = 0; i < b->n; i++)
+		failed += report(&b->a[i], &b->r[i]) == -1;
+	pthread_mutex_lock(&tk->mu);
+	tk->done += (int)b->n - failed;
+	tk->failed += failed;
+	pthread_mutex_unlock(&tk->mu);
+	b->n = 0;
+}
+
+static void *
+flusher(void *arg)
+{
+	struct taker *tk = arg;
+
+	pthread_mutex_lock(&tk->mu);
+	for (;;) {
+		while (tk->flushing == NULL && !tk->quit)
+			pthread_cond_wait(&tk->cv, &tk->mu);
+		if (tk->flushing == NULL)
+			break;
+		pthread_mutex_unlock(&tk->mu);
+		commit(tk, tk->flushing);
+		pthread_mutex_lock(&tk->mu);
+		tk->flushing = NULL;
+		pthread_cond_broadcast(&tk->cv);
+	}
+	pthread_mutex_unlock(&tk->mu);
+	return NULL;
+}
+
+static int
+taker_open(struct taker *tk, struct hook *h, int threaded)
+{
+	memset(tk, 0, sizeof *tk);
+	tk->h = h;
+	if ((tk->b[0] = calloc(1, sizeof *tk->b[0])) == NULL ||
+	    (tk->b[1] = calloc(1, sizeof *tk->b[1])) == NULL) {
+		free(tk->b[0]);
+		return -1;
+	}
+	pthread_mutex_init(&tk->mu, NULL);
+	pthread_cond_init(&tk->cv, NULL);
+	if (threaded) {
+		/* TERM must reach the reading thread (its poll). */
+		sigset_t block, old;
+
+		sigemptyset(&block);
+		sigaddset(&block, SIGTERM);
+		sigaddset(&block, SIGINT);
+		sigaddset(&block, SIGHUP);
+		pthread_sigmask(SIG_BLOCK, &block, &old);
+		tk->threaded = pthread_create(&tk->thread, NULL, flusher,
+		    tk) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	return 0;
+}
+
+/* Until the thread has flushed what it was given. */
+static void
+drain(struct taker *tk)
+{
+	pthread_mutex_lock(&tk->mu);
+	while (tk->flushing != NULL)
+		pthread_cond_wait(&tk->cv, &tk->mu);
+	pthread_mutex_unlock(&tk->mu);
+}
+
+/* The batch being filled: read, then stored (by the thread, or here). */
+static void
+batch_run(struct taker *tk)
+{
+	struct batch *b = tk->b[tk->cur];
+
+	if (b->n == 0)
+		return;
+	ingest_read(&tk->h->ingest, b->a, b->n, b->r);
+	if (!tk->threaded) {
+		commit(tk, b);
+		return;
+	}
+	drain(tk);
+	pthread_mutex_lock(&tk->mu);
+	tk->flushing = b;
+	pthread_cond_broadcast(&tk->cv);
+	pthread_mutex_unlock(&tk->mu);
+	tk->cur ^= 1;
+}
+
+/* Everything given, stored: the totals final. */
+static void
+taker_sync(struct taker *tk)
+{
+	batch_run(tk);
+	drain(tk);
+}
+
+static void
+taker_close(struct taker *tk)
+{
+	taker_sync(tk);
+	if (tk->threaded) {
+		pthread_mutex_lock(&tk->mu);
+		tk->quit = 1;
+		pthread_cond_broadcast(&tk->cv);
+		pthread_mutex_unlock(&tk->mu);
+		pthread_join(tk->thread, NULL);
+	}
+	pthread_mutex_destroy(&tk->mu);
+	pthread_cond_destroy(&tk->cv);
+	free(tk->b[0]);
+	free(tk->b[1]);
+}
+
+/* dir/name from sender s (NULL: not known), run when the batch is full. */
+static void
+batch_add(struct taker *tk, const char *dir, const char *name,
+    const struct incoming_sender *s)
+{
+	static const struct incoming_sender unknown;
+	struct batch *b = tk->b[tk->cur];
+	struct ingest_arrival *a = &b->a[b->n];
+
+	if (s == NULL)
+		s = &unknown;
+	if (snprintf(b->path[b->n], PATH_MAX, "%s/%s", dir, name) >=
+	    PATH_MAX)
+		return;
+	*a = (struct ingest_arrival){ b->path[b->n], s->calling_aet,
+	    s->called_aet, s->peer, NULL, NULL };
+	a->refused = refusal(tk->h, s->calling_aet, s->peer, b->why[b->n],
+	    sizeof b->why[b->n]);
+	if (++b->n == BATCH_MAX)
+		batch_run(tk);
+}
+
+/*
+ * An association directory (lib/archive incoming) whose association is
+ * over: every file in it taken, then the directory removed.  One that
+ * still lasts is left alone: 0.  -1 when something stays.
+ */
+static int
+take_assoc(struct taker *tk, const char *dir)
+{
+	struct incoming_sender s;
+	struct err e = { 0 };
+	struct dirent *de;
+	DIR *d;
+	int fd, rc, failed;
+
+	if ((rc = incoming_claim(dir, &fd, &e)) != 1) {
+		if (rc == -1)
+			log_error("cannot take an association's files",
+			    "dir=%s error=\"%s\"", base_name(dir), e.msg);
+		return rc;
+	}
+	if (incoming_sender(dir, &s, &e) == -1)
+		memset(&s, 0, sizeof s);	/* the sweep: not known */
+	taker_sync(tk);
+	failed = tk->failed;
+	if ((d = opendir(dir)) == NULL) {
+		rc = errno == ENOENT ? 0 : -1;
+		if (rc == -1)
+			log_error("cannot take an association's files",
+			    "dir=%s error=\"%s\"", base_name(dir),
+			    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return rc;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			batch_add(tk, dir, de->d_name, &s);
+	closedir(d);
+	taker_sync(tk);
+	rc = 0;
+	if (tk->failed > failed || incoming_end(dir, &e) == -1) {
+		if (e.code != 0)
+			log_error("cannot remove an association's directory",
+			    "dir=%s error=\"%s\"", base_name(dir), e.msg);
+		rc = -1;
+	}
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
+/*
+ * Everything left in incoming/: the files of associations that are over
+ * (their directories), and files put there straight that are at least
+ * min_age seconds old.
+ */
 static int
 sweep(struct hook *h, long min_age)
 {
 	char path[PATH_MAX];
 	struct dirent *de;
 	struct stat sb;
+	struct taker tk;
 	time_t now = time(NULL);
-	int failed = 0, done = 0;
-	DIR *d = opendir(h->cfg.incoming_dir);
+	int failed = 0, dirs = 0;
+	DIR *d;
 
-	if (d == NULL) {
+	if (taker_open(&tk, h, 0) == -1) {
+		log_error("sweep failed", "error=\"out of memory\"");
+		return -1;
+	}
+	if ((d = opendir(h->cfg.incoming_dir)) == NULL) {
+		taker_close(&tk);
 		if (errno == ENOENT)
 			return 0;
 		log_error("sweep failed", "dir=%s error=\"%s\"",
@@ -151,18 +415,296 @@ sweep(struct hook *h, long min_age)
 		if (snprintf(path, sizeof path, "%s/%s", h->cfg.incoming_dir,
 		    de->d_name) >= (int)sizeof path)
 			continue;
-		if (lstat(path, &sb) == -1 || S_ISDIR(sb.st_mode) ||
-		    now - sb.st_mtime < min_age)
+		if (lstat(path, &sb) == -1)
 			continue;
-		struct arrival a = { path, "", "", "" };
-		if (ingest(h, &a) == -1)
-			failed++;
-		else
-			done++;
+		if (S_ISDIR(sb.st_mode)) {
+			if (incoming_is_assoc(de->d_name)) {
+				failed += take_assoc(&tk, path) == -1;
+				dirs++;
+			}
+			continue;
+		}
+		if (now - sb.st_mtime >= min_age)
+			batch_add(&tk, h->cfg.incoming_dir, de->d_name, NULL);
 	}
 	closedir(d);
-	log_info("sweep done", "files=%d failed=%d", done, failed);
+	taker_close(&tk);
+	failed += tk.failed;
+	log_info("sweep done", "files=%d associations=%d failed=%d", tk.done,
+	    dirs, failed);
 	return failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ --watch */
+
+/*
+ * An association directory being watched.  names: the files seen
+ * created (IN_CREATE), in order, not taken yet; the first nready of them
+ * are whole (a later one was created: storescp is past them).  Files
+ * made before the watch began are not in names: they wait for the end.
+ */
+struct adir {
+	int wd;
+	char path[PATH_MAX];
+	int ended;		/* .sender's last writer closed it */
+	int have_sender;
+	struct incoming_sender s;
+	char (*names)[NAME_MAX + 1];
+	size_t n, cap, nready;
+};
+
+struct watch {
+	struct hook *h;
+	int ifd, wd_incoming;
+	struct adir *dirs;
+	size_t ndirs, cap;
+	struct taker tk;
+	int rescan;		/* look at every directory again */
+};
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static struct adir *
+adir_by_wd(struct watch *w, int wd)
+{
+	for (size_t i = 0; i < w->ndirs; i++)
+		if (w->dirs[i].wd == wd)
+			return &w->dirs[i];
+	return NULL;
+}
+
+static void
+adir_forget(struct watch *w, struct adir *d)
+{
+	free(d->names);
+	*d = w->dirs[--w->ndirs];
+}
+
+/* Watch the association directory incoming/name (again: a no-op), and
+ * see whether its association is over already. */
+static void
+adir_add(struct watch *w, const char *name)
+{
+	struct adir *d;
+	struct err e = { 0 };
+	char path[PATH_MAX];
+	int wd, fd;
+
+	if (snprintf(path, sizeof path, "%s/%s", w->h->cfg.incoming_dir,
+	    name) >= (int)sizeof path)
+		return;
+	wd = inotify_add_watch(w->ifd, path, IN_CREATE | IN_CLOSE_WRITE |
+	    IN_ONLYDIR | IN_DONT_FOLLOW);
+	if (wd == -1) {
+		if (errno != ENOENT)
+			log_error("cannot watch an association's directory",
+			    "dir=%s error=\"%s\"", name, strerror(errno));
+		return;
+	}
+	if ((d = adir_by_wd(w, wd)) == NULL) {
+		if (w->ndirs == w->cap) {
+			size_t cap = w->cap ? 2 * w->cap : 16;
+			void *p = realloc(w->dirs, cap * sizeof *w->dirs);
+
+			if (p == NULL) {
+				inotify_rm_watch(w->ifd, wd);
+				return;
+			}
+			w->dirs = p;
+			w->cap = cap;
+		}
+		d = &w->dirs[w->ndirs++];
+		memset(d, 0, sizeof *d);
+		d->wd = wd;
+		snprintf(d->path, sizeof d->path, "%s", path);
+	}
+	/* Added before this look, so an end after it is an event. */
+	if (incoming_claim(path, &fd, &e) == 1)
+		d->ended = 1;
+	if (fd != -1)
+		close(fd);
+}
+
+static void
+adir_created(struct adir *d, const char *name)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? 2 * d->cap : 16;
+		void *p = realloc(d->names, cap * sizeof *d->names);
+
+		if (p == NULL)
+			return;		/* taken at the end instead */
+		d->names = p;
+		d->cap = cap;
+	}
+	d->nready = d->n;	/* storescp is past every earlier one */
+	snprintf(d->names[d->n++], sizeof d->names[0], "%s", name);
+}
+
+/* Every association directory in incoming/, watched. */
+static void
+scan(struct watch *w)
+{
+	struct dirent *de;
+	DIR *dd = opendir(w->h->cfg.incoming_dir);
+
+	w->rescan = 0;
+	if (dd == NULL) {
+		log_error("cannot read incoming/", "dir=%s error=\"%s\"",
+		    w->h->cfg.incoming_dir, strerror(errno));
+		return;
+	}
+	while ((de = readdir(dd)) != NULL)
+		if (incoming_is_assoc(de->d_name))
+			adir_add(w, de->d_name);
+	closedir(dd);
+}
+
+static void
+on_event(struct watch *w, const struct inotify_event *ev)
+{
+	struct adir *d;
+
+	if (ev->mask & IN_Q_OVERFLOW) {
+		/* Events lost: what each directory holds is not known in
+		 * order any more; its files wait for its end. */
+		for (size_t i = 0; i < w->ndirs; i++)
+			w->dirs[i].n = w->dirs[i].nready = 0;
+		w->rescan = 1;
+		return;
+	}
+	if (ev->wd == w->wd_incoming) {
+		if ((ev->mask & IN_ISDIR) && ev->len > 0 &&
+		    incoming_is_assoc(ev->name))
+			adir_add(w, ev->name);
+		return;
+	}
+	if ((d = adir_by_wd(w, ev->wd)) == NULL)
+		return;
+	if (ev->mask & IN_IGNORED) {		/* removed */
+		adir_forget(w, d);
+		return;
+	}
+	if (ev->len == 0 || (ev->mask & IN_ISDIR))
+		return;
+	if ((ev->mask & IN_CREATE) && ev->name[0] != '.')
+		adir_created(d, ev->name);
+	else if ((ev->mask & IN_CLOSE_WRITE) && strcmp(ev->name,
+	    ".sender") == 0)
+		d->ended = 1;
+}
+
+/* The whole files of the associations that last, then the associations
+ * that are over, as batches. */
+static void
+work(struct watch *w)
+{
+	for (size_t i = 0; i < w->ndirs; i++) {
+		struct adir *d = &w->dirs[i];
+		struct err e = { 0 };
+
+		if (d->nready == 0)
+			continue;
+		if (!d->have_sender && incoming_sender(d->path, &d->s,
+		    &e) == 0)
+			d->have_sender = 1;
+		for (size_t j = 0; j < d->nready; j++)
+			batch_add(&w->tk, d->path, d->names[j],
+			    d->have_sender ? &d->s : NULL);
+		memmove(d->names, d->names + d->nready,
+		    (d->n - d->nready) * sizeof d->names[0]);
+		d->n -= d->nready;
+		d->nready = 0;
+	}
+	batch_run(&w->tk);
+	for (size_t i = 0; i < w->ndirs; i++) {
+		struct adir *d = &w->dirs[i];
+
+		if (!d->ended)
+			continue;
+		d->ended = 0;
+		/* What failed stays: the next look (or the sweep) again. */
+		if (take_assoc(&w->tk, d->path) == -1)
+			w->rescan = 1;
+	}
+}
+
+#define WATCH_RETRY_MS	(60 * 1000)
+
+/*
+ * Resident: each association's files as storescp writes them, without an
+ * exec per file.  A file is taken once the next one of its association
+ * is created, or the association is over (lib/archive incoming); what
+ * arrives together is one batch (one flush).  Until TERM.
+ */
+static int
+watch(struct hook *h)
+{
+	static union {
+		struct inotify_event ev;
+		char buf[64 * 1024];
+	} u;
+	struct watch w = { .h = h, .ifd = -1, .wd_incoming = -1, .rescan = 1 };
+	struct sigaction sa = { 0 };
+	int rc = 0;
+
+	sa.sa_handler = on_stop;	/* no SA_RESTART: poll returns */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	if ((w.ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) == -1 ||
+	    (w.wd_incoming = inotify_add_watch(w.ifd, h->cfg.incoming_dir,
+	    IN_MOVED_TO | IN_CREATE | IN_ONLYDIR)) == -1) {
+		log_error("cannot watch incoming/", "dir=%s error=\"%s\"",
+		    h->cfg.incoming_dir, strerror(errno));
+		if (w.ifd != -1)
+			close(w.ifd);
+		return -1;
+	}
+	if (taker_open(&w.tk, h, 1) == -1) {
+		log_error("cannot watch incoming/", "error=\"out of memory\"");
+		close(w.ifd);
+		return -1;
+	}
+	log_info("watching", "dir=%s", h->cfg.incoming_dir);
+	while (!stopping) {
+		struct pollfd p = { w.ifd, POLLIN, 0 };
+		ssize_t n;
+
+		if (w.rescan)
+			scan(&w);
+		work(&w);
+		if (stopping)
+			break;
+		if (poll(&p, 1, w.rescan ? WATCH_RETRY_MS : -1) == 0)
+			continue;
+		while ((n = read(w.ifd, u.buf, sizeof u.buf)) > 0)
+			for (char *c = u.buf; c < u.buf + n;) {
+				const struct inotify_event *ev = (void *)c;
+
+				on_event(&w, ev);
+				c += sizeof *ev + ev->len;
+			}
+		if (n == -1 && errno != EAGAIN && errno != EINTR) {
+			log_error("cannot watch incoming/", "error=\"%s\"",
+			    strerror(errno));
+			rc = -1;
+			break;
+		}
+	}
+	for (size_t i = 0; i < w.ndirs; i++)
+		free(w.dirs[i].names);
+	free(w.dirs);
+	taker_close(&w.tk);
+	close(w.ifd);
+	return rc;
 }
 
 /*
@@ -245,6 +787,7 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "sweep", no_argument, NULL, 's' },
+		{ "watch", no_argument, NULL, 'w' },
 		{ "min-age", required_argument, NULL, 'm' },
 		{ "take", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
@@ -255,7 +798,7 @@ main(int argc, char **argv)
 	struct err e = { 0 };
 	char q[600];
 	long min_age = 0;
-	int c, do_sweep = 0, take = 0, rc;
+	int c, do_sweep = 0, do_watch = 0, take = 0, rc;
 	char *end;
 
 	log_init("storescp-hook");
@@ -263,6 +806,9 @@ main(int argc, char **argv)
 		switch (c) {
 		case 's':
 			do_sweep = 1;
+			break;
+		case 'w':
+			do_watch = 1;
 			break;
 		case 't':
 			take = 1;
@@ -287,7 +833,8 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (do_sweep ? argc != 0 || take : (argc < 1 || argc > 4)) {
+	if (do_sweep + do_watch > 1 || (do_sweep || do_watch ? argc != 0 ||
+	    take : (argc < 1 || argc > 4))) {
 		usage(stderr);
 		return EX_USAGE;
 	}
@@ -302,18 +849,21 @@ main(int argc, char **argv)
 		    log_quote(e.msg, q, sizeof q));
 		return EX_CONFIG;
 	}
-	if (!do_sweep && !take && !in_incoming(&h, argv[0])) {
+	if (!do_sweep && !do_watch && !take && !in_incoming(&h, argv[0])) {
 		log_error("refused: not in the incoming directory (the hook "
 		    "moves the file it takes; use --take to give it anyway)",
 		    "file=%s incoming=%s", base_name(argv[0]),
 		    h.cfg.incoming_dir);
 		return EX_NOPERM;
 	}
-	if (!do_sweep && !take)
+	if (!do_sweep && !do_watch && !take)
 		detach();
 	if (hook_open(&h) == -1)
 		return EX_CANTCREAT;
-	if (do_sweep) {
+	if (do_watch) {
+		rc = fs_mkdirs(h.cfg.incoming_dir, &e) == -1 || watch(&h) == -1 ?
+		    EX_IOERR : EX_OK;
+	} else if (do_sweep) {
 		rc = sweep(&h, min_age) == 0 ? EX_OK : EX_IOERR;
 	} else {
 		struct arrival a = { argv[0],

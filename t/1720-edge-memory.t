@@ -1,7 +1,7 @@
 #!/bin/sh
 # 1720-edge-memory: bounded memory at the storage edge (issue 19): with a
 # 2 GB object in flight, storescp (bit-preserving, +B: straight to disk)
-# and storescp-hook (parse touching headers only, hash streamed) each
+# and storescp-hook --watch (parse touching headers only, hash streamed) each
 # peak under 64 MB of resident memory.  storescp's peak is read from
 # /proc/PID/status (VmHWM) while the object arrives and from its
 # resource use when it ends; the hook reports its own.
@@ -38,6 +38,7 @@ with open(sys.argv[1], "wb") as f:
     f.write(b"\0" * 128 + b"DICM" + meta + ds + struct.pack("<HH2sHI", 0x7FE0, 0x10, b"OW", 0, n))
     f.truncate(f.tell() + n)
 PY
+bg hook storescp-hook --watch
 bg front storescp-front --bind 127.0.0.1 --port "$PORT"
 wait_for 20 "storescp-front listens" grep -q 'msg=listening' "$T/front.log"
 
@@ -56,8 +57,8 @@ wait "$SEND"
 is "$?" 0 "storescu sends a 2 GB object"
 diag "storescp VmHWM seen while it arrived: $hwm kB"
 ok "storescp's resident memory (VmHWM) stays under 64 MB while it arrives" test "$hwm" -gt 0 -a "$hwm" -lt "$LIMIT_KB"
-peak() { sed -n "s/.*$1.*peak_rss_kb=\([0-9]*\).*/\1/p" "$T/front.log" | head -n 1; }
-wait_for 120 "the hook stores it" grep -q 'prog=storescp-hook msg=stored .*size=2147' "$T/front.log"
+peak() { sed -n "s/.*$1.*peak_rss_kb=\([0-9]*\).*/\1/p" "$T/front.log" "$T/hook.log" | head -n 1; }
+wait_for 120 "the hook stores it" grep -q 'prog=storescp-hook msg=stored .*size=2147' "$T/hook.log"
 diag "peak resident memory: storescp $(peak 'msg="storescp done"') kB, storescp-hook $(peak 'msg=stored') kB"
 ok "... storescp's peak, from its resource use, is under 64 MB" test "$(peak 'msg="storescp done"')" -lt "$LIMIT_KB"
 ok "... and the hook's" test "$(peak 'msg=stored')" -lt "$LIMIT_KB"

@@ -202,9 +202,10 @@ sql() {
 	sqlite3 -batch -noheader "$1" "$2"
 }
 
-# count_files DIR: regular files directly in DIR.
+# count_files DIR: regular files in DIR and below, not dot files (an
+# association directory's .sender in incoming/).
 count_files() {
-	find "$1" -maxdepth 1 -type f 2>/dev/null | wc -l | tr -d ' '
+	find "$1" -type f ! -name ".*" 2>/dev/null | wc -l | tr -d ' '
 }
 
 # start_gateway: run gatewayd on a free port with its data in $T/var.

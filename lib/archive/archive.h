@@ -4,8 +4,9 @@
  *
  * Layer 2.  The one public header of lib/archive/; what its modules share
  * beyond it is static in its .c files.
- * Modules, each with its contract below: store, pacs, quarantine, ingest,
- * scrub, purge, upload_state, rebuild, archive_status, pacs_day.
+ * Modules, each with its contract below: store, pacs, quarantine,
+ * incoming, ingest, scrub, purge, upload_state, rebuild, archive_status,
+ * pacs_day.
  */
 #ifndef GW_ARCHIVE_H
 #define GW_ARCHIVE_H
@@ -14,6 +15,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "base/base.h"
@@ -64,10 +66,14 @@ int store_path(const struct store *st, const char *hash, char *out,
 /*
  * Make src (whose hash the caller computed) the object hash, durably.
  * src is not removed.  Returns 1 when the object is new, 0 when the
- * store already had it, -1 on error.
+ * store already had it, -1 on error.  With STORE_BATCH the caller has
+ * made src's bytes durable already (one fs_sync_fs for a batch of files)
+ * and makes the new name durable with another after it: neither fsync
+ * is done here.
  */
+#define STORE_BATCH	0x01
 int store_adopt(struct store *st, const char *src, const char *hash,
-    struct err *e);
+    unsigned flags, struct err *e);
 
 /* Re-hash an object and compare with its name: 0 good, -1 bad/missing. */
 int store_verify(const struct store *st, const char *hash, struct err *e);
@@ -212,32 +218,85 @@ int quarantine_list(const struct quarantine *q, quarantine_fn *fn, void *arg,
     struct err *e);
 
 /*
- * ingest: one received file kept: into the store and the index spool, or
- * into the quarantine with why.  storescp-hook runs it for each file
- * storescp wrote (and its sweep); gatewayctl quarantine release runs it
- * on an entry again, through the same checks.
+ * incoming: the layout of incoming/ that storescp-front and storescp-hook
+ * share.  Each association the front hands to storescp gets a directory
+ * of its own, incoming/assoc-<UTC time>-<pid>-<n>, that storescp writes
+ * into (-od); in it, .sender says who sends (calling_aet, called_aet,
+ * peer: key=value lines).  It appears whole (made as .assoc-..., then
+ * renamed).  The front holds an flock on .sender, open for writing, and
+ * gives the descriptor to storescp, so:
+ *  - the association is over when the lock can be taken
+ *    (incoming_claim), and inotify reports IN_CLOSE_WRITE on .sender as
+ *    the last of the two exits, however it ends (SIGKILL included);
+ *  - while it lasts, storescp writes one file at a time, each under a new
+ *    name (+uf), and deletes one it failed to receive before it reads the
+ *    next request: when a new file appears, every earlier one is whole.
+ * Files put straight into incoming/ (by hand, or by storescp-front
+ * --hook) are anyone's: the sweep takes them.
+ */
+
+struct incoming_sender {
+	char calling_aet[64], called_aet[64], peer[80];
+};
+
+/* 1 for the name of an association directory (not its path). */
+int incoming_is_assoc(const char *name);
+
+/* 1 while incoming_dir has an association directory: images arriving,
+ * or arrived and not taken yet (dcmthumb waits for the end). */
+int incoming_busy(const char *incoming_dir);
+
+/* A new association directory in incoming_dir for s, its path in dir:
+ * returns the descriptor of its .sender, locked (-1 with e set). */
+int incoming_begin(const char *incoming_dir, const struct incoming_sender *s,
+    char *dir, size_t dirsz, struct err *e);
+
+/* Who sent what dir holds (its .sender). */
+int incoming_sender(const char *dir, struct incoming_sender *s,
+    struct err *e);
+
+/* 1 when dir's association is over, with its lock now held on *fd (-1
+ * when .sender is gone already); 0 while it lasts; -1 with e set. */
+int incoming_claim(const char *dir, int *fd, struct err *e);
+
+/* dir removed (1) if only .sender is left in it; 0 if files are. */
+int incoming_end(const char *dir, struct err *e);
+
+/*
+ * ingest: received files kept: into the store and the index spool, or
+ * into the quarantine with why.  storescp-hook runs it on what storescp
+ * wrote (its --watch in batches, one file by hand, and its sweep);
+ * gatewayctl quarantine release runs it on an entry again, through the
+ * same checks.
  *
- * ingest_file() parses the whole file (lib/dicom); checks that it can be
- * indexed (pacs_extract) and that its SOP Instance, SOP Class, Study and
- * Series Instance UIDs are valid (at most 64 characters, only digits and
- * dots, no empty component); hashes it streamed, so memory stays bounded
- * whatever its size; links it into the store (store_adopt); enqueues an
- * index job (object, size, SOP Instance UID, receipt key <file
- * name>:<hash>, the sender, received_at its mtime); and only then removes
- * the source.  A file that fails a check, or whose sender the caller
- * refused (a->refused, see lib/dicomnet senders), is quarantined with the
- * reason and what could be read of it.  A source that is a quarantine
- * entry already (a->quarantine_name) stays where it is when it fails
- * again (its record gets the new reason) and leaves the quarantine once
- * stored.  A fault of the machine (I/O, full disk) leaves the source where
- * it was and returns -1: the sweep, or a release, tries again.
- * Never: touches pacs.db, prints or logs (the caller logs the result).
+ * ingest_files() takes a batch: each file is parsed whole (lib/dicom);
+ * checked that it can be indexed (pacs_extract) and that its SOP
+ * Instance, SOP Class, Study and Series Instance UIDs are valid (at most
+ * 64 characters, only digits and dots, no empty component); hashed
+ * streamed, so memory stays bounded whatever its size.  Then one syncfs
+ * per file system makes the batch's bytes durable; each is linked into
+ * the store (store_adopt, STORE_BATCH) and its index job written (object,
+ * size, SOP Instance UID, receipt key <file name>:<hash>, the sender,
+ * received_at its mtime); one more flush makes the names and jobs
+ * durable and the jobs visible (spool_flush); and only then are the
+ * sources removed.  Two flushes for the batch, not three fsyncs a file.
+ * A file that fails a check, or whose sender the caller refused
+ * (a->refused, see lib/dicomnet senders), is quarantined at once with
+ * the reason and what could be read of it.  A source that is a
+ * quarantine entry already (a->quarantine_name) stays where it is when
+ * it fails again (its record gets the new reason) and leaves the
+ * quarantine once stored.  A fault of the machine (I/O, full disk)
+ * leaves the source where it was (r->err says what): the sweep, or a
+ * release, tries again; a job already written for it is harmless (the
+ * receipt key).
+ * Never: touches pacs.db, prints or logs (the caller logs the results).
  */
 
 struct ingest {
 	struct store store;
 	struct spool index;
 	struct quarantine quarantine;
+	int spool_apart;		/* the index spool on another fs */
 };
 
 struct ingest_arrival {
@@ -247,7 +306,8 @@ struct ingest_arrival {
 	const char *quarantine_name;	/* the source is this entry */
 };
 
-enum { INGEST_STORED = 1, INGEST_QUARANTINED };
+enum { INGEST_FAILED = 0, INGEST_STORED, INGEST_QUARANTINED,
+    INGEST_PENDING };
 
 struct ingest_result {
 	int outcome;			/* INGEST_* */
@@ -256,13 +316,32 @@ struct ingest_result {
 	long long size;
 	struct pacs_attrs attrs;	/* stored: what was read */
 	struct quarantine_record q;	/* quarantined: the record */
+	struct err err;			/* failed: why (the source stays) */
+	struct stat st;			/* the source, as read */
 };
 
 /* Open the store, the index spool and the quarantine of c. */
 int ingest_open(struct ingest *g, const struct config *c, struct err *e);
 void ingest_close(struct ingest *g);
 
-/* 0 with r->outcome saying where the file went; -1 with e set (the
+/* The n files of a as one batch, each one's outcome in r[i]; returns
+ * how many were stored or quarantined. */
+int ingest_files(struct ingest *g, const struct ingest_arrival *a, size_t n,
+    struct ingest_result *r);
+
+/* ingest_files in two halves, for a caller that reads the next batch
+ * while this one is flushed (storescp-hook --watch): ingest_read parses,
+ * checks and hashes (r[i].outcome INGEST_PENDING for each to be stored;
+ * quarantines at once); ingest_commit stores the pending ones (the
+ * flushes).  The two may run at once in two threads on one struct
+ * ingest (read uses only the quarantine, commit the store and the index
+ * spool) when no source is a quarantine entry. */
+void ingest_read(struct ingest *g, const struct ingest_arrival *a, size_t n,
+    struct ingest_result *r);
+void ingest_commit(struct ingest *g, const struct ingest_arrival *a,
+    size_t n, struct ingest_result *r);
+
+/* One file: 0 with r->outcome saying where it went; -1 with e set (the
  * source left in place). */
 int ingest_file(struct ingest *g, const struct ingest_arrival *a,
     struct ingest_result *r, struct err *e);

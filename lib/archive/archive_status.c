@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,17 +119,19 @@ floor_watch(const struct config *c, long long min_free, struct floor_state *fs)
 
 /* ------------------------------------------------------------ the status */
 
-/* Files in dir that are not .reason records (and, with stale_after,
- * those older than that, and the oldest's time); -1 when it cannot be
- * read, 0 for one that does not exist. */
+/* Files in dir that are not .reason records, and in its association
+ * directories (lib/archive incoming); with stale, those older than
+ * stale_after too, and the oldest's time.  -1 when it cannot be read, 0
+ * for one that does not exist. */
 static long
 count_files(const char *dir, time_t now, long stale_after, long *stale,
     time_t *oldest)
 {
+	char sub[PATH_MAX];
 	struct dirent *de;
 	struct stat st;
 	size_t n;
-	long count = 0;
+	long count = 0, in;
 	DIR *d = opendir(dir);
 
 	if (d == NULL)
@@ -137,7 +140,14 @@ count_files(const char *dir, time_t now, long stale_after, long *stale,
 		n = strlen(de->d_name);
 		if (de->d_name[0] == '.' || (n >= 7 && strcmp(de->d_name +
 		    n - 7, ".reason") == 0) || fstatat(dirfd(d), de->d_name,
-		    &st, AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode))
+		    &st, AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		if (S_ISDIR(st.st_mode) && incoming_is_assoc(de->d_name) &&
+		    snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name) <
+		    (int)sizeof sub && (in = count_files(sub, now,
+		    stale_after, stale, oldest)) > 0)
+			count += in;
+		if (!S_ISREG(st.st_mode))
 			continue;
 		count++;
 		if (stale == NULL)

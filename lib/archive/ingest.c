@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -25,11 +26,16 @@ ingest_open(struct ingest *g, const struct config *c, struct err *e)
 {
 	char dir[PATH_MAX];
 
+	struct stat a, b;
+
 	if (store_open(&g->store, c->storage_path, 1, e) == -1 ||
 	    quarantine_open(&g->quarantine, c->quarantine_dir, e) == -1 ||
 	    config_spool_path(c, "index", dir, sizeof dir, e) == -1 ||
 	    spool_open(&g->index, dir, 1, e) == -1)
 		return -1;
+	/* One flush serves both when they share a file system. */
+	g->spool_apart = stat(c->storage_path, &a) == -1 ||
+	    stat(dir, &b) == -1 || a.st_dev != b.st_dev;
 	return 0;
 }
 
@@ -171,6 +177,7 @@ quarantine(struct ingest *g, const struct ingest_arrival *a,
 	return quarantine_put(&g->quarantine, a->path, q, e);
 }
 
+/* The object's index job, written (SPOOL_DEFER) for the batch's flush. */
 static int
 enqueue_index(struct ingest *g, const struct ingest_arrival *a,
     const struct ingest_result *r, const struct stat *sb, struct err *e)
@@ -187,21 +194,68 @@ enqueue_index(struct ingest *g, const struct ingest_arrival *a,
 	    a->peer, when);
 	if (n < 0 || (size_t)n >= sizeof body)
 		return err_set(e, EINVAL, "index job too long");
-	return spool_enqueue(&g->index, NULL, body, (size_t)n, 0, e);
+	return spool_enqueue(&g->index, NULL, body, (size_t)n, SPOOL_DEFER, e);
 }
 
-/* Store the inspected file (open on fd) and queue it for indexing. */
-static int
-store(struct ingest *g, const struct ingest_arrival *a, int fd,
-    const struct stat *sb, struct ingest_result *r, struct err *e)
+/*
+ * One file's first half: parsed, checked and hashed (INGEST_PENDING), or
+ * quarantined now, or a fault (r->err set).
+ */
+static void
+take(struct ingest *g, const struct ingest_arrival *a, struct ingest_result *r)
 {
-	if (store_hash_fd(fd, r->hash, e) == -1 ||
-	    (r->new_object = store_adopt(&g->store, a->path, r->hash,
-	    e)) == -1 || enqueue_index(g, a, r, sb, e) == -1)
-		return -1;
-	/* No fsync of the source's directory: if the removal is lost in a
-	 * crash, the file is found again and its receipt key makes that
-	 * harmless. */
+	char why[1024];
+	struct stat *sb = &r->st;
+	struct err *e = &r->err;
+	int fd, rc;
+
+	if (lstat(a->path, sb) == -1) {
+		err_sys(e, "stat %s", a->path);
+		return;
+	}
+	r->size = (long long)sb->st_size;
+	if (!S_ISREG(sb->st_mode)) {
+		quarantine(g, a, r, "not a regular file", e);
+		return;
+	}
+	if ((fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		err_sys(e, "open %s", a->path);
+		return;
+	}
+	if (fstat(fd, sb) == -1) {
+		err_sys(e, "stat %s", a->path);
+		close(fd);
+		return;
+	}
+	r->size = (long long)sb->st_size;
+	/* The disk starts on its bytes while they are parsed and hashed:
+	 * the batch's flush then waits for less. */
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	rc = inspect(fd, (size_t)sb->st_size, r, why, sizeof why, e);
+	if (rc == 0 && a->refused == NULL) {
+		if (store_hash_fd(fd, r->hash, e) == 0)
+			r->outcome = INGEST_PENDING;
+	} else if (rc != -1) {	/* unusable, or its sender refused */
+		quarantine(g, a, r, a->refused != NULL ? a->refused : why, e);
+	}
+	close(fd);
+}
+
+void
+ingest_read(struct ingest *g, const struct ingest_arrival *a, size_t n,
+    struct ingest_result *r)
+{
+	for (size_t i = 0; i < n; i++) {
+		memset(&r[i], 0, sizeof r[i]);
+		take(g, &a[i], &r[i]);
+	}
+}
+
+/* The source of a stored file, removed: it is in the store now. */
+static int
+remove_source(struct ingest *g, const struct ingest_arrival *a,
+    struct err *e)
+{
 	if (a->quarantine_name != NULL)
 		return quarantine_remove(&g->quarantine, a->quarantine_name,
 		    e);
@@ -210,36 +264,106 @@ store(struct ingest *g, const struct ingest_arrival *a, int fd,
 	return 0;
 }
 
+/* Every file still pending fails with why (each left in place). */
+static void
+fail_pending(struct ingest_result *r, size_t n, const struct err *why)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i].outcome == INGEST_PENDING) {
+			r[i].outcome = INGEST_FAILED;
+			r[i].err = *why;
+		}
+}
+
+/* Each distinct file system the pending sources are on, flushed. */
+static int
+sync_sources(const struct ingest_arrival *a, const struct ingest_result *r,
+    size_t n, struct err *e)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t j;
+
+		if (r[i].outcome != INGEST_PENDING)
+			continue;
+		for (j = 0; j < i; j++)
+			if (r[j].outcome == INGEST_PENDING &&
+			    r[j].st.st_dev == r[i].st.st_dev)
+				break;
+		if (j == i && fs_sync_fs(a[i].path, e) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static size_t
+count_pending(const struct ingest_result *r, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += r[i].outcome == INGEST_PENDING;
+	return k;
+}
+
+void
+ingest_commit(struct ingest *g, const struct ingest_arrival *a, size_t n,
+    struct ingest_result *r)
+{
+	struct err e = { 0 };
+	size_t i;
+
+	if (count_pending(r, n) == 0)
+		return;
+	/* The bytes durable, one flush per file system; then each linked
+	 * into the store and its index job written; one flush more makes
+	 * the names and the jobs durable, and the jobs are published. */
+	if (sync_sources(a, r, n, &e) == -1) {
+		fail_pending(r, n, &e);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (r[i].outcome != INGEST_PENDING)
+			continue;
+		if ((r[i].new_object = store_adopt(&g->store, a[i].path,
+		    r[i].hash, STORE_BATCH, &r[i].err)) == -1 ||
+		    enqueue_index(g, &a[i], &r[i], &r[i].st, &r[i].err) == -1)
+			r[i].outcome = INGEST_FAILED;
+	}
+	if (count_pending(r, n) > 0 && (fs_sync_fs(g->store.root, &e) == -1 ||
+	    (g->spool_apart ? spool_flush(&g->index, &e) :
+	    spool_publish(&g->index, &e)) == -1)) {
+		fail_pending(r, n, &e);
+		return;
+	}
+	/* Only now the sources go.  No fsync of their directory: if a
+	 * removal is lost in a crash, the file is found again and its
+	 * receipt key makes that harmless. */
+	for (i = 0; i < n; i++)
+		if (r[i].outcome == INGEST_PENDING)
+			r[i].outcome = remove_source(g, &a[i], &r[i].err) == 0 ?
+			    INGEST_STORED : INGEST_FAILED;
+}
+
+int
+ingest_files(struct ingest *g, const struct ingest_arrival *a, size_t n,
+    struct ingest_result *r)
+{
+	int done = 0;
+
+	ingest_read(g, a, n, r);
+	ingest_commit(g, a, n, r);
+	for (size_t i = 0; i < n; i++)
+		done += r[i].outcome != INGEST_FAILED;
+	return done;
+}
+
 int
 ingest_file(struct ingest *g, const struct ingest_arrival *a,
     struct ingest_result *r, struct err *e)
 {
-	char why[1024];
-	struct stat sb;
-	int fd, rc;
-
-	memset(r, 0, sizeof *r);
-	if (lstat(a->path, &sb) == -1)
-		return err_sys(e, "stat %s", a->path);
-	r->size = (long long)sb.st_size;
-	if (!S_ISREG(sb.st_mode))
-		return quarantine(g, a, r, "not a regular file", e);
-	if ((fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
-		return err_sys(e, "open %s", a->path);
-	if (fstat(fd, &sb) == -1) {
-		close(fd);
-		return err_sys(e, "stat %s", a->path);
-	}
-	rc = inspect(fd, (size_t)sb.st_size, r, why, sizeof why, e);
-	if (rc == 0 && a->refused == NULL) {
-		rc = store(g, a, fd, &sb, r, e);
-		close(fd);
-		if (rc == 0)
-			r->outcome = INGEST_STORED;
-		return rc;
-	}
-	close(fd);
-	if (rc == -1)
-		return -1;
-	return quarantine(g, a, r, a->refused != NULL ? a->refused : why, e);
+	if (ingest_files(g, a, 1, r) == 1)
+		return 0;
+	if (e != NULL)
+		*e = r->err;
+	return -1;
 }

@@ -337,17 +337,7 @@ unlink_object(struct run *r, const char *hash, long long *bytes,
 static int
 sync_store(struct run *r, struct err *e)
 {
-	int fd = open(r->c->store->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd == -1)
-		return err_sys(e, "open %s", r->c->store->root);
-	if (syncfs(fd) == -1) {
-		err_sys(e, "syncfs %s", r->c->store->root);
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
+	return fs_sync_fs(r->c->store->root, e);
 }
 
 /* Drop hashes from purge_pending, PAGE_UNPEND to a transaction. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -95,9 +96,48 @@ hash_fd(int fd, const char *path, char hex[STORE_HASH_LEN + 1],
 	return rc == 0 ? hash_final(&ctx, hex, e) : -1;
 }
 
+/*
+ * The same through mappings of HASH_WINDOW bytes at a time: no copy out
+ * of the page cache, and no more than a window resident.  1 when the
+ * file cannot be mapped (the caller reads it instead).
+ */
+#define HASH_WINDOW	((size_t)8 << 20)
+
+static int
+hash_mapped(int fd, char hex[STORE_HASH_LEN + 1], struct err *e)
+{
+	struct stat sb;
+	SHA256_CTX ctx;
+	off_t off;
+
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) || sb.st_size == 0)
+		return 1;
+	if (SHA256_Init(&ctx) != 1)
+		return err_set(e, EIO, "SHA-256 failed (OpenSSL)");
+	for (off = 0; off < sb.st_size; off += (off_t)HASH_WINDOW) {
+		size_t len = (size_t)(sb.st_size - off) < HASH_WINDOW ?
+		    (size_t)(sb.st_size - off) : HASH_WINDOW;
+		void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE,
+		    fd, off);
+		int ok;
+
+		if (p == MAP_FAILED)
+			return off == 0 ? 1 : err_sys(e, "mmap");
+		ok = SHA256_Update(&ctx, p, len) == 1;
+		munmap(p, len);
+		if (!ok)
+			return err_set(e, EIO, "SHA-256 failed (OpenSSL)");
+	}
+	return hash_final(&ctx, hex, e);
+}
+
 int
 store_hash_fd(int fd, char hex[STORE_HASH_LEN + 1], struct err *e)
 {
+	int rc;
+
+	if ((rc = hash_mapped(fd, hex, e)) != 1)
+		return rc;
 	if (lseek(fd, 0, SEEK_SET) == -1)
 		return err_sys(e, "lseek");
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -141,9 +181,10 @@ store_path(const struct store *st, const char *hash, char *out,
 
 int
 store_adopt(struct store *st, const char *src, const char *hash,
-    struct err *e)
+    unsigned flags, struct err *e)
 {
 	char dst[PATH_MAX], dir[PATH_MAX];
+	int batch = (flags & STORE_BATCH) != 0;
 
 	if (store_path(st, hash, dst, sizeof dst, e) == -1)
 		return -1;
@@ -152,7 +193,7 @@ store_adopt(struct store *st, const char *src, const char *hash,
 	if (snprintf(dir, sizeof dir, "%s/%.2s/%.2s", st->root, hash,
 	    hash + 2) >= (int)sizeof dir)
 		return err_set(e, ENAMETOOLONG, "store path too long");
-	if (fs_mkdirs(dir, e) == -1 || fs_sync_file(src, e) == -1)
+	if (fs_mkdirs(dir, e) == -1 || (!batch && fs_sync_file(src, e) == -1))
 		return -1;
 	if (link(src, dst) == -1) {
 		if (errno == EEXIST)
@@ -164,7 +205,7 @@ store_adopt(struct store *st, const char *src, const char *hash,
 		return 1;
 	}
 	/* The new name is durable once its directory is. */
-	if (fs_sync_dir(dir, e) == -1)
+	if (!batch && fs_sync_dir(dir, e) == -1)
 		return -1;
 	return 1;
 }

@@ -102,6 +102,10 @@ int fs_sync_dir(const char *path, struct err *e);
 /* fsync the file at path (its data and metadata). */
 int fs_sync_file(const char *path, struct err *e);
 
+/* syncfs: everything written to the file system that holds path (a
+ * file or directory) reaches the disk: one flush for many files. */
+int fs_sync_fs(const char *path, struct err *e);
+
 /* fsync the directory that contains path. */
 int fs_sync_parent(const char *path, struct err *e);
 

@@ -53,6 +53,22 @@ sync_path(const char *path, int flags, const char *what, struct err *e)
 }
 
 int
+fs_sync_fs(const char *path, struct err *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd == -1)
+		return err_sys(e, "open %s", path);
+	if (syncfs(fd) == -1) {
+		err_sys(e, "syncfs %s", path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int
 fs_sync_dir(const char *path, struct err *e)
 {
 	return sync_path(path, O_DIRECTORY, "directory ", e);

@@ -76,6 +76,10 @@ int spool_enqueue(struct spool *s, const char *name, const char *body,
 /* Make all deferred jobs durable and visible, then wake the consumer. */
 int spool_flush(struct spool *s, struct err *e);
 
+/* The same for a caller that has flushed the spool's file system itself
+ * (fs_sync_fs) since the deferred jobs were written: only made visible. */
+int spool_publish(struct spool *s, struct err *e);
+
 /* Move everything in cur/ back to new/ (consumer start-up). Returns count. */
 int spool_recover(struct spool *s, struct err *e);
 

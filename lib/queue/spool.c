@@ -199,20 +199,24 @@ int
 spool_flush(struct spool *s, struct err *e)
 {
 	char dir[PATH_MAX];
-	int fd;
 
 	if (s->npending == 0)
 		return 0;
 	if (sub_path(s, "tmp", NULL, dir, sizeof dir, e) == -1)
 		return -1;
 	/* One flush of the whole file system instead of one per job file. */
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return err_sys(e, "open %s", dir);
-	if (syncfs(fd) == -1) {
-		close(fd);
-		return err_sys(e, "syncfs %s", dir);
-	}
-	close(fd);
+	if (fs_sync_fs(dir, e) == -1)
+		return -1;
+	return spool_publish(s, e);
+}
+
+int
+spool_publish(struct spool *s, struct err *e)
+{
+	char dir[PATH_MAX];
+
+	if (s->npending == 0)
+		return 0;
 	for (size_t i = 0; i < s->npending; i++)
 		if (publish(s, s->pending[i], e) == -1)
 			return -1;

@@ -37,11 +37,11 @@ main(int argc, char **argv)
 
 	ok(store_open(&st, root, 1, &e) == 0, "open (create) the store");
 	ok(fs_write_atomic(src, "abc", 3, &e) == 0, "write a file atomically");
-	is_long(store_adopt(&st, src, hash, &e), 1, "adopt it: a new object");
+	is_long(store_adopt(&st, src, hash, 0, &e), 1, "adopt it: a new object");
 	ok(store_path(&st, hash, path, sizeof path, &e) == 0 && stat(path, &sb) == 0 &&
 	    sb.st_size == 3, "the object is in place");
 	ok(access(src, F_OK) == 0, "the source is left for the caller");
-	is_long(store_adopt(&st, src, hash, &e), 0, "adopting the same bytes again: already there");
+	is_long(store_adopt(&st, src, hash, 0, &e), 0, "adopting the same bytes again: already there");
 	ok(store_verify(&st, hash, &e) == 0, "verify: content matches the name");
 	unlink(path);
 	ok(fs_write_atomic(path, "abd", 3, &e) == 0 && store_verify(&st, hash, &e) == -1 &&
