@@ -45,6 +45,7 @@ struct thumbs {
 	struct config cfg;
 	struct store store;
 	struct spool thumb, relay;
+	struct spool index;	/* dcmindex's: previews wait for it */
 	char dir[PATH_MAX];	/* where previews go */
 	sqlite3 *db;
 	sqlite3_stmt *set_status;
@@ -377,17 +378,25 @@ drain(struct thumbs *t)
 
 /*
  * Previews are made when no images are arriving (incoming/ has no
- * association directory), or after DEFER_MAX_MS: decoding a full-size
- * image takes the CPU a transfer needs, and nothing waits on a preview
- * the way a modality waits on its C-STORE.
+ * association directory) and every image that arrived is indexed (the
+ * index spool is empty), or after DEFER_MAX_MS: decoding a full-size
+ * image takes the CPU a transfer and the index need, and nothing waits
+ * on a preview the way a modality waits on its C-STORE.
  */
+static int
+busy(struct thumbs *t)
+{
+	return incoming_busy(t->cfg.incoming_dir) ||
+	    spool_count(&t->index, "new", NULL) > 0 ||
+	    spool_count(&t->index, "cur", NULL) > 0;
+}
+
 static void
 defer(struct thumbs *t)
 {
 	long long until = mono_ms() + DEFER_MAX_MS;
 
-	while (!stopping && mono_ms() < until &&
-	    incoming_busy(t->cfg.incoming_dir) &&
+	while (!stopping && mono_ms() < until && busy(t) &&
 	    spool_count(&t->thumb, "new", NULL) > 0) {
 		struct timespec ts = { 0, DEFER_STEP_MS * 1000000L };
 
@@ -448,7 +457,9 @@ open_stage(struct thumbs *t, struct err *e)
 	    config_spool_path(&t->cfg, "thumb", dir, sizeof dir, e) == -1 ||
 	    spool_open(&t->thumb, dir, 1, e) == -1 ||
 	    config_spool_path(&t->cfg, "relay", dir, sizeof dir, e) == -1 ||
-	    spool_open(&t->relay, dir, 1, e) == -1)
+	    spool_open(&t->relay, dir, 1, e) == -1 ||
+	    config_spool_path(&t->cfg, "index", dir, sizeof dir, e) == -1 ||
+	    spool_open(&t->index, dir, 1, e) == -1)
 		return -1;
 	if (db_migrate(t->db, db_schema_pacs, e) == -1)
 		return -1;
@@ -467,6 +478,7 @@ close_stage(struct thumbs *t)
 		db_close(t->db);
 	spool_close(&t->thumb);
 	spool_close(&t->relay);
+	spool_close(&t->index);
 }
 
 /* --retry-failed: the failed previews go back to the spool. */
@@ -528,7 +540,10 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct thumbs t = { .ro = { .frame = -1 }, .fmt = FMT_PNG };
+	struct thumbs t = { .ro = { .frame = -1 }, .fmt = FMT_PNG,
+	    .thumb = { .wake_fd = -1, .wake_keep = -1 },
+	    .relay = { .wake_fd = -1, .wake_keep = -1 },
+	    .index = { .wake_fd = -1, .wake_keep = -1 } };
 	int c, once = 0, retry = 0, fmt_given = 0;
 	long v;
 

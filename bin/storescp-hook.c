@@ -381,6 +381,8 @@ take_assoc(struct taker *tk, const char *dir)
 	return rc;
 }
 
+#define ABANDONED_S	60
+
 /*
  * Everything left in incoming/: the files of associations that are over
  * (their directories), and files put there straight that are at least
@@ -410,13 +412,21 @@ sweep(struct hook *h, long min_age)
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 ||
+		    snprintf(path, sizeof path, "%s/%s", h->cfg.incoming_dir,
+		    de->d_name) >= (int)sizeof path ||
+		    lstat(path, &sb) == -1)
 			continue;
-		if (snprintf(path, sizeof path, "%s/%s", h->cfg.incoming_dir,
-		    de->d_name) >= (int)sizeof path)
+		if (de->d_name[0] == '.') {
+			/* A front killed while it made its directory: only
+			 * its .sender is in it. */
+			if (S_ISDIR(sb.st_mode) &&
+			    incoming_is_assoc(de->d_name + 1) &&
+			    now - sb.st_mtime >= ABANDONED_S)
+				(void)incoming_end(path, NULL);
 			continue;
-		if (lstat(path, &sb) == -1)
-			continue;
+		}
 		if (S_ISDIR(sb.st_mode)) {
 			if (incoming_is_assoc(de->d_name)) {
 				failed += take_assoc(&tk, path) == -1;

@@ -89,6 +89,16 @@ ok "the sweep takes an ended association's files" sh -c 'storescp-hook --sweep 2
 ok "... says so" grep -q 'msg="sweep done" files=2 associations=1 failed=0' "$T/sweep.log"
 ok "... and removes its directory" no_assoc_dirs
 is "$(objects)" 8 "eight objects in the store"
+# A front killed while it made a directory leaves .assoc-*: the sweep
+# removes it once it is a minute old, and nothing younger.
+mkdir "$IN/.assoc-old" "$IN/.assoc-new"
+echo calling_aet=X >"$IN/.assoc-old/.sender"
+echo calling_aet=X >"$IN/.assoc-new/.sender"
+touch -d '2 minutes ago' "$IN/.assoc-old"
+ok "the sweep runs" sh -c 'storescp-hook --sweep 2>/dev/null'
+ok "... removes an abandoned directory a front was making" test ! -e "$IN/.assoc-old"
+ok "... and leaves one that may be in the making" test -f "$IN/.assoc-new/.sender"
+rm -r "$IN/.assoc-new"
 
 # --- killed in the middle of a stream, nothing is lost
 bg hook3 storescp-hook --watch
