@@ -194,8 +194,18 @@ commit(struct taker *tk, struct batch *b)
 	int failed = 0;
 
 	ingest_commit(&tk->h->ingest, b->a, b->n, b->r);
-	for (size_t i = 0; i < b->n; i++)
+	for (size_t i = 0; i < b->n; i++) {
+		/* Gone before it was read: storescp removed a file it
+		 * failed to receive, or another sweep took it. */
+		if (b->r[i].outcome == INGEST_FAILED &&
+		    b->r[i].err.code == ENOENT && access(b->a[i].path,
+		    F_OK) == -1 && errno == ENOENT) {
+			log_debug("gone before it was taken", "file=%s",
+			    base_name(b->a[i].path));
+			continue;
+		}
 		failed += report(&b->a[i], &b->r[i]) == -1;
+	}
 	pthread_mutex_lock(&tk->mu);
 	tk->done += (int)b->n - failed;
 	tk->failed += failed;
