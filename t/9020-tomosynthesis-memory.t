@@ -8,7 +8,8 @@
 # frame for a destination that takes only uncompressed) and by C-GET,
 # then scrubbed.  Every program of ours runs under t/unit/maxrss, which
 # reports the peak resident memory of it and of the children it waited
-# for (getrusage) when it exits: dcmindex, dcmthumb, relaysend, qrscp and
+# for (getrusage) when it exits: storescp-hook, dcmindex, dcmthumb,
+# relaysend, qrscp and
 # the scrub stay under 64 MB with a 251 MB object in flight (bench/tomo
 # does 2 GB).  Not timed.
 . "${0%/*}/lib.sh"
@@ -135,7 +136,7 @@ ok "... with the stored data sets, byte for byte" same_as_stored get
 "$GW_BUILD/t/maxrss" "$T/rss" "$GW_BIN/dcmindex" --verify 2>"$T/verify.log"
 is "$?" 0 "dcmindex --verify finds both objects good"
 stop_gateway
-for p in dcmindex dcmthumb relaysend qrscp; do
+for p in storescp-hook dcmindex dcmthumb relaysend qrscp; do
 	kb=$(awk -v p="$p" '$1 == p && $2 > m { m = $2 } END { print m + 0 }' "$T/rss")
 	ok "$p stayed under 64 MB resident ($kb KiB at most)" \
 	    test "$kb" -gt 0 -a "$kb" -lt $LIMIT_KB

@@ -129,11 +129,12 @@ inspect(int fd, size_t size, struct ingest_result *r, char *why,
 	if ((map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0)) ==
 	    MAP_FAILED)
 		return err_sys(e, "mmap");
-	if (dcm_parse(map, size, 0, &d, &pe) == -1) {
+	if (dcm_parse(map, size, DCM_MAPPED, &d, &pe) == -1) {
 		snprintf(why, whysz, "%s", pe.msg);
 		rc = 1;
 		/* As far as it goes: enough for the UIDs, often. */
-		if (dcm_parse(map, size, DCM_STOP_AT_PIXELS, &d, NULL) == 0) {
+		if (dcm_parse(map, size, DCM_STOP_AT_PIXELS | DCM_MAPPED, &d,
+		    NULL) == 0) {
 			identify(d, &r->q);
 			dcm_free(d);
 		}

@@ -1066,7 +1066,8 @@ int
 dcm_parse(const uint8_t *buf, size_t len, unsigned flags, struct dcm **out,
     struct err *e)
 {
-	return parse_common(buf, len, flags, 1, NULL, 0, out, e);
+	return parse_common(buf, len, flags & ~DCM_MAPPED, 1, NULL,
+	    (flags & DCM_MAPPED) != 0, out, e);
 }
 
 int

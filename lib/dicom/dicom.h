@@ -39,7 +39,8 @@
  * - Resident memory with large files: a touched page of the mapping counts
  *   in the process's memory (and the kernel maps whole 2 MB folios), so
  *   the reader never touches pixel bytes it does not need, drops what it
- *   stepped over while walking encapsulated fragments, and dcm_release()
+ *   stepped over while walking encapsulated fragments (in dcm_open's
+ *   mapping, or a caller's given with DCM_MAPPED), and dcm_release()
  *   drops all it touched.  A deflated dataset is inflated in memory: whole
  *   (at most 1 GiB), or with DCM_STOP_AT_PIXELS only up to the pixel data.
  * - Text values are returned decoded from the dataset's Specific Character
@@ -59,6 +60,9 @@
 /* Flags for dcm_parse() / dcm_open(). */
 #define DCM_STOP_AT_PIXELS	0x01	/* end the parse at (7FE0,0010) */
 #define DCM_REQUIRE_META	0x02	/* fail unless preamble + meta group */
+#define DCM_MAPPED	0x04	/* dcm_parse: buf is a private read-only
+				 * mapping of a file: pages it steps over
+				 * may be dropped (as dcm_open's are) */
 
 /* Transfer syntax UIDs this reader knows by name. */
 #define DCM_TS_IMPLICIT_LE	"1.2.840.10008.1.2"
