@@ -121,12 +121,13 @@ defaults(struct front *f, struct err *e)
 }
 
 /*
- * With --hook: what storescp runs per file (through /bin/sh -c).  storescp pastes the
- * placeholders (#p, #f, #a...) into it, and the peer's AE titles would
- * arrive unquoted: so none of those goes in; the sender reaches the hook
- * through the environment (STORESCP_FRONT_*), and the paths must not
- * contain a quote, a '#' or a newline.  The hook logs to the front's
- * stderr (storescp's own is /dev/null under --inetd).
+ * With --hook: what storescp runs per file (through /bin/sh -c).
+ * storescp pastes the placeholders (#p, #f, #a...) into it, and the
+ * peer's AE titles would arrive unquoted: so none of those goes in; the
+ * sender reaches the hook through the environment (STORESCP_FRONT_*),
+ * and the paths must not contain a quote, a '#' or a newline.  The hook
+ * logs to the front's stderr (storescp's own is /dev/null under
+ * --inetd).
  */
 static int
 make_hook_command(struct front *f, struct err *e)
@@ -653,7 +654,7 @@ take(struct scp_session *x, int fd, struct tls_conn *tls, int busy)
 	struct ul_assoc *a = NULL;
 	struct ul_reject r;
 	struct err e = { 0 };
-	char address[64], detail[300], q[600], dir[PATH_MAX];
+	char address[64], detail[300], q[600], dir[PATH_MAX] = "";
 	int rc, sender = -1;
 
 	/* Once storescp has the association, it ends with it (or by KILL):

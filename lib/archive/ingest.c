@@ -198,6 +198,15 @@ enqueue_index(struct ingest *g, const struct ingest_arrival *a,
 	return spool_enqueue(&g->index, NULL, body, (size_t)n, SPOOL_DEFER, e);
 }
 
+/* Into the quarantine with why, or a fault (r->err set). */
+static void
+quarantine_now(struct ingest *g, const struct ingest_arrival *a,
+    struct ingest_result *r, const char *why)
+{
+	if (quarantine(g, a, r, why, &r->err) == -1)
+		r->outcome = INGEST_FAILED;
+}
+
 /*
  * One file's first half: parsed, checked and hashed (INGEST_PENDING), or
  * quarantined now, or a fault (r->err set).
@@ -216,7 +225,7 @@ take(struct ingest *g, const struct ingest_arrival *a, struct ingest_result *r)
 	}
 	r->size = (long long)sb->st_size;
 	if (!S_ISREG(sb->st_mode)) {
-		quarantine(g, a, r, "not a regular file", e);
+		quarantine_now(g, a, r, "not a regular file");
 		return;
 	}
 	if ((fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
@@ -237,7 +246,7 @@ take(struct ingest *g, const struct ingest_arrival *a, struct ingest_result *r)
 		if (store_hash_fd(fd, r->hash, e) == 0)
 			r->outcome = INGEST_PENDING;
 	} else if (rc != -1) {	/* unusable, or its sender refused */
-		quarantine(g, a, r, a->refused != NULL ? a->refused : why, e);
+		quarantine_now(g, a, r, a->refused != NULL ? a->refused : why);
 	}
 	close(fd);
 }
