@@ -464,7 +464,15 @@ sweep(struct hook *h, long min_age)
  * created (IN_CREATE), in order, not taken yet; the first nready of them
  * are whole (a later one was created: storescp is past them).  Files
  * made before the watch began are not in names: they wait for the end.
+ *
+ * The newest file is whole too once storescp has closed it and QUIET_MS
+ * have passed with no new file: storescp deletes a file it failed to
+ * receive as soon as it has closed it, so one still there that long
+ * after is whole.  That bounds how long the last image of an association
+ * a modality holds open waits.
  */
+#define QUIET_MS	5000
+
 struct adir {
 	int wd;
 	char path[PATH_MAX];
@@ -473,6 +481,7 @@ struct adir {
 	struct incoming_sender s;
 	char (*names)[NAME_MAX + 1];
 	size_t n, cap, nready;
+	long long closed_at;	/* the newest file closed (mono_ms), or 0 */
 };
 
 struct watch {
@@ -567,7 +576,38 @@ adir_created(struct adir *d, const char *name)
 		d->cap = cap;
 	}
 	d->nready = d->n;	/* storescp is past every earlier one */
+	d->closed_at = 0;
 	snprintf(d->names[d->n++], sizeof d->names[0], "%s", name);
+}
+
+/* storescp closed name: the newest file's quiet time starts. */
+static void
+adir_closed(struct adir *d, const char *name)
+{
+	if (d->n > d->nready && strcmp(d->names[d->n - 1], name) == 0)
+		d->closed_at = mono_ms();
+}
+
+/* The newest files that have been closed and quiet for QUIET_MS, made
+ * ready; how long until the next one is (-1: none waits). */
+static int
+quiet(struct watch *w)
+{
+	long long now = mono_ms(), next = -1;
+
+	for (size_t i = 0; i < w->ndirs; i++) {
+		struct adir *d = &w->dirs[i];
+		long long left;
+
+		if (d->closed_at == 0 || d->n == d->nready)
+			continue;
+		if ((left = d->closed_at + QUIET_MS - now) <= 0) {
+			d->nready = d->n;
+			d->closed_at = 0;
+		} else if (next == -1 || left < next)
+			next = left;
+	}
+	return (int)next;
 }
 
 /* Every association directory in incoming/, watched. */
@@ -621,6 +661,8 @@ on_event(struct watch *w, const struct inotify_event *ev)
 	else if ((ev->mask & IN_CLOSE_WRITE) && strcmp(ev->name,
 	    ".sender") == 0)
 		d->ended = 1;
+	else if (ev->mask & IN_CLOSE_WRITE)
+		adir_closed(d, ev->name);
 }
 
 /* The whole files of the associations that last, then the associations
@@ -699,13 +741,17 @@ watch(struct hook *h)
 	while (!stopping) {
 		struct pollfd p = { w.ifd, POLLIN, 0 };
 		ssize_t n;
+		int wait_ms;
 
 		if (w.rescan)
 			scan(&w);
+		wait_ms = quiet(&w);
 		work(&w);
 		if (stopping)
 			break;
-		if (poll(&p, 1, w.rescan ? WATCH_RETRY_MS : -1) == 0)
+		if (w.rescan && (wait_ms == -1 || wait_ms > WATCH_RETRY_MS))
+			wait_ms = WATCH_RETRY_MS;
+		if (poll(&p, 1, wait_ms) == 0)
 			continue;
 		while ((n = read(w.ifd, u.buf, sizeof u.buf)) > 0)
 			for (char *c = u.buf; c < u.buf + n;) {

@@ -2,8 +2,9 @@
 # 1740-hook-watch: storescp-hook --watch takes each file storescp writes
 # into its association's directory in incoming/ (lib/archive incoming)
 # without an exec per file: a file once the next one of its association
-# exists, the last once the association is over, however it ends; never
-# one still arriving.  A file storescp failed to receive is neither
+# exists, the last once the association is over, however it ends, or
+# once storescp closed it and all stayed quiet; never one still
+# arriving.  A file storescp failed to receive is neither
 # stored nor quarantined.  Killed, the hook loses nothing: started again
 # it takes what waits; the sweep takes an ended association's directory
 # and leaves a live one alone.
@@ -69,6 +70,23 @@ wait_for 20 "each is taken" stored hook 4
 wait_for 10 "the directory goes with the association" no_assoc_dirs
 is "$(objects)" 3 "three objects in the store (the first once)"
 
+# --- a modality that holds its association open after its last image
+PPORT2=$(free_port)
+bg proxy2 "$GW_ROOT/t/tools/stall-proxy" "$PPORT2" "$PORT" release
+PROXY2=$BG_PID
+wait_for 10 "a proxy that holds the release listens" grep -q listening "$T/proxy2.out"
+"$GW_ROOT/t/tools/gen-mammo" "$T/e" 1 --seed 1744 >/dev/null
+storescu -aec SCREENING_PACS 127.0.0.1 "$PPORT2" "$T"/e/*.dcm >"$T/scu2.log" 2>&1 &
+SCU=$!
+wait_for 20 "the modality holds its association after its last image" grep -q stalled "$T/proxy2.out"
+wait_for 30 "that image is taken once storescp closed it and all stayed quiet" stored hook 5
+ok "... while the association still lasts" sh -c "ls -d '$IN'/assoc-* >/dev/null 2>&1"
+kill -USR1 "$PROXY2"
+wait "$SCU"
+is "$?" 0 "the modality's release goes through"
+wait_for 10 "... and the directory goes with the association" no_assoc_dirs
+is "$(objects)" 4 "four objects in the store"
+
 # --- the hook killed: the files wait; a new hook takes them
 kill -KILL "$HOOK"
 wait_until 10 sh -c "! kill -0 $HOOK 2>/dev/null"
@@ -78,7 +96,7 @@ bg hook2 storescp-hook --watch
 HOOK=$BG_PID
 wait_for 20 "a hook started again takes them" stored hook2 3
 wait_for 10 "... and removes their directory" no_assoc_dirs
-is "$(objects)" 6 "six objects in the store"
+is "$(objects)" 7 "seven objects in the store"
 
 # --- the sweep takes an ended association's directory
 kill -KILL "$HOOK"
@@ -88,7 +106,7 @@ ok "two files arrive with no hook" storescu -aec SCREENING_PACS 127.0.0.1 "$PORT
 ok "the sweep takes an ended association's files" sh -c 'storescp-hook --sweep 2>"$0"' "$T/sweep.log"
 ok "... says so" grep -q 'msg="sweep done" files=2 associations=1 failed=0' "$T/sweep.log"
 ok "... and removes its directory" no_assoc_dirs
-is "$(objects)" 8 "eight objects in the store"
+is "$(objects)" 9 "nine objects in the store"
 # A front killed while it made a directory leaves .assoc-*: the sweep
 # removes it once it is a minute old, and nothing younger.
 mkdir "$IN/.assoc-old" "$IN/.assoc-new"
@@ -116,11 +134,11 @@ ok "dcmindex indexes everything queued" sh -c 'dcmindex --init && dcmindex --onc
 cut -d' ' -f2 "$T/c.list" | sort -u >"$T/want"
 sql "$GATEWAY_DATA_DIR/pacs.db" "SELECT sop_instance_uid FROM stored_instances" | sort -u >"$T/got"
 is "$(comm -23 "$T/want" "$T/got" | wc -l | tr -d ' ')" 0 "every one of the 40 is indexed"
-is "$(objects)" 48 "48 objects in the store"
+is "$(objects)" 49 "49 objects in the store"
 ok "every object's SHA-256 equals its name" store_verified "$STORE"
 is "$(count_files "$IN")" 0 "nothing is left in incoming/"
 is "$(count_files "$GATEWAY_DATA_DIR/quarantine")" 0 "nothing is quarantined"
-is "$(sql "$GATEWAY_DATA_DIR/pacs.db" "SELECT count(*) FROM stored_instances")" 48 "48 instances indexed, each once"
+is "$(sql "$GATEWAY_DATA_DIR/pacs.db" "SELECT count(*) FROM stored_instances")" 49 "49 instances indexed, each once"
 
 # An encapsulated object written in one go sits in the page cache in
 # whole 2 MB folios, and a touch maps a whole one: the hook's parse walks
