@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -106,19 +105,16 @@ incoming_begin(const char *incoming_dir, const struct incoming_sender *s,
 int
 incoming_sender(const char *dir, struct incoming_sender *s, struct err *e)
 {
-	char path[PATH_MAX], *text = NULL;
+	char path[PATH_MAX];
 	struct runstate r;
-	size_t len;
+	int rc;
 
 	memset(s, 0, sizeof *s);
 	if (snprintf(path, sizeof path, "%s/" SENDER, dir) >= (int)sizeof path)
 		return err_set(e, ENAMETOOLONG, "incoming path too long");
-	if (fs_read_small(path, RUNSTATE_MAX - 1, &text, &len, e) == -1)
-		return -1;
-	runstate_init(&r);
-	memcpy(r.text, text, len + 1);
-	r.len = len;
-	free(text);
+	if ((rc = runstate_read_path(path, &r, e)) != 0)
+		return rc == 1 ? err_set(e, ENOENT, "%s: no such file", path) :
+		    -1;
 	runstate_get(&r, "calling_aet", s->calling_aet, sizeof s->calling_aet);
 	runstate_get(&r, "called_aet", s->called_aet, sizeof s->called_aet);
 	runstate_get(&r, "peer", s->peer, sizeof s->peer);

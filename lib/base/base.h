@@ -197,6 +197,9 @@ int runstate_write(const char *data_dir, const char *name,
 int runstate_read(const char *data_dir, const char *name, struct runstate *s,
     struct err *e);
 
+/* The same for a key=value file elsewhere (an association's .sender). */
+int runstate_read_path(const char *path, struct runstate *s, struct err *e);
+
 /* run/<name> under data_dir into out: 0, or -1 (too long). */
 int runstate_path(const char *data_dir, const char *name, char *out,
     size_t outsz, struct err *e);

@@ -108,13 +108,22 @@ int
 runstate_read(const char *data_dir, const char *name, struct runstate *s,
     struct err *e)
 {
-	char path[PATH_MAX], *text = NULL;
-	struct err fe = { 0 };
-	size_t len;
+	char path[PATH_MAX];
 
 	runstate_init(s);
 	if (runstate_path(data_dir, name, path, sizeof path, e) == -1)
 		return -1;
+	return runstate_read_path(path, s, e);
+}
+
+int
+runstate_read_path(const char *path, struct runstate *s, struct err *e)
+{
+	char *text = NULL;
+	struct err fe = { 0 };
+	size_t len;
+
+	runstate_init(s);
 	if (fs_read_small(path, RUNSTATE_MAX - 1, &text, &len, &fe) == -1) {
 		if (fe.code == ENOENT)
 			return 1;
