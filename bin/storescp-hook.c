@@ -102,16 +102,6 @@ peak_rss_kb(void)
 	return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
 }
 
-/* Why the sender may not store here (PACS_ALLOWED_AETS/_HOSTS), or NULL:
- * storescp-front refused anyone else at the association; this is the
- * second line, for files that come another way. */
-static const char *
-refusal(struct hook *h, const char *calling, const char *peer, char *why,
-    size_t whysz)
-{
-	return senders_refusal(&h->senders, calling, peer, why, whysz);
-}
-
 /* One file's outcome, logged; 0, or -1 for one left in place. */
 static int
 report(const struct ingest_arrival *a, const struct ingest_result *r)
@@ -137,7 +127,12 @@ report(const struct ingest_arrival *a, const struct ingest_result *r)
 	return 0;
 }
 
-/* One file, from the sender given. */
+/*
+ * One file, from the sender given.  The sender is checked against
+ * PACS_ALLOWED_AETS/_HOSTS here too (senders_refusal): storescp-front
+ * refused anyone else at the association; this is the second line, for
+ * files that come another way.
+ */
 static int
 ingest(struct hook *h, const struct arrival *a)
 {
@@ -152,7 +147,8 @@ ingest(struct hook *h, const struct arrival *a)
 		    base_name(a->path));
 		return -1;
 	}
-	ia.refused = refusal(h, a->calling_aet, a->peer, why, sizeof why);
+	ia.refused = senders_refusal(&h->senders, a->calling_aet, a->peer,
+	    why, sizeof why);
 	ingest_files(&h->ingest, &ia, 1, r);
 	rc = report(&ia, r);
 	free(r);
@@ -336,8 +332,8 @@ batch_add(struct taker *tk, const char *dir, const char *name,
 		return;
 	*a = (struct ingest_arrival){ b->path[b->n], s->calling_aet,
 	    s->called_aet, s->peer, NULL, NULL };
-	a->refused = refusal(tk->h, s->calling_aet, s->peer, b->why[b->n],
-	    sizeof b->why[b->n]);
+	a->refused = senders_refusal(&tk->h->senders, s->calling_aet, s->peer,
+	    b->why[b->n], sizeof b->why[b->n]);	/* as ingest() */
 	if (++b->n == BATCH_MAX)
 		batch_run(tk);
 }
