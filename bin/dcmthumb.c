@@ -396,8 +396,8 @@ defer(struct thumbs *t)
 {
 	long long until = mono_ms() + DEFER_MAX_MS;
 
-	while (!stopping && mono_ms() < until && busy(t) &&
-	    spool_count(&t->thumb, "new", NULL) > 0) {
+	while (!stopping && mono_ms() < until &&
+	    spool_count(&t->thumb, "new", NULL) > 0 && busy(t)) {
 		struct timespec ts = { 0, DEFER_STEP_MS * 1000000L };
 
 		nanosleep(&ts, NULL);
