@@ -18,8 +18,6 @@ SKEY=c2VuZG9ubHlrZXk=
 "$GW_ROOT/t/relay/mkcerts" "$T/pki" || { echo "1..0 # SKIP cannot make test certificates"; exit 0; }
 CA=$T/pki/ca.pem
 CPORT=$(free_port); APORT=$(free_port); MPORT=$(free_port)
-while [ "$APORT" = "$CPORT" ]; do APORT=$(free_port); done
-while [ "$MPORT" = "$CPORT" ] || [ "$MPORT" = "$APORT" ]; do MPORT=$(free_port); done
 ADMIN=http://127.0.0.1:$MPORT
 
 bg relay $EMU --cert "$T/pki/server.pem" --keyfile "$T/pki/server.key" \

@@ -29,12 +29,70 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/gwtest.XXXXXX")
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now, and
+# that no other test running beside this one (prove -j) was given.  A
+# port the kernel picks for bind(0) is not enough: it comes from the
+# ephemeral range, where another test's bind(0) or an outgoing
+# connection may take it before our server listens (and a gatewayd that
+# finds one of its ports taken refuses to start).  So ports come from
+# below that range, each reserved by a directory made with mkdir (which
+# is atomic) in $GW_PORTS, naming its owner.  A test's reservations go
+# at its exit; those of a test that was killed, once its owner is gone.
+GW_PORTS=${GW_PORTS:-${TMPDIR:-/tmp}/gwtest-ports}
+free_port() {
+	/usr/bin/python3 - "$GW_PORTS" "$$" "$T/.ports" <<'EOF'
+import os, random, socket, sys
+base, owner, mine = sys.argv[1], sys.argv[2], sys.argv[3]
+os.makedirs(base, exist_ok=True)
+with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+    top = min(int(f.read().split()[0]), 32768)
+for _ in range(2000):
+    port = random.randrange(10000, top)
+    res = os.path.join(base, str(port))
+    try:
+        os.mkdir(res)
+    except FileExistsError:
+        try:
+            with open(os.path.join(res, "owner")) as f:
+                os.kill(int(f.read()), 0)
+        except ProcessLookupError:
+            try:                # its owner is gone: free it for later
+                gone = "%s.gone.%d" % (res, os.getpid())
+                os.rename(res, gone)
+                os.unlink(os.path.join(gone, "owner"))
+                os.rmdir(gone)
+            except OSError:
+                pass
+        except (OSError, ValueError):
+            pass                # being made by its owner just now
+        continue
+    with open(os.path.join(res, "owner"), "w") as f:
+        f.write(owner)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        taken = False
+    except OSError:
+        taken = True            # in use by something else on this machine
+    s.close()
+    if taken:
+        os.unlink(os.path.join(res, "owner"))
+        os.rmdir(res)
+        continue
+    with open(mine, "a") as f:
+        f.write("%d\n" % port)
+    print(port)
+    sys.exit(0)
+sys.exit("free_port: no free port left in " + base)
+EOF
+}
+
 # Our servers listen on loopback only, on ports of their own, so that
 # tests run in parallel (prove -j) never meet.
 WORKLIST_BIND=127.0.0.1
-WORKLIST_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+WORKLIST_PORT=$(free_port)
 QR_BIND=127.0.0.1
-QR_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+QR_PORT=$(free_port)
 PACS_BIND=127.0.0.1
 export WORKLIST_BIND WORKLIST_PORT QR_BIND QR_PORT PACS_BIND
 # No test reaches a real cloud identity: nothing from the caller's
@@ -63,6 +121,10 @@ $1"
 }
 
 _cleanup() {
+	if [ "$_tap_failed" != 0 ] && [ -s "$T/gatewayd.log" ]; then
+		echo "# ${0##*/}: the last lines gatewayd logged:" >&2
+		tail -n 15 "$T/gatewayd.log" | sed 's/^/#   /' >&2
+	fi
 	for _p in $_bg_pids; do
 		kill -TERM "$_p" 2>/dev/null
 	done
@@ -74,6 +136,9 @@ _cleanup() {
 		kill -KILL "$_p" 2>/dev/null
 	done
 	[ -n "$_on_exit" ] && eval "$_on_exit"
+	[ -f "$T/.ports" ] && while read -r _p; do
+		rm -f "$GW_PORTS/$_p/owner"; rmdir "$GW_PORTS/$_p" 2>/dev/null
+	done <"$T/.ports"
 	if [ "${TEST_KEEP:-0}" = 1 ]; then
 		echo "# kept $T" >&2
 	else
@@ -107,10 +172,13 @@ pass() {
 	echo "ok $_tap_n - $1"
 }
 
+# A failure is told on stderr as well: prove shows stderr without -v, so
+# a CI log names what failed (and, at exit, what gatewayd said).
 fail() {
 	_tap_n=$((_tap_n + 1))
 	_tap_failed=$((_tap_failed + 1))
 	echo "not ok $_tap_n - $1"
+	echo "# ${0##*/}: not ok $_tap_n - $1" >&2
 }
 
 skip() {
@@ -175,11 +243,6 @@ wait_for() {
 		diag "condition: $*"
 	fi
 	return 0
-}
-
-# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
-free_port() {
-	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 # bg NAME CMD...: start CMD in the background, stderr to $T/NAME.log; the

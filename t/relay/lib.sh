@@ -125,8 +125,6 @@ relay_start_entra() {
 _relay_start() {
 	relay_pki
 	RELAY_CPORT=$(free_port); _ap=$(free_port); _mp=$(free_port)
-	while [ "$_ap" = "$RELAY_CPORT" ]; do _ap=$(free_port); done
-	while [ "$_mp" = "$RELAY_CPORT" ] || [ "$_mp" = "$_ap" ]; do _mp=$(free_port); done
 	RELAY_ADMIN=http://127.0.0.1:$_mp
 	_hcs=''
 	while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do _hcs="$_hcs --hc $1"; shift; done
@@ -156,7 +154,6 @@ entra_start() {
 	ENTRA_DIR=$T/entra
 	ENTRA_HTTP=${ENTRA_HTTP:-$(free_port)}
 	ENTRA_HTTPS=${ENTRA_HTTPS:-$(free_port)}
-	while [ "$ENTRA_HTTPS" = "$ENTRA_HTTP" ]; do ENTRA_HTTPS=$(free_port); done
 	ENTRA_OPTS="$*"
 	_entra_bg
 }
