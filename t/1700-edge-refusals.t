@@ -3,10 +3,10 @@
 # 19), plain and over TLS, to echoscu and storescu: a calling AE title off
 # PACS_ALLOWED_AETS, an address off PACS_ALLOWED_HOSTS, a called AE title
 # other than PACS_AET (rejected-permanent), free space below
-# PACS_DISK_MIN_FREE (rejected-transient, local limit exceeded).  Each is
-# logged in words with the peer and AE titles; nothing is stored or
-# quarantined; the port stays open, and an allowed modality is served at
-# once, before and after.
+# PACS_DISK_MIN_FREE, no inode left for the association's directory
+# (rejected-transient, local limit exceeded).  Each is logged in words
+# with the peer and AE titles; nothing is stored or quarantined; the port
+# stays open, and an allowed modality is served at once, before and after.
 . "${0%/*}/lib.sh"
 
 "$GW_ROOT/t/relay/mkcerts" "$T/pki" all >/dev/null 2>&1 ||
@@ -150,5 +150,44 @@ if mount -t tmpfs -o size=24m tmpfs "$T/var" 2>/dev/null; then
 	stop_gateway
 else
 	skip "the disk floor needs a small tmpfs (root)"
+fi
+
+# --- no inode left: space is free, but the association's directory in
+# incoming/ cannot be made (storescp-front refuses for now, saying why) ---
+umount -l "$T/var" 2>/dev/null
+rm -rf "$T/var"
+mkdir -p "$T/var"
+if mount -t tmpfs -o size=24m,nr_inodes=2000 tmpfs "$T/var" 2>/dev/null; then
+	on_exit "umount -l '$T/var' 2>/dev/null"
+	GW_PORT=$(free_port) PACS_TLS_PORT=$(free_port)
+	start_gateway
+	ok "a gateway on a small file system stores" assoc plain storescu MAMMO1 SCREENING_PACS "$CT"
+	wait_for 30 "... and indexes" indexed 1
+	# Take every inode left, in one process.
+	/usr/bin/python3 -c '
+import os, sys
+os.mkdir(sys.argv[1])
+try:
+    for i in range(100000):
+        open(os.path.join(sys.argv[1], str(i)), "w").close()
+except OSError:
+    pass' "$T/var/inodes"
+	for kind in plain tls; do
+		not_ok "$kind: with no inode left storescu is refused" \
+		    assoc $kind storescu MAMMO1 SCREENING_PACS "$MR"
+		ok "$kind: ... with rejected-transient, local limit exceeded" \
+		    rejected Transient "Service Provider (Presentation Related)" "Local Limit Exceeded"
+	done
+	ok "... logged, saying why" \
+	    logged 'msg="association refused" .*result=rejected-transient reason="local limit exceeded" detail="cannot make the association.s directory in incoming/: .*No space left on device'
+	ok "... the port stays open" port_open "$GW_PORT"
+	ok "nothing refused was kept" nothing_kept
+	rm -rf "$T/var/inodes"
+	ok "with inodes back the next association is served at once" quickly plain
+	ok "... and the image goes in" assoc tls storescu MAMMO1 SCREENING_PACS "$MR"
+	wait_for 30 "... and is indexed" indexed 2
+	stop_gateway
+else
+	skip "inode exhaustion needs a small tmpfs (root)"
 fi
 done_testing
