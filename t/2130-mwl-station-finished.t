@@ -70,6 +70,9 @@ is "$(rows "$P" -k "$SPS.ScheduledStationAETitle=NEWSCANNER")" \
 is "$(rows "$P")" \
     "ACCP1 ANY STARTED,ACCS1 ANY SCHEDULED,ACCS2 MAMMO1 SCHEDULED,ACCS3 MAMMO2 SCHEDULED," \
     "a query naming no station gets every offered item, those with none as ANY"
+is "$(rows "$P" -k "$SPS.ScheduledStationAETitle=*")" \
+    "ACCP1 ANY STARTED,ACCS1 ANY SCHEDULED,ACCS2 MAMMO1 SCHEDULED,ACCS3 MAMMO2 SCHEDULED," \
+    "a query for station * is universal: every offered item, those with none as ANY"
 is "$(rows "$P" -k AccessionNumber=ACCF1)" "" \
     "a COMPLETED item is hidden, even asked for by accession number"
 is "$(rows "$P" -k "$SPS.ScheduledStationAETitle=MAMMO1" -k AccessionNumber=ACCF2)" "" \

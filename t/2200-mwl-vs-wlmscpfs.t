@@ -148,6 +148,14 @@ q "Modality MG" 30 -k "$SPS.Modality=MG"
 q "Modality CR" 15 -k "$SPS.Modality=CR"
 q "Modality with no match" 0 -k "$SPS.Modality=CT"
 q "Scheduled Station AE Title" 20 -k "$SPS.ScheduledStationAETitle=MAMMO2"
+# A value of asterisks only is universal matching (PS3.4 C.2.2.2.4), also
+# where no other wildcard is matched: modalities ask for station "*".
+q "Scheduled Station AE Title * alone" 60 -k "$SPS.ScheduledStationAETitle=*"
+q "Scheduled Station AE Title ** alone" 60 -k "$SPS.ScheduledStationAETitle=**"
+q "Scheduled Station AE Title with a wildcard inside" 0 -k "$SPS.ScheduledStationAETitle=MAMMO*"
+q "PatientID * alone" 60 -k "PatientID=*"
+q "Modality * alone, with a station" 20 -k "$SPS.Modality=*" \
+    -k "$SPS.ScheduledStationAETitle=MAMMO3"
 q "SPS Start Date single" 10 -k "$SPS.ScheduledProcedureStepStartDate=20261127"
 q "SPS Start Date range" 20 -k "$SPS.ScheduledProcedureStepStartDate=20261127-20261128"
 q "SPS Start Date open start" 20 -k "$SPS.ScheduledProcedureStepStartDate=-20261126"

@@ -5,9 +5,9 @@
  * Matching mirrors dcmtk's wlmscpfs where the standard leaves a choice,
  * because the differential test compares the two: matching is case
  * sensitive (PN included); Patient ID, Scheduled Station AE Title and
- * Modality match single values without wildcards; a key the worklist
- * knows nothing about (Referring Physician's Name, ...) matches only
- * universally.  Beyond wlmscpfs we also match Study Instance UID (list of
+ * Modality match single values without wildcards (asterisks alone still
+ * match universally); a key the worklist knows nothing about (Referring
+ * Physician's Name, ...) matches only universally.  Beyond wlmscpfs we also match Study Instance UID (list of
  * UIDs), Requested Procedure Description, Study Description, and inside
  * the Scheduled Procedure Step Sequence the SPS Description, SPS ID and
  * Scheduled Station Name.  Values are compared as UTF-8; '?' matches one
@@ -140,12 +140,16 @@ struct query {
 	int combined;
 };
 
+/* Zero length, or (not for dates and times) asterisks only: universal
+ * matching (PS3.4 C.2.2.2.3, C.2.2.2.4), also for the keys matched
+ * without wildcards otherwise, as wlmscpfs does: a modality asking for
+ * Scheduled Station AE Title "*" wants every station's items. */
 static int
 universal(const struct key *k)
 {
 	if (k->nvalues == 0)
 		return 1;
-	if (k->attr->m != MATCH_WILD)
+	if (k->attr->m != MATCH_WILD && k->attr->m != MATCH_EXACT)
 		return 0;
 	return k->nvalues == 1 && match_all_stars(k->values);
 }
