@@ -44,8 +44,11 @@ free_port() {
 import os, random, socket, sys
 base, owner, mine = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(base, exist_ok=True)
-with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-    top = min(int(f.read().split()[0]), 32768)
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        top = min(int(f.read().split()[0]), 32768)
+except (OSError, ValueError, IndexError):
+    top = 32768             # Linux's default low end
 for _ in range(2000):
     port = random.randrange(10000, top)
     res = os.path.join(base, str(port))
