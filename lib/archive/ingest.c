@@ -25,7 +25,6 @@ int
 ingest_open(struct ingest *g, const struct config *c, struct err *e)
 {
 	char dir[PATH_MAX];
-
 	struct stat a, b;
 
 	if (store_open(&g->store, c->storage_path, 1, e) == -1 ||

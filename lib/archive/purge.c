@@ -333,13 +333,6 @@ unlink_object(struct run *r, const char *hash, long long *bytes,
 	return 1;
 }
 
-/* A durable end to the unlinks: one sync of the store's file system. */
-static int
-sync_store(struct run *r, struct err *e)
-{
-	return fs_sync_fs(r->c->store->root, e);
-}
-
 /* Drop hashes from purge_pending, PAGE_UNPEND to a transaction. */
 #define PAGE_UNPEND	1000
 static int
@@ -415,7 +408,10 @@ unlink_listed(struct run *r, const char *sql, int settle, long *objects,
 	}
 	if (n == 0 || !settle)
 		goto out;
-	if (sync_store(r, e) == -1 || unpend(r, hashes, n, e) == -1)
+	/* A durable end to the unlinks: one sync of the store's file
+	 * system. */
+	if (fs_sync_fs(r->c->store->root, e) == -1 ||
+	    unpend(r, hashes, n, e) == -1)
 		rc = -1;
 out:
 	sqlite3_finalize(t);
