@@ -306,16 +306,15 @@ exec_storescp(struct front *f, const struct ul_assoc *a, const char *address,
 	if (tls)
 		unsetenv("TCP_NODELAY");
 	snprintf(config, sizeof config, "/proc/self/fd/%d", FD_LOG_CONFIG);
-	if (f->hook[0] != '\0')
-		execlp(f->storescp, f->storescp, "--inetd", "-lc", config,
-		    "-aet", f->scp.aet, "-od", f->cfg.incoming_dir,
-		    "+B", "+uf", "-pm", "+xa", "-pdu", "131072", "-dhl",
-		    "--exec-on-reception", f->hook_command, (char *)NULL);
-	else
-		execlp(f->storescp, f->storescp, "--inetd", "-lc", config,
-		    "-aet", f->scp.aet, "-od", dir,
-		    "+B", "+uf", "-pm", "+xa", "-pdu", "131072", "-dhl",
-		    (char *)NULL);
+	/* With --hook, into incoming/ itself and the hook run per file;
+	 * without, the list ends before --exec-on-reception. */
+	char *argv[] = { (char *)f->storescp, "--inetd", "-lc", config,
+	    "-aet", f->scp.aet, "-od", f->hook[0] != '\0' ?
+	    f->cfg.incoming_dir : (char *)dir, "+B", "+uf", "-pm", "+xa",
+	    "-pdu", "131072", "-dhl", f->hook[0] != '\0' ?
+	    "--exec-on-reception" : NULL, f->hook_command, NULL };
+
+	execvp(f->storescp, argv);
 	_exit(EX_UNAVAILABLE);
 }
 

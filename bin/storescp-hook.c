@@ -51,10 +51,6 @@ struct hook {
 	struct senders senders;	/* PACS_ALLOWED_AETS, PACS_ALLOWED_HOSTS */
 };
 
-struct arrival {
-	const char *path, *calling_aet, *called_aet, *peer;
-};
-
 static void
 usage(FILE *f)
 {
@@ -128,27 +124,36 @@ report(const struct ingest_arrival *a, const struct ingest_result *r)
 }
 
 /*
- * One file, from the sender given.  The sender is checked against
- * PACS_ALLOWED_AETS/_HOSTS here too (senders_refusal): storescp-front
- * refused anyone else at the association; this is the second line, for
- * files that come another way.
+ * The file at path from sender s, into a: the sender checked against
+ * PACS_ALLOWED_AETS/_HOSTS here too (senders_refusal, why its words):
+ * storescp-front refused anyone else at the association; this is the
+ * second line, for files that come another way.
  */
+static void
+arrival(const struct hook *h, struct ingest_arrival *a, const char *path,
+    const struct incoming_sender *s, char *why, size_t whysz)
+{
+	*a = (struct ingest_arrival){ path, s->calling_aet, s->called_aet,
+	    s->peer, NULL, NULL };
+	a->refused = senders_refusal(&h->senders, s->calling_aet, s->peer,
+	    why, whysz);
+}
+
+/* One file, from the sender given. */
 static int
-ingest(struct hook *h, const struct arrival *a)
+ingest(struct hook *h, const char *path, const struct incoming_sender *s)
 {
 	char why[200];
-	struct ingest_arrival ia = { a->path, a->calling_aet, a->called_aet,
-	    a->peer, NULL, NULL };
+	struct ingest_arrival ia;
 	struct ingest_result *r = malloc(sizeof *r);
 	int rc;
 
 	if (r == NULL) {
 		log_error("store failed", "file=%s error=\"out of memory\"",
-		    base_name(a->path));
+		    base_name(path));
 		return -1;
 	}
-	ia.refused = senders_refusal(&h->senders, a->calling_aet, a->peer,
-	    why, sizeof why);
+	arrival(h, &ia, path, s, why, sizeof why);
 	ingest_files(&h->ingest, &ia, 1, r);
 	rc = report(&ia, r);
 	free(r);
@@ -330,10 +335,7 @@ batch_add(struct taker *tk, const char *dir, const char *name,
 	if (snprintf(b->path[b->n], PATH_MAX, "%s/%s", dir, name) >=
 	    PATH_MAX)
 		return;
-	*a = (struct ingest_arrival){ b->path[b->n], s->calling_aet,
-	    s->called_aet, s->peer, NULL, NULL };
-	a->refused = senders_refusal(&tk->h->senders, s->calling_aet, s->peer,
-	    b->why[b->n], sizeof b->why[b->n]);	/* as ingest() */
+	arrival(tk->h, a, b->path[b->n], s, b->why[b->n], sizeof b->why[b->n]);
 	if (++b->n == BATCH_MAX)
 		batch_run(tk);
 }
@@ -837,13 +839,24 @@ detach(void)
 /* The sender: the arguments, else what storescp-front put in the
  * environment for this association. */
 static const char *
-sender(int argc, char **argv, int i, const char *env)
+sender_of(int argc, char **argv, int i, const char *env)
 {
 	const char *v;
 
 	if (argc > i)
 		return argv[i];
 	return argc == 1 && (v = getenv(env)) != NULL ? v : "";
+}
+
+static void
+sender(int argc, char **argv, struct incoming_sender *s)
+{
+	snprintf(s->calling_aet, sizeof s->calling_aet, "%s",
+	    sender_of(argc, argv, 1, "STORESCP_FRONT_CALLING_AET"));
+	snprintf(s->called_aet, sizeof s->called_aet, "%s",
+	    sender_of(argc, argv, 2, "STORESCP_FRONT_CALLED_AET"));
+	snprintf(s->peer, sizeof s->peer, "%s",
+	    sender_of(argc, argv, 3, "STORESCP_FRONT_PEER"));
 }
 
 int
@@ -930,11 +943,10 @@ main(int argc, char **argv)
 	} else if (do_sweep) {
 		rc = sweep(&h, min_age) == 0 ? EX_OK : EX_IOERR;
 	} else {
-		struct arrival a = { argv[0],
-		    sender(argc, argv, 1, "STORESCP_FRONT_CALLING_AET"),
-		    sender(argc, argv, 2, "STORESCP_FRONT_CALLED_AET"),
-		    sender(argc, argv, 3, "STORESCP_FRONT_PEER") };
-		rc = ingest(&h, &a) == 0 ? EX_OK : EX_IOERR;
+		struct incoming_sender s;
+
+		sender(argc, argv, &s);
+		rc = ingest(&h, argv[0], &s) == 0 ? EX_OK : EX_IOERR;
 	}
 	ingest_close(&h.ingest);
 	return rc;
